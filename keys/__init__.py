@@ -1,0 +1,57 @@
+"""All of Tipline's cryptography, as a handful of recipes.
+
+Nothing outside this package imports a cryptographic primitive. The recipes:
+
+- :func:`generate_keypair`, :func:`seal`, :func:`open_sealed`: HPKE (RFC 9180) envelopes whose
+  associated context binds the purpose and the database row they belong to.
+- :func:`grant`, :func:`open_grant`: a private key sealed to another key's public half; the
+  links of the key chain from an officer to a tip.
+- :func:`wrap_with_secret`, :func:`unwrap_with_secret`, :func:`hash_password`,
+  :func:`verify_password`, :func:`new_recovery_code`: Argon2id for people's secrets.
+- :func:`keyed_digest`, :func:`webhook_mac`, :func:`constant_time_equal`: keyed hashes and the
+  Zalo webhook signature.
+"""
+
+from keys.digest import constant_time_equal, keyed_digest, webhook_mac
+from keys.envelope import EnvelopeError, open_sealed, seal
+from keys.grants import grant, open_grant
+from keys.keypair import PrivateKey, PublicKey, generate_keypair
+from keys.password import (
+    FAST_TEST_COST,
+    STANDARD_COST,
+    KdfCost,
+    WrongSecret,
+    hash_password,
+    new_recovery_code,
+    password_needs_rehash,
+    unwrap_with_secret,
+    verify_password,
+    wrap_with_secret,
+)
+from keys.random import new_token, random_bytes
+
+__all__ = [
+    "FAST_TEST_COST",
+    "STANDARD_COST",
+    "EnvelopeError",
+    "KdfCost",
+    "PrivateKey",
+    "PublicKey",
+    "WrongSecret",
+    "constant_time_equal",
+    "generate_keypair",
+    "grant",
+    "hash_password",
+    "keyed_digest",
+    "new_recovery_code",
+    "new_token",
+    "open_grant",
+    "open_sealed",
+    "password_needs_rehash",
+    "random_bytes",
+    "seal",
+    "unwrap_with_secret",
+    "verify_password",
+    "webhook_mac",
+    "wrap_with_secret",
+]

@@ -1,0 +1,36 @@
+"""Keyed digests and the Zalo webhook signature."""
+
+import hashlib
+import hmac
+
+
+def keyed_digest(key: bytes, purpose: str, value: str) -> str:
+    """HMAC-SHA256 of ``value`` under ``key``, separated by ``purpose``; hex.
+
+    Used for the informant alias (links one informant's tips without revealing who they are)
+    and for de-duplication keys that must not expose Zalo's own message ids.
+    """
+    return hmac.new(key, purpose.encode() + b"\x00" + value.encode(), hashlib.sha256).hexdigest()
+
+
+def webhook_mac(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str) -> str:
+    """Zalo's ``X-ZEvent-Signature``: plain SHA-256 of the concatenation, lowercase hex.
+
+    Not an HMAC: this is Zalo's formula (research/zalo.md §1.2) and the raw body bytes must be
+    hashed exactly as received.
+    """
+    digest = hashlib.sha256()
+    digest.update(app_id.encode())
+    digest.update(raw_body)
+    digest.update(timestamp.encode())
+    digest.update(oa_secret_key.encode())
+    return digest.hexdigest()
+
+
+def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
+    """Compare secrets without leaking where they differ."""
+    if isinstance(a, str):
+        a = a.encode()
+    if isinstance(b, str):
+        b = b.encode()
+    return hmac.compare_digest(a, b)

@@ -1,0 +1,131 @@
+"""Typed configuration, read once from the environment (CONTRACT.md's variables).
+
+Secrets never live in the repository: each is taken from its environment variable or, when
+unset, generated on first run into a file of mode 0600 in the data dir.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+
+from keys import STANDARD_COST, KdfCost, PrivateKey, PublicKey, generate_keypair, new_token
+
+ZALO_API_BASE = "https://openapi.zalo.me"
+ZALO_OAUTH_BASE = "https://oauth.zaloapp.com"
+
+# Used only by `tipline demo` when ZALO_* are unset; Zalo never issued these.
+DEMO_ZALO_APP_ID = "3608465248940903967"
+DEMO_ZALO_OA_SECRET_KEY = "DEMO_OA_SECRET_KEY_NOT_FOR_PRODUCTION"  # noqa: S105
+DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class ServiceSecrets:
+    """The intake tier's own keys (DESIGN.md: transit, relay, alias)."""
+
+    transit_key: PrivateKey
+    relay_key: PrivateKey
+    alias_key: bytes
+
+    @property
+    def transit_public(self) -> PublicKey:
+        return self.transit_key.public_key
+
+    @property
+    def relay_public(self) -> PublicKey:
+        return self.relay_key.public_key
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    secrets: ServiceSecrets = field(repr=False)
+    zalo_app_id: str = ""
+    zalo_oa_secret_key: str = field(default="", repr=False)
+    zalo_app_secret: str = field(default="", repr=False)
+    zalo_api_base: str = ZALO_API_BASE
+    zalo_oauth_base: str = ZALO_OAUTH_BASE
+    ward_boundaries: Path | None = None
+    simulator: bool = False
+    max_webhook_bytes: int = 64 * 1024
+    followup_window: timedelta = timedelta(hours=24)
+    reply_window: timedelta = timedelta(days=7)
+    sweep_after: timedelta = timedelta(seconds=30)
+    kdf_cost: KdfCost = STANDARD_COST
+    testing: bool = False
+
+    def with_overrides(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
+        env = dict(os.environ if environ is None else environ)
+        data_dir = Path(env.get("TIPLINE_DATA_DIR", "./instance")).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        database_url = env.get("TIPLINE_DATABASE_URL") or f"sqlite:///{data_dir / 'tipline.db'}"
+        boundaries = env.get("TIPLINE_WARD_BOUNDARIES")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=env.get("TIPLINE_REDIS_URL") or None,
+            secret_key=env.get("TIPLINE_SECRET_KEY") or _file_secret(data_dir, "secret_key"),
+            secrets=load_service_secrets(data_dir, env),
+            zalo_app_id=env.get("ZALO_APP_ID", ""),
+            zalo_oa_secret_key=env.get("ZALO_OA_SECRET_KEY", ""),
+            zalo_app_secret=env.get("ZALO_APP_SECRET", ""),
+            zalo_api_base=env.get("ZALO_API_BASE", ZALO_API_BASE).rstrip("/"),
+            zalo_oauth_base=env.get("ZALO_OAUTH_BASE", ZALO_OAUTH_BASE).rstrip("/"),
+            ward_boundaries=Path(boundaries) if boundaries else None,
+            simulator=env.get("TIPLINE_SIMULATOR", "") == "1",
+            max_webhook_bytes=int(env.get("TIPLINE_MAX_WEBHOOK_BYTES", 64 * 1024)),
+            followup_window=timedelta(
+                minutes=float(env.get("TIPLINE_FOLLOWUP_WINDOW_MINUTES", 24 * 60))
+            ),
+            sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
+        )
+
+
+def _write_private(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+
+
+def _file_secret(data_dir: Path, name: str) -> str:
+    path = data_dir / "secrets" / name
+    if not path.exists():
+        try:
+            _write_private(path, new_token(64))
+        except FileExistsError:  # another process created it first
+            pass
+    return path.read_text().strip()
+
+
+def _key_secret(data_dir: Path, env: dict[str, str], name: str) -> PrivateKey:
+    value = env.get(f"TIPLINE_{name.upper()}_KEY")
+    if value is None:
+        path = data_dir / "secrets" / f"{name}_key"
+        if not path.exists():
+            try:
+                _write_private(path, base64.b64encode(generate_keypair().to_bytes()).decode())
+            except FileExistsError:
+                pass
+        value = path.read_text().strip()
+    return PrivateKey.from_bytes(base64.b64decode(value))
+
+
+def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
+    alias = env.get("TIPLINE_ALIAS_KEY") or _file_secret(data_dir, "alias_key")
+    return ServiceSecrets(
+        transit_key=_key_secret(data_dir, env, "transit"),
+        relay_key=_key_secret(data_dir, env, "relay"),
+        alias_key=alias.encode(),
+    )

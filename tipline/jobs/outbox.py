@@ -1,0 +1,111 @@
+"""Writing jobs in the same transaction as their data, and relaying them into RQ in batches.
+
+Per-request ``enqueue`` is the slowest part of intake (DESIGN.md) and loses the job when Redis
+is down; an outbox row commits with the tip, and :func:`drain` moves rows to RQ with one
+pipeline per batch. A job may run more than once (a crash after enqueue, before the row is
+marked); every job is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from tipline.models import OutboxEntry, utcnow
+
+
+@dataclass(frozen=True)
+class JobKind:
+    queue: str
+    func: str
+    timeout: int = 120
+    retry: Retry | None = None
+
+
+JOBS: dict[str, JobKind] = {
+    "dispatch": JobKind("dispatch", "tipline.jobs.dispatch.dispatch_tip"),
+    "send": JobKind(
+        "outbound",
+        "tipline.jobs.outbound.send_message",
+        retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
+    ),
+}
+
+QUEUE_NAMES = ("dispatch", "outbound", "media")
+ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+RELAY_LOCK = "tipline:outbox-relay"
+
+
+def job_id(kind: str, ref: str) -> str:
+    """One RQ job id per (kind, object): lets the relay and sweeper see a job already queued."""
+    return f"{kind}-{ref}"
+
+
+def add_job(session: Session, kind: str, ref: str) -> None:
+    """Schedule ``kind`` for the object ``ref`` (a public id) when ``session`` commits."""
+    session.add(OutboxEntry(queue=JOBS[kind].queue, job=kind, ref=ref))
+
+
+def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
+    """Put (kind, ref) jobs on their queues in one pipeline, skipping those already active."""
+    ids = [job_id(kind, ref) for kind, ref in pairs]
+    existing = Job.fetch_many(ids, connection=redis)
+    active = {
+        job.id for job in existing if job is not None and job.get_status(refresh=False) in ACTIVE
+    }
+    by_queue: dict[str, list[object]] = {}
+    for (kind, ref), jid in zip(pairs, ids, strict=True):
+        if jid in active:
+            continue
+        spec = JOBS[kind]
+        by_queue.setdefault(spec.queue, []).append(
+            Queue.prepare_data(
+                spec.func, args=(ref,), job_id=jid, timeout=spec.timeout,
+                result_ttl=600, failure_ttl=7 * 24 * 3600, retry=spec.retry,
+            )
+        )
+    count = 0
+    with redis.pipeline() as pipe:
+        for name, datas in by_queue.items():
+            count += len(Queue(name, connection=redis).enqueue_many(datas, pipeline=pipe))  # type: ignore[arg-type]
+        pipe.execute()
+    return count
+
+
+def drain(sessions: sessionmaker[Session], redis: Redis, batch: int = 500) -> int:
+    """Move pending outbox rows into RQ; return how many rows were relayed."""
+    lock = redis.lock(RELAY_LOCK, timeout=60, blocking=False)
+    if not lock.acquire():
+        return 0
+    try:
+        total = 0
+        while True:
+            with sessions() as session:
+                rows = session.execute(
+                    select(OutboxEntry.id, OutboxEntry.job, OutboxEntry.ref)
+                    .where(OutboxEntry.enqueued_at.is_(None))
+                    .order_by(OutboxEntry.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return total
+                enqueue_now(redis, [(job, ref) for _, job, ref in rows])
+                session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id.in_([row_id for row_id, _, _ in rows]))
+                    .values(enqueued_at=utcnow())
+                )
+                session.commit()
+                total += len(rows)
+            if len(rows) < batch:
+                return total
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: S110 - the lock expired; nothing to release
+            pass

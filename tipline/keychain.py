@@ -1,0 +1,308 @@
+"""The key chain in the database: unit keys, officer keys, tip keys and the grants linking them.
+
+Everything here uses the recipes of ``keys``; this module decides which key is sealed to which
+and under what binding (DESIGN.md, "Keys").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from keys import (
+    EnvelopeError,
+    KdfCost,
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+    grant,
+    hash_password,
+    new_recovery_code,
+    open_grant,
+    seal,
+    unwrap_with_secret,
+    wrap_with_secret,
+)
+from tipline.models import (
+    KEY_HOLDING_ROLES,
+    Holder,
+    KeyGrant,
+    Officer,
+    Subject,
+    Tip,
+    Unit,
+    UnitKey,
+    utcnow,
+)
+
+
+class NoKeyChain(Exception):
+    """No chain of grants leads from the given keys to the requested key."""
+
+
+def _add_grant(
+    session: Session,
+    subject: PrivateKey,
+    subject_kind: Subject,
+    subject_id: int,
+    holder_kind: Holder,
+    holder_id: int,
+    holder_public: bytes,
+) -> KeyGrant:
+    binding = KeyGrant.binding_for(subject_kind, subject_id, holder_kind, holder_id)
+    row = KeyGrant(
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        holder_kind=holder_kind,
+        holder_id=holder_id,
+        sealed=grant(subject, PublicKey.from_bytes(holder_public), binding=binding),
+    )
+    session.add(row)
+    return row
+
+
+def _grant_row(
+    session: Session, subject_kind: Subject, subject_id: int, holder_kind: Holder, holder_id: int
+) -> KeyGrant | None:
+    return session.scalars(
+        select(KeyGrant).where(
+            KeyGrant.subject_kind == subject_kind,
+            KeyGrant.subject_id == subject_id,
+            KeyGrant.holder_kind == holder_kind,
+            KeyGrant.holder_id == holder_id,
+        )
+    ).one_or_none()
+
+
+# --- units -------------------------------------------------------------------------------
+
+
+def create_unit_key(session: Session, unit: Unit) -> tuple[UnitKey, PrivateKey]:
+    """A new key version for ``unit``, granted to its parent's current key and its members.
+
+    Granting needs only public keys, so an admin can create and rotate unit keys without ever
+    holding one. Earlier versions are retired for new tips but keep opening their grants.
+    """
+    private = generate_keypair()
+    version = max((k.version for k in unit.keys), default=0) + 1
+    now = utcnow()
+    for old in unit.keys:
+        if old.retired_at is None:
+            old.retired_at = now
+    unit_key = UnitKey(unit=unit, version=version, public_key=private.public_key.to_bytes())
+    session.add(unit_key)
+    session.flush()
+    parent_key = unit.parent.current_key if unit.parent else None
+    if parent_key is not None:
+        _add_grant(
+            session, private, Subject.UNIT_KEY, unit_key.id, Holder.UNIT_KEY, parent_key.id,
+            parent_key.public_key,
+        )
+    for officer in members_holding_keys(session, unit):
+        _add_grant(
+            session, private, Subject.UNIT_KEY, unit_key.id, Holder.OFFICER, officer.id,
+            officer.public_key,
+        )
+    return unit_key, private
+
+
+def members_holding_keys(session: Session, unit: Unit) -> list[Officer]:
+    """Active officers and commanders of ``unit`` who hold a grant of any of its key versions."""
+    key_ids = [k.id for k in unit.keys]
+    if not key_ids:
+        return []
+    holder_ids = select(KeyGrant.holder_id).where(
+        KeyGrant.subject_kind == Subject.UNIT_KEY,
+        KeyGrant.subject_id.in_(key_ids),
+        KeyGrant.holder_kind == Holder.OFFICER,
+    )
+    return list(
+        session.scalars(
+            select(Officer).where(Officer.id.in_(holder_ids), Officer.active.is_(True))
+        )
+    )
+
+
+def grant_unit_key_to_officer(
+    session: Session, unit_key: UnitKey, private: PrivateKey, officer: Officer
+) -> None:
+    if officer.role not in KEY_HOLDING_ROLES:
+        raise ValueError("auditors and admins never hold unit keys")
+    if _grant_row(session, Subject.UNIT_KEY, unit_key.id, Holder.OFFICER, officer.id) is None:
+        _add_grant(
+            session, private, Subject.UNIT_KEY, unit_key.id, Holder.OFFICER, officer.id,
+            officer.public_key,
+        )
+
+
+# --- officers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    officer: Officer
+    private_key: PrivateKey
+    recovery_code: str
+
+
+def enrol_officer(
+    session: Session,
+    *,
+    username: str,
+    display_name: str,
+    role: str,
+    unit: Unit | None,
+    password: str,
+    cost: KdfCost,
+    totp_secret: str | None = None,
+) -> Enrolment:
+    """Create an account with its key pair wrapped under the password and a recovery code."""
+    private = generate_keypair()
+    recovery = new_recovery_code()
+    officer = Officer(
+        username=username,
+        display_name=display_name,
+        role=role,
+        unit=unit,
+        password_hash=hash_password(password, cost=cost),
+        public_key=private.public_key.to_bytes(),
+        key_wrapped_by_password=b"",
+        key_wrapped_by_recovery=b"",
+    )
+    session.add(officer)
+    session.flush()  # assigns public_id
+    officer.key_wrapped_by_password = wrap_with_secret(
+        private, password, cost=cost, binding=officer.key_binding + ":password"
+    )
+    officer.key_wrapped_by_recovery = wrap_with_secret(
+        private, recovery, cost=cost, binding=officer.key_binding + ":recovery"
+    )
+    if totp_secret is not None:
+        officer.sealed_totp_secret = seal(
+            private.public_key, totp_secret.encode(), purpose="totp", binding=officer.key_binding
+        )
+    return Enrolment(officer, private, recovery)
+
+
+def unlock_officer_key(officer: Officer, password: str) -> PrivateKey:
+    """The officer's private key; raises ``keys.WrongSecret`` for a wrong password."""
+    return unwrap_with_secret(
+        officer.key_wrapped_by_password, password, binding=officer.key_binding + ":password"
+    )
+
+
+def unit_keys_of(session: Session, officer: Officer, officer_key: PrivateKey) -> dict[int, PrivateKey]:
+    """Every unit key version reachable from the officer's key: their units' and those below."""
+    opened: dict[int, PrivateKey] = {}
+    frontier: list[tuple[Holder, int, PrivateKey]] = [(Holder.OFFICER, officer.id, officer_key)]
+    while frontier:
+        holder_kind, holder_id, holder_key = frontier.pop()
+        rows = session.scalars(
+            select(KeyGrant).where(
+                KeyGrant.holder_kind == holder_kind,
+                KeyGrant.holder_id == holder_id,
+                KeyGrant.subject_kind == Subject.UNIT_KEY,
+            )
+        )
+        for row in rows:
+            if row.subject_id in opened:
+                continue
+            try:
+                key = open_grant(row.sealed, holder_key, binding=row.binding)
+            except EnvelopeError:
+                continue
+            opened[row.subject_id] = key
+            frontier.append((Holder.UNIT_KEY, row.subject_id, key))
+    return opened
+
+
+# --- tips --------------------------------------------------------------------------------
+
+
+def new_tip_key() -> PrivateKey:
+    return generate_keypair()
+
+
+def grant_tip_to_transit(session: Session, tip: Tip, tip_key: PrivateKey, transit_public: bytes) -> None:
+    _add_grant(session, tip_key, Subject.TIP, tip.id, Holder.TRANSIT, 0, transit_public)
+
+
+def open_tip_from_transit(session: Session, tip: Tip, transit_key: PrivateKey) -> PrivateKey:
+    row = _grant_row(session, Subject.TIP, tip.id, Holder.TRANSIT, 0)
+    if row is None:
+        raise NoKeyChain("the tip has no transit grant (already dispatched?)")
+    return open_grant(row.sealed, transit_key, binding=row.binding)
+
+
+def grant_tip_to_unit(session: Session, tip: Tip, tip_key: PrivateKey, unit: Unit) -> UnitKey:
+    """Seal the tip key to the unit's current key version and drop any transit grant."""
+    unit_key = unit.current_key
+    if unit_key is None:
+        raise NoKeyChain(f"unit {unit.code} has no key yet")
+    if _grant_row(session, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id) is None:
+        _add_grant(
+            session, tip_key, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id, unit_key.public_key
+        )
+    session.execute(
+        delete(KeyGrant).where(
+            KeyGrant.subject_kind == Subject.TIP,
+            KeyGrant.subject_id == tip.id,
+            KeyGrant.holder_kind == Holder.TRANSIT,
+        )
+    )
+    return unit_key
+
+
+def open_tip_key(session: Session, tip: Tip, unit_keys: dict[int, PrivateKey]) -> PrivateKey:
+    """The tip key, if one of ``unit_keys`` holds a grant of it; else :class:`NoKeyChain`."""
+    rows = session.scalars(
+        select(KeyGrant).where(
+            KeyGrant.subject_kind == Subject.TIP,
+            KeyGrant.subject_id == tip.id,
+            KeyGrant.holder_kind == Holder.UNIT_KEY,
+        )
+    )
+    for row in rows:
+        holder = unit_keys.get(row.holder_id)
+        if holder is not None:
+            return open_grant(row.sealed, holder, binding=row.binding)
+    raise NoKeyChain("no key chain leads to this tip")
+
+
+def reseal_tip_grants(
+    session: Session, old: UnitKey, old_private: PrivateKey, new: UnitKey
+) -> int:
+    """Move every tip grant held by ``old`` to ``new`` (the second half of a rotation)."""
+    rows = list(
+        session.scalars(
+            select(KeyGrant).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+                KeyGrant.holder_id == old.id,
+            )
+        )
+    )
+    for row in rows:
+        tip_key = open_grant(row.sealed, old_private, binding=row.binding)
+        if _grant_row(session, Subject.TIP, row.subject_id, Holder.UNIT_KEY, new.id) is None:
+            _add_grant(
+                session, tip_key, Subject.TIP, row.subject_id, Holder.UNIT_KEY, new.id,
+                new.public_key,
+            )
+        session.delete(row)
+    return len(rows)
+
+
+def tip_ids_held_by(session: Session, unit_key_ids: Iterable[int]) -> set[int]:
+    return set(
+        session.scalars(
+            select(KeyGrant.subject_id).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+                KeyGrant.holder_id.in_(list(unit_key_ids)),
+            )
+        )
+    )

@@ -1,0 +1,38 @@
+"""An attachment of a message: where to fetch it (sealed) and, once fetched, its sealed bytes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+
+
+class AttachmentState(StrEnum):
+    PENDING = "pending"  # the media worker has not fetched and cleaned it yet
+    STORED = "stored"
+    REFUSED = "refused"  # could not be fetched or cleaned safely; the reason is recorded
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # {"url", "name", "size", "checksum"} from the Zalo event, sealed to the tip key.
+    sealed_source: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default=AttachmentState.PENDING)
+    refusal: Mapped[str | None] = mapped_column(String(200))
+    # Where the sealed, cleaned bytes are kept in the file store.
+    storage_ref: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def binding(self) -> str:
+        return f"attachment:{self.public_id}"

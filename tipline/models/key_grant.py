@@ -1,0 +1,46 @@
+"""One link of a key chain: a subject's private key sealed to a holder's public key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tipline.models.base import Base, UTCDateTime, utcnow
+
+
+class Subject(StrEnum):
+    TIP = "tip"  # subject_id = tips.id
+    UNIT_KEY = "unit_key"  # subject_id = unit_keys.id
+
+
+class Holder(StrEnum):
+    TRANSIT = "transit"  # holder_id = 0: the intake tier, until dispatch
+    UNIT_KEY = "unit_key"  # holder_id = unit_keys.id
+    OFFICER = "officer"  # holder_id = officers.id
+
+
+class KeyGrant(Base):
+    __tablename__ = "key_grants"
+    __table_args__ = (
+        UniqueConstraint("subject_kind", "subject_id", "holder_kind", "holder_id"),
+        Index("ix_key_grants_holder", "holder_kind", "holder_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[int]
+    holder_kind: Mapped[str] = mapped_column(String(16))
+    holder_id: Mapped[int]
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @staticmethod
+    def binding_for(subject_kind: str, subject_id: int, holder_kind: str, holder_id: int) -> str:
+        return f"grant:{subject_kind}:{subject_id}>{holder_kind}:{holder_id}"
+
+    @property
+    def binding(self) -> str:
+        return self.binding_for(self.subject_kind, self.subject_id, self.holder_kind, self.holder_id)

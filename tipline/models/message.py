@@ -1,0 +1,55 @@
+"""A message of a tip: inbound from the informant, outbound to them, or an internal note."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+
+if TYPE_CHECKING:
+    from tipline.models.tip import Tip
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+    NOTE = "note"
+
+
+class Delivery(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    WINDOW_CLOSED = "window_closed"  # Zalo -230/-232: the informant must write again
+    NO_ADDRESS = "no_address"  # the informant destroyed their reply address
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    # JSON {"text", "attachments"...} sealed to the tip's public key.
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+    # Keyed hash of Zalo's msg_id: a redelivered event is recognised without storing the id.
+    dedup_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(String(200))
+    delivery_attempts: Mapped[int] = mapped_column(default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tip: Mapped[Tip] = relationship(back_populates="messages")
+
+    @property
+    def binding(self) -> str:
+        return f"message:{self.public_id}"

@@ -1,0 +1,57 @@
+"""A staff account: duty officer, commander, auditor or admin."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from keys import PublicKey
+from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+
+if TYPE_CHECKING:
+    from tipline.models.unit import Unit
+
+
+class Role(StrEnum):
+    OFFICER = "officer"
+    COMMANDER = "commander"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+# Roles that hold unit keys; auditors and admins never do (DESIGN.md: no tip content).
+KEY_HOLDING_ROLES = frozenset({Role.OFFICER, Role.COMMANDER})
+
+
+class Officer(Base):
+    __tablename__ = "officers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # The private key, wrapped under Argon2id(password) and under Argon2id(recovery code).
+    key_wrapped_by_password: Mapped[bytes] = mapped_column(LargeBinary)
+    key_wrapped_by_recovery: Mapped[bytes] = mapped_column(LargeBinary)
+    # The TOTP secret, sealed to the officer's own key: readable only after the password.
+    sealed_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    unit: Mapped[Unit | None] = relationship()
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey.from_bytes(self.public_key)
+
+    @property
+    def key_binding(self) -> str:
+        return f"officer:{self.public_id}"

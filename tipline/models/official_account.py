@@ -1,0 +1,35 @@
+"""A Zalo Official Account attached to a unit, with its OAuth tokens sealed at rest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tipline.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from tipline.models.unit import Unit
+
+
+class OfficialAccount(Base):
+    __tablename__ = "official_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    oa_id: Mapped[str] = mapped_column(String(32), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    # {"access_token", "refresh_token"} sealed to the relay key (the outbound worker's key):
+    # refresh tokens are single-use, so the pair is replaced in one transaction before use.
+    sealed_tokens: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_generation: Mapped[int] = mapped_column(default=0)
+    token_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    unit: Mapped[Unit] = relationship(back_populates="official_accounts")
+
+    @property
+    def token_binding(self) -> str:
+        return f"oa_tokens:{self.oa_id}"

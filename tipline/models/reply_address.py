@@ -1,0 +1,32 @@
+"""How to reach an informant again: their Zalo id, sealed to the relay key.
+
+Only the outbound worker holds the relay private key; the triage UI never does. "STOP" / "XÓA"
+from the informant deletes the sealed address for good.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+
+
+class ReplyAddress(Base):
+    __tablename__ = "reply_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    informant_alias: Mapped[str] = mapped_column(String(64), unique=True)
+    oa_id: Mapped[str] = mapped_column(String(32))
+    # {"kind": "user"|"anonymous", "user_id"| "conversation_id"+"anonymous_id"} sealed.
+    sealed_address: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def binding(self) -> str:
+        return f"reply_address:{self.public_id}"

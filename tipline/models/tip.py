@@ -1,0 +1,95 @@
+"""A tip: one informant's report, its metadata in plaintext, its content sealed to its key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from keys import PublicKey
+from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+
+if TYPE_CHECKING:
+    from tipline.models.message import Message
+    from tipline.models.reply_address import ReplyAddress
+    from tipline.models.unit import Unit
+
+
+class TipStatus(StrEnum):
+    NEW = "new"  # mới
+    VERIFYING = "verifying"  # đang xác minh
+    IN_PROGRESS = "in_progress"  # đang xử lý
+    RESOLVED = "resolved"  # đã xử lý
+    UNFOUNDED = "unfounded"  # không có cơ sở
+    DUPLICATE = "duplicate"  # trùng lặp
+    SPAM = "spam"  # rác
+
+
+CLOSED_STATUSES = frozenset(
+    {TipStatus.RESOLVED, TipStatus.UNFOUNDED, TipStatus.DUPLICATE, TipStatus.SPAM}
+)
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Tip(Base):
+    __tablename__ = "tips"
+    __table_args__ = (
+        Index("ix_tips_alias_status", "informant_alias", "status"),
+        Index("ix_tips_undispatched", "dispatched_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    # Given to the informant; lets them and officers refer to the tip without any identity.
+    receipt_code: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=TipStatus.NEW, index=True)
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL)
+    category: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16), default="zalo")
+    # The OA that received the tip (an OA id, not the informant's).
+    oa_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    # HMAC(alias key, OA id + Zalo user id): links one informant's tips, reveals no one.
+    informant_alias: Mapped[str] = mapped_column(String(64))
+    reply_address_id: Mapped[int | None] = mapped_column(ForeignKey("reply_addresses.id"))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatch_attempts: Mapped[int] = mapped_column(default=0)
+    # Why a tip is held undispatched (e.g. its OA is attached to no unit yet); never content.
+    dispatch_error: Mapped[str | None] = mapped_column(String(200))
+
+    unit: Mapped[Unit | None] = relationship()
+    reply_address: Mapped[ReplyAddress | None] = relationship()
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="tip", order_by="Message.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey.from_bytes(self.public_key)
+
+    @property
+    def key_binding(self) -> str:
+        return f"tip:{self.public_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in CLOSED_STATUSES
+
+    @property
+    def pseudonym(self) -> str:
+        """What officers call the informant: "Nguồn K7Q2", derived from the alias only."""
+        return "Nguồn " + self.informant_alias[:4].upper()

