@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+
+if TYPE_CHECKING:
+    from tipline.models.message import Message
 
 
 class AttachmentState(StrEnum):
@@ -32,6 +36,8 @@ class Attachment(Base):
     # Where the sealed, cleaned bytes are kept in the file store.
     storage_ref: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    message: Mapped[Message] = relationship()
 
     @property
     def binding(self) -> str:

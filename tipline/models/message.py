@@ -41,6 +41,9 @@ class Message(Base):
     sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
     # Keyed hash of Zalo's msg_id: a redelivered event is recognised without storing the id.
     dedup_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Outbound only, until delivered: the text sealed to the relay key, because the outbound
+    # worker holds no tip key. Erased once the message is sent or finally fails.
+    sealed_for_relay: Mapped[bytes | None] = mapped_column(LargeBinary)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivery: Mapped[str | None] = mapped_column(String(16))

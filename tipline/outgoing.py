@@ -1,0 +1,51 @@
+"""Queueing a message to an informant: sealed to the tip for the record, to the relay to send."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.orm import Session
+
+from keys import PublicKey, seal
+from tipline.jobs.outbox import add_job
+from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id
+
+RELAY_PURPOSE = "outgoing"
+BODY_PURPOSE = "message"
+
+
+def seal_body(tip: Tip, message: Message, body: dict[str, object]) -> bytes:
+    return seal(
+        tip.public,
+        json.dumps(body, ensure_ascii=False).encode(),
+        purpose=BODY_PURPOSE,
+        binding=message.binding,
+    )
+
+
+def queue_outbound(
+    session: Session,
+    tip: Tip,
+    text: str,
+    *,
+    relay_public: PublicKey,
+    author: Officer | None = None,
+    kind: str = "text",
+) -> Message:
+    """Record ``text`` as an outbound message of ``tip`` and schedule its sending."""
+    message = Message(
+        public_id=new_public_id(),
+        tip=tip,
+        direction=Direction.OUTBOUND,
+        kind=kind,
+        sealed_body=b"",
+        delivery=Delivery.QUEUED,
+        author_id=author.id if author else None,
+    )
+    message.sealed_body = seal_body(tip, message, {"text": text})
+    message.sealed_for_relay = seal(
+        relay_public, text.encode(), purpose=RELAY_PURPOSE, binding=message.binding
+    )
+    session.add(message)
+    add_job(session, "send", message.public_id)
+    return message

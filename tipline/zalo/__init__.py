@@ -1,0 +1,1 @@
+"""Zalo: the outbound OA API client, OA tokens, and a simulator of Zalo's servers."""
