@@ -92,3 +92,41 @@ def app(config: Config, runtime: Runtime) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+PROVINCE_OA = "3886132808788086451"
+COMMUNE_OA = "3886132808788132134"
+OFFICER_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def units(runtime: Runtime, config: Config) -> dict[str, str]:
+    """Cà Mau with one commune (Lương Thế Trân), an OA each, a commander and an officer."""
+    from tipline.officers import add_officer
+    from tipline.units import add_unit, set_oa
+
+    with runtime.sessions() as session, session.begin():
+        add_unit(session, code="v2025:96", name="Công an tỉnh Cà Mau", level="province")
+        add_officer(
+            session, username="chihuy", display_name="Chỉ huy", role="commander",
+            unit_code="v2025:96", password=OFFICER_PASSWORD, cost=config.kdf_cost,
+        )
+        set_oa(session, "v2025:96", PROVINCE_OA)
+        add_unit(
+            session, code="v2025:32134", name="Công an xã Lương Thế Trân", level="commune",
+            parent_code="v2025:96",
+        )
+        set_oa(session, "v2025:32134", COMMUNE_OA)
+        add_officer(
+            session, username="canbo", display_name="Cán bộ", role="officer",
+            unit_code="v2025:32134", password=OFFICER_PASSWORD, cost=config.kdf_cost,
+        )
+        add_unit(
+            session, code="v2025:32128", name="Công an xã Cái Nước", level="commune",
+            parent_code="v2025:96",
+        )
+        add_officer(
+            session, username="canbo2", display_name="Cán bộ 2", role="officer",
+            unit_code="v2025:32128", password=OFFICER_PASSWORD, cost=config.kdf_cost,
+        )
+    return {"province_oa": PROVINCE_OA, "commune_oa": COMMUNE_OA}

@@ -1,0 +1,210 @@
+"""`tipline demo`: the whole system on embedded defaults, seeded with a demo province.
+
+Seeds Công an tỉnh Cà Mau and five of its communes (real 2025 codes), one OA each, an officer
+per commune, a commander, an auditor and an admin; writes `demo-logins.json`; then runs the
+web app (with the Zalo simulator on the same port) and a worker until interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from keys import new_token
+from tipline.config import (
+    DEMO_ZALO_APP_ID,
+    DEMO_ZALO_APP_SECRET,
+    DEMO_ZALO_OA_SECRET_KEY,
+    Config,
+)
+from tipline.migrate import upgrade
+from tipline.models import OfficialAccount, Unit
+from tipline.officers import add_officer
+from tipline.redis_conn import embedded_redis_url
+from tipline.runtime import Runtime
+from tipline.units import add_unit, set_oa
+
+PROVINCE = ("v2025:96", "Công an tỉnh Cà Mau", "3886132808788086451")
+COMMUNES = [
+    ("v2025:32134", "Công an xã Lương Thế Trân", "3886132808788132134", "luongthetran"),
+    ("v2025:32128", "Công an xã Cái Nước", "3886132808788132128", "cainuoc"),
+    ("v2025:32137", "Công an xã Tân Hưng", "3886132808788132137", "tanhung"),
+    ("v2025:32002", "Công an phường An Xuyên", "3886132808788132002", "anxuyen"),
+    ("v2025:32025", "Công an phường Tân Thành", "3886132808788132025", "tanthanh"),
+]
+DEMO_USER_ID = "2468458835296197922"
+
+
+def demo_environment(port: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment shared by the demo's processes: simulator on, Zalo pointed at it."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("TIPLINE_DATA_DIR", str(Path("instance").resolve()))
+    env.setdefault("ZALO_APP_ID", DEMO_ZALO_APP_ID)
+    env.setdefault("ZALO_OA_SECRET_KEY", DEMO_ZALO_OA_SECRET_KEY)
+    env.setdefault("ZALO_APP_SECRET", DEMO_ZALO_APP_SECRET)
+    env.setdefault("ZALO_API_BASE", f"http://127.0.0.1:{port}/_sim")
+    env.setdefault("ZALO_OAUTH_BASE", f"http://127.0.0.1:{port}/_sim")
+    env["TIPLINE_SIMULATOR"] = "1"
+    return env
+
+
+def _password() -> str:
+    return new_token(16).lower()
+
+
+def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
+    """Create the demo units, OAs and accounts; None when the data dir is already seeded."""
+    from tipline.zalo.simulator import issue_tokens
+    from tipline.zalo.tokens import TokenPair, store_tokens
+
+    config = runtime.config
+    logins: list[dict[str, Any]] = []
+    with runtime.sessions() as session, session.begin():
+        if session.scalar(select(Unit.id).limit(1)) is not None:
+            return None
+
+        def account(username: str, name: str, role: str, unit: str | None) -> None:
+            password = _password()
+            new = add_officer(
+                session, username=username, display_name=name, role=role, unit_code=unit,
+                password=password, cost=config.kdf_cost,
+            )
+            logins.append(
+                {
+                    "username": username,
+                    "password": password,
+                    "totp_secret": new.totp_secret,
+                    "recovery_code": new.recovery_code,
+                    "role": role,
+                    "unit": unit,
+                }
+            )
+
+        code, name, oa = PROVINCE
+        add_unit(session, code=code, name=name, level="province")
+        # The commander first: the province key is created for them, and each commune key
+        # created after it is granted to the province key.
+        account("chihuy.camau", "Chỉ huy Công an tỉnh Cà Mau", "commander", code)
+        set_oa(session, code, oa)
+        for commune_code, commune_name, commune_oa, slug in COMMUNES:
+            add_unit(session, code=commune_code, name=commune_name, level="commune", parent_code=code)
+            set_oa(session, commune_code, commune_oa)
+            account(f"canbo.{slug}", f"Cán bộ trực ban {commune_name}", "officer", commune_code)
+        account("thanhtra", "Thanh tra", "auditor", code)
+        account("quantri", "Quản trị hệ thống", "admin", None)
+        session.flush()
+        for account_row in session.scalars(select(OfficialAccount)):
+            access, refresh, expires_in = issue_tokens(config.data_dir, account_row.oa_id)
+            store_tokens(
+                session, account_row, TokenPair(access, refresh, expires_in),
+                config.secrets.relay_public,
+            )
+    return logins
+
+
+def write_logins(data_dir: Path, logins: list[dict[str, Any]]) -> Path:
+    path = data_dir / "demo-logins.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(logins, handle, ensure_ascii=False, indent=2)
+    return path
+
+
+@contextmanager
+def _children(commands: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_healthy(url: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def run_demo(host: str, port: int) -> int:
+    env = demo_environment(port)
+    data_dir = Path(env["TIPLINE_DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not env.get("TIPLINE_REDIS_URL"):
+        env["TIPLINE_REDIS_URL"] = embedded_redis_url(data_dir)
+    config = Config.from_env(env)
+    upgrade(config.database_url)
+    runtime = Runtime(config)
+    logins = seed(runtime)
+    logins_path = data_dir / "demo-logins.json"
+    if logins is not None:
+        write_logins(data_dir, logins)
+    stored = json.loads(logins_path.read_text()) if logins_path.exists() else []
+    tipline = [sys.executable, "-m", "tipline.cli"]
+    commands = [
+        [*tipline, "serve", "--host", host, "--port", str(port)],
+        [*tipline, "worker"],
+    ]
+    with _children(commands, env) as procs:
+        base = f"http://{host}:{port}"
+        if not _wait_healthy(f"{base}/healthz"):
+            print("The web app did not come up; see the messages above.", file=sys.stderr)
+            return 1
+        _print_welcome(base, logins_path, stored)
+        try:
+            while all(proc.poll() is None for proc in procs):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+    return 1
+
+
+def _print_welcome(base: str, logins_path: Path, logins: list[dict[str, Any]]) -> None:
+    officer = next((x for x in logins if x["role"] == "officer"), None)
+    lines = [
+        "",
+        "Tipline demo is running.",
+        f"  Health:               {base}/healthz",
+        f"  Zalo simulator log:   {base}/_sim/messages  (what the OA sent to informants)",
+        f"  Logins (password, TOTP secret, recovery code): {logins_path}",
+    ]
+    if officer:
+        lines.append(
+            f"  e.g. officer {officer['username']} / {officer['password']} "
+            f"(TOTP secret {officer['totp_secret']}), unit {officer['unit']}"
+        )
+    lines += [
+        "",
+        "Send a tip as an informant would, from another terminal:",
+        f"  .venv/bin/tipline zalo send --to {base} --oa {COMMUNES[0][2]} "
+        f"--user {DEMO_USER_ID} --text 'Có người buôn bán ma túy ở hẻm 12'",
+        "Within a second the tip is sealed, dispatched to "
+        f"{COMMUNES[0][1]} and acknowledged with a receipt code: see {base}/_sim/messages",
+        "",
+        "OAs: " + ", ".join(f"{oa} ({name})" for _, name, oa, _ in COMMUNES),
+        "Stop with Ctrl-C.",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,183 @@
+"""The "send" job: deliver one outbound message to the informant through the OA API.
+
+Runs on the "outbound" queue with an RQ ``Retry`` (tipline.jobs.outbox.JOBS). It is the only
+code that opens a reply address, with the relay key the outbound worker holds.
+
+Outcomes:
+
+- sent → ``SENT``; the relay copy of the text is erased;
+- Zalo rejects the token (-216/-220) → one forced refresh, one more try;
+- the informant's 7-day window closed (-230/-232) → ``WINDOW_CLOSED``, not retried: only a
+  new message from them reopens it;
+- the informant cannot be reached (-213/-227/-244), Zalo refuses the message for another
+  reason, or the OA's token needs an admin → ``FAILED`` with the reason, not retried;
+- rate limited (-32), network trouble, a busy token lock → the job raises so RQ backs off;
+  after :data:`MAX_ATTEMPTS` it is marked ``FAILED`` instead.
+
+The job is idempotent: a message already in a final state is left alone. A send that timed out
+after Zalo accepted it may be sent again on retry; Zalo offers no idempotency key to prevent it.
+Log lines name the message's public id and Zalo's error code, never a token, id or text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from redis.exceptions import LockError
+from sqlalchemy import select
+
+from keys import EnvelopeError, open_sealed
+from tipline.models import Delivery, Direction, Message, utcnow
+from tipline.outgoing import RELAY_PURPOSE
+from tipline.runtime import Runtime, current
+from tipline.zalo.client import (
+    InvalidAddress,
+    SendResult,
+    SendStatus,
+    TextTooLong,
+    ZaloClient,
+    ZaloUnavailable,
+)
+from tipline.zalo.tokens import TokenUnavailable, access_token_for
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NO_ADDRESS})
+ADDRESS_PURPOSE = "reply_address"  # as sealed by tipline.intake.store
+
+
+class DeliveryDeferred(Exception):
+    """Raised so that RQ's Retry runs the job again later. Carries no content."""
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    oa_id: str
+    address: dict[str, str]
+    text: str
+    attempt: int
+
+
+def send_message(message_public_id: str) -> str:
+    """RQ entry point: deliver the message; return its delivery state."""
+    runtime = current()
+    with ZaloClient.from_config(runtime.config) as client:
+        return deliver(runtime, message_public_id, client)
+
+
+def _finish(
+    runtime: Runtime, public_id: str, delivery: Delivery, error: str | None = None
+) -> str:
+    """Record a final state; the relay copy of the text goes, as the model promises."""
+    with runtime.sessions() as session, session.begin():
+        message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
+        message.delivery = delivery
+        message.delivery_error = error[:200] if error else None
+        message.sealed_for_relay = None
+        if delivery is Delivery.SENT:
+            now = utcnow()
+            message.delivered_at = now
+            message.tip.last_outbound_at = now
+    if delivery is Delivery.SENT:
+        log.info("message %s: sent", public_id)
+    else:
+        log.warning("message %s: %s (%s)", public_id, delivery, error)
+    return str(delivery)
+
+
+def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
+    """Count the attempt and open what is needed; a str is a final state already recorded."""
+    relay_key = runtime.config.secrets.relay_key
+    with runtime.sessions() as session, session.begin():
+        message = session.scalars(
+            select(Message).where(Message.public_id == public_id)
+        ).one_or_none()
+        if message is None or message.direction != Direction.OUTBOUND:
+            log.warning("message %s: no outbound message to send", public_id)
+            return "missing"
+        if message.delivery in FINAL:
+            return str(message.delivery)
+        message.delivery_attempts = (message.delivery_attempts or 0) + 1
+        attempt = message.delivery_attempts
+        tip = message.tip
+        address_row = tip.reply_address
+        sealed_address = address_row.sealed_address if address_row is not None else None
+        binding = address_row.binding if address_row is not None else ""
+        sealed_text = message.sealed_for_relay
+        oa_id = tip.oa_id or (address_row.oa_id if address_row is not None else None)
+        message_binding = message.binding
+    if sealed_address is None:
+        return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
+    if attempt > MAX_ATTEMPTS:
+        return _finish(runtime, public_id, Delivery.FAILED, f"gave up after {MAX_ATTEMPTS} attempts")
+    if sealed_text is None or oa_id is None:
+        return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
+    try:
+        address = json.loads(
+            open_sealed(relay_key, sealed_address, purpose=ADDRESS_PURPOSE, binding=binding)
+        )
+        text = open_sealed(
+            relay_key, sealed_text, purpose=RELAY_PURPOSE, binding=message_binding
+        ).decode()
+    except (EnvelopeError, ValueError):
+        return _finish(runtime, public_id, Delivery.FAILED, "sealed address or text does not open")
+    if not isinstance(address, dict):
+        return _finish(runtime, public_id, Delivery.FAILED, "reply address unreadable")
+    return _Outgoing(oa_id=oa_id, address=address, text=text, attempt=attempt)
+
+
+def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing) -> SendResult:
+    token = access_token_for(runtime, out.oa_id, client)
+    result = client.send_text(token, out.address, out.text)
+    if result.status is SendStatus.TOKEN_INVALID:
+        token = access_token_for(
+            runtime, out.oa_id, client, force_refresh=True, rejected_token=token
+        )
+        result = client.send_text(token, out.address, out.text)
+    return result
+
+
+def _defer(runtime: Runtime, public_id: str, attempt: int, reason: str) -> str:
+    """Let RQ retry, unless this was the last allowed attempt."""
+    if attempt >= MAX_ATTEMPTS:
+        return _finish(
+            runtime, public_id, Delivery.FAILED, f"gave up after {attempt} attempts: {reason}"
+        )
+    with runtime.sessions() as session, session.begin():
+        message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
+        message.delivery_error = reason[:200]
+    log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
+    raise DeliveryDeferred(f"message {public_id}: {reason}")
+
+
+def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
+    """Deliver one message with ``client``; the testable body of :func:`send_message`."""
+    prepared = _prepare(runtime, message_public_id)
+    if isinstance(prepared, str):
+        return prepared
+    out = prepared
+    try:
+        result = _send(runtime, client, out)
+    except TokenUnavailable as exc:
+        return _finish(runtime, message_public_id, Delivery.FAILED, f"OA token: {exc}")
+    except TextTooLong:
+        return _finish(runtime, message_public_id, Delivery.FAILED, "text over 2,000 characters")
+    except InvalidAddress:
+        return _finish(runtime, message_public_id, Delivery.FAILED, "reply address unusable")
+    except ZaloUnavailable as exc:
+        return _defer(runtime, message_public_id, out.attempt, str(exc))
+    except LockError:
+        return _defer(runtime, message_public_id, out.attempt, "token refresh in progress")
+
+    match result.status:
+        case SendStatus.OK:
+            return _finish(runtime, message_public_id, Delivery.SENT)
+        case SendStatus.WINDOW_CLOSED:
+            return _finish(runtime, message_public_id, Delivery.WINDOW_CLOSED, result.reason)
+        case SendStatus.RATE_LIMITED | SendStatus.TOKEN_INVALID:
+            return _defer(runtime, message_public_id, out.attempt, result.reason)
+        case _:  # UNREACHABLE, OTHER: Zalo will not take this message; do not repeat it
+            return _finish(runtime, message_public_id, Delivery.FAILED, result.reason)

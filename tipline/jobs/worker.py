@@ -1,0 +1,57 @@
+"""`tipline worker`: an RQ worker with the scheduler, plus the outbox relay and sweeper.
+
+The relay runs in a thread beside the worker so that a single `tipline worker` is all a small
+install needs; several workers may run it at once because the relay takes a Redis lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from rq import SimpleWorker
+
+from tipline.jobs.outbox import QUEUE_NAMES, drain
+from tipline.jobs.sweeper import sweep
+from tipline.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RELAY_INTERVAL = 0.1
+
+
+def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
+    """Drain the outbox every 100 ms and sweep for lost work every half sweep period."""
+    sweep_every = max(runtime.config.sweep_after.total_seconds() / 2, 1.0)
+    next_sweep = time.monotonic() + sweep_every
+    while not stop.is_set():
+        try:
+            drain(runtime.sessions, runtime.redis)
+            if time.monotonic() >= next_sweep:
+                sweep(runtime.sessions, runtime.redis, runtime.config.sweep_after)
+                next_sweep = time.monotonic() + sweep_every
+        except Exception:  # Redis or the database is down: keep trying, the rows wait
+            log.exception("outbox relay failed; retrying")
+            stop.wait(1.0)
+        stop.wait(RELAY_INTERVAL)
+
+
+def run_worker(
+    runtime: Runtime, queues: list[str] | None = None, *, burst: bool = False, relay: bool = True
+) -> bool:
+    names = queues or list(QUEUE_NAMES)
+    stop = threading.Event()
+    thread = None
+    if relay and not burst:
+        thread = threading.Thread(target=relay_loop, args=(runtime, stop), daemon=True)
+        thread.start()
+    elif relay:
+        drain(runtime.sessions, runtime.redis)
+    worker = SimpleWorker(names, connection=runtime.redis)
+    try:
+        return bool(worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING"))
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=5)

@@ -1,0 +1,98 @@
+"""Managing units and their OAs (admin work: no tip content, no unit private keys kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keys import PrivateKey
+from tipline.keychain import create_unit_key, reseal_tip_grants
+from tipline.models import OfficialAccount, Unit, UnitKey, UnitLevel
+
+
+class UnitError(ValueError):
+    """A unit command that cannot be carried out; the message says why."""
+
+
+def find_unit(session: Session, code: str) -> Unit:
+    unit = session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+    if unit is None:
+        raise UnitError(f"no unit with code {code}")
+    return unit
+
+
+def add_unit(
+    session: Session, *, code: str, name: str, level: str, parent_code: str | None = None
+) -> Unit:
+    """Create a unit; its first key version is granted to the parent unit's key.
+
+    A unit with no keyed parent (a province, say) gets its key when its first officer or
+    commander is enrolled, sealed to them: a key sealed to no one would be lost.
+    """
+    if level not in set(UnitLevel):
+        raise UnitError(f"level must be one of {', '.join(UnitLevel)}")
+    if not code or any(ch.isspace() for ch in code):
+        raise UnitError("a unit code has no spaces")
+    if session.scalar(select(Unit.id).where(Unit.code == code)) is not None:
+        raise UnitError(f"unit {code} already exists")
+    parent = find_unit(session, parent_code) if parent_code else None
+    unit = Unit(code=code, name=name.strip(), level=level, parent=parent)
+    session.add(unit)
+    session.flush()
+    if parent is not None and parent.current_key is not None:
+        create_unit_key(session, unit)
+    return unit
+
+
+def set_oa(session: Session, code: str, oa_id: str) -> OfficialAccount:
+    """Attach an OA to a unit; an OA belongs to one unit, so this moves it if needed."""
+    if not oa_id.isdigit() or len(oa_id) > 32:
+        raise UnitError("an OA id is a string of digits")
+    unit = find_unit(session, code)
+    account = session.scalars(
+        select(OfficialAccount).where(OfficialAccount.oa_id == oa_id)
+    ).one_or_none()
+    if account is None:
+        account = OfficialAccount(oa_id=oa_id, unit=unit)
+        session.add(account)
+    else:
+        account.unit = unit
+    return account
+
+
+def rotate_key(
+    session: Session, code: str, opener: dict[int, PrivateKey] | None = None
+) -> tuple[UnitKey, int]:
+    """A new key version for new tips, granted to the members and the parent unit.
+
+    Old versions stay readable through their grants. With ``opener`` (the unit keys an
+    officer's login unlocks), the old versions' tip grants are re-sealed to the new version.
+    Returns the new version and how many tip grants were re-sealed.
+    """
+    unit = find_unit(session, code)
+    if not unit.keys:
+        raise UnitError(f"unit {code} has no key yet: enrol its first officer")
+    old_versions = list(unit.keys)
+    unit_key, _private = create_unit_key(session, unit)
+    moved = 0
+    for old in old_versions:
+        if opener is not None and old.id in opener:
+            moved += reseal_tip_grants(session, old, opener[old.id], unit_key)
+    return unit_key, moved
+
+
+def list_units(session: Session) -> list[dict[str, Any]]:
+    units = session.scalars(select(Unit).order_by(Unit.code)).all()
+    by_id = {unit.id: unit for unit in units}
+    return [
+        {
+            "code": unit.code,
+            "name": unit.name,
+            "level": unit.level,
+            "parent": by_id[unit.parent_id].code if unit.parent_id else None,
+            "oa_ids": [account.oa_id for account in unit.official_accounts],
+        }
+        for unit in units
+    ]

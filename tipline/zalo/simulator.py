@@ -1,0 +1,401 @@
+"""A fake of Zalo's servers, for the demo and the tests (DESIGN.md: the one thing we cannot run).
+
+Mounted at ``/_sim`` when ``Config.simulator`` is true. It speaks the OA API send endpoints and
+the OAuth token endpoint as research/zalo.md §2–3 describe them, records every send call, and
+stands in for Zalo's CDN for files the simulated informant "uploads".
+
+Its state is Zalo's, not Tipline's: it lives in its own SQLite file,
+``<data_dir>/zalo-simulator/sim.db``, shared by every gunicorn worker, and never in Tipline's
+database or Redis — the at-rest tests dump those and must find no Zalo user id there.
+
+Deliberate simplifications: the 7-day messaging window and follower status are not modelled
+(queue ``-230``/``-213`` through ``POST /_sim/faults`` instead); OAuth error codes other than
+"non-zero" are illustrative (Tipline treats any refusal as "re-consent", zalo.md §3).
+
+Like the rest of Tipline, the simulator logs no token, user id or text: in the demo its log
+lines land in Tipline's log.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+
+from keys import constant_time_equal, new_token, random_bytes
+from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, Config
+
+blueprint = Blueprint("zalo_simulator", __name__)
+
+ACCESS_TTL = 90_000  # 25 hours, as Zalo (zalo.md §3)
+REFRESH_TTL = 90 * 24 * 3600  # 3 months
+CODE_TTL = 600  # authorization codes: single use, 10 minutes
+MAX_MEDIA_BYTES = 50 * 1024 * 1024
+RATE_LIMIT = 4000  # requests/minute per app, announced in X-RateLimit-* headers
+
+ERROR_MESSAGES = {
+    -32: "The app or OA has reached the API rate limit",
+    -201: "Parameters are invalid",
+    -213: "User has not followed OA",
+    -216: "Access token is invalid",
+    -220: "Access token has expired or been removed",
+    -227: "User has been banned or has been inactive for more than 45 days",
+    -230: "User has not interacted with the OA in the past 7 days",
+    -232: "User has not interacted or the last interaction has expired",
+    -244: "User has restricted this type of message from the OA",
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,            -- 'access' | 'refresh' | 'code'
+    oa_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    endpoint TEXT NOT NULL,
+    oa_id TEXT,
+    user_id TEXT,
+    conversation_id TEXT,
+    anonymous_id TEXT,
+    text TEXT,
+    error INTEGER NOT NULL,
+    message_id TEXT
+);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    error INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS media (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+_initialised: set[Path] = set()
+
+
+def db_path(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "zalo-simulator" / "sim.db"
+
+
+@contextmanager
+def _connect(data_dir: Path | str) -> Iterator[sqlite3.Connection]:
+    """A connection in autocommit mode; callers open ``BEGIN IMMEDIATE`` where they must."""
+    path = db_path(data_dir)
+    if path not in _initialised:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        if path not in _initialised:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            _initialised.add(path)
+        conn.execute("PRAGMA busy_timeout=30000")
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction taken up front, so two workers cannot both use one token."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _mint(conn: sqlite3.Connection, oa_id: str, access_ttl: int) -> tuple[str, str]:
+    now = time.time()
+    access = new_token(64)
+    refresh = new_token(64)
+    conn.executemany(
+        "INSERT INTO tokens (token, kind, oa_id, expires_at) VALUES (?, ?, ?, ?)",
+        [(access, "access", oa_id, now + access_ttl), (refresh, "refresh", oa_id, now + REFRESH_TTL)],
+    )
+    return access, refresh
+
+
+def issue_tokens(
+    data_dir: Path | str, oa_id: str, *, access_ttl: int = ACCESS_TTL
+) -> tuple[str, str, int]:
+    """Mint an OA's first token pair directly in the simulator's store.
+
+    Stands in for the admin's consent in the console (zalo.md §3); ``tipline demo`` seals the
+    result with ``tipline.zalo.tokens.store_tokens``. Returns (access, refresh, expires_in).
+    """
+    with _connect(data_dir) as conn, _write(conn):
+        access, refresh = _mint(conn, oa_id, access_ttl)
+    return access, refresh, access_ttl
+
+
+def issue_code(data_dir: Path | str, oa_id: str) -> str:
+    """A one-time authorization code, as Zalo's consent page hands to the callback."""
+    code = new_token(43)
+    with _connect(data_dir) as conn, _write(conn):
+        conn.execute(
+            "INSERT INTO tokens (token, kind, oa_id, expires_at) VALUES (?, 'code', ?, ?)",
+            (code, oa_id, time.time() + CODE_TTL),
+        )
+    return code
+
+
+def _config() -> Config:
+    from tipline.app import runtime_of
+
+    return runtime_of(current_app).config
+
+
+def _data_dir() -> Path:
+    return _config().data_dir
+
+
+def _zalo_error(code: int, message: str | None = None) -> ResponseReturnValue:
+    return jsonify({"error": code, "message": message or ERROR_MESSAGES.get(code, "Error")})
+
+
+def _oauth_error(code: int, name: str, description: str) -> ResponseReturnValue:
+    # The shape of oauth.zaloapp.com's refusals: HTTP 200 with a negative error.
+    return jsonify(
+        {"error": code, "error_name": name, "error_reason": description,
+         "error_description": description}
+    )
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str) and value and len(value) <= 64:
+        return value
+    return None
+
+
+def _add_rate_headers(response: Response) -> Response:
+    response.headers["X-RateLimit-Limit"] = str(RATE_LIMIT)
+    response.headers["X-RateLimit-Remain"] = str(RATE_LIMIT - 1)
+    return response
+
+
+def _handle_send(endpoint: str, anonymous: bool) -> ResponseReturnValue:
+    now = time.time()
+    token = request.headers.get("access_token", "")
+    body = request.get_json(silent=True)
+    recipient = body.get("recipient") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    recipient = recipient if isinstance(recipient, dict) else {}
+    text = message.get("text") if isinstance(message, dict) else None
+    user_id = _str(recipient.get("user_id"))
+    conversation_id = _str(recipient.get("conversation_id"))
+    anonymous_id = _str(recipient.get("anonymous_id"))
+
+    with _connect(_data_dir()) as conn, _write(conn):
+        row = conn.execute(
+            "SELECT oa_id FROM tokens WHERE token = ? AND kind = 'access' AND expires_at > ?",
+            (token, now),
+        ).fetchone()
+        oa_id = row["oa_id"] if row is not None else None
+        valid_recipient = (conversation_id and anonymous_id) if anonymous else user_id
+        if oa_id is None:
+            error = -216
+        elif not valid_recipient or not isinstance(text, str) or not text or len(text) > 2000:
+            error = -201
+        else:
+            fault = conn.execute("SELECT id, error FROM faults ORDER BY id LIMIT 1").fetchone()
+            error = 0
+            if fault is not None:
+                conn.execute("DELETE FROM faults WHERE id = ?", (fault["id"],))
+                error = int(fault["error"])
+        message_id = random_bytes(10).hex() if error == 0 else None
+        conn.execute(
+            "INSERT INTO calls (time, endpoint, oa_id, user_id, conversation_id, anonymous_id,"
+            " text, error, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, endpoint, oa_id, user_id, conversation_id, anonymous_id,
+             text if isinstance(text, str) else None, error, message_id),
+        )
+    if error != 0:
+        return _zalo_error(error)
+    data: dict[str, Any] = {"message_id": message_id, "sent_time": str(int(now * 1000))}
+    if anonymous:
+        data.update(conversation_id=conversation_id, anonymous_id=anonymous_id)
+    else:
+        data.update(user_id=user_id, quota={"quota_type": "reply", "remain": "8", "total": "8"})
+    return _add_rate_headers(jsonify({"data": data, "error": 0, "message": "Success"}))
+
+
+@blueprint.post("/v3.0/oa/message/cs")
+def send_consultation() -> ResponseReturnValue:
+    return _handle_send("v3.0/oa/message/cs", anonymous=False)
+
+
+@blueprint.post("/v2.0/oa/message")
+def send_anonymous() -> ResponseReturnValue:
+    return _handle_send("v2.0/oa/message", anonymous=True)
+
+
+@blueprint.post("/v4/oa/access_token")
+def access_token() -> ResponseReturnValue:
+    config = _config()
+    app_id = config.zalo_app_id or DEMO_ZALO_APP_ID
+    app_secret = config.zalo_app_secret or DEMO_ZALO_APP_SECRET
+    if not constant_time_equal(request.headers.get("secret_key", ""), app_secret):
+        return _oauth_error(-14014, "Invalid secret key", "secret_key is wrong")
+    form = request.form
+    if form.get("app_id") != app_id:
+        return _oauth_error(-14001, "Invalid app id", "app_id is wrong")
+    grant_type = form.get("grant_type")
+    if grant_type == "refresh_token":
+        kind, presented = "refresh", form.get("refresh_token", "")
+    elif grant_type == "authorization_code":
+        kind, presented = "code", form.get("code", "")
+    else:
+        return _oauth_error(-14003, "Invalid parameter", "grant_type is wrong")
+    with _connect(config.data_dir) as conn, _write(conn):
+        row = conn.execute(
+            "SELECT oa_id FROM tokens WHERE token = ? AND kind = ? AND used = 0 AND expires_at > ?",
+            (presented, kind, time.time()),
+        ).fetchone()
+        if row is None:
+            what = "refresh_token" if kind == "refresh" else "code"
+            return _oauth_error(-14019 if kind == "code" else -14020, f"Invalid {what}",
+                                f"{what} is invalid, expired or already used")
+        # Single use: the presented refresh token (or code) dies with this answer.
+        conn.execute("UPDATE tokens SET used = 1 WHERE token = ?", (presented,))
+        access, refresh = _mint(conn, row["oa_id"], ACCESS_TTL)
+    return jsonify(
+        {"access_token": access, "refresh_token": refresh, "expires_in": str(ACCESS_TTL)}
+    )
+
+
+@blueprint.get("/v4/oa/permission")
+def permission() -> ResponseReturnValue:
+    """The consent page, reduced to "the admin said yes": redirect with a code and the OA id."""
+    oa_id = request.args.get("oa_id", "")
+    redirect_uri = request.args.get("redirect_uri", "")
+    if request.args.get("app_id") != (_config().zalo_app_id or DEMO_ZALO_APP_ID):
+        return _oauth_error(-14001, "Invalid app id", "app_id is wrong")
+    if not oa_id or not redirect_uri.startswith(("http://", "https://")):
+        return _oauth_error(-14003, "Invalid parameter", "oa_id and redirect_uri are required")
+    code = issue_code(_data_dir(), oa_id)
+    separator = "&" if "?" in redirect_uri else "?"
+    return redirect(f"{redirect_uri}{separator}{urlencode({'code': code, 'oa_id': oa_id})}")
+
+
+@blueprint.get("/messages")
+def messages() -> ResponseReturnValue:
+    """Every send call received, oldest first; ``?oa_id=`` filters by OA."""
+    query = "SELECT * FROM calls"
+    params: tuple[str, ...] = ()
+    if request.args.get("oa_id"):
+        query += " WHERE oa_id = ?"
+        params = (request.args["oa_id"],)
+    with _connect(_data_dir()) as conn:
+        rows = conn.execute(query + " ORDER BY id", params).fetchall()
+    return jsonify([
+        {
+            "id": row["id"],
+            "time": datetime.fromtimestamp(row["time"], UTC).isoformat(),
+            "endpoint": row["endpoint"],
+            "oa_id": row["oa_id"],
+            "user_id": row["user_id"],
+            "conversation_id": row["conversation_id"],
+            "anonymous_id": row["anonymous_id"],
+            "text": row["text"],
+            "status": "ok" if row["error"] == 0 else "error",
+            "error": row["error"],
+            "message_id": row["message_id"],
+        }
+        for row in rows
+    ])
+
+
+@blueprint.delete("/messages")
+def clear_messages() -> ResponseReturnValue:
+    with _connect(_data_dir()) as conn:
+        conn.execute("DELETE FROM calls")
+    return jsonify({"ok": True})
+
+
+@blueprint.post("/faults")
+def add_faults() -> ResponseReturnValue:
+    """Queue Zalo error codes for the next valid send calls, in order (for tests)."""
+    body = request.get_json(silent=True)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not all(
+        isinstance(e, int) and not isinstance(e, bool) and e < 0 for e in errors
+    ):
+        return jsonify({"ok": False, "error": "errors must be a list of negative integers"}), 400
+    with _connect(_data_dir()) as conn, _write(conn):
+        conn.executemany("INSERT INTO faults (error) VALUES (?)", [(e,) for e in errors])
+        pending = conn.execute("SELECT error FROM faults ORDER BY id").fetchall()
+    return jsonify({"ok": True, "pending": [row["error"] for row in pending]})
+
+
+@blueprint.get("/faults")
+def list_faults() -> ResponseReturnValue:
+    with _connect(_data_dir()) as conn:
+        pending = conn.execute("SELECT error FROM faults ORDER BY id").fetchall()
+    return jsonify({"pending": [row["error"] for row in pending]})
+
+
+@blueprint.delete("/faults")
+def clear_faults() -> ResponseReturnValue:
+    with _connect(_data_dir()) as conn:
+        conn.execute("DELETE FROM faults")
+    return jsonify({"ok": True, "pending": []})
+
+
+@blueprint.post("/media")
+def upload_media() -> ResponseReturnValue:
+    """Keep an uploaded file and answer with its URL, as Zalo's CDN URL in an event."""
+    upload = request.files.get("file")
+    if upload is None:
+        return jsonify({"ok": False, "error": "multipart field 'file' is required"}), 400
+    data = upload.read(MAX_MEDIA_BYTES + 1)
+    if len(data) > MAX_MEDIA_BYTES:
+        return jsonify({"ok": False, "error": "file too large"}), 413
+    name = Path(upload.filename or "file").name[:200] or "file"
+    content_type = (
+        upload.mimetype
+        if upload.mimetype and upload.mimetype != "application/octet-stream"
+        else mimetypes.guess_type(name)[0] or "application/octet-stream"
+    )
+    media_id = random_bytes(16).hex()
+    with _connect(_data_dir()) as conn:
+        conn.execute(
+            "INSERT INTO media (id, name, content_type, data, created) VALUES (?, ?, ?, ?, ?)",
+            (media_id, name, content_type, data, time.time()),
+        )
+    url = url_for("zalo_simulator.get_media", media_id=media_id, _external=True)
+    return jsonify(
+        {"ok": True, "id": media_id, "url": url, "name": name, "size": len(data),
+         "content_type": content_type}
+    ), 201
+
+
+@blueprint.get("/media/<media_id>")
+def get_media(media_id: str) -> ResponseReturnValue:
+    with _connect(_data_dir()) as conn:
+        row = conn.execute(
+            "SELECT content_type, data FROM media WHERE id = ?", (media_id,)
+        ).fetchone()
+    if row is None:
+        return jsonify({"ok": False, "error": "not found"}), 404
+    return Response(bytes(row["data"]), mimetype=row["content_type"])

@@ -1,0 +1,157 @@
+"""Per-OA access and refresh tokens: sealed at rest, refreshed once, persisted before use.
+
+Zalo's refresh tokens are single-use and rotating (zalo.md §3): a refresh kills the old one.
+So a refresh is serialised per OA with a Redis lock (many workers, one refresh), and the new
+pair is committed in its own transaction before the new access token is used — a crash after
+the refresh but before the commit would otherwise leave the OA with a dead refresh token and
+no way back short of an admin re-consenting.
+
+Tokens are sealed to the relay key: only the outbound worker, which holds its private half,
+can open them. Nothing here logs a token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+from redis.exceptions import LockError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keys import EnvelopeError, PrivateKey, PublicKey, open_sealed, seal
+from tipline.models import OfficialAccount, utcnow
+from tipline.runtime import Runtime
+from tipline.zalo.client import RefreshFailed, TokenPair, ZaloClient
+
+log = logging.getLogger(__name__)
+
+TOKEN_PURPOSE = "oa_tokens"
+# Refresh this long before expiry, so a token never expires between check and send.
+REFRESH_MARGIN = timedelta(hours=1)
+LOCK_TIMEOUT = 60  # seconds a crashed holder keeps the lock
+LOCK_WAIT = 30  # seconds a worker waits for another's refresh
+RECONSENT = "an OA admin must re-consent"
+
+
+class TokenUnavailable(Exception):
+    """No usable token for the OA without a person: not connected, or refresh refused."""
+
+
+def lock_name(oa_id: str) -> str:
+    return f"tipline:oa-token-refresh:{oa_id}"
+
+
+def store_tokens(
+    session: Session,
+    oa: OfficialAccount,
+    pair: TokenPair,
+    relay_public: PublicKey,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Seal ``pair`` into ``oa`` and clear any token error; the caller commits.
+
+    Used after a refresh, after an admin's consent, and by ``tipline demo`` for its first pair.
+    """
+    plaintext = json.dumps(
+        {"access_token": pair.access_token, "refresh_token": pair.refresh_token}
+    ).encode()
+    oa.sealed_tokens = seal(
+        relay_public, plaintext, purpose=TOKEN_PURPOSE, binding=oa.token_binding
+    )
+    oa.access_expires_at = (now or utcnow()) + timedelta(seconds=max(pair.expires_in, 0))
+    oa.token_generation = (oa.token_generation or 0) + 1
+    oa.token_error = None
+
+
+def open_tokens(oa: OfficialAccount, relay_key: PrivateKey) -> TokenPair | None:
+    """The OA's stored pair, or None when it has none. ``expires_in`` is what remains."""
+    if oa.sealed_tokens is None:
+        return None
+    data = json.loads(
+        open_sealed(relay_key, oa.sealed_tokens, purpose=TOKEN_PURPOSE, binding=oa.token_binding)
+    )
+    remaining = 0
+    if oa.access_expires_at is not None:
+        remaining = max(int((oa.access_expires_at - utcnow()).total_seconds()), 0)
+    return TokenPair(str(data["access_token"]), str(data["refresh_token"]), remaining)
+
+
+def _load(session: Session, oa_id: str) -> OfficialAccount:
+    oa = session.scalars(
+        select(OfficialAccount).where(OfficialAccount.oa_id == oa_id)
+    ).one_or_none()
+    if oa is None:
+        raise TokenUnavailable(f"OA {oa_id} is not registered")
+    return oa
+
+
+def _fresh(oa: OfficialAccount, now: datetime) -> bool:
+    return oa.access_expires_at is not None and oa.access_expires_at > now + REFRESH_MARGIN
+
+
+def _usable(oa: OfficialAccount, relay_key: PrivateKey) -> TokenPair:
+    try:
+        pair = open_tokens(oa, relay_key)
+    except (EnvelopeError, ValueError, KeyError) as exc:
+        raise TokenUnavailable(f"OA {oa.oa_id}: stored tokens do not open") from exc
+    if pair is None:
+        raise TokenUnavailable(f"OA {oa.oa_id} has no tokens: {RECONSENT}")
+    return pair
+
+
+def access_token_for(
+    runtime: Runtime,
+    oa_id: str,
+    client: ZaloClient,
+    force_refresh: bool = False,
+    *,
+    rejected_token: str | None = None,
+) -> str:
+    """A valid access token for ``oa_id``, refreshing it when due or when forced.
+
+    ``force_refresh`` is for a token Zalo just rejected (-216/-220). Pass that token as
+    ``rejected_token`` so that, when another worker has already replaced it while this one
+    waited for the lock, the replacement is used instead of burning another refresh.
+
+    Raises :class:`TokenUnavailable` when a person must act (recorded in ``oa.token_error``),
+    and ``ZaloUnavailable`` or ``LockError`` when trying again later may work.
+    """
+    relay_key = runtime.config.secrets.relay_key
+    with runtime.sessions() as session:
+        oa = _load(session, oa_id)
+        pair = _usable(oa, relay_key)
+        if not force_refresh and _fresh(oa, utcnow()):
+            return pair.access_token
+
+    lock = runtime.redis.lock(lock_name(oa_id), timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
+    if not lock.acquire():
+        raise LockError(f"OA {oa_id}: another worker is still refreshing the token")
+    try:
+        with runtime.sessions() as session:
+            oa = _load(session, oa_id)
+            current = _usable(oa, relay_key)
+            replaced = rejected_token is not None and current.access_token != rejected_token
+            if _fresh(oa, utcnow()) and (not force_refresh or replaced):
+                return current.access_token  # another worker refreshed while we waited
+            if oa.token_error is not None:
+                raise TokenUnavailable(f"OA {oa_id}: {oa.token_error}")
+            try:
+                new_pair = client.refresh(current.refresh_token)
+            except RefreshFailed as exc:
+                oa.token_error = f"token refresh refused (zalo {exc.error}): {RECONSENT}"[:200]
+                session.commit()
+                log.error("OA %s: token refresh refused (error %d): %s", oa_id, exc.error, RECONSENT)
+                raise TokenUnavailable(f"OA {oa_id}: {RECONSENT}") from exc
+            # Persist before use: the old refresh token is already dead at Zalo.
+            store_tokens(session, oa, new_pair, runtime.config.secrets.relay_public)
+            session.commit()
+            log.info("OA %s: tokens refreshed (generation %d)", oa_id, oa.token_generation)
+            return new_pair.access_token
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("OA %s: token lock expired before release", oa_id)
