@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +135,92 @@ def units(runtime: Runtime, config: Config) -> dict[str, str]:
             unit_code="v2025:32128", password=OFFICER_PASSWORD, cost=config.kdf_cost,
         )
     return {"province_oa": PROVINCE_OA, "commune_oa": COMMUNE_OA}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """A running Tipline: gunicorn (2 workers, simulator mounted) and one `tipline worker`."""
+
+    def __init__(self, base_url: str, env: dict[str, str], logs: Path) -> None:
+        self.base_url = base_url
+        self.env = env
+        self.logs = logs
+
+    def tipline(self, *args: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+        return subprocess.run(
+            [sys.executable, "-m", "tipline.cli", *args], env=self.env, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )
+
+
+def _stop(proc: "subprocess.Popen[bytes]") -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def stack(
+    env: dict[str, str], units: dict[str, str], runtime: Runtime, config: Config, tmp_path: Path
+) -> Iterator[Stack]:
+    import httpx
+    from sqlalchemy import select
+
+    from tipline.models import OfficialAccount
+    from tipline.zalo.client import TokenPair
+    from tipline.zalo.simulator import issue_tokens
+    from tipline.zalo.tokens import store_tokens
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    full_env = {
+        **os.environ,
+        **env,
+        "ZALO_API_BASE": f"{base}/_sim",
+        "ZALO_OAUTH_BASE": f"{base}/_sim",
+        "TIPLINE_SWEEP_AFTER_SECONDS": "5",
+    }
+    with runtime.sessions() as session, session.begin():
+        for account in session.scalars(select(OfficialAccount)):
+            pair = TokenPair(*issue_tokens(config.data_dir, account.oa_id))
+            store_tokens(session, account, pair, config.secrets.relay_public)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = []
+    for name, args in [
+        ("web", ["serve", "--port", str(port)]),
+        ("worker", ["-v", "worker"]),
+    ]:
+        with open(logs / f"{name}.log", "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tipline.cli", *args], env=full_env, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("stack did not start:\n" + (logs / "web.log").read_text())
+            time.sleep(0.1)
+        yield Stack(base, full_env, logs)
+    finally:
+        for proc in procs:
+            _stop(proc)

@@ -50,6 +50,11 @@ def serve(host: str, port: int, workers: int) -> None:
         "--access-logfile", "-", "--access-logformat", '%(t)s "%(r)s" %(s)s %(L)ss',
         "tipline.wsgi:app",
     ]
+    if config.simulator:
+        # Zalo's API takes `access_token` and `secret_key` headers, which gunicorn drops by
+        # default (underscores); the simulator must see them as Zalo's servers would. Only in
+        # simulator mode: Tipline's own routes never read a header with an underscore.
+        args[-1:-1] = ["--header-map", "dangerous"]
     if config.redis_url:
         os.execv(sys.executable, args)  # noqa: S606 - gunicorn takes over this process
     # Embedded Redis lives as long as this process: start it, then run gunicorn as a child.

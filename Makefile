@@ -1,0 +1,40 @@
+# Tipline: `make run` (the demo) and `make test` (lint + the whole suite) on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The first Python >= 3.12 found: on PATH, then under pyenv.
+PYTHON ?= $(shell for p in python3.13 python3.12 \
+	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+
+.PHONY: run test lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (try pyenv install 3.12)"; exit 1; fi
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: venv
+	$(BIN)/tipline demo
+
+lint: venv
+	$(BIN)/ruff check tipline keys tests benchmarks
+	$(BIN)/mypy
+
+test: venv lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: venv
+	@for script in benchmarks/*.py; do \
+		case $$script in */bare_app.py|*/_*) continue;; esac; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) instance .mypy_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""The `tipline` commands of the core slice, run as an operator would (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyotp
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from tipline.cli import main
+from tipline.models import Officer, Unit
+from tipline.runtime import Runtime
+
+
+@pytest.fixture
+def run(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, runtime: Runtime):  # type: ignore[no-untyped-def]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def invoke(*args: str, input: str | None = None) -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_units_officers_and_keys(run, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    assert run("units", "add", "v2025:96", "Công an tỉnh Cà Mau", "--level", "province")[0] == 0
+    code, out = run(
+        "officers", "add", "chihuy.camau", "--role", "commander", "--unit", "v2025:96",
+        "--password", "mat-khau-rat-dai-1",
+    )
+    assert code == 0, out
+    assert "recovery code" in out and "TOTP secret" in out
+    secret = out.split("TOTP secret (enrol in an authenticator app): ")[1].split()[0]
+    assert len(pyotp.TOTP(secret).now()) == 6
+    assert run(
+        "units", "add", "v2025:32134", "Công an xã Lương Thế Trân", "--level", "commune",
+        "--parent", "v2025:96",
+    )[0] == 0
+    assert run("units", "set-oa", "v2025:32134", "3886132808788132134")[0] == 0
+    code, out = run("units", "list", "--json")
+    assert code == 0
+    assert json.loads(out) == [
+        {"code": "v2025:32134", "name": "Công an xã Lương Thế Trân", "level": "commune",
+         "parent": "v2025:96", "oa_ids": ["3886132808788132134"]},
+        {"code": "v2025:96", "name": "Công an tỉnh Cà Mau", "level": "province",
+         "parent": None, "oa_ids": []},
+    ]
+    code, out = run("keys", "rotate", "--unit", "v2025:32134")
+    assert code == 0 and "key version 2" in out
+    code, out = run(
+        "keys", "rotate", "--unit", "v2025:32134", "--reseal-as", "chihuy.camau",
+        "--password", "mat-khau-rat-dai-1",
+    )
+    assert code == 0 and "key version 3" in out
+    with runtime.sessions() as session:
+        unit = session.scalars(select(Unit).where(Unit.code == "v2025:32134")).one()
+        assert [k.retired_at is None for k in unit.keys] == [False, False, True]
+        officer = session.scalars(select(Officer)).one()
+        assert officer.role == "commander" and officer.unit_id is not None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("units", "add", "v2025:1", "X", "--level", "planet"),
+        ("units", "add", "v2025:1", "X", "--level", "commune", "--parent", "v2025:404"),
+        ("units", "set-oa", "v2025:404", "123"),
+        ("units", "set-oa", "v2025:96", "not-digits"),
+        ("officers", "add", "Bad Name", "--role", "officer", "--unit", "v2025:96", "--password", "mat-khau-rat-dai-1"),
+        ("officers", "add", "ngan", "--role", "officer", "--unit", "v2025:96", "--password", "short"),
+        ("officers", "add", "khongdonvi", "--role", "officer", "--password", "mat-khau-rat-dai-1"),
+        ("keys", "rotate", "--unit", "v2025:404"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(run, runtime: Runtime, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    run("units", "add", "v2025:96", "Công an tỉnh Cà Mau", "--level", "province")
+    with runtime.sessions() as session:
+        before = (len(session.scalars(select(Unit)).all()), len(session.scalars(select(Officer)).all()))
+    code, out = run(*args)
+    assert code != 0 and ("Error" in out or "Usage" in out)
+    with runtime.sessions() as session:
+        after = (len(session.scalars(select(Unit)).all()), len(session.scalars(select(Officer)).all()))
+    assert after == before
+
+
+def test_duplicate_unit_is_refused(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("units", "add", "v2025:96", "A", "--level", "province")[0] == 0
+    code, out = run("units", "add", "v2025:96", "B", "--level", "province")
+    assert code == 1 and "already exists" in out
+
+
+def test_demo_seed_writes_the_logins_contract(runtime: Runtime, config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tipline.demo import COMMUNES, seed, write_logins
+
+    logins = seed(runtime)
+    assert logins is not None
+    assert seed(runtime) is None  # seeding twice does nothing
+    path = write_logins(config.data_dir, logins)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    stored = json.loads(path.read_text())
+    roles = sorted({entry["role"] for entry in stored})
+    assert roles == ["admin", "auditor", "commander", "officer"]
+    for entry in stored:
+        assert {"username", "password", "totp_secret", "role", "unit"} <= entry.keys()
+        pyotp.TOTP(entry["totp_secret"]).now()
+    assert sum(entry["role"] == "officer" for entry in stored) == len(COMMUNES)
+    with runtime.sessions() as session:
+        units = session.scalars(select(Unit)).all()
+        assert all(unit.official_accounts for unit in units)
+        assert all(account.sealed_tokens for unit in units for account in unit.official_accounts)

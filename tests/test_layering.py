@@ -1,0 +1,56 @@
+"""Structural rules: cryptographic primitives only in keys/, migrations match the models."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from tipline.migrate import downgrade, upgrade
+from tipline.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+PRIMITIVES = {"hashlib", "hmac", "cryptography", "argon2", "nacl", "Crypto", "ssl"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_keys_imports_cryptographic_primitives() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & PRIMITIVES)
+        for folder in ("tipline", "triage", "benchmarks")
+        for path in (ROOT / folder).rglob("*.py")
+        if imported_modules(path) & PRIMITIVES
+    }
+    assert offenders == {}
+    assert imported_modules(ROOT / "keys" / "envelope.py") & PRIMITIVES  # the check can fire
+
+
+def test_migrations_match_the_models_and_go_down_and_up(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+    downgrade(url, "base")
+    with engine.connect() as connection:
+        tables = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name != 'alembic_version'"
+        ).all()
+    assert tables == []
+    upgrade(url)
+    engine.dispose()
+
