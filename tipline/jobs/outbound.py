@@ -33,14 +33,14 @@ from tipline.models import Delivery, Direction, Message, utcnow
 from tipline.outgoing import RELAY_PURPOSE
 from tipline.runtime import Runtime, current
 from tipline.zalo.client import (
-    InvalidAddress,
+    InvalidAddressError,
     SendResult,
     SendStatus,
-    TextTooLong,
+    TextTooLongError,
     ZaloClient,
-    ZaloUnavailable,
+    ZaloUnavailableError,
 )
-from tipline.zalo.tokens import TokenUnavailable, access_token_for
+from tipline.zalo.tokens import TokenUnavailableError, access_token_for
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Deliv
 ADDRESS_PURPOSE = "reply_address"  # as sealed by tipline.intake.store
 
 
-class DeliveryDeferred(Exception):
+class DeliveryDeferredError(Exception):
     """Raised so that RQ's Retry runs the job again later. Carries no content."""
 
 
@@ -112,7 +112,8 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
     if sealed_address is None:
         return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
     if attempt > MAX_ATTEMPTS:
-        return _finish(runtime, public_id, Delivery.FAILED, f"gave up after {MAX_ATTEMPTS} attempts")
+        reason = f"gave up after {MAX_ATTEMPTS} attempts"
+        return _finish(runtime, public_id, Delivery.FAILED, reason)
     if sealed_text is None or oa_id is None:
         return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
     try:
@@ -150,7 +151,7 @@ def _defer(runtime: Runtime, public_id: str, attempt: int, reason: str) -> str:
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery_error = reason[:200]
     log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
-    raise DeliveryDeferred(f"message {public_id}: {reason}")
+    raise DeliveryDeferredError(f"message {public_id}: {reason}")
 
 
 def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
@@ -161,13 +162,13 @@ def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str
     out = prepared
     try:
         result = _send(runtime, client, out)
-    except TokenUnavailable as exc:
+    except TokenUnavailableError as exc:
         return _finish(runtime, message_public_id, Delivery.FAILED, f"OA token: {exc}")
-    except TextTooLong:
+    except TextTooLongError:
         return _finish(runtime, message_public_id, Delivery.FAILED, "text over 2,000 characters")
-    except InvalidAddress:
+    except InvalidAddressError:
         return _finish(runtime, message_public_id, Delivery.FAILED, "reply address unusable")
-    except ZaloUnavailable as exc:
+    except ZaloUnavailableError as exc:
         return _defer(runtime, message_public_id, out.attempt, str(exc))
     except LockError:
         return _defer(runtime, message_public_id, out.attempt, "token refresh in progress")

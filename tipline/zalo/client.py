@@ -6,7 +6,7 @@ the same code talks to Zalo in production and to ``/_sim`` in the demo and the t
 
 Zalo answers errors with HTTP 200 and a negative ``error``; :class:`SendStatus` sorts those
 into what the outbound worker must do. Transport failures and non-200 answers raise
-:class:`ZaloUnavailable`, which callers treat as "try again later".
+:class:`ZaloUnavailableError`, which callers treat as "try again later".
 
 Privacy: nothing here logs an access or refresh token, a Zalo user id or message text. Log
 lines carry only the endpoint kind and Zalo's numeric error code.
@@ -40,7 +40,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 class SendStatus(StrEnum):
     OK = "ok"
-    TOKEN_INVALID = "token_invalid"  # refresh the OA's token once and try again
+    TOKEN_INVALID = "token_invalid"  # noqa: S105 - a status, not a secret. Refresh the OA's token once and try again
     WINDOW_CLOSED = "window_closed"  # informant silent for 7 days: they must write again
     UNREACHABLE = "unreachable"  # not a follower, banned, or blocked this message type
     RATE_LIMITED = "rate_limited"  # back off and retry
@@ -66,19 +66,19 @@ class ZaloError(Exception):
     """Base of this module's errors. Messages never contain tokens, ids or text."""
 
 
-class ZaloUnavailable(ZaloError):
+class ZaloUnavailableError(ZaloError):
     """Zalo could not be reached or gave no usable answer: transient, retry later."""
 
 
-class TextTooLong(ZaloError, ValueError):
+class TextTooLongError(ZaloError, ValueError):
     """The text exceeds :data:`MAX_TEXT`; Zalo would refuse it (see the note on MAX_TEXT)."""
 
 
-class InvalidAddress(ZaloError, ValueError):
+class InvalidAddressError(ZaloError, ValueError):
     """The reply address is not a ``user`` or ``anonymous`` address we can send to."""
 
 
-class RefreshFailed(ZaloError):
+class RefreshFailedError(ZaloError):
     """Zalo refused the refresh token: an OA admin must re-consent (zalo.md §3)."""
 
     def __init__(self, error: int, message: str) -> None:
@@ -164,17 +164,17 @@ class ZaloClient:
             response = self._http.post(url, **kwargs)
         except httpx.HTTPError as exc:
             log.warning("zalo %s: transport error %s", what, type(exc).__name__)
-            raise ZaloUnavailable(f"zalo {what}: {type(exc).__name__}") from None
+            raise ZaloUnavailableError(f"zalo {what}: {type(exc).__name__}") from None
         if response.status_code != 200:
             log.warning("zalo %s: HTTP %d", what, response.status_code)
-            raise ZaloUnavailable(f"zalo {what}: HTTP {response.status_code}")
+            raise ZaloUnavailableError(f"zalo {what}: HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
             log.warning("zalo %s: answer is not a JSON object", what)
-            raise ZaloUnavailable(f"zalo {what}: unreadable answer")
+            raise ZaloUnavailableError(f"zalo {what}: unreadable answer")
         return body
 
     def send_text(self, access_token: str, address: dict[str, str], text: str) -> SendResult:
@@ -187,7 +187,7 @@ class ZaloClient:
         if not text:
             raise ValueError("empty text")
         if len(text) > MAX_TEXT:
-            raise TextTooLong(f"text of {len(text)} characters; Zalo accepts {MAX_TEXT}")
+            raise TextTooLongError(f"text of {len(text)} characters; Zalo accepts {MAX_TEXT}")
         kind = address.get("kind")
         if kind == "user" and address.get("user_id"):
             url = f"{self.api_base}/v3.0/oa/message/cs"
@@ -199,7 +199,7 @@ class ZaloClient:
                 "anonymous_id": address["anonymous_id"],
             }
         else:
-            raise InvalidAddress("reply address has no usable recipient")
+            raise InvalidAddressError("reply address has no usable recipient")
         body = self._post(
             f"send ({kind})",
             url,
@@ -250,4 +250,4 @@ class ZaloClient:
         error = _int(body.get("error"), -1)
         description = body.get("error_description") or body.get("message") or ""
         log.warning("zalo oauth: refused (error %d)", error)
-        raise RefreshFailed(error, str(description)[:120])
+        raise RefreshFailedError(error, str(description)[:120])

@@ -18,6 +18,7 @@ lines land in Tipline's log.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import sqlite3
 import time
@@ -34,7 +35,17 @@ from flask.typing import ResponseReturnValue
 from keys import constant_time_equal, new_token, random_bytes
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, Config
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("zalo_simulator", __name__)
+
+# Zalo's API puts credentials in headers whose names contain underscores. Werkzeug's server and
+# gunicorn (header_map=drop, the default since 22) silently drop such headers, so behind
+# gunicorn the simulator needs ``--forwarder-headers SCRIPT_NAME,PATH_INFO,ACCESS_TOKEN,
+# SECRET_KEY`` (honoured for loopback callers, gunicorn's default forwarded-allow-ips).
+DROPPED_HEADER_HINT = (
+    "simulator: no %s header arrived; the server in front may drop header names with "
+    "underscores (gunicorn: --forwarder-headers SCRIPT_NAME,PATH_INFO,ACCESS_TOKEN,SECRET_KEY)"
+)
 
 ACCESS_TTL = 90_000  # 25 hours, as Zalo (zalo.md §3)
 REFRESH_TTL = 90 * 24 * 3600  # 3 months
@@ -131,7 +142,10 @@ def _mint(conn: sqlite3.Connection, oa_id: str, access_ttl: int) -> tuple[str, s
     refresh = new_token(64)
     conn.executemany(
         "INSERT INTO tokens (token, kind, oa_id, expires_at) VALUES (?, ?, ?, ?)",
-        [(access, "access", oa_id, now + access_ttl), (refresh, "refresh", oa_id, now + REFRESH_TTL)],
+        [
+            (access, "access", oa_id, now + access_ttl),
+            (refresh, "refresh", oa_id, now + REFRESH_TTL),
+        ],
     )
     return access, refresh
 
@@ -196,7 +210,10 @@ def _add_rate_headers(response: Response) -> Response:
 
 def _handle_send(endpoint: str, anonymous: bool) -> ResponseReturnValue:
     now = time.time()
-    token = request.headers.get("access_token", "")
+    token = request.headers.get("access_token")
+    if token is None:
+        log.warning(DROPPED_HEADER_HINT, "access_token")
+        token = ""
     body = request.get_json(silent=True)
     recipient = body.get("recipient") if isinstance(body, dict) else None
     message = body.get("message") if isinstance(body, dict) else None
@@ -255,7 +272,10 @@ def access_token() -> ResponseReturnValue:
     config = _config()
     app_id = config.zalo_app_id or DEMO_ZALO_APP_ID
     app_secret = config.zalo_app_secret or DEMO_ZALO_APP_SECRET
-    if not constant_time_equal(request.headers.get("secret_key", ""), app_secret):
+    presented_secret = request.headers.get("secret_key")
+    if presented_secret is None:
+        log.warning(DROPPED_HEADER_HINT, "secret_key")
+    if not constant_time_equal(presented_secret or "", app_secret):
         return _oauth_error(-14014, "Invalid secret key", "secret_key is wrong")
     form = request.form
     if form.get("app_id") != app_id:

@@ -23,11 +23,21 @@ from sqlalchemy.orm import Session
 from keys import EnvelopeError, PrivateKey, PublicKey, open_sealed, seal
 from tipline.models import OfficialAccount, utcnow
 from tipline.runtime import Runtime
-from tipline.zalo.client import RefreshFailed, TokenPair, ZaloClient
+from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient
+
+__all__ = [
+    "REFRESH_MARGIN",
+    "TOKEN_PURPOSE",
+    "TokenPair",
+    "TokenUnavailableError",
+    "access_token_for",
+    "open_tokens",
+    "store_tokens",
+]
 
 log = logging.getLogger(__name__)
 
-TOKEN_PURPOSE = "oa_tokens"
+TOKEN_PURPOSE = "oa_tokens"  # noqa: S105 - an envelope purpose, not a secret
 # Refresh this long before expiry, so a token never expires between check and send.
 REFRESH_MARGIN = timedelta(hours=1)
 LOCK_TIMEOUT = 60  # seconds a crashed holder keeps the lock
@@ -35,7 +45,7 @@ LOCK_WAIT = 30  # seconds a worker waits for another's refresh
 RECONSENT = "an OA admin must re-consent"
 
 
-class TokenUnavailable(Exception):
+class TokenUnavailableError(Exception):
     """No usable token for the OA without a person: not connected, or refresh refused."""
 
 
@@ -84,7 +94,7 @@ def _load(session: Session, oa_id: str) -> OfficialAccount:
         select(OfficialAccount).where(OfficialAccount.oa_id == oa_id)
     ).one_or_none()
     if oa is None:
-        raise TokenUnavailable(f"OA {oa_id} is not registered")
+        raise TokenUnavailableError(f"OA {oa_id} is not registered")
     return oa
 
 
@@ -96,9 +106,9 @@ def _usable(oa: OfficialAccount, relay_key: PrivateKey) -> TokenPair:
     try:
         pair = open_tokens(oa, relay_key)
     except (EnvelopeError, ValueError, KeyError) as exc:
-        raise TokenUnavailable(f"OA {oa.oa_id}: stored tokens do not open") from exc
+        raise TokenUnavailableError(f"OA {oa.oa_id}: stored tokens do not open") from exc
     if pair is None:
-        raise TokenUnavailable(f"OA {oa.oa_id} has no tokens: {RECONSENT}")
+        raise TokenUnavailableError(f"OA {oa.oa_id} has no tokens: {RECONSENT}")
     return pair
 
 
@@ -116,8 +126,8 @@ def access_token_for(
     ``rejected_token`` so that, when another worker has already replaced it while this one
     waited for the lock, the replacement is used instead of burning another refresh.
 
-    Raises :class:`TokenUnavailable` when a person must act (recorded in ``oa.token_error``),
-    and ``ZaloUnavailable`` or ``LockError`` when trying again later may work.
+    Raises :class:`TokenUnavailableError` when a person must act (recorded in ``oa.token_error``),
+    and ``ZaloUnavailableError`` or ``LockError`` when trying again later may work.
     """
     relay_key = runtime.config.secrets.relay_key
     with runtime.sessions() as session:
@@ -137,14 +147,15 @@ def access_token_for(
             if _fresh(oa, utcnow()) and (not force_refresh or replaced):
                 return current.access_token  # another worker refreshed while we waited
             if oa.token_error is not None:
-                raise TokenUnavailable(f"OA {oa_id}: {oa.token_error}")
+                raise TokenUnavailableError(f"OA {oa_id}: {oa.token_error}")
             try:
                 new_pair = client.refresh(current.refresh_token)
-            except RefreshFailed as exc:
+            except RefreshFailedError as exc:
                 oa.token_error = f"token refresh refused (zalo {exc.error}): {RECONSENT}"[:200]
                 session.commit()
-                log.error("OA %s: token refresh refused (error %d): %s", oa_id, exc.error, RECONSENT)
-                raise TokenUnavailable(f"OA {oa_id}: {RECONSENT}") from exc
+                log.error("OA %s: token refresh refused (error %d): %s", oa_id, exc.error,
+                          RECONSENT)
+                raise TokenUnavailableError(f"OA {oa_id}: {RECONSENT}") from exc
             # Persist before use: the old refresh token is already dead at Zalo.
             store_tokens(session, oa, new_pair, runtime.config.secrets.relay_public)
             session.commit()
