@@ -40,11 +40,12 @@ blueprint = Blueprint("zalo_simulator", __name__)
 
 # Zalo's API puts credentials in headers whose names contain underscores. Werkzeug's server and
 # gunicorn (header_map=drop, the default since 22) silently drop such headers, so behind
-# gunicorn the simulator needs ``--forwarder-headers SCRIPT_NAME,PATH_INFO,ACCESS_TOKEN,
-# SECRET_KEY`` (honoured for loopback callers, gunicorn's default forwarded-allow-ips).
+# gunicorn the simulator needs ``--header-map dangerous`` or, narrower,
+# ``--forwarder-headers SCRIPT_NAME,PATH_INFO,ACCESS_TOKEN,SECRET_KEY`` (loopback callers only).
 DROPPED_HEADER_HINT = (
     "simulator: no %s header arrived; the server in front may drop header names with "
-    "underscores (gunicorn: --forwarder-headers SCRIPT_NAME,PATH_INFO,ACCESS_TOKEN,SECRET_KEY)"
+    "underscores (gunicorn: --header-map dangerous, or --forwarder-headers "
+    "SCRIPT_NAME,PATH_INFO,ACCESS_TOKEN,SECRET_KEY)"
 )
 
 ACCESS_TTL = 90_000  # 25 hours, as Zalo (zalo.md §3)
