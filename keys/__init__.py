@@ -12,7 +12,7 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
   Zalo webhook signature.
 """
 
-from keys.digest import constant_time_equal, keyed_digest, webhook_mac
+from keys.digest import constant_time_equal, file_checksum, keyed_digest, webhook_mac
 from keys.envelope import EnvelopeError, open_sealed, seal
 from keys.grants import grant, open_grant
 from keys.keypair import PrivateKey, PublicKey, generate_keypair
@@ -39,6 +39,7 @@ __all__ = [
     "PublicKey",
     "WrongSecret",
     "constant_time_equal",
+    "file_checksum",
     "generate_keypair",
     "grant",
     "hash_password",

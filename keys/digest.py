@@ -27,6 +27,14 @@ def webhook_mac(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str
     return digest.hexdigest()
 
 
+def file_checksum(data: bytes) -> str:
+    """MD5 hex of a file, only because Zalo's file events carry one (zalo.md §1.3).
+
+    Never used for integrity or security: it lets the simulator send what Zalo sends.
+    """
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def constant_time_equal(a: str | bytes, b: str | bytes) -> bool:
     """Compare secrets without leaking where they differ."""
     if isinstance(a, str):

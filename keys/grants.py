@@ -10,13 +10,21 @@ from keys.keypair import PrivateKey, PublicKey
 GRANT_PURPOSE = "grant"
 
 
-def grant(subject: PrivateKey, holder: PublicKey, *, binding: str, holder_version: int = 0) -> bytes:
+def grant(
+    subject: PrivateKey, holder: PublicKey, *, binding: str, holder_version: int = 0
+) -> bytes:
     """Seal ``subject`` so that whoever holds ``holder``'s private half can open it."""
     return seal(
-        holder, subject.to_bytes(), purpose=GRANT_PURPOSE, binding=binding, key_version=holder_version
+        holder,
+        subject.to_bytes(),
+        purpose=GRANT_PURPOSE,
+        binding=binding,
+        key_version=holder_version,
     )
 
 
 def open_grant(sealed: bytes, holder: PrivateKey, *, binding: str) -> PrivateKey:
     """Open a grant made by :func:`grant`; raises ``EnvelopeError`` when it is not ours."""
-    return PrivateKey.from_bytes(open_sealed(holder, sealed, purpose=GRANT_PURPOSE, binding=binding))
+    return PrivateKey.from_bytes(
+        open_sealed(holder, sealed, purpose=GRANT_PURPOSE, binding=binding)
+    )

@@ -116,5 +116,5 @@ def new_recovery_code() -> str:
 def normalise_recovery_code(code: str) -> str:
     """Accept what people type: lower case, spaces, and the letters Crockford maps to digits."""
     cleaned = code.upper().replace(" ", "").replace("-", "")
-    cleaned = cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+    cleaned = cleaned.translate(str.maketrans("OIL", "011"))
     return "-".join(cleaned[i : i + 5] for i in range(0, len(cleaned), 5))

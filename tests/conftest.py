@@ -113,26 +113,47 @@ def units(runtime: Runtime, config: Config) -> dict[str, str]:
     with runtime.sessions() as session, session.begin():
         add_unit(session, code="v2025:96", name="Công an tỉnh Cà Mau", level="province")
         add_officer(
-            session, username="chihuy", display_name="Chỉ huy", role="commander",
-            unit_code="v2025:96", password=OFFICER_PASSWORD, cost=config.kdf_cost,
+            session,
+            username="chihuy",
+            display_name="Chỉ huy",
+            role="commander",
+            unit_code="v2025:96",
+            password=OFFICER_PASSWORD,
+            cost=config.kdf_cost,
         )
         set_oa(session, "v2025:96", PROVINCE_OA)
         add_unit(
-            session, code="v2025:32134", name="Công an xã Lương Thế Trân", level="commune",
+            session,
+            code="v2025:32134",
+            name="Công an xã Lương Thế Trân",
+            level="commune",
             parent_code="v2025:96",
         )
         set_oa(session, "v2025:32134", COMMUNE_OA)
         add_officer(
-            session, username="canbo", display_name="Cán bộ", role="officer",
-            unit_code="v2025:32134", password=OFFICER_PASSWORD, cost=config.kdf_cost,
+            session,
+            username="canbo",
+            display_name="Cán bộ",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=config.kdf_cost,
         )
         add_unit(
-            session, code="v2025:32128", name="Công an xã Cái Nước", level="commune",
+            session,
+            code="v2025:32128",
+            name="Công an xã Cái Nước",
+            level="commune",
             parent_code="v2025:96",
         )
         add_officer(
-            session, username="canbo2", display_name="Cán bộ 2", role="officer",
-            unit_code="v2025:32128", password=OFFICER_PASSWORD, cost=config.kdf_cost,
+            session,
+            username="canbo2",
+            display_name="Cán bộ 2",
+            role="officer",
+            unit_code="v2025:32128",
+            password=OFFICER_PASSWORD,
+            cost=config.kdf_cost,
         )
     return {"province_oa": PROVINCE_OA, "commune_oa": COMMUNE_OA}
 
@@ -153,14 +174,18 @@ class Stack:
         self.env = env
         self.logs = logs
 
-    def tipline(self, *args: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    def tipline(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tipline.cli", *args], env=self.env, capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [sys.executable, "-m", "tipline.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
 
-def _stop(proc: "subprocess.Popen[bytes]") -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -205,8 +230,11 @@ def stack(
         with open(logs / f"{name}.log", "wb") as out:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "tipline.cli", *args], env=full_env, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True,
+                    [sys.executable, "-m", "tipline.cli", *args],
+                    env=full_env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             )
     try:

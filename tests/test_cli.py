@@ -30,31 +30,63 @@ def run(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, runtime: Runtime):
 def test_units_officers_and_keys(run, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
     assert run("units", "add", "v2025:96", "Công an tỉnh Cà Mau", "--level", "province")[0] == 0
     code, out = run(
-        "officers", "add", "chihuy.camau", "--role", "commander", "--unit", "v2025:96",
-        "--password", "mat-khau-rat-dai-1",
+        "officers",
+        "add",
+        "chihuy.camau",
+        "--role",
+        "commander",
+        "--unit",
+        "v2025:96",
+        "--password",
+        "mat-khau-rat-dai-1",
     )
     assert code == 0, out
     assert "recovery code" in out and "TOTP secret" in out
     secret = out.split("TOTP secret (enrol in an authenticator app): ")[1].split()[0]
     assert len(pyotp.TOTP(secret).now()) == 6
-    assert run(
-        "units", "add", "v2025:32134", "Công an xã Lương Thế Trân", "--level", "commune",
-        "--parent", "v2025:96",
-    )[0] == 0
+    assert (
+        run(
+            "units",
+            "add",
+            "v2025:32134",
+            "Công an xã Lương Thế Trân",
+            "--level",
+            "commune",
+            "--parent",
+            "v2025:96",
+        )[0]
+        == 0
+    )
     assert run("units", "set-oa", "v2025:32134", "3886132808788132134")[0] == 0
     code, out = run("units", "list", "--json")
     assert code == 0
     assert json.loads(out) == [
-        {"code": "v2025:32134", "name": "Công an xã Lương Thế Trân", "level": "commune",
-         "parent": "v2025:96", "oa_ids": ["3886132808788132134"]},
-        {"code": "v2025:96", "name": "Công an tỉnh Cà Mau", "level": "province",
-         "parent": None, "oa_ids": []},
+        {
+            "code": "v2025:32134",
+            "name": "Công an xã Lương Thế Trân",
+            "level": "commune",
+            "parent": "v2025:96",
+            "oa_ids": ["3886132808788132134"],
+        },
+        {
+            "code": "v2025:96",
+            "name": "Công an tỉnh Cà Mau",
+            "level": "province",
+            "parent": None,
+            "oa_ids": [],
+        },
     ]
     code, out = run("keys", "rotate", "--unit", "v2025:32134")
     assert code == 0 and "key version 2" in out
     code, out = run(
-        "keys", "rotate", "--unit", "v2025:32134", "--reseal-as", "chihuy.camau",
-        "--password", "mat-khau-rat-dai-1",
+        "keys",
+        "rotate",
+        "--unit",
+        "v2025:32134",
+        "--reseal-as",
+        "chihuy.camau",
+        "--password",
+        "mat-khau-rat-dai-1",
     )
     assert code == 0 and "key version 3" in out
     with runtime.sessions() as session:
@@ -71,20 +103,48 @@ def test_units_officers_and_keys(run, runtime: Runtime) -> None:  # type: ignore
         ("units", "add", "v2025:1", "X", "--level", "commune", "--parent", "v2025:404"),
         ("units", "set-oa", "v2025:404", "123"),
         ("units", "set-oa", "v2025:96", "not-digits"),
-        ("officers", "add", "Bad Name", "--role", "officer", "--unit", "v2025:96", "--password", "mat-khau-rat-dai-1"),
-        ("officers", "add", "ngan", "--role", "officer", "--unit", "v2025:96", "--password", "short"),
+        (
+            "officers",
+            "add",
+            "Bad Name",
+            "--role",
+            "officer",
+            "--unit",
+            "v2025:96",
+            "--password",
+            "mat-khau-rat-dai-1",
+        ),
+        (
+            "officers",
+            "add",
+            "ngan",
+            "--role",
+            "officer",
+            "--unit",
+            "v2025:96",
+            "--password",
+            "short",
+        ),
         ("officers", "add", "khongdonvi", "--role", "officer", "--password", "mat-khau-rat-dai-1"),
         ("keys", "rotate", "--unit", "v2025:404"),
     ],
 )
-def test_bad_input_is_a_clear_error_and_changes_nothing(run, runtime: Runtime, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_a_clear_error_and_changes_nothing(
+    run, runtime: Runtime, args: tuple[str, ...]
+) -> None:  # type: ignore[no-untyped-def]
     run("units", "add", "v2025:96", "Công an tỉnh Cà Mau", "--level", "province")
     with runtime.sessions() as session:
-        before = (len(session.scalars(select(Unit)).all()), len(session.scalars(select(Officer)).all()))
+        before = (
+            len(session.scalars(select(Unit)).all()),
+            len(session.scalars(select(Officer)).all()),
+        )
     code, out = run(*args)
     assert code != 0 and ("Error" in out or "Usage" in out)
     with runtime.sessions() as session:
-        after = (len(session.scalars(select(Unit)).all()), len(session.scalars(select(Officer)).all()))
+        after = (
+            len(session.scalars(select(Unit)).all()),
+            len(session.scalars(select(Officer)).all()),
+        )
     assert after == before
 
 

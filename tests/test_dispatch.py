@@ -56,7 +56,9 @@ def test_dispatch_routes_to_the_oa_unit_and_only_its_chain_can_read(
         assert tip.dispatched_at is not None and tip.unit is not None
         assert tip.unit.code == "v2025:32134"
         grants = session.scalars(
-            select(KeyGrant).where(KeyGrant.subject_kind == Subject.TIP, KeyGrant.subject_id == tip.id)
+            select(KeyGrant).where(
+                KeyGrant.subject_kind == Subject.TIP, KeyGrant.subject_id == tip.id
+            )
         ).all()
         assert [g.holder_kind for g in grants] == [Holder.UNIT_KEY]  # the transit grant is gone
         ack = session.scalars(select(OutboxEntry).where(OutboxEntry.job == "send")).one()
@@ -129,12 +131,11 @@ def test_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(
 
 def test_intake_accepts_while_redis_is_down(runtime: Runtime, units: dict[str, str]) -> None:
     from tipline.app import create_app
-    from tipline.runtime import Runtime as RT
     from tipline.runtime import install
 
     down = runtime.config.with_overrides(redis_url="redis://127.0.0.1:1/0")
     app = create_app(down)
-    app.extensions["tipline"] = install(RT(down))
+    app.extensions["tipline"] = install(Runtime(down))
     raw = event(msg_id="while-down")
     response = app.test_client().post("/zalo/webhook", data=raw, headers=signed_headers(raw))
     assert response.status_code == 200

@@ -90,8 +90,16 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
 
     # A follow-up joins the same tip; no second acknowledgement.
     again = stack.tipline(
-        "zalo", "send", "--to", stack.base_url, "--oa", COMMUNE_OA, "--user", USER,
-        "--location", "9.10579,105.076",
+        "zalo",
+        "send",
+        "--to",
+        stack.base_url,
+        "--oa",
+        COMMUNE_OA,
+        "--user",
+        USER,
+        "--location",
+        "9.10579,105.076",
     )
     assert again.returncode == 0, again.stderr
     with runtime.sessions() as session:
@@ -136,7 +144,9 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
         for message in session.scalars(select(Message)):
             for key in (secrets.transit_key, secrets.relay_key):
                 try:
-                    open_sealed(key, message.sealed_body, purpose="message", binding=message.binding)
+                    open_sealed(
+                        key, message.sealed_body, purpose="message", binding=message.binding
+                    )
                     raise AssertionError("a configuration secret opens a message")
                 except EnvelopeError:
                     pass
@@ -145,6 +155,11 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
         address = session.scalars(select(ReplyAddress)).one()
         assert address.sealed_address is not None
         opened = json.loads(
-            open_sealed(secrets.relay_key, address.sealed_address, purpose="reply_address", binding=address.binding)
+            open_sealed(
+                secrets.relay_key,
+                address.sealed_address,
+                purpose="reply_address",
+                binding=address.binding,
+            )
         )
         assert opened == {"kind": "user", "user_id": USER}

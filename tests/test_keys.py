@@ -67,8 +67,13 @@ def test_grant_opens_only_for_its_holder_and_binding() -> None:
 
 def test_password_wrap_and_hash() -> None:
     key = generate_keypair()
-    wrapped = wrap_with_secret(key, "mật khẩu dài", cost=FAST_TEST_COST, binding="officer:x:password")
-    assert unwrap_with_secret(wrapped, "mật khẩu dài", binding="officer:x:password").public_key == key.public_key
+    wrapped = wrap_with_secret(
+        key, "mật khẩu dài", cost=FAST_TEST_COST, binding="officer:x:password"
+    )
+    assert (
+        unwrap_with_secret(wrapped, "mật khẩu dài", binding="officer:x:password").public_key
+        == key.public_key
+    )
     with pytest.raises(WrongSecret):
         unwrap_with_secret(wrapped, "sai", binding="officer:x:password")
     with pytest.raises(WrongSecret):
@@ -81,15 +86,21 @@ def test_password_wrap_and_hash() -> None:
 def test_recovery_code_unlocks_the_officer_key(runtime: Runtime) -> None:
     with runtime.sessions() as session, session.begin():
         enrolment = enrol_officer(
-            session, username="a", display_name="A", role="officer", unit=None,
-            password=OFFICER_PASSWORD, cost=FAST_TEST_COST,
+            session,
+            username="a",
+            display_name="A",
+            role="officer",
+            unit=None,
+            password=OFFICER_PASSWORD,
+            cost=FAST_TEST_COST,
         )
         officer = enrolment.officer
         code = enrolment.recovery_code
         assert len(code) == 29 and code.count("-") == 4
         typed = code.lower().replace("-", " ")
         via_code = unwrap_with_secret(
-            officer.key_wrapped_by_recovery, normalise_recovery_code(typed),
+            officer.key_wrapped_by_recovery,
+            normalise_recovery_code(typed),
             binding=officer.key_binding + ":recovery",
         )
         assert via_code.public_key == unlock_officer_key(officer, OFFICER_PASSWORD).public_key
@@ -103,8 +114,13 @@ def test_auditors_and_admins_hold_no_unit_key(runtime: Runtime) -> None:
 
     with runtime.sessions() as session, session.begin():
         auditor = add_officer(
-            session, username="thanhtra", display_name="T", role="auditor", unit_code="v2025:96",
-            password=OFFICER_PASSWORD, cost=FAST_TEST_COST,
+            session,
+            username="thanhtra",
+            display_name="T",
+            role="auditor",
+            unit_code="v2025:96",
+            password=OFFICER_PASSWORD,
+            cost=FAST_TEST_COST,
         ).officer
         key = unlock_officer_key(auditor, OFFICER_PASSWORD)
         assert unit_keys_of(session, auditor, key) == {}
@@ -118,7 +134,9 @@ def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime
     from tipline.units import rotate_key
 
     config = runtime.config
-    msg = InboundMessage("user_send_text", "text", "3886132808788132134", Sender(user_id="42"), "m1", "cũ")
+    msg = InboundMessage(
+        "user_send_text", "text", "3886132808788132134", Sender(user_id="42"), "m1", "cũ"
+    )
     with runtime.sessions() as session, session.begin():
         public_id = accept_message(session, config, msg).tip_public_id
     dispatch_tip(public_id)
@@ -151,10 +169,19 @@ def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime
         only_newest = {unit.current_key.id: keys[unit.current_key.id]}
         body = tip.messages[0]
         tip_key = open_tip_key(session, tip, only_newest)
-        assert json.loads(open_sealed(tip_key, body.sealed_body, purpose="message", binding=body.binding))["text"] == "cũ"
+        assert (
+            json.loads(
+                open_sealed(tip_key, body.sealed_body, purpose="message", binding=body.binding)
+            )["text"]
+            == "cũ"
+        )
         commander = session.scalars(select(Officer).where(Officer.username == "chihuy")).one()
         chain = unit_keys_of(session, commander, unlock_officer_key(commander, OFFICER_PASSWORD))
         assert open_tip_key(session, tip, chain).public_key == tip_key.public_key
         other = session.scalars(select(Officer).where(Officer.username == "canbo2")).one()
         with pytest.raises(NoKeyChain):
-            open_tip_key(session, tip, unit_keys_of(session, other, unlock_officer_key(other, OFFICER_PASSWORD)))
+            open_tip_key(
+                session,
+                tip,
+                unit_keys_of(session, other, unlock_officer_key(other, OFFICER_PASSWORD)),
+            )

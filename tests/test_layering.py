@@ -53,4 +53,3 @@ def test_migrations_match_the_models_and_go_down_and_up(tmp_path: Path) -> None:
     assert tables == []
     upgrade(url)
     engine.dispose()
-

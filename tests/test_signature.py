@@ -11,9 +11,14 @@ VECTOR_BODY = (
 VECTOR_MAC = "a1b32464208d253e662db0e784f027a69afdce0b9bf22d77ca41c481675e1359"
 
 
-def verify(header: str | None, body: bytes = VECTOR_BODY, secret: str = "TEST_OA_SECRET_KEY") -> bool:
+def verify(
+    header: str | None, body: bytes = VECTOR_BODY, secret: str = "TEST_OA_SECRET_KEY"
+) -> bool:
     return verify_signature(
-        header, app_id="3608465248940903967", raw_body=body, timestamp="1718000100000",
+        header,
+        app_id="3608465248940903967",
+        raw_body=body,
+        timestamp="1718000100000",
         oa_secret_key=secret,
     )
 

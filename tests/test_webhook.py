@@ -26,10 +26,14 @@ def counts(runtime: Runtime) -> dict[str, int]:
 
 
 def post(client: FlaskClient, raw: bytes, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return client.post("/zalo/webhook", data=raw, headers=signed_headers(raw) if headers is None else headers)
+    return client.post(
+        "/zalo/webhook", data=raw, headers=signed_headers(raw) if headers is None else headers
+    )
 
 
-def test_text_event_creates_sealed_tip_and_dispatch_job(client: FlaskClient, runtime: Runtime) -> None:
+def test_text_event_creates_sealed_tip_and_dispatch_job(
+    client: FlaskClient, runtime: Runtime
+) -> None:
     raw = event()
     response = post(client, raw)
     assert response.status_code == 200, response.get_json()
@@ -111,18 +115,71 @@ def test_body_over_the_limit_is_413(client: FlaskClient, runtime: Runtime) -> No
 
 
 MEDIA = {
-    "user_send_image": [{"type": "image", "payload": {"url": "https://cdn.example/a.jpg", "thumbnail": "https://cdn.example/t.jpg"}}],
-    "user_send_file": [{"type": "file", "payload": {"url": "https://cdn.example/f.pdf", "name": "bang-chung.pdf", "size": "204800", "checksum": "9e107d9d372bb6826bd81d3542a419d6", "type": "pdf"}}],
+    "user_send_image": [
+        {
+            "type": "image",
+            "payload": {
+                "url": "https://cdn.example/a.jpg",
+                "thumbnail": "https://cdn.example/t.jpg",
+            },
+        }
+    ],
+    "user_send_file": [
+        {
+            "type": "file",
+            "payload": {
+                "url": "https://cdn.example/f.pdf",
+                "name": "bang-chung.pdf",
+                "size": "204800",
+                "checksum": "9e107d9d372bb6826bd81d3542a419d6",
+                "type": "pdf",
+            },
+        }
+    ],
     "user_send_audio": [{"type": "audio", "payload": {"url": "https://cdn.example/voice.amr"}}],
-    "user_send_video": [{"type": "video", "payload": {"url": "https://cdn.example/clip.mp4", "thumbnail": "https://cdn.example/t.jpg", "description": ""}}],
-    "user_send_location": [{"type": "location", "payload": {"coordinates": {"latitude": "9.10579", "longitude": "105.076"}}}],
-    "user_send_link": [{"type": "link", "payload": {"url": "https://example.com/x", "thumbnail": "", "description": "bài báo"}}],
-    "user_send_sticker": [{"type": "sticker", "payload": {"id": "bfe458bf64fa8da4d4eb", "url": "https://cdn.example/s.png"}}],
-    "user_send_gif": [{"type": "gif", "payload": {"url": "https://cdn.example/g.gif", "thumbnail": "https://cdn.example/g.jpg"}}],
+    "user_send_video": [
+        {
+            "type": "video",
+            "payload": {
+                "url": "https://cdn.example/clip.mp4",
+                "thumbnail": "https://cdn.example/t.jpg",
+                "description": "",
+            },
+        }
+    ],
+    "user_send_location": [
+        {
+            "type": "location",
+            "payload": {"coordinates": {"latitude": "9.10579", "longitude": "105.076"}},
+        }
+    ],
+    "user_send_link": [
+        {
+            "type": "link",
+            "payload": {"url": "https://example.com/x", "thumbnail": "", "description": "bài báo"},
+        }
+    ],
+    "user_send_sticker": [
+        {
+            "type": "sticker",
+            "payload": {"id": "bfe458bf64fa8da4d4eb", "url": "https://cdn.example/s.png"},
+        }
+    ],
+    "user_send_gif": [
+        {
+            "type": "gif",
+            "payload": {
+                "url": "https://cdn.example/g.gif",
+                "thumbnail": "https://cdn.example/g.jpg",
+            },
+        }
+    ],
 }
 
 
-def test_every_message_event_joins_the_informants_open_tip(client: FlaskClient, runtime: Runtime) -> None:
+def test_every_message_event_joins_the_informants_open_tip(
+    client: FlaskClient, runtime: Runtime
+) -> None:
     assert post(client, event(msg_id="m0")).status_code == 200
     for n, (name, attachments) in enumerate(MEDIA.items(), start=1):
         response = post(client, event(name, text="", msg_id=f"m{n}", attachments=attachments))
@@ -130,13 +187,25 @@ def test_every_message_event_joins_the_informants_open_tip(client: FlaskClient, 
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
         kinds = [m.kind for m in tip.messages]
-        assert kinds == ["text", "image", "file", "audio", "video", "location", "link", "sticker", "gif"]
+        assert kinds == [
+            "text",
+            "image",
+            "file",
+            "audio",
+            "video",
+            "location",
+            "link",
+            "sticker",
+            "gif",
+        ]
         # Attachments wait for the media worker; the location is part of the sealed message.
         assert session.scalar(select(func.count()).select_from(Attachment)) == 7
         assert session.scalar(select(func.count()).select_from(ReplyAddress)) == 1
 
 
-def test_another_informant_or_another_oa_opens_another_tip(client: FlaskClient, runtime: Runtime) -> None:
+def test_another_informant_or_another_oa_opens_another_tip(
+    client: FlaskClient, runtime: Runtime
+) -> None:
     assert post(client, event(msg_id="a")).status_code == 200
     assert post(client, event(msg_id="b", user="1234567890123456789")).status_code == 200
     assert post(client, event(msg_id="c", oa=PROVINCE_OA)).status_code == 200
@@ -158,10 +227,37 @@ def test_same_msg_id_again_is_200_and_stored_once(client: FlaskClient, runtime: 
 @pytest.mark.parametrize(
     "body",
     [
-        {"oa_id": "3886132808788132134", "follower": {"id": USER}, "user_id_by_app": "5", "event_name": "follow", "source": "oa_profile", "app_id": APP_ID, "timestamp": "1718000000000"},
-        {"oa_id": "3886132808788132134", "follower": {"id": USER}, "user_id_by_app": "5", "event_name": "unfollow", "app_id": APP_ID, "timestamp": "1718000000000"},
-        {"app_id": APP_ID, "sender": {"id": "3886132808788132134", "admin_id": "1"}, "recipient": {"id": USER}, "event_name": "oa_send_text", "message": {"text": "Cảm ơn", "msg_id": "x"}, "timestamp": "1718000600000"},
-        {"app_id": APP_ID, "event_name": "user_seen_message", "message": {"msg_ids": ["a"]}, "timestamp": "1718000600000"},
+        {
+            "oa_id": "3886132808788132134",
+            "follower": {"id": USER},
+            "user_id_by_app": "5",
+            "event_name": "follow",
+            "source": "oa_profile",
+            "app_id": APP_ID,
+            "timestamp": "1718000000000",
+        },
+        {
+            "oa_id": "3886132808788132134",
+            "follower": {"id": USER},
+            "user_id_by_app": "5",
+            "event_name": "unfollow",
+            "app_id": APP_ID,
+            "timestamp": "1718000000000",
+        },
+        {
+            "app_id": APP_ID,
+            "sender": {"id": "3886132808788132134", "admin_id": "1"},
+            "recipient": {"id": USER},
+            "event_name": "oa_send_text",
+            "message": {"text": "Cảm ơn", "msg_id": "x"},
+            "timestamp": "1718000600000",
+        },
+        {
+            "app_id": APP_ID,
+            "event_name": "user_seen_message",
+            "message": {"msg_ids": ["a"]},
+            "timestamp": "1718000600000",
+        },
         {"app_id": APP_ID, "event_name": "something_new_from_zalo", "timestamp": "1718000600000"},
     ],
 )
@@ -177,9 +273,15 @@ def test_events_that_carry_no_tip_are_200_and_create_nothing(
 
 def test_anonymous_web_chat_messages_are_tips(client: FlaskClient, runtime: Runtime) -> None:
     body = {
-        "app_id": APP_ID, "event_name": "anonymous_send_text",
-        "sender": {"id": "anon-7f3a"}, "recipient": {"id": "3886132808788132134"},
-        "message": {"text": "Có đánh bạc ở quán cà phê", "msg_id": "an1", "conversation_id": "conv-91"},
+        "app_id": APP_ID,
+        "event_name": "anonymous_send_text",
+        "sender": {"id": "anon-7f3a"},
+        "recipient": {"id": "3886132808788132134"},
+        "message": {
+            "text": "Có đánh bạc ở quán cà phê",
+            "msg_id": "an1",
+            "conversation_id": "conv-91",
+        },
         "timestamp": "1718000700000",
     }
     raw = json.dumps(body, ensure_ascii=False).encode()
@@ -195,7 +297,10 @@ def test_no_tip_text_or_zalo_id_in_any_log_line(
     text = "Ông Nguyễn Văn Bí mật bán ma túy ở hẻm 99"
     assert post(client, event(text=text, msg_id="log1")).status_code == 200
     assert post(client, event(text=text, msg_id="log1")).status_code == 200
-    assert post(client, event(text=text, msg_id="log2"), {"X-ZEvent-Signature": "mac=00"}).status_code == 401
+    assert (
+        post(client, event(text=text, msg_id="log2"), {"X-ZEvent-Signature": "mac=00"}).status_code
+        == 401
+    )
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert logged  # something was logged, so the check below means something
     for secret in (text, "Bí mật", USER, "5521772797175877301", "log1"):

@@ -39,5 +39,6 @@ def create_app(config: Config | None = None) -> Flask:
 
 def runtime_of(app: Flask) -> Runtime:
     runtime = app.extensions["tipline"]
-    assert isinstance(runtime, Runtime)
+    if not isinstance(runtime, Runtime):
+        raise TypeError("the app was not built by create_app")
     return runtime

@@ -46,8 +46,17 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the web app under gunicorn."""
     config = Config.from_env()
     args = [
-        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
-        "--access-logfile", "-", "--access-logformat", '%(t)s "%(r)s" %(s)s %(L)ss',
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"{host}:{port}",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        '%(t)s "%(r)s" %(s)s %(L)ss',
         "tipline.wsgi:app",
     ]
     if config.simulator:
@@ -109,7 +118,9 @@ def units() -> None:
 @units.command("add")
 @click.argument("code")
 @click.argument("name")
-@click.option("--level", required=True, type=click.Choice(["province", "district", "commune", "other"]))
+@click.option(
+    "--level", required=True, type=click.Choice(["province", "district", "commune", "other"])
+)
 @click.option("--parent", "parent_code", default=None, help="Code of the parent unit.")
 def units_add(code: str, name: str, level: str, parent_code: str | None) -> None:
     """Add a unit with CODE (e.g. v2025:32134) and NAME."""
@@ -154,7 +165,8 @@ def units_list(as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     for row in rows:
-        click.echo(f"{row['code']:<14} {row['level']:<9} {row['name']}  OA: {', '.join(row['oa_ids']) or '-'}")
+        oas = ", ".join(row["oa_ids"]) or "-"
+        click.echo(f"{row['code']:<14} {row['level']:<9} {row['name']}  OA: {oas}")
 
 
 @main.group()
@@ -182,16 +194,31 @@ def _unlock_grantor(rt: Runtime, username: str, password: str) -> dict[int, obje
 
 @officers.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["officer", "commander", "auditor", "admin"]))
+@click.option(
+    "--role", required=True, type=click.Choice(["officer", "commander", "auditor", "admin"])
+)
 @click.option("--unit", "unit_code", default=None, help="Unit code (officers and commanders).")
 @click.option("--name", "display_name", default=None, help="Display name.")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              envvar="TIPLINE_NEW_PASSWORD", help="Prompted when not given.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="TIPLINE_NEW_PASSWORD",
+    help="Prompted when not given.",
+)
 @click.option("--granted-by", default=None, help="A holder of the unit key who grants it now.")
-@click.option("--grantor-password", default=None, envvar="TIPLINE_GRANTOR_PASSWORD", hide_input=True)
+@click.option(
+    "--grantor-password", default=None, envvar="TIPLINE_GRANTOR_PASSWORD", hide_input=True
+)
 def officers_add(
-    username: str, role: str, unit_code: str | None, display_name: str | None, password: str,
-    granted_by: str | None, grantor_password: str | None,
+    username: str,
+    role: str,
+    unit_code: str | None,
+    display_name: str | None,
+    password: str,
+    granted_by: str | None,
+    grantor_password: str | None,
 ) -> None:
     """Create an account; prints its one-time recovery code and TOTP secret."""
     from typing import cast
@@ -207,8 +234,13 @@ def officers_add(
     try:
         with rt.sessions() as session, session.begin():
             new = add_officer(
-                session, username=username, display_name=display_name or username, role=role,
-                unit_code=unit_code, password=password, cost=rt.config.kdf_cost,
+                session,
+                username=username,
+                display_name=display_name or username,
+                role=role,
+                unit_code=unit_code,
+                password=password,
+                cost=rt.config.kdf_cost,
                 grantor_keys=grantor_keys,
             )
     except UnitError as exc:

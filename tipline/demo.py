@@ -77,8 +77,13 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
         def account(username: str, name: str, role: str, unit: str | None) -> None:
             password = _password()
             new = add_officer(
-                session, username=username, display_name=name, role=role, unit_code=unit,
-                password=password, cost=config.kdf_cost,
+                session,
+                username=username,
+                display_name=name,
+                role=role,
+                unit_code=unit,
+                password=password,
+                cost=config.kdf_cost,
             )
             logins.append(
                 {
@@ -98,7 +103,9 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
         account("chihuy.camau", "Chỉ huy Công an tỉnh Cà Mau", "commander", code)
         set_oa(session, code, oa)
         for commune_code, commune_name, commune_oa, slug in COMMUNES:
-            add_unit(session, code=commune_code, name=commune_name, level="commune", parent_code=code)
+            add_unit(
+                session, code=commune_code, name=commune_name, level="commune", parent_code=code
+            )
             set_oa(session, commune_code, commune_oa)
             account(f"canbo.{slug}", f"Cán bộ trực ban {commune_name}", "officer", commune_code)
         account("thanhtra", "Thanh tra", "auditor", code)
@@ -107,7 +114,9 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
         for account_row in session.scalars(select(OfficialAccount)):
             access, refresh, expires_in = issue_tokens(config.data_dir, account_row.oa_id)
             store_tokens(
-                session, account_row, TokenPair(access, refresh, expires_in),
+                session,
+                account_row,
+                TokenPair(access, refresh, expires_in),
                 config.secrets.relay_public,
             )
     return logins
@@ -122,7 +131,9 @@ def write_logins(data_dir: Path, logins: list[dict[str, Any]]) -> Path:
 
 
 @contextmanager
-def _children(commands: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+def _children(
+    commands: list[list[str]], env: dict[str, str]
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603
     try:
         yield procs

@@ -98,12 +98,22 @@ def create_unit_key(session: Session, unit: Unit) -> tuple[UnitKey, PrivateKey]:
     parent_key = unit.parent.current_key if unit.parent else None
     if parent_key is not None:
         _add_grant(
-            session, private, Subject.UNIT_KEY, unit_key.id, Holder.UNIT_KEY, parent_key.id,
+            session,
+            private,
+            Subject.UNIT_KEY,
+            unit_key.id,
+            Holder.UNIT_KEY,
+            parent_key.id,
             parent_key.public_key,
         )
     for officer in members_holding_keys(session, unit):
         _add_grant(
-            session, private, Subject.UNIT_KEY, unit_key.id, Holder.OFFICER, officer.id,
+            session,
+            private,
+            Subject.UNIT_KEY,
+            unit_key.id,
+            Holder.OFFICER,
+            officer.id,
             officer.public_key,
         )
     return unit_key, private
@@ -120,9 +130,7 @@ def members_holding_keys(session: Session, unit: Unit) -> list[Officer]:
         KeyGrant.holder_kind == Holder.OFFICER,
     )
     return list(
-        session.scalars(
-            select(Officer).where(Officer.id.in_(holder_ids), Officer.active.is_(True))
-        )
+        session.scalars(select(Officer).where(Officer.id.in_(holder_ids), Officer.active.is_(True)))
     )
 
 
@@ -133,7 +141,12 @@ def grant_unit_key_to_officer(
         raise ValueError("auditors and admins never hold unit keys")
     if _grant_row(session, Subject.UNIT_KEY, unit_key.id, Holder.OFFICER, officer.id) is None:
         _add_grant(
-            session, private, Subject.UNIT_KEY, unit_key.id, Holder.OFFICER, officer.id,
+            session,
+            private,
+            Subject.UNIT_KEY,
+            unit_key.id,
+            Holder.OFFICER,
+            officer.id,
             officer.public_key,
         )
 
@@ -194,7 +207,9 @@ def unlock_officer_key(officer: Officer, password: str) -> PrivateKey:
     )
 
 
-def unit_keys_of(session: Session, officer: Officer, officer_key: PrivateKey) -> dict[int, PrivateKey]:
+def unit_keys_of(
+    session: Session, officer: Officer, officer_key: PrivateKey
+) -> dict[int, PrivateKey]:
     """Every unit key version reachable from the officer's key: their units' and those below."""
     opened: dict[int, PrivateKey] = {}
     frontier: list[tuple[Holder, int, PrivateKey]] = [(Holder.OFFICER, officer.id, officer_key)]
@@ -226,7 +241,9 @@ def new_tip_key() -> PrivateKey:
     return generate_keypair()
 
 
-def grant_tip_to_transit(session: Session, tip: Tip, tip_key: PrivateKey, transit_public: bytes) -> None:
+def grant_tip_to_transit(
+    session: Session, tip: Tip, tip_key: PrivateKey, transit_public: bytes
+) -> None:
     _add_grant(session, tip_key, Subject.TIP, tip.id, Holder.TRANSIT, 0, transit_public)
 
 
@@ -272,9 +289,7 @@ def open_tip_key(session: Session, tip: Tip, unit_keys: dict[int, PrivateKey]) -
     raise NoKeyChain("no key chain leads to this tip")
 
 
-def reseal_tip_grants(
-    session: Session, old: UnitKey, old_private: PrivateKey, new: UnitKey
-) -> int:
+def reseal_tip_grants(session: Session, old: UnitKey, old_private: PrivateKey, new: UnitKey) -> int:
     """Move every tip grant held by ``old`` to ``new`` (the second half of a rotation)."""
     rows = list(
         session.scalars(
@@ -289,7 +304,12 @@ def reseal_tip_grants(
         tip_key = open_grant(row.sealed, old_private, binding=row.binding)
         if _grant_row(session, Subject.TIP, row.subject_id, Holder.UNIT_KEY, new.id) is None:
             _add_grant(
-                session, tip_key, Subject.TIP, row.subject_id, Holder.UNIT_KEY, new.id,
+                session,
+                tip_key,
+                Subject.TIP,
+                row.subject_id,
+                Holder.UNIT_KEY,
+                new.id,
                 new.public_key,
             )
         session.delete(row)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from keys import PublicKey, seal
 from tipline.jobs.outbox import add_job
 from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id
+from tipline.zalo.client import MAX_TEXT
 
 RELAY_PURPOSE = "outgoing"
 BODY_PURPOSE = "message"
@@ -32,7 +33,12 @@ def queue_outbound(
     author: Officer | None = None,
     kind: str = "text",
 ) -> Message:
-    """Record ``text`` as an outbound message of ``tip`` and schedule its sending."""
+    """Record ``text`` as an outbound message of ``tip`` and schedule its sending.
+
+    Zalo refuses texts over 2,000 characters; refuse them here, before anything is stored.
+    """
+    if not text.strip() or len(text) > MAX_TEXT:
+        raise ValueError(f"a message to an informant has 1 to {MAX_TEXT} characters")
     message = Message(
         public_id=new_public_id(),
         tip=tip,

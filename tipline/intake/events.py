@@ -103,6 +103,10 @@ def read_envelope(body: Any) -> Envelope:
     return Envelope(app_id=app_id, event_name=event_name, timestamp=str(timestamp), body=body)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _coordinates(payload: dict[str, Any]) -> tuple[float, float] | None:
     coords = payload.get("coordinates")
     if not isinstance(coords, dict):
@@ -123,8 +127,8 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
     if kind is None:
         return None
     body = envelope.body
-    sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
-    recipient = body.get("recipient") if isinstance(body.get("recipient"), dict) else {}
+    sender = _object(body.get("sender"))
+    recipient = _object(body.get("recipient"))
     message = body.get("message")
     if not isinstance(message, dict):
         raise MalformedEvent("message is missing")

@@ -47,7 +47,7 @@ def dedup_key(config: Config, oa_id: str, msg_id: str) -> str:
 
 
 def new_receipt_code(session: Session) -> str:
-    """"TL-XXXX-XXXX": 40 random bits, easy to read out over the phone."""
+    """ "TL-XXXX-XXXX": 40 random bits, easy to read out over the phone."""
     while True:
         raw = new_token(8)
         code = f"TL-{raw[:4]}-{raw[4:]}"
@@ -55,7 +55,9 @@ def new_receipt_code(session: Session) -> str:
             return code
 
 
-def _reply_address(session: Session, config: Config, alias: str, msg: InboundMessage) -> ReplyAddress:
+def _reply_address(
+    session: Session, config: Config, alias: str, msg: InboundMessage
+) -> ReplyAddress:
     address = session.scalars(
         select(ReplyAddress).where(ReplyAddress.informant_alias == alias)
     ).one_or_none()
@@ -89,7 +91,11 @@ def _open_tip_to_join(session: Session, config: Config, alias: str, now: datetim
     if tip.last_inbound_at >= now - config.followup_window:
         return tip
     answered = tip.last_outbound_at is not None and tip.last_outbound_at > tip.last_inbound_at
-    if answered and tip.last_outbound_at is not None and tip.last_outbound_at >= now - config.reply_window:
+    if (
+        answered
+        and tip.last_outbound_at is not None
+        and tip.last_outbound_at >= now - config.reply_window
+    ):
         return tip  # a reply to an officer's question
     return None
 
@@ -98,7 +104,9 @@ def accept_message(session: Session, config: Config, msg: InboundMessage) -> Acc
     """Store ``msg`` sealed, joining or opening a tip; the caller commits."""
     key = dedup_key(config, msg.oa_id, msg.msg_id)
     seen = session.execute(
-        select(Tip.public_id).join(Message, Message.tip_id == Tip.id).where(Message.dedup_key == key)
+        select(Tip.public_id)
+        .join(Message, Message.tip_id == Tip.id)
+        .where(Message.dedup_key == key)
     ).scalar_one_or_none()
     if seen is not None:
         return Accepted(seen, new_tip=False, duplicate=True)
@@ -144,7 +152,10 @@ def accept_message(session: Session, config: Config, msg: InboundMessage) -> Acc
     session.add(message)
     for item in msg.attachments:
         attachment = Attachment(
-            public_id=new_public_id(), tip_id=tip.id, message=message, kind=item["type"],
+            public_id=new_public_id(),
+            tip_id=tip.id,
+            message=message,
+            kind=item["type"],
             sealed_source=b"",
         )
         attachment.sealed_source = seal(

@@ -82,5 +82,7 @@ def zalo_webhook() -> ResponseReturnValue:
     if accepted.duplicate:
         log.info("webhook duplicate delivery for tip %s", accepted.tip_public_id)
         return jsonify({"ok": True, "duplicate": True})
-    log.info("webhook stored a message for tip %s (new=%s)", accepted.tip_public_id, accepted.new_tip)
+    log.info(
+        "webhook stored a message for tip %s (new=%s)", accepted.tip_public_id, accepted.new_tip
+    )
     return jsonify({"ok": True})

@@ -65,8 +65,13 @@ def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
         spec = JOBS[kind]
         by_queue.setdefault(spec.queue, []).append(
             Queue.prepare_data(
-                spec.func, args=(ref,), job_id=jid, timeout=spec.timeout,
-                result_ttl=600, failure_ttl=7 * 24 * 3600, retry=spec.retry,
+                spec.func,
+                args=(ref,),
+                job_id=jid,
+                timeout=spec.timeout,
+                result_ttl=600,
+                failure_ttl=7 * 24 * 3600,
+                retry=spec.retry,
             )
         )
     count = 0

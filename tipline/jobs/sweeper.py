@@ -50,5 +50,7 @@ def sweep(
         return 0
     queued = enqueue_now(redis, pairs)
     if queued:
-        log.warning("sweeper re-enqueued %d jobs (%d tips, %d messages)", queued, len(tips), len(messages))
+        log.warning(
+            "sweeper re-enqueued %d jobs (%d tips, %d messages)", queued, len(tips), len(messages)
+        )
     return queued

@@ -43,4 +43,6 @@ class KeyGrant(Base):
 
     @property
     def binding(self) -> str:
-        return self.binding_for(self.subject_kind, self.subject_id, self.holder_kind, self.holder_id)
+        return self.binding_for(
+            self.subject_kind, self.subject_id, self.holder_kind, self.holder_id
+        )

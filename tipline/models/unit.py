@@ -40,9 +40,7 @@ class Unit(Base):
     official_accounts: Mapped[list[OfficialAccount]] = relationship(
         back_populates="unit", order_by="OfficialAccount.id"
     )
-    keys: Mapped[list[UnitKey]] = relationship(
-        back_populates="unit", order_by="UnitKey.version"
-    )
+    keys: Mapped[list[UnitKey]] = relationship(back_populates="unit", order_by="UnitKey.version")
 
     @property
     def current_key(self) -> UnitKey | None:

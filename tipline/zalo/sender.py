@@ -18,8 +18,7 @@ from typing import Any
 
 import httpx
 
-import keys
-from keys import keyed_digest, random_bytes, webhook_mac
+from keys import file_checksum, keyed_digest, random_bytes, webhook_mac
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_OA_SECRET_KEY
 
 WEBHOOK_PATH = "/zalo/webhook"
@@ -43,7 +42,7 @@ class UploadedMedia:
     url: str
     name: str
     size: int
-    checksum: str | None  # MD5 hex, as Zalo sends it; None when keys/ offers no MD5 recipe
+    checksum: str  # MD5 hex, as Zalo sends it
     type: str  # the file extension, as in Zalo's file payloads ("pdf", "jpg")
 
 
@@ -59,12 +58,6 @@ def new_msg_id() -> str:
     return random_bytes(10).hex()
 
 
-def _checksum(data: bytes) -> str | None:
-    # MD5 lives in keys/ (nothing else imports hashlib); used once keys offers the recipe.
-    recipe = getattr(keys, "file_checksum", None)
-    return str(recipe(data)) if callable(recipe) else None
-
-
 def _attachment(
     image: UploadedMedia | None, file: UploadedMedia | None, location: tuple[float, float] | None
 ) -> tuple[str, dict[str, Any]] | None:
@@ -74,8 +67,7 @@ def _attachment(
         payload: dict[str, Any] = {
             "url": file.url, "name": file.name, "size": str(file.size), "type": file.type,
         }
-        if file.checksum is not None:
-            payload["checksum"] = file.checksum
+        payload["checksum"] = file.checksum
         return "file", {"type": "file", "payload": payload}
     if location is not None:
         lat, lon = location
@@ -181,6 +173,6 @@ def upload_media(
         url=str(body["url"]),
         name=path.name,
         size=len(data),
-        checksum=_checksum(data),
+        checksum=file_checksum(data),
         type=path.suffix.lstrip(".").lower() or "bin",
     )
