@@ -23,6 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
         # Larger bodies are refused before they are read; the webhook has its own smaller cap.
         MAX_CONTENT_LENGTH=max(config.max_webhook_bytes, 16 * 1024 * 1024),
     )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Vietnamese stays readable
     app.extensions["tipline"] = runtime
 
     from tipline.health import blueprint as health

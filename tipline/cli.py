@@ -53,6 +53,8 @@ def serve(host: str, port: int, workers: int) -> None:
         str(workers),
         "--bind",
         f"{host}:{port}",
+        # The default control socket is one per user, shared by every gunicorn on the machine.
+        "--no-control-socket",
         "--access-logfile",
         "-",
         "--access-logformat",

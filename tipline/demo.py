@@ -160,7 +160,12 @@ def _wait_healthy(url: str, timeout: float = 30.0) -> bool:
     return False
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # runs the cleanup that stops the web and worker processes
+
+
 def run_demo(host: str, port: int) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     env = demo_environment(port)
     data_dir = Path(env["TIPLINE_DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
