@@ -25,7 +25,7 @@ run: venv
 	$(BIN)/tipline demo
 
 lint: venv
-	$(BIN)/ruff check tipline keys tests benchmarks
+	$(BIN)/ruff check
 	$(BIN)/mypy
 
 test: venv lint
