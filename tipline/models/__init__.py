@@ -4,6 +4,7 @@ from tipline.models.attachment import Attachment, AttachmentState
 from tipline.models.base import Base, new_public_id, utcnow
 from tipline.models.key_grant import Holder, KeyGrant, Subject
 from tipline.models.message import Delivery, Direction, Message
+from tipline.models.notification import Notification
 from tipline.models.officer import KEY_HOLDING_ROLES, Officer, Role
 from tipline.models.official_account import OfficialAccount
 from tipline.models.outbox import OutboxEntry
@@ -23,6 +24,7 @@ __all__ = [
     "Holder",
     "KeyGrant",
     "Message",
+    "Notification",
     "Officer",
     "OfficialAccount",
     "OutboxEntry",

@@ -14,6 +14,7 @@ from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
 
 if TYPE_CHECKING:
     from tipline.models.message import Message
+    from tipline.models.officer import Officer
     from tipline.models.reply_address import ReplyAddress
     from tipline.models.unit import Unit
 
@@ -70,8 +71,23 @@ class Tip(Base):
     dispatch_attempts: Mapped[int] = mapped_column(default=0)
     # Why a tip is held undispatched (e.g. its OA is attached to no unit yet); never content.
     dispatch_error: Mapped[str | None] = mapped_column(String(200))
+    # Triage and routing metadata (plaintext by design: the inbox lists tips without
+    # decrypting them). The router's candidates and reasons quote the tip's text, so they are
+    # sealed to the tip key; only the outcome is plain.
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
+    needs_location: Mapped[bool] = mapped_column(default=False)
+    location_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    routing_auto: Mapped[bool | None] = mapped_column()
+    routing_confidence: Mapped[float | None] = mapped_column()
+    sealed_routing: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
 
     unit: Mapped[Unit | None] = relationship()
+    assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])
     reply_address: Mapped[ReplyAddress | None] = relationship()
     messages: Mapped[list[Message]] = relationship(
         back_populates="tip", order_by="Message.id", cascade="all, delete-orphan"
