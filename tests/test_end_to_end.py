@@ -163,3 +163,32 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
             )
         )
         assert opened == {"kind": "user", "user_id": USER}
+
+
+def test_simultaneous_messages_of_one_new_informant_are_all_stored(
+    stack: Stack, runtime: Runtime
+) -> None:
+    """Two gunicorn workers, two messages of a new informant at the same moment: none lost."""
+    import threading
+
+    from tipline.zalo.sender import build_event, post_event
+
+    pairs = 25
+    answers: list[int] = []
+
+    def send(user: str, n: int) -> None:
+        raw = build_event(COMMUNE_OA, user, text=f"ảnh {n}", msg_id=f"race-{user}-{n}")
+        answers.append(post_event(stack.base_url, raw).status_code)
+
+    for i in range(pairs):
+        user = f"77{i:017d}"
+        threads = [threading.Thread(target=send, args=(user, n)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert answers == [200] * (2 * pairs)
+    with runtime.sessions() as session:
+        inbound = session.scalars(select(Message).where(Message.direction == "in")).all()
+        assert len(inbound) == 2 * pairs
+        assert len(session.scalars(select(ReplyAddress)).all()) == pairs

@@ -137,8 +137,7 @@ def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime
     msg = InboundMessage(
         "user_send_text", "text", "3886132808788132134", Sender(user_id="42"), "m1", "cũ"
     )
-    with runtime.sessions() as session, session.begin():
-        public_id = accept_message(session, config, msg).tip_public_id
+    public_id = accept_message(runtime.engine, config, msg).tip_public_id
     dispatch_tip(public_id)
 
     def canbo_opens() -> None:

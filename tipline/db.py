@@ -1,4 +1,10 @@
-"""Engine and sessions. SQLite gets WAL and a busy timeout so web and workers can share it."""
+"""Engine and sessions.
+
+SQLite (the embedded default) gets WAL, a busy timeout, and transactions that Tipline begins
+itself: ``BEGIN`` for ordinary work and ``BEGIN IMMEDIATE`` for :func:`write_transaction`, so a
+writer takes SQLite's write lock before it reads and never fails half-way with a lock upgrade
+that another process won (pysqlite's own deferred BEGIN does exactly that under load).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+IMMEDIATE = "tipline_sqlite_immediate"
 
 
 def make_engine(url: str) -> Engine:
@@ -16,12 +24,18 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Connection) -> None:
+            immediate = connection.get_execution_options().get(IMMEDIATE, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -35,4 +49,24 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits together or not at all."""
     with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in a transaction that holds the write lock from its first statement.
+
+    On PostgreSQL this is an ordinary transaction; uniqueness constraints settle races.
+    """
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{IMMEDIATE: True})
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """An ORM session for read-then-write work (jobs, actions): immediate on SQLite."""
+    with factory() as session, session.begin():
+        session.connection(execution_options={IMMEDIATE: True})
         yield session

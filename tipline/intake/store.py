@@ -2,6 +2,11 @@
 
 The intake tier can append to a tip without being able to read it: every message is sealed to
 the tip's public key, and the tip's private key is sealed to the transit key until dispatch.
+
+This is the hot path of the webhook, so it is written with SQLAlchemy Core in one short
+transaction that holds the write lock from its first statement (``write_transaction``): the
+sealing that does not depend on the database is done before the lock is taken, a duplicate
+delivery is recognised by its first query, and a new tip costs six statements.
 """
 
 from __future__ import annotations
@@ -9,26 +14,35 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from keys import keyed_digest, new_token, seal
+from keys import PrivateKey, PublicKey, generate_keypair, grant, keyed_digest, new_token, seal
 from tipline.config import Config
+from tipline.db import write_transaction
 from tipline.intake.events import InboundMessage
-from tipline.jobs.outbox import add_job
-from tipline.keychain import grant_tip_to_transit, new_tip_key
+from tipline.jobs.outbox import JOBS
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
     Direction,
+    Holder,
+    KeyGrant,
     Message,
+    OutboxEntry,
     ReplyAddress,
+    Subject,
     Tip,
     new_public_id,
     utcnow,
 )
-from tipline.outgoing import seal_body
+from tipline.outgoing import BODY_PURPOSE
+
+TIPS = Tip.__table__
+MESSAGES = Message.__table__
+ADDRESSES = ReplyAddress.__table__
 
 
 @dataclass(frozen=True)
@@ -46,123 +60,204 @@ def dedup_key(config: Config, oa_id: str, msg_id: str) -> str:
     return keyed_digest(config.secrets.alias_key, "msg_id", f"{oa_id}\x00{msg_id}")
 
 
-def new_receipt_code(session: Session) -> str:
-    """ "TL-XXXX-XXXX": 40 random bits, easy to read out over the phone."""
-    while True:
-        raw = new_token(8)
-        code = f"TL-{raw[:4]}-{raw[4:]}"
-        if session.scalar(select(Tip.id).where(Tip.receipt_code == code)) is None:
-            return code
+def new_receipt_code() -> str:
+    """ "TL-XXXX-XXXX": 40 random bits, easy to read out over the phone (unique column)."""
+    raw = new_token(8)
+    return f"TL-{raw[:4]}-{raw[4:]}"
 
 
-def _reply_address(
-    session: Session, config: Config, alias: str, msg: InboundMessage
-) -> ReplyAddress:
-    address = session.scalars(
-        select(ReplyAddress).where(ReplyAddress.informant_alias == alias)
-    ).one_or_none()
-    now = utcnow()
-    if address is None:
-        address = ReplyAddress(public_id=new_public_id(), informant_alias=alias, oa_id=msg.oa_id)
-        session.add(address)
-    if address.sealed_address is None or address.destroyed_at is not None:
-        # A new address, or the informant wrote again after "STOP": they are reachable again.
-        address.sealed_address = seal(
-            config.secrets.relay_public,
-            json.dumps(msg.sender.address()).encode(),
-            purpose="reply_address",
-            binding=address.binding,
-        )
-        address.destroyed_at = None
-    address.last_inbound_at = now
-    return address
-
-
-def _open_tip_to_join(session: Session, config: Config, alias: str, now: datetime) -> Tip | None:
-    """The informant's open tip this message continues, if any (DESIGN.md: follow-ups)."""
-    tip = session.scalars(
-        select(Tip)
-        .where(Tip.informant_alias == alias, Tip.status.not_in(list(CLOSED_STATUSES)))
-        .order_by(Tip.last_inbound_at.desc())
-        .limit(1)
-    ).first()
-    if tip is None:
-        return None
-    if tip.last_inbound_at >= now - config.followup_window:
-        return tip
-    answered = tip.last_outbound_at is not None and tip.last_outbound_at > tip.last_inbound_at
-    if (
-        answered
-        and tip.last_outbound_at is not None
-        and tip.last_outbound_at >= now - config.reply_window
-    ):
-        return tip  # a reply to an officer's question
-    return None
-
-
-def accept_message(session: Session, config: Config, msg: InboundMessage) -> Accepted:
-    """Store ``msg`` sealed, joining or opening a tip; the caller commits."""
-    key = dedup_key(config, msg.oa_id, msg.msg_id)
-    seen = session.execute(
-        select(Tip.public_id)
-        .join(Message, Message.tip_id == Tip.id)
-        .where(Message.dedup_key == key)
-    ).scalar_one_or_none()
-    if seen is not None:
-        return Accepted(seen, new_tip=False, duplicate=True)
-
-    now = utcnow()
-    alias = informant_alias(config, msg.oa_id, msg.sender.identity)
-    address = _reply_address(session, config, alias, msg)
-    tip = _open_tip_to_join(session, config, alias, now)
-    new_tip = tip is None
-    if tip is None:
-        tip_key = new_tip_key()
-        tip = Tip(
-            public_id=new_public_id(),
-            receipt_code=new_receipt_code(session),
-            oa_id=msg.oa_id,
-            informant_alias=alias,
-            reply_address=address,
-            public_key=tip_key.public_key.to_bytes(),
-            created_at=now,
-        )
-        session.add(tip)
-        session.flush()
-        grant_tip_to_transit(session, tip, tip_key, config.secrets.transit_public.to_bytes())
-        add_job(session, "dispatch", tip.public_id)
-    tip.last_inbound_at = now
-    tip.reply_address = address
-
-    message = Message(
-        public_id=new_public_id(),
-        tip=tip,
-        direction=Direction.INBOUND,
-        kind=msg.kind,
-        dedup_key=key,
-        sealed_body=b"",
-        created_at=now,
-    )
+def _message_body(msg: InboundMessage) -> bytes:
     body: dict[str, object] = {"text": msg.text, "event": msg.event_name}
     if msg.location is not None:
         body["location"] = {"lat": msg.location[0], "lon": msg.location[1]}
     if msg.attachments:
         body["attachments"] = [a["type"] for a in msg.attachments]
-    message.sealed_body = seal_body(tip, message, body)
-    session.add(message)
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+@dataclass
+class _Prepared:
+    """Everything computed before the write lock is taken."""
+
+    dedup: str
+    alias: str
+    now: datetime
+    sealed_address: bytes
+    message_public_id: str
+    body: bytes
+    tip_key: PrivateKey
+    tip_public_id: str
+    receipt_code: str
+    sealed_body_new_tip: bytes
+
+
+def _prepare(config: Config, msg: InboundMessage) -> _Prepared:
+    alias = informant_alias(config, msg.oa_id, msg.sender.identity)
+    message_public_id = new_public_id()
+    body = _message_body(msg)
+    tip_key = generate_keypair()
+    return _Prepared(
+        dedup=dedup_key(config, msg.oa_id, msg.msg_id),
+        alias=alias,
+        now=utcnow(),
+        sealed_address=seal(
+            config.secrets.relay_public,
+            json.dumps(msg.sender.address()).encode(),
+            purpose="reply_address",
+            binding=ReplyAddress.binding_for(alias),
+        ),
+        message_public_id=message_public_id,
+        body=body,
+        tip_key=tip_key,
+        tip_public_id=new_public_id(),
+        receipt_code=new_receipt_code(),
+        sealed_body_new_tip=_seal_body(tip_key.public_key, message_public_id, body),
+    )
+
+
+def _seal_body(tip_public: PublicKey, message_public_id: str, body: bytes) -> bytes:
+    return seal(tip_public, body, purpose=BODY_PURPOSE, binding=f"message:{message_public_id}")
+
+
+def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
+    """One row per informant alias; a new address after "STOP" makes them reachable again."""
+    dialect = conn.dialect.name
+    values = {
+        "public_id": new_public_id(),
+        "informant_alias": p.alias,
+        "oa_id": oa_id,
+        "sealed_address": p.sealed_address,
+        "last_inbound_at": p.now,
+        "created_at": p.now,
+    }
+    if dialect in ("sqlite", "postgresql"):
+        module: Any = sqlite if dialect == "sqlite" else postgresql
+        stmt = module.insert(ADDRESSES).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ADDRESSES.c.informant_alias],
+            set_={
+                "last_inbound_at": stmt.excluded.last_inbound_at,
+                "sealed_address": stmt.excluded.sealed_address,
+                "destroyed_at": None,
+            },
+        ).returning(ADDRESSES.c.id)
+        return int(conn.execute(stmt).scalar_one())
+    existing = conn.execute(
+        select(ADDRESSES.c.id).where(ADDRESSES.c.informant_alias == p.alias)
+    ).scalar_one_or_none()
+    if existing is None:
+        return int(conn.execute(insert(ADDRESSES).values(**values)).inserted_primary_key[0])
+    conn.execute(
+        update(ADDRESSES)
+        .where(ADDRESSES.c.id == existing)
+        .values(last_inbound_at=p.now, sealed_address=p.sealed_address, destroyed_at=None)
+    )
+    return int(existing)
+
+
+def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
+    """The informant's open tip this message continues, if any (DESIGN.md: follow-ups)."""
+    row = conn.execute(
+        select(
+            TIPS.c.id, TIPS.c.public_id, TIPS.c.public_key, TIPS.c.last_inbound_at,
+            TIPS.c.last_outbound_at,
+        )
+        .where(TIPS.c.informant_alias == p.alias, TIPS.c.status.not_in(list(CLOSED_STATUSES)))
+        .order_by(TIPS.c.last_inbound_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    if row.last_inbound_at >= p.now - config.followup_window:
+        return row
+    replied = row.last_outbound_at
+    if replied is not None and replied > row.last_inbound_at and replied >= p.now - config.reply_window:
+        return row  # a reply to an officer's question
+    return None
+
+
+def accept_message(engine: Engine, config: Config, msg: InboundMessage) -> Accepted:
+    """Store ``msg`` sealed, joining or opening a tip, in one committed transaction."""
+    p = _prepare(config, msg)
+    with write_transaction(engine) as conn:
+        seen = conn.execute(
+            select(TIPS.c.public_id)
+            .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
+            .where(MESSAGES.c.dedup_key == p.dedup)
+        ).scalar_one_or_none()
+        if seen is not None:
+            return Accepted(seen, new_tip=False, duplicate=True)
+        address_id = _upsert_reply_address(conn, p, msg.oa_id)
+        joined = _tip_to_join(conn, config, p)
+        if joined is None:
+            tip_id = _insert_tip(conn, config, p, msg.oa_id, address_id)
+            tip_public_id, sealed_body = p.tip_public_id, p.sealed_body_new_tip
+        else:
+            tip_id, tip_public_id = joined.id, joined.public_id
+            sealed_body = _seal_body(PublicKey.from_bytes(joined.public_key), p.message_public_id, p.body)
+            conn.execute(
+                update(TIPS)
+                .where(TIPS.c.id == tip_id)
+                .values(last_inbound_at=p.now, reply_address_id=address_id, updated_at=p.now)
+            )
+        message_id = conn.execute(
+            insert(MESSAGES)
+            .values(
+                public_id=p.message_public_id, tip_id=tip_id, direction=Direction.INBOUND,
+                kind=msg.kind, sealed_body=sealed_body, dedup_key=p.dedup, created_at=p.now,
+                delivery_attempts=0,
+            )
+        ).inserted_primary_key[0]
+        if msg.attachments:
+            tip_public = p.tip_key.public_key if joined is None else PublicKey.from_bytes(joined.public_key)
+            conn.execute(insert(Attachment.__table__), _attachment_rows(tip_public, tip_id, message_id, msg, p.now))
+    return Accepted(tip_public_id, new_tip=joined is None)
+
+
+def _insert_tip(conn: Connection, config: Config, p: _Prepared, oa_id: str, address_id: int) -> int:
+    tip_id = int(
+        conn.execute(
+            insert(TIPS).values(
+                public_id=p.tip_public_id, receipt_code=p.receipt_code, status="new",
+                priority="normal", channel="zalo", oa_id=oa_id, informant_alias=p.alias,
+                reply_address_id=address_id, public_key=p.tip_key.public_key.to_bytes(),
+                created_at=p.now, updated_at=p.now, last_inbound_at=p.now, dispatch_attempts=0,
+                needs_location=False, escalation_level=0,
+            )
+        ).inserted_primary_key[0]
+    )
+    binding = KeyGrant.binding_for(Subject.TIP, tip_id, Holder.TRANSIT, 0)
+    conn.execute(
+        insert(KeyGrant.__table__).values(
+            subject_kind=Subject.TIP, subject_id=tip_id, holder_kind=Holder.TRANSIT, holder_id=0,
+            sealed=grant(p.tip_key, config.secrets.transit_public, binding=binding),
+            created_at=p.now,
+        )
+    )
+    conn.execute(
+        insert(OutboxEntry.__table__).values(
+            queue=JOBS["dispatch"].queue, job="dispatch", ref=p.tip_public_id, created_at=p.now
+        )
+    )
+    return tip_id
+
+
+def _attachment_rows(
+    tip_public: PublicKey, tip_id: int, message_id: int, msg: InboundMessage, now: datetime
+) -> list[dict[str, Any]]:
+    rows = []
     for item in msg.attachments:
-        attachment = Attachment(
-            public_id=new_public_id(),
-            tip_id=tip.id,
-            message=message,
-            kind=item["type"],
-            sealed_source=b"",
+        public_id = new_public_id()
+        rows.append(
+            {
+                "public_id": public_id, "tip_id": tip_id, "message_id": message_id,
+                "kind": item["type"], "state": "pending", "created_at": now,
+                "sealed_source": seal(
+                    tip_public,
+                    json.dumps(item["payload"], ensure_ascii=False).encode(),
+                    purpose="attachment_source",
+                    binding=f"attachment:{public_id}",
+                ),
+            }
         )
-        attachment.sealed_source = seal(
-            tip.public,
-            json.dumps(item["payload"], ensure_ascii=False).encode(),
-            purpose="attachment_source",
-            binding=attachment.binding,
-        )
-        session.add(attachment)
-    return Accepted(tip.public_id, new_tip=new_tip)
+    return rows

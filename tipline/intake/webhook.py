@@ -23,6 +23,22 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)
 
 
+STORE_ATTEMPTS = 3
+
+
+def _constraint(exc: IntegrityError) -> str:
+    """Which unique constraint failed, by name only: never the statement or its values."""
+    text = str(exc.orig)
+    for name in ("dedup_key", "receipt_code", "informant_alias", "public_id"):
+        if name in text:
+            return name
+    return "unknown"
+
+
+def _is_duplicate_delivery(exc: IntegrityError) -> bool:
+    return _constraint(exc) == "dedup_key"
+
+
 def _error(status: int, reason: str) -> ResponseReturnValue:
     return jsonify({"ok": False, "error": reason}), status
 
@@ -69,16 +85,24 @@ def zalo_webhook() -> ResponseReturnValue:
         log.info("webhook event %s ignored", envelope.event_name[:64])
         return jsonify({"ok": True, "ignored": True})
 
-    try:
-        with runtime.sessions() as session, session.begin():
-            accepted = accept_message(session, config, message)
-    except IntegrityError:
-        # The same msg_id raced in on another worker: it is stored once, and that is enough.
-        log.info("webhook duplicate delivery (concurrent)")
-        return jsonify({"ok": True, "duplicate": True})
-    except OperationalError:
-        log.exception("webhook could not store the event; Zalo will retry")
-        return _error(503, "storage unavailable")
+    accepted = None
+    for _attempt in range(STORE_ATTEMPTS):
+        try:
+            accepted = accept_message(runtime.engine, config, message)
+            break
+        except IntegrityError as exc:
+            if _is_duplicate_delivery(exc):
+                # The same msg_id raced in on another worker: stored once, and that is enough.
+                log.info("webhook duplicate delivery (concurrent)")
+                return jsonify({"ok": True, "duplicate": True})
+            # Any other clash (a receipt code drawn twice, a concurrent first message of one
+            # informant on PostgreSQL) is retried with fresh values; never answered as stored.
+            log.warning("webhook store conflict (%s); retrying", _constraint(exc))
+        except OperationalError:
+            log.warning("webhook could not store the event; Zalo will retry")
+            return _error(503, "storage unavailable")
+    if accepted is None:
+        return _error(503, "storage conflict")
     if accepted.duplicate:
         log.info("webhook duplicate delivery for tip %s", accepted.tip_public_id)
         return jsonify({"ok": True, "duplicate": True})

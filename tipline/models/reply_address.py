@@ -29,4 +29,9 @@ class ReplyAddress(Base):
 
     @property
     def binding(self) -> str:
-        return f"reply_address:{self.public_id}"
+        return self.binding_for(self.informant_alias)
+
+    @staticmethod
+    def binding_for(informant_alias: str) -> str:
+        """Bound to the alias, so intake can seal the address before it knows the row."""
+        return f"reply_address:{informant_alias}"
