@@ -10,9 +10,17 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
   :func:`verify_password`, :func:`new_recovery_code`: Argon2id for people's secrets.
 - :func:`keyed_digest`, :func:`webhook_mac`, :func:`constant_time_equal`: keyed hashes and the
   Zalo webhook signature.
+- :func:`chain_hash`, :func:`generate_signing_key`, :class:`SigningKey`, :class:`VerifyKey`:
+  the audit hash chain and its Ed25519-signed checkpoints.
 """
 
-from keys.digest import constant_time_equal, file_checksum, keyed_digest, webhook_mac
+from keys.digest import (
+    chain_hash,
+    constant_time_equal,
+    file_checksum,
+    keyed_digest,
+    webhook_mac,
+)
 from keys.envelope import EnvelopeError, open_sealed, seal
 from keys.grants import grant, open_grant
 from keys.keypair import PrivateKey, PublicKey, generate_keypair
@@ -29,6 +37,7 @@ from keys.password import (
     wrap_with_secret,
 )
 from keys.random import new_token, random_bytes
+from keys.signing import SigningKey, VerifyKey, generate_signing_key
 
 __all__ = [
     "FAST_TEST_COST",
@@ -37,10 +46,14 @@ __all__ = [
     "KdfCost",
     "PrivateKey",
     "PublicKey",
+    "SigningKey",
+    "VerifyKey",
     "WrongSecret",
+    "chain_hash",
     "constant_time_equal",
     "file_checksum",
     "generate_keypair",
+    "generate_signing_key",
     "grant",
     "hash_password",
     "keyed_digest",

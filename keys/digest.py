@@ -27,6 +27,16 @@ def webhook_mac(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str
     return digest.hexdigest()
 
 
+def chain_hash(previous: str, canonical: str) -> str:
+    """One link of the audit hash chain: SHA-256 of the previous link's hex and the event.
+
+    ``previous`` is always 64 hex characters, so the concatenation is unambiguous. Hex in and
+    out because that is how links are stored and compared; verification calls this once per
+    event, so it stays a single hashlib call.
+    """
+    return hashlib.sha256((previous + canonical).encode()).hexdigest()
+
+
 def file_checksum(data: bytes) -> str:
     """MD5 hex of a file, only because Zalo's file events carry one (zalo.md §1.3).
 

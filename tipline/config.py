@@ -12,7 +12,16 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from keys import STANDARD_COST, KdfCost, PrivateKey, PublicKey, generate_keypair, new_token
+from keys import (
+    STANDARD_COST,
+    KdfCost,
+    PrivateKey,
+    PublicKey,
+    SigningKey,
+    generate_keypair,
+    generate_signing_key,
+    new_token,
+)
 
 ZALO_API_BASE = "https://openapi.zalo.me"
 ZALO_OAUTH_BASE = "https://oauth.zaloapp.com"
@@ -25,11 +34,14 @@ DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105
 
 @dataclass(frozen=True)
 class ServiceSecrets:
-    """The intake tier's own keys (DESIGN.md: transit, relay, alias)."""
+    """The intake tier's own keys (DESIGN.md: transit, relay, alias) and the audit signer."""
 
     transit_key: PrivateKey
     relay_key: PrivateKey
     alias_key: bytes
+    # Signs audit checkpoints (tipline.audit). Auditors pin its public half's fingerprint, so
+    # a checkpoint file kept offline proves what the chain's head was when it was exported.
+    audit_signing_key: SigningKey
 
     @property
     def transit_public(self) -> PublicKey:
@@ -122,10 +134,25 @@ def _key_secret(data_dir: Path, env: dict[str, str], name: str) -> PrivateKey:
     return PrivateKey.from_bytes(base64.b64decode(value))
 
 
+def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
+    """``TIPLINE_AUDIT_SIGNING_KEY`` (base64 Ed25519 seed), or generated like the others."""
+    value = env.get("TIPLINE_AUDIT_SIGNING_KEY")
+    if value is None:
+        path = data_dir / "secrets" / "audit_signing_key"
+        if not path.exists():
+            try:
+                _write_private(path, base64.b64encode(generate_signing_key().to_bytes()).decode())
+            except FileExistsError:
+                pass
+        value = path.read_text().strip()
+    return SigningKey.from_bytes(base64.b64decode(value))
+
+
 def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
     alias = env.get("TIPLINE_ALIAS_KEY") or _file_secret(data_dir, "alias_key")
     return ServiceSecrets(
         transit_key=_key_secret(data_dir, env, "transit"),
         relay_key=_key_secret(data_dir, env, "relay"),
         alias_key=alias.encode(),
+        audit_signing_key=_signing_secret(data_dir, env),
     )

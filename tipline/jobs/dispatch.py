@@ -11,7 +11,7 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tipline import runtime
+from tipline import audit, runtime
 from tipline.jobs.outbox import drain
 from tipline.keychain import grant_tip_to_unit, open_tip_from_transit
 from tipline.models import Tip, Unit, utcnow
@@ -69,6 +69,13 @@ def dispatch_tip(tip_public_id: str) -> str:
         tip.unit = unit
         tip.dispatch_error = None
         tip.dispatch_attempts += 1
+        audit.record(
+            session,
+            action=audit.actions.TIP_DISPATCHED,
+            object_id=tip.public_id,
+            unit=unit,
+            detail={"unit": unit.code},
+        )
         queue_outbound(
             session, tip, acknowledgement_text(tip, unit), relay_public=config.secrets.relay_public
         )

@@ -1,6 +1,8 @@
 """The data model, one model per module."""
 
 from tipline.models.attachment import Attachment, AttachmentState
+from tipline.models.audit_event import AuditEvent
+from tipline.models.audit_head import AuditHead
 from tipline.models.base import Base, new_public_id, utcnow
 from tipline.models.key_grant import Holder, KeyGrant, Subject
 from tipline.models.message import Delivery, Direction, Message
@@ -18,6 +20,8 @@ __all__ = [
     "KEY_HOLDING_ROLES",
     "Attachment",
     "AttachmentState",
+    "AuditEvent",
+    "AuditHead",
     "Base",
     "Delivery",
     "Direction",

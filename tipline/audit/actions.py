@@ -1,0 +1,57 @@
+"""The names of audited actions (DESIGN.md, Audit). Stored as-is: never rename one.
+
+``record()`` accepts only names listed in :data:`ALL`, so a typo fails in tests rather than
+writing an event no filter will ever find.
+"""
+
+from __future__ import annotations
+
+# Sessions and keys
+LOGIN = "login"
+LOGIN_FAILED = "login_failed"
+LOGOUT = "logout"
+KEY_UNLOCK = "key_unlock"
+# Intake and delivery (the system acts: actor None)
+TIP_RECEIVED = "tip_received"
+TIP_DISPATCHED = "tip_dispatched"
+REPLY_DELIVERED = "reply_delivered"
+# Reading tips
+TIP_OPEN = "tip_open"
+ATTACHMENT_DOWNLOAD = "attachment_download"
+TIP_EXPORT = "tip_export"
+# Triage
+STATUS_CHANGE = "status_change"
+PRIORITY_CHANGE = "priority_change"
+CATEGORY_CHANGE = "category_change"
+ASSIGN = "assign"  # detail: {"assignee": officer public id} (the anomaly flags read it)
+TRANSFER = "transfer"  # detail: {"to_unit": code}
+ESCALATE = "escalate"
+REPLY_QUEUED = "reply_queued"
+NOTE_ADDED = "note_added"
+# Keys, accounts, units
+GRANT = "grant"
+KEY_CREATE = "key_create"
+KEY_ROTATE = "key_rotate"
+ACCOUNT_CREATE = "account_create"
+ACCOUNT_CHANGE = "account_change"
+UNIT_CREATE = "unit_create"
+OA_ATTACH = "oa_attach"
+# The audit trail itself
+AUDIT_VIEW = "audit_view"
+AUDIT_EXPORT = "audit_export"
+AUDIT_VERIFY = "audit_verify"
+AUDIT_CHECKPOINT = "audit_checkpoint"
+
+ALL: frozenset[str] = frozenset(
+    value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, str) and name != "ALL"
+)
+
+# Outcomes: "ok" unless the action was refused or failed. Free words are refused too.
+OK = "ok"
+DENIED = "denied"
+FAILED = "failed"
+OUTCOMES: frozenset[str] = frozenset(
+    {OK, DENIED, FAILED, "held", "window_closed", "no_address", "broken"}
+)

@@ -1,0 +1,150 @@
+"""Signed checkpoints: small files that pin the chain's head, to compare against later.
+
+Anyone who can write the database can also recompute every hash after an edit; what they
+cannot do is change a checkpoint an auditor exported and kept elsewhere. A checkpoint names
+the head's sequence number and hash, is signed with the installation's Ed25519 audit key
+(``ServiceSecrets.audit_signing_key``, generated into the data dir's secrets), and carries the
+public key and its fingerprint so an auditor can pin the fingerprint once. ``verify_chain``
+with a checkpoint checks that the chain still passes through the signed hash.
+
+A checkpoint is written only over a chain that verifies: signing a broken head would launder
+the tampering.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keys import SigningKey, VerifyKey
+from tipline.models import AuditHead
+from tipline.models.audit_head import HEAD_ROW_ID
+
+FORMAT = "tipline-audit-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is malformed, unsigned, or signed by another key."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: datetime
+    public_key: bytes
+    signature: bytes
+
+    @staticmethod
+    def signed_bytes(seq: int, hash_: str, at: datetime) -> bytes:
+        return f"{FORMAT}\n{seq}\n{hash_}\n{at.astimezone(UTC).isoformat()}\n".encode()
+
+    @property
+    def fingerprint(self) -> str:
+        return VerifyKey(self.public_key).fingerprint
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "seq": self.seq,
+                "hash": self.hash,
+                "at": self.at.astimezone(UTC).isoformat(),
+                "key_fingerprint": self.fingerprint,
+                "public_key": base64.b64encode(self.public_key).decode(),
+                "signature": base64.b64encode(self.signature).decode(),
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        try:
+            data = json.loads(text)
+            if data["format"] != FORMAT:
+                raise CheckpointError(f"not a {FORMAT} file")
+            seq, hash_ = data["seq"], data["hash"]
+            if not isinstance(seq, int) or seq < 0 or not isinstance(hash_, str):
+                raise CheckpointError("bad seq or hash")
+            return cls(
+                seq=seq,
+                hash=hash_,
+                at=datetime.fromisoformat(data["at"]),
+                public_key=base64.b64decode(data["public_key"], validate=True),
+                signature=base64.b64decode(data["signature"], validate=True),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"unreadable checkpoint ({exc.__class__.__name__})") from exc
+
+    def check(self, trusted_key: VerifyKey | None = None) -> None:
+        """Raise :class:`CheckpointError` unless signed by ``trusted_key`` (or its own key)."""
+        try:
+            key = VerifyKey(self.public_key)
+        except ValueError as exc:
+            raise CheckpointError("the checkpoint's public key is malformed") from exc
+        if trusted_key is not None and key != trusted_key:
+            raise CheckpointError(
+                f"signed by key {key.fingerprint}, not the trusted {trusted_key.fingerprint}"
+            )
+        if not key.verify(self.signature, self.signed_bytes(self.seq, self.hash, self.at)):
+            raise CheckpointError("the signature does not match (file edited?)")
+
+
+def load_checkpoint(source: Any, *, trusted_key: VerifyKey | None = None) -> Checkpoint:
+    """A :class:`Checkpoint` from itself, a path or JSON text, with its signature checked."""
+    if isinstance(source, Checkpoint):
+        checkpoint = source
+    else:
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {source}: {exc.strerror}") from exc
+        checkpoint = Checkpoint.from_json(text)
+    checkpoint.check(trusted_key)
+    return checkpoint
+
+
+def write_checkpoint(
+    session: Session, key: SigningKey, out: Path | str | None = None, *, verify: bool = True
+) -> Checkpoint:
+    """Sign the chain's current head; write it to ``out`` (mode 0644, never overwritten).
+
+    Raises :class:`tipline.audit.chain.ChainBrokenError` when ``verify`` and the chain does
+    not verify.
+    """
+    from tipline.audit.chain import ChainBrokenError, verify_chain
+
+    if verify:
+        result = verify_chain(session)
+        if not result.ok:
+            raise ChainBrokenError(result)
+        seq, hash_ = result.head_seq, result.head_hash
+    else:
+        seq, hash_ = session.execute(
+            select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ROW_ID)
+        ).one()
+    at = datetime.now(UTC)
+    checkpoint = Checkpoint(
+        seq=seq,
+        hash=hash_,
+        at=at,
+        public_key=key.verify_key.raw,
+        signature=key.sign(Checkpoint.signed_bytes(seq, hash_, at)),
+    )
+    if out is not None:
+        path = Path(out)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(checkpoint.to_json() + "\n")
+    return checkpoint

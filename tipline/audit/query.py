@@ -1,0 +1,385 @@
+"""What the auditor pages read: filtered, paginated events; CSV export; anomaly flags.
+
+Everything here reads ``audit_events`` only (plus the tips table for current assignees):
+auditors hold no unit key and see no tip content, and nothing here could show them any.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from tipline.audit import actions
+from tipline.audit.chain import record
+from tipline.models import AuditEvent, Officer, Role, Tip
+
+# Vietnam keeps one offset all year (no DST): duty hours are read in this zone.
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+MAX_PER_PAGE = 500
+
+
+@dataclass(frozen=True)
+class EventPage:
+    items: list[AuditEvent]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def filter_events(
+    *,
+    officer: str | None = None,
+    unit: str | Sequence[str] | None = None,
+    action: str | Sequence[str] | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+) -> Select[AuditEvent]:
+    """The SELECT behind every listing. ``officer``: a public id or a username.
+
+    ``unit``: one code or several (a commander's subtree); ``since`` inclusive, ``until``
+    exclusive.
+    """
+    stmt = select(AuditEvent)
+    if officer:
+        stmt = stmt.where(or_(AuditEvent.actor_id == officer, AuditEvent.actor_name == officer))
+    if (units := _as_list(unit)) is not None:
+        stmt = stmt.where(AuditEvent.unit_code.in_(units))
+    if (names := _as_list(action)) is not None:
+        stmt = stmt.where(AuditEvent.action.in_(names))
+    if object_id:
+        stmt = stmt.where(AuditEvent.object_id == object_id)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < until)
+    if outcome:
+        stmt = stmt.where(AuditEvent.outcome == outcome)
+    return stmt
+
+
+def query_events(
+    session: Session,
+    *,
+    officer: str | None = None,
+    unit: str | Sequence[str] | None = None,
+    action: str | Sequence[str] | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+    newest_first: bool = True,
+) -> EventPage:
+    """One page of events matching the filters (see :func:`filter_events`), in chain order."""
+    per_page = max(1, min(per_page, MAX_PER_PAGE))
+    page = max(1, page)
+    stmt = filter_events(
+        officer=officer,
+        unit=unit,
+        action=action,
+        object_id=object_id,
+        since=since,
+        until=until,
+        outcome=outcome,
+    )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    order = AuditEvent.seq.desc() if newest_first else AuditEvent.seq.asc()
+    items = list(
+        session.scalars(stmt.order_by(order).offset((page - 1) * per_page).limit(per_page))
+    )
+    return EventPage(items, total, page, per_page)
+
+
+CSV_COLUMNS = (
+    "seq",
+    "public_id",
+    "at",
+    "actor_id",
+    "actor_name",
+    "actor_role",
+    "unit_code",
+    "action",
+    "object_id",
+    "outcome",
+    "client_address",
+    "detail",
+    "hash",
+)
+
+
+def _cell(value: object) -> str:
+    """Spreadsheet-safe: a cell starting with = + - @ is not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_csv(
+    session: Session,
+    *,
+    actor: Officer,
+    client_address: str | None = None,
+    officer: str | None = None,
+    unit: str | Sequence[str] | None = None,
+    action: str | Sequence[str] | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+    limit: int = 1_000_000,
+) -> str:
+    """CSV of the matching events in chain order, and an AUDIT_EXPORT event for it.
+
+    The export event is recorded in ``session``; it counts as done only when the caller
+    commits. Hashes are included so an exported file can be checked against a checkpoint.
+    """
+    stmt = filter_events(
+        officer=officer,
+        unit=unit,
+        action=action,
+        object_id=object_id,
+        since=since,
+        until=until,
+        outcome=outcome,
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    rows = 0
+    for event in session.scalars(stmt.order_by(AuditEvent.seq).limit(limit)):
+        writer.writerow(
+            [_cell(getattr(event, c)) for c in CSV_COLUMNS[:11]]
+            + [_cell(event.detail_json), event.hash]
+        )
+        rows += 1
+    detail = {"rows": str(rows)}
+    for key, value in (("officer", officer), ("object", object_id), ("outcome", outcome)):
+        if value:
+            detail[key] = value[:100]
+    for key, many in (("unit", _as_list(unit)), ("action", _as_list(action))):
+        if many:
+            detail[key] = ",".join(many)[:100]
+    if since is not None:
+        detail["since"] = since.isoformat()
+    if until is not None:
+        detail["until"] = until.isoformat()
+    record(
+        session,
+        action=actions.AUDIT_EXPORT,
+        actor=actor,
+        client_address=client_address,
+        detail=detail,
+    )
+    return out.getvalue()
+
+
+# --- anomaly flags -------------------------------------------------------------------------
+
+OPEN_BURST = "open_burst"
+OFF_HOURS_OPEN = "off_hours_open"
+NOT_ASSIGNED_OPEN = "not_assigned_open"
+FAILED_LOGINS = "failed_logins"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A pattern worth an auditor's look; the events are named by public id, oldest first."""
+
+    kind: str
+    start: datetime
+    end: datetime
+    count: int
+    event_ids: tuple[str, ...]
+    actor_id: str | None = None
+    actor_name: str | None = None
+    unit_code: str | None = None
+    object_id: str | None = None
+    client_address: str | None = None
+
+
+@dataclass(frozen=True)
+class AnomalyRules:
+    """Thresholds; the defaults flag what a human should look at, not what is forbidden."""
+
+    burst_opens: int = 20
+    burst_window: timedelta = timedelta(minutes=10)
+    duty_start: time = time(7, 0)
+    duty_end: time = time(22, 0)
+    zone: timezone = VIETNAM
+    failed_logins: int = 5
+    failed_window: timedelta = timedelta(minutes=15)
+    # Overrides the duty hours when the UI knows rosters: (officer public id, time) → on duty.
+    on_duty: Callable[[str, datetime], bool] | None = field(default=None, compare=False)
+
+
+def _bursts(
+    events: Iterable[AuditEvent], threshold: int, window: timedelta
+) -> list[list[AuditEvent]]:
+    """Maximal runs in which at least ``threshold`` events fall within ``window``."""
+    runs: list[list[AuditEvent]] = []
+    recent: deque[AuditEvent] = deque()
+    current: list[AuditEvent] | None = None
+    for event in events:
+        recent.append(event)
+        while recent and event.at - recent[0].at > window:
+            recent.popleft()
+        if len(recent) >= threshold:
+            if current is None:
+                current = list(recent)
+                runs.append(current)
+            else:
+                current.append(event)
+        elif current is not None and event.at - current[-1].at > window:
+            current = None
+    return runs
+
+
+def _anomaly(kind: str, run: Sequence[AuditEvent], **extra: str | None) -> Anomaly:
+    first = run[0]
+    return Anomaly(
+        kind=kind,
+        start=first.at,
+        end=run[-1].at,
+        count=len(run),
+        event_ids=tuple(e.public_id for e in run),
+        actor_id=first.actor_id,
+        actor_name=first.actor_name,
+        unit_code=first.unit_code,
+        **extra,
+    )
+
+
+def anomalies(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    officer: str | None = None,
+    unit: str | Sequence[str] | None = None,
+    rules: AnomalyRules | None = None,
+) -> list[Anomaly]:
+    """Flags computed on the server from the events in [since, until), oldest first.
+
+    - ``open_burst``: an officer opened ≥ ``burst_opens`` tips within ``burst_window``;
+    - ``off_hours_open``: a tip opened outside duty hours (or ``rules.on_duty`` says off duty);
+    - ``not_assigned_open``: an officer (role ``officer``) opened a tip assigned to someone
+      else, by the latest ASSIGN event before the open or else the tip's current assignee.
+      Unassigned tips are not flagged: duty officers must open new tips to triage them;
+    - ``failed_logins``: ≥ ``failed_logins`` LOGIN_FAILED within ``failed_window`` against one
+      account, or from one client address.
+    """
+    rules = rules or AnomalyRules()
+    stmt = filter_events(
+        officer=officer,
+        unit=unit,
+        action=[actions.TIP_OPEN, actions.LOGIN_FAILED, actions.ASSIGN],
+        since=since,
+        until=until,
+    ).order_by(AuditEvent.seq)
+    events = list(session.scalars(stmt))
+    opens = [e for e in events if e.action == actions.TIP_OPEN]
+    found: list[Anomaly] = []
+
+    by_actor: dict[str | None, list[AuditEvent]] = defaultdict(list)
+    for event in opens:
+        by_actor[event.actor_id].append(event)
+    for runs in by_actor.values():
+        for run in _bursts(runs, rules.burst_opens, rules.burst_window):
+            found.append(_anomaly(OPEN_BURST, run))
+
+    for event in opens:
+        if rules.on_duty is not None and event.actor_id is not None:
+            off = not rules.on_duty(event.actor_id, event.at)
+        else:
+            local = event.at.astimezone(rules.zone).time()
+            if rules.duty_start <= rules.duty_end:
+                off = not rules.duty_start <= local < rules.duty_end
+            else:  # a night shift crossing midnight
+                off = rules.duty_end <= local < rules.duty_start
+        if off:
+            found.append(_anomaly(OFF_HOURS_OPEN, [event], object_id=event.object_id))
+
+    found.extend(_not_assigned(session, events))
+
+    failed = [e for e in events if e.action == actions.LOGIN_FAILED]
+    for key_name in ("object_id", "client_address"):
+        groups: dict[str, list[AuditEvent]] = defaultdict(list)
+        for event in failed:
+            key = getattr(event, key_name)
+            if key:
+                groups[key].append(event)
+        for key, group in groups.items():
+            for run in _bursts(group, rules.failed_logins, rules.failed_window):
+                found.append(_anomaly(FAILED_LOGINS, run, **{key_name: key}))
+    found.sort(key=lambda a: (a.start, a.kind))
+    return found
+
+
+def _not_assigned(session: Session, events: Sequence[AuditEvent]) -> list[Anomaly]:
+    """Opens by role ``officer`` of a tip whose assignee, at that moment, was someone else."""
+    opens = [
+        e
+        for e in events
+        if e.action == actions.TIP_OPEN and e.actor_role == Role.OFFICER and e.object_id
+    ]
+    if not opens:
+        return []
+    tip_ids = {e.object_id for e in opens}
+    # Every assignment of these tips up to the last open, whoever made it and whatever the
+    # filters: a commander's ASSIGN decides whether an officer's open is flagged.
+    assigns = list(
+        session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == actions.ASSIGN,
+                AuditEvent.object_id.in_(tip_ids),
+                AuditEvent.seq < opens[-1].seq,
+            )
+        )
+    )
+    ever_assigned = {e.object_id for e in assigns}
+    assignee = aliased(Officer)
+    current = dict(
+        session.execute(
+            select(Tip.public_id, assignee.public_id)
+            .join(assignee, Tip.assignee_id == assignee.id)
+            .where(Tip.public_id.in_(tip_ids))
+        ).tuples()
+    )
+    holder: dict[str, str | None] = {}
+    found: list[Anomaly] = []
+    for event in sorted([*assigns, *opens], key=lambda e: e.seq):
+        tip_id = event.object_id or ""
+        if event.action == actions.ASSIGN:
+            holder[tip_id] = event.detail.get("assignee")
+            continue
+        who = holder.get(tip_id) if tip_id in ever_assigned else current.get(tip_id)
+        if who is not None and who != event.actor_id:
+            found.append(_anomaly(NOT_ASSIGNED_OPEN, [event], object_id=tip_id))
+    return found
