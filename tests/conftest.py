@@ -252,3 +252,10 @@ def stack(
     finally:
         for proc in procs:
             _stop(proc)
+
+
+def expand(runtime: Runtime) -> int:
+    """What the worker's relay loop does first: turn stored events into tips."""
+    from tipline.intake.store import expand_pending
+
+    return expand_pending(runtime.engine, runtime.config)

@@ -10,7 +10,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import select, update
 
 from keys import open_sealed
-from tests.conftest import OFFICER_PASSWORD
+from tests.conftest import OFFICER_PASSWORD, expand
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.outbox import drain
@@ -25,6 +25,7 @@ TEXT = "Có người buôn bán ma túy ở hẻm 12"
 
 def send(client: FlaskClient, raw: bytes) -> None:
     assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    expand(client.application.extensions["tipline"])
 
 
 def work(runtime: Runtime, queues: tuple[str, ...] = ("dispatch",)) -> None:
@@ -140,6 +141,7 @@ def test_intake_accepts_while_redis_is_down(runtime: Runtime, units: dict[str, s
     response = app.test_client().post("/zalo/webhook", data=raw, headers=signed_headers(raw))
     assert response.status_code == 200
     install(runtime)
+    expand(runtime)
     assert drain(runtime.sessions, runtime.redis) == 1  # Redis back: the row is relayed
     work(runtime)
     with runtime.sessions() as session:

@@ -103,6 +103,10 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
     )
     assert again.returncode == 0, again.stderr
     with runtime.sessions() as session:
+        deadline = time.monotonic() + 10
+        while len(session.scalars(select(Tip)).one().messages) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            session.expire_all()
         assert len(session.scalars(select(Tip)).one().messages) == 3
 
     # --- at rest --------------------------------------------------------------------------
@@ -188,7 +192,12 @@ def test_simultaneous_messages_of_one_new_informant_are_all_stored(
         for thread in threads:
             thread.join()
     assert answers == [200] * (2 * pairs)
+    deadline = time.monotonic() + 20  # the worker expands stored events every 100 ms
+    inbound: list[Message] = []
+    while time.monotonic() < deadline and len(inbound) < 2 * pairs:
+        time.sleep(0.1)
+        with runtime.sessions() as session:
+            inbound = list(session.scalars(select(Message).where(Message.direction == "in")))
+    assert len(inbound) == 2 * pairs
     with runtime.sessions() as session:
-        inbound = session.scalars(select(Message).where(Message.direction == "in")).all()
-        assert len(inbound) == 2 * pairs
         assert len(session.scalars(select(ReplyAddress)).all()) == pairs

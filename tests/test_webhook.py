@@ -9,9 +9,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from tests.conftest import APP_ID, PROVINCE_OA
+from tests.conftest import APP_ID, PROVINCE_OA, expand
 from tests.zalo_events import USER, event, signed_headers
-from tipline.models import Attachment, Base, Message, OutboxEntry, ReplyAddress, Tip
+from tipline.models import Attachment, Base, InboundEvent, Message, OutboxEntry, ReplyAddress, Tip
 from tipline.runtime import Runtime
 
 pytestmark = pytest.mark.usefixtures("units")
@@ -26,9 +26,12 @@ def counts(runtime: Runtime) -> dict[str, int]:
 
 
 def post(client: FlaskClient, raw: bytes, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return client.post(
+    """Deliver as Zalo does, then let the worker expand what was stored."""
+    response = client.post(
         "/zalo/webhook", data=raw, headers=signed_headers(raw) if headers is None else headers
     )
+    expand(client.application.extensions["tipline"])
+    return response
 
 
 def test_text_event_creates_sealed_tip_and_dispatch_job(
@@ -45,6 +48,8 @@ def test_text_event_creates_sealed_tip_and_dispatch_job(
         assert outbox.job == "dispatch" and outbox.ref == tip.public_id
         assert b"ma t" not in message.sealed_body
         assert USER not in tip.informant_alias
+        event_row = session.scalars(select(InboundEvent)).one()
+        assert event_row.sealed_event is None and event_row.tip_public_id == tip.public_id
 
 
 @pytest.mark.parametrize(
@@ -305,3 +310,23 @@ def test_no_tip_text_or_zalo_id_in_any_log_line(
     assert logged  # something was logged, so the check below means something
     for secret in (text, "Bí mật", USER, "5521772797175877301", "log1"):
         assert secret not in logged
+
+
+def test_the_webhook_commits_one_sealed_event_and_expansion_is_idempotent(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    raw = event(text="Có người buôn bán ma túy", msg_id="one-row")
+    before = counts(runtime)
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    after = counts(runtime)
+    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {"inbound_events": 1}
+    with runtime.sessions() as session:
+        row = session.scalars(select(InboundEvent)).one()
+        assert row.sealed_event is not None and "ma túy".encode() not in row.sealed_event
+    # Zalo retries before the worker has run: still one event.
+    again = client.post("/zalo/webhook", data=raw, headers=signed_headers(raw))
+    assert again.get_json()["duplicate"] is True
+    assert expand(runtime) == 1
+    assert expand(runtime) == 0
+    with runtime.sessions() as session:
+        assert len(session.scalars(select(Message)).all()) == 1

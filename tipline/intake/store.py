@@ -1,12 +1,17 @@
-"""Turning a verified inbound message into sealed rows: the only place intake writes.
+"""Storing verified inbound messages: sealed on arrival, expanded into tips by the worker.
+
+Two steps, so that Zalo gets its answer fast and nothing it was told is stored can be lost:
+
+1. :func:`record_inbound` (the webhook): one INSERT of the event sealed to the transit key,
+   unique on a keyed hash of its ``msg_id``. That row is the sealed tip content *and* its
+   durable job; a redelivery hits the unique key and is answered as a duplicate.
+2. :func:`expand_pending` (the worker's relay loop, in batches): opens each event with the
+   transit key, joins it to the informant's open tip or opens a new one (its own key pair),
+   seals the message to the tip's key, grants the tip key to transit, queues the dispatch job
+   through the outbox, and erases the sealed event.
 
 The intake tier can append to a tip without being able to read it: every message is sealed to
 the tip's public key, and the tip's private key is sealed to the transit key until dispatch.
-
-This is the hot path of the webhook, so it is written with SQLAlchemy Core in one short
-transaction that holds the write lock from its first statement (``write_transaction``): the
-sealing that does not depend on the database is done before the lock is taken, a duplicate
-delivery is recognised by its first query, and a new tip costs six statements.
 """
 
 from __future__ import annotations
@@ -14,12 +19,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keys import PrivateKey, PublicKey, generate_keypair, grant, keyed_digest, new_token, seal
+from keys import (
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+    grant,
+    keyed_digest,
+    new_token,
+    open_sealed,
+    seal,
+)
 from tipline.config import Config
 from tipline.db import write_transaction
 from tipline.intake.events import InboundMessage
@@ -29,6 +43,7 @@ from tipline.models import (
     Attachment,
     Direction,
     Holder,
+    InboundEvent,
     KeyGrant,
     Message,
     OutboxEntry,
@@ -40,9 +55,12 @@ from tipline.models import (
 )
 from tipline.outgoing import BODY_PURPOSE
 
-TIPS = Tip.__table__
-MESSAGES = Message.__table__
-ADDRESSES = ReplyAddress.__table__
+TIPS = cast(Table, Tip.__table__)
+MESSAGES = cast(Table, Message.__table__)
+ADDRESSES = cast(Table, ReplyAddress.__table__)
+GRANTS = cast(Table, KeyGrant.__table__)
+OUTBOX = cast(Table, OutboxEntry.__table__)
+ATTACHMENTS = cast(Table, Attachment.__table__)
 
 
 @dataclass(frozen=True)
@@ -146,7 +164,7 @@ def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
         select(ADDRESSES.c.id).where(ADDRESSES.c.informant_alias == p.alias)
     ).scalar_one_or_none()
     if existing is None:
-        return int(conn.execute(insert(ADDRESSES).values(**values)).inserted_primary_key[0])
+        return _insert_id(conn, ADDRESSES, values)
     conn.execute(
         update(ADDRESSES)
         .where(ADDRESSES.c.id == existing)
@@ -159,7 +177,10 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     """The informant's open tip this message continues, if any (DESIGN.md: follow-ups)."""
     row = conn.execute(
         select(
-            TIPS.c.id, TIPS.c.public_id, TIPS.c.public_key, TIPS.c.last_inbound_at,
+            TIPS.c.id,
+            TIPS.c.public_id,
+            TIPS.c.public_key,
+            TIPS.c.last_inbound_at,
             TIPS.c.last_outbound_at,
         )
         .where(TIPS.c.informant_alias == p.alias, TIPS.c.status.not_in(list(CLOSED_STATUSES)))
@@ -171,71 +192,172 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     if row.last_inbound_at >= p.now - config.followup_window:
         return row
     replied = row.last_outbound_at
-    if replied is not None and replied > row.last_inbound_at and replied >= p.now - config.reply_window:
+    if (
+        replied is not None
+        and replied > row.last_inbound_at
+        and replied >= p.now - config.reply_window
+    ):
         return row  # a reply to an officer's question
     return None
 
 
-def accept_message(engine: Engine, config: Config, msg: InboundMessage) -> Accepted:
-    """Store ``msg`` sealed, joining or opening a tip, in one committed transaction."""
-    p = _prepare(config, msg)
-    with write_transaction(engine) as conn:
-        seen = conn.execute(
-            select(TIPS.c.public_id)
-            .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
-            .where(MESSAGES.c.dedup_key == p.dedup)
-        ).scalar_one_or_none()
-        if seen is not None:
-            return Accepted(seen, new_tip=False, duplicate=True)
-        address_id = _upsert_reply_address(conn, p, msg.oa_id)
-        joined = _tip_to_join(conn, config, p)
-        if joined is None:
-            tip_id = _insert_tip(conn, config, p, msg.oa_id, address_id)
-            tip_public_id, sealed_body = p.tip_public_id, p.sealed_body_new_tip
-        else:
-            tip_id, tip_public_id = joined.id, joined.public_id
-            sealed_body = _seal_body(PublicKey.from_bytes(joined.public_key), p.message_public_id, p.body)
+EVENTS = cast(Table, InboundEvent.__table__)
+EVENT_PURPOSE = "inbound_event"
+
+
+def record_inbound(engine: Engine, config: Config, msg: InboundMessage) -> bool:
+    """The webhook's only write: the event sealed to the transit key. False for a redelivery."""
+    key = dedup_key(config, msg.oa_id, msg.msg_id)
+    sealed = seal(
+        config.secrets.transit_public,
+        msg.to_json(),
+        purpose=EVENT_PURPOSE,
+        binding=InboundEvent.binding_for(key),
+    )
+    with engine.begin() as conn:
+        return bool(
             conn.execute(
-                update(TIPS)
-                .where(TIPS.c.id == tip_id)
-                .values(last_inbound_at=p.now, reply_address_id=address_id, updated_at=p.now)
+                _insert_ignoring_duplicates(conn, EVENTS).values(
+                    dedup_key=key, received_at=utcnow(), sealed_event=sealed
+                )
+            ).rowcount
+        )
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+    return insert(table)
+
+
+def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
+    """Turn stored events into tips and messages; return how many were expanded."""
+    with write_transaction(engine) as conn:
+        query = (
+            select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event)
+            .where(EVENTS.c.processed_at.is_(None))
+            .order_by(EVENTS.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        for row in rows:
+            msg = InboundMessage.from_json(
+                open_sealed(
+                    config.secrets.transit_key,
+                    row.sealed_event,
+                    purpose=EVENT_PURPOSE,
+                    binding=InboundEvent.binding_for(row.dedup_key),
+                )
             )
-        message_id = conn.execute(
-            insert(MESSAGES)
-            .values(
-                public_id=p.message_public_id, tip_id=tip_id, direction=Direction.INBOUND,
-                kind=msg.kind, sealed_body=sealed_body, dedup_key=p.dedup, created_at=p.now,
-                delivery_attempts=0,
+            accepted = _accept(conn, config, msg)
+            conn.execute(
+                update(EVENTS)
+                .where(EVENTS.c.id == row.id)
+                .values(
+                    processed_at=utcnow(), sealed_event=None, tip_public_id=accepted.tip_public_id
+                )
             )
-        ).inserted_primary_key[0]
-        if msg.attachments:
-            tip_public = p.tip_key.public_key if joined is None else PublicKey.from_bytes(joined.public_key)
-            conn.execute(insert(Attachment.__table__), _attachment_rows(tip_public, tip_id, message_id, msg, p.now))
+    return len(rows)
+
+
+def accept_message(engine: Engine, config: Config, msg: InboundMessage) -> Accepted:
+    """Store ``msg`` as a tip message at once (what expansion does for each stored event)."""
+    with write_transaction(engine) as conn:
+        return _accept(conn, config, msg)
+
+
+def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
+    p = _prepare(config, msg)
+    seen = conn.execute(
+        select(TIPS.c.public_id)
+        .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
+        .where(MESSAGES.c.dedup_key == p.dedup)
+    ).scalar_one_or_none()
+    if seen is not None:
+        return Accepted(seen, new_tip=False, duplicate=True)
+    address_id = _upsert_reply_address(conn, p, msg.oa_id)
+    joined = _tip_to_join(conn, config, p)
+    if joined is None:
+        tip_id = _insert_tip(conn, config, p, msg.oa_id, address_id)
+        tip_public_id, sealed_body = p.tip_public_id, p.sealed_body_new_tip
+    else:
+        tip_id, tip_public_id = joined.id, joined.public_id
+        sealed_body = _seal_body(
+            PublicKey.from_bytes(joined.public_key), p.message_public_id, p.body
+        )
+        conn.execute(
+            update(TIPS)
+            .where(TIPS.c.id == tip_id)
+            .values(last_inbound_at=p.now, reply_address_id=address_id, updated_at=p.now)
+        )
+    message_id = _insert_id(
+        conn,
+        MESSAGES,
+        dict(
+            public_id=p.message_public_id,
+            tip_id=tip_id,
+            direction=Direction.INBOUND,
+            kind=msg.kind,
+            sealed_body=sealed_body,
+            dedup_key=p.dedup,
+            created_at=p.now,
+            delivery_attempts=0,
+        ),
+    )
+    if msg.attachments:
+        tip_public = (
+            p.tip_key.public_key if joined is None else PublicKey.from_bytes(joined.public_key)
+        )
+        conn.execute(
+            insert(ATTACHMENTS),
+            _attachment_rows(tip_public, tip_id, message_id, msg, p.now),
+        )
     return Accepted(tip_public_id, new_tip=joined is None)
 
 
+def _insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
+    return int(conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+
+
 def _insert_tip(conn: Connection, config: Config, p: _Prepared, oa_id: str, address_id: int) -> int:
-    tip_id = int(
-        conn.execute(
-            insert(TIPS).values(
-                public_id=p.tip_public_id, receipt_code=p.receipt_code, status="new",
-                priority="normal", channel="zalo", oa_id=oa_id, informant_alias=p.alias,
-                reply_address_id=address_id, public_key=p.tip_key.public_key.to_bytes(),
-                created_at=p.now, updated_at=p.now, last_inbound_at=p.now, dispatch_attempts=0,
-                needs_location=False, escalation_level=0,
-            )
-        ).inserted_primary_key[0]
+    tip_id = _insert_id(
+        conn,
+        TIPS,
+        dict(
+            public_id=p.tip_public_id,
+            receipt_code=p.receipt_code,
+            status="new",
+            priority="normal",
+            channel="zalo",
+            oa_id=oa_id,
+            informant_alias=p.alias,
+            reply_address_id=address_id,
+            public_key=p.tip_key.public_key.to_bytes(),
+            created_at=p.now,
+            updated_at=p.now,
+            last_inbound_at=p.now,
+            dispatch_attempts=0,
+            needs_location=False,
+            escalation_level=0,
+        ),
     )
     binding = KeyGrant.binding_for(Subject.TIP, tip_id, Holder.TRANSIT, 0)
     conn.execute(
-        insert(KeyGrant.__table__).values(
-            subject_kind=Subject.TIP, subject_id=tip_id, holder_kind=Holder.TRANSIT, holder_id=0,
+        insert(GRANTS).values(
+            subject_kind=Subject.TIP,
+            subject_id=tip_id,
+            holder_kind=Holder.TRANSIT,
+            holder_id=0,
             sealed=grant(p.tip_key, config.secrets.transit_public, binding=binding),
             created_at=p.now,
         )
     )
     conn.execute(
-        insert(OutboxEntry.__table__).values(
+        insert(OUTBOX).values(
             queue=JOBS["dispatch"].queue, job="dispatch", ref=p.tip_public_id, created_at=p.now
         )
     )
@@ -250,8 +372,12 @@ def _attachment_rows(
         public_id = new_public_id()
         rows.append(
             {
-                "public_id": public_id, "tip_id": tip_id, "message_id": message_id,
-                "kind": item["type"], "state": "pending", "created_at": now,
+                "public_id": public_id,
+                "tip_id": tip_id,
+                "message_id": message_id,
+                "kind": item["type"],
+                "state": "pending",
+                "created_at": now,
                 "sealed_source": seal(
                     tip_public,
                     json.dumps(item["payload"], ensure_ascii=False).encode(),

@@ -1,4 +1,8 @@
-"""POST /zalo/webhook: verify, seal, commit with the dispatch job, then answer.
+"""POST /zalo/webhook: verify, seal, commit, then answer.
+
+The one row committed (tipline.intake.store.record_inbound) is the event sealed to the transit
+key; it is also the job that the worker expands into a tip and dispatches, so an answered
+event cannot be lost.
 
 Order of checks: size (413), signature present (401), JSON (400), event shape (400), signature
 and app id (401). Nothing is stored before all of them pass. No log line carries tip text or a
@@ -12,31 +16,15 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from tipline.intake.events import MalformedEvent, read_envelope, read_message
 from tipline.intake.signature import verify_signature
-from tipline.intake.store import accept_message
+from tipline.intake.store import record_inbound
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)
-
-
-STORE_ATTEMPTS = 3
-
-
-def _constraint(exc: IntegrityError) -> str:
-    """Which unique constraint failed, by name only: never the statement or its values."""
-    text = str(exc.orig)
-    for name in ("dedup_key", "receipt_code", "informant_alias", "public_id"):
-        if name in text:
-            return name
-    return "unknown"
-
-
-def _is_duplicate_delivery(exc: IntegrityError) -> bool:
-    return _constraint(exc) == "dedup_key"
 
 
 def _error(status: int, reason: str) -> ResponseReturnValue:
@@ -85,28 +73,13 @@ def zalo_webhook() -> ResponseReturnValue:
         log.info("webhook event %s ignored", envelope.event_name[:64])
         return jsonify({"ok": True, "ignored": True})
 
-    accepted = None
-    for _attempt in range(STORE_ATTEMPTS):
-        try:
-            accepted = accept_message(runtime.engine, config, message)
-            break
-        except IntegrityError as exc:
-            if _is_duplicate_delivery(exc):
-                # The same msg_id raced in on another worker: stored once, and that is enough.
-                log.info("webhook duplicate delivery (concurrent)")
-                return jsonify({"ok": True, "duplicate": True})
-            # Any other clash (a receipt code drawn twice, a concurrent first message of one
-            # informant on PostgreSQL) is retried with fresh values; never answered as stored.
-            log.warning("webhook store conflict (%s); retrying", _constraint(exc))
-        except OperationalError:
-            log.warning("webhook could not store the event; Zalo will retry")
-            return _error(503, "storage unavailable")
-    if accepted is None:
-        return _error(503, "storage conflict")
-    if accepted.duplicate:
-        log.info("webhook duplicate delivery for tip %s", accepted.tip_public_id)
+    try:
+        stored = record_inbound(runtime.engine, config, message)
+    except SQLAlchemyError as exc:
+        log.warning("webhook could not store the event (%s); Zalo will retry", type(exc).__name__)
+        return _error(503, "storage unavailable")
+    if not stored:
+        log.info("webhook duplicate delivery ignored")
         return jsonify({"ok": True, "duplicate": True})
-    log.info(
-        "webhook stored a message for tip %s (new=%s)", accepted.tip_public_id, accepted.new_tip
-    )
+    log.info("webhook stored a %s event", message.kind)
     return jsonify({"ok": True})

@@ -12,6 +12,7 @@ import time
 
 from rq import SimpleWorker
 
+from tipline.intake.store import expand_pending
 from tipline.jobs.outbox import QUEUE_NAMES, drain
 from tipline.jobs.sweeper import sweep
 from tipline.runtime import Runtime
@@ -19,14 +20,17 @@ from tipline.runtime import Runtime
 log = logging.getLogger(__name__)
 
 RELAY_INTERVAL = 0.1
+EXPAND_BATCH = 200
 
 
 def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
-    """Drain the outbox every 100 ms and sweep for lost work every half sweep period."""
+    """Every 100 ms expand stored events into tips and drain the outbox; sweep now and then."""
     sweep_every = max(runtime.config.sweep_after.total_seconds() / 2, 1.0)
     next_sweep = time.monotonic() + sweep_every
     while not stop.is_set():
         try:
+            while expand_pending(runtime.engine, runtime.config) == EXPAND_BATCH:
+                pass
             drain(runtime.sessions, runtime.redis)
             if time.monotonic() >= next_sweep:
                 sweep(runtime.sessions, runtime.redis, runtime.config.sweep_after)
@@ -47,6 +51,8 @@ def run_worker(
         thread = threading.Thread(target=relay_loop, args=(runtime, stop), daemon=True)
         thread.start()
     elif relay:
+        while expand_pending(runtime.engine, runtime.config) == EXPAND_BATCH:
+            pass
         drain(runtime.sessions, runtime.redis)
     worker = SimpleWorker(names, connection=runtime.redis)
     try:

@@ -4,6 +4,7 @@ from tipline.models.attachment import Attachment, AttachmentState
 from tipline.models.audit_event import AuditEvent
 from tipline.models.audit_head import AuditHead
 from tipline.models.base import Base, new_public_id, utcnow
+from tipline.models.inbound_event import InboundEvent
 from tipline.models.key_grant import Holder, KeyGrant, Subject
 from tipline.models.message import Delivery, Direction, Message
 from tipline.models.notification import Notification
@@ -26,6 +27,7 @@ __all__ = [
     "Delivery",
     "Direction",
     "Holder",
+    "InboundEvent",
     "KeyGrant",
     "Message",
     "Notification",

@@ -1,0 +1,33 @@
+"""A verified Zalo event as the webhook stored it: sealed to the transit key, one row.
+
+The webhook's whole write is this row, so it can answer Zalo fast and still lose nothing: the
+row is both the sealed tip content and the durable job. The worker expands it into a tip and
+its messages (re-sealed to the tip's key) and then erases the sealed event; the row stays, as
+the record that this ``msg_id`` was seen, so a redelivery is recognised.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tipline.models.base import Base, UTCDateTime, utcnow
+
+
+class InboundEvent(Base):
+    __tablename__ = "inbound_events"
+    __table_args__ = (Index("ix_inbound_events_pending", "processed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Keyed hash of (OA id, Zalo msg_id): never Zalo's id itself.
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sealed_event: Mapped[bytes | None] = mapped_column(LargeBinary)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tip_public_id: Mapped[str | None] = mapped_column(String(32))
+
+    @staticmethod
+    def binding_for(dedup_key: str) -> str:
+        return f"inbound:{dedup_key}"
