@@ -288,6 +288,9 @@ def _add_zalo() -> None:
     from tipline.zalo.cli import zalo
 
     main.add_command(zalo)
+    from tipline.audit.cli import audit
+
+    main.add_command(audit)
 
 
 _add_zalo()

@@ -10,14 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import KdfCost, PrivateKey
+from tipline import audit
 from tipline.keychain import (
     create_unit_key,
     enrol_officer,
     grant_unit_key_to_officer,
     members_holding_keys,
 )
-from tipline.models import KEY_HOLDING_ROLES, Officer, Role
-from tipline.units import UnitError, find_unit
+from tipline.models import KEY_HOLDING_ROLES, Officer, Role, UnitKey
+from tipline.units import UnitError, find_unit, record_key_version
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD = 12
@@ -43,6 +44,7 @@ def add_officer(
     password: str,
     cost: KdfCost,
     grantor_keys: dict[int, PrivateKey] | None = None,
+    actor: Officer | None = None,
 ) -> NewAccount:
     if not USERNAME.match(username):
         raise UnitError("username: 3–64 of a-z, 0-9, '.', '_', '-'")
@@ -67,16 +69,38 @@ def add_officer(
         cost=cost,
         totp_secret=totp_secret,
     )
+    officer = enrolment.officer
+    audit.record(
+        session,
+        action=audit.actions.ACCOUNT_CREATE,
+        actor=actor,
+        object_id=officer.public_id,
+        unit=unit,
+        detail={"username": username, "role": role},
+    )
     pending = False
+    granted: UnitKey | None = None
     if holds_keys and unit is not None:
         current = unit.current_key
         if current is None or not members_holding_keys(session, unit):
             # The unit's first key holder: a fresh key version, sealed to them and the parent.
             # Tips sealed to an earlier version stay readable by the commanders above.
             current, private = create_unit_key(session, unit)
-            grant_unit_key_to_officer(session, current, private, enrolment.officer)
+            record_key_version(session, audit.actions.KEY_CREATE, unit, current, actor)
+            grant_unit_key_to_officer(session, current, private, officer)
+            granted = current
         elif grantor_keys is not None and current.id in grantor_keys:
-            grant_unit_key_to_officer(session, current, grantor_keys[current.id], enrolment.officer)
+            grant_unit_key_to_officer(session, current, grantor_keys[current.id], officer)
+            granted = current
         else:
             pending = True
-    return NewAccount(enrolment.officer, enrolment.recovery_code, totp_secret, pending)
+    if granted is not None and unit is not None:
+        audit.record(
+            session,
+            action=audit.actions.GRANT,
+            actor=actor,
+            object_id=officer.public_id,
+            unit=unit,
+            detail={"key": "unit", "version": str(granted.version)},
+        )
+    return NewAccount(officer, enrolment.recovery_code, totp_secret, pending)

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import PrivateKey
+from tipline import audit
 from tipline.keychain import create_unit_key, reseal_tip_grants
-from tipline.models import OfficialAccount, Unit, UnitKey, UnitLevel
+from tipline.models import Officer, OfficialAccount, Unit, UnitKey, UnitLevel
 
 
 class UnitError(ValueError):
@@ -24,7 +25,13 @@ def find_unit(session: Session, code: str) -> Unit:
 
 
 def add_unit(
-    session: Session, *, code: str, name: str, level: str, parent_code: str | None = None
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    level: str,
+    parent_code: str | None = None,
+    actor: Officer | None = None,
 ) -> Unit:
     """Create a unit; its first key version is granted to the parent unit's key.
 
@@ -41,12 +48,40 @@ def add_unit(
     unit = Unit(code=code, name=name.strip(), level=level, parent=parent)
     session.add(unit)
     session.flush()
+    detail = {"code": code, "level": level}
+    if parent is not None:
+        detail["parent"] = parent.code
+    audit.record(
+        session,
+        action=audit.actions.UNIT_CREATE,
+        actor=actor,
+        object_id=unit.public_id,
+        unit=unit,
+        detail=detail,
+    )
     if parent is not None and parent.current_key is not None:
-        create_unit_key(session, unit)
+        unit_key, _private = create_unit_key(session, unit)
+        record_key_version(session, audit.actions.KEY_CREATE, unit, unit_key, actor)
     return unit
 
 
-def set_oa(session: Session, code: str, oa_id: str) -> OfficialAccount:
+def record_key_version(
+    session: Session, action: str, unit: Unit, unit_key: UnitKey, actor: Officer | None
+) -> None:
+    """KEY_CREATE / KEY_ROTATE: which unit got which key version (public facts only)."""
+    audit.record(
+        session,
+        action=action,
+        actor=actor,
+        object_id=unit.public_id,
+        unit=unit,
+        detail={"version": str(unit_key.version)},
+    )
+
+
+def set_oa(
+    session: Session, code: str, oa_id: str, *, actor: Officer | None = None
+) -> OfficialAccount:
     """Attach an OA to a unit; an OA belongs to one unit, so this moves it if needed."""
     if not oa_id.isdigit() or len(oa_id) > 32:
         raise UnitError("an OA id is a string of digits")
@@ -54,16 +89,32 @@ def set_oa(session: Session, code: str, oa_id: str) -> OfficialAccount:
     account = session.scalars(
         select(OfficialAccount).where(OfficialAccount.oa_id == oa_id)
     ).one_or_none()
+    detail = {"oa": oa_id}
     if account is None:
         account = OfficialAccount(oa_id=oa_id, unit=unit)
         session.add(account)
     else:
+        if account.unit is not unit:
+            detail["from_unit"] = account.unit.code
         account.unit = unit
+    # The OA id is the unit's public Zalo account, never an informant's.
+    audit.record(
+        session,
+        action=audit.actions.OA_ATTACH,
+        actor=actor,
+        object_id=oa_id,
+        unit=unit,
+        detail=detail,
+    )
     return account
 
 
 def rotate_key(
-    session: Session, code: str, opener: dict[int, PrivateKey] | None = None
+    session: Session,
+    code: str,
+    opener: dict[int, PrivateKey] | None = None,
+    *,
+    actor: Officer | None = None,
 ) -> tuple[UnitKey, int]:
     """A new key version for new tips, granted to the members and the parent unit.
 
@@ -80,6 +131,14 @@ def rotate_key(
     for old in old_versions:
         if opener is not None and old.id in opener:
             moved += reseal_tip_grants(session, old, opener[old.id], unit_key)
+    audit.record(
+        session,
+        action=audit.actions.KEY_ROTATE,
+        actor=actor,
+        object_id=unit.public_id,
+        unit=unit,
+        detail={"version": str(unit_key.version), "resealed": str(moved)},
+    )
     return unit_key, moved
 
 

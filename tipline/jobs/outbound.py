@@ -29,6 +29,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 
 from keys import EnvelopeError, open_sealed
+from tipline import audit
 from tipline.models import Delivery, Direction, Message, utcnow
 from tipline.outgoing import RELAY_PURPOSE
 from tipline.runtime import Runtime, current
@@ -45,6 +46,7 @@ from tipline.zalo.tokens import TokenUnavailableError, access_token_for
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+_OUTCOMES = {Delivery.WINDOW_CLOSED: "window_closed", Delivery.NO_ADDRESS: "no_address"}
 FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NO_ADDRESS})
 ADDRESS_PURPOSE = "reply_address"  # as sealed by tipline.intake.store
 
@@ -81,6 +83,16 @@ def _finish(
             now = utcnow()
             message.delivered_at = now
             message.tip.last_outbound_at = now
+        # The tip is the object (auditors follow a tip); the message id and the final state
+        # are the detail. Zalo's error text stays out: it is not a fixed word.
+        audit.record(
+            session,
+            action=audit.actions.REPLY_DELIVERED,
+            object_id=message.tip.public_id,
+            unit=message.tip.unit,
+            outcome="ok" if delivery is Delivery.SENT else _OUTCOMES.get(delivery, "failed"),
+            detail={"message": message.public_id, "delivery": str(delivery)},
+        )
     if delivery is Delivery.SENT:
         log.info("message %s: sent", public_id)
     else:
