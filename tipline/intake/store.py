@@ -34,6 +34,7 @@ from keys import (
     open_sealed,
     seal,
 )
+from tipline import audit
 from tipline.config import Config
 from tipline.db import write_transaction
 from tipline.intake.events import InboundMessage
@@ -315,6 +316,14 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
         conn.execute(
             insert(ATTACHMENTS),
             _attachment_rows(tip_public, tip_id, message_id, msg, p.now),
+        )
+    if joined is None:
+        # A new tip, by the system. Never the informant: the OA is the unit's own account.
+        audit.record(
+            conn,
+            action=audit.actions.TIP_RECEIVED,
+            object_id=tip_public_id,
+            detail={"oa": msg.oa_id},
         )
     return Accepted(tip_public_id, new_tip=joined is None)
 
