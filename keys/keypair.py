@@ -40,18 +40,21 @@ class PublicKey:
 class PrivateKey:
     """The private half. Never stored except sealed (a grant) or wrapped (a password)."""
 
-    __slots__ = ("_key", "suite_id")
+    __slots__ = ("_key", "_public", "suite_id")
 
     def __init__(self, suite_id: int, key: X25519PrivateKey) -> None:
         self.suite_id = suite_id
         self._key = key
+        self._public: PublicKey | None = None
 
     def __repr__(self) -> str:  # never print key material
         return f"<PrivateKey suite={self.suite_id}>"
 
     @property
     def public_key(self) -> PublicKey:
-        return PublicKey(self.suite_id, self._key.public_key().public_bytes_raw())
+        if self._public is None:  # derived once: intake seals to the transit key per request
+            self._public = PublicKey(self.suite_id, self._key.public_key().public_bytes_raw())
+        return self._public
 
     def to_bytes(self) -> bytes:
         """Serialise for sealing or wrapping only."""

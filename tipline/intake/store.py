@@ -216,21 +216,19 @@ def record_inbound(engine: Engine, config: Config, msg: InboundMessage) -> bool:
         binding=InboundEvent.binding_for(key),
     )
     with engine.begin() as conn:
-        return bool(
-            conn.execute(
-                _insert_ignoring_duplicates(conn, EVENTS).values(
-                    dedup_key=key, received_at=utcnow(), sealed_event=sealed
-                )
-            ).rowcount
+        statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
+        result = conn.execute(
+            statement, {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed}
         )
+        return bool(result.rowcount)
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
-    return insert(table)
+# Built once: constructing a statement per request costs more than executing it.
+_INSERT_EVENT: dict[str, Any] = {
+    "sqlite": sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["dedup_key"]),
+    "postgresql": postgresql.insert(EVENTS).on_conflict_do_nothing(index_elements=["dedup_key"]),
+    "default": insert(EVENTS),
+}
 
 
 def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
