@@ -2,23 +2,68 @@
 
 Idempotent: the first run to claim the tip (an UPDATE guarded by ``dispatched_at IS NULL``)
 dispatches it; any later or concurrent run finds it claimed and stops.
+
+The job is the one moment a worker can read the tip (through the transit grant, which it
+then drops), so everything that needs the words happens here: the route (place names, a
+shared point), the suggested category and priority, the sealed routing record. A tip the
+router cannot place stays with the OA's unit, flagged ``needs_location``; the informant is
+asked once for a location; the candidate units of the same province get a grant too, so the
+location, when it comes, can move the tip without anyone reopening it (``reroute_tip``).
+
+Procedure questions ("hỏi thủ tục") are answered with a pointer to guidance and closed at
+once: status ``resolved``, category ``hoi_thu_tuc``, no assignee. An inbox that lists open
+tips (``Tip.is_open``) never shows them; they stay readable in the unit's archive.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from keys import PrivateKey, open_sealed
 from tipline import audit, runtime
 from tipline.jobs.outbox import drain
 from tipline.keychain import grant_tip_to_unit, open_tip_from_transit
-from tipline.models import Tip, Unit, utcnow
+from tipline.models import (
+    Direction,
+    Holder,
+    KeyGrant,
+    Priority,
+    Subject,
+    Tip,
+    TipStatus,
+    Unit,
+    UnitKey,
+    utcnow,
+)
 from tipline.outgoing import queue_outbound
 from tipline.routing import route_tip
+from tipline.routing.classify import PROCEDURE_REPLY, classify
+from tipline.routing.duty import assign, notify
+from tipline.routing.escalation import schedule
+from tipline.routing.geo import boundaries_from_config
+from tipline.routing.places import gazetteer
+from tipline.routing.service import (
+    REROUTE_PURPOSE,
+    Decision,
+    decide,
+    oa_owner,
+    official_code,
+    seal_decision,
+)
 
 log = logging.getLogger(__name__)
+
+# Pre-grants for a tip waiting for a location: a handful of same-province candidates at most.
+MAX_PREGRANTS = 5
+
+LOCATION_REQUEST = (
+    "Để chuyển tin báo đến đúng Công an xã/phường, bạn vui lòng chia sẻ vị trí nơi xảy ra sự "
+    "việc (trong Zalo: bấm dấu +, chọn Vị trí). Nếu không tiện, bạn có thể bỏ qua tin này."
+)
 
 
 def acknowledgement_text(tip: Tip, unit: Unit) -> str:
@@ -36,10 +81,53 @@ def _hold(session: Session, tip: Tip, reason: str) -> None:
     tip.dispatch_attempts += 1
 
 
+def read_tip(tip: Tip, tip_key: PrivateKey) -> tuple[str, tuple[float, float] | None]:
+    """The informant's words so far, and the last location they shared (if any)."""
+    texts: list[str] = []
+    point: tuple[float, float] | None = None
+    for message in tip.messages:
+        if message.direction != Direction.INBOUND:
+            continue
+        body = json.loads(
+            open_sealed(tip_key, message.sealed_body, purpose="message", binding=message.binding)
+        )
+        if isinstance(body.get("text"), str):
+            texts.append(body["text"])
+        location = body.get("location")
+        if isinstance(location, dict):
+            point = (float(location["lat"]), float(location["lon"]))
+    return "\n".join(texts), point
+
+
+def _same_province(a: Unit, b: Unit) -> bool:
+    gaz = gazetteer()
+    code_a, code_b = official_code(a), official_code(b)
+    if code_a is None or code_b is None:
+        return False
+    return gaz.province_of(code_a) == gaz.province_of(code_b) is not None
+
+
+def _pregrant(session: Session, tip: Tip, tip_key: PrivateKey, decision: Decision) -> None:
+    """Grant the tip to the same-province candidates, so a later location can move it."""
+    unit = decision.unit
+    if unit is None or decision.auto:
+        return
+    granted = 0
+    for candidate in decision.candidate_units:
+        if granted >= MAX_PREGRANTS:
+            break
+        if candidate.id == unit.id or not _same_province(candidate, unit):
+            continue
+        grant_tip_to_unit(session, tip, tip_key, candidate)
+        granted += 1
+
+
 def dispatch_tip(tip_public_id: str) -> str:
     """Route the tip, grant its key to the unit, drop the transit grant, queue the ack."""
     rt = runtime.current()
     config = rt.config
+    boundaries = boundaries_from_config(config.ward_boundaries)
+    urgent = False
     with rt.sessions() as session, session.begin():
         tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
         if tip is None:
@@ -47,7 +135,13 @@ def dispatch_tip(tip_public_id: str) -> str:
             return "missing"
         if tip.dispatched_at is not None:
             return "already dispatched"
-        decision = route_tip(session, tip)
+        if oa_owner(session, tip.oa_id) is None:
+            _hold(session, tip, "oa_not_attached")
+            log.warning("dispatch: tip %s held (oa_not_attached)", tip.public_id)
+            return "held"
+        tip_key = open_tip_from_transit(session, tip, config.secrets.transit_key)
+        text, point = read_tip(tip, tip_key)
+        decision = route_tip(session, tip, text, point, boundaries)
         unit = decision.unit
         if unit is None or unit.current_key is None:
             reason = decision.reason if unit is None else "unit_has_no_key"
@@ -63,22 +157,120 @@ def dispatch_tip(tip_public_id: str) -> str:
         ).rowcount  # type: ignore[attr-defined]
         if claimed != 1:
             return "already dispatched"
-        tip_key = open_tip_from_transit(session, tip, config.secrets.transit_key)
         grant_tip_to_unit(session, tip, tip_key, unit)
+        _pregrant(session, tip, tip_key, decision)
         tip.dispatched_at = now
         tip.unit = unit
         tip.dispatch_error = None
         tip.dispatch_attempts += 1
+        tip.routing_auto = decision.auto
+        tip.routing_confidence = decision.confidence
+        tip.needs_location = decision.needs_location
+        tip.sealed_routing = seal_decision(tip, decision)
+        suggestion = classify(text)
+        tip.category = tip.category or suggestion.category
+        tip.priority = suggestion.priority
         audit.record(
             session,
             action=audit.actions.TIP_DISPATCHED,
             object_id=tip.public_id,
             unit=unit,
-            detail={"unit": unit.code},
+            detail={"unit": unit.code, "route": decision.reason, "auto": str(decision.auto)},
         )
-        queue_outbound(
-            session, tip, acknowledgement_text(tip, unit), relay_public=config.secrets.relay_public
-        )
-    log.info("dispatch: tip %s to unit %s", tip_public_id, unit.code)
+        relay = config.secrets.relay_public
+        if suggestion.is_procedure:
+            tip.status = TipStatus.RESOLVED
+            tip.closed_at = now
+            tip.needs_location = False
+            queue_outbound(session, tip, PROCEDURE_REPLY, relay_public=relay)
+        else:
+            assign(session, tip, unit)
+            reply = acknowledgement_text(tip, unit)
+            if tip.needs_location and point is None and tip.location_requested_at is None:
+                reply += "\n\n" + LOCATION_REQUEST
+                tip.location_requested_at = now
+            queue_outbound(session, tip, reply, relay_public=relay)
+            urgent = tip.priority == Priority.URGENT
+        code = unit.code
+    log.info("dispatch: tip %s to unit %s", tip_public_id, code)
+    if urgent:
+        schedule(rt.redis, tip_public_id, 0)
     drain(rt.sessions, rt.redis)  # send the acknowledgement now rather than at the next tick
     return "dispatched"
+
+
+def _unit_key_ids(unit: Unit) -> set[int]:
+    return {key.id for key in unit.keys}
+
+
+def reroute_tip(tip_public_id: str) -> str:
+    """Move a ``needs_location`` tip to where the location the informant sent says.
+
+    The location was sealed to the transit key by intake (``Tip.sealed_reroute``); this job
+    opens it, erases it, and routes on the point. The tip moves only to a unit that already
+    holds a grant (the candidates pre-granted at dispatch): no worker can grant a tip it
+    cannot open. Anywhere else, the holding unit is told where the point is, in the sealed
+    routing record, and an officer transfers the tip.
+    """
+    rt = runtime.current()
+    config = rt.config
+    with rt.sessions() as session, session.begin():
+        tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
+        if tip is None or tip.sealed_reroute is None:
+            return "nothing to do"
+        body = json.loads(
+            open_sealed(
+                config.secrets.transit_key,
+                tip.sealed_reroute,
+                purpose=REROUTE_PURPOSE,
+                binding=tip.key_binding,
+            )
+        )
+        tip.sealed_reroute = None
+        if not tip.needs_location or tip.unit is None:
+            return "not needed"
+        point = (float(body["lat"]), float(body["lon"]))
+        holder = oa_owner(session, tip.oa_id) or tip.unit
+        boundaries = boundaries_from_config(config.ward_boundaries)
+        decision = decide(session, holder, "", point, boundaries)
+        tip.needs_location = False
+        tip.routing_auto = decision.auto
+        tip.routing_confidence = decision.confidence
+        tip.sealed_routing = seal_decision(tip, decision)
+        target = decision.unit
+        if target is None or target.id == tip.unit.id:
+            return "kept"
+        held = set(
+            session.scalars(
+                select(KeyGrant.holder_id).where(
+                    KeyGrant.subject_kind == Subject.TIP,
+                    KeyGrant.subject_id == tip.id,
+                    KeyGrant.holder_kind == Holder.UNIT_KEY,
+                )
+            )
+        )
+        if not decision.auto or not (held & _unit_key_ids(target)):
+            notify(session, "location_received", tip, unit=tip.unit, officers=[])
+            return "officer to transfer"
+        keep = _unit_key_ids(target) | _unit_key_ids(holder)
+        session.execute(
+            delete(KeyGrant).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.subject_id == tip.id,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+                KeyGrant.holder_id.not_in(list(keep)),
+                KeyGrant.holder_id.in_(select(UnitKey.id)),
+            )
+        )
+        tip.unit = target
+        assign(session, tip, target)
+        audit.record(
+            session,
+            action=audit.actions.TIP_DISPATCHED,
+            object_id=tip.public_id,
+            unit=target,
+            detail={"unit": target.code, "route": decision.reason, "auto": "True"},
+        )
+        code = target.code
+    log.info("reroute: tip %s to unit %s", tip_public_id, code)
+    return "rerouted"

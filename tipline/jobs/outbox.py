@@ -29,6 +29,7 @@ class JobKind:
 
 JOBS: dict[str, JobKind] = {
     "dispatch": JobKind("dispatch", "tipline.jobs.dispatch.dispatch_tip"),
+    "reroute": JobKind("dispatch", "tipline.jobs.dispatch.reroute_tip"),
     "send": JobKind(
         "outbound",
         "tipline.jobs.outbound.send_message",

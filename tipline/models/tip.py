@@ -80,6 +80,10 @@ class Tip(Base):
     routing_auto: Mapped[bool | None] = mapped_column()
     routing_confidence: Mapped[float | None] = mapped_column()
     sealed_routing: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A location the informant shared after being asked, sealed to the transit key for the
+    # re-route job only, and erased by it (seconds later): follow-ups to a dispatched tip are
+    # otherwise sealed to the tip key, which no worker holds.
+    sealed_reroute: Mapped[bytes | None] = mapped_column(LargeBinary)
     first_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_level: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,102 @@
+"""Duty assignment: who in the unit gets a dispatched tip, and who hears about it.
+
+Officers mark themselves on duty; a tip goes to the on-duty key holder of the unit with the
+fewest open tips (ties: the longest-enrolled), so work spreads without a dispatcher. Nobody on
+duty: the tip waits in the unit's queue and the commanders nearest above are notified.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tipline.models import (
+    CLOSED_STATUSES,
+    KEY_HOLDING_ROLES,
+    Notification,
+    Officer,
+    Role,
+    Tip,
+    Unit,
+)
+
+
+def set_on_duty(session: Session, officer: Officer, on_duty: bool) -> None:
+    """Mark an officer on or off duty; only key holders of a unit can take tips."""
+    if officer.role not in KEY_HOLDING_ROLES or officer.unit_id is None:
+        raise ValueError("only officers and commanders of a unit go on duty")
+    officer.on_duty = on_duty
+
+
+def open_tip_counts(session: Session, officer_ids: list[int]) -> dict[int, int]:
+    if not officer_ids:
+        return {}
+    rows = session.execute(
+        select(Tip.assignee_id, func.count(Tip.id))
+        .where(Tip.assignee_id.in_(officer_ids), Tip.status.not_in(list(CLOSED_STATUSES)))
+        .group_by(Tip.assignee_id)
+    ).all()
+    return {int(officer_id): int(count) for officer_id, count in rows if officer_id is not None}
+
+
+def pick_officer(session: Session, unit: Unit) -> Officer | None:
+    """The on-duty key holder of ``unit`` with the fewest open tips, or None."""
+    officers = list(
+        session.scalars(
+            select(Officer)
+            .where(
+                Officer.unit_id == unit.id,
+                Officer.on_duty.is_(True),
+                Officer.active.is_(True),
+                Officer.role.in_([Role.OFFICER, Role.COMMANDER]),
+            )
+            .order_by(Officer.id)
+        )
+    )
+    if not officers:
+        return None
+    counts = open_tip_counts(session, [o.id for o in officers])
+    return min(officers, key=lambda o: (counts.get(o.id, 0), o.role == Role.COMMANDER, o.id))
+
+
+def commanders_for(session: Session, unit: Unit | None) -> list[Officer]:
+    """The commanders of ``unit``, or of the nearest unit above it that has any."""
+    while unit is not None:
+        found = list(
+            session.scalars(
+                select(Officer).where(
+                    Officer.unit_id == unit.id,
+                    Officer.role == Role.COMMANDER,
+                    Officer.active.is_(True),
+                )
+            )
+        )
+        if found:
+            return found
+        unit = unit.parent
+    return []
+
+
+def notify(
+    session: Session, kind: str, tip: Tip, *, unit: Unit | None, officers: list[Officer]
+) -> None:
+    """One notice for the unit and one per officer: public ids and fixed kinds, no content."""
+    if unit is not None:
+        session.add(Notification(unit_id=unit.id, tip_id=tip.id, kind=kind))
+    for officer in officers:
+        session.add(
+            Notification(
+                officer_id=officer.id, unit_id=unit.id if unit else None, tip_id=tip.id, kind=kind
+            )
+        )
+
+
+def assign(session: Session, tip: Tip, unit: Unit) -> Officer | None:
+    """Assign ``tip`` in ``unit``; notify the assignee, or the commanders when nobody is on duty."""
+    officer = pick_officer(session, unit)
+    tip.assignee = officer
+    if officer is not None:
+        notify(session, "assigned_tip", tip, unit=None, officers=[officer])
+    else:
+        notify(session, "unassigned_tip", tip, unit=unit, officers=commanders_for(session, unit))
+    return officer
