@@ -291,6 +291,11 @@ def _add_zalo() -> None:
     from tipline.audit.cli import audit
 
     main.add_command(audit)
+    from tipline.routing.cli import duty, route, units_import
+
+    main.add_command(route)
+    main.add_command(duty)
+    units.add_command(units_import)
 
 
 _add_zalo()

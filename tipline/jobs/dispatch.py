@@ -266,10 +266,10 @@ def reroute_tip(tip_public_id: str) -> str:
         assign(session, tip, target)
         audit.record(
             session,
-            action=audit.actions.TIP_DISPATCHED,
+            action=audit.actions.TRANSFER,
             object_id=tip.public_id,
             unit=target,
-            detail={"unit": target.code, "route": decision.reason, "auto": "True"},
+            detail={"to_unit": target.code, "route": decision.reason},
         )
         code = target.code
     log.info("reroute: tip %s to unit %s", tip_public_id, code)

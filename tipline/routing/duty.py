@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tipline import audit
 from tipline.models import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
@@ -97,6 +98,13 @@ def assign(session: Session, tip: Tip, unit: Unit) -> Officer | None:
     tip.assignee = officer
     if officer is not None:
         notify(session, "assigned_tip", tip, unit=None, officers=[officer])
+        audit.record(
+            session,
+            action=audit.actions.ASSIGN,
+            object_id=tip.public_id,
+            unit=unit,
+            detail={"assignee": officer.public_id, "by": "duty_roster"},
+        )
     else:
         notify(session, "unassigned_tip", tip, unit=unit, officers=commanders_for(session, unit))
     return officer

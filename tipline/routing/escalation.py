@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy.orm import Session
 
+from tipline import audit
 from tipline.models import Priority, Tip, Unit, utcnow
 from tipline.routing.duty import commanders_for, notify
 
@@ -63,4 +64,11 @@ def escalate(session: Session, tip: Tip) -> Unit | None:
     notify(session, "escalated", tip, unit=unit, officers=commanders_for(session, unit))
     tip.escalation_level += 1
     tip.escalated_at = utcnow()
+    audit.record(
+        session,
+        action=audit.actions.ESCALATE,
+        object_id=tip.public_id,
+        unit=unit,
+        detail={"to_unit": unit.code, "level": str(tip.escalation_level)},
+    )
     return unit
