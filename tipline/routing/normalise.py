@@ -77,6 +77,9 @@ class Token:
 
     folded: str
     original: str
+    # Punctuation (a comma, a full stop) before this word: a name never spans it, so in
+    # "Kiến An, Thành phố Hải Phòng" the words "An" and "Thành" are not read as "An Thành".
+    after_break: bool = False
 
 
 def _number(word: str) -> str:
@@ -92,22 +95,29 @@ def tokens(text: str) -> list[Token]:
     text = _APOSTROPHE.sub("", unicodedata.normalize("NFC", text).lower()).replace(".", ". ")
     text = text.replace("t. p. ", "tp ").replace("tp. hcm", "tphcm")
     out: list[Token] = []
+    end = 0
+    pending_break = False
     for match in _WORD.finditer(text):
         raw = match.group()
+        gap = text[end : match.start()]
+        brk = pending_break or bool(gap.strip(" \t-–—"))  # "Phương Liên - Trung Tự" is one name
+        end = match.end()
+        # "P." is an abbreviation, not the end of a sentence; other words ending in "." are.
         expansion = _ABBREVIATIONS.get(raw)
+        pending_break = raw.endswith(".") and expansion is None and not _GLUED.match(raw[:-1])
         if expansion is not None:
-            out.extend(Token(fold(word), word) for word in expansion)
+            out.extend(Token(fold(word), word, brk and i == 0) for i, word in enumerate(expansion))
             continue
         word = raw.rstrip(".")
         glued = _GLUED.match(word)
         if glued is not None:
             type_word = _DIGIT_TYPES[glued.group(1)]
-            out.append(Token(fold(type_word), type_word))
+            out.append(Token(fold(type_word), type_word, brk))
             out.append(Token(_number(glued.group(2)), glued.group(2)))
             continue
         if not word:
             continue
-        out.append(Token(_number(fold(word)), word))
+        out.append(Token(_number(fold(word)), word, brk))
     return out
 
 

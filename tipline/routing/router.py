@@ -73,6 +73,9 @@ NOT_A_COMMUNE_BEFORE = frozenset(
 )
 
 
+_TWO_WORD_TYPES = frozenset(t for t in TYPE_WORDS if " " in t)
+
+
 @dataclass(frozen=True)
 class Scored:
     """One candidate unit (a namespaced code) with its score and the reasons for it."""
@@ -110,6 +113,15 @@ class _Mention:
     type_word: str | None
     places: list[Place]
 
+    @property
+    def shadowed(self) -> bool:
+        """Untyped and also the name of a district or province ("ở Cái Nước", "Sài Gòn").
+
+        Read as the district or province, unless another mention names an old district
+        that a namesake ward lies in ("Bắc Hà, quận Kiến An"): then it is that ward.
+        """
+        return self.type_word is None and any(p.kind is not Kind.WARD for p in self.places)
+
 
 @dataclass
 class _Evidence:
@@ -140,7 +152,14 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
     found: list[_Mention] = []
     for start in range(len(toks)):
         type_word = _type_before(toks, start)
-        for width in range(min(gaz.max_words, len(toks) - start), 0, -1):
+        longest = 1
+        while (
+            longest < min(gaz.max_words, len(toks) - start)
+            and not toks[start + longest].after_break
+            and " ".join(folded[start + longest : start + longest + 2]) not in _TWO_WORD_TYPES
+        ):
+            longest += 1
+        for width in range(longest, 0, -1):
             key = " ".join(folded[start : start + width])
             places = gaz.lookup(key)
             if not places:
@@ -152,9 +171,6 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
                     continue  # one-word and numbered names need a type word
                 if start > 0 and folded[start - 1] in NOT_A_COMMUNE_BEFORE:
                     continue
-                if any(p.kind is not Kind.WARD for p in places):
-                    # "ở Cái Nước", "ở Sài Gòn": a district or province, not its namesake ward.
-                    places = [p for p in places if p.kind is not Kind.WARD]
             if places:
                 found.append(_Mention(start, start + width, type_word, places))
                 break
@@ -237,6 +253,17 @@ def _route_words(
     gaz: Gazetteer, toks: list[Token], oa_province: int | None, oa_ward: int | None
 ) -> PlaceDecision:
     mentions = _mentions(gaz, toks)
+    for mention in mentions:
+        if mention.shadowed:
+            others = {
+                p.code
+                for m in mentions
+                if m is not mention
+                for p in m.places
+                if p.kind is Kind.DISTRICT
+            }
+            wards = [p for p in mention.places if p.kind is Kind.WARD and p.districts & others]
+            mention.places = wards or [p for p in mention.places if p.kind is not Kind.WARD]
     named_provinces: set[int] = set()
     named_districts: set[int] = set()
     district_places: list[Place] = []
@@ -288,10 +315,15 @@ def _route_words(
     if not evidence:
         return _route_context(gaz, district_places, province_places, oa_province, oa_ward)
 
+    named = (named_provinces, named_districts)
     evidence.sort(key=lambda e: -e.score)
     top = evidence[0]
     top_targets = set(top.place.targets)
-    rivals = [e for e in evidence[1:] if set(e.place.targets) != top_targets]
+    rivals = [
+        e
+        for e in evidence[1:]
+        if set(e.place.targets) != top_targets and _can_compete(e, top, oa_province, named)
+    ]
     runner_up = rivals[0].score if rivals else 0.0
     margin = top.score - runner_up
     candidates = _candidates(gaz, evidence)
@@ -311,6 +343,26 @@ def _route_words(
     return PlaceDecision(target_code, confidence, True, False, "text", candidates)
 
 
+def _can_compete(
+    rival: _Evidence,
+    top: _Evidence,
+    oa_province: int | None,
+    named: tuple[set[int], set[int]],
+) -> bool:
+    """Whether ``rival`` makes ``top`` uncertain.
+
+    A reading in another province than the OA's, with nothing in the text pointing there,
+    could never be auto-routed itself; when the top reading is in the OA's province, the
+    informant who wrote to the local OA most likely means the local place.
+    """
+    if oa_province is None or top.place.province != oa_province:
+        return True
+    if rival.place.province == oa_province:
+        return True
+    provinces, districts = named
+    return rival.place.province in provinces or bool(rival.place.districts & districts)
+
+
 def _route_context(
     gaz: Gazetteer,
     districts: list[Place],
@@ -328,19 +380,24 @@ def _route_context(
             Scored(f"{NEW}:{ward:05d}", 1.0, tuple(reasons))
             for ward, reasons in sorted(targets.items())
         ][:MAX_CANDIDATES]
-        if oa_ward is not None and oa_ward in targets:
-            return PlaceDecision(None, 0.6, True, False, "district_only", candidates)
-        # An old district maps to several communes: the province's unit, or triage.
-        return PlaceDecision(None, 0.3, False, True, "district_only", candidates)
+        # An old district maps to several communes: the tip stays with the OA's unit (which
+        # may well be one of them: then no need to ask where), for an officer to place.
+        inside = oa_ward is not None and oa_ward in targets
+        return PlaceDecision(
+            None, 0.5 if inside else 0.3, False, not inside, "district_only", candidates
+        )
     if provinces:
         codes = {p.province for p in provinces}
         candidates = [
             Scored(f"{NEW}:{code:02d}", 1.0, (f"nêu tên {gaz.provinces[code][0]}",))
             for code in sorted(codes)
         ]
-        if oa_province is not None and codes == {oa_province}:
-            return PlaceDecision(None, 0.6, True, False, "province_only", candidates)
-        return PlaceDecision(None, 0.3, False, True, "province_only", candidates)
+        # Only a province: the tip stays with the OA's unit; ask where unless the OA is a
+        # commune of that very province.
+        inside = oa_ward is not None and codes == {oa_province}
+        return PlaceDecision(
+            None, 0.5 if inside else 0.3, False, not inside, "province_only", candidates
+        )
     return PlaceDecision(None, 0.5, oa_ward is not None, oa_ward is None, "no_place")
 
 
