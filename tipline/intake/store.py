@@ -55,6 +55,7 @@ from tipline.models import (
     utcnow,
 )
 from tipline.outgoing import BODY_PURPOSE
+from tipline.routing.reroute import request_reroute
 
 TIPS = cast(Table, Tip.__table__)
 MESSAGES = cast(Table, Message.__table__)
@@ -293,6 +294,8 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
             .where(TIPS.c.id == tip_id)
             .values(last_inbound_at=p.now, reply_address_id=address_id, updated_at=p.now)
         )
+        if msg.location is not None:  # the answer to "please share a location" (routing)
+            request_reroute(conn, config, tip_id, msg.location)
     message_id = _insert_id(
         conn,
         MESSAGES,

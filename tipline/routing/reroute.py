@@ -1,0 +1,43 @@
+"""Intake's hook for a location that answers "please share a location" (issue 3).
+
+Runs inside intake's expansion transaction (SQLAlchemy Core), where the event is briefly
+plaintext: if the tip is dispatched and flagged ``needs_location``, the point is sealed to
+the transit key into ``tips.sealed_reroute`` and a ``reroute`` job is queued through the
+outbox; ``jobs.dispatch.reroute_tip`` opens it, erases it and moves the tip.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Connection, Table, insert, select, update
+
+from tipline.config import Config
+from tipline.jobs.outbox import JOBS
+from tipline.models import OutboxEntry, Tip, utcnow
+from tipline.routing.service import seal_reroute
+
+TIPS = cast(Table, Tip.__table__)
+OUTBOX = cast(Table, OutboxEntry.__table__)
+
+
+def request_reroute(
+    conn: Connection, config: Config, tip_id: int, location: tuple[float, float]
+) -> bool:
+    """Queue a re-route of tip ``tip_id`` to ``location`` if it is waiting for one."""
+    row = conn.execute(
+        select(TIPS.c.public_id, TIPS.c.needs_location, TIPS.c.dispatched_at).where(
+            TIPS.c.id == tip_id
+        )
+    ).one_or_none()
+    if row is None or not row.needs_location or row.dispatched_at is None:
+        return False
+    binding = f"tip:{row.public_id}"
+    sealed = seal_reroute(config.secrets.transit_public, binding, location[0], location[1])
+    conn.execute(update(TIPS).where(TIPS.c.id == tip_id).values(sealed_reroute=sealed))
+    conn.execute(
+        insert(OUTBOX).values(
+            queue=JOBS["reroute"].queue, job="reroute", ref=row.public_id, created_at=utcnow()
+        )
+    )
+    return True
