@@ -38,6 +38,9 @@ from tipline.models.audit_head import GENESIS_HASH
 from tipline.runtime import Runtime
 
 N_EVENTS = 12
+COLUMNS = ", ".join(CHAINED)
+SELECT_ROWS = f"SELECT seq, {COLUMNS} FROM audit_events ORDER BY seq"  # noqa: S608
+INSERT_ROW = f"INSERT INTO audit_events (seq, {COLUMNS}, hash) VALUES ({', '.join('?' * 13)})"  # noqa: S608
 SIGNER = generate_signing_key()
 
 
@@ -95,9 +98,7 @@ def tamper(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
 def rows(path: Path) -> list[tuple[object, ...]]:
     db = sqlite3.connect(path)
     try:
-        return db.execute(
-            "SELECT seq, " + ", ".join(CHAINED) + " FROM audit_events ORDER BY seq"
-        ).fetchall()
+        return db.execute(SELECT_ROWS).fetchall()
     finally:
         db.close()
 
@@ -193,7 +194,7 @@ def test_concurrent_writers_never_fork_the_chain(runtime: Runtime) -> None:
             for i in range(25):
                 with runtime.sessions() as session, session.begin():
                     record(session, action=actions.TIP_RECEIVED, object_id=f"t{n}-{i}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
@@ -235,8 +236,7 @@ def test_an_event_appended_behind_the_heads_back_is_found(copy: Callable[[], Pat
     tamper(
         path,
         (
-            "INSERT INTO audit_events (seq, " + ", ".join(CHAINED) + ", hash) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            INSERT_ROW,
             (N_EVENTS + 1, *forged, link),
         ),
     )
@@ -366,8 +366,7 @@ def test_any_single_insertion_is_detected(
         path,
         *shift,
         (
-            "INSERT INTO audit_events (seq, " + ", ".join(CHAINED) + ", hash) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            INSERT_ROW,
             (seq, *template, link),
         ),
     )

@@ -365,13 +365,14 @@ def _not_assigned(session: Session, events: Sequence[AuditEvent]) -> list[Anomal
     )
     ever_assigned = {e.object_id for e in assigns}
     assignee = aliased(Officer)
-    current = dict(
-        session.execute(
+    current = {
+        tip_id: officer_id
+        for tip_id, officer_id in session.execute(
             select(Tip.public_id, assignee.public_id)
             .join(assignee, Tip.assignee_id == assignee.id)
             .where(Tip.public_id.in_(tip_ids))
-        ).tuples()
-    )
+        )
+    }
     holder: dict[str, str | None] = {}
     found: list[Anomaly] = []
     for event in sorted([*assigns, *opens], key=lambda e: e.seq):
