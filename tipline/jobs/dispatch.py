@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from keys import PrivateKey, open_sealed
 from tipline import audit, runtime
+from tipline.db import write_session
 from tipline.jobs.outbox import drain
 from tipline.keychain import grant_tip_to_unit, open_tip_from_transit
 from tipline.models import (
@@ -126,9 +127,13 @@ def dispatch_tip(tip_public_id: str) -> str:
     """Route the tip, grant its key to the unit, drop the transit grant, queue the ack."""
     rt = runtime.current()
     config = rt.config
+    # Built once per process, before the write lock is taken (about 1.5 s the first time).
     boundaries = boundaries_from_config(config.ward_boundaries)
+    gazetteer()
     urgent = False
-    with rt.sessions() as session, session.begin():
+    # Read-then-write: on SQLite, hold the write lock from the first statement, so the claim
+    # cannot fail on a snapshot another writer (the intake relay) made stale.
+    with write_session(rt.sessions) as session:
         tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
         if tip is None:
             log.warning("dispatch: no tip %s", tip_public_id)
@@ -214,7 +219,9 @@ def reroute_tip(tip_public_id: str) -> str:
     """
     rt = runtime.current()
     config = rt.config
-    with rt.sessions() as session, session.begin():
+    boundaries = boundaries_from_config(config.ward_boundaries)
+    gazetteer()
+    with write_session(rt.sessions) as session:
         tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
         if tip is None or tip.sealed_reroute is None:
             return "nothing to do"
@@ -231,7 +238,6 @@ def reroute_tip(tip_public_id: str) -> str:
             return "not needed"
         point = (float(body["lat"]), float(body["lon"]))
         holder = oa_owner(session, tip.oa_id) or tip.unit
-        boundaries = boundaries_from_config(config.ward_boundaries)
         decision = decide(session, holder, "", point, boundaries)
         tip.needs_location = False
         tip.routing_auto = decision.auto

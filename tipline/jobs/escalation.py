@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import select
 
 from tipline import runtime
+from tipline.db import write_session
 from tipline.models import Tip
 from tipline.routing.escalation import escalate, needs_escalation, schedule
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 def check_escalation(tip_public_id: str, level: int) -> str:
     """Escalate if the tip is still urgent, open and unopened at ``level``; idempotent."""
     rt = runtime.current()
-    with rt.sessions() as session, session.begin():
+    with write_session(rt.sessions) as session:
         tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
         if tip is None or not needs_escalation(tip, level):
             return "not needed"
