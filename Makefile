@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench venv clean translations
 
 venv: $(STAMP)
 
@@ -38,3 +38,10 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) instance .mypy_cache .ruff_cache
+
+# After changing UI strings: refresh the catalog, translate the new entries in
+# triage/translations/vi/LC_MESSAGES/messages.po, then compile.
+translations: venv
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o triage/translations/messages.pot .
+	$(BIN)/pybabel update -i triage/translations/messages.pot -d triage/translations
+	$(BIN)/pybabel compile -d triage/translations

@@ -37,6 +37,7 @@ from keys.password import (
     wrap_with_secret,
 )
 from keys.random import new_token, random_bytes
+from keys.session import new_session_secret, unwrap_from_session, wrap_for_session
 from keys.signing import SigningKey, VerifyKey, generate_signing_key
 
 __all__ = [
@@ -58,14 +59,17 @@ __all__ = [
     "hash_password",
     "keyed_digest",
     "new_recovery_code",
+    "new_session_secret",
     "new_token",
     "open_grant",
     "open_sealed",
     "password_needs_rehash",
     "random_bytes",
     "seal",
+    "unwrap_from_session",
     "unwrap_with_secret",
     "verify_password",
     "webhook_mac",
+    "wrap_for_session",
     "wrap_with_secret",
 ]

@@ -106,56 +106,46 @@ OFFICER_PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def units(runtime: Runtime, config: Config) -> dict[str, str]:
-    """Cà Mau with one commune (Lương Thế Trân), an OA each, a commander and an officer."""
+    """Cà Mau and two communes, an OA each; a commander, two officers and an auditor.
+
+    Every account has OFFICER_PASSWORD; their TOTP secrets are in the returned dict, keyed
+    "totp:<username>".
+    """
     from tipline.officers import add_officer
     from tipline.units import add_unit, set_oa
 
-    with runtime.sessions() as session, session.begin():
-        add_unit(session, code="v2025:96", name="Công an tỉnh Cà Mau", level="province")
-        add_officer(
+    info = {"province_oa": PROVINCE_OA, "commune_oa": COMMUNE_OA}
+
+    def account(username: str, role: str, unit: str) -> None:
+        new = add_officer(
             session,
-            username="chihuy",
-            display_name="Chỉ huy",
-            role="commander",
-            unit_code="v2025:96",
+            username=username,
+            display_name=username.capitalize(),
+            role=role,
+            unit_code=unit,
             password=OFFICER_PASSWORD,
             cost=config.kdf_cost,
+            totp_confirmed=True,
         )
+        info[f"totp:{username}"] = new.totp_secret
+
+    with runtime.sessions() as session, session.begin():
+        add_unit(session, code="v2025:96", name="Công an tỉnh Cà Mau", level="province")
+        account("chihuy", "commander", "v2025:96")
         set_oa(session, "v2025:96", PROVINCE_OA)
         add_unit(
-            session,
-            code="v2025:32134",
-            name="Công an xã Lương Thế Trân",
-            level="commune",
+            session, code="v2025:32134", name="Công an xã Lương Thế Trân", level="commune",
             parent_code="v2025:96",
         )
         set_oa(session, "v2025:32134", COMMUNE_OA)
-        add_officer(
-            session,
-            username="canbo",
-            display_name="Cán bộ",
-            role="officer",
-            unit_code="v2025:32134",
-            password=OFFICER_PASSWORD,
-            cost=config.kdf_cost,
-        )
+        account("canbo", "officer", "v2025:32134")
         add_unit(
-            session,
-            code="v2025:32128",
-            name="Công an xã Cái Nước",
-            level="commune",
+            session, code="v2025:32128", name="Công an xã Cái Nước", level="commune",
             parent_code="v2025:96",
         )
-        add_officer(
-            session,
-            username="canbo2",
-            display_name="Cán bộ 2",
-            role="officer",
-            unit_code="v2025:32128",
-            password=OFFICER_PASSWORD,
-            cost=config.kdf_cost,
-        )
-    return {"province_oa": PROVINCE_OA, "commune_oa": COMMUNE_OA}
+        account("canbo2", "officer", "v2025:32128")
+        account("thanhtra", "auditor", "v2025:96")
+    return info
 
 
 def free_port() -> int:

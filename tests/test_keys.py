@@ -115,7 +115,7 @@ def test_auditors_and_admins_hold_no_unit_key(runtime: Runtime) -> None:
     with runtime.sessions() as session, session.begin():
         auditor = add_officer(
             session,
-            username="thanhtra",
+            username="thanhtra2",
             display_name="T",
             role="auditor",
             unit_code="v2025:96",

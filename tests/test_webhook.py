@@ -319,7 +319,9 @@ def test_the_webhook_commits_one_sealed_event_and_expansion_is_idempotent(
     before = counts(runtime)
     assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
     after = counts(runtime)
-    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {"inbound_events": 1}
+    assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {
+        "inbound_events": 1
+    }
     with runtime.sessions() as session:
         row = session.scalars(select(InboundEvent)).one()
         assert row.sealed_event is not None and "ma túy".encode() not in row.sealed_event

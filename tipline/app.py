@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Flask
+from flask.typing import ResponseReturnValue
 
 from tipline.config import Config
 from tipline.runtime import Runtime, install
 
 log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ is top-level
+STATIC = ROOT / "triage" / "static"
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the web app for ``config`` (default: the environment, CONTRACT.md)."""
     config = config or Config.from_env()
     runtime = install(Runtime(config))
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(STATIC))
     app.config.update(
         SECRET_KEY=config.secret_key,
         TESTING=config.testing,
@@ -35,7 +39,28 @@ def create_app(config: Config | None = None) -> Flask:
         from tipline.zalo.simulator import blueprint as simulator
 
         app.register_blueprint(simulator, url_prefix="/_sim")
+
+    from triage import init_triage
+
+    init_triage(app, runtime)
+    _error_pages(app)
     return app
+
+
+def _error_pages(app: Flask) -> None:
+    """Plain error pages for people; the webhook and JSON routes answer with their own JSON."""
+    from flask import render_template, request
+    from werkzeug.exceptions import HTTPException
+
+    def page(error: HTTPException) -> ResponseReturnValue:
+        if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
+            return error
+        return render_template(
+            "errors/error.html", code=error.code, message=error.description
+        ), error.code or 500
+
+    for code in (400, 403, 404, 405, 429):
+        app.register_error_handler(code, page)
 
 
 def runtime_of(app: Flask) -> Runtime:

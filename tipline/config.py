@@ -72,6 +72,13 @@ class Config:
     sweep_after: timedelta = timedelta(seconds=30)
     kdf_cost: KdfCost = STANDARD_COST
     testing: bool = False
+    # Staff sessions end after this long without a request; their unlocked key goes with them.
+    session_idle_minutes: int = 30
+    # Served over HTTPS (usually by a reverse proxy): secure cookies and HSTS.
+    behind_tls: bool = False
+    # Failed logins before an account is locked, and for how long.
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
 
     def with_overrides(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -101,6 +108,8 @@ class Config:
                 minutes=float(env.get("TIPLINE_FOLLOWUP_WINDOW_MINUTES", 24 * 60))
             ),
             sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
+            session_idle_minutes=int(env.get("TIPLINE_SESSION_IDLE_MINUTES", 30)),
+            behind_tls=env.get("TIPLINE_BEHIND_TLS", "") == "1",
         )
 
 

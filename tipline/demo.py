@@ -88,6 +88,7 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
                 unit_code=unit,
                 password=password,
                 cost=config.kdf_cost,
+                totp_confirmed=True,
             )
             logins.append(
                 {

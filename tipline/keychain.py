@@ -326,3 +326,52 @@ def tip_ids_held_by(session: Session, unit_key_ids: Iterable[int]) -> set[int]:
             )
         )
     )
+
+
+def unlock_with_recovery_code(officer: Officer, code: str) -> PrivateKey:
+    """The officer's key from their recovery code; raises ``keys.WrongSecret`` otherwise."""
+    return unwrap_with_secret(
+        officer.key_wrapped_by_recovery, code, binding=officer.key_binding + ":recovery"
+    )
+
+
+def rewrap_officer_key(
+    officer: Officer, key: PrivateKey, *, new_password: str, cost: KdfCost
+) -> str:
+    """Wrap the same key under a new password and a new recovery code (the old one is spent).
+
+    The key pair does not change, so every grant to the officer keeps working: recovering a
+    forgotten password keeps access to the unit's tips. Returns the new recovery code.
+    """
+    recovery = new_recovery_code()
+    officer.password_hash = hash_password(new_password, cost=cost)
+    officer.key_wrapped_by_password = wrap_with_secret(
+        key, new_password, cost=cost, binding=officer.key_binding + ":password"
+    )
+    officer.key_wrapped_by_recovery = wrap_with_secret(
+        key, recovery, cost=cost, binding=officer.key_binding + ":recovery"
+    )
+    return recovery
+
+
+def transfer_tip(session: Session, tip: Tip, tip_key: PrivateKey, target: Unit) -> None:
+    """Re-seal the tip key to ``target`` and take it away from the unit that held it.
+
+    Only the tip key moves; the content stays sealed to the tip. Commanders above ``target``
+    read it through their chain; the old unit no longer can.
+    """
+    old_key_ids = [key.id for key in tip.unit.keys] if tip.unit is not None else []
+    grant_tip_to_unit(session, tip, tip_key, target)
+    new_key = target.current_key
+    kept = {new_key.id} if new_key is not None else set()
+    stale = [key_id for key_id in old_key_ids if key_id not in kept]
+    if stale:
+        session.execute(
+            delete(KeyGrant).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.subject_id == tip.id,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+                KeyGrant.holder_id.in_(stale),
+            )
+        )
+    tip.unit = target

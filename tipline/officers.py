@@ -17,7 +17,7 @@ from tipline.keychain import (
     grant_unit_key_to_officer,
     members_holding_keys,
 )
-from tipline.models import KEY_HOLDING_ROLES, Officer, Role, UnitKey
+from tipline.models import KEY_HOLDING_ROLES, Officer, Role, UnitKey, utcnow
 from tipline.units import UnitError, find_unit, record_key_version
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -45,7 +45,10 @@ def add_officer(
     cost: KdfCost,
     grantor_keys: dict[int, PrivateKey] | None = None,
     actor: Officer | None = None,
+    totp_confirmed: bool = False,
 ) -> NewAccount:
+    """Create an account. ``totp_confirmed`` skips the QR enrolment at first login: only for
+    accounts whose TOTP secret was handed over by a trusted channel (the demo's logins file)."""
     if not USERNAME.match(username):
         raise UnitError("username: 3–64 of a-z, 0-9, '.', '_', '-'")
     if role not in set(Role):
@@ -70,6 +73,8 @@ def add_officer(
         totp_secret=totp_secret,
     )
     officer = enrolment.officer
+    if totp_confirmed:
+        officer.totp_confirmed_at = utcnow()
     audit.record(
         session,
         action=audit.actions.ACCOUNT_CREATE,

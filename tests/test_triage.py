@@ -1,0 +1,308 @@
+"""The triage UI through its forms: login, inbox, tip page, actions, and who may see what."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests.conftest import OFFICER_PASSWORD, expand
+from tests.triage_helpers import csrf_from, login, post_form, totp_code
+from tests.zalo_events import event, signed_headers
+from tipline.jobs.dispatch import dispatch_tip
+from tipline.models import AuditEvent, Message, Officer, Tip
+from tipline.runtime import Runtime
+
+TEXT = "Có người tàng trữ ma túy ở nhà số 5 hẻm 12 <script>alert(1)</script>"
+
+
+@pytest.fixture
+def tip_id(client: FlaskClient, runtime: Runtime, units: dict[str, str]) -> str:
+    """A tip sent to the commune's OA and dispatched to Lương Thế Trân."""
+    raw = event(text=TEXT, msg_id="ui-1")
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    expand(runtime)
+    with runtime.sessions() as session:
+        public_id = session.scalars(select(Tip.public_id)).one()
+    assert dispatch_tip(public_id) == "dispatched"
+    return public_id
+
+
+def test_pages_need_a_login(client: FlaskClient, tip_id: str) -> None:
+    for url in ("/triage/", f"/triage/tips/{tip_id}"):
+        response = client.get(url)
+        assert response.status_code == 302 and response.location.endswith("/login")
+
+
+def test_login_needs_password_and_a_fresh_totp_code(
+    client: FlaskClient, units: dict[str, str], runtime: Runtime
+) -> None:
+    secret = units["totp:canbo"]
+    assert login(client, "canbo", secret, code="000000").status_code == 401
+    assert login(client, "canbo", secret, password="wrong password!").status_code == 401
+    assert login(client, "nobody", secret).status_code == 401
+    code = totp_code(secret)
+    ok = login(client, "canbo", secret, code=code)
+    assert ok.status_code == 302 and ok.location.endswith("/triage/")
+    session_cookie = client.get_cookie("tipline_session")
+    assert session_cookie is not None and client.get_cookie("tipline_unlock") is not None
+    assert client.get("/triage/").status_code == 200
+    # Logout is a POST with CSRF; the same code cannot be used twice.
+    page = client.get("/triage/")
+    assert client.post("/logout", data={}).status_code == 400
+    client.post("/logout", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert client.get("/triage/").status_code == 302
+    assert login(client, "canbo", secret, code=code).status_code == 401
+    with runtime.sessions() as session:
+        actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+    assert actions.count("login_failed") == 4 and "login" in actions and "logout" in actions
+
+
+def test_a_fresh_session_id_at_login(client: FlaskClient, units: dict[str, str]) -> None:
+    client.get("/login")
+    before = client.get_cookie("tipline_session")
+    login(client, "canbo", units["totp:canbo"])
+    after = client.get_cookie("tipline_session")
+    assert before is not None and after is not None and before.value != after.value
+
+
+def test_lockout_after_repeated_failures(client: FlaskClient, units: dict[str, str]) -> None:
+    for _ in range(5):
+        assert (
+            login(client, "canbo", units["totp:canbo"], password="not the password").status_code
+            == 401
+        )
+    # Locked now, even with everything right.
+    assert login(client, "canbo", units["totp:canbo"]).status_code == 429
+
+
+def test_the_session_key_is_split_between_redis_and_the_cookie(
+    client: FlaskClient, units: dict[str, str], runtime: Runtime, tip_id: str
+) -> None:
+    login(client, "canbo", units["totp:canbo"])
+    assert client.get(f"/triage/tips/{tip_id}").status_code == 200
+    stored = b"".join(
+        runtime.redis.dump(key) or b"" for key in runtime.redis.scan_iter("tipline:session:*")
+    )
+    assert stored  # a server-side session exists
+    with runtime.sessions() as session:
+        officer = session.scalars(select(Officer).where(Officer.username == "canbo")).one()
+        from tipline.keychain import unlock_officer_key
+
+        raw_key = unlock_officer_key(officer, OFFICER_PASSWORD).to_bytes()
+    assert raw_key not in stored and raw_key[1:] not in stored
+    # Without the cookie half, the session opens nothing: the tip page is refused.
+    client.delete_cookie("tipline_unlock")
+    assert client.get(f"/triage/tips/{tip_id}").status_code == 403
+
+
+def test_inbox_lists_metadata_and_the_tip_page_decrypts_and_escapes(
+    client: FlaskClient, units: dict[str, str], tip_id: str, runtime: Runtime
+) -> None:
+    login(client, "canbo", units["totp:canbo"])
+    inbox = client.get("/triage/").get_data(as_text=True)
+    with runtime.sessions() as session:
+        receipt = session.scalars(select(Tip.receipt_code)).one()
+    assert receipt in inbox and "ma túy" not in inbox  # metadata only
+    page = client.get(f"/triage/tips/{tip_id}").get_data(as_text=True)
+    assert "tàng trữ ma túy" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "Nguồn " in page and "2468458835296197922" not in page
+    with runtime.sessions() as session:
+        assert session.scalars(select(Tip)).one().first_opened_at is not None
+        assert session.scalars(select(AuditEvent).where(AuditEvent.action == "tip_open")).one()
+
+
+def test_security_headers(client: FlaskClient, units: dict[str, str]) -> None:
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Secure" not in (response.headers.get("Set-Cookie") or "")  # plain HTTP demo
+
+
+def test_actions_reply_note_status_assign_transfer(
+    client: FlaskClient, units: dict[str, str], tip_id: str, runtime: Runtime
+) -> None:
+    login(client, "canbo", units["totp:canbo"])
+    url = f"/triage/tips/{tip_id}"
+    assert (
+        post_form(
+            client, url, f"{url}/reply", {"text": "Bạn có thể cho biết thời gian không?"}
+        ).status_code
+        == 302
+    )
+    assert post_form(client, url, f"{url}/note", {"text": "Đã cử tổ xác minh"}).status_code == 302
+    assert post_form(client, url, f"{url}/status", {"value": "verifying"}).status_code == 302
+    assert post_form(client, url, f"{url}/priority", {"value": "high"}).status_code == 302
+    assert post_form(client, url, f"{url}/category", {"value": "ma_tuy"}).status_code == 302
+    with runtime.sessions() as session:
+        me = session.scalars(select(Officer.public_id).where(Officer.username == "canbo")).one()
+    assert post_form(client, url, f"{url}/assign", {"value": me}).status_code == 302
+    # Bad input: a status that does not exist, and a post without CSRF.
+    assert post_form(client, url, f"{url}/status", {"value": "gone"}).status_code == 400
+    assert client.post(f"{url}/status", data={"value": "spam"}).status_code == 400
+    page = client.get(url).get_data(as_text=True)
+    assert "Bạn có thể cho biết thời gian không?" in page and "Đã cử tổ xác minh" in page
+    with runtime.sessions() as session:
+        tip = session.scalars(select(Tip)).one()
+        assert (tip.status, tip.priority, tip.category) == ("verifying", "high", "ma_tuy")
+        assert tip.assignee is not None and tip.assignee.username == "canbo"
+        reply = session.scalars(
+            select(Message).where(Message.direction == "out", Message.author_id.is_not(None))
+        ).one()
+        assert reply.delivery == "queued"
+        target = session.scalars(select(Officer.unit_id).where(Officer.username == "canbo2")).one()
+        from tipline.models import Unit
+
+        target_public = session.get_one(Unit, target).public_id
+    # Transfer to Cái Nước: this officer loses the tip, the other commune's officer gains it.
+    assert post_form(client, url, f"{url}/transfer", {"value": target_public}).status_code == 302
+    assert client.get(url).status_code == 403
+    other = client.application.test_client()
+    login(other, "canbo2", units["totp:canbo2"])
+    assert other.get(url).status_code == 200
+    with runtime.sessions() as session:
+        got = [
+            e.action
+            for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.object_id == tip_id).order_by(AuditEvent.seq)
+            )
+        ]
+    assert got[-1] == "tip_open" and "transfer" in got and "reply_queued" in got
+
+
+def test_other_units_auditors_and_commanders(
+    client: FlaskClient, units: dict[str, str], tip_id: str
+) -> None:
+    other = client.application.test_client()
+    login(other, "canbo2", units["totp:canbo2"])
+    assert tip_id not in other.get("/triage/").get_data(as_text=True)
+    assert other.get(f"/triage/tips/{tip_id}").status_code == 403
+    auditor = client.application.test_client()
+    login(auditor, "thanhtra", units["totp:thanhtra"])
+    assert auditor.get(f"/triage/tips/{tip_id}").status_code == 403
+    commander = client.application.test_client()
+    login(commander, "chihuy", units["totp:chihuy"])
+    assert tip_id in commander.get("/triage/").get_data(as_text=True)
+    assert commander.get(f"/triage/tips/{tip_id}").status_code == 200
+    assert commander.get("/triage/tips/doesnotexist").status_code == 404
+
+
+def test_escalate_to_the_parent_unit(
+    client: FlaskClient, units: dict[str, str], tip_id: str, runtime: Runtime
+) -> None:
+    login(client, "canbo", units["totp:canbo"])
+    url = f"/triage/tips/{tip_id}"
+    assert post_form(client, url, f"{url}/escalate", {}).status_code == 302
+    with runtime.sessions() as session:
+        tip = session.scalars(select(Tip)).one()
+        assert tip.unit is not None and tip.unit.code == "v2025:96" and tip.escalation_level == 1
+
+
+def test_totp_enrolment_by_qr_at_first_login(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    from tipline.officers import add_officer
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="moi",
+            display_name="Mới",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+        )
+    first = login(client, "moi", new.totp_secret, code="")
+    assert first.status_code == 302 and first.location.endswith("/login/totp-setup")
+    page = client.get("/login/totp-setup").get_data(as_text=True)
+    assert "data:image/svg+xml;base64," in page and new.totp_secret in page
+    wrong = client.post("/login/totp-setup", data={"csrf_token": csrf_from(page), "code": "000000"})
+    assert wrong.status_code == 200
+    done = client.post(
+        "/login/totp-setup",
+        data={"csrf_token": csrf_from(page), "code": totp_code(new.totp_secret)},
+    )
+    assert done.status_code == 302 and client.get("/triage/").status_code == 200
+
+
+def test_recovery_code_resets_the_password_and_keeps_access(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str], tip_id: str
+) -> None:
+    from tipline.officers import add_officer
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="quenmk",
+            display_name="Quên",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+            totp_confirmed=True,
+        )
+    # Its key was granted at enrolment? The unit has holders, so it is pending: grant it now.
+    from tipline.keychain import grant_unit_key_to_officer, unit_keys_of, unlock_officer_key
+
+    with runtime.sessions() as session, session.begin():
+        holder = session.scalars(select(Officer).where(Officer.username == "canbo")).one()
+        keys_ = unit_keys_of(session, holder, unlock_officer_key(holder, OFFICER_PASSWORD))
+        officer = session.scalars(select(Officer).where(Officer.username == "quenmk")).one()
+        unit_key = officer.unit.current_key  # type: ignore[union-attr]
+        grant_unit_key_to_officer(session, unit_key, keys_[unit_key.id], officer)
+    page = client.get("/login/recover").get_data(as_text=True)
+    response = client.post(
+        "/login/recover",
+        data={
+            "csrf_token": csrf_from(page),
+            "username": "quenmk",
+            "recovery_code": new.recovery_code.lower(),
+            "code": totp_code(new.totp_secret),
+            "new_password": "mat khau moi rat dai",
+        },
+    )
+    assert response.status_code == 200
+    fresh_code = response.get_data(as_text=True).split('id="recovery-code">')[1].split("<")[0]
+    assert fresh_code != new.recovery_code
+    client2 = client.application.test_client()
+    assert (
+        login(
+            client2,
+            "quenmk",
+            new.totp_secret,
+            password="mat khau moi rat dai",
+            code=totp_code(new.totp_secret, 1),
+        ).status_code
+        == 302
+    )
+    assert client2.get(f"/triage/tips/{tip_id}").status_code == 200
+    # The old recovery code is spent.
+    page = client.get("/login/recover").get_data(as_text=True)
+    again = client.post(
+        "/login/recover",
+        data={
+            "csrf_token": csrf_from(page),
+            "username": "quenmk",
+            "recovery_code": new.recovery_code,
+            "code": totp_code(new.totp_secret, -1),
+            "new_password": "mot mat khau khac nua",
+        },
+    )
+    assert again.status_code == 401
+
+
+def test_language_switch(client: FlaskClient, units: dict[str, str]) -> None:
+    page = client.get("/login")
+    assert "Đăng nhập" in page.get_data(as_text=True)
+    client.post("/lang/en", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert "Log in" in client.get("/login").get_data(as_text=True)
+
+
+def test_json_is_not_mangled(client: FlaskClient) -> None:
+    assert json.loads(client.get("/healthz").get_data())["database"] == "ok"

@@ -1,0 +1,274 @@
+"""Login with password and TOTP, QR enrolment, recovery code, logout, language."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from io import BytesIO
+
+import pyotp
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from keys import (
+    EnvelopeError,
+    PrivateKey,
+    WrongSecret,
+    new_session_secret,
+    open_sealed,
+    verify_password,
+    wrap_for_session,
+)
+from keys.password import normalise_recovery_code
+from tipline.audit import actions, record
+from tipline.keychain import rewrap_officer_key, unlock_officer_key, unlock_with_recovery_code
+from tipline.models import Officer, utcnow
+from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
+from triage.i18n import LANGUAGES, _
+from triage.limits import limiter
+from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
+
+blueprint = Blueprint("auth", __name__)
+PENDING = "pending_enrolment"  # officer public id + key sealed for the session, before TOTP
+
+
+def _client() -> str | None:
+    return request.remote_addr
+
+
+def _totp_secret(officer: Officer, key: PrivateKey) -> str:
+    if officer.sealed_totp_secret is None:
+        raise EnvelopeError("no TOTP secret")
+    return open_sealed(
+        key, officer.sealed_totp_secret, purpose="totp", binding=officer.key_binding
+    ).decode()
+
+
+def _totp_ok(officer: Officer, secret: str, code: str) -> bool:
+    """A current code (±30 s), never one already used: codes cannot be replayed."""
+    totp = pyotp.TOTP(secret)
+    now = utcnow()
+    for drift in (0, -1, 1):
+        at = now + timedelta(seconds=30 * drift)
+        step = totp.timecode(at)
+        if officer.totp_last_step is not None and step <= officer.totp_last_step:
+            continue
+        if pyotp.utils.strings_equal(totp.at(at), code.strip()):
+            officer.totp_last_step = step
+            return True
+    return False
+
+
+def _fail(db: Session, officer: Officer | None, reason: str) -> None:
+    config = runtime().config
+    if officer is not None:
+        officer.failed_logins += 1
+        if officer.failed_logins >= config.max_failed_logins:
+            officer.locked_until = utcnow() + timedelta(minutes=config.lockout_minutes)
+            officer.failed_logins = 0
+    record(
+        db,
+        action=actions.LOGIN_FAILED,
+        actor=officer,
+        outcome=actions.DENIED,
+        client_address=_client() if officer is not None else None,
+        detail={"reason": reason},
+    )
+
+
+def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
+    """A fresh session id, the key halves split between Redis and the cookie, audited."""
+    language = session.get("lang")
+    session.clear()  # nothing from before the login survives it
+    officer.failed_logins = 0
+    officer.locked_until = None
+    officer.last_login_at = utcnow()
+    login_user(StaffUser(officer))
+    if language:
+        session["lang"] = language
+    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    response = redirect(url_for("inbox.index"))
+    keep_officer_key(response, officer, key, new_session_secret())
+    record(db, action=actions.LOGIN, actor=officer, client_address=_client())
+    if officer.unit_id is not None and StaffUser(officer).holds_keys:
+        record(db, action=actions.KEY_UNLOCK, actor=officer, client_address=_client())
+    return response
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@limiter.limit("20/minute;200/hour", methods=["POST"])
+def login() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        return redirect(url_for("inbox.index"))
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return render_template(
+            "auth/login.html", form=form
+        ), 400 if request.method == "POST" else 200
+    message = _("Wrong username, password or code.")
+    with runtime().sessions() as db, db.begin():
+        officer = db.scalars(
+            select(Officer).where(Officer.username == form.username.data.strip().lower())
+        ).one_or_none()
+        if officer is None or not officer.active:
+            verify_password("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", "x")
+            _fail(db, None, "unknown_account")
+            flash(message, "error")
+            return render_template("auth/login.html", form=form), 401
+        if officer.locked_until is not None and officer.locked_until > utcnow():
+            _fail(db, officer, "locked")
+            flash(_("Too many failed attempts: this account is locked for a while."), "error")
+            return render_template("auth/login.html", form=form), 429
+        password = form.password.data
+        if not verify_password(officer.password_hash, password):
+            _fail(db, officer, "password")
+            flash(message, "error")
+            return render_template("auth/login.html", form=form), 401
+        try:
+            key = unlock_officer_key(officer, password)
+            secret = _totp_secret(officer, key)
+        except (WrongSecret, EnvelopeError):
+            _fail(db, officer, "key")
+            flash(message, "error")
+            return render_template("auth/login.html", form=form), 401
+        if officer.totp_confirmed_at is None:
+            # First login: prove the authenticator works before the session starts.
+            session[PENDING] = {
+                "officer": officer.public_id,
+                "key": base64.b64encode(
+                    wrap_for_session(key, _pending_secret(), binding=officer.public_id)
+                ).decode(),
+            }
+            return redirect(url_for("auth.totp_setup"))
+        if not form.code.data or not _totp_ok(officer, secret, form.code.data):
+            _fail(db, officer, "totp")
+            flash(message, "error")
+            return render_template("auth/login.html", form=form), 401
+        return _finish_login(db, officer, key)
+
+
+def _pending_secret() -> bytes:
+    """The enrolment step keeps the key under a secret held in the session itself: brief."""
+    raw = session.get("pending_secret")
+    if raw is None:
+        secret = new_session_secret()
+        session["pending_secret"] = base64.b64encode(secret).decode()
+        return secret
+    return base64.b64decode(raw)
+
+
+@blueprint.route("/login/totp-setup", methods=["GET", "POST"])
+def totp_setup() -> ResponseReturnValue:
+    from keys import unwrap_from_session
+
+    pending = session.get(PENDING)
+    if not pending:
+        return redirect(url_for("auth.login"))
+    form = TotpSetupForm()
+    with runtime().sessions() as db, db.begin():
+        officer = db.scalars(
+            select(Officer).where(Officer.public_id == pending["officer"])
+        ).one_or_none()
+        if officer is None:
+            session.pop(PENDING, None)
+            abort(400)
+        key = unwrap_from_session(
+            base64.b64decode(pending["key"]), _pending_secret(), binding=officer.public_id
+        )
+        secret = _totp_secret(officer, key)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=officer.username, issuer_name="Tipline")
+        if form.validate_on_submit():
+            if _totp_ok(officer, secret, form.code.data or ""):
+                officer.totp_confirmed_at = utcnow()
+                session.pop(PENDING, None)
+                session.pop("pending_secret", None)
+                return _finish_login(db, officer, key)
+            _fail(db, officer, "totp_enrolment")
+            flash(
+                _("That code did not match. Check the time on your phone and try again."), "error"
+            )
+        buffer = BytesIO()
+        segno.make(uri, error="m").save(buffer, kind="svg", scale=5, border=2)
+        qr = "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
+        return render_template("auth/totp_setup.html", form=form, qr=qr, secret=secret)
+
+
+@blueprint.route("/login/recover", methods=["GET", "POST"])
+@limiter.limit("5/minute;20/hour", methods=["POST"])
+def recover() -> ResponseReturnValue:
+    """A forgotten password: the recovery code opens the key, which is re-wrapped; access kept."""
+    form = RecoverForm()
+    if not form.validate_on_submit():
+        return render_template("auth/recover.html", form=form)
+    with runtime().sessions() as db, db.begin():
+        officer = db.scalars(
+            select(Officer).where(Officer.username == (form.username.data or "").strip().lower())
+        ).one_or_none()
+        try:
+            if officer is None or not officer.active:
+                raise WrongSecret("unknown account")
+            if officer.locked_until is not None and officer.locked_until > utcnow():
+                raise WrongSecret("locked")
+            key = unlock_with_recovery_code(
+                officer, normalise_recovery_code(form.recovery_code.data or "")
+            )
+            if not _totp_ok(officer, _totp_secret(officer, key), form.code.data or ""):
+                raise WrongSecret("totp")
+        except (WrongSecret, EnvelopeError):
+            _fail(db, officer, "recovery")
+            flash(_("Wrong username, recovery code or authenticator code."), "error")
+            return render_template("auth/recover.html", form=form), 401
+        new_code = rewrap_officer_key(
+            officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
+        )
+        record(
+            db,
+            action=actions.ACCOUNT_CHANGE,
+            actor=officer,
+            object_id=officer.public_id,
+            client_address=_client(),
+            detail={"change": "password_recovered"},
+        )
+    return render_template("auth/recovered.html", recovery_code=new_code)
+
+
+@blueprint.post("/logout")
+def logout() -> ResponseReturnValue:
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    user = current_user
+    if user.is_authenticated:
+        with runtime().sessions() as db, db.begin():
+            officer = db.scalars(select(Officer).where(Officer.public_id == user.get_id())).one()
+            record(db, action=actions.LOGOUT, actor=officer, client_address=_client())
+    logout_user()
+    session.clear()
+    response = redirect(url_for("auth.login"))
+    forget_officer_key(response)
+    return response
+
+
+@blueprint.post("/lang/<code>")
+def set_language(code: str) -> ResponseReturnValue:
+    if code in LANGUAGES:
+        session["lang"] = code
+    target = request.referrer or url_for("auth.login")
+    if not target.startswith(request.host_url):
+        target = url_for("auth.login")
+    return redirect(target)

@@ -1,0 +1,80 @@
+"""The staff UI's forms (Flask-WTF: every form carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+TOTP_CODE = Regexp(r"^\s*\d{6}\s*$", message=_l("6 digits from your authenticator app"))
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
+    code = StringField(_l("Authenticator code"), validators=[Optional(), TOTP_CODE])
+
+
+class TotpSetupForm(FlaskForm):
+    code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])
+
+
+class RecoverForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    recovery_code = StringField(_l("Recovery code"), validators=[DataRequired(), Length(max=64)])
+    code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])
+    new_password = PasswordField(
+        _l("New password"), validators=[DataRequired(), Length(min=12, max=256)]
+    )
+
+
+class EmptyForm(FlaskForm):
+    """A form with nothing but its CSRF token: logout, and buttons that post."""
+
+
+class InboxFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form changes nothing
+
+    status = SelectField(_l("Status"), validators=[Optional()], choices=[])
+    priority = SelectField(_l("Priority"), validators=[Optional()], choices=[])
+    category = SelectField(_l("Category"), validators=[Optional()], choices=[])
+    assignee = SelectField(_l("Assignee"), validators=[Optional()], choices=[])
+    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
+    since = DateField(_l("From"), validators=[Optional()])
+    until = DateField(_l("To"), validators=[Optional()])
+
+
+class ChoiceForm(FlaskForm):
+    """One value from a list: status, priority, category, assignee, unit."""
+
+    value = SelectField(validators=[DataRequired()], choices=[])
+
+
+class TextForm(FlaskForm):
+    text = TextAreaField(validators=[DataRequired(), Length(max=2000)])
+
+
+class DuplicateForm(FlaskForm):
+    receipt_code = StringField(
+        _l("Receipt code of the original tip"), validators=[DataRequired(), Length(max=16)]
+    )
+
+
+class SearchForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Search"), validators=[DataRequired(), Length(min=2, max=100)])
+
+
+class HiddenNext(FlaskForm):
+    next = HiddenField()

@@ -1,0 +1,446 @@
+"""A tip's page (decrypted on open, audited) and the actions officers take on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keys import EnvelopeError, PrivateKey, open_sealed
+from tipline.audit import actions, query_events, record
+from tipline.db import write_session
+from tipline.keychain import grant_tip_to_unit, transfer_tip
+from tipline.models import (
+    CLOSED_STATUSES,
+    Attachment,
+    Direction,
+    Message,
+    Notification,
+    Officer,
+    Priority,
+    Tip,
+    TipStatus,
+    Unit,
+    new_public_id,
+    utcnow,
+)
+from tipline.outgoing import BODY_PURPOSE, queue_outbound, seal_body
+from triage.access import open_tip, tip_for, visible_unit_ids
+from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
+from triage.i18n import _
+from triage.labels import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS, label, sla_remaining
+from triage.users import StaffUser, runtime, staff
+
+blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
+REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
+
+
+def _client() -> str | None:
+    return request.remote_addr
+
+
+def _officer(db: Session, user: StaffUser) -> Officer:
+    return db.get_one(Officer, user.officer_id)
+
+
+def _open_body(tip_key: PrivateKey, message: Message) -> dict[str, Any]:
+    try:
+        body = open_sealed(
+            tip_key, message.sealed_body, purpose=BODY_PURPOSE, binding=message.binding
+        )
+    except EnvelopeError:
+        return {"text": _("(this message could not be decrypted)")}
+    data = json.loads(body)
+    return data if isinstance(data, dict) else {}
+
+
+def _routing(tip_key: PrivateKey, tip: Tip) -> dict[str, Any] | None:
+    if tip.sealed_routing is None:
+        return None
+    try:
+        data = json.loads(
+            open_sealed(tip_key, tip.sealed_routing, purpose="routing", binding=tip.key_binding)
+        )
+    except (EnvelopeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _transfer_targets(db: Session, tip: Tip) -> list[Unit]:
+    """Units of the same province tree (the tree below the topmost ancestor), except this one."""
+    root = tip.unit
+    while root is not None and root.parent is not None:
+        root = root.parent
+    if root is None:
+        return []
+    ids = [root.id]
+    frontier = [root.id]
+    while frontier:
+        frontier = list(db.scalars(select(Unit.id).where(Unit.parent_id.in_(frontier))))
+        ids += frontier
+    return [
+        unit
+        for unit in db.scalars(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.name))
+        if unit.id != tip.unit_id and unit.current_key is not None
+    ]
+
+
+@blueprint.get("/<public_id>")
+def show(public_id: str) -> ResponseReturnValue:
+    user = staff()
+    with write_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id)
+        tip_key = open_tip(db, tip)
+        officer = _officer(db, user)
+        if tip.first_opened_at is None:
+            tip.first_opened_at = utcnow()
+        record(
+            db,
+            action=actions.TIP_OPEN,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+        )
+        authors = dict(db.execute(select(Officer.id, Officer.display_name)).all())
+        messages = [
+            {
+                "message": m,
+                "body": _open_body(tip_key, m),
+                "author": authors.get(m.author_id or 0),
+            }
+            for m in tip.messages
+        ]
+        attachments = list(db.scalars(select(Attachment).where(Attachment.tip_id == tip.id)))
+        units = visible_unit_ids(db, user)
+        assignees = list(
+            db.scalars(
+                select(Officer)
+                .where(
+                    Officer.unit_id.in_(units),
+                    Officer.active.is_(True),
+                    Officer.role.in_(["officer", "commander"]),
+                )
+                .order_by(Officer.display_name)
+            )
+        )
+        targets = _transfer_targets(db, tip)
+        timeline = query_events(db, object_id=tip.public_id, newest_first=False, per_page=200).items
+        duplicate_of = db.get(Tip, tip.duplicate_of_id) if tip.duplicate_of_id else None
+        now = utcnow()
+        context = {
+            "tip": tip,
+            "unit_name": tip.unit.name if tip.unit else "",
+            "parent": tip.unit.parent if tip.unit else None,
+            "messages": messages,
+            "attachments": attachments,
+            "routing": _routing(tip_key, tip),
+            "timeline": timeline,
+            "status": label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
+            "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
+            "category": label(CATEGORY_LABELS, tip.category),
+            "sla": sla_remaining(tip, now),
+            "reply_open": tip.last_inbound_at >= now - REPLY_WINDOW,
+            "reply_until": tip.last_inbound_at + REPLY_WINDOW,
+            "assignee": tip.assignee.display_name if tip.assignee else None,
+            "duplicate_of": duplicate_of,
+            "status_form": _choice(
+                tip.status, [(k.value, str(v)) for k, v in STATUS_LABELS.items()]
+            ),
+            "priority_form": _choice(
+                tip.priority, [(k.value, str(v)) for k, v in PRIORITY_LABELS.items()]
+            ),
+            "category_form": _choice(
+                tip.category or "khac", [(k, str(v)) for k, v in CATEGORY_LABELS.items()]
+            ),
+            "assign_form": _choice(
+                tip.assignee.public_id if tip.assignee else "",
+                [(o.public_id, o.display_name) for o in assignees],
+            ),
+            "transfer_form": _choice("", [(u.public_id, u.name) for u in targets]),
+            "text_form": TextForm(),
+            "duplicate_form": DuplicateForm(),
+            "empty_form": EmptyForm(),
+            "logout_form": EmptyForm(),
+            "user": user,
+        }
+    return render_template("triage/tip.html", **context)
+
+
+def _choice(current: str, choices: list[tuple[str, str]]) -> ChoiceForm:
+    form = ChoiceForm(formdata=None, value=current)
+    form.value.choices = choices
+    return form
+
+
+Action = Callable[[Session, Tip, Officer, StaffUser], str | None]
+
+
+def _act(public_id: str, action: Action) -> ResponseReturnValue:
+    """Run one action in one transaction with its audit event; flash its outcome."""
+    user = staff()
+    with write_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id)
+        message = action(db, tip, _officer(db, user), user)
+    if message:
+        flash(message, "info")
+    return redirect(url_for("tips.show", public_id=public_id))
+
+
+def _posted_choice(valid: set[str]) -> str:
+    form = ChoiceForm()
+    form.value.choices = [(v, v) for v in valid]
+    if not form.validate_on_submit() or form.value.data not in valid:
+        abort(400)
+    return str(form.value.data)
+
+
+@blueprint.post("/<public_id>/status")
+def set_status(public_id: str) -> ResponseReturnValue:
+    value = _posted_choice({s.value for s in TipStatus})
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        old = tip.status
+        tip.status = value
+        tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
+        record(
+            db,
+            action=actions.STATUS_CHANGE,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"from": old, "to": value},
+        )
+        return _("Status changed.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/priority")
+def set_priority(public_id: str) -> ResponseReturnValue:
+    value = _posted_choice({p.value for p in Priority})
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        old = tip.priority
+        tip.priority = value
+        record(
+            db,
+            action=actions.PRIORITY_CHANGE,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"from": old, "to": value},
+        )
+        return _("Priority changed.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/category")
+def set_category(public_id: str) -> ResponseReturnValue:
+    value = _posted_choice(set(CATEGORY_LABELS))
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        old = tip.category or ""
+        tip.category = value
+        record(
+            db,
+            action=actions.CATEGORY_CHANGE,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"from": old, "to": value},
+        )
+        return _("Category changed.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/assign")
+def assign(public_id: str) -> ResponseReturnValue:
+    user = staff()
+    with runtime().sessions() as db:
+        units = visible_unit_ids(db, user)
+        candidates = set(
+            db.scalars(
+                select(Officer.public_id).where(
+                    Officer.unit_id.in_(units), Officer.active.is_(True)
+                )
+            )
+        )
+    value = _posted_choice(candidates)
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        assignee = db.scalars(select(Officer).where(Officer.public_id == value)).one()
+        tip.assignee = assignee
+        db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind="assigned"))
+        record(
+            db,
+            action=actions.ASSIGN,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"assignee": assignee.public_id},
+        )
+        return _("Assigned.")
+
+    return _act(public_id, change)
+
+
+def _posted_text() -> str:
+    form = TextForm()
+    if not form.validate_on_submit():
+        abort(400)
+    text = (form.text.data or "").strip()
+    if not text:
+        abort(400)
+    return text
+
+
+@blueprint.post("/<public_id>/note")
+def add_note(public_id: str) -> ResponseReturnValue:
+    text = _posted_text()
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        open_tip(db, tip)  # only someone who can read the tip writes into it
+        note = Message(
+            public_id=new_public_id(),
+            tip=tip,
+            direction=Direction.NOTE,
+            kind="note",
+            sealed_body=b"",
+            author_id=officer.id,
+        )
+        note.sealed_body = seal_body(tip, note, {"text": text})
+        db.add(note)
+        db.flush()
+        record(
+            db,
+            action=actions.NOTE_ADDED,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+        )
+        return _("Note added.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/reply")
+def reply(public_id: str) -> ResponseReturnValue:
+    text = _posted_text()
+    relay_public = runtime().config.secrets.relay_public
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        open_tip(db, tip)
+        if tip.last_inbound_at < utcnow() - REPLY_WINDOW:
+            return _(
+                "The reply window is closed: Zalo lets the OA answer only within 7 days "
+                "of the informant's last message."
+            )
+        message = queue_outbound(db, tip, text, relay_public=relay_public, author=officer)
+        db.flush()
+        record(
+            db,
+            action=actions.REPLY_QUEUED,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"message": message.public_id},
+        )
+        return _("Reply queued for delivery.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/transfer")
+def transfer(public_id: str) -> ResponseReturnValue:
+    form = ChoiceForm()
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        targets = {u.public_id: u for u in _transfer_targets(db, tip)}
+        form.value.choices = [(k, k) for k in targets]
+        if not form.validate_on_submit() or form.value.data not in targets:
+            abort(400)
+        target = targets[str(form.value.data)]
+        tip_key = open_tip(db, tip)
+        origin = tip.unit.code if tip.unit else ""
+        transfer_tip(db, tip, tip_key, target)
+        tip.assignee = None
+        db.add(Notification(unit_id=target.id, tip_id=tip.id, kind="transferred"))
+        record(
+            db,
+            action=actions.TRANSFER,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"from_unit": origin, "to_unit": target.code},
+        )
+        return _("Transferred.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/escalate")
+def escalate(public_id: str) -> ResponseReturnValue:
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+
+    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        parent = tip.unit.parent if tip.unit else None
+        if parent is None or parent.current_key is None:
+            return _("This unit has no parent unit to escalate to.")
+        tip_key = open_tip(db, tip)
+        grant_tip_to_unit(db, tip, tip_key, parent)  # the unit keeps its own grant
+        origin = tip.unit.code if tip.unit else ""
+        tip.unit = parent
+        tip.escalation_level += 1
+        tip.escalated_at = utcnow()
+        db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind="escalated"))
+        record(
+            db,
+            action=actions.ESCALATE,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"from_unit": origin, "to_unit": parent.code},
+        )
+        return _("Escalated to %(unit)s.", unit=parent.name)
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/duplicate")
+def mark_duplicate(public_id: str) -> ResponseReturnValue:
+    form = DuplicateForm()
+    if not form.validate_on_submit():
+        abort(400)
+    code = (form.receipt_code.data or "").strip().upper()
+
+    def change(db: Session, tip: Tip, officer: Officer, user: StaffUser) -> str:
+        original = db.scalars(select(Tip).where(Tip.receipt_code == code)).one_or_none()
+        if (
+            original is None
+            or original.id == tip.id
+            or original.unit_id not in visible_unit_ids(db, user)
+        ):
+            return _("No other tip of your units has that receipt code.")
+        tip.duplicate_of_id = original.id
+        tip.status = TipStatus.DUPLICATE
+        tip.closed_at = utcnow()
+        record(
+            db,
+            action=actions.STATUS_CHANGE,
+            actor=officer,
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"to": "duplicate", "of": original.public_id},
+        )
+        return _("Marked as a duplicate.")
+
+    return _act(public_id, change)

@@ -1,0 +1,127 @@
+"""The logged-in account as Flask-Login sees it, and the officer's unlocked key for this request.
+
+The unlocked private key lives in the server-side session (Redis) sealed under a secret that
+only the officer's browser holds in a cookie (keys.session); neither half opens it alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import current_app, g, request, session
+from flask_login import UserMixin, current_user
+from sqlalchemy import select
+from werkzeug.exceptions import Forbidden
+from werkzeug.wrappers import Response
+
+from keys import PrivateKey, WrongSecret, unwrap_from_session, wrap_for_session
+from tipline.keychain import unit_keys_of
+from tipline.models import KEY_HOLDING_ROLES, Officer, Role
+from tipline.runtime import Runtime
+
+UNLOCK_COOKIE = "tipline_unlock"
+KEY_IN_SESSION = "officer_key"
+
+
+class StaffUser(UserMixin):
+    """What a request knows about its officer; the ORM row is loaded per use, not kept."""
+
+    def __init__(self, officer: Officer) -> None:
+        self.officer_id = officer.id
+        self.public_id = officer.public_id
+        self.username = officer.username
+        self.display_name = officer.display_name
+        self.role = officer.role
+        self.unit_id = officer.unit_id
+
+    def get_id(self) -> str:
+        return self.public_id
+
+    @property
+    def holds_keys(self) -> bool:
+        return self.role in KEY_HOLDING_ROLES
+
+    @property
+    def is_commander(self) -> bool:
+        return self.role == Role.COMMANDER
+
+
+def runtime() -> Runtime:
+    from tipline.app import runtime_of
+
+    return runtime_of(current_app)
+
+
+def load_user(public_id: str) -> StaffUser | None:
+    with runtime().sessions() as db:
+        officer = db.scalars(
+            select(Officer).where(Officer.public_id == public_id, Officer.active.is_(True))
+        ).one_or_none()
+        return StaffUser(officer) if officer is not None else None
+
+
+def staff() -> StaffUser:
+    user = current_user._get_current_object()
+    if not isinstance(user, StaffUser):
+        raise Forbidden()
+    return user
+
+
+def keep_officer_key(response: Response, officer: Officer, key: PrivateKey, secret: bytes) -> None:
+    """Put the server half in the session and the cookie half on ``response``."""
+    session[KEY_IN_SESSION] = base64.b64encode(
+        wrap_for_session(key, secret, binding=officer.public_id)
+    ).decode()
+    config = runtime().config
+    response.set_cookie(
+        UNLOCK_COOKIE,
+        base64.urlsafe_b64encode(secret).decode(),
+        httponly=True,
+        samesite="Lax",
+        secure=config.behind_tls,
+        max_age=None,  # a browser-session cookie; the server half expires on idle anyway
+    )
+
+
+def forget_officer_key(response: Response) -> None:
+    session.pop(KEY_IN_SESSION, None)
+    response.delete_cookie(UNLOCK_COOKIE)
+
+
+def officer_key() -> PrivateKey | None:
+    """This request's unlocked officer key, or None (not a key holder, or the halves differ)."""
+    if "officer_key" in g:
+        return g.officer_key  # type: ignore[no-any-return]
+    key = None
+    wrapped = session.get(KEY_IN_SESSION)
+    cookie = request.cookies.get(UNLOCK_COOKIE)
+    user = current_user
+    if wrapped and cookie and user.is_authenticated:
+        try:
+            key = unwrap_from_session(
+                base64.b64decode(wrapped),
+                base64.urlsafe_b64decode(cookie),
+                binding=user.get_id(),
+            )
+        except (WrongSecret, ValueError, binascii.Error):
+            key = None
+    g.officer_key = key
+    return key
+
+
+def unit_keys(db: object) -> dict[int, PrivateKey]:
+    """Every unit key version the officer's key chain opens (cached for the request)."""
+    if "unit_keys" in g:
+        return g.unit_keys  # type: ignore[no-any-return]
+    from sqlalchemy.orm import Session
+
+    assert isinstance(db, Session)  # noqa: S101 - a programming error, not input
+    key = officer_key()
+    user = staff()
+    opened: dict[int, PrivateKey] = {}
+    if key is not None and user.holds_keys:
+        officer = db.get_one(Officer, user.officer_id)
+        opened = unit_keys_of(db, officer, key)
+    g.unit_keys = opened
+    return opened
