@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test lint bench venv clean translations
+.PHONY: run test lint bench venv clean translations system-deps
 
 venv: $(STAMP)
 
@@ -28,7 +28,15 @@ lint: venv
 	$(BIN)/ruff check
 	$(BIN)/mypy
 
-test: venv lint
+# What the tests need from Debian: Chromium for the browser tests (installed when root).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "Chromium is missing: run 'sudo apt-get install chromium'"; exit 1; fi; \
+	fi
+
+test: venv system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: venv

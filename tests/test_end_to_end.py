@@ -85,8 +85,15 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
         assert tip.receipt_code in ack["text"]
         assert ack["oa_id"] == COMMUNE_OA
         assert "đã nhận được tin báo" in ack["text"]
-        outbound = session.scalars(select(Message).where(Message.direction == "out")).one()
-        assert outbound.delivery == "sent" and outbound.sealed_for_relay is None
+    # Zalo answered before the worker committed "sent": give it that moment.
+    deadline = time.monotonic() + 10
+    while True:
+        with runtime.sessions() as session:
+            outbound = session.scalars(select(Message).where(Message.direction == "out")).one()
+        if outbound.delivery == "sent" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert outbound.delivery == "sent" and outbound.sealed_for_relay is None
 
     # A follow-up joins the same tip; no second acknowledgement.
     again = stack.tipline(

@@ -247,15 +247,9 @@ def test_recovery_code_resets_the_password_and_keeps_access(
             cost=runtime.config.kdf_cost,
             totp_confirmed=True,
         )
-    # Its key was granted at enrolment? The unit has holders, so it is pending: grant it now.
-    from tipline.keychain import grant_unit_key_to_officer, unit_keys_of, unlock_officer_key
-
-    with runtime.sessions() as session, session.begin():
-        holder = session.scalars(select(Officer).where(Officer.username == "canbo")).one()
-        keys_ = unit_keys_of(session, holder, unlock_officer_key(holder, OFFICER_PASSWORD))
-        officer = session.scalars(select(Officer).where(Officer.username == "quenmk")).one()
-        unit_key = officer.unit.current_key  # type: ignore[union-attr]
-        grant_unit_key_to_officer(session, unit_key, keys_[unit_key.id], officer)
+    # The unit already has key holders, so the grant waits for one of them to log in.
+    holder = client.application.test_client()
+    login(holder, "canbo", units["totp:canbo"])
     page = client.get("/login/recover").get_data(as_text=True)
     response = client.post(
         "/login/recover",

@@ -375,3 +375,33 @@ def transfer_tip(session: Session, tip: Tip, tip_key: PrivateKey, target: Unit) 
             )
         )
     tip.unit = target
+
+
+def complete_pending_grants(session: Session, opened: dict[int, PrivateKey]) -> list[Officer]:
+    """Give the current key of each unit whose key ``opened`` holds to members still lacking it.
+
+    Adding a second officer to a unit needs someone who holds the unit key; an admin never
+    does. So the grant waits until a key holder of the unit logs in, and happens then.
+    Returns the officers who received a grant.
+    """
+    granted: list[Officer] = []
+    unit_keys = session.scalars(select(UnitKey).where(UnitKey.id.in_(list(opened)))).all()
+    for unit in {key.unit for key in unit_keys}:
+        current = unit.current_key
+        if current is None or current.id not in opened:
+            continue
+        members = session.scalars(
+            select(Officer).where(
+                Officer.unit_id == unit.id,
+                Officer.active.is_(True),
+                Officer.role.in_(list(KEY_HOLDING_ROLES)),
+            )
+        )
+        for officer in members:
+            if (
+                _grant_row(session, Subject.UNIT_KEY, current.id, Holder.OFFICER, officer.id)
+                is None
+            ):
+                grant_unit_key_to_officer(session, current, opened[current.id], officer)
+                granted.append(officer)
+    return granted

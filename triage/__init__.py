@@ -19,7 +19,7 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 from tipline.runtime import Runtime
-from triage.i18n import select_locale
+from triage.i18n import select_locale, when
 from triage.limits import limiter
 from triage.users import load_user
 
@@ -67,6 +67,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
         SESSION_COOKIE_SECURE=config.behind_tls,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own idle timeout
         BABEL_DEFAULT_LOCALE="vi",
+        BABEL_DEFAULT_TIMEZONE="Asia/Ho_Chi_Minh",
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         RATELIMIT_STORAGE_URI=_limits_uri(runtime),
         RATELIMIT_HEADERS_ENABLED=False,
@@ -79,6 +80,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
             csrf.exempt(blueprint)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["when"] = when
     limiter.init_app(app)
     Talisman(
         app,
@@ -94,11 +96,12 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
 
+    from triage.audit_ui import blueprint as audit_ui
     from triage.auth import blueprint as auth
     from triage.inbox import blueprint as inbox
     from triage.tips import blueprint as tips
 
-    for blueprint in (auth, inbox, tips):
+    for blueprint in (auth, inbox, tips, audit_ui):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
 

@@ -36,8 +36,14 @@ from keys import (
 )
 from keys.password import normalise_recovery_code
 from tipline.audit import actions, record
-from tipline.keychain import rewrap_officer_key, unlock_officer_key, unlock_with_recovery_code
-from tipline.models import Officer, utcnow
+from tipline.keychain import (
+    complete_pending_grants,
+    rewrap_officer_key,
+    unit_keys_of,
+    unlock_officer_key,
+    unlock_with_recovery_code,
+)
+from tipline.models import Officer, Role, utcnow
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
 from triage.i18n import LANGUAGES, _
 from triage.limits import limiter
@@ -85,10 +91,16 @@ def _fail(db: Session, officer: Officer | None, reason: str) -> None:
         db,
         action=actions.LOGIN_FAILED,
         actor=officer,
+        object_id=officer.public_id if officer is not None else None,  # per-account flags
         outcome=actions.DENIED,
         client_address=_client() if officer is not None else None,
         detail={"reason": reason},
     )
+
+
+def _home(role: str) -> str:
+    """Where a login lands: auditors on the audit log, everyone else on the inbox."""
+    return url_for("audit_ui.index") if role == Role.AUDITOR else url_for("inbox.index")
 
 
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
@@ -102,11 +114,20 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     if language:
         session["lang"] = language
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    response = redirect(url_for("inbox.index"))
+    response = redirect(_home(officer.role))
     keep_officer_key(response, officer, key, new_session_secret())
     record(db, action=actions.LOGIN, actor=officer, client_address=_client())
     if officer.unit_id is not None and StaffUser(officer).holds_keys:
         record(db, action=actions.KEY_UNLOCK, actor=officer, client_address=_client())
+        for member in complete_pending_grants(db, unit_keys_of(db, officer, key)):
+            record(
+                db,
+                action=actions.GRANT,
+                actor=officer,
+                object_id=member.public_id,
+                client_address=_client(),
+                detail={"grant": "unit_key_at_login"},
+            )
     return response
 
 
@@ -114,7 +135,7 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
 @limiter.limit("20/minute;200/hour", methods=["POST"])
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
-        return redirect(url_for("inbox.index"))
+        return redirect(_home(current_user.role))
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template(

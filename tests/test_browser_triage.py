@@ -1,0 +1,142 @@
+"""The duty officer's work in a real browser: Playwright driving Debian's Chromium.
+
+Log in with a TOTP code, see the dispatched tip, open it, reply, transfer it; an officer of
+another unit can neither see nor open it. Screenshots of the main pages are saved.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
+
+from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD, Stack
+from tipline.models import Tip
+from tipline.runtime import Runtime
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+TEXT = "Ổ nhóm đánh bạc tại quán nước số 8, đêm nay khoảng 22 giờ"
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    shutil.copy(path, SCREENSHOTS / path.name)
+
+
+def log_in(page: Page, base: str, username: str, secret: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", OFFICER_PASSWORD)
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.click("#login")
+    expect(page).to_have_url(f"{base}/triage/")
+
+
+def wait_dispatched(runtime: Runtime, timeout: float = 20) -> Tip:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with runtime.sessions() as session:
+            tip = session.scalars(select(Tip)).first()
+            if tip is not None and tip.dispatched_at is not None:
+                return tip
+        time.sleep(0.1)
+    raise AssertionError("the tip was not dispatched")
+
+
+def test_officer_logs_in_opens_replies_and_transfers(
+    browser: Browser, stack: Stack, runtime: Runtime, units: dict[str, str], tmp_path: Path
+) -> None:
+    sent = stack.tipline(
+        "zalo",
+        "send",
+        "--to",
+        stack.base_url,
+        "--oa",
+        COMMUNE_OA,
+        "--user",
+        "5550001112223334445",
+        "--text",
+        TEXT,
+    )
+    assert sent.returncode == 0, sent.stderr
+    tip = wait_dispatched(runtime)
+    base = stack.base_url
+
+    officer = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = officer.new_page()
+    page.goto(f"{base}/login")
+    expect(page.locator("h1")).to_have_text("Đăng nhập")
+    shot(page, tmp_path, "01-login")
+    log_in(page, base, "canbo", units["totp:canbo"])
+    expect(page.locator("a.tip-link")).to_have_text(tip.receipt_code)
+    shot(page, tmp_path, "02-inbox")
+
+    page.click("a.tip-link")
+    expect(page.locator(".msg.in .text").first).to_have_text(TEXT)
+    shot(page, tmp_path, "03-tip")
+
+    page.fill("#reply-text", "Cảm ơn bạn. Bạn có biết biển số xe của họ không?")
+    page.click("#form-reply button")
+    expect(page.locator(".flash")).to_contain_text("hàng đợi")
+    # The worker sends it through the OA; the simulator records what the informant receives.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        calls = httpx.get(f"{base}/_sim/messages").json()
+        if any("biển số xe" in (call["text"] or "") for call in calls):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the reply never reached the simulator")
+    page.reload()
+    expect(page.locator(".msg.out .delivery").last).to_have_text("đã gửi")
+    shot(page, tmp_path, "04-replied")
+
+    # Another commune's officer sees nothing and is refused at the URL.
+    other = browser.new_context()
+    other_page = other.new_page()
+    log_in(other_page, base, "canbo2", units["totp:canbo2"])
+    expect(other_page.locator("a.tip-link")).to_have_count(0)
+    response = other_page.goto(f"{base}/triage/tips/{tip.public_id}")
+    assert response is not None and response.status == 403
+
+    # Transfer to Công an xã Cái Nước: now it is theirs, and no longer this officer's.
+    page.select_option("#form-transfer select", label="Công an xã Cái Nước")
+    page.click("#form-transfer button")
+    assert page.locator("h1").inner_text() == "403"
+    other_page.goto(f"{base}/triage/")
+    expect(other_page.locator("a.tip-link")).to_have_text(tip.receipt_code)
+    other_page.click("a.tip-link")
+    expect(other_page.locator("#tip-unit")).to_have_text("Công an xã Cái Nước")
+    shot(other_page, tmp_path, "05-transferred")
+    officer.close()
+    other.close()
