@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateField,
     HiddenField,
     PasswordField,
@@ -14,6 +15,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+# Public ids, usernames, unit codes, OA ids: what audit events name. Nothing else is accepted.
+IDENTIFIER = Regexp(r"^[A-Za-z0-9_.:@-]{1,64}$", message=_l("Letters, digits and . _ : @ - only"))
 TOTP_CODE = Regexp(r"^\s*\d{6}\s*$", message=_l("6 digits from your authenticator app"))
 
 
@@ -78,3 +81,17 @@ class SearchForm(FlaskForm):
 
 class HiddenNext(FlaskForm):
     next = HiddenField()
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form changes nothing (the export POST is CSRF-checked)
+
+    officer = StringField(_l("Officer"), validators=[Optional(), IDENTIFIER])
+    unit = StringField(_l("Unit"), validators=[Optional(), IDENTIFIER])
+    below = BooleanField(_l("and the units below"))
+    action = SelectField(_l("Action"), validators=[Optional()], choices=[])
+    outcome = SelectField(_l("Outcome"), validators=[Optional()], choices=[])
+    tip = StringField(_l("Tip or object id"), validators=[Optional(), IDENTIFIER])
+    since = DateField(_l("From"), validators=[Optional()])
+    until = DateField(_l("To"), validators=[Optional()])
