@@ -208,6 +208,7 @@ def _print_welcome(base: str, logins_path: Path, logins: list[dict[str, Any]]) -
     lines = [
         "",
         "Tipline demo is running.",
+        f"  Staff UI (log in):    {base}/login",
         f"  Health:               {base}/healthz",
         f"  Zalo simulator log:   {base}/_sim/messages  (what the OA sent to informants)",
         f"  Logins (password, TOTP secret, recovery code): {logins_path}",
@@ -216,6 +217,11 @@ def _print_welcome(base: str, logins_path: Path, logins: list[dict[str, Any]]) -
         lines.append(
             f"  e.g. officer {officer['username']} / {officer['password']} "
             f"(TOTP secret {officer['totp_secret']}), unit {officer['unit']}"
+        )
+        secret = officer["totp_secret"]
+        lines.append(
+            "  The 6-digit code: any authenticator app with that secret, or "
+            f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\""
         )
     lines += [
         "",
