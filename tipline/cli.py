@@ -58,7 +58,7 @@ def serve(host: str, port: int, workers: int) -> None:
         "--access-logfile",
         "-",
         "--access-logformat",
-        '%(t)s "%(r)s" %(s)s %(L)ss',
+        '%(t)s "%(m)s %(U)s" %(s)s %(L)ss',  # paths only: search words stay out of logs
         "tipline.wsgi:app",
     ]
     if config.simulator:

@@ -98,10 +98,12 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
 
     from triage.audit_ui import blueprint as audit_ui
     from triage.auth import blueprint as auth
+    from triage.dashboard import blueprint as dashboard
     from triage.inbox import blueprint as inbox
+    from triage.search import blueprint as search
     from triage.tips import blueprint as tips
 
-    for blueprint in (auth, inbox, tips, audit_ui):
+    for blueprint in (auth, inbox, tips, audit_ui, search, dashboard):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
 

@@ -19,6 +19,7 @@ REPLY_DELIVERED = "reply_delivered"
 TIP_OPEN = "tip_open"
 ATTACHMENT_DOWNLOAD = "attachment_download"
 TIP_EXPORT = "tip_export"
+SEARCH = "search"  # detail: {"results", "searched"} counts only; never the query text
 # Triage
 STATUS_CHANGE = "status_change"
 PRIORITY_CHANGE = "priority_change"

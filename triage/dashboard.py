@@ -1,0 +1,387 @@
+"""The commanders' dashboard: volume, SLA compliance and backlog of their units, as SVG charts.
+
+Everything here is a SQL aggregate over plaintext metadata (status, priority, category, unit,
+times); nothing is decrypted. Scope is the commander's unit and every unit below it
+(:func:`triage.access.visible_unit_ids`). The charts are drawn on the server as inline SVG:
+no script, no chart library, no CDN, and colours come from the stylesheet (CSP: style-src
+'self'). The geometry is computed here; ``templates/triage/charts.html`` only draws it.
+
+Days are Vietnamese calendar days (UTC+7, no daylight saving time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+
+from flask import Blueprint, render_template
+from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import Forbidden
+
+from tipline.models import Priority, Tip, TipStatus, Unit, utcnow
+from tipline.models.base import UTCDateTime
+from triage.access import visible_unit_ids
+from triage.forms import EmptyForm
+from triage.i18n import _
+from triage.labels import CATEGORY_LABELS, FIRST_OPEN_SLA, PRIORITY_LABELS, STATUS_LABELS, label
+from triage.users import runtime, staff
+
+blueprint = Blueprint("dashboard", __name__, url_prefix="/triage/dashboard")
+DAYS = 30
+LOCAL_OFFSET = timedelta(hours=7)
+TOP_CATEGORIES = 7  # the rest are drawn together as "other categories"
+TOP_UNITS = 15
+OPEN_STATUSES = (TipStatus.NEW, TipStatus.VERIFYING, TipStatus.IN_PROGRESS)
+HIDDEN_CATEGORY = "hoi_thu_tuc"  # answered, not triaged: out of the backlog, as in the inbox
+AGE_BUCKETS = (
+    (timedelta(days=1), _l("< 1 day")),
+    (timedelta(days=3), _l("1–3 days")),
+    (timedelta(days=7), _l("3–7 days")),
+    (timedelta(days=30), _l("7–30 days")),
+    (None, _l("> 30 days")),
+)
+
+# --- SQL -----------------------------------------------------------------------------------
+
+
+def _local_day(db: Session) -> ColumnElement[Any]:
+    if db.get_bind().dialect.name == "sqlite":
+        return func.date(Tip.created_at, "+7 hours")
+    return func.date(func.timezone("Asia/Ho_Chi_Minh", Tip.created_at))
+
+
+def _seconds(db: Session, start: Any, end: Any) -> ColumnElement[float]:
+    if db.get_bind().dialect.name == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return cast(ColumnElement[float], func.extract("epoch", end - start))
+
+
+def _sla_seconds() -> ColumnElement[float]:
+    return case(
+        *((Tip.priority == p.value, d.total_seconds()) for p, d in FIRST_OPEN_SLA.items()),
+        else_=FIRST_OPEN_SLA[Priority.NORMAL].total_seconds(),
+    )
+
+
+@dataclass
+class Figures:
+    """What the dashboard shows, as plain numbers (the tests read these)."""
+
+    days: list[date]
+    per_day: dict[date, dict[str, int]]  # day → category ("" for none) → tips
+    per_unit: dict[int, int]  # unit id → tips in the period
+    unit_names: dict[int, str]
+    sla: dict[str, dict[str, int]]  # priority → met, late, overdue, pending
+    backlog: dict[str, list[int]]  # open status → tips per age bucket
+    overdue_now: int = 0
+    period_total: int = 0
+
+
+def figures(db: Session, units: list[int], now: datetime) -> Figures:
+    today = (now + LOCAL_OFFSET).date()
+    days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
+    since = datetime.combine(days[0], time(), UTC) - LOCAL_OFFSET
+    scope = [Tip.unit_id.in_(units), Tip.dispatched_at.is_not(None)]
+    recent = [*scope, Tip.created_at >= since]
+    day = _local_day(db)
+    per_day: dict[date, dict[str, int]] = {d: {} for d in days}
+    for raw_day, category, count in db.execute(
+        select(day, Tip.category, func.count()).where(*recent).group_by(day, Tip.category)
+    ):
+        key = raw_day if isinstance(raw_day, date) else date.fromisoformat(str(raw_day))
+        if key in per_day:
+            per_day[key][category or ""] = count
+    per_unit = {
+        unit_id: count
+        for unit_id, count in db.execute(
+            select(Tip.unit_id, func.count()).where(*recent).group_by(Tip.unit_id)
+        )
+        if unit_id is not None
+    }
+    unit_names = dict(db.execute(select(Unit.id, Unit.name).where(Unit.id.in_(units))).all())
+
+    sla_limit = _sla_seconds()
+    now_value = literal(now, UTCDateTime())
+    opened_after = _seconds(db, Tip.created_at, Tip.first_opened_at)
+    opened = Tip.first_opened_at.is_not(None)
+    unopened_overdue = and_(
+        Tip.first_opened_at.is_(None), _seconds(db, Tip.created_at, now_value) > sla_limit
+    )
+    sla: dict[str, dict[str, int]] = {
+        p.value: {"met": 0, "late": 0, "overdue": 0, "pending": 0} for p in FIRST_OPEN_SLA
+    }
+    for priority, met, late, overdue, total in db.execute(
+        select(
+            Tip.priority,
+            func.sum(case((and_(opened, opened_after <= sla_limit), 1), else_=0)),
+            func.sum(case((and_(opened, opened_after > sla_limit), 1), else_=0)),
+            func.sum(case((unopened_overdue, 1), else_=0)),
+            func.count(),
+        )
+        .where(*recent)
+        .group_by(Tip.priority)
+    ):
+        row = sla.setdefault(priority, {"met": 0, "late": 0, "overdue": 0, "pending": 0})
+        row.update(met=met or 0, late=late or 0, overdue=overdue or 0)
+        row["pending"] = total - row["met"] - row["late"] - row["overdue"]
+
+    backlog_scope = [
+        *scope,
+        Tip.status.in_([s.value for s in OPEN_STATUSES]),
+        func.coalesce(Tip.category, "") != HIDDEN_CATEGORY,
+    ]
+    bucket = case(
+        *(
+            (Tip.created_at >= now - age, index)
+            for index, (age, _name) in enumerate(AGE_BUCKETS)
+            if age is not None
+        ),
+        else_=len(AGE_BUCKETS) - 1,
+    )
+    backlog = {s.value: [0] * len(AGE_BUCKETS) for s in OPEN_STATUSES}
+    for status, index, count in db.execute(
+        select(Tip.status, bucket, func.count()).where(*backlog_scope).group_by(Tip.status, bucket)
+    ):
+        backlog[status][int(index)] = count
+    overdue_now = (
+        db.scalar(select(func.count()).select_from(Tip).where(*backlog_scope, unopened_overdue))
+        or 0
+    )
+    return Figures(
+        days=days,
+        per_day=per_day,
+        per_unit=per_unit,
+        unit_names=unit_names,
+        sla=sla,
+        backlog=backlog,
+        overdue_now=overdue_now,
+        period_total=sum(per_unit.values()),
+    )
+
+
+# --- chart geometry ------------------------------------------------------------------------
+
+
+@dataclass
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    css: str  # a class of tipline.css: the fill colour
+    title: str  # the SVG tooltip (and what a screen reader reads)
+
+
+@dataclass
+class Text:
+    x: float
+    y: float
+    text: str
+    anchor: str = "start"
+    css: str = ""
+
+
+@dataclass
+class Chart:
+    width: int
+    height: int
+    title: str
+    rects: list[Rect] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    lines: list[tuple[float, float, float, float]] = field(default_factory=list)
+    legend: list[tuple[str, str]] = field(default_factory=list)  # (css class, label)
+
+
+def nice_max(value: int) -> int:
+    """The smallest of 1, 2, 5 × 10^k that is ≥ ``value`` (an axis top)."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if step * factor >= value:
+                return step * factor
+        step *= 10
+
+
+def _daily_chart(data: Figures) -> Chart:
+    totals: dict[str, int] = {}
+    for counts in data.per_day.values():
+        for category, count in counts.items():
+            totals[category] = totals.get(category, 0) + count
+    ranked = sorted(totals, key=lambda c: (-totals[c], c))
+    shown = ranked[:TOP_CATEGORIES] if len(ranked) > TOP_CATEGORIES + 1 else ranked
+    series = [(c, f"s{i}", label(CATEGORY_LABELS, c or None)) for i, c in enumerate(shown)]
+    other = [c for c in ranked if c not in shown]
+    if other:
+        series.append(("*", f"s{len(shown)}", _("Other categories")))
+    left, top, plot_w, plot_h = 44.0, 12.0, 660.0, 200.0
+    chart = Chart(760, 260, _("Tips per day by category, last %(n)s days", n=DAYS))
+    top_value = nice_max(max((sum(c.values()) for c in data.per_day.values()), default=0) or 1)
+    _y_axis(chart, left, top, plot_w, plot_h, top_value)
+    slot = plot_w / len(data.days)
+    for i, day in enumerate(data.days):
+        counts = data.per_day[day]
+        y = top + plot_h
+        for category, css, name in series:
+            count = (
+                sum(counts.get(c, 0) for c in other) if category == "*" else counts.get(category, 0)
+            )
+            if not count:
+                continue
+            height = plot_h * count / top_value
+            y -= height
+            chart.rects.append(
+                Rect(
+                    left + i * slot + 2,
+                    y,
+                    slot - 4,
+                    height,
+                    css,
+                    f"{day:%d/%m} · {name}: {count}",
+                )
+            )
+        if i % 5 == 0 or i == len(data.days) - 1:
+            chart.texts.append(
+                Text(left + (i + 0.5) * slot, top + plot_h + 16, f"{day:%d/%m}", "middle")
+            )
+    chart.legend = [(css, name) for _c, css, name in series]
+    return chart
+
+
+def _y_axis(
+    chart: Chart, left: float, top: float, width: float, height: float, top_value: int
+) -> None:
+    for fraction in (0.0, 0.5, 1.0):
+        y = top + height * (1 - fraction)
+        chart.lines.append((left, y, left + width, y))
+        chart.texts.append(Text(left - 6, y + 4, f"{top_value * fraction:g}", "end", "axis"))
+
+
+def _hbar_chart(
+    title: str,
+    rows: list[tuple[str, list[tuple[int, str, str]], str]],
+    legend: list[tuple[str, str]],
+) -> Chart:
+    """Horizontal bars: (label, [(count, css, tooltip)...] stacked, text at the end)."""
+    left, bar_w, row_h = 250.0, 400.0, 24.0
+    chart = Chart(760, int(row_h * max(1, len(rows)) + 16), title)
+    top_value = max((sum(c for c, _css, _t in parts) for _l, parts, _e in rows), default=0) or 1
+    for i, (name, parts, end) in enumerate(rows):
+        y = 8 + i * row_h
+        chart.texts.append(Text(left - 8, y + 14, name, "end"))
+        x = left
+        for count, css, tooltip in parts:
+            if not count:
+                continue
+            width = bar_w * count / top_value
+            chart.rects.append(Rect(x, y + 2, width, row_h - 6, css, tooltip))
+            x += width
+        chart.texts.append(Text(x + 6, y + 14, end))
+    chart.legend = legend
+    return chart
+
+
+def _unit_chart(data: Figures) -> Chart:
+    ranked = sorted(data.per_unit.items(), key=lambda item: (-item[1], item[0]))
+    rows = [
+        (name, [(count, "s0", f"{name}: {count}")], str(count))
+        for unit_id, count in ranked[:TOP_UNITS]
+        for name in [data.unit_names.get(unit_id, "?")]
+    ]
+    rest = sum(count for _u, count in ranked[TOP_UNITS:])
+    if rest:
+        other = _("Other units")
+        rows.append((other, [(rest, "s0", f"{other}: {rest}")], str(rest)))
+    return _hbar_chart(_("Tips by unit, last %(n)s days", n=DAYS), rows, [])
+
+
+def _sla_chart(data: Figures) -> Chart:
+    names = {
+        "met": _("opened in time"),
+        "late": _("opened late"),
+        "overdue": _("not opened, overdue"),
+    }
+    rows = []
+    for priority in (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW):
+        counts = data.sla.get(priority.value, {})
+        due = sum(counts.get(k, 0) for k in ("met", "late", "overdue"))
+        share = f"{100 * counts.get('met', 0) / due:.0f} %" if due else "—"
+        parts = [(counts.get(k, 0), f"sla-{k}", f"{names[k]}: {counts.get(k, 0)}") for k in names]
+        # Shares, not counts: every priority's bar is the full width.
+        scaled = [(c * 1000 // due if due else 0, css, t) for c, css, t in parts]
+        limit = FIRST_OPEN_SLA[priority]
+        rows.append(
+            (
+                f"{label(PRIORITY_LABELS, priority.value)} ({_duration(limit)})",  # type: ignore[arg-type]
+                scaled,
+                _("%(share)s of %(n)s", share=share, n=due),
+            )
+        )
+    legend = [(f"sla-{k}", v) for k, v in names.items()]
+    return _hbar_chart(_("Opened within the SLA, last %(n)s days", n=DAYS), rows, legend)
+
+
+def _backlog_chart(data: Figures) -> Chart:
+    left, top, plot_w, plot_h = 44.0, 12.0, 660.0, 200.0
+    chart = Chart(760, 260, _("Open backlog by status and age"))
+    labels: dict[str, object] = {str(k): v for k, v in STATUS_LABELS.items()}
+    sums = [sum(data.backlog[s.value][i] for s in OPEN_STATUSES) for i in range(len(AGE_BUCKETS))]
+    top_value = nice_max(max(sums, default=0) or 1)
+    _y_axis(chart, left, top, plot_w, plot_h, top_value)
+    slot = plot_w / len(AGE_BUCKETS)
+    for i, (_age, bucket_name) in enumerate(AGE_BUCKETS):
+        y = top + plot_h
+        for status in OPEN_STATUSES:
+            count = data.backlog[status.value][i]
+            if not count:
+                continue
+            height = plot_h * count / top_value
+            y -= height
+            name = label(labels, status.value)
+            chart.rects.append(
+                Rect(
+                    left + i * slot + slot * 0.2,
+                    y,
+                    slot * 0.6,
+                    height,
+                    f"st-{status.value}",
+                    f"{bucket_name} · {name}: {count}",
+                )
+            )
+        chart.texts.append(Text(left + (i + 0.5) * slot, y - 4, str(sums[i]), "middle", "total"))
+        chart.texts.append(
+            Text(left + (i + 0.5) * slot, top + plot_h + 16, str(bucket_name), "middle")
+        )
+    chart.legend = [(f"st-{s.value}", label(labels, s.value)) for s in OPEN_STATUSES]
+    return chart
+
+
+def _duration(limit: timedelta) -> str:
+    minutes = int(limit.total_seconds() // 60)
+    if minutes < 60:
+        return _("%(n)s min", n=minutes)
+    return _("%(n)s h", n=minutes // 60)
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    user = staff()
+    if not user.is_commander:
+        raise Forbidden()
+    with runtime().sessions() as db:
+        data = figures(db, visible_unit_ids(db, user), utcnow())
+    due = sum(v["met"] + v["late"] + v["overdue"] for v in data.sla.values())
+    met = sum(v["met"] for v in data.sla.values())
+    return render_template(
+        "triage/dashboard.html",
+        data=data,
+        charts=[_daily_chart(data), _unit_chart(data), _sla_chart(data), _backlog_chart(data)],
+        backlog_total=sum(sum(v) for v in data.backlog.values()),
+        compliance=f"{100 * met / due:.0f} %" if due else "—",
+        days=DAYS,
+        logout_form=EmptyForm(),
+        user=user,
+    )
