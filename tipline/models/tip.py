@@ -46,6 +46,9 @@ class Tip(Base):
     __table_args__ = (
         Index("ix_tips_alias_status", "informant_alias", "status"),
         Index("ix_tips_undispatched", "dispatched_at", "created_at"),
+        # The inbox's count and counters, and the search's newest tips (0007_triage_indexes).
+        Index("ix_tips_unit_status", "unit_id", "status", "dispatched_at", "category"),
+        Index("ix_tips_unit_created", "unit_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
