@@ -38,6 +38,7 @@ from tipline.audit.query import VIETNAM
 from tipline.db import write_session
 from tipline.models import AuditEvent, Officer, Role, Unit, utcnow
 from triage.forms import IDENTIFIER, AuditFilterForm
+from triage.labels import ACTION_LABELS, OUTCOME_LABELS
 from triage.users import runtime, staff
 
 blueprint = Blueprint("audit_ui", __name__, url_prefix="/audit")
@@ -45,47 +46,6 @@ PAGE_SIZE = 50
 ANOMALY_DAYS = 7  # the anomaly panel's default window
 ACTIVITY_DAYS = 30  # an officer's summary and flags, by default
 
-ACTION_LABELS: dict[str, Any] = {
-    actions.LOGIN: _l("Login"),
-    actions.LOGIN_FAILED: _l("Failed login"),
-    actions.LOGOUT: _l("Logout"),
-    actions.KEY_UNLOCK: _l("Key unlocked"),
-    actions.TIP_RECEIVED: _l("Tip received"),
-    actions.TIP_DISPATCHED: _l("Tip dispatched"),
-    actions.REPLY_DELIVERED: _l("Reply delivered"),
-    actions.TIP_OPEN: _l("Tip opened"),
-    actions.ATTACHMENT_DOWNLOAD: _l("Attachment downloaded"),
-    actions.TIP_EXPORT: _l("Tip exported"),
-    "search": _l("Tip search"),
-    actions.STATUS_CHANGE: _l("Status changed"),
-    actions.PRIORITY_CHANGE: _l("Priority changed"),
-    actions.CATEGORY_CHANGE: _l("Category changed"),
-    actions.ASSIGN: _l("Assigned"),
-    actions.TRANSFER: _l("Transferred"),
-    actions.ESCALATE: _l("Escalated"),
-    actions.REPLY_QUEUED: _l("Reply written"),
-    actions.NOTE_ADDED: _l("Note added"),
-    actions.GRANT: _l("Key granted"),
-    actions.KEY_CREATE: _l("Key created"),
-    actions.KEY_ROTATE: _l("Key rotated"),
-    actions.ACCOUNT_CREATE: _l("Account created"),
-    actions.ACCOUNT_CHANGE: _l("Account changed"),
-    actions.UNIT_CREATE: _l("Unit created"),
-    actions.OA_ATTACH: _l("OA attached"),
-    actions.AUDIT_VIEW: _l("Audit viewed"),
-    actions.AUDIT_EXPORT: _l("Audit exported"),
-    actions.AUDIT_VERIFY: _l("Audit chain verified"),
-    actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
-}
-OUTCOME_LABELS: dict[str, Any] = {
-    actions.OK: _l("ok"),
-    actions.DENIED: _l("denied"),
-    actions.FAILED: _l("failed"),
-    "held": _l("held"),
-    "window_closed": _l("reply window closed"),
-    "no_address": _l("no reply address"),
-    "broken": _l("broken"),
-}
 ANOMALY_LABELS: dict[str, Any] = {
     OPEN_BURST: _l("Burst of tip opens"),
     OFF_HOURS_OPEN: _l("Tip opened outside duty hours"),

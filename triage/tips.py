@@ -34,7 +34,15 @@ from tipline.outgoing import BODY_PURPOSE, queue_outbound, seal_body
 from triage.access import open_tip, tip_for, visible_unit_ids
 from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
 from triage.i18n import _
-from triage.labels import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS, label, sla_remaining
+from triage.labels import (
+    ACTION_LABELS,
+    CATEGORY_LABELS,
+    OUTCOME_LABELS,
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    label,
+    sla_remaining,
+)
 from triage.users import StaffUser, runtime, staff
 
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
@@ -130,7 +138,17 @@ def show(public_id: str) -> ResponseReturnValue:
             )
         )
         targets = _transfer_targets(db, tip)
-        timeline = query_events(db, object_id=tip.public_id, newest_first=False, per_page=200).items
+        timeline = [
+            {
+                "at": event.at,
+                "action": label(ACTION_LABELS, event.action),
+                "actor": event.actor_name,
+                "outcome": None if event.outcome == "ok" else label(OUTCOME_LABELS, event.outcome),
+            }
+            for event in query_events(
+                db, object_id=tip.public_id, newest_first=False, per_page=200
+            ).items
+        ]
         duplicate_of = db.get(Tip, tip.duplicate_of_id) if tip.duplicate_of_id else None
         now = utcnow()
         context = {
