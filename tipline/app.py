@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ is top
 STATIC = ROOT / "triage" / "static"
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the web app for ``config`` (default: the environment, CONTRACT.md)."""
+def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
+    """Build the web app for ``config`` (default: the environment, CONTRACT.md).
+
+    ``staff_ui=False`` builds the intake tier alone (webhook and health check): what faces
+    Zalo on the internet need not carry the staff UI, its sessions or its routes.
+    """
     config = config or Config.from_env()
     runtime = install(Runtime(config))
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(STATIC))
@@ -40,10 +44,11 @@ def create_app(config: Config | None = None) -> Flask:
 
         app.register_blueprint(simulator, url_prefix="/_sim")
 
-    from triage import init_triage
+    if staff_ui:
+        from triage import init_triage
 
-    init_triage(app, runtime)
-    _error_pages(app)
+        init_triage(app, runtime)
+        _error_pages(app)
     return app
 
 

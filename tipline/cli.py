@@ -42,7 +42,8 @@ def demo(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option("--intake-only", is_flag=True, help="Only the webhook and health check.")
+def serve(host: str, port: int, workers: int, intake_only: bool) -> None:
     """Run the web app under gunicorn."""
     config = Config.from_env()
     args = [
@@ -59,7 +60,7 @@ def serve(host: str, port: int, workers: int) -> None:
         "-",
         "--access-logformat",
         '%(t)s "%(m)s %(U)s" %(s)s %(L)ss',  # paths only: search words stay out of logs
-        "tipline.wsgi:app",
+        "tipline.intake.wsgi:app" if intake_only else "tipline.wsgi:app",
     ]
     if config.simulator:
         # Zalo's API takes `access_token` and `secret_key` headers, which gunicorn drops by

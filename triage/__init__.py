@@ -82,6 +82,9 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["when"] = when
     limiter.init_app(app)
+    for name in (*CSRF_EXEMPT_BLUEPRINTS, "health"):
+        if name in app.blueprints:  # machine routes are not throttled by the login limits
+            limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]  # sansio type
     Talisman(
         app,
         force_https=False,  # TLS ends at the reverse proxy (deploy/); HSTS is sent over HTTPS

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -69,21 +68,6 @@ class InboundMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     location: tuple[float, float] | None = None
     quote_msg_id: str | None = None
-
-    def to_json(self) -> bytes:
-        """The form sealed into an inbound event row."""
-        data = asdict(self)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> InboundMessage:
-        data = json.loads(raw)
-        location = data.pop("location")
-        return cls(
-            sender=Sender(**data.pop("sender")),
-            location=(float(location[0]), float(location[1])) if location else None,
-            **data,
-        )
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from keys import (
 from tipline import audit
 from tipline.config import Config
 from tipline.db import write_transaction
-from tipline.intake.events import InboundMessage
+from tipline.intake.events import InboundMessage, read_envelope, read_message
 from tipline.jobs.outbox import JOBS
 from tipline.models import (
     CLOSED_STATUSES,
@@ -207,12 +207,15 @@ EVENTS = cast(Table, InboundEvent.__table__)
 EVENT_PURPOSE = "inbound_event"
 
 
-def record_inbound(engine: Engine, config: Config, msg: InboundMessage) -> bool:
-    """The webhook's only write: the event sealed to the transit key. False for a redelivery."""
+def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: bytes) -> bool:
+    """The webhook's only write: the verified body, sealed to the transit key, as Zalo sent it.
+
+    False for a redelivery (same OA and ``msg_id``).
+    """
     key = dedup_key(config, msg.oa_id, msg.msg_id)
     sealed = seal(
         config.secrets.transit_public,
-        msg.to_json(),
+        raw,
         purpose=EVENT_PURPOSE,
         binding=InboundEvent.binding_for(key),
     )
@@ -245,14 +248,15 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
             query = query.with_for_update(skip_locked=True)
         rows = conn.execute(query).all()
         for row in rows:
-            msg = InboundMessage.from_json(
-                open_sealed(
-                    config.secrets.transit_key,
-                    row.sealed_event,
-                    purpose=EVENT_PURPOSE,
-                    binding=InboundEvent.binding_for(row.dedup_key),
-                )
+            raw = open_sealed(
+                config.secrets.transit_key,
+                row.sealed_event,
+                purpose=EVENT_PURPOSE,
+                binding=InboundEvent.binding_for(row.dedup_key),
             )
+            msg = read_message(read_envelope(json.loads(raw)))
+            if msg is None:  # cannot happen: only message events are stored
+                raise ValueError("a stored inbound event carries no message")
             accepted = _accept(conn, config, msg)
             conn.execute(
                 update(EVENTS)

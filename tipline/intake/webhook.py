@@ -74,7 +74,7 @@ def zalo_webhook() -> ResponseReturnValue:
         return jsonify({"ok": True, "ignored": True})
 
     try:
-        stored = record_inbound(runtime.engine, config, message)
+        stored = record_inbound(runtime.engine, config, message, raw)
     except SQLAlchemyError as exc:
         log.warning("webhook could not store the event (%s); Zalo will retry", type(exc).__name__)
         return _error(503, "storage unavailable")

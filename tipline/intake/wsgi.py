@@ -1,0 +1,9 @@
+"""The intake tier alone, for gunicorn: `gunicorn tipline.intake.wsgi:app`.
+
+Webhook and health check only; deploy it where Zalo can reach it and keep the staff UI
+(`tipline.wsgi:app`) on the police network.
+"""
+
+from tipline.app import create_app
+
+app = create_app(staff_ui=False)
