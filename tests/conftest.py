@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -21,6 +22,9 @@ from tipline.app import create_app
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, DEMO_ZALO_OA_SECRET_KEY, Config
 from tipline.migrate import upgrade
 from tipline.runtime import Runtime, install
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 APP_ID = DEMO_ZALO_APP_ID
 OA_SECRET = DEMO_ZALO_OA_SECRET_KEY
@@ -134,13 +138,19 @@ def units(runtime: Runtime, config: Config) -> dict[str, str]:
         account("chihuy", "commander", "v2025:96")
         set_oa(session, "v2025:96", PROVINCE_OA)
         add_unit(
-            session, code="v2025:32134", name="Công an xã Lương Thế Trân", level="commune",
+            session,
+            code="v2025:32134",
+            name="Công an xã Lương Thế Trân",
+            level="commune",
             parent_code="v2025:96",
         )
         set_oa(session, "v2025:32134", COMMUNE_OA)
         account("canbo", "officer", "v2025:32134")
         add_unit(
-            session, code="v2025:32128", name="Công an xã Cái Nước", level="commune",
+            session,
+            code="v2025:32128",
+            name="Công an xã Cái Nước",
+            level="commune",
             parent_code="v2025:96",
         )
         account("canbo2", "officer", "v2025:32128")
@@ -249,3 +259,20 @@ def expand(runtime: Runtime) -> int:
     from tipline.intake.store import expand_pending
 
     return expand_pending(runtime.engine, runtime.config)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright; a missing browser fails (make test installs it)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARGS, CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -11,76 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pyotp
-import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from sqlalchemy import select
 
-from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD, Stack
+from tests.browser import log_in, shot, wait_dispatched
+from tests.conftest import COMMUNE_OA, Stack
 from tipline.audit import actions
-from tipline.models import AuditEvent, Tip
+from tipline.models import AuditEvent
 from tipline.runtime import Runtime
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
 TEXT = "Có người mua bán ma túy ở chợ đêm, số điện thoại 0987654321"
 INFORMANT = "5550001112223339999"
-
-
-@pytest.fixture
-def audit_browser() -> Iterator[Browser]:
-    """This file's own browser (tests/test_browser_triage.py keeps its own too)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def shot(page: Page, tmp_path: Path, name: str, *, full_page: bool = True) -> None:
-    """A screenshot in the test's tmp dir, copied to tests/screenshots/ if that exists."""
-    path = tmp_path / f"audit-{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    if SCREENSHOTS.is_dir():
-        shutil.copy(path, SCREENSHOTS / path.name)
-
-
-def log_in(page: Page, base: str, username: str, secret: str, lands_on: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", OFFICER_PASSWORD)
-    page.fill("#code", pyotp.TOTP(secret).now())
-    page.click("#login")
-    expect(page).to_have_url(f"{base}{lands_on}")
-
-
-def wait_dispatched(runtime: Runtime, timeout: float = 30) -> Tip:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with runtime.sessions() as session:
-            tip = session.scalars(select(Tip)).first()
-            if tip is not None and tip.dispatched_at is not None:
-                return tip
-        time.sleep(0.1)
-    raise AssertionError("the tip was not dispatched")
 
 
 def wait_for_event(runtime: Runtime, action: str, timeout: float = 30) -> None:
@@ -105,7 +50,7 @@ def fits_the_screen(page: Page) -> bool:
 
 
 def test_auditor_filters_verifies_and_exports(
-    audit_browser: Browser, stack: Stack, runtime: Runtime, units: dict[str, str], tmp_path: Path
+    browser: Browser, stack: Stack, runtime: Runtime, units: dict[str, str], tmp_path: Path
 ) -> None:
     base = stack.base_url
     sent = stack.tipline(
@@ -116,14 +61,14 @@ def test_auditor_filters_verifies_and_exports(
     wait_for_event(runtime, actions.REPLY_DELIVERED)  # the receipt, sent by the worker
 
     # An officer opens the tip: the event the auditor will look for.
-    officer = audit_browser.new_context()
+    officer = browser.new_context()
     officer_page = officer.new_page()
     log_in(officer_page, base, "canbo", units["totp:canbo"], "/triage/")
     officer_page.click("a.tip-link")
     expect(officer_page.locator(".msg.in .text").first).to_have_text(TEXT)
     officer.close()
 
-    context = audit_browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     csp_errors: list[str] = []
 
@@ -137,7 +82,7 @@ def test_auditor_filters_verifies_and_exports(
     expect(page.locator("#nav-audit")).to_be_visible()
     expect(page.locator("a[href*='/triage/tips/']")).to_have_count(0)
     expect(page.locator("tr.a-tip_open")).to_have_count(1)
-    shot(page, tmp_path, "01-log")
+    shot(page, tmp_path, "audit-01-log")
 
     # Filter: the officer's tip opens.
     page.fill("#officer", "canbo")
@@ -148,7 +93,7 @@ def test_auditor_filters_verifies_and_exports(
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td.action-name")).to_have_text("Mở tin báo")
     expect(rows.first.locator("a.object-link")).to_have_text(tip.public_id)
-    shot(page, tmp_path, "02-filtered")
+    shot(page, tmp_path, "audit-02-filtered")
 
     # One tip's whole history, by clicking its id.
     rows.first.locator("a.object-link").click()
@@ -160,20 +105,20 @@ def test_auditor_filters_verifies_and_exports(
     page.locator("a.officer-link", has_text="canbo").first.click()
     expect(page.locator("h1")).to_contain_text("Canbo")
     expect(page.locator("#action-counts")).to_contain_text("Mở tin báo")
-    shot(page, tmp_path, "03-officer")
+    shot(page, tmp_path, "audit-03-officer")
 
     # The anomaly panel.
     page.click("#nav-anomalies")
     expect(page.locator("h1")).to_have_text("Bất thường")
     expect(page.locator("#anomalies")).to_be_visible()
-    shot(page, tmp_path, "04-anomalies")
+    shot(page, tmp_path, "audit-04-anomalies")
 
     # Verify: intact.
     page.click("#nav-verify")
     page.click("#verify")
     expect(page.locator("#verify-result")).to_have_class("card verdict ok")
     expect(page.locator("#verify-result h2")).to_have_text("Chuỗi nhật ký nguyên vẹn.")
-    shot(page, tmp_path, "05-verify-ok")
+    shot(page, tmp_path, "audit-05-verify-ok")
 
     # Someone with the database edits the dispatch event; the button finds it.
     dispatched = audit_events(runtime, actions.TIP_DISPATCHED)[0]
@@ -191,7 +136,7 @@ def test_auditor_filters_verifies_and_exports(
     expect(result.locator("h2")).to_contain_text(f"#{dispatched.seq}")
     expect(result).to_contain_text(dispatched.public_id)
     expect(page.locator("#bad-event")).to_contain_text("v2025:32128")
-    shot(page, tmp_path, "06-verify-broken")
+    shot(page, tmp_path, "audit-06-verify-broken")
     assert [e.outcome for e in audit_events(runtime, actions.AUDIT_VERIFY)] == ["ok", "broken"]
 
     # Export the filtered list: a download, audited, with no tip content in it.
@@ -217,7 +162,7 @@ def test_auditor_filters_verifies_and_exports(
     assert exports[0].detail == {"object": tip.public_id, "rows": "4"}
 
     # On a phone: the same list, readable without sideways scrolling.
-    phone = audit_browser.new_context(
+    phone = browser.new_context(
         viewport={"width": 390, "height": 844}, storage_state=context.storage_state()
     )
     phone_page = phone.new_page()
@@ -225,7 +170,7 @@ def test_auditor_filters_verifies_and_exports(
     phone_page.goto(f"{base}/audit/")
     expect(phone_page.locator("tbody tr.event").first).to_be_visible()
     assert fits_the_screen(phone_page)
-    shot(phone_page, tmp_path, "07-phone", full_page=False)
+    shot(phone_page, tmp_path, "audit-07-phone", full_page=False)
     phone_page.goto(f"{base}/audit/anomalies")
     assert fits_the_screen(phone_page)
     phone.close()

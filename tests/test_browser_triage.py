@@ -6,71 +6,17 @@ another unit can neither see nor open it. Screenshots of the main pages are save
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pyotp
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from sqlalchemy import select
+from playwright.sync_api import Browser, expect
 
-from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD, Stack
-from tipline.models import Tip
+from tests.browser import log_in, shot, wait_dispatched
+from tests.conftest import COMMUNE_OA, Stack
 from tipline.runtime import Runtime
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
 TEXT = "Ổ nhóm đánh bạc tại quán nước số 8, đêm nay khoảng 22 giờ"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    shutil.copy(path, SCREENSHOTS / path.name)
-
-
-def log_in(page: Page, base: str, username: str, secret: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", username)
-    page.fill("#password", OFFICER_PASSWORD)
-    page.fill("#code", pyotp.TOTP(secret).now())
-    page.click("#login")
-    expect(page).to_have_url(f"{base}/triage/")
-
-
-def wait_dispatched(runtime: Runtime, timeout: float = 20) -> Tip:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with runtime.sessions() as session:
-            tip = session.scalars(select(Tip)).first()
-            if tip is not None and tip.dispatched_at is not None:
-                return tip
-        time.sleep(0.1)
-    raise AssertionError("the tip was not dispatched")
 
 
 def test_officer_logs_in_opens_replies_and_transfers(

@@ -218,65 +218,46 @@ def _posted_choice(valid: set[str]) -> str:
     return str(form.value.data)
 
 
-@blueprint.post("/<public_id>/status")
-def set_status(public_id: str) -> ResponseReturnValue:
-    value = _posted_choice({s.value for s in TipStatus})
+def _set_field(
+    public_id: str, field: str, valid: set[str], action: str, done: str
+) -> ResponseReturnValue:
+    """Status, priority and category: one plaintext field, one audited change."""
+    value = _posted_choice(valid)
 
     def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
-        old = tip.status
-        tip.status = value
-        tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
+        old = getattr(tip, field) or ""
+        setattr(tip, field, value)
+        if field == "status":
+            tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
         record(
             db,
-            action=actions.STATUS_CHANGE,
+            action=action,
             actor=officer,
             object_id=tip.public_id,
             client_address=_client(),
             detail={"from": old, "to": value},
         )
-        return _("Status changed.")
+        return done
 
     return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/status")
+def set_status(public_id: str) -> ResponseReturnValue:
+    valid = {s.value for s in TipStatus}
+    return _set_field(public_id, "status", valid, actions.STATUS_CHANGE, _("Status changed."))
 
 
 @blueprint.post("/<public_id>/priority")
 def set_priority(public_id: str) -> ResponseReturnValue:
-    value = _posted_choice({p.value for p in Priority})
-
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
-        old = tip.priority
-        tip.priority = value
-        record(
-            db,
-            action=actions.PRIORITY_CHANGE,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"from": old, "to": value},
-        )
-        return _("Priority changed.")
-
-    return _act(public_id, change)
+    valid = {p.value for p in Priority}
+    return _set_field(public_id, "priority", valid, actions.PRIORITY_CHANGE, _("Priority changed."))
 
 
 @blueprint.post("/<public_id>/category")
 def set_category(public_id: str) -> ResponseReturnValue:
-    value = _posted_choice(set(CATEGORY_LABELS))
-
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
-        old = tip.category or ""
-        tip.category = value
-        record(
-            db,
-            action=actions.CATEGORY_CHANGE,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"from": old, "to": value},
-        )
-        return _("Category changed.")
-
-    return _act(public_id, change)
+    valid = set(CATEGORY_LABELS)
+    return _set_field(public_id, "category", valid, actions.CATEGORY_CHANGE, _("Category changed."))
 
 
 @blueprint.post("/<public_id>/assign")
