@@ -120,7 +120,7 @@ def test_security_headers(client: FlaskClient, units: dict[str, str]) -> None:
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert "Secure" not in (response.headers.get("Set-Cookie") or "")  # plain HTTP demo
 
 
@@ -300,3 +300,36 @@ def test_language_switch(client: FlaskClient, units: dict[str, str]) -> None:
 
 def test_json_is_not_mangled(client: FlaskClient) -> None:
     assert json.loads(client.get("/healthz").get_data())["database"] == "ok"
+
+
+def test_behind_tls_cookies_are_secure_and_hsts_is_sent(
+    config, runtime: Runtime, units: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    from tipline.app import create_app
+
+    app = create_app(config.with_overrides(behind_tls=True))
+    client = app.test_client()
+    https = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "10.20.30.40",
+        "Referer": "https://localhost/login",
+    }
+    page = client.get("/login", headers=https, base_url="https://localhost")
+    assert "max-age" in page.headers["Strict-Transport-Security"]
+    response = client.post(
+        "/login",
+        headers=https,
+        base_url="https://localhost",
+        data={
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+            "username": "canbo",
+            "password": OFFICER_PASSWORD,
+            "code": totp_code(units["totp:canbo"]),
+        },
+    )
+    assert response.status_code == 302
+    cookies = response.headers.getlist("Set-Cookie")
+    assert cookies and all("Secure" in cookie for cookie in cookies)
+    with runtime.sessions() as session:
+        login_event = session.scalars(select(AuditEvent).where(AuditEvent.action == "login")).one()
+    assert login_event.client_address == "10.20.30.40"

@@ -33,6 +33,12 @@ def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Vietnamese stays readable
     app.extensions["tipline"] = runtime
+    if config.behind_tls:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # One reverse proxy ends TLS (deploy/): trust its scheme and client address, so HSTS
+        # is sent and audit events carry the officer's address, not the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     from tipline.health import blueprint as health
     from tipline.intake.webhook import blueprint as webhook

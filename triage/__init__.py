@@ -91,7 +91,9 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
         strict_transport_security=True,
         session_cookie_secure=config.behind_tls,
         content_security_policy=CSP,
-        referrer_policy="no-referrer",
+        # Same-origin only: Flask-WTF checks the Referer of form posts over HTTPS; no URL of
+        # ours (tip ids, search words) ever leaves for another site.
+        referrer_policy="same-origin",
         frame_options="DENY",
     )
     login_manager.init_app(app)
