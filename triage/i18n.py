@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask import session
-from flask_babel import format_datetime, gettext
+from flask_babel import gettext
 
 LANGUAGES = ("vi", "en")
 
@@ -21,8 +22,14 @@ def _(message: str, **variables: object) -> str:
     return str(gettext(message, **variables))
 
 
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
 def when(moment: datetime | None, seconds: bool = False) -> str:
-    """A time as officers read it: Vietnam's clock (UTC+7), day first."""
+    """A time as officers read it: Vietnam's clock (UTC+7), day first, in every language.
+
+    Plain strftime: a tip page shows dozens of times, and Babel's formatter costs ~60 µs each.
+    """
     if moment is None:
         return "—"
-    return str(format_datetime(moment, "dd/MM/yyyy HH:mm:ss" if seconds else "dd/MM/yyyy HH:mm"))
+    return moment.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")

@@ -46,6 +46,7 @@ from triage.labels import (
 from triage.users import StaffUser, runtime, staff
 
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
+TIMELINE = 100  # events shown on a tip page
 REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
 
 
@@ -138,6 +139,8 @@ def show(public_id: str) -> ResponseReturnValue:
             )
         )
         targets = _transfer_targets(db, tip)
+        # The latest events only: a tip opened every shift gathers hundreds of "opened" rows.
+        events = query_events(db, object_id=tip.public_id, newest_first=True, per_page=TIMELINE)
         timeline = [
             {
                 "at": event.at,
@@ -145,9 +148,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 "actor": event.actor_name,
                 "outcome": None if event.outcome == "ok" else label(OUTCOME_LABELS, event.outcome),
             }
-            for event in query_events(
-                db, object_id=tip.public_id, newest_first=False, per_page=200
-            ).items
+            for event in reversed(events.items)
         ]
         duplicate_of = db.get(Tip, tip.duplicate_of_id) if tip.duplicate_of_id else None
         now = utcnow()
@@ -159,6 +160,7 @@ def show(public_id: str) -> ResponseReturnValue:
             "attachments": attachments,
             "routing": _routing(tip_key, tip),
             "timeline": timeline,
+            "timeline_total": events.total,
             "status": label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
             "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
             "category": label(CATEGORY_LABELS, tip.category),
