@@ -79,6 +79,8 @@ class Figures:
     backlog: dict[str, list[int]]  # open status → tips per age bucket
     overdue_now: int = 0
     period_total: int = 0
+    # unit id → (questions asked, answers, average 1–5) after closures in the period
+    satisfaction: dict[int, tuple[int, int, float | None]] = field(default_factory=dict)
 
 
 def figures(db: Session, units: list[int], now: datetime) -> Figures:
@@ -151,6 +153,20 @@ def figures(db: Session, units: list[int], now: datetime) -> Figures:
         db.scalar(select(func.count()).select_from(Tip).where(*backlog_scope, unopened_overdue))
         or 0
     )
+    satisfaction = {
+        unit_id: (asked, answered, float(average) if average is not None else None)
+        for unit_id, asked, answered, average in db.execute(
+            select(
+                Tip.unit_id,
+                func.count(),
+                func.count(Tip.satisfaction),
+                func.avg(Tip.satisfaction),
+            )
+            .where(*scope, Tip.satisfaction_asked_at >= since)
+            .group_by(Tip.unit_id)
+        )
+        if unit_id is not None
+    }
     return Figures(
         days=days,
         per_day=per_day,
@@ -160,6 +176,7 @@ def figures(db: Session, units: list[int], now: datetime) -> Figures:
         backlog=backlog,
         overdue_now=overdue_now,
         period_total=sum(per_unit.values()),
+        satisfaction=satisfaction,
     )
 
 
@@ -381,6 +398,12 @@ def index() -> ResponseReturnValue:
         charts=[_daily_chart(data), _unit_chart(data), _sla_chart(data), _backlog_chart(data)],
         backlog_total=sum(sum(v) for v in data.backlog.values()),
         compliance=f"{100 * met / due:.0f} %" if due else "—",
+        satisfaction=[
+            (data.unit_names.get(unit_id, "?"), asked, answered, average)
+            for unit_id, (asked, answered, average) in sorted(
+                data.satisfaction.items(), key=lambda item: (-item[1][1], item[0])
+            )
+        ],
         days=DAYS,
         logout_form=EmptyForm(),
         user=user,

@@ -51,6 +51,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.TIP_RECEIVED: _l("Tip received"),
     actions.TIP_DISPATCHED: _l("Tip dispatched"),
     actions.REPLY_DELIVERED: _l("Reply delivered"),
+    actions.INFORMANT_STOP: _l("Informant unsubscribed (reply address destroyed)"),
     actions.TIP_OPEN: _l("Tip opened"),
     actions.ATTACHMENT_DOWNLOAD: _l("Attachment downloaded"),
     actions.TIP_EXPORT: _l("Tip exported"),

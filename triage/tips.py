@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import EnvelopeError, PrivateKey, open_sealed
+from tipline import informant
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
 from tipline.keychain import grant_tip_to_unit, transfer_tip
@@ -231,6 +232,7 @@ def _set_field(
         setattr(tip, field, value)
         if field == "status":
             tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
+            informant.on_status_change(db, tip, runtime().config.secrets.relay_public)
         record(
             db,
             action=action,

@@ -15,6 +15,9 @@ KEY_UNLOCK = "key_unlock"
 TIP_RECEIVED = "tip_received"
 TIP_DISPATCHED = "tip_dispatched"
 REPLY_DELIVERED = "reply_delivered"
+# The informant sent "STOP" / "XÓA": their reply address was destroyed. No object, no detail:
+# the event says only that it happened (tipline.informant).
+INFORMANT_STOP = "informant_stop"
 # Reading tips
 TIP_OPEN = "tip_open"
 ATTACHMENT_DOWNLOAD = "attachment_download"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, insert, select, update
@@ -34,7 +35,7 @@ from keys import (
     open_sealed,
     seal,
 )
-from tipline import audit
+from tipline import audit, informant
 from tipline.config import Config
 from tipline.db import write_transaction
 from tipline.intake.events import InboundMessage, read_envelope, read_message
@@ -262,7 +263,9 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
                 update(EVENTS)
                 .where(EVENTS.c.id == row.id)
                 .values(
-                    processed_at=utcnow(), sealed_event=None, tip_public_id=accepted.tip_public_id
+                    processed_at=utcnow(),
+                    sealed_event=None,
+                    tip_public_id=accepted.tip_public_id or None,
                 )
             )
     return len(rows)
@@ -283,6 +286,12 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
     ).scalar_one_or_none()
     if seen is not None:
         return Accepted(seen, new_tip=False, duplicate=True)
+    # "STOP", "tình trạng", a 1–5 score: answered here, never stored as a tip message.
+    command = informant.intercept(
+        conn, config, msg, p.alias, partial(_upsert_reply_address, conn, p, msg.oa_id)
+    )
+    if command is not None:
+        return Accepted(command, new_tip=False)
     address_id = _upsert_reply_address(conn, p, msg.oa_id)
     joined = _tip_to_join(conn, config, p)
     if joined is None:

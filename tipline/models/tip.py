@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
@@ -92,6 +92,11 @@ class Tip(Base):
     escalation_level: Mapped[int] = mapped_column(default=0)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
+    # After closure the informant is asked for a 1–5 score (tipline.informant): when the
+    # question went out (answers count for 7 days) and their answer, a number only
+    # (0009_satisfaction).
+    satisfaction_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
 
     unit: Mapped[Unit | None] = relationship()
     assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])

@@ -1,0 +1,232 @@
+"""The informant's side of the conversation (issue 6): commands, and a question after closure.
+
+Commands are whole messages, recognised case-insensitively, with or without diacritics, with
+surrounding spaces and a trailing "." "!" "?" ignored:
+
+- "STOP", "XÓA" / "XOA", "HỦY" / "HUY": the informant's reply address is destroyed;
+- "tình trạng" / "tinh trang": the receipt codes and statuses of their open tips, as a reply;
+- a lone digit 1–5, only while one of their tips has a pending satisfaction question (asked
+  within :data:`SATISFACTION_WINDOW`): the score is stored on that tip and they are thanked.
+  Without a pending question "5" is an ordinary message.
+
+"TT" is not a command: as a whole message it is as likely "thông tin" as "tình trạng", and a
+tip misread as a command is lost, while a command misread as a tip only reaches an officer.
+
+Commands are handled in intake's expansion (:func:`intercept`, called from
+``tipline.intake.store._accept``), the only place where the worker, holding the transit key,
+reads an informant's words. A command is never stored as a tip message; the replies to it are
+ordinary outbound messages of the tip they concern (sealed to it, sent by the outbound worker).
+
+"STOP" sends nothing, not even a confirmation: the sealed Zalo id is erased in the same
+transaction that reads the command (crypto-erase: ``sealed_address`` NULL, SQLite's
+``secure_delete``). A confirmation would need the address to outlive the command until the
+outbound worker had sent it, minutes or, with Zalo or Redis down, hours during which replies
+already queued by officers would go out too; an erasure that waits for a job to succeed is
+one that can silently not happen. Messages queued before or after end ``NO_ADDRESS``. A new
+message from the informant stores their address again (``_upsert_reply_address``): writing
+again is their choice to be reachable.
+
+Closure (:func:`on_status_change`, called by the triage status change): a tip set to resolved
+or unfounded (not duplicate or spam) gets one thank-you with its receipt code and the 1–5
+question, if the informant can still be reached (an address, inside Zalo's 7-day window).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import cast
+
+from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.orm import Session
+
+from keys import PublicKey
+from tipline import audit
+from tipline.config import Config
+from tipline.intake.events import InboundMessage
+from tipline.models import CLOSED_STATUSES, Message, ReplyAddress, Tip, TipStatus, utcnow
+from tipline.outgoing import queue_outbound
+
+TIPS = cast(Table, Tip.__table__)
+ADDRESSES = cast(Table, ReplyAddress.__table__)
+
+SATISFACTION_WINDOW = timedelta(days=7)
+REPLY_WINDOW = timedelta(days=7)  # Zalo: the OA answers within 7 days of the user's message
+THANKED_STATUSES = frozenset({TipStatus.RESOLVED, TipStatus.UNFOUNDED})
+MAX_LISTED = 20  # open tips listed in a status reply
+
+STATUS_NAMES: dict[str, str] = {
+    TipStatus.NEW: "mới",
+    TipStatus.VERIFYING: "đang xác minh",
+    TipStatus.IN_PROGRESS: "đang xử lý",
+}
+QUESTION = "Bạn đánh giá việc tiếp nhận tin báo từ 1 đến 5 (5 là rất hài lòng)?"
+NO_OPEN_TIPS = "Hiện bạn không có tin báo nào đang được xử lý."
+THANKS_FOR_SCORE = "Cảm ơn bạn đã đánh giá. Ý kiến của bạn giúp chúng tôi làm tốt hơn."
+
+
+class Command(StrEnum):
+    STOP = "stop"
+    STATUS = "status"
+    SCORE = "score"
+
+
+_WORDS = {
+    "stop": Command.STOP,
+    "xoa": Command.STOP,
+    "huy": Command.STOP,
+    "tinh trang": Command.STATUS,
+    "tinhtrang": Command.STATUS,
+}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    command: Command
+    score: int = 0  # 1–5 for SCORE
+
+
+def fold(text: str) -> str:
+    """Lower case, no diacritics (đ → d), single spaces, no trailing "." "!" "?"."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split()).rstrip(".!? ").strip()
+
+
+def parse(msg: InboundMessage) -> Parsed | None:
+    """The command ``msg`` is, if its whole text is one (attachments or a location: never)."""
+    if msg.attachments or msg.location is not None or not msg.text:
+        return None
+    folded = fold(msg.text)
+    if folded in _WORDS:
+        return Parsed(_WORDS[folded])
+    if len(folded) == 1 and folded in "12345":
+        return Parsed(Command.SCORE, int(folded))
+    return None
+
+
+def intercept(
+    conn: Connection,
+    config: Config,
+    msg: InboundMessage,
+    alias: str,
+    store_address: Callable[[], object],
+) -> str | None:
+    """Handle ``msg`` if it is a command; None if it is an ordinary message for a tip.
+
+    Returns the public id of the tip the command concerned ("" for "STOP"). Runs in intake's
+    expansion transaction. ``store_address`` stores the informant's (new) reply address: called
+    for every command but "STOP", since writing makes an informant reachable again.
+    """
+    parsed = parse(msg)
+    if parsed is None:
+        return None
+    now = utcnow()
+    if parsed.command is Command.STOP:
+        _destroy_address(conn, alias, now)
+        return ""
+    if parsed.command is Command.STATUS:
+        return _answer_status(conn, config, alias, store_address)
+    return _record_score(conn, config, alias, parsed.score, now, store_address)
+
+
+def _destroy_address(conn: Connection, alias: str, now: datetime) -> None:
+    destroyed = conn.execute(
+        update(ADDRESSES)
+        .where(ADDRESSES.c.informant_alias == alias, ADDRESSES.c.sealed_address.is_not(None))
+        .values(sealed_address=None, destroyed_at=now)
+    ).rowcount
+    if destroyed:
+        # The system acts; no object, no detail: which informant it was is nobody's business.
+        audit.record(conn, action=audit.actions.INFORMANT_STOP)
+
+
+def status_text(tips: list[tuple[str, str]]) -> str:
+    """The reply to "tình trạng": one line per open tip, receipt code and status."""
+    if not tips:
+        return NO_OPEN_TIPS
+    lines = ["Tình trạng tin báo của bạn:"]
+    lines += [
+        f"{code}: {STATUS_NAMES.get(status, 'đang xử lý')}" for code, status in tips[:MAX_LISTED]
+    ]
+    if len(tips) > MAX_LISTED:
+        lines.append(f"… và {len(tips) - MAX_LISTED} tin báo khác.")
+    return "\n".join(lines)
+
+
+def _answer_status(
+    conn: Connection, config: Config, alias: str, store_address: Callable[[], object]
+) -> str | None:
+    rows = conn.execute(
+        select(TIPS.c.id, TIPS.c.public_id, TIPS.c.receipt_code, TIPS.c.status)
+        .where(TIPS.c.informant_alias == alias)
+        .order_by(TIPS.c.last_inbound_at.desc(), TIPS.c.id.desc())
+    ).all()
+    if not rows:
+        return None  # no tip to answer on: the words go to an officer as a new tip
+    open_rows = [r for r in rows if r.status not in CLOSED_STATUSES]
+    store_address()
+    about = open_rows[0] if open_rows else rows[0]
+    _queue(conn, config, about.id, status_text([(r.receipt_code, r.status) for r in open_rows]))
+    return str(about.public_id)
+
+
+def _record_score(
+    conn: Connection,
+    config: Config,
+    alias: str,
+    score: int,
+    now: datetime,
+    store_address: Callable[[], object],
+) -> str | None:
+    pending = conn.execute(
+        select(TIPS.c.id, TIPS.c.public_id)
+        .where(
+            TIPS.c.informant_alias == alias,
+            TIPS.c.satisfaction_asked_at >= now - SATISFACTION_WINDOW,
+            TIPS.c.satisfaction.is_(None),
+        )
+        .order_by(TIPS.c.satisfaction_asked_at.desc())
+        .limit(1)
+    ).first()
+    if pending is None:
+        return None  # no question asked: "5" is a message like any other
+    store_address()
+    conn.execute(update(TIPS).where(TIPS.c.id == pending.id).values(satisfaction=score))
+    _queue(conn, config, pending.id, THANKS_FOR_SCORE)
+    return str(pending.public_id)
+
+
+def _queue(conn: Connection, config: Config, tip_id: int, text: str) -> None:
+    """queue_outbound inside intake's Core transaction (the session joins it, never ends it)."""
+    with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+        tip = session.get_one(Tip, tip_id)
+        queue_outbound(session, tip, text, relay_public=config.secrets.relay_public)
+        session.flush()
+
+
+def thank_you_text(tip: Tip) -> str:
+    return (
+        f"Cảm ơn bạn đã báo tin. Tin báo mã {tip.receipt_code} đã được xem xét xong.\n"
+        f"{QUESTION} Bạn chỉ cần trả lời bằng một chữ số."
+    )
+
+
+def on_status_change(
+    session: Session, tip: Tip, relay_public: PublicKey, now: datetime | None = None
+) -> Message | None:
+    """After ``tip.status`` changed: thank the informant once if it was closed as resolved or
+    unfounded, and ask the satisfaction question. None when nothing was sent."""
+    now = now or utcnow()
+    if tip.status not in THANKED_STATUSES or tip.satisfaction_asked_at is not None:
+        return None
+    address = tip.reply_address
+    if address is None or address.sealed_address is None:
+        return None  # a web-form informant, or one who sent "STOP"
+    if address.last_inbound_at < now - REPLY_WINDOW:
+        return None  # Zalo would refuse it
+    tip.satisfaction_asked_at = now
+    return queue_outbound(session, tip, thank_you_text(tip), relay_public=relay_public)
