@@ -2,12 +2,16 @@
 
 Design (DESIGN.md, Audit; invariant 5):
 
-- **One chain, appends serialised.** Each append first runs
-  ``UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash``. On PostgreSQL that row lock is
-  held to the end of the transaction, so concurrent writers queue on it and each sees the hash
-  its predecessor committed; on SQLite the UPDATE takes the database's single write lock, which
-  serialises the same way. The chain can therefore never fork, and a rolled-back action rolls
-  back its event and the head together (the event is in the action's own transaction).
+- **One chain, appends serialised.** Each append first locks and moves the head row. On
+  PostgreSQL ``SELECT … FOR UPDATE`` takes the row lock, held to the end of the transaction, so
+  concurrent writers queue on it and each sees the hash its predecessor committed; the new seq
+  and link are computed in Python and written in one UPDATE. On SQLite a single
+  ``UPDATE audit_head SET seq = seq + 1, hash = tipline_chain_hash(…) … RETURNING`` takes the
+  database's single write lock and computes the link in the same statement (a read first
+  would fail in a deferred transaction once another writer commits), which serialises the
+  same way. The event is then inserted with one pre-built Core INSERT. The chain can
+  therefore never fork, and a rolled-back action rolls back its event and the head together
+  (the event is in the action's own transaction).
   Partitioned chains with a combined head would let appends run in parallel, but every audited
   action already writes to the database, SQLite has one writer anyway, and the lock is held
   only from ``record()`` (called last in the action) to commit: a few hundred microseconds. One
@@ -35,14 +39,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from keys import VerifyKey, chain_hash
 from tipline.audit import actions
 from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from tipline.db import SQLITE_CHAIN_HASH, register_sqlite_functions
 from tipline.models import AuditEvent, AuditHead, Officer, Unit, new_public_id, utcnow
 from tipline.models.audit_head import GENESIS_HASH, HEAD_ROW_ID
 
@@ -150,28 +156,55 @@ def record(
         _clean("client address", client_address, 64),
         _detail_json(detail),
     ]
-    seq, previous = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ROW_ID)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.hash)
-        .execution_options(synchronize_session=False)
-    ).one()
-    link = chain_hash(previous, canonical(seq, values))
-    session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == HEAD_ROW_ID)
-        .values(hash=link)
-        .execution_options(synchronize_session=False)
-    )
+    connection = session.connection() if isinstance(session, Session) else session
+    tail = SEP + SEP.join([NUL if v is None else v for v in values])
+    if connection.dialect.name == "sqlite":
+        seq, link = _advance_sqlite(connection, tail)
+    else:
+        # The row lock is held to commit: concurrent writers queue here and each reads the
+        # hash its predecessor committed. One UPDATE writes the new head.
+        seq, previous = connection.execute(_LOCK_HEAD).one()
+        seq += 1
+        link = chain_hash(previous, _CANONICAL_HEAD + str(seq) + tail)
+        connection.execute(_WRITE_HEAD, {"seq": seq, "hash": link})
     fields: dict[str, Any] = dict(zip(CHAINED, values, strict=True))
     fields["at"] = at
-    if isinstance(session, Connection):
-        session.execute(insert(AuditEvent).values(seq=seq, hash=link, **fields))
-        return AuditEvent(seq=seq, hash=link, **fields)
-    event = AuditEvent(seq=seq, hash=link, **fields)
-    session.add(event)
-    return event
+    connection.execute(_INSERT_EVENT, {"seq": seq, "hash": link, **fields})
+    # Inserted with Core, so not in the session: a detached copy of what was written.
+    return AuditEvent(seq=seq, hash=link, **fields)
+
+
+# Pre-built statements: building them per event cost more than executing them.
+_CANONICAL_HEAD = CANONICAL_VERSION + SEP
+_HEAD = cast(Table, AuditHead.__table__)
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == HEAD_ROW_ID).with_for_update()
+_WRITE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == HEAD_ROW_ID)
+    .values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
+_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+# SQLite: one statement takes the write lock, moves the head and computes the link (with
+# keys.chain_hash, registered on each connection by tipline.db), so it is atomic even in a
+# deferred transaction, where a read first would fail on commit of a concurrent writer.
+# ``seq + 1`` in an UPDATE's SET reads the old row, so it is the new event's seq.
+_SQLITE_ADVANCE = (
+    "UPDATE audit_head SET seq = seq + 1, "  # noqa: S608 - constant names; values are bound
+    f"hash = {SQLITE_CHAIN_HASH}(hash, ? || (seq + 1) || ?) "
+    f"WHERE id = {HEAD_ROW_ID} RETURNING seq, hash"
+)
+
+
+def _advance_sqlite(connection: Connection, tail: str) -> tuple[int, str]:
+    params = (_CANONICAL_HEAD, tail)
+    try:
+        row = connection.exec_driver_sql(_SQLITE_ADVANCE, params).one()
+    except OperationalError as exc:  # an engine not made by tipline.db.make_engine
+        if SQLITE_CHAIN_HASH not in str(exc):
+            raise
+        register_sqlite_functions(connection.connection.dbapi_connection)
+        row = connection.exec_driver_sql(_SQLITE_ADVANCE, params).one()
+    return int(row[0]), str(row[1])
 
 
 # --- verification --------------------------------------------------------------------------
