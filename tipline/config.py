@@ -31,6 +31,10 @@ DEMO_ZALO_APP_ID = "3608465248940903967"
 DEMO_ZALO_OA_SECRET_KEY = "DEMO_OA_SECRET_KEY_NOT_FOR_PRODUCTION"  # noqa: S105
 DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105
 
+# Hosts the media worker may download attachments from ("*." matches any subdomain); Zalo's
+# CDNs. TIPLINE_MEDIA_HOSTS replaces the list; in simulator mode the simulator is added.
+ZALO_MEDIA_HOSTS = ("*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com")
+
 
 @dataclass(frozen=True)
 class ServiceSecrets:
@@ -79,6 +83,10 @@ class Config:
     # Failed logins before an account is locked, and for how long.
     max_failed_logins: int = 5
     lockout_minutes: int = 15
+    # The media worker: allowed hosts, a size cap and a timeout for each download.
+    media_hosts: tuple[str, ...] = ZALO_MEDIA_HOSTS
+    media_max_bytes: int = 50 * 1024 * 1024
+    media_timeout_seconds: float = 30.0
 
     def with_overrides(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -110,7 +118,14 @@ class Config:
             sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
             session_idle_minutes=int(env.get("TIPLINE_SESSION_IDLE_MINUTES", 30)),
             behind_tls=env.get("TIPLINE_BEHIND_TLS", "") == "1",
+            media_hosts=_host_list(env.get("TIPLINE_MEDIA_HOSTS")) or ZALO_MEDIA_HOSTS,
+            media_max_bytes=int(env.get("TIPLINE_MEDIA_MAX_BYTES", 50 * 1024 * 1024)),
+            media_timeout_seconds=float(env.get("TIPLINE_MEDIA_TIMEOUT_SECONDS", 30)),
         )
+
+
+def _host_list(value: str | None) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in (value or "").split(",") if h.strip())
 
 
 def _write_private(path: Path, value: str) -> None:

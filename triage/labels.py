@@ -85,6 +85,27 @@ OUTCOME_LABELS: dict[str, Any] = {
     "no_address": _l("no reply address"),
     "broken": _l("broken"),
 }
+# Why the media worker did not store an attachment (tipline.media.errors).
+REFUSAL_LABELS: dict[str, Any] = {
+    "host_not_allowed": _l("Refused: the link points to a server that is not Zalo's."),
+    "private_address": _l("Refused: the link points to a private or internal address."),
+    "bad_url": _l("Refused: the link is not a valid web address."),
+    "too_many_redirects": _l("Refused: the link redirects too many times."),
+    "too_large": _l("Refused: the file is larger than the size limit."),
+    "timeout": _l("Refused: the download took too long."),
+    "unavailable": _l("The file could not be downloaded from Zalo."),
+    "unsupported_type": _l(
+        "Refused: metadata cannot be removed from this type of file, so it was not kept."
+    ),
+    "image_too_large": _l("Refused: the image is too large (possibly a decompression bomb)."),
+    "damaged": _l("Refused: the file is damaged and cannot be cleaned."),
+    "encrypted": _l("Refused: the document is encrypted and cannot be cleaned."),
+}
+ATTACHMENT_STATE_LABELS: dict[str, Any] = {
+    "pending": _l("being downloaded and cleaned"),
+    "stored": _l("stored, metadata removed"),
+    "refused": _l("not stored"),
+}
 # Time from arrival to the first opening, by priority.
 FIRST_OPEN_SLA = {
     Priority.URGENT: timedelta(minutes=15),

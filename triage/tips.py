@@ -7,7 +7,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +25,8 @@ from keys import EnvelopeError, PrivateKey, open_sealed
 from tipline import informant
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
+from tipline.files import FileStore
+from tipline.jobs.media import FILE_PURPOSE, unpack
 from tipline.keychain import grant_tip_to_unit, transfer_tip
 from tipline.models import (
     CLOSED_STATUSES,
@@ -37,9 +48,11 @@ from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
 from triage.i18n import _
 from triage.labels import (
     ACTION_LABELS,
+    ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
+    REFUSAL_LABELS,
     STATUS_LABELS,
     label,
     sla_remaining,
@@ -126,7 +139,16 @@ def show(public_id: str) -> ResponseReturnValue:
             }
             for m in tip.messages
         ]
-        attachments = list(db.scalars(select(Attachment).where(Attachment.tip_id == tip.id)))
+        attachments = [
+            {
+                "attachment": a,
+                "state": label(ATTACHMENT_STATE_LABELS, a.state),
+                "refusal": label(REFUSAL_LABELS, a.refusal) if a.refusal else None,
+            }
+            for a in db.scalars(
+                select(Attachment).where(Attachment.tip_id == tip.id).order_by(Attachment.id)
+            )
+        ]
         units = visible_unit_ids(db, user)
         assignees = list(
             db.scalars(
@@ -191,6 +213,44 @@ def show(public_id: str) -> ResponseReturnValue:
             "user": user,
         }
     return render_template("triage/tip.html", **context)
+
+
+@blueprint.get("/<public_id>/attachments/<attachment_id>")
+def download_attachment(public_id: str, attachment_id: str) -> ResponseReturnValue:
+    """The cleaned file, decrypted with the tip key; audited, and never cached."""
+    user = staff()
+    with write_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id)
+        attachment = db.scalars(
+            select(Attachment).where(
+                Attachment.tip_id == tip.id, Attachment.public_id == attachment_id
+            )
+        ).one_or_none()
+        if attachment is None or attachment.storage_ref is None:
+            abort(404)
+        tip_key = open_tip(db, tip)
+        sealed = FileStore.for_data_dir(runtime().config.data_dir).get(attachment.storage_ref)
+        try:
+            meta, data = unpack(
+                open_sealed(tip_key, sealed, purpose=FILE_PURPOSE, binding=attachment.binding)
+            )
+        except EnvelopeError:
+            abort(500)
+        record(
+            db,
+            action=actions.ATTACHMENT_DOWNLOAD,
+            actor=_officer(db, user),
+            object_id=tip.public_id,
+            client_address=_client(),
+            detail={"attachment": attachment.public_id},
+        )
+    # Cleaned by the media job already (letters, digits, "-_ ", the real extension).
+    name = "".join(c for c in str(meta.get("name", "")) if c.isalnum() or c in "-_. ")
+    response = Response(data, mimetype=str(meta.get("content_type") or "application/octet-stream"))
+    response.headers.set("Content-Disposition", "attachment", filename=name or "attachment")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _choice(current: str, choices: list[tuple[str, str]]) -> ChoiceForm:

@@ -206,6 +206,8 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
 
 EVENTS = cast(Table, InboundEvent.__table__)
 EVENT_PURPOSE = "inbound_event"
+ATTACHMENT_SOURCE_PURPOSE = "attachment_source"
+ATTACHMENT_FETCH_PURPOSE = "attachment_fetch"
 
 
 def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: bytes) -> bool:
@@ -327,9 +329,20 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
         tip_public = (
             p.tip_key.public_key if joined is None else PublicKey.from_bytes(joined.public_key)
         )
+        rows = _attachment_rows(config, tip_public, tip_id, message_id, msg, p.now)
+        conn.execute(insert(ATTACHMENTS), rows)
+        # One media job per attachment: download, clean, seal to the tip (tipline.jobs.media).
         conn.execute(
-            insert(ATTACHMENTS),
-            _attachment_rows(tip_public, tip_id, message_id, msg, p.now),
+            insert(OUTBOX),
+            [
+                {
+                    "queue": JOBS["media"].queue,
+                    "job": "media",
+                    "ref": row["public_id"],
+                    "created_at": p.now,
+                }
+                for row in rows
+            ],
         )
     if joined is None:
         # A new tip, by the system. Never the informant: the OA is the unit's own account.
@@ -388,11 +401,17 @@ def _insert_tip(conn: Connection, config: Config, p: _Prepared, oa_id: str, addr
 
 
 def _attachment_rows(
-    tip_public: PublicKey, tip_id: int, message_id: int, msg: InboundMessage, now: datetime
+    config: Config,
+    tip_public: PublicKey,
+    tip_id: int,
+    message_id: int,
+    msg: InboundMessage,
+    now: datetime,
 ) -> list[dict[str, Any]]:
     rows = []
     for item in msg.attachments:
         public_id = new_public_id()
+        source = json.dumps(item["payload"], ensure_ascii=False).encode()
         rows.append(
             {
                 "public_id": public_id,
@@ -403,9 +422,16 @@ def _attachment_rows(
                 "created_at": now,
                 "sealed_source": seal(
                     tip_public,
-                    json.dumps(item["payload"], ensure_ascii=False).encode(),
-                    purpose="attachment_source",
+                    source,
+                    purpose=ATTACHMENT_SOURCE_PURPOSE,
                     binding=f"attachment:{public_id}",
+                ),
+                # Workers lose the tip key at dispatch; the media job reads this one instead.
+                "sealed_fetch": seal(
+                    config.secrets.transit_public,
+                    source,
+                    purpose=ATTACHMENT_FETCH_PURPOSE,
+                    binding=f"attachment-fetch:{public_id}",
                 ),
             }
         )

@@ -35,6 +35,12 @@ JOBS: dict[str, JobKind] = {
         "tipline.jobs.outbound.send_message",
         retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
     ),
+    "media": JobKind(
+        "media",
+        "tipline.jobs.media.fetch_attachment",
+        timeout=300,
+        retry=Retry(max=3, interval=[10, 60, 300]),
+    ),
 }
 
 QUEUE_NAMES = ("dispatch", "outbound", "media")

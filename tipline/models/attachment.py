@@ -31,6 +31,8 @@ class Attachment(Base):
     kind: Mapped[str] = mapped_column(String(16))
     # {"url", "name", "size", "checksum"} from the Zalo event, sealed to the tip key.
     sealed_source: Mapped[bytes] = mapped_column(LargeBinary)
+    # The same payload sealed to the transit key, for the media worker; erased once fetched.
+    sealed_fetch: Mapped[bytes | None] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16), default=AttachmentState.PENDING)
     refusal: Mapped[str | None] = mapped_column(String(200))
     # Where the sealed, cleaned bytes are kept in the file store.
@@ -38,6 +40,10 @@ class Attachment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     message: Mapped[Message] = relationship()
+
+    @property
+    def fetch_binding(self) -> str:
+        return f"attachment-fetch:{self.public_id}"
 
     @property
     def binding(self) -> str:

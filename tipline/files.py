@@ -1,0 +1,50 @@
+"""The file store: sealed attachment bytes under ``<data_dir>/files``, named at random.
+
+Only ciphertext is written here (sealed to the tip's key by the media worker), so the store
+needs no protection beyond the database's. A reference is a random token; nothing in a name
+says which tip or informant a file belongs to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from keys import new_token
+
+_REF = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class FileStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> FileStore:
+        return cls(data_dir / "files")
+
+    def _path(self, ref: str) -> Path:
+        if not _REF.match(ref):
+            raise ValueError("not a file store reference")
+        return self.root / ref
+
+    def put(self, data: bytes) -> str:
+        """Write ``data`` (already sealed) and return its reference."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        ref = new_token(32)
+        path = self._path(ref)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        return ref
+
+    def get(self, ref: str) -> bytes:
+        return self._path(ref).read_bytes()
+
+    def delete(self, ref: str) -> None:
+        self._path(ref).unlink(missing_ok=True)

@@ -1,0 +1,120 @@
+"""The media job: download one attachment, strip its metadata, seal it to the tip, store it.
+
+The worker cannot read ``Attachment.sealed_source`` (sealed to the tip's key, which workers
+lose at dispatch), so intake also sealed the source to the transit key (``sealed_fetch``); the
+job opens that, and erases it once the attachment is stored or refused. The cleaned bytes are
+sealed to the tip's *public* key, which every worker has; the original bytes are never written.
+
+Idempotent: only a ``pending`` attachment is worked on, and the final UPDATE is guarded by the
+state, so a second run stores nothing twice (an orphan file at worst, deleted at once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from rq import get_current_job
+from sqlalchemy import select, update
+
+from keys import PublicKey, open_sealed, seal
+from tipline import runtime
+from tipline.db import write_session
+from tipline.files import FileStore
+from tipline.intake.store import ATTACHMENT_FETCH_PURPOSE
+from tipline.media import errors
+from tipline.media.clean import clean
+from tipline.media.errors import Refused
+from tipline.media.fetch import TransientError, download
+from tipline.models import Attachment, AttachmentState, Tip
+
+log = logging.getLogger(__name__)
+
+FILE_PURPOSE = "attachment_file"
+
+
+def pack(data: bytes, content_type: str, name: str) -> bytes:
+    """The sealed file's plaintext: a JSON header line (type, name), then the bytes."""
+    header = json.dumps({"content_type": content_type, "name": name}, ensure_ascii=False)
+    return header.encode() + b"\n" + data
+
+
+def unpack(plaintext: bytes) -> tuple[dict[str, str], bytes]:
+    header, _, data = plaintext.partition(b"\n")
+    meta = json.loads(header)
+    return (meta if isinstance(meta, dict) else {}), data
+
+
+def _safe_name(name: object, extension: str) -> str:
+    """A file name to offer on download: the informant's stem, cleaned, with the real extension."""
+    stem = str(name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].rsplit(".", 1)[0]
+    stem = "".join(c for c in stem if c.isalnum() or c in "-_ ").strip()[:80] or "tep-dinh-kem"
+    return f"{stem}.{extension}"
+
+
+def _retries_left() -> bool:
+    job = get_current_job()
+    return bool(job is not None and job.retries_left)
+
+
+def fetch_attachment(public_id: str) -> str:
+    rt = runtime.current()
+    config = rt.config
+    with rt.sessions() as session:
+        row = session.execute(
+            select(Attachment.id, Attachment.state, Attachment.sealed_fetch, Tip.public_key)
+            .join(Tip, Tip.id == Attachment.tip_id)
+            .where(Attachment.public_id == public_id)
+        ).one_or_none()
+    if row is None:
+        log.warning("media: no attachment %s", public_id)
+        return "missing"
+    if row.state != AttachmentState.PENDING or row.sealed_fetch is None:
+        return "done"
+    source = json.loads(
+        open_sealed(
+            config.secrets.transit_key,
+            row.sealed_fetch,
+            purpose=ATTACHMENT_FETCH_PURPOSE,
+            binding=f"attachment-fetch:{public_id}",
+        )
+    )
+    ref: str | None = None
+    refusal: str | None = None
+    store = FileStore.for_data_dir(config.data_dir)
+    try:
+        url = source.get("url") if isinstance(source, dict) else None
+        if not isinstance(url, str):
+            raise Refused(errors.BAD_URL)
+        cleaned = clean(download(url, config))
+        name = _safe_name(source.get("name"), cleaned.extension)
+        sealed = seal(
+            PublicKey.from_bytes(row.public_key),
+            pack(cleaned.data, cleaned.content_type, name),
+            purpose=FILE_PURPOSE,
+            binding=f"attachment:{public_id}",
+        )
+        ref = store.put(sealed)
+    except Refused as exc:
+        log.info("media: attachment %s refused (%s)", public_id, exc.reason)
+        refusal = exc.reason
+    except TransientError:
+        if _retries_left():
+            raise
+        refusal = errors.UNAVAILABLE
+    with write_session(rt.sessions) as session:
+        result = session.execute(
+            update(Attachment)
+            .where(Attachment.id == row.id, Attachment.state == AttachmentState.PENDING)
+            .values(
+                state=AttachmentState.STORED if ref else AttachmentState.REFUSED,
+                storage_ref=ref,
+                refusal=refusal,
+                sealed_fetch=None,
+            )
+        )
+        claimed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if not claimed and ref is not None:
+        store.delete(ref)
+        return "done"
+    return "stored" if ref else "refused"
