@@ -10,6 +10,8 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
   :func:`verify_password`, :func:`new_recovery_code`: Argon2id for people's secrets.
 - :func:`keyed_digest`, :func:`webhook_mac`, :func:`constant_time_equal`: keyed hashes and the
   Zalo webhook signature.
+- :func:`new_challenge`, :func:`work_is_valid`, :func:`new_passphrase`: the web form's
+  proof of work and the informant's passphrase.
 - :func:`chain_hash`, :func:`generate_signing_key`, :class:`SigningKey`, :class:`VerifyKey`:
   the audit hash chain and its Ed25519-signed checkpoints.
 """
@@ -39,6 +41,13 @@ from keys.password import (
 from keys.random import new_token, random_bytes
 from keys.session import new_session_secret, unwrap_from_session, wrap_for_session
 from keys.signing import SigningKey, VerifyKey, generate_signing_key
+from keys.work import (
+    new_challenge,
+    new_passphrase,
+    normalise_passphrase,
+    solve_work,
+    work_is_valid,
+)
 
 __all__ = [
     "FAST_TEST_COST",
@@ -58,18 +67,23 @@ __all__ = [
     "grant",
     "hash_password",
     "keyed_digest",
+    "new_challenge",
+    "new_passphrase",
     "new_recovery_code",
     "new_session_secret",
     "new_token",
+    "normalise_passphrase",
     "open_grant",
     "open_sealed",
     "password_needs_rehash",
     "random_bytes",
     "seal",
+    "solve_work",
     "unwrap_from_session",
     "unwrap_with_secret",
     "verify_password",
     "webhook_mac",
+    "work_is_valid",
     "wrap_for_session",
     "wrap_with_secret",
 ]

@@ -83,6 +83,9 @@ class Config:
     # Failed logins before an account is locked, and for how long.
     max_failed_logins: int = 5
     lockout_minutes: int = 15
+    # The web form's proof of work: leading zero bits of SHA-256 (18: about a second in a
+    # phone's browser; tests use fewer).
+    pow_bits: int = 18
     # The media worker: allowed hosts, a size cap and a timeout for each download.
     media_hosts: tuple[str, ...] = ZALO_MEDIA_HOSTS
     media_max_bytes: int = 50 * 1024 * 1024
@@ -118,6 +121,7 @@ class Config:
             sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
             session_idle_minutes=int(env.get("TIPLINE_SESSION_IDLE_MINUTES", 30)),
             behind_tls=env.get("TIPLINE_BEHIND_TLS", "") == "1",
+            pow_bits=int(env.get("TIPLINE_POW_BITS", 18)),
             media_hosts=_host_list(env.get("TIPLINE_MEDIA_HOSTS")) or ZALO_MEDIA_HOSTS,
             media_max_bytes=int(env.get("TIPLINE_MEDIA_MAX_BYTES", 50 * 1024 * 1024)),
             media_timeout_seconds=float(env.get("TIPLINE_MEDIA_TIMEOUT_SECONDS", 30)),

@@ -8,11 +8,12 @@ from sqlalchemy.orm import Session
 
 from keys import PublicKey, seal
 from tipline.jobs.outbox import add_job
-from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id
+from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id, utcnow
 from tipline.zalo.client import MAX_TEXT
 
 RELAY_PURPOSE = "outgoing"
 BODY_PURPOSE = "message"
+WEB_CHANNEL = "web"
 
 
 def seal_body(tip: Tip, message: Message, body: dict[str, object]) -> bytes:
@@ -49,6 +50,15 @@ def queue_outbound(
         author_id=author.id if author else None,
     )
     message.sealed_body = seal_body(tip, message, {"text": text})
+    if tip.channel == WEB_CHANNEL:
+        # A web-form informant has no address to send to: the reply waits, sealed to the tip
+        # key, for them to read it at /tra-cuu with their passphrase.
+        now = utcnow()
+        message.delivery = Delivery.PORTAL
+        message.delivered_at = now
+        tip.last_outbound_at = now
+        session.add(message)
+        return message
     message.sealed_for_relay = seal(
         relay_public, text.encode(), purpose=RELAY_PURPOSE, binding=message.binding
     )

@@ -35,6 +35,10 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         "intake.zalo_webhook",
         "static",
+        "web_intake.report",
+        "web_intake.submit",
+        "web_intake.lookup",
+        "web_intake.follow_up",
     }
 )
 # Machine-to-machine routes with their own authentication (signatures, tokens), not forms.
@@ -105,10 +109,12 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
     from triage.auth import blueprint as auth
     from triage.dashboard import blueprint as dashboard
     from triage.inbox import blueprint as inbox
+    from triage.posters import blueprint as posters
     from triage.search import blueprint as search
     from triage.tips import blueprint as tips
+    from triage.web_intake import blueprint as web_intake
 
-    for blueprint in (auth, inbox, tips, audit_ui, search, dashboard):
+    for blueprint in (auth, inbox, tips, audit_ui, search, dashboard, web_intake, posters):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
 

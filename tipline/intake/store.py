@@ -16,6 +16,7 @@ the tip's public key, and the tip's private key is sealed to the transit key unt
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,10 +53,11 @@ from tipline.models import (
     ReplyAddress,
     Subject,
     Tip,
+    Unit,
     new_public_id,
     utcnow,
 )
-from tipline.outgoing import BODY_PURPOSE
+from tipline.outgoing import BODY_PURPOSE, WEB_CHANNEL
 from tipline.routing.reroute import request_reroute
 
 TIPS = cast(Table, Tip.__table__)
@@ -64,6 +66,7 @@ ADDRESSES = cast(Table, ReplyAddress.__table__)
 GRANTS = cast(Table, KeyGrant.__table__)
 OUTBOX = cast(Table, OutboxEntry.__table__)
 ATTACHMENTS = cast(Table, Attachment.__table__)
+UNITS = cast(Table, Unit.__table__)
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,20 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
                 purpose=EVENT_PURPOSE,
                 binding=InboundEvent.binding_for(row.dedup_key),
             )
-            msg = read_message(read_envelope(json.loads(raw)))
+            data = json.loads(raw)
+            if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
+                accepted = _accept_web(conn, config, data)
+                conn.execute(
+                    update(EVENTS)
+                    .where(EVENTS.c.id == row.id)
+                    .values(
+                        processed_at=utcnow(),
+                        sealed_event=None,
+                        tip_public_id=accepted.tip_public_id,
+                    )
+                )
+                continue
+            msg = read_message(read_envelope(data))
             if msg is None:  # cannot happen: only message events are stored
                 raise ValueError("a stored inbound event carries no message")
             accepted = _accept(conn, config, msg)
@@ -359,7 +375,14 @@ def _insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
     return int(conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
 
 
-def _insert_tip(conn: Connection, config: Config, p: _Prepared, oa_id: str, address_id: int) -> int:
+def _insert_tip(
+    conn: Connection,
+    config: Config,
+    p: _Prepared,
+    oa_id: str | None,
+    address_id: int,
+    **web: Any,
+) -> int:
     tip_id = _insert_id(
         conn,
         TIPS,
@@ -379,7 +402,8 @@ def _insert_tip(conn: Connection, config: Config, p: _Prepared, oa_id: str, addr
             dispatch_attempts=0,
             needs_location=False,
             escalation_level=0,
-        ),
+        )
+        | web,
     )
     binding = KeyGrant.binding_for(Subject.TIP, tip_id, Holder.TRANSIT, 0)
     conn.execute(
@@ -398,6 +422,94 @@ def _insert_tip(conn: Connection, config: Config, p: _Prepared, oa_id: str, addr
         )
     )
     return tip_id
+
+
+WEB_EVENT = "web_report"  # a report from the /bao-tin form (tipline.intake.web)
+
+
+def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accepted:
+    """A web-form report: always a new tip, in the unit the informant chose, channel "web".
+
+    The tip key and its passphrase wrap were made by the form handler (the passphrase is never
+    stored); the receipt code was shown to the informant already.
+    """
+    receipt_code = str(data["receipt_code"])
+    existing = conn.execute(
+        select(TIPS.c.public_id).where(TIPS.c.receipt_code == receipt_code)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return Accepted(existing, new_tip=False, duplicate=True)
+    unit_id = conn.execute(
+        select(UNITS.c.id).where(UNITS.c.public_id == str(data["unit"]))
+    ).scalar_one_or_none()
+    tip_key = PrivateKey.from_bytes(base64.b64decode(data["tip_key"]))
+    alias = keyed_digest(config.secrets.alias_key, "informant", "web\x00" + receipt_code)
+    now = utcnow()
+    message_public_id = new_public_id()
+    body: dict[str, object] = {"text": str(data.get("text", "")), "event": WEB_EVENT}
+    location = data.get("location")
+    if isinstance(location, dict):
+        body["location"] = {"lat": float(location["lat"]), "lon": float(location["lon"])}
+    encoded = json.dumps(body, ensure_ascii=False).encode()
+    p = _Prepared(
+        dedup="",
+        alias=alias,
+        now=now,
+        sealed_address=seal(
+            config.secrets.relay_public,
+            json.dumps({"kind": WEB_CHANNEL}).encode(),
+            purpose="reply_address",
+            binding=ReplyAddress.binding_for(alias),
+        ),
+        message_public_id=message_public_id,
+        body=encoded,
+        tip_key=tip_key,
+        tip_public_id=new_public_id(),
+        receipt_code=receipt_code,
+        sealed_body_new_tip=_seal_body(tip_key.public_key, message_public_id, encoded),
+    )
+    address_id = _insert_id(
+        conn,
+        ADDRESSES,
+        {
+            "public_id": new_public_id(),
+            "informant_alias": alias,
+            "oa_id": WEB_CHANNEL,
+            "sealed_address": p.sealed_address,
+            "last_inbound_at": now,
+            "created_at": now,
+        },
+    )
+    tip_id = _insert_tip(
+        conn,
+        config,
+        p,
+        None,
+        address_id,
+        channel=WEB_CHANNEL,
+        unit_id=unit_id,
+        informant_key=base64.b64decode(data["informant_key"]),
+    )
+    _insert_id(
+        conn,
+        MESSAGES,
+        dict(
+            public_id=message_public_id,
+            tip_id=tip_id,
+            direction=Direction.INBOUND,
+            kind="text",
+            sealed_body=p.sealed_body_new_tip,
+            created_at=now,
+            delivery_attempts=0,
+        ),
+    )
+    audit.record(
+        conn,
+        action=audit.actions.TIP_RECEIVED,
+        object_id=p.tip_public_id,
+        detail={"channel": WEB_CHANNEL},
+    )
+    return Accepted(p.tip_public_id, new_tip=True)
 
 
 def _attachment_rows(

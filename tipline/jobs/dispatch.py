@@ -51,6 +51,7 @@ from tipline.routing.service import (
     REROUTE_PURPOSE,
     Decision,
     decide,
+    intake_unit,
     oa_owner,
     official_code,
     seal_decision,
@@ -140,7 +141,7 @@ def dispatch_tip(tip_public_id: str) -> str:
             return "missing"
         if tip.dispatched_at is not None:
             return "already dispatched"
-        if oa_owner(session, tip.oa_id) is None:
+        if intake_unit(session, tip) is None:
             _hold(session, tip, "oa_not_attached")
             log.warning("dispatch: tip %s held (oa_not_attached)", tip.public_id)
             return "held"

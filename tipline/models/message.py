@@ -27,6 +27,7 @@ class Delivery(StrEnum):
     FAILED = "failed"
     WINDOW_CLOSED = "window_closed"  # Zalo -230/-232: the informant must write again
     NO_ADDRESS = "no_address"  # the informant destroyed their reply address
+    PORTAL = "portal"  # a web-form tip: shown to the informant at /tra-cuu, never sent
 
 
 class Message(Base):

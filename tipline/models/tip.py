@@ -97,6 +97,10 @@ class Tip(Base):
     # (0009_satisfaction).
     satisfaction_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    # Web-form tips only (0011_web_intake): the tip private key wrapped under Argon2id of the
+    # passphrase the informant was shown once, so they (and only they) can read the officers'
+    # replies at /tra-cuu. The server never keeps the passphrase.
+    informant_key: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     unit: Mapped[Unit | None] = relationship()
     assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])

@@ -54,6 +54,13 @@ def oa_owner(session: Session, oa_id: str | None) -> Unit | None:
     ).one_or_none()
 
 
+def intake_unit(session: Session, tip: Tip) -> Unit | None:
+    """Where a tip came in: its OA's unit, or the unit a web informant chose on the form."""
+    if tip.channel == "web":
+        return tip.unit
+    return oa_owner(session, tip.oa_id)
+
+
 def official_code(unit: Unit) -> str | None:
     """The unit's official code, or its nearest official ancestor's (for the province prior)."""
     current: Unit | None = unit
@@ -124,7 +131,7 @@ def route_tip(
     boundaries: Boundaries | None = None,
 ) -> Decision:
     """The decision for ``tip``: held (unit None) while its OA is attached to no unit."""
-    oa_unit = oa_owner(session, tip.oa_id)
+    oa_unit = intake_unit(session, tip)
     if oa_unit is None:
         return Decision(None, 0.0, False, "oa_not_attached")
     return decide(session, oa_unit, text, point, boundaries)

@@ -1,0 +1,166 @@
+"""Web intake (issue 6 part 3): /bao-tin with proof of work, /tra-cuu with code + passphrase.
+
+Flask client, the real stored-event path (seal to transit → expansion → dispatch job).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select, text
+from werkzeug.test import TestResponse
+
+from keys import solve_work
+from tests.conftest import COMMUNE_OA, expand
+from tests.triage_helpers import csrf_from, login
+from tipline.jobs.dispatch import dispatch_tip
+from tipline.models import Delivery, Direction, Message, OutboxEntry, Tip, Unit
+from tipline.outgoing import queue_outbound
+from tipline.runtime import Runtime
+
+pytestmark = pytest.mark.usefixtures("units")
+BITS = 6
+CLIENT_IP = "203.0.113.77"
+
+
+@pytest.fixture(autouse=True)
+def low_difficulty(runtime: Runtime) -> None:
+    runtime.config = runtime.config.with_overrides(pow_bits=BITS)
+
+
+def commune(runtime: Runtime) -> str:
+    with runtime.sessions() as db:
+        return db.scalars(select(Unit.public_id).where(Unit.code == "v2025:32134")).one()
+
+
+def report(
+    client: FlaskClient, unit: str, words: str, *, solve: bool = True, **extra: str
+) -> TestResponse:
+    page = client.get(f"/bao-tin?don-vi={unit}").get_data(as_text=True)
+    challenge = re.search(r'data-challenge="([^"]+)"', page)
+    assert challenge
+    nonce = solve_work(challenge.group(1), BITS) if solve else "0"
+    data = {"csrf_token": csrf_from(page), "unit": unit, "text": words, "nonce": nonce, **extra}
+    return client.post("/bao-tin", data=data, environ_base={"REMOTE_ADDR": CLIENT_IP})
+
+
+def receipt_of(response: TestResponse) -> tuple[str, str]:
+    html = response.get_data(as_text=True)
+    code = re.search(r'id="receipt-code">([^<]+)<', html)
+    passphrase = re.search(r'id="passphrase">([^<]+)<', html)
+    assert code and passphrase, html
+    return code.group(1), passphrase.group(1)
+
+
+def look_up(client: FlaskClient, code: str, passphrase: str, answer: str = "") -> TestResponse:
+    page = client.get("/tra-cuu").get_data(as_text=True)
+    data = {"csrf_token": csrf_from(page), "code": code, "passphrase": passphrase}
+    if answer:
+        data["answer"] = answer
+    return client.post("/tra-cuu", data=data, environ_base={"REMOTE_ADDR": CLIENT_IP})
+
+
+def test_the_form_needs_the_proof_of_work_and_explains_javascript(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    page = client.get("/bao-tin").get_data(as_text=True)
+    assert "<noscript>" in page and "pow.js" in page and 'id="send" disabled' in page
+    refused = report(client, commune(runtime), "Có người bán ma túy ở chợ", solve=False)
+    assert refused.status_code == 400
+    assert expand(runtime) == 0
+    # A challenge is good once: replaying a solved nonce with a new page fails.
+    assert report(client, commune(runtime), "").status_code == 400
+
+
+def test_a_web_report_becomes_a_dispatched_tip_and_keeps_no_ip(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    unit = commune(runtime)
+    response = report(client, unit, "Có người bán ma túy ở chợ")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    code, passphrase = receipt_of(response)
+    assert re.fullmatch(r"TL-[0-9A-Z]{4}-[0-9A-Z]{4}", code)
+    assert len(passphrase.split()) == 7 and passphrase.isascii()
+    assert expand(runtime) == 1
+    with runtime.sessions() as db:
+        tip = db.scalars(select(Tip)).one()
+        assert (tip.channel, tip.receipt_code, tip.oa_id) == ("web", code, None)
+        assert tip.informant_key is not None and tip.reply_address is not None
+        assert db.scalars(select(OutboxEntry.job)).all() == ["dispatch"]
+        public_id = tip.public_id
+    assert dispatch_tip(public_id) == "dispatched"
+    with runtime.sessions() as db:
+        tip = db.scalars(select(Tip)).one()
+        assert tip.unit is not None and tip.unit.code == "v2025:32134"
+        ack = db.scalars(select(Message).where(Message.direction == Direction.OUTBOUND)).one()
+        assert ack.delivery == Delivery.PORTAL and ack.sealed_for_relay is None
+        assert "send" not in db.scalars(select(OutboxEntry.job)).all()
+    # No trace of the address anywhere in the database, nor the passphrase.
+    with runtime.engine.connect() as conn:
+        tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars()
+        for table in list(tables):
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):  # noqa: S608
+                for value in row:
+                    blob = value if isinstance(value, bytes) else str(value).encode()
+                    assert CLIENT_IP.encode() not in blob
+                    assert passphrase.encode() not in blob
+    for key in runtime.redis.keys("*"):
+        assert CLIENT_IP.encode() not in key
+
+
+def test_tra_cuu_shows_replies_takes_answers_and_throttles_wrong_passphrases(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    code, passphrase = receipt_of(report(client, commune(runtime), "Trộm xe máy ở ấp 3"))
+    pending = look_up(client, code, passphrase)
+    assert pending.status_code == 403  # not expanded yet: nothing to show, nothing revealed
+    expand(runtime)
+    with runtime.sessions() as db, db.begin():
+        tip = db.scalars(select(Tip)).one()
+        dispatch_tip(tip.public_id)
+    with runtime.sessions() as db, db.begin():
+        tip = db.scalars(select(Tip)).one()
+        queue_outbound(
+            db, tip, "Bạn thấy biển số xe không?", relay_public=runtime.config.secrets.relay_public
+        )
+    page = look_up(client, code, passphrase.upper())
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Trộm xe máy ở ấp 3" in html and "Bạn thấy biển số xe không?" in html
+    assert 'id="status">Mới<' in html
+    answered = look_up(client, code, passphrase, answer="Biển số 69B1-12345")
+    assert "Biển số 69B1-12345" in answered.get_data(as_text=True)
+    with runtime.sessions() as db:
+        inbound = db.scalars(
+            select(Message).where(Message.direction == Direction.INBOUND).order_by(Message.id)
+        ).all()
+        assert len(inbound) == 2
+        assert b"69B1" not in inbound[-1].sealed_body  # sealed to the tip key
+    for _ in range(5):
+        assert look_up(client, code, "sai mat khau").status_code == 403
+    locked = look_up(client, code, passphrase)
+    assert locked.status_code == 429
+    assert "Biển số" not in locked.get_data(as_text=True)
+
+
+def test_poster_for_the_units_officers_only(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    unit = commune(runtime)
+    login(client, "canbo", units["totp:canbo"])
+    png = client.get(f"/triage/units/{unit}/poster.png")
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+    page = client.get(f"/triage/units/{unit}/poster").get_data(as_text=True)
+    assert f"/bao-tin?don-vi={unit}" in page and f"https://zalo.me/{COMMUNE_OA}" in page
+    other = FlaskClient(client.application, client.response_wrapper)
+    login(other, "canbo2", units["totp:canbo2"])
+    assert other.get(f"/triage/units/{unit}/poster.png").status_code == 403
+
+
+def test_bad_location_is_refused(client: FlaskClient, runtime: Runtime) -> None:
+    refused = report(client, commune(runtime), "Có trộm", lat="abc", lon="105")
+    assert refused.status_code == 400
+    assert "Vị trí phải là hai số" in refused.get_data(as_text=True)

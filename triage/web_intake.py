@@ -1,0 +1,187 @@
+"""The anonymous web form for people without Zalo: /bao-tin to report, /tra-cuu to follow up.
+
+- No IP address is kept. Flask-Limiter needs one for a moment to count requests: it counts
+  under an HMAC of the address (:func:`anonymous_key`), in Redis, with counters that expire
+  with their window (an hour at most); nothing reaches the database, the audit log or a log
+  line. (The reverse proxy and gunicorn access logs must leave the address out too: deploy/.)
+- No third party: the anti-bot check is a proof of work (``keys.work``) the browser solves
+  with ``static/pow.js``; the challenge lives in the server-side session and is used once.
+- The informant gets a receipt code and a passphrase, shown once. /tra-cuu opens the tip key
+  with the passphrase (Argon2id), shows the status, the conversation (never internal notes)
+  and takes an answer. Every post carries code and passphrase again: the server keeps
+  neither the key nor a login between requests. Wrong passphrases are throttled per code.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, make_response, render_template, request, session
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from keys import WrongSecret, keyed_digest, new_challenge, work_is_valid
+from tipline.intake.web import (
+    MAX_TEXT,
+    append_answer,
+    conversation,
+    find_web_tip,
+    open_web_tip,
+    submit_report,
+)
+from tipline.models import Unit
+from triage.i18n import _
+from triage.labels import STATUS_LABELS
+from triage.limits import limiter
+from triage.users import runtime
+
+blueprint = Blueprint("web_intake", __name__)
+
+POW_SESSION = "web_pow"
+MAX_FAILURES = 5  # wrong passphrases per receipt code ...
+FAILURE_WINDOW = 15 * 60  # ... in this many seconds, then the code is locked that long
+
+
+def anonymous_key() -> str:
+    """The rate limiter's key: an HMAC of the client address, never the address itself."""
+    address = request.remote_addr or ""
+    return keyed_digest(runtime().config.secrets.alias_key, "rate_limit", address)
+
+
+def _no_store(body: str, status: int = 200) -> ResponseReturnValue:
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _units() -> list[Unit]:
+    with runtime().sessions() as db:
+        return list(db.scalars(select(Unit).order_by(Unit.level, Unit.name)))
+
+
+def _location() -> tuple[float, float] | None:
+    lat, lon = request.form.get("lat", "").strip(), request.form.get("lon", "").strip()
+    if not lat and not lon:
+        return None
+    try:
+        point = (float(lat), float(lon))
+    except ValueError as exc:
+        raise ValueError(_("The location must be two numbers (latitude, longitude).")) from exc
+    if not (-90 <= point[0] <= 90 and -180 <= point[1] <= 180):
+        raise ValueError(_("The location must be two numbers (latitude, longitude)."))
+    return point
+
+
+def _report_form(errors: list[str], status: int = 200) -> ResponseReturnValue:
+    challenge = new_challenge()
+    session[POW_SESSION] = challenge
+    chosen = request.values.get("don-vi") or request.form.get("unit", "")
+    return _no_store(
+        render_template(
+            "web/report.html",
+            units=_units(),
+            chosen=chosen,
+            challenge=challenge,
+            bits=runtime().config.pow_bits,
+            errors=errors,
+            text=request.form.get("text", ""),
+            lat=request.form.get("lat", ""),
+            lon=request.form.get("lon", ""),
+        ),
+        status,
+    )
+
+
+@blueprint.get("/bao-tin")
+def report() -> ResponseReturnValue:
+    return _report_form([])
+
+
+@blueprint.post("/bao-tin")
+@limiter.limit("10 per hour", key_func=anonymous_key)
+def submit() -> ResponseReturnValue:
+    config = runtime().config
+    challenge = session.pop(POW_SESSION, None)
+    errors: list[str] = []
+    if not challenge or not work_is_valid(
+        str(challenge), request.form.get("nonce", ""), config.pow_bits
+    ):
+        errors.append(_("The anti-spam check failed. Please wait for it to finish and send again."))
+    text = request.form.get("text", "").strip()
+    if not text:
+        errors.append(_("Please describe what happened."))
+    elif len(text) > MAX_TEXT:
+        errors.append(_("The text is too long."))
+    unit_id = request.form.get("unit", "")
+    if not any(unit.public_id == unit_id for unit in _units()):
+        errors.append(_("Please choose the police unit."))
+    location = None
+    try:
+        location = _location()
+    except ValueError as exc:
+        errors.append(str(exc))
+    if errors:
+        return _report_form(errors, 400)
+    receipt = submit_report(runtime().engine, config, unit_id, text, location)
+    return _no_store(render_template("web/receipt.html", receipt=receipt))
+
+
+def _failures_key(code: str) -> str:
+    digest = keyed_digest(runtime().config.secrets.alias_key, "lookup", code.strip().upper())
+    return f"tipline:lookup-failures:{digest}"
+
+
+def _lookup_form(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    return _no_store(
+        render_template("web/lookup.html", error=error, code=request.form.get("code", "")),
+        status,
+    )
+
+
+@blueprint.get("/tra-cuu")
+def lookup() -> ResponseReturnValue:
+    return _lookup_form()
+
+
+@blueprint.post("/tra-cuu")
+@limiter.limit("30 per hour", key_func=anonymous_key)
+def follow_up() -> ResponseReturnValue:
+    rt = runtime()
+    code = request.form.get("code", "").strip().upper()
+    passphrase = request.form.get("passphrase", "")
+    failures = _failures_key(code)
+    if int(rt.redis.get(failures) or 0) >= MAX_FAILURES:
+        return _lookup_form(_("Too many attempts. Try again in 15 minutes."), 429)
+    refused = _("The receipt code or the passphrase is wrong.")
+    with rt.sessions() as db, db.begin():
+        tip = find_web_tip(db, code) if code and passphrase else None
+        try:
+            if tip is None:
+                raise WrongSecret("no such tip")
+            tip_key = open_web_tip(tip, passphrase)
+        except WrongSecret:
+            with rt.redis.pipeline() as pipe:
+                pipe.incr(failures)
+                pipe.expire(failures, FAILURE_WINDOW)
+                pipe.execute()
+            return _lookup_form(refused, 403)
+        rt.redis.delete(failures)
+        notice = None
+        answer = request.form.get("answer", "").strip()
+        if answer:
+            if not tip.is_open:
+                notice = _("This report is closed; please send a new report instead.")
+            elif len(answer) > MAX_TEXT:
+                notice = _("The text is too long.")
+            else:
+                append_answer(db, tip, answer)
+                db.flush()
+                notice = _("Your answer was added to the report.")
+        page = render_template(
+            "web/status.html",
+            tip=tip,
+            status=STATUS_LABELS.get(tip.status, tip.status),  # type: ignore[call-overload]
+            entries=conversation(tip, tip_key),
+            code=code,
+            passphrase=passphrase,
+            notice=notice,
+        )
+    return _no_store(page)
