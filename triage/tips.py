@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -62,6 +62,12 @@ from triage.users import StaffUser, runtime, staff
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
 TIMELINE = 100  # events shown on a tip page
 REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
+
+
+def _reply_open(tip: Tip, now: datetime) -> bool:
+    """Zalo lets an OA answer for 7 days after the informant's last message; the web
+    follow-up page (/tra-cuu) has no such window."""
+    return tip.channel == "web" or tip.last_inbound_at >= now - REPLY_WINDOW
 
 
 def _client() -> str | None:
@@ -188,7 +194,7 @@ def show(public_id: str) -> ResponseReturnValue:
             "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
-            "reply_open": tip.last_inbound_at >= now - REPLY_WINDOW,
+            "reply_open": _reply_open(tip, now),
             "reply_until": tip.last_inbound_at + REPLY_WINDOW,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
@@ -401,7 +407,7 @@ def reply(public_id: str) -> ResponseReturnValue:
 
     def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
         open_tip(db, tip)
-        if tip.last_inbound_at < utcnow() - REPLY_WINDOW:
+        if not _reply_open(tip, utcnow()):
             return _(
                 "The reply window is closed: Zalo lets the OA answer only within 7 days "
                 "of the informant's last message."
