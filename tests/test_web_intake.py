@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
-from keys import solve_work
+from keys import solve_work, work_is_valid
 from tests.conftest import COMMUNE_OA, expand
 from tests.triage_helpers import csrf_from, login
 from tipline.jobs.dispatch import dispatch_tip
@@ -35,13 +35,18 @@ def commune(runtime: Runtime) -> str:
         return db.scalars(select(Unit.public_id).where(Unit.code == "v2025:32134")).one()
 
 
+def wrong_nonce(challenge: str) -> str:
+    """A nonce that does not solve the challenge (at 6 bits, "0" would pass one time in 64)."""
+    return next(str(n) for n in range(1000) if not work_is_valid(challenge, str(n), BITS))
+
+
 def report(
     client: FlaskClient, unit: str, words: str, *, solve: bool = True, **extra: str
 ) -> TestResponse:
     page = client.get(f"/bao-tin?don-vi={unit}").get_data(as_text=True)
     challenge = re.search(r'data-challenge="([^"]+)"', page)
     assert challenge
-    nonce = solve_work(challenge.group(1), BITS) if solve else "0"
+    nonce = solve_work(challenge.group(1), BITS) if solve else wrong_nonce(challenge.group(1))
     data = {"csrf_token": csrf_from(page), "unit": unit, "text": words, "nonce": nonce, **extra}
     return client.post("/bao-tin", data=data, environ_base={"REMOTE_ADDR": CLIENT_IP})
 
