@@ -35,6 +35,15 @@ DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105
 # CDNs. TIPLINE_MEDIA_HOSTS replaces the list; in simulator mode the simulator is added.
 ZALO_MEDIA_HOSTS = ("*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com")
 
+# Retention (tipline.retention): days a closed tip is kept after closing, per final status,
+# before it is crypto-shredded. TIPLINE_RETENTION_DAYS overrides ("resolved=365,spam=30").
+DEFAULT_RETENTION_DAYS: tuple[tuple[str, int], ...] = (
+    ("resolved", 365),
+    ("unfounded", 180),
+    ("duplicate", 90),
+    ("spam", 30),
+)
+
 
 @dataclass(frozen=True)
 class ServiceSecrets:
@@ -90,6 +99,17 @@ class Config:
     media_hosts: tuple[str, ...] = ZALO_MEDIA_HOSTS
     media_max_bytes: int = 50 * 1024 * 1024
     media_timeout_seconds: float = 30.0
+    # Retention: (final status, days after closing) pairs, and how many days before a tip's
+    # end its unit is warned.
+    retention_days: tuple[tuple[str, int], ...] = DEFAULT_RETENTION_DAYS
+    retention_warn_days: int = 14
+
+    def retention_period(self, status: str) -> timedelta | None:
+        """How long a tip closed with ``status`` is kept; None: kept (not a final status)."""
+        for name, days in self.retention_days:
+            if name == status:
+                return timedelta(days=days)
+        return None
 
     def with_overrides(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -125,7 +145,23 @@ class Config:
             media_hosts=_host_list(env.get("TIPLINE_MEDIA_HOSTS")) or ZALO_MEDIA_HOSTS,
             media_max_bytes=int(env.get("TIPLINE_MEDIA_MAX_BYTES", 50 * 1024 * 1024)),
             media_timeout_seconds=float(env.get("TIPLINE_MEDIA_TIMEOUT_SECONDS", 30)),
+            retention_days=_retention_days(env.get("TIPLINE_RETENTION_DAYS")),
+            retention_warn_days=int(env.get("TIPLINE_RETENTION_WARN_DAYS", 14)),
         )
+
+
+def _retention_days(value: str | None) -> tuple[tuple[str, int], ...]:
+    """``"resolved=365,spam=30"`` over the defaults; an unknown status or a bad number fails."""
+    days = dict(DEFAULT_RETENTION_DAYS)
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, number = item.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in days or int(number) < 1:
+            raise ValueError(f"TIPLINE_RETENTION_DAYS: bad entry {item.strip()!r}")
+        days[name] = int(number)
+    return tuple(days.items())
 
 
 def _host_list(value: str | None) -> tuple[str, ...]:

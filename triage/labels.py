@@ -53,6 +53,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.REPLY_DELIVERED: _l("Reply delivered"),
     actions.INFORMANT_STOP: _l("Informant unsubscribed (reply address destroyed)"),
     actions.TIP_OPEN: _l("Tip opened"),
+    actions.TIP_SHREDDED: _l("Tip deleted (retention)"),
     actions.ATTACHMENT_DOWNLOAD: _l("Attachment downloaded"),
     actions.TIP_EXPORT: _l("Tip exported"),
     actions.SEARCH: _l("Tip search"),

@@ -135,7 +135,11 @@ def candidate_tips(db: Session, units: list[int], bound: int) -> list[Tip]:
     return list(
         db.scalars(
             select(Tip)
-            .where(Tip.unit_id.in_(units), Tip.dispatched_at.is_not(None))
+            .where(
+                Tip.unit_id.in_(units),
+                Tip.dispatched_at.is_not(None),
+                Tip.shredded_at.is_(None),  # nothing left to search (tipline.retention)
+            )
             .order_by(Tip.created_at.desc(), Tip.id.desc())
             .limit(bound)
         )

@@ -125,6 +125,15 @@ def show(public_id: str) -> ResponseReturnValue:
     user = staff()
     with write_session(runtime().sessions) as db:
         tip = tip_for(db, user, public_id)
+        if tip.shredded_at is not None:  # crypto-shredded (tipline.retention): no key left
+            return render_template(
+                "triage/tip_shredded.html",
+                tip=tip,
+                unit_name=tip.unit.name if tip.unit else "",
+                status=label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
+                logout_form=EmptyForm(),
+                user=user,
+            )
         tip_key = open_tip(db, tip)
         officer = _officer(db, user)
         if tip.first_opened_at is None:

@@ -18,6 +18,9 @@ REPLY_DELIVERED = "reply_delivered"
 # The informant sent "STOP" / "XÓA": their reply address was destroyed. No object, no detail:
 # the event says only that it happened (tipline.informant).
 INFORMANT_STOP = "informant_stop"
+# Retention: a closed tip past its period was crypto-shredded (actor None; object the tip's
+# public id; detail {"status", "reason": "retention"}).
+TIP_SHREDDED = "tip_shredded"
 # Reading tips
 TIP_OPEN = "tip_open"
 ATTACHMENT_DOWNLOAD = "attachment_download"

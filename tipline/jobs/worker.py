@@ -15,18 +15,23 @@ from rq import SimpleWorker
 from tipline.intake.store import expand_pending
 from tipline.jobs.outbox import QUEUE_NAMES, drain
 from tipline.jobs.sweeper import sweep
+from tipline.models import utcnow
+from tipline.retention import retention_pass
 from tipline.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 RELAY_INTERVAL = 0.1
 EXPAND_BATCH = 200
+RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
 
 
 def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
-    """Every 100 ms expand stored events into tips and drain the outbox; sweep now and then."""
+    """Every 100 ms expand stored events into tips and drain the outbox; sweep now and then,
+    and apply retention every ten minutes (tipline.retention)."""
     sweep_every = max(runtime.config.sweep_after.total_seconds() / 2, 1.0)
     next_sweep = time.monotonic() + sweep_every
+    next_retention = time.monotonic()
     while not stop.is_set():
         try:
             while expand_pending(runtime.engine, runtime.config) == EXPAND_BATCH:
@@ -35,6 +40,9 @@ def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
             if time.monotonic() >= next_sweep:
                 sweep(runtime.sessions, runtime.redis, runtime.config.sweep_after)
                 next_sweep = time.monotonic() + sweep_every
+            if time.monotonic() >= next_retention:
+                next_retention = time.monotonic() + RETENTION_EVERY
+                retention_pass(runtime.sessions, runtime.config, utcnow())
         except Exception:  # Redis or the database is down: keep trying, the rows wait
             log.exception("outbox relay failed; retrying")
             stop.wait(1.0)

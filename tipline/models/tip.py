@@ -101,6 +101,11 @@ class Tip(Base):
     # passphrase the informant was shown once, so they (and only they) can read the officers'
     # replies at /tra-cuu. The server never keeps the passphrase.
     informant_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Retention (0012_retention, tipline.retention): when the unit was warned that the closed
+    # tip nears its end, and when it was crypto-shredded (grants and sealed content deleted;
+    # only this plaintext metadata stays, for statistics).
+    retention_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shredded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     unit: Mapped[Unit | None] = relationship()
     assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])
