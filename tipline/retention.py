@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tipline.audit import actions, record
 from tipline.config import Config
+from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.models import Attachment, KeyGrant, Message, Notification, Subject, Tip
 
@@ -109,8 +110,8 @@ def retention_pass(
     sessions: sessionmaker[Session], config: Config, now: datetime
 ) -> tuple[int, int]:
     """Warn, then shred, each in its own transaction (the worker's periodic pass)."""
-    with sessions() as session, session.begin():
+    with write_session(sessions) as session:
         warned = warn_expiring(session, config, now)
-    with sessions() as session, session.begin():
+    with write_session(sessions) as session:
         shredded = shred_expired(session, config, now)
     return warned, shredded

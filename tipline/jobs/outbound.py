@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from keys import EnvelopeError, open_sealed
 from tipline import audit
+from tipline.db import write_session
 from tipline.models import Delivery, Direction, Message, utcnow
 from tipline.outgoing import RELAY_PURPOSE
 from tipline.runtime import Runtime, current
@@ -70,11 +71,9 @@ def send_message(message_public_id: str) -> str:
         return deliver(runtime, message_public_id, client)
 
 
-def _finish(
-    runtime: Runtime, public_id: str, delivery: Delivery, error: str | None = None
-) -> str:
+def _finish(runtime: Runtime, public_id: str, delivery: Delivery, error: str | None = None) -> str:
     """Record a final state; the relay copy of the text goes, as the model promises."""
-    with runtime.sessions() as session, session.begin():
+    with write_session(runtime.sessions) as session:
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery = delivery
         message.delivery_error = error[:200] if error else None
@@ -103,7 +102,7 @@ def _finish(
 def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
     """Count the attempt and open what is needed; a str is a final state already recorded."""
     relay_key = runtime.config.secrets.relay_key
-    with runtime.sessions() as session, session.begin():
+    with write_session(runtime.sessions) as session:
         message = session.scalars(
             select(Message).where(Message.public_id == public_id)
         ).one_or_none()
@@ -159,7 +158,7 @@ def _defer(runtime: Runtime, public_id: str, attempt: int, reason: str) -> str:
         return _finish(
             runtime, public_id, Delivery.FAILED, f"gave up after {attempt} attempts: {reason}"
         )
-    with runtime.sessions() as session, session.begin():
+    with write_session(runtime.sessions) as session:
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery_error = reason[:200]
     log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)

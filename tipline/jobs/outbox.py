@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tipline.db import write_session
 from tipline.models import OutboxEntry, utcnow
 
 
@@ -104,16 +105,18 @@ def drain(sessions: sessionmaker[Session], redis: Redis, batch: int = 500) -> in
                     .order_by(OutboxEntry.id)
                     .limit(batch)
                 ).all()
-                if not rows:
-                    return total
-                enqueue_now(redis, [(job, ref) for _, job, ref in rows])
+            if not rows:
+                return total
+            enqueue_now(redis, [(job, ref) for _, job, ref in rows])
+            # A fresh write transaction: upgrading the read above to a write would fail on
+            # SQLite whenever intake committed in between.
+            with write_session(sessions) as session:
                 session.execute(
                     update(OutboxEntry)
                     .where(OutboxEntry.id.in_([row_id for row_id, _, _ in rows]))
                     .values(enqueued_at=utcnow())
                 )
-                session.commit()
-                total += len(rows)
+            total += len(rows)
             if len(rows) < batch:
                 return total
     finally:

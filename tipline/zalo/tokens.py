@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import EnvelopeError, PrivateKey, PublicKey, open_sealed, seal
+from tipline.db import write_session
 from tipline.models import OfficialAccount, utcnow
 from tipline.runtime import Runtime
 from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient
@@ -148,19 +149,23 @@ def access_token_for(
                 return current.access_token  # another worker refreshed while we waited
             if oa.token_error is not None:
                 raise TokenUnavailableError(f"OA {oa_id}: {oa.token_error}")
-            try:
-                new_pair = client.refresh(current.refresh_token)
-            except RefreshFailedError as exc:
+        # No database transaction is held across the HTTP call; the writes below each take
+        # SQLite's write lock up front, so they cannot fail on a lock upgrade.
+        try:
+            new_pair = client.refresh(current.refresh_token)
+        except RefreshFailedError as exc:
+            with write_session(runtime.sessions) as session:
+                oa = _load(session, oa_id)
                 oa.token_error = f"token refresh refused (zalo {exc.error}): {RECONSENT}"[:200]
-                session.commit()
-                log.error("OA %s: token refresh refused (error %d): %s", oa_id, exc.error,
-                          RECONSENT)
-                raise TokenUnavailableError(f"OA {oa_id}: {RECONSENT}") from exc
-            # Persist before use: the old refresh token is already dead at Zalo.
+            log.error("OA %s: token refresh refused (error %d): %s", oa_id, exc.error, RECONSENT)
+            raise TokenUnavailableError(f"OA {oa_id}: {RECONSENT}") from exc
+        # Persist before use: the old refresh token is already dead at Zalo.
+        with write_session(runtime.sessions) as session:
+            oa = _load(session, oa_id)
             store_tokens(session, oa, new_pair, runtime.config.secrets.relay_public)
-            session.commit()
-            log.info("OA %s: tokens refreshed (generation %d)", oa_id, oa.token_generation)
-            return new_pair.access_token
+            generation = oa.token_generation
+        log.info("OA %s: tokens refreshed (generation %d)", oa_id, generation)
+        return new_pair.access_token
     finally:
         try:
             lock.release()
