@@ -200,12 +200,6 @@ def stack(
     env: dict[str, str], units: dict[str, str], runtime: Runtime, config: Config, tmp_path: Path
 ) -> Iterator[Stack]:
     import httpx
-    from sqlalchemy import select
-
-    from tipline.models import OfficialAccount
-    from tipline.zalo.client import TokenPair
-    from tipline.zalo.simulator import issue_tokens
-    from tipline.zalo.tokens import store_tokens
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -216,10 +210,7 @@ def stack(
         "ZALO_OAUTH_BASE": f"{base}/_sim",
         "TIPLINE_SWEEP_AFTER_SECONDS": "5",
     }
-    with runtime.sessions() as session, session.begin():
-        for account in session.scalars(select(OfficialAccount)):
-            pair = TokenPair(*issue_tokens(config.data_dir, account.oa_id))
-            store_tokens(session, account, pair, config.secrets.relay_public)
+    give_simulator_tokens(runtime)
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = []
@@ -276,3 +267,32 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+def give_simulator_tokens(runtime: Runtime) -> None:
+    """Every OA gets a token pair the simulator issued, as an OA admin's consent would give."""
+    from sqlalchemy import select
+
+    from tipline.models import OfficialAccount
+    from tipline.zalo.client import TokenPair
+    from tipline.zalo.simulator import issue_tokens
+    from tipline.zalo.tokens import store_tokens
+
+    config = runtime.config
+    with runtime.sessions() as session, session.begin():
+        for account in session.scalars(select(OfficialAccount)):
+            pair = TokenPair(*issue_tokens(config.data_dir, account.oa_id))
+            store_tokens(session, account, pair, config.secrets.relay_public)
+
+
+@pytest.fixture
+def sim(app: Flask, runtime: Runtime) -> Iterator[str]:
+    """The app (simulator included) on a real port, every OA holding tokens it issued."""
+    from tests.test_simulator import live_server
+
+    with live_server(app) as url:
+        runtime.config = runtime.config.with_overrides(
+            zalo_api_base=f"{url}/_sim", zalo_oauth_base=f"{url}/_sim"
+        )
+        give_simulator_tokens(runtime)
+        yield url

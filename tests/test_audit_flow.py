@@ -6,27 +6,22 @@ same helper (tests/audit_expect.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner
-from flask import Flask
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 from sqlalchemy import select
 
 from tests.audit_expect import ANY, Expected, audit_mark, expect_events
 from tests.conftest import COMMUNE_OA, expand
-from tests.test_simulator import live_server
 from tests.zalo_events import USER, event, signed_headers
 from tipline.audit import actions
 from tipline.cli import main
 from tipline.jobs.outbox import drain
-from tipline.models import AuditEvent, Officer, OfficialAccount, Tip, Unit
+from tipline.models import AuditEvent, Officer, Tip, Unit
 from tipline.runtime import Runtime
-from tipline.zalo.client import TokenPair
-from tipline.zalo.simulator import issue_tokens
-from tipline.zalo.tokens import store_tokens
 
 
 @pytest.fixture
@@ -141,20 +136,6 @@ def test_cli_account_unit_and_key_actions_are_audited(
             ),
         ],
     )
-
-
-@pytest.fixture
-def sim(app: Flask, runtime: Runtime) -> Iterator[str]:
-    """The simulator on a real port, holding tokens for every OA of the ``units`` fixture."""
-    with live_server(app) as url:
-        runtime.config = runtime.config.with_overrides(
-            zalo_api_base=f"{url}/_sim", zalo_oauth_base=f"{url}/_sim"
-        )
-        with runtime.sessions() as session, session.begin():
-            for account in session.scalars(select(OfficialAccount)):
-                pair = TokenPair(*issue_tokens(runtime.config.data_dir, account.oa_id))
-                store_tokens(session, account, pair, runtime.config.secrets.relay_public)
-        yield url
 
 
 @pytest.mark.usefixtures("units")

@@ -7,18 +7,15 @@ API over HTTP, and the triage UI's own forms for the status change.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from tests.conftest import COMMUNE_OA, expand
-from tests.test_simulator import live_server
 from tests.triage_helpers import login, post_form
 from tests.zalo_events import USER, event, signed_headers
 from tipline.informant import QUESTION, Command, fold, parse
@@ -31,33 +28,15 @@ from tipline.models import (
     Direction,
     InboundEvent,
     Message,
-    OfficialAccount,
     ReplyAddress,
     Tip,
     utcnow,
 )
 from tipline.outgoing import queue_outbound
 from tipline.runtime import Runtime
-from tipline.zalo.client import TokenPair
-from tipline.zalo.simulator import issue_tokens
-from tipline.zalo.tokens import store_tokens
 from triage.dashboard import figures
 
 pytestmark = pytest.mark.usefixtures("units")
-
-
-@pytest.fixture
-def sim(app: Flask, runtime: Runtime) -> Iterator[str]:
-    """The simulator on a real port, the OAs holding tokens it issued."""
-    with live_server(app) as url:
-        runtime.config = runtime.config.with_overrides(
-            zalo_api_base=f"{url}/_sim", zalo_oauth_base=f"{url}/_sim"
-        )
-        with runtime.sessions() as session, session.begin():
-            for account in session.scalars(select(OfficialAccount)):
-                pair = TokenPair(*issue_tokens(runtime.config.data_dir, account.oa_id))
-                store_tokens(session, account, pair, runtime.config.secrets.relay_public)
-        yield url
 
 
 _counter = iter(range(10_000))
