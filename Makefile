@@ -28,12 +28,18 @@ lint: venv
 	$(BIN)/ruff check
 	$(BIN)/mypy
 
-# What the tests need from Debian: Chromium for the browser tests (installed when root).
+# What the tests need from Debian (installed when root, with one apt-get update): Chromium for
+# the browser tests, PostgreSQL's server and Redis. No service is enabled or started: the tests
+# start clusters of their own (tests/postgres_server.py).
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-		else echo "Chromium is missing: run 'sudo apt-get install chromium'"; exit 1; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "Missing:$$missing: run 'sudo apt-get install$$missing'"; exit 1; fi; \
 	fi
 
 test: venv system-deps lint
