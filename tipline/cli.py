@@ -68,14 +68,14 @@ def serve(host: str, port: int, workers: int, intake_only: bool) -> None:
         # simulator mode: Tipline's own routes never read a header with an underscore.
         args[-1:-1] = ["--header-map", "dangerous"]
     if config.redis_url:
-        os.execv(sys.executable, args)  # noqa: S606 - gunicorn takes over this process
+        os.execv(sys.executable, args)  # noqa: S606 - gunicorn takes over this process  # nosec B606
     # Embedded Redis lives as long as this process: start it, then run gunicorn as a child.
     import subprocess
 
     from tipline.redis_conn import embedded_redis_url
 
     env = {**os.environ, "TIPLINE_REDIS_URL": embedded_redis_url(config.data_dir)}
-    sys.exit(subprocess.call(args, env=env))  # noqa: S603
+    sys.exit(subprocess.call(args, env=env))  # noqa: S603 - our gunicorn command line  # nosec B603
 
 
 @main.command()

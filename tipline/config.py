@@ -28,8 +28,8 @@ ZALO_OAUTH_BASE = "https://oauth.zaloapp.com"
 
 # Used only by `tipline demo` when ZALO_* are unset; Zalo never issued these.
 DEMO_ZALO_APP_ID = "3608465248940903967"
-DEMO_ZALO_OA_SECRET_KEY = "DEMO_OA_SECRET_KEY_NOT_FOR_PRODUCTION"  # noqa: S105
-DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105
+DEMO_ZALO_OA_SECRET_KEY = "DEMO_OA_SECRET_KEY_NOT_FOR_PRODUCTION"  # noqa: S105  # nosec B105
+DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105  # nosec B105
 
 # Hosts the media worker may download attachments from ("*." matches any subdomain); Zalo's
 # CDNs. TIPLINE_MEDIA_HOSTS replaces the list; in simulator mode the simulator is added.

@@ -139,7 +139,7 @@ def write_logins(data_dir: Path, logins: list[dict[str, Any]]) -> Path:
 def _children(
     commands: list[list[str]], env: dict[str, str]
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603
+    procs = [subprocess.Popen(command, env=env) for command in commands]  # noqa: S603  # nosec B603
     try:
         yield procs
     finally:

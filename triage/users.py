@@ -116,7 +116,7 @@ def unit_keys(db: object) -> dict[int, PrivateKey]:
         return g.unit_keys  # type: ignore[no-any-return]
     from sqlalchemy.orm import Session
 
-    assert isinstance(db, Session)  # noqa: S101 - a programming error, not input
+    assert isinstance(db, Session)  # noqa: S101 - a programming error, not input  # nosec B101
     key = officer_key()
     user = staff()
     opened: dict[int, PrivateKey] = {}

@@ -189,7 +189,7 @@ _INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 # deferred transaction, where a read first would fail on commit of a concurrent writer.
 # ``seq + 1`` in an UPDATE's SET reads the old row, so it is the new event's seq.
 _SQLITE_ADVANCE = (
-    "UPDATE audit_head SET seq = seq + 1, "  # noqa: S608 - constant names; values are bound
+    "UPDATE audit_head SET seq = seq + 1, "  # noqa: S608 - constant names; values are bound  # nosec B608
     f"hash = {SQLITE_CHAIN_HASH}(hash, ? || (seq + 1) || ?) "
     f"WHERE id = {HEAD_ROW_ID} RETURNING seq, hash"
 )
@@ -261,7 +261,7 @@ class _Broken(Exception):
 
 
 # Built from constant column names; the only value is an int. Not user input.
-_SELECT = "SELECT seq, " + ", ".join(CHAINED) + ", hash FROM audit_events WHERE seq <= {head}"  # noqa: S608
+_SELECT = "SELECT seq, " + ", ".join(CHAINED) + ", hash FROM audit_events WHERE seq <= {head}"  # noqa: S608  # nosec B608
 
 
 def _rows(session: Session, head_seq: int) -> Iterator[Sequence[Any]]:
@@ -335,7 +335,7 @@ def _walk(rows: Iterable[Sequence[Any]], anchor: _Anchor | None) -> tuple[int, s
 # row's fields are joined straight from the tuple: a non-text value (an integer written over a
 # text column) makes the join raise, so it cannot pass for its digits.
 _SQLITE_SELECT = (
-    "SELECT seq, "  # noqa: S608 - constant column names; the one value is an int
+    "SELECT seq, "  # noqa: S608 - constant column names; the one value is an int  # nosec B608
     + ", ".join(f"ifnull({c}, char(30))" for c in CHAINED)
     + ", hash, "
     + " + ".join(f"({c} IS NULL)" for c in CHAINED)

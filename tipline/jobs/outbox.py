@@ -122,5 +122,5 @@ def drain(sessions: sessionmaker[Session], redis: Redis, batch: int = 500) -> in
     finally:
         try:
             lock.release()
-        except Exception:  # noqa: S110 - the lock expired; nothing to release
+        except Exception:  # noqa: S110 - the lock expired; nothing to release  # nosec B110
             pass

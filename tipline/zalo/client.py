@@ -40,7 +40,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 class SendStatus(StrEnum):
     OK = "ok"
-    TOKEN_INVALID = "token_invalid"  # noqa: S105 - a status, not a secret. Refresh the OA's token once and try again
+    TOKEN_INVALID = "token_invalid"  # noqa: S105 - a status, not a secret. Refresh the OA's token once and try again  # nosec B105
     WINDOW_CLOSED = "window_closed"  # informant silent for 7 days: they must write again
     UNREACHABLE = "unreachable"  # not a follower, banned, or blocked this message type
     RATE_LIMITED = "rate_limited"  # back off and retry

@@ -38,7 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TOKEN_PURPOSE = "oa_tokens"  # noqa: S105 - an envelope purpose, not a secret
+TOKEN_PURPOSE = "oa_tokens"  # noqa: S105 - an envelope purpose, not a secret  # nosec B105
 # Refresh this long before expiry, so a token never expires between check and send.
 REFRESH_MARGIN = timedelta(hours=1)
 LOCK_TIMEOUT = 60  # seconds a crashed holder keeps the lock
