@@ -5,18 +5,28 @@ Flask client, the real stored-event path (seal to transit → expansion → disp
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
-from keys import solve_work, work_is_valid
+from keys import password, solve_work, work_is_valid
 from tests.conftest import COMMUNE_OA, expand
+from tests.test_media import jpeg_with_gps
 from tests.triage_helpers import csrf_from, login
+from tipline.intake.web import MAX_FILE_BYTES, MAX_FILES
 from tipline.jobs.dispatch import dispatch_tip
-from tipline.models import Delivery, Direction, Message, OutboxEntry, Tip, Unit
+from tipline.jobs.media import fetch_attachment
+from tipline.media import errors
+from tipline.models import Attachment, Delivery, Direction, Message, OutboxEntry, Tip, Unit
 from tipline.outgoing import queue_outbound
 from tipline.runtime import Runtime
 
@@ -41,7 +51,7 @@ def wrong_nonce(challenge: str) -> str:
 
 
 def report(
-    client: FlaskClient, unit: str, words: str, *, solve: bool = True, **extra: str
+    client: FlaskClient, unit: str, words: str, *, solve: bool = True, **extra: object
 ) -> TestResponse:
     page = client.get(f"/bao-tin?don-vi={unit}").get_data(as_text=True)
     challenge = re.search(r'data-challenge="([^"]+)"', page)
@@ -121,7 +131,11 @@ def test_tra_cuu_shows_replies_takes_answers_and_throttles_wrong_passphrases(
 ) -> None:
     code, passphrase = receipt_of(report(client, commune(runtime), "Trộm xe máy ở ấp 3"))
     pending = look_up(client, code, passphrase)
-    assert pending.status_code == 403  # not expanded yet: nothing to show, nothing revealed
+    assert pending.status_code == 409  # stored, not expanded yet: "try again", not a failure
+    assert "try again in a minute" in pending.get_data(as_text=True).lower() or (
+        "thử lại sau một phút" in pending.get_data(as_text=True)
+    )
+    assert look_up(client, "TL-0000-0000", passphrase).status_code == 403
     expand(runtime)
     with runtime.sessions() as db, db.begin():
         tip = db.scalars(select(Tip)).one()
@@ -169,3 +183,100 @@ def test_bad_location_is_refused(client: FlaskClient, runtime: Runtime) -> None:
     refused = report(client, commune(runtime), "Có trộm", lat="abc", lon="105")
     assert refused.status_code == 400
     assert "Vị trí phải là hai số" in refused.get_data(as_text=True)
+
+
+def test_files_on_the_form_are_kept_sealed_and_cleaned_by_the_media_worker(
+    client: FlaskClient,
+    runtime: Runtime,
+    units: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photo = jpeg_with_gps()
+    padding = os.urandom(700 * 1024)  # over Werkzeug's 500 KB spool threshold
+    pdf = b"%PDF-1.4\n" + b"%" + padding  # a damaged PDF: refused, with the reason kept
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    response = report(
+        client,
+        commune(runtime),
+        "Ảnh chụp điểm bán ma túy",
+        files=[(io.BytesIO(photo), "IMG_0042.jpg"), (io.BytesIO(pdf), "../../etc/bien-ban.pdf")],
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert list(spool.iterdir()) == []  # nothing spooled to a temporary file
+    store = runtime.config.data_dir / "files"
+    uploads = sorted(store.iterdir())
+    assert len(uploads) == 2
+    for path in uploads:  # sealed to the transit key as uploaded
+        at_rest = path.read_bytes()
+        assert b"PhoneMaker" not in at_rest and padding[:64] not in at_rest
+    assert expand(runtime) == 1
+    with runtime.sessions() as db:
+        tip = db.scalars(select(Tip)).one()
+        attachments = db.scalars(select(Attachment).order_by(Attachment.id)).all()
+        assert [(a.kind, a.state) for a in attachments] == [("file", "pending")] * 2
+        jobs = db.scalars(select(OutboxEntry.job).order_by(OutboxEntry.id)).all()
+        assert sorted(jobs) == ["dispatch", "media", "media"]
+        tip_id, ids = tip.public_id, [a.public_id for a in attachments]
+    assert dispatch_tip(tip_id) == "dispatched"
+    assert [fetch_attachment(i) for i in ids] == ["stored", "refused"]
+    assert [fetch_attachment(i) for i in ids] == ["done", "done"]  # idempotent
+    with runtime.sessions() as db:
+        photo_row, pdf_row = db.scalars(select(Attachment).order_by(Attachment.id)).all()
+        assert pdf_row.refusal == errors.DAMAGED and pdf_row.sealed_fetch is None
+        assert photo_row.storage_ref is not None
+        assert [p.name for p in store.iterdir()] == [photo_row.storage_ref]  # uploads erased
+    login(client, "canbo", units["totp:canbo"])
+    page = client.get(f"/triage/tips/{tip_id}").get_data(as_text=True)
+    link = f"/triage/tips/{tip_id}/attachments/{ids[0]}"
+    assert link in page
+    download = client.get(link)
+    assert download.status_code == 200
+    assert 'filename="IMG_0042.jpg"' in download.headers["Content-Disposition"] or (
+        "IMG_0042.jpg" in download.headers["Content-Disposition"]
+    )
+    image = Image.open(io.BytesIO(download.get_data()))
+    assert image.format == "JPEG" and dict(image.getexif()) == {}
+    assert b"PhoneMaker" not in download.get_data() and b"xmpmeta" not in download.get_data()
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "message"),
+    [
+        (MAX_FILES + 1, 10, "5"),
+        (1, MAX_FILE_BYTES + 1, "10 MB"),
+        (1, 0, "trống"),
+    ],
+)
+def test_too_many_too_large_or_empty_files_change_nothing(
+    client: FlaskClient, runtime: Runtime, count: int, size: int, message: str
+) -> None:
+    files = [(io.BytesIO(b"x" * size), f"anh-{n}.jpg") for n in range(count)]
+    refused = report(client, commune(runtime), "Có trộm", files=files)
+    assert refused.status_code == 400
+    assert message in refused.get_data(as_text=True)
+    assert expand(runtime) == 0
+    assert not (runtime.config.data_dir / "files").exists() or not any(
+        (runtime.config.data_dir / "files").iterdir()
+    )
+
+
+def test_an_unknown_code_costs_the_same_argon2_run_as_a_wrong_passphrase(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _ = receipt_of(report(client, commune(runtime), "Đánh bạc ở quán cà phê"))
+    expand(runtime)
+    runs: list[int] = []
+    real = password._derive
+
+    def counted(*args: Any) -> bytes:
+        runs.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(password, "_derive", counted)
+    assert look_up(client, code, "sai mat khau").status_code == 403
+    known = len(runs)
+    assert look_up(client, "TL-ZZZZ-ZZZZ", "sai mat khau").status_code == 403
+    assert known == 1 and len(runs) == 2

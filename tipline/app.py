@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
+from typing import IO
 
-from flask import Flask
+from flask import Flask, Request
 from flask.typing import ResponseReturnValue
 
 from tipline.config import Config
@@ -14,6 +16,24 @@ from tipline.runtime import Runtime, install
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ is top-level
 STATIC = ROOT / "triage" / "static"
+
+
+class InMemoryRequest(Request):
+    """A request whose uploaded files stay in memory.
+
+    Werkzeug spools an upload over 500 KB to a temporary file: for the web form that would be
+    an informant's evidence, unencrypted, on disk. The request size is capped
+    (``MAX_CONTENT_LENGTH``), so memory is bounded too.
+    """
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        return io.BytesIO()
 
 
 def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
@@ -25,6 +45,7 @@ def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
     config = config or Config.from_env()
     runtime = install(Runtime(config))
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(STATIC))
+    app.request_class = InMemoryRequest
     app.config.update(
         SECRET_KEY=config.secret_key,
         TESTING=config.testing,

@@ -20,11 +20,16 @@ from sqlalchemy import select
 
 from keys import WrongSecret, keyed_digest, new_challenge, work_is_valid
 from tipline.intake.web import (
+    MAX_FILE_BYTES,
+    MAX_FILES,
     MAX_TEXT,
+    Upload,
     append_answer,
     conversation,
     find_web_tip,
     open_web_tip,
+    refuse_unknown,
+    report_pending,
     submit_report,
 )
 from tipline.models import Unit
@@ -70,6 +75,25 @@ def _location() -> tuple[float, float] | None:
     return point
 
 
+def _uploads() -> list[Upload]:
+    """The files chosen on the form (none is fine); ValueError names what is wrong."""
+    uploads = []
+    for item in request.files.getlist("files"):
+        if not item.filename:
+            continue  # the empty part a browser sends when no file was chosen
+        data = item.stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ValueError(
+                _("Each file may be at most %(mb)d MB.", mb=MAX_FILE_BYTES // (1024 * 1024))
+            )
+        if not data:
+            raise ValueError(_("A file you chose is empty."))
+        uploads.append(Upload(name=item.filename[-200:], data=data))
+    if len(uploads) > MAX_FILES:
+        raise ValueError(_("At most %(count)d files per report.", count=MAX_FILES))
+    return uploads
+
+
 def _report_form(errors: list[str], status: int = 200) -> ResponseReturnValue:
     challenge = new_challenge()
     session[POW_SESSION] = challenge
@@ -85,6 +109,8 @@ def _report_form(errors: list[str], status: int = 200) -> ResponseReturnValue:
             text=request.form.get("text", ""),
             lat=request.form.get("lat", ""),
             lon=request.form.get("lon", ""),
+            max_files=MAX_FILES,
+            max_mb=MAX_FILE_BYTES // (1024 * 1024),
         ),
         status,
     )
@@ -118,9 +144,14 @@ def submit() -> ResponseReturnValue:
         location = _location()
     except ValueError as exc:
         errors.append(str(exc))
+    uploads: list[Upload] = []
+    try:
+        uploads = _uploads()
+    except ValueError as exc:
+        errors.append(str(exc))
     if errors:
         return _report_form(errors, 400)
-    receipt = submit_report(runtime().engine, config, unit_id, text, location)
+    receipt = submit_report(runtime().engine, config, unit_id, text, location, uploads)
     return _no_store(render_template("web/receipt.html", receipt=receipt))
 
 
@@ -152,11 +183,15 @@ def follow_up() -> ResponseReturnValue:
         return _lookup_form(_("Too many attempts. Try again in 15 minutes."), 429)
     refused = _("The receipt code or the passphrase is wrong.")
     with rt.sessions() as db, db.begin():
-        tip = find_web_tip(db, code) if code and passphrase else None
+        tip = find_web_tip(db, code) if code else None
+        if tip is None and code and report_pending(db, rt.config, code):
+            return _lookup_form(
+                _("Your report is still being received. Please try again in a minute."), 409
+            )
         try:
             if tip is None:
-                raise WrongSecret("no such tip")
-            tip_key = open_web_tip(tip, passphrase)
+                refuse_unknown(passphrase, rt.config.kdf_cost)
+            tip_key = open_web_tip(tip, passphrase, rt.config.kdf_cost)
         except WrongSecret:
             with rt.redis.pipeline() as pipe:
                 pipe.incr(failures)

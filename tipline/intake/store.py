@@ -211,6 +211,11 @@ EVENTS = cast(Table, InboundEvent.__table__)
 EVENT_PURPOSE = "inbound_event"
 ATTACHMENT_SOURCE_PURPOSE = "attachment_source"
 ATTACHMENT_FETCH_PURPOSE = "attachment_fetch"
+UPLOAD_PURPOSE = "web_upload"  # a file from the web form, as uploaded, sealed to the transit key
+
+
+def upload_binding(attachment_public_id: str) -> str:
+    return f"upload:{attachment_public_id}"
 
 
 def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: bytes) -> bool:
@@ -345,21 +350,10 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
         tip_public = (
             p.tip_key.public_key if joined is None else PublicKey.from_bytes(joined.public_key)
         )
-        rows = _attachment_rows(config, tip_public, tip_id, message_id, msg, p.now)
-        conn.execute(insert(ATTACHMENTS), rows)
-        # One media job per attachment: download, clean, seal to the tip (tipline.jobs.media).
-        conn.execute(
-            insert(OUTBOX),
-            [
-                {
-                    "queue": JOBS["media"].queue,
-                    "job": "media",
-                    "ref": row["public_id"],
-                    "created_at": p.now,
-                }
-                for row in rows
-            ],
-        )
+        sources = [
+            (new_public_id(), str(item["type"]), item["payload"]) for item in msg.attachments
+        ]
+        _insert_attachments(conn, config, tip_public, tip_id, message_id, sources, p.now)
     if joined is None:
         # A new tip, by the system. Never the informant: the OA is the unit's own account.
         audit.record(
@@ -490,7 +484,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         unit_id=unit_id,
         informant_key=base64.b64decode(data["informant_key"]),
     )
-    _insert_id(
+    message_id = _insert_id(
         conn,
         MESSAGES,
         dict(
@@ -503,6 +497,13 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
             delivery_attempts=0,
         ),
     )
+    files = data.get("files")
+    if isinstance(files, list) and files:
+        sources = [
+            (str(item["public_id"]), "file", {"file": str(item["ref"]), "name": str(item["name"])})
+            for item in files
+        ]
+        _insert_attachments(conn, config, tip_key.public_key, tip_id, message_id, sources, now)
     audit.record(
         conn,
         action=audit.actions.TIP_RECEIVED,
@@ -512,39 +513,56 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
     return Accepted(p.tip_public_id, new_tip=True)
 
 
-def _attachment_rows(
+def _insert_attachments(
+    conn: Connection,
     config: Config,
     tip_public: PublicKey,
     tip_id: int,
     message_id: int,
-    msg: InboundMessage,
+    sources: list[tuple[str, str, dict[str, Any]]],
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> None:
+    """Pending attachments and one media job each (download or read, clean, seal to the tip).
+
+    ``sources``: (public id, kind, where the bytes are): a Zalo payload (``url``, ``name``,
+    ``size``, ``checksum``) or a web-form upload (``file``: a file store reference).
+    """
     rows = []
-    for item in msg.attachments:
-        public_id = new_public_id()
-        source = json.dumps(item["payload"], ensure_ascii=False).encode()
+    for public_id, kind, source in sources:
+        encoded = json.dumps(source, ensure_ascii=False).encode()
         rows.append(
             {
                 "public_id": public_id,
                 "tip_id": tip_id,
                 "message_id": message_id,
-                "kind": item["type"],
+                "kind": kind[:16],
                 "state": "pending",
                 "created_at": now,
                 "sealed_source": seal(
                     tip_public,
-                    source,
+                    encoded,
                     purpose=ATTACHMENT_SOURCE_PURPOSE,
                     binding=f"attachment:{public_id}",
                 ),
                 # Workers lose the tip key at dispatch; the media job reads this one instead.
                 "sealed_fetch": seal(
                     config.secrets.transit_public,
-                    source,
+                    encoded,
                     purpose=ATTACHMENT_FETCH_PURPOSE,
                     binding=f"attachment-fetch:{public_id}",
                 ),
             }
         )
-    return rows
+    conn.execute(insert(ATTACHMENTS), rows)
+    conn.execute(
+        insert(OUTBOX),
+        [
+            {
+                "queue": JOBS["media"].queue,
+                "job": "media",
+                "ref": row["public_id"],
+                "created_at": now,
+            }
+            for row in rows
+        ],
+    )

@@ -6,6 +6,11 @@ form handler makes what only it can make: the tip key pair, wrapped under Argon2
 passphrase shown once to the informant, and the receipt code. Neither the passphrase nor
 anything about the sender's connection (no IP address) is stored.
 
+Files go the way of Zalo attachments, minus the download: the form handler seals each file,
+as uploaded, to the transit key into the file store (plaintext never reaches disk: the request
+keeps uploads in memory, ``tipline.app.InMemoryRequest``); expansion makes a pending attachment
+and the media worker cleans it, seals it to the tip and erases the upload.
+
 Officers' replies to a web tip are not sent anywhere (``Delivery.PORTAL``): the informant
 reads them at /tra-cuu, where the passphrase unwraps the tip key.
 """
@@ -13,13 +18,17 @@ reads them at /tra-cuu, where the passphrase unwraps the tip key.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from keys import (
+    KdfCost,
     PrivateKey,
     WrongSecret,
     generate_keypair,
@@ -33,17 +42,61 @@ from keys import (
     wrap_with_secret,
 )
 from tipline.config import Config
-from tipline.intake.store import _INSERT_EVENT, EVENT_PURPOSE, WEB_EVENT, new_receipt_code
+from tipline.files import FileStore
+from tipline.intake.store import (
+    _INSERT_EVENT,
+    EVENT_PURPOSE,
+    UPLOAD_PURPOSE,
+    WEB_EVENT,
+    new_receipt_code,
+    upload_binding,
+)
 from tipline.models import Direction, InboundEvent, Message, Tip, new_public_id, utcnow
 from tipline.outgoing import BODY_PURPOSE
 
 MAX_TEXT = 20_000
+MAX_FILES = 5
+MAX_FILE_BYTES = 10 * 1024 * 1024  # the whole request is capped too (MAX_CONTENT_LENGTH)
 
 
 @dataclass(frozen=True)
 class Receipt:
     receipt_code: str
     passphrase: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file from the form, as the browser sent it (cleaned later by the media worker)."""
+
+    name: str
+    data: bytes
+
+
+def _store_uploads(config: Config, uploads: Sequence[Upload]) -> list[dict[str, str]]:
+    """Seal each upload to the transit key into the file store; what expansion needs of each."""
+    store = FileStore.for_data_dir(config.data_dir)
+    stored: list[dict[str, str]] = []
+    try:
+        for upload in uploads:
+            public_id = new_public_id()
+            sealed = seal(
+                config.secrets.transit_public,
+                upload.data,
+                purpose=UPLOAD_PURPOSE,
+                binding=upload_binding(public_id),
+            )
+            stored.append({"public_id": public_id, "ref": store.put(sealed), "name": upload.name})
+    except BaseException:
+        _discard(config, stored)
+        raise
+    return stored
+
+
+def _discard(config: Config, stored: list[dict[str, str]]) -> None:
+    store = FileStore.for_data_dir(config.data_dir)
+    for item in stored:
+        store.delete(item["ref"])
 
 
 def informant_key_binding(receipt_code: str) -> str:
@@ -56,8 +109,13 @@ def submit_report(
     unit_public_id: str,
     text: str,
     location: tuple[float, float] | None = None,
+    uploads: Sequence[Upload] = (),
 ) -> Receipt:
-    """Store a web report for expansion; return what the informant is shown once."""
+    """Store a web report for expansion; return what the informant is shown once.
+
+    Files are written (sealed) before the report row: a crash in between leaves ciphertext
+    nobody refers to, never a report whose files are missing.
+    """
     receipt_code = new_receipt_code()
     passphrase = new_passphrase()
     tip_key = generate_keypair()
@@ -77,17 +135,51 @@ def submit_report(
     }
     if location is not None:
         body["location"] = {"lat": location[0], "lon": location[1]}
-    key = keyed_digest(config.secrets.alias_key, "web_report", new_token(26))
+    stored = _store_uploads(config, uploads)
+    if stored:
+        body["files"] = stored
+    key = web_report_key(config, receipt_code)
     sealed = seal(
         config.secrets.transit_public,
         json.dumps(body, ensure_ascii=False).encode(),
         purpose=EVENT_PURPOSE,
         binding=InboundEvent.binding_for(key),
     )
-    with engine.begin() as conn:
-        statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
-        conn.execute(statement, {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed})
+    try:
+        with engine.begin() as conn:
+            statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
+            conn.execute(
+                statement, {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed}
+            )
+    except BaseException:
+        _discard(config, stored)
+        raise
     return Receipt(receipt_code, passphrase)
+
+
+def web_report_key(config: Config, receipt_code: str) -> str:
+    """The stored report's dedup key: lets /tra-cuu tell "not yet expanded" from "unknown"."""
+    return keyed_digest(config.secrets.alias_key, "web_report", receipt_code.strip().upper())
+
+
+def report_pending(session: Session, config: Config, receipt_code: str) -> bool:
+    """True while the report is stored but the worker has not made it a tip yet (seconds)."""
+    key = web_report_key(config, receipt_code)
+    return (
+        session.scalar(
+            select(InboundEvent.id).where(
+                InboundEvent.dedup_key == key, InboundEvent.processed_at.is_(None)
+            )
+        )
+        is not None
+    )
+
+
+@functools.cache
+def _decoy_wrap(cost: KdfCost) -> bytes:
+    """A wrap nobody can open, tried for an unknown code: the answer then takes as long as for
+    a known code with a wrong passphrase, so timing does not tell which codes exist."""
+    return wrap_with_secret(generate_keypair(), new_token(32), cost=cost, binding="decoy")
 
 
 def find_web_tip(session: Session, receipt_code: str) -> Tip | None:
@@ -96,10 +188,19 @@ def find_web_tip(session: Session, receipt_code: str) -> Tip | None:
     ).one_or_none()
 
 
-def open_web_tip(tip: Tip, passphrase: str) -> PrivateKey:
-    """The tip key, for the holder of the passphrase; :class:`WrongSecret` otherwise."""
+def refuse_unknown(passphrase: str, cost: KdfCost) -> NoReturn:
+    """Raise :class:`WrongSecret` after one Argon2id run, as a wrong passphrase would."""
+    unwrap_with_secret(_decoy_wrap(cost), normalise_passphrase(passphrase), binding="decoy")
+    raise WrongSecret("no such tip")  # not reached: the decoy opens for no passphrase
+
+
+def open_web_tip(tip: Tip, passphrase: str, cost: KdfCost) -> PrivateKey:
+    """The tip key, for the holder of the passphrase; :class:`WrongSecret` otherwise.
+
+    A shredded tip (no key) costs one Argon2id run all the same.
+    """
     if tip.informant_key is None:
-        raise WrongSecret("no informant key")
+        refuse_unknown(passphrase, cost)
     return unwrap_with_secret(
         tip.informant_key,
         normalise_passphrase(passphrase),

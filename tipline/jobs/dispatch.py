@@ -40,7 +40,7 @@ from tipline.models import (
     UnitKey,
     utcnow,
 )
-from tipline.outgoing import queue_outbound
+from tipline.outgoing import WEB_CHANNEL, queue_outbound
 from tipline.routing import route_tip
 from tipline.routing.classify import PROCEDURE_REPLY, classify
 from tipline.routing.duty import assign, notify
@@ -68,13 +68,25 @@ LOCATION_REQUEST = (
 )
 
 
+# A web-form informant reads replies at /tra-cuu and answers there, in text.
+WEB_LOCATION_REQUEST = (
+    "Để chuyển tin báo đến đúng Công an xã/phường, bạn vui lòng trả lời tại đây tên xã/phường, "
+    "thôn/ấp hoặc địa chỉ nơi xảy ra sự việc."
+)
+
+
 def acknowledgement_text(tip: Tip, unit: Unit) -> str:
     """The informant's receipt, in Vietnamese, with the code to quote when following up."""
+    follow_up = (
+        "Bạn có thể xem trả lời và bổ sung thông tin tại trang Tra cứu, "
+        "bằng mã tiếp nhận và cụm mật khẩu đã nhận."
+        if tip.channel == WEB_CHANNEL
+        else "Bạn có thể nhắn thêm thông tin, hình ảnh hoặc vị trí trong cuộc trò chuyện này."
+    )
     return (
         f"{unit.name} đã nhận được tin báo của bạn.\n"
         f"Mã tiếp nhận: {tip.receipt_code}\n"
-        "Danh tính người báo tin được giữ bí mật theo Luật Tố cáo. "
-        "Bạn có thể nhắn thêm thông tin, hình ảnh hoặc vị trí trong cuộc trò chuyện này."
+        "Danh tính người báo tin được giữ bí mật theo Luật Tố cáo. " + follow_up
     )
 
 
@@ -193,7 +205,9 @@ def dispatch_tip(tip_public_id: str) -> str:
             assign(session, tip, unit)
             reply = acknowledgement_text(tip, unit)
             if tip.needs_location and point is None and tip.location_requested_at is None:
-                reply += "\n\n" + LOCATION_REQUEST
+                reply += "\n\n" + (
+                    WEB_LOCATION_REQUEST if tip.channel == WEB_CHANNEL else LOCATION_REQUEST
+                )
                 tip.location_requested_at = now
             queue_outbound(session, tip, reply, relay_public=relay)
             urgent = tip.priority == Priority.URGENT

@@ -1,5 +1,8 @@
 """The media job: download one attachment, strip its metadata, seal it to the tip, store it.
 
+A web-form file is not downloaded: the form sealed it, as uploaded, to the transit key into
+the file store; the job reads it from there and erases it once the attachment is settled.
+
 The worker cannot read ``Attachment.sealed_source`` (sealed to the tip's key, which workers
 lose at dispatch), so intake also sealed the source to the transit key (``sealed_fetch``); the
 job opens that, and erases it once the attachment is stored or refused. The cleaned bytes are
@@ -19,9 +22,10 @@ from sqlalchemy import select, update
 
 from keys import PublicKey, open_sealed, seal
 from tipline import runtime
+from tipline.config import Config
 from tipline.db import write_session
 from tipline.files import FileStore
-from tipline.intake.store import ATTACHMENT_FETCH_PURPOSE
+from tipline.intake.store import ATTACHMENT_FETCH_PURPOSE, UPLOAD_PURPOSE, upload_binding
 from tipline.media import errors
 from tipline.media.clean import clean
 from tipline.media.errors import Refused
@@ -57,6 +61,19 @@ def _retries_left() -> bool:
     return bool(job is not None and job.retries_left)
 
 
+def _read_upload(config: Config, store: FileStore, ref: str, public_id: str) -> bytes:
+    try:
+        sealed = store.get(ref)
+    except (FileNotFoundError, ValueError) as exc:
+        raise Refused(errors.UNAVAILABLE, "upload") from exc
+    return open_sealed(
+        config.secrets.transit_key,
+        sealed,
+        purpose=UPLOAD_PURPOSE,
+        binding=upload_binding(public_id),
+    )
+
+
 def fetch_attachment(public_id: str) -> str:
     rt = runtime.current()
     config = rt.config
@@ -82,11 +99,16 @@ def fetch_attachment(public_id: str) -> str:
     ref: str | None = None
     refusal: str | None = None
     store = FileStore.for_data_dir(config.data_dir)
+    upload = source.get("file") if isinstance(source, dict) else None
     try:
-        url = source.get("url") if isinstance(source, dict) else None
-        if not isinstance(url, str):
-            raise Refused(errors.BAD_URL)
-        cleaned = clean(download(url, config))
+        if isinstance(upload, str):
+            original = _read_upload(config, store, upload, public_id)
+        else:
+            url = source.get("url") if isinstance(source, dict) else None
+            if not isinstance(url, str):
+                raise Refused(errors.BAD_URL)
+            original = download(url, config)
+        cleaned = clean(original)
         name = _safe_name(source.get("name"), cleaned.extension)
         sealed = seal(
             PublicKey.from_bytes(row.public_key),
@@ -114,6 +136,8 @@ def fetch_attachment(public_id: str) -> str:
             )
         )
         claimed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if isinstance(upload, str):
+        store.delete(upload)  # settled (here or by an earlier run): the original goes
     if not claimed and ref is not None:
         store.delete(ref)
         return "done"
