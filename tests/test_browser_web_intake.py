@@ -4,15 +4,18 @@ answer at /tra-cuu and replies."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from tests.browser import log_in, shot, wait_dispatched
 from tests.conftest import Stack
-from tipline.models import Unit
+from tests.test_media import jpeg_with_gps, wait_for
+from tipline.models import Attachment, Unit
 from tipline.runtime import Runtime
 
 TEXT = "Có nhóm thanh niên tụ tập đua xe trái phép mỗi tối thứ bảy ở đường ven sông"
@@ -35,6 +38,9 @@ def test_informant_reports_on_the_web_and_follows_up(
     page.goto(f"{base}/bao-tin?don-vi={unit}")
     expect(page.locator("h1")).to_have_text("Báo tin cho công an")
     page.fill("#text", TEXT)
+    photo = tmp_path / "IMG_2041.jpg"
+    photo.write_bytes(jpeg_with_gps())
+    page.set_input_files("#files", str(photo))
     expect(page.locator("#send")).to_be_enabled(timeout=30_000)  # the proof of work is done
     shot(page, tmp_path, "web-01-report")
     page.click("#send")
@@ -49,6 +55,15 @@ def test_informant_reports_on_the_web_and_follows_up(
     log_in(officer, base, "canbo", units["totp:canbo"])
     officer.click("a.tip-link")
     expect(officer.locator(".msg.in .text").first).to_have_text(TEXT)
+    # The photo, cleaned by the media worker, is offered for download.
+    wait_for(runtime, lambda db: db.scalars(select(Attachment.state)).first() == "stored")
+    officer.reload()
+    link = officer.locator(".attachment-stored a")
+    expect(link).to_be_visible(timeout=30_000)
+    with officer.expect_download() as download:
+        link.click()
+    cleaned = Image.open(io.BytesIO(Path(download.value.path()).read_bytes()))
+    assert cleaned.format == "JPEG" and dict(cleaned.getexif()) == {}
     officer.fill("#reply-text", REPLY)
     officer.click("#form-reply button")
 

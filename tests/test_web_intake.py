@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
