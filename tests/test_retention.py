@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.conftest import expand
 from tests.test_dispatch import read_as, send, work
-from tests.triage_helpers import login
+from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import event
 from tipline.audit import actions
 from tipline.config import Config
@@ -127,6 +127,21 @@ def test_expired_tips_are_shredded_younger_and_open_ones_kept(
     assert receipt not in found
     with runtime.sessions() as session:
         assert session.get_one(Tip, young).receipt_code in found  # search itself works
+    # Nothing can be done to a shredded tip: every action is refused and changes nothing.
+    tip_url = f"/triage/tips/{public_id}"
+    token = csrf_from(client.get("/triage/").get_data(as_text=True))
+    before = audit_count(runtime)
+    for action, data in [
+        ("status", {"value": "verifying"}),
+        ("note", {"text": "ghi chú"}),
+        ("reply", {"text": "trả lời"}),
+        ("escalate", {}),
+    ]:
+        refused = client.post(f"{tip_url}/{action}", data={"csrf_token": token, **data})
+        assert refused.status_code == 409, action
+    assert audit_count(runtime) == before
+    with runtime.sessions() as session:
+        assert session.get_one(Tip, old).status == TipStatus.RESOLVED
 
 
 def test_the_unit_is_warned_once_before_expiry(client: FlaskClient, runtime: Runtime) -> None:
@@ -151,3 +166,8 @@ def test_the_unit_is_warned_once_before_expiry(client: FlaskClient, runtime: Run
         tip.closed_at = now - timedelta(days=6)
         assert warn_expiring(session, config, now) == 0
     expand(runtime)
+
+
+def audit_count(runtime: Runtime) -> int:
+    with runtime.sessions() as session:
+        return len(session.scalars(select(AuditEvent.id)).all())

@@ -91,7 +91,7 @@ def _error_pages(app: Flask) -> None:
             "errors/error.html", code=error.code, message=error.description
         ), error.code or 500
 
-    for code in (400, 403, 404, 405, 429):
+    for code in (400, 403, 404, 405, 409, 413, 429):
         app.register_error_handler(code, page)
 
 

@@ -282,6 +282,8 @@ def _act(public_id: str, action: Action) -> ResponseReturnValue:
     user = staff()
     with write_session(runtime().sessions) as db:
         tip = tip_for(db, user, public_id)
+        if tip.shredded_at is not None:  # deleted under the retention policy: nothing to act on
+            abort(409, _("This tip was deleted under the retention policy."))
         message = action(db, tip, _officer(db, user), user)
     if message:
         flash(message, "info")
