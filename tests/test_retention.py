@@ -106,8 +106,11 @@ def test_expired_tips_are_shredded_younger_and_open_ones_kept(
         ).one()
         assert event_row.actor_id is None
         assert TEXT not in str(event_row.detail) and "hẻm" not in str(event_row.detail)
+        assert tip.reply_address is not None and tip.reply_address.sealed_address is None
         for kept in (young, open_tip):
             assert session.get_one(Tip, kept).shredded_at is None
+            address = session.get_one(Tip, kept).reply_address
+            assert address is not None and address.sealed_address is not None
     with pytest.raises(NoKeyChain):
         read_as(runtime, "canbo", old)
     assert read_as(runtime, "canbo", young)[0]["text"] == f"{TEXT} #1"

@@ -84,6 +84,7 @@ def shred_tip(session: Session, config: Config, tip: Tip, now: datetime) -> None
     tip.sealed_reroute = None
     tip.informant_key = None
     tip.shredded_at = now
+    _erase_address_if_unused(session, tip, now)
     record(
         session,
         action=actions.TIP_SHREDDED,
@@ -91,6 +92,25 @@ def shred_tip(session: Session, config: Config, tip: Tip, now: datetime) -> None
         unit=tip.unit,
         detail={"status": tip.status, "reason": "retention"},
     )
+
+
+def _erase_address_if_unused(session: Session, tip: Tip, now: datetime) -> None:
+    """The informant's reply address (their sealed Zalo id) goes with their last kept tip.
+
+    One address serves all of an informant's tips; while another tip is kept, officers may
+    still answer on it. Writing to the OA again makes a new one, as after "STOP".
+    """
+    address = tip.reply_address
+    if address is None or address.sealed_address is None:
+        return
+    others = session.scalars(
+        select(Tip.id).where(
+            Tip.reply_address_id == address.id, Tip.id != tip.id, Tip.shredded_at.is_(None)
+        )
+    ).first()
+    if others is None:
+        address.sealed_address = None
+        address.destroyed_at = now
 
 
 def shred_expired(session: Session, config: Config, now: datetime) -> int:
