@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,12 @@ def read_envelope(body: Any) -> Envelope:
         raise MalformedEvent("event_name is missing")
     if isinstance(timestamp, bool) or not isinstance(timestamp, str | int):
         raise MalformedEvent("timestamp is missing")
+    try:
+        # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 text holds: accepted,
+        # it would fail every later encode (alias, sealing) and block the expansion queue.
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise MalformedEvent("the body holds text that is not Unicode") from exc
     app_id = _id(body.get("app_id")) or ""
     return Envelope(app_id=app_id, event_name=event_name, timestamp=str(timestamp), body=body)
 

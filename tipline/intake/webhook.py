@@ -70,7 +70,7 @@ def zalo_webhook() -> ResponseReturnValue:
         log.warning("webhook refused: %s", exc)
         return _error(400, "malformed event")
     if message is None:
-        log.info("webhook event %s ignored", envelope.event_name[:64])
+        log.info("webhook event %r ignored", envelope.event_name[:64])  # repr: no forged lines
         return jsonify({"ok": True, "ignored": True})
 
     try:

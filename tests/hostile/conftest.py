@@ -1,0 +1,243 @@
+"""A small world to attack: two communes' tips, every role logged in, an attachment if asked.
+
+Everything is made through the real paths: tips through the signed webhook, the worker's
+expansion and dispatch; the note and reply through the functions the tip page's forms call;
+the attachment through the simulator's "CDN" and the media job.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy import select
+
+from keys import FAST_TEST_COST
+from tests.conftest import APP_ID, COMMUNE_OA, OFFICER_PASSWORD, PROVINCE_OA, expand
+from tests.triage_helpers import csrf_from, login
+from tests.zalo_events import event, signed_headers
+from tipline.jobs.dispatch import dispatch_tip
+from tipline.jobs.media import fetch_attachment
+from tipline.models import Attachment, InboundEvent, Officer, Tip, Unit
+from tipline.officers import add_officer
+from tipline.outgoing import queue_outbound, seal_body
+from tipline.runtime import Runtime
+from tipline.units import set_oa
+
+ROLES = ("anonymous", "canbo", "canbo2", "chihuy", "thanhtra", "admin")
+UNIT_A, UNIT_B, PROVINCE = "v2025:32134", "v2025:32128", "v2025:96"
+OA_B = "3886132808788132128"
+USER_A = "2468458835296197922"
+USER_B = "1357913579135791357"
+TEXT_A = "Có người bán ma túy ở hẻm 12, khoảng 21 giờ"
+TEXT_B = "Có người đánh bạc ở quán nước số 8"
+NOTE_A = "Ghi chú nội bộ: đã xác minh một phần"
+REPLY_A = "Cảm ơn bạn, bạn có biết biển số xe không?"
+
+
+def send_event(client: FlaskClient, raw: bytes) -> int:
+    """Deliver ``raw`` as Zalo does (signed); the status the webhook answered."""
+    return client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code
+
+
+def send_tip(
+    client: FlaskClient, runtime: Runtime, *, text: str, msg_id: str, user: str, oa: str
+) -> str:
+    """A new tip through the webhook, expanded and dispatched; its public id."""
+    assert send_event(client, event(text=text, msg_id=msg_id, user=user, oa=oa)) == 200
+    expand(runtime)
+    with runtime.sessions() as db:
+        public_id = db.scalars(
+            select(InboundEvent.tip_public_id).order_by(InboundEvent.id.desc()).limit(1)
+        ).one()
+    assert public_id is not None
+    assert dispatch_tip(public_id) == "dispatched"
+    return public_id
+
+
+def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (20, 120, 60)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@dataclass
+class World:
+    """Public ids of what the tests attack, and a logged-in client per role."""
+
+    app: Flask
+    runtime: Runtime
+    totp: dict[str, str]
+    tip_a: str
+    tip_b: str
+    receipt_a: str
+    receipt_b: str
+    units: dict[str, str]  # code → public id
+    officers: dict[str, str]  # username → public id
+    _clients: dict[str, FlaskClient] = field(default_factory=dict)
+
+    def client(self, role: str) -> FlaskClient:
+        """A client logged in as ``role`` ("anonymous": none); one login per role and test."""
+        if role not in self._clients:
+            client = self.app.test_client()
+            if role != "anonymous":
+                response = login(client, role, self.totp[role])
+                assert response.status_code == 302, (role, response.status_code)
+            self._clients[role] = client
+        return self._clients[role]
+
+    def token(self, client: FlaskClient) -> str:
+        """A valid CSRF token of ``client``'s session, from a page that changes nothing."""
+        return csrf_from(client.get("/tra-cuu").get_data(as_text=True))
+
+    def tip(self, public_id: str) -> Tip:
+        with self.runtime.sessions() as db:
+            tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one()
+            db.expunge(tip)
+            return tip
+
+    def new_tip_a(self, n: int) -> str:
+        """Another dispatched tip of unit A (a different informant), for actions that move it."""
+        return send_tip(
+            self.app.test_client(),
+            self.runtime,
+            text=f"Tin báo thêm số {n}",
+            msg_id=f"extra-{n}",
+            user=f"9{n:018d}",
+            oa=COMMUNE_OA,
+        )
+
+
+@pytest.fixture
+def world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
+    """Unit A (Lương Thế Trân) with a tip holding a note and a reply; unit B (Cái Nước) with a
+    tip of its own; the commander above both, an auditor and an admin."""
+    totp = {k.removeprefix("totp:"): v for k, v in units.items() if k.startswith("totp:")}
+    with runtime.sessions() as db, db.begin():
+        set_oa(db, UNIT_B, OA_B)
+        admin = add_officer(
+            db,
+            username="admin",
+            display_name="Quản trị",
+            role="admin",
+            unit_code=None,
+            password=OFFICER_PASSWORD,
+            cost=FAST_TEST_COST,
+            totp_confirmed=True,
+        )
+        totp["admin"] = admin.totp_secret
+    client = app.test_client()
+    tip_a = send_tip(client, runtime, text=TEXT_A, msg_id="world-a", user=USER_A, oa=COMMUNE_OA)
+    tip_b = send_tip(client, runtime, text=TEXT_B, msg_id="world-b", user=USER_B, oa=OA_B)
+    relay = runtime.config.secrets.relay_public
+    with runtime.sessions() as db, db.begin():
+        tips = {t.public_id: t for t in db.scalars(select(Tip))}
+        canbo = db.scalars(select(Officer).where(Officer.username == "canbo")).one()
+        from tipline.models import Direction, Message, new_public_id
+
+        note = Message(
+            public_id=new_public_id(),
+            tip=tips[tip_a],
+            direction=Direction.NOTE,
+            kind="note",
+            sealed_body=b"",
+            author_id=canbo.id,
+        )
+        note.sealed_body = seal_body(tips[tip_a], note, {"text": NOTE_A})
+        db.add(note)
+        queue_outbound(db, tips[tip_a], REPLY_A, relay_public=relay, author=canbo)
+        receipts = {t.public_id: t.receipt_code for t in tips.values()}
+        unit_ids = {u.code: u.public_id for u in db.scalars(select(Unit))}
+        officer_ids = {o.username: o.public_id for o in db.scalars(select(Officer))}
+    assert tips[tip_a].unit_id != tips[tip_b].unit_id
+    return World(
+        app=app,
+        runtime=runtime,
+        totp=totp,
+        tip_a=tip_a,
+        tip_b=tip_b,
+        receipt_a=receipts[tip_a],
+        receipt_b=receipts[tip_b],
+        units=unit_ids,
+        officers=officer_ids,
+    )
+
+
+Deliver = Callable[..., str]
+
+
+def upload(sim: str, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
+    """Put ``data`` on the simulator's "CDN"; the URL an event would carry."""
+    response = httpx.post(
+        f"{sim}/_sim/media", files={"file": (name, data, content_type)}, timeout=10
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["url"])
+
+
+@pytest.fixture
+def deliver(world: World, sim: str) -> Iterator[Deliver]:
+    """``deliver(data, name=…, kind=…, user=…)``: a file the informant sends, served by the
+    simulator, joined to that informant's tip and run through the media job; returns the
+    attachment's public id."""
+    sent = 0
+
+    def run(
+        data: bytes,
+        *,
+        name: str = "anh.jpg",
+        kind: str = "image",
+        user: str = USER_A,
+        payload: dict[str, Any] | None = None,
+    ) -> str:
+        nonlocal sent
+        sent += 1
+        url = upload(sim, "upload.bin", data, "application/octet-stream")
+        body = {"url": url, "name": name, "type": name.rsplit(".", 1)[-1], "size": str(len(data))}
+        raw = event(
+            f"user_send_{kind}",
+            text="",
+            msg_id=f"media-{sent}",
+            user=user,
+            attachments=[{"type": kind, "payload": payload or body}],
+        )
+        assert send_event(world.app.test_client(), raw) == 200
+        expand(world.runtime)
+        with world.runtime.sessions() as db:
+            public_id = db.scalars(
+                select(Attachment.public_id).order_by(Attachment.id.desc()).limit(1)
+            ).one()
+        fetch_attachment(public_id)
+        return public_id
+
+    yield run
+
+
+@pytest.fixture
+def attachment_a(deliver: Deliver) -> str:
+    """A photo stored on tip A (cleaned, sealed, downloadable by its officers)."""
+    public_id = deliver(jpeg())
+    return public_id
+
+
+def attachment_state(runtime: Runtime, public_id: str) -> tuple[str, str | None, str | None]:
+    with runtime.sessions() as db:
+        row = db.scalars(select(Attachment).where(Attachment.public_id == public_id)).one()
+        return row.state, row.refusal, row.storage_ref
+
+
+def json_body(raw: bytes) -> dict[str, Any]:
+    data = json.loads(raw)
+    assert isinstance(data, dict)
+    return data
+
+
+__all__ = ["APP_ID", "PROVINCE_OA", "ROLES", "World"]
