@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from keys import FAST_TEST_COST
+from tests.databases import BACKEND, Databases
+from tests.postgres_server import PostgresServer
 from tipline.app import create_app
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, DEMO_ZALO_OA_SECRET_KEY, Config
 from tipline.migrate import upgrade
@@ -42,11 +43,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database migrated to head once; each test gets a copy."""
-    path = tmp_path_factory.mktemp("template") / "tipline.db"
-    upgrade(f"sqlite:///{path}")
-    return path
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this run's own (Debian's server, `make test` installs it)."""
+    server = PostgresServer.create()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Databases]:
+    """The run's backend (TIPLINE_TEST_DATABASE): SQLite files or the `postgres` cluster."""
+    server = request.getfixturevalue("postgres") if BACKEND == "postgresql" else None
+    found = Databases(tmp_path_factory.mktemp("databases"), server)
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(databases: Databases) -> str:
+    """A database migrated to head once; each test gets a copy. Its URL."""
+    url = databases.create()
+    upgrade(url)
+    return url
 
 
 @pytest.fixture
@@ -57,13 +77,19 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(data_dir: Path, redis_server: str, migrated_template: Path) -> dict[str, str]:
+def database_url(databases: Databases, migrated_template: str, data_dir: Path) -> Iterator[str]:
+    """This test's own migrated database (SQLite: tipline.db in the data dir)."""
+    url = databases.copy(migrated_template, sqlite_file=data_dir / "tipline.db")
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def env(data_dir: Path, redis_server: str, database_url: str) -> dict[str, str]:
     """The environment of a Tipline process for this test (also given to subprocesses)."""
-    db = data_dir / "tipline.db"
-    shutil.copy(migrated_template, db)
     return {
         "TIPLINE_DATA_DIR": str(data_dir),
-        "TIPLINE_DATABASE_URL": f"sqlite:///{db}",
+        "TIPLINE_DATABASE_URL": database_url,
         "TIPLINE_REDIS_URL": redis_server,
         "ZALO_APP_ID": APP_ID,
         "ZALO_OA_SECRET_KEY": OA_SECRET,

@@ -47,6 +47,8 @@ SETTINGS = {
     "checkpoint_timeout": "30min",
     "log_min_messages": "warning",
     "log_connections": "off",
+    # Vietnam's zone, not UTC: a naive timestamp somewhere shows up as a 7-hour error.
+    "timezone": "'Asia/Ho_Chi_Minh'",
 }
 
 
@@ -188,12 +190,18 @@ class PostgresServer:
             conn.execute(sql.SQL(statement) if isinstance(statement, str) else statement)
 
     def create_database(self, name: str, template: str | None = None) -> str:
-        """A new database owned by the application role; returns its URL."""
+        """A new database owned by the application role, empty or a copy of ``template``.
+
+        Copies use FILE_COPY: with fsync off it is several times faster than PostgreSQL 15's
+        default (WAL_LOG) for a small database. The template must have no open connections.
+        """
         query = sql.SQL("CREATE DATABASE {} OWNER {}").format(
             sql.Identifier(name), sql.Identifier(APP_ROLE)
         )
         if template is not None:
-            query = query + sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            query = query + sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(template)
+            )
         self.execute(query)
         return self.url(name)
 

@@ -233,7 +233,10 @@ def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: byt
     with engine.begin() as conn:
         statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
         result = conn.execute(
-            statement, {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed}
+            statement,
+            {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed},
+            # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg: -1 otherwise).
+            execution_options={"preserve_rowcount": True},
         )
         return bool(result.rowcount)
 
