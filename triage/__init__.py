@@ -105,6 +105,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
 
+    from triage.admin import blueprint as admin
     from triage.audit_ui import blueprint as audit_ui
     from triage.auth import blueprint as auth
     from triage.dashboard import blueprint as dashboard
@@ -114,7 +115,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
     from triage.tips import blueprint as tips
     from triage.web_intake import blueprint as web_intake
 
-    for blueprint in (auth, inbox, tips, audit_ui, search, dashboard, web_intake, posters):
+    for blueprint in (auth, inbox, tips, audit_ui, admin, search, dashboard, web_intake, posters):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
 

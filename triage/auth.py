@@ -99,8 +99,10 @@ def _fail(db: Session, officer: Officer | None, reason: str) -> None:
 
 
 def _home(role: str) -> str:
-    """Where a login lands: auditors on the audit log, everyone else on the inbox."""
-    return url_for("audit_ui.index") if role == Role.AUDITOR else url_for("inbox.index")
+    """Where a login lands: auditors on the audit log, admins on their page, others the inbox."""
+    if role == Role.AUDITOR:
+        return url_for("audit_ui.index")
+    return url_for("admin.index") if role == Role.ADMIN else url_for("inbox.index")
 
 
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:

@@ -95,3 +95,23 @@ class AuditFilterForm(FlaskForm):
     tip = StringField(_l("Tip or object id"), validators=[Optional(), IDENTIFIER])
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
+
+
+class NewAccountForm(FlaskForm):
+    username = StringField(
+        _l("Username"),
+        validators=[
+            DataRequired(),
+            Regexp(r"^[a-z0-9][a-z0-9._-]{2,63}$", message=_l("3–64 of a-z, 0-9, . _ -")),
+        ],
+    )
+    display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    role = SelectField(_l("Role"), choices=[])
+    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
+
+
+class OaForm(FlaskForm):
+    oa_id = StringField(
+        _l("OA id"),
+        validators=[DataRequired(), Regexp(r"^\s*\d{1,32}\s*$", message=_l("Digits only"))],
+    )

@@ -1,0 +1,217 @@
+"""Admin pages: units, their OAs and keys, staff accounts. Never tip content.
+
+Admins hold no key (DESIGN.md): they create accounts and attach OAs, but cannot open a tip,
+a note or an audit event's details beyond what the auditor's page shows everyone. A new
+account of a unit that already has key holders gets the unit key at the next login of one of
+them (``tipline.keychain.complete_pending_grants``). Every change here is an audit event with
+the admin as actor, in the change's own transaction.
+
+The initial password and the recovery code of a new account are shown once, to be handed
+over in person (printed, sealed); the officer enrols the authenticator at first login.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keys import new_passphrase
+from tipline.audit import actions, record
+from tipline.db import write_session
+from tipline.models import Holder, KeyGrant, Officer, Role, Subject, Unit, UnitKey
+from tipline.officers import add_officer
+from tipline.units import UnitError, rotate_key, set_oa
+from triage.forms import ChoiceForm, EmptyForm, NewAccountForm, OaForm
+from triage.i18n import _
+from triage.users import runtime, staff
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+ROLE_CHOICES = [(role.value, role.value) for role in Role]
+
+
+@blueprint.before_request
+def _admins_only() -> None:
+    if staff().role != Role.ADMIN:
+        abort(403)
+
+
+def _me(db: Session) -> Officer:
+    return db.get_one(Officer, staff().officer_id)
+
+
+def _client() -> str | None:
+    from flask import request
+
+    return request.remote_addr
+
+
+def _account_form() -> NewAccountForm:
+    form = NewAccountForm()
+    form.role.choices = ROLE_CHOICES
+    with runtime().sessions() as db:
+        form.unit.choices = [("", "—")] + [
+            (code, f"{name} ({code})")
+            for code, name in db.execute(select(Unit.code, Unit.name).order_by(Unit.code))
+        ]
+    return form
+
+
+def _overview(db: Session) -> dict[str, object]:
+    holders = dict(
+        db.execute(
+            select(UnitKey.unit_id, func.count(func.distinct(KeyGrant.holder_id)))
+            .join(KeyGrant, KeyGrant.subject_id == UnitKey.id)
+            .where(
+                KeyGrant.subject_kind == Subject.UNIT_KEY, KeyGrant.holder_kind == Holder.OFFICER
+            )
+            .group_by(UnitKey.unit_id)
+        ).all()
+    )
+    units = db.scalars(select(Unit).order_by(Unit.code)).all()
+    officers = db.scalars(select(Officer).order_by(Officer.username)).all()
+    return {"units": units, "officers": officers, "holders": holders}
+
+
+def _index(form: NewAccountForm, status: int = 200) -> ResponseReturnValue:
+    with runtime().sessions() as db:
+        page = render_template(
+            "admin/index.html", form=form, oa_form=OaForm(), button=EmptyForm(), **_overview(db)
+        )
+    return page, status
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    return _index(_account_form())
+
+
+@blueprint.post("/officers")
+def create_account() -> ResponseReturnValue:
+    form = _account_form()
+    if not form.validate_on_submit():
+        return _index(form, 400)
+    password = new_passphrase()
+    try:
+        with write_session(runtime().sessions) as db:
+            account = add_officer(
+                db,
+                username=str(form.username.data),
+                display_name=str(form.display_name.data),
+                role=str(form.role.data),
+                unit_code=str(form.unit.data) or None,
+                password=password,
+                cost=runtime().config.kdf_cost,
+                actor=_me(db),
+            )
+            shown = {
+                "username": account.officer.username,
+                "display_name": account.officer.display_name,
+                "password": password,
+                "recovery_code": account.recovery_code,
+                "key_pending": account.key_pending,
+            }
+    except UnitError as exc:  # taken username, officer without a unit…: nothing was written
+        form.username.errors = [*form.username.errors, str(exc)]
+        return _index(form, 400)
+    response = make_response(render_template("admin/new_account.html", account=shown))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _officer_or_404(db: Session, public_id: str) -> Officer:
+    officer = db.scalars(select(Officer).where(Officer.public_id == public_id)).one_or_none()
+    if officer is None:
+        abort(404)
+    return officer
+
+
+@blueprint.post("/officers/<public_id>/active")
+def set_active(public_id: str) -> ResponseReturnValue:
+    """Disable or re-enable an account: a disabled one cannot log in; its session ends."""
+    form = ChoiceForm()
+    form.value.choices = [("on", "on"), ("off", "off")]
+    if not form.validate_on_submit():
+        abort(400)
+    with write_session(runtime().sessions) as db:
+        officer = _officer_or_404(db, public_id)
+        me = _me(db)
+        if officer.id == me.id:
+            abort(409, _("You cannot disable your own account."))
+        active = form.value.data == "on"
+        if officer.active != active:
+            officer.active = active
+            record(
+                db,
+                action=actions.ACCOUNT_CHANGE,
+                actor=me,
+                object_id=officer.public_id,
+                unit=officer.unit,
+                client_address=_client(),
+                detail={"active": str(active)},
+            )
+    flash(_("Account updated."), "info")
+    return redirect(url_for("admin.index"))
+
+
+@blueprint.post("/officers/<public_id>/unlock")
+def unlock(public_id: str) -> ResponseReturnValue:
+    """Lift a lockout after failed logins (the officer called the admin)."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    with write_session(runtime().sessions) as db:
+        officer = _officer_or_404(db, public_id)
+        officer.failed_logins = 0
+        officer.locked_until = None
+        record(
+            db,
+            action=actions.ACCOUNT_CHANGE,
+            actor=_me(db),
+            object_id=officer.public_id,
+            unit=officer.unit,
+            client_address=_client(),
+            detail={"unlocked": "True"},
+        )
+    flash(_("Account updated."), "info")
+    return redirect(url_for("admin.index"))
+
+
+def _unit_or_404(db: Session, public_id: str) -> Unit:
+    unit = db.scalars(select(Unit).where(Unit.public_id == public_id)).one_or_none()
+    if unit is None:
+        abort(404)
+    return unit
+
+
+@blueprint.post("/units/<public_id>/oa")
+def attach_oa(public_id: str) -> ResponseReturnValue:
+    form = OaForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        with write_session(runtime().sessions) as db:
+            unit = _unit_or_404(db, public_id)
+            set_oa(db, unit.code, str(form.oa_id.data).strip(), actor=_me(db))
+    except UnitError as exc:
+        abort(400, str(exc))
+    flash(_("Official Account attached."), "info")
+    return redirect(url_for("admin.index"))
+
+
+@blueprint.post("/units/<public_id>/rotate-key")
+def rotate(public_id: str) -> ResponseReturnValue:
+    """A new key version for new tips. Admins hold no key, so older tips are not re-sealed:
+    they stay readable through their existing grants (``tipline keys rotate`` run with an
+    officer's key re-seals them)."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        with write_session(runtime().sessions) as db:
+            unit = _unit_or_404(db, public_id)
+            rotate_key(db, unit.code, actor=_me(db))
+    except UnitError as exc:  # no key yet: the unit's first officer creates it
+        abort(409, str(exc))
+    flash(_("New key version created."), "info")
+    return redirect(url_for("admin.index"))
