@@ -230,6 +230,11 @@ def _print_welcome(base: str, logins_path: Path, logins: list[dict[str, Any]]) -
         f"--user {DEMO_USER_ID} --text 'Có người buôn bán ma túy ở hẻm 12'",
         "Within a second the tip is sealed, dispatched to "
         f"{COMMUNES[0][1]} and acknowledged with a receipt code: see {base}/_sim/messages",
+        "The informant can then send 'tình trạng' (status), '1'–'5' after closure, 'STOP'.",
+        f"Without Zalo: the web form {base}/bao-tin (text, photos, PDF), "
+        f"follow-up at {base}/tra-cuu",
+        "Roles in the logins file: officer, commander (dashboard), auditor (/audit), "
+        "admin (/admin).",
         "",
         "OAs: " + ", ".join(f"{oa} ({name})" for _, name, oa, _ in COMMUNES),
         "Stop with Ctrl-C.",
