@@ -128,6 +128,18 @@ def _officer_or_404(db: Session, public_id: str) -> Officer:
     return officer
 
 
+def _account_changed(db: Session, officer: Officer, detail: dict[str, str]) -> None:
+    record(
+        db,
+        action=actions.ACCOUNT_CHANGE,
+        actor=_me(db),
+        object_id=officer.public_id,
+        unit=officer.unit,
+        client_address=_client(),
+        detail=detail,
+    )
+
+
 @blueprint.post("/officers/<public_id>/active")
 def set_active(public_id: str) -> ResponseReturnValue:
     """Disable or re-enable an account: a disabled one cannot log in; its session ends."""
@@ -143,15 +155,7 @@ def set_active(public_id: str) -> ResponseReturnValue:
         active = form.value.data == "on"
         if officer.active != active:
             officer.active = active
-            record(
-                db,
-                action=actions.ACCOUNT_CHANGE,
-                actor=me,
-                object_id=officer.public_id,
-                unit=officer.unit,
-                client_address=_client(),
-                detail={"active": str(active)},
-            )
+            _account_changed(db, officer, {"active": str(active)})
     flash(_("Account updated."), "info")
     return redirect(url_for("admin.index"))
 
@@ -165,15 +169,7 @@ def unlock(public_id: str) -> ResponseReturnValue:
         officer = _officer_or_404(db, public_id)
         officer.failed_logins = 0
         officer.locked_until = None
-        record(
-            db,
-            action=actions.ACCOUNT_CHANGE,
-            actor=_me(db),
-            object_id=officer.public_id,
-            unit=officer.unit,
-            client_address=_client(),
-            detail={"unlocked": "True"},
-        )
+        _account_changed(db, officer, {"unlocked": "True"})
     flash(_("Account updated."), "info")
     return redirect(url_for("admin.index"))
 
