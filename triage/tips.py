@@ -30,6 +30,7 @@ from tipline.jobs.media import FILE_PURPOSE, unpack
 from tipline.keychain import grant_tip_to_unit, transfer_tip
 from tipline.models import (
     CLOSED_STATUSES,
+    KEY_HOLDING_ROLES,
     Attachment,
     Direction,
     Message,
@@ -343,19 +344,20 @@ def set_category(public_id: str) -> ResponseReturnValue:
 
 @blueprint.post("/<public_id>/assign")
 def assign(public_id: str) -> ResponseReturnValue:
-    user = staff()
-    with runtime().sessions() as db:
+    def change(db: Session, tip: Tip, officer: Officer, user: StaffUser) -> str:
+        # Checked after tip_for (in _act): someone outside the tip's units gets 403 whatever
+        # they post, not a 400 that depends on whose id they tried.
         units = visible_unit_ids(db, user)
         candidates = set(
             db.scalars(
                 select(Officer.public_id).where(
-                    Officer.unit_id.in_(units), Officer.active.is_(True)
+                    Officer.unit_id.in_(units),
+                    Officer.active.is_(True),
+                    Officer.role.in_(list(KEY_HOLDING_ROLES)),  # as offered: no auditor, no admin
                 )
             )
         )
-    value = _posted_choice(candidates)
-
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+        value = _posted_choice(candidates)
         assignee = db.scalars(select(Officer).where(Officer.public_id == value)).one()
         tip.assignee = assignee
         db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind="assigned"))

@@ -1,32 +1,39 @@
-"""A small world to attack: two communes' tips, every role logged in, an attachment if asked.
+"""A small world to attack: two communes' tips, every role logged in, attachments on demand.
 
 Everything is made through the real paths: tips through the signed webhook, the worker's
 expansion and dispatch; the note and reply through the functions the tip page's forms call;
-the attachment through the simulator's "CDN" and the media job.
+attachments through the simulator's "CDN" and the media job. Plain functions, so that the
+hostile package's fixtures (conftest.py) and the authorisation matrix share them.
 """
 
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import select
 
 from keys import FAST_TEST_COST
-from tests.conftest import APP_ID, COMMUNE_OA, OFFICER_PASSWORD, PROVINCE_OA, expand
+from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD, expand
 from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.media import fetch_attachment
-from tipline.models import Attachment, InboundEvent, Officer, Tip, Unit
+from tipline.models import (
+    Attachment,
+    Direction,
+    InboundEvent,
+    Message,
+    Officer,
+    Tip,
+    Unit,
+    new_public_id,
+)
 from tipline.officers import add_officer
 from tipline.outgoing import queue_outbound, seal_body
 from tipline.runtime import Runtime
@@ -83,29 +90,32 @@ class World:
     units: dict[str, str]  # code → public id
     officers: dict[str, str]  # username → public id
     _clients: dict[str, FlaskClient] = field(default_factory=dict)
+    _extra_tips: int = 0
 
     def client(self, role: str) -> FlaskClient:
-        """A client logged in as ``role`` ("anonymous": none); one login per role and test."""
+        """A client logged in as ``role`` ("anonymous": none); one login per role and test
+        (a TOTP code is good once)."""
         if role not in self._clients:
             client = self.app.test_client()
+            # An address of its own: the login and form throttles count per address.
+            client.environ_base["REMOTE_ADDR"] = f"192.0.2.{len(self._clients) + 10}"
             if role != "anonymous":
                 response = login(client, role, self.totp[role])
                 assert response.status_code == 302, (role, response.status_code)
             self._clients[role] = client
         return self._clients[role]
 
+    def fresh_client(self) -> FlaskClient:
+        return self.app.test_client()
+
     def token(self, client: FlaskClient) -> str:
         """A valid CSRF token of ``client``'s session, from a page that changes nothing."""
         return csrf_from(client.get("/tra-cuu").get_data(as_text=True))
 
-    def tip(self, public_id: str) -> Tip:
-        with self.runtime.sessions() as db:
-            tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one()
-            db.expunge(tip)
-            return tip
-
-    def new_tip_a(self, n: int) -> str:
-        """Another dispatched tip of unit A (a different informant), for actions that move it."""
+    def new_tip_a(self) -> str:
+        """Another dispatched tip of unit A (another informant), for actions that move it."""
+        self._extra_tips += 1
+        n = self._extra_tips
         return send_tip(
             self.app.test_client(),
             self.runtime,
@@ -115,11 +125,16 @@ class World:
             oa=COMMUNE_OA,
         )
 
+    def tip_row(self, public_id: str) -> Tip:
+        with self.runtime.sessions() as db:
+            tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one()
+            db.expunge(tip)
+            return tip
 
-@pytest.fixture
-def world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
-    """Unit A (Lương Thế Trân) with a tip holding a note and a reply; unit B (Cái Nước) with a
-    tip of its own; the commander above both, an auditor and an admin."""
+
+def build_world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
+    """Unit A (Lương Thế Trân) with a tip holding a note and a reply; unit B (Cái Nước, its own
+    OA) with a tip of its own; the commander above both, an auditor and an admin."""
     totp = {k.removeprefix("totp:"): v for k, v in units.items() if k.startswith("totp:")}
     with runtime.sessions() as db, db.begin():
         set_oa(db, UNIT_B, OA_B)
@@ -141,8 +156,6 @@ def world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
     with runtime.sessions() as db, db.begin():
         tips = {t.public_id: t for t in db.scalars(select(Tip))}
         canbo = db.scalars(select(Officer).where(Officer.username == "canbo")).one()
-        from tipline.models import Direction, Message, new_public_id
-
         note = Message(
             public_id=new_public_id(),
             tip=tips[tip_a],
@@ -154,10 +167,10 @@ def world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
         note.sealed_body = seal_body(tips[tip_a], note, {"text": NOTE_A})
         db.add(note)
         queue_outbound(db, tips[tip_a], REPLY_A, relay_public=relay, author=canbo)
+        assert tips[tip_a].unit_id != tips[tip_b].unit_id
         receipts = {t.public_id: t.receipt_code for t in tips.values()}
         unit_ids = {u.code: u.public_id for u in db.scalars(select(Unit))}
         officer_ids = {o.username: o.public_id for o in db.scalars(select(Officer))}
-    assert tips[tip_a].unit_id != tips[tip_b].unit_id
     return World(
         app=app,
         runtime=runtime,
@@ -171,9 +184,6 @@ def world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
     )
 
 
-Deliver = Callable[..., str]
-
-
 def upload(sim: str, name: str, data: bytes, content_type: str = "image/jpeg") -> str:
     """Put ``data`` on the simulator's "CDN"; the URL an event would carry."""
     response = httpx.post(
@@ -183,14 +193,17 @@ def upload(sim: str, name: str, data: bytes, content_type: str = "image/jpeg") -
     return str(response.json()["url"])
 
 
-@pytest.fixture
-def deliver(world: World, sim: str) -> Iterator[Deliver]:
-    """``deliver(data, name=…, kind=…, user=…)``: a file the informant sends, served by the
-    simulator, joined to that informant's tip and run through the media job; returns the
-    attachment's public id."""
-    sent = 0
+class Deliverer:
+    """Files an informant sends: served by the simulator, joined to that informant's tip,
+    run through the media job (in this process, as the worker would)."""
 
-    def run(
+    def __init__(self, world: World, sim: str) -> None:
+        self.world = world
+        self.sim = sim
+        self.sent = 0
+
+    def __call__(
+        self,
         data: bytes,
         *,
         name: str = "anh.jpg",
@@ -198,46 +211,29 @@ def deliver(world: World, sim: str) -> Iterator[Deliver]:
         user: str = USER_A,
         payload: dict[str, Any] | None = None,
     ) -> str:
-        nonlocal sent
-        sent += 1
-        url = upload(sim, "upload.bin", data, "application/octet-stream")
+        """The new attachment's public id, after the media job ran on it."""
+        self.sent += 1
+        url = upload(self.sim, "upload.bin", data, "application/octet-stream")
         body = {"url": url, "name": name, "type": name.rsplit(".", 1)[-1], "size": str(len(data))}
         raw = event(
             f"user_send_{kind}",
             text="",
-            msg_id=f"media-{sent}",
+            msg_id=f"media-{self.sent}",
             user=user,
             attachments=[{"type": kind, "payload": payload or body}],
         )
-        assert send_event(world.app.test_client(), raw) == 200
-        expand(world.runtime)
-        with world.runtime.sessions() as db:
+        assert send_event(self.world.fresh_client(), raw) == 200
+        expand(self.world.runtime)
+        with self.world.runtime.sessions() as db:
             public_id = db.scalars(
                 select(Attachment.public_id).order_by(Attachment.id.desc()).limit(1)
             ).one()
         fetch_attachment(public_id)
         return public_id
 
-    yield run
-
-
-@pytest.fixture
-def attachment_a(deliver: Deliver) -> str:
-    """A photo stored on tip A (cleaned, sealed, downloadable by its officers)."""
-    public_id = deliver(jpeg())
-    return public_id
-
 
 def attachment_state(runtime: Runtime, public_id: str) -> tuple[str, str | None, str | None]:
+    """(state, refusal, storage_ref) of an attachment."""
     with runtime.sessions() as db:
         row = db.scalars(select(Attachment).where(Attachment.public_id == public_id)).one()
         return row.state, row.refusal, row.storage_ref
-
-
-def json_body(raw: bytes) -> dict[str, Any]:
-    data = json.loads(raw)
-    assert isinstance(data, dict)
-    return data
-
-
-__all__ = ["APP_ID", "PROVINCE_OA", "ROLES", "World"]

@@ -1,0 +1,217 @@
+"""One concrete request per route of the app, on real objects of unit A.
+
+Keys are "METHOD /rule" as in ``app.url_map``. Each request is what an authorised person's
+browser (or Zalo, or a test harness for /_sim) would send: valid form data, so that the status
+it gets tells who may, not whether the form was filled in. Actions that move or close a tip
+(transfer, escalate, duplicate) get a fresh tip of unit A each time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.conftest import APP_ID, COMMUNE_OA
+from tests.hostile.world import UNIT_A, UNIT_B, World
+from tests.zalo_events import signed_headers
+
+TO_LOGIN = "302→/login"
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    form: dict[str, Any] | None = None  # a form post: the CSRF token is added
+    json: Any = None
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Targets:
+    """What the requests name: the world's objects, an attachment, a simulator file."""
+
+    world: World
+    attachment: str
+    sim_media: str
+    accounts: int = 0
+    codes: int = 0
+
+    @property
+    def tip(self) -> str:
+        return f"/triage/tips/{self.world.tip_a}"
+
+    def fresh_tip(self) -> str:
+        return f"/triage/tips/{self.world.new_tip_a()}"
+
+    def unknown_code(self) -> str:
+        """A receipt code nobody has, another each time (5 failures lock a code)."""
+        self.codes += 1
+        return f"TL-0000-{self.codes:04d}"
+
+    def new_username(self) -> str:
+        self.accounts += 1
+        return f"canbo.moi{self.accounts}"
+
+
+def _follow_event() -> Call:
+    body = {
+        "app_id": APP_ID,
+        "oa_id": COMMUNE_OA,
+        "follower": {"id": "1029384756102938475"},
+        "event_name": "follow",
+        "timestamp": "1718000000000",
+    }
+    raw = json.dumps(body).encode()
+    return Call("POST", "/zalo/webhook", raw=raw, headers=signed_headers(raw))
+
+
+REQUESTS: dict[str, Callable[[Targets], Call]] = {
+    # Machine routes: the webhook (signature, no session) and the Zalo simulator (test mode).
+    "POST /zalo/webhook": lambda t: _follow_event(),
+    "GET /healthz": lambda t: Call("GET", "/healthz"),
+    "GET /static/<path:filename>": lambda t: Call("GET", "/static/tipline.css"),
+    "GET /_sim/faults": lambda t: Call("GET", "/_sim/faults"),
+    "POST /_sim/faults": lambda t: Call("POST", "/_sim/faults", json={"errors": []}),
+    "DELETE /_sim/faults": lambda t: Call("DELETE", "/_sim/faults"),
+    "POST /_sim/media": lambda t: Call(
+        "POST", "/_sim/media", form={"file": (io.BytesIO(b"x"), "a.txt")}
+    ),
+    "GET /_sim/media/<media_id>": lambda t: Call("GET", f"/_sim/media/{t.sim_media}"),
+    "GET /_sim/messages": lambda t: Call("GET", "/_sim/messages"),
+    "DELETE /_sim/messages": lambda t: Call("DELETE", "/_sim/messages"),
+    "POST /_sim/v2.0/oa/message": lambda t: Call("POST", "/_sim/v2.0/oa/message", json={}),
+    "POST /_sim/v3.0/oa/message/cs": lambda t: Call("POST", "/_sim/v3.0/oa/message/cs", json={}),
+    "POST /_sim/v4/oa/access_token": lambda t: Call("POST", "/_sim/v4/oa/access_token", json={}),
+    "GET /_sim/v4/oa/permission": lambda t: Call(
+        "GET",
+        f"/_sim/v4/oa/permission?app_id={APP_ID}&oa_id={COMMUNE_OA}"
+        "&redirect_uri=http://localhost/callback",
+    ),
+    # The informant's web form.
+    "GET /bao-tin": lambda t: Call("GET", "/bao-tin"),
+    "POST /bao-tin": lambda t: Call(
+        "POST", "/bao-tin", form={"unit": t.world.units[UNIT_A], "text": "Tin", "nonce": "x"}
+    ),
+    "GET /tra-cuu": lambda t: Call("GET", "/tra-cuu"),
+    "POST /tra-cuu": lambda t: Call(
+        "POST", "/tra-cuu", form={"code": t.unknown_code(), "passphrase": "sai mat khau"}
+    ),
+    # Sessions.
+    "GET /login": lambda t: Call("GET", "/login"),
+    "POST /login": lambda t: Call("POST", "/login", form={}),
+    "GET /login/totp-setup": lambda t: Call("GET", "/login/totp-setup"),
+    "POST /login/totp-setup": lambda t: Call("POST", "/login/totp-setup", form={"code": "123456"}),
+    "GET /login/recover": lambda t: Call("GET", "/login/recover"),
+    "POST /login/recover": lambda t: Call("POST", "/login/recover", form={}),
+    "POST /lang/<code>": lambda t: Call(
+        "POST", "/lang/vi", form={}, headers={"Referer": "http://localhost/tra-cuu"}
+    ),
+    "POST /logout": lambda t: Call("POST", "/logout", form={}),
+    # Officers and commanders.
+    "GET /triage/": lambda t: Call("GET", "/triage/"),
+    "GET /triage/search/": lambda t: Call("GET", "/triage/search/?q=ma+tuy"),
+    "GET /triage/dashboard/": lambda t: Call("GET", "/triage/dashboard/"),
+    "GET /triage/tips/<public_id>": lambda t: Call("GET", t.tip),
+    "GET /triage/tips/<public_id>/attachments/<attachment_id>": lambda t: Call(
+        "GET", f"{t.tip}/attachments/{t.attachment}"
+    ),
+    "POST /triage/tips/<public_id>/status": lambda t: Call(
+        "POST", f"{t.tip}/status", form={"value": "verifying"}
+    ),
+    "POST /triage/tips/<public_id>/priority": lambda t: Call(
+        "POST", f"{t.tip}/priority", form={"value": "high"}
+    ),
+    "POST /triage/tips/<public_id>/category": lambda t: Call(
+        "POST", f"{t.tip}/category", form={"value": "ma_tuy"}
+    ),
+    "POST /triage/tips/<public_id>/assign": lambda t: Call(
+        "POST", f"{t.tip}/assign", form={"value": t.world.officers["canbo"]}
+    ),
+    "POST /triage/tips/<public_id>/note": lambda t: Call(
+        "POST", f"{t.tip}/note", form={"text": "Ghi chú"}
+    ),
+    "POST /triage/tips/<public_id>/reply": lambda t: Call(
+        "POST", f"{t.tip}/reply", form={"text": "Cảm ơn bạn"}
+    ),
+    "POST /triage/tips/<public_id>/transfer": lambda t: Call(
+        "POST", f"{t.fresh_tip()}/transfer", form={"value": t.world.units[UNIT_B]}
+    ),
+    "POST /triage/tips/<public_id>/escalate": lambda t: Call(
+        "POST", f"{t.fresh_tip()}/escalate", form={}
+    ),
+    "POST /triage/tips/<public_id>/duplicate": lambda t: Call(
+        "POST", f"{t.fresh_tip()}/duplicate", form={"receipt_code": t.world.receipt_a}
+    ),
+    "GET /triage/units/<public_id>/poster": lambda t: Call(
+        "GET", f"/triage/units/{t.world.units[UNIT_A]}/poster"
+    ),
+    "GET /triage/units/<public_id>/poster.png": lambda t: Call(
+        "GET", f"/triage/units/{t.world.units[UNIT_A]}/poster.png"
+    ),
+    # Auditors.
+    "GET /audit/": lambda t: Call("GET", "/audit/"),
+    "GET /audit/anomalies": lambda t: Call("GET", "/audit/anomalies"),
+    "GET /audit/officers/<public_id>": lambda t: Call(
+        "GET", f"/audit/officers/{t.world.officers['canbo']}"
+    ),
+    "GET /audit/verify": lambda t: Call("GET", "/audit/verify"),
+    "POST /audit/verify": lambda t: Call("POST", "/audit/verify", form={}),
+    "POST /audit/export": lambda t: Call("POST", "/audit/export", form={}),
+    # Admins.
+    "GET /admin/": lambda t: Call("GET", "/admin/"),
+    "POST /admin/officers": lambda t: Call(
+        "POST",
+        "/admin/officers",
+        form={
+            "username": t.new_username(),
+            "display_name": "Cán bộ mới",
+            "role": "officer",
+            "unit": UNIT_A,
+        },
+    ),
+    "POST /admin/officers/<public_id>/active": lambda t: Call(
+        "POST", f"/admin/officers/{t.world.officers['canbo']}/active", form={"value": "on"}
+    ),
+    "POST /admin/officers/<public_id>/unlock": lambda t: Call(
+        "POST", f"/admin/officers/{t.world.officers['canbo']}/unlock", form={}
+    ),
+    "POST /admin/units/<public_id>/oa": lambda t: Call(
+        "POST", f"/admin/units/{t.world.units[UNIT_A]}/oa", form={"oa_id": "3886132808700000001"}
+    ),
+    "POST /admin/units/<public_id>/rotate-key": lambda t: Call(
+        "POST", f"/admin/units/{t.world.units[UNIT_A]}/rotate-key", form={}
+    ),
+}
+
+# Run last: they end the session, or change the unit key the other requests go through.
+LAST = ("POST /admin/units/<public_id>/rotate-key", "POST /logout")
+
+
+def send(client: FlaskClient, call: Call, token: str | None) -> TestResponse:
+    """``call`` from ``client``; a form post carries ``token`` as its CSRF token (if given)."""
+    data: Any = None
+    if call.form is not None:
+        data = dict(call.form)
+        if token is not None:
+            data["csrf_token"] = token
+    elif call.raw is not None:
+        data = call.raw
+    return client.open(
+        call.path, method=call.method, data=data, json=call.json, headers=call.headers
+    )
+
+
+def outcome(response: TestResponse) -> str:
+    """The status as the matrix writes it: a redirect to the login page is told apart."""
+    if response.status_code in (301, 302, 303, 307, 308):
+        return TO_LOGIN if urlsplit(response.location).path == "/login" else "302"
+    return str(response.status_code)

@@ -1,0 +1,242 @@
+"""Every route of the app × every role → the status it must get (issue 7, part 5).
+
+The routes come from ``app.url_map``: a new route without a row here fails
+:func:`test_every_route_of_the_app_has_a_row`. Each request is the one an authorised person
+would send, on real objects of unit A (tests/hostile/routes.py), with a valid CSRF token, so a
+cell says who may, not whether the form was filled in. Roles: nobody logged in; an officer of
+unit A (canbo, v2025:32134); an officer of unit B (canbo2, v2025:32128); the commander of the
+province above both (chihuy, v2025:96); the auditor (thanhtra); an admin.
+
+docs/authorization.md is this table, written by ``python -m tests.test_authorization_matrix``;
+:func:`test_the_document_is_this_table` keeps them equal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flask import Flask
+
+from tests.hostile.routes import LAST, REQUESTS, TO_LOGIN, Targets, outcome, send
+from tests.hostile.world import ROLES, Deliverer, build_world, jpeg, upload
+from tipline.runtime import Runtime
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "authorization.md"
+STAFF = ("canbo", "canbo2", "chihuy", "thanhtra", "admin")
+UNIT_A_READERS = ("canbo", "chihuy")  # the unit's officer and the commander above it
+HOLDERS = ("canbo", "canbo2", "chihuy")  # key-holding roles
+Row = dict[str, str]
+
+
+def everyone(status: str) -> Row:
+    return dict.fromkeys(ROLES, status)
+
+
+def staff(ok: str, *allowed: str, anonymous: str = TO_LOGIN) -> Row:
+    """``ok`` for the ``allowed`` roles, 403 for every other account, ``anonymous`` for nobody."""
+    return {"anonymous": anonymous} | {role: ok if role in allowed else "403" for role in STAFF}
+
+
+def public(status: str, logged_in: str) -> Row:
+    return {"anonymous": status} | dict.fromkeys(STAFF, logged_in)
+
+
+EXPECTED: dict[str, Row] = {
+    # --- machine routes: their own authentication (Zalo's signature), no session ---
+    "POST /zalo/webhook": everyone("200"),
+    "GET /healthz": everyone("200"),
+    "GET /static/<path:filename>": everyone("200"),
+    # --- the Zalo simulator: mounted only in demo/test mode (TIPLINE_SIMULATOR=1) ---
+    "GET /_sim/faults": everyone("200"),
+    "POST /_sim/faults": everyone("200"),
+    "DELETE /_sim/faults": everyone("200"),
+    "POST /_sim/media": everyone("201"),
+    "GET /_sim/media/<media_id>": everyone("200"),
+    "GET /_sim/messages": everyone("200"),
+    "DELETE /_sim/messages": everyone("200"),
+    "POST /_sim/v2.0/oa/message": everyone("200"),  # Zalo answers refusals with 200 + error
+    "POST /_sim/v3.0/oa/message/cs": everyone("200"),
+    "POST /_sim/v4/oa/access_token": everyone("200"),
+    "GET /_sim/v4/oa/permission": everyone("302"),
+    # --- the informant's web form: public; a wrong proof of work or receipt code refused ---
+    "GET /bao-tin": everyone("200"),
+    "POST /bao-tin": everyone("400"),  # no proof of work
+    "GET /tra-cuu": everyone("200"),
+    "POST /tra-cuu": everyone("403"),  # an unknown receipt code
+    # --- sessions ---
+    "GET /login": public("200", logged_in="302"),  # logged in: to the home page
+    "POST /login": public("400", logged_in="302"),  # empty form
+    "GET /login/totp-setup": everyone(TO_LOGIN),  # no enrolment under way
+    "POST /login/totp-setup": everyone(TO_LOGIN),
+    "GET /login/recover": everyone("200"),
+    "POST /login/recover": everyone("200"),  # empty form: shown again
+    "POST /lang/<code>": everyone("302"),  # back to the page it was posted from
+    "POST /logout": everyone(TO_LOGIN),
+    # --- officers and commanders: their units' tips ---
+    "GET /triage/": staff("200", *STAFF),  # auditors and admins: an empty list, no unit
+    "GET /triage/search/": staff("200", *HOLDERS),
+    "GET /triage/dashboard/": staff("200", "chihuy"),
+    "GET /triage/tips/<public_id>": staff("200", *UNIT_A_READERS),
+    "GET /triage/tips/<public_id>/attachments/<attachment_id>": staff("200", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/status": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/priority": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/category": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/assign": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/note": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/reply": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/transfer": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/escalate": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/duplicate": staff("302", *UNIT_A_READERS),
+    "GET /triage/units/<public_id>/poster": staff("200", *UNIT_A_READERS),
+    "GET /triage/units/<public_id>/poster.png": staff("200", *UNIT_A_READERS),
+    # --- the auditor: the audit trail, no tip ---
+    "GET /audit/": staff("200", "thanhtra"),
+    "GET /audit/anomalies": staff("200", "thanhtra"),
+    "GET /audit/officers/<public_id>": staff("200", "thanhtra"),
+    "GET /audit/verify": staff("200", "thanhtra"),
+    "POST /audit/verify": staff("200", "thanhtra"),
+    "POST /audit/export": staff("200", "thanhtra"),
+    # --- the admin: accounts, OAs, key versions, no tip ---
+    "GET /admin/": staff("200", "admin"),
+    "POST /admin/officers": staff("200", "admin"),  # the new account's one-time secrets
+    "POST /admin/officers/<public_id>/active": staff("302", "admin"),
+    "POST /admin/officers/<public_id>/unlock": staff("302", "admin"),
+    "POST /admin/units/<public_id>/oa": staff("302", "admin"),
+    "POST /admin/units/<public_id>/rotate-key": staff("302", "admin"),
+}
+# Any other method on a route (GET on a form's action, POST on a page): 405 for every account;
+# nobody logged in is sent to the login page first, as for any path that is not public.
+OTHER_METHODS = ("GET", "POST")
+
+
+def routes(app: Flask) -> set[str]:
+    """ "METHOD /rule" for every route and method the app serves (HEAD, OPTIONS aside)."""
+    return {
+        f"{method} {rule.rule}"
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+
+
+def other_methods(app: Flask) -> list[str]:
+    """ "METHOD /rule" for GET/POST where no route of that path takes the method."""
+    served: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        served.setdefault(rule.rule, set()).update(rule.methods or set())
+    return sorted(
+        f"{method} {path}"
+        for path, methods in served.items()
+        for method in OTHER_METHODS
+        if method not in methods
+    )
+
+
+def test_every_route_of_the_app_has_a_row(app: Flask) -> None:
+    served = routes(app)
+    assert sorted(served - set(EXPECTED)) == [], "routes without a row in EXPECTED"
+    assert sorted(set(EXPECTED) - served) == [], "rows for routes the app no longer has"
+    assert set(REQUESTS) == set(EXPECTED), "every row needs its request in routes.py"
+    assert all(set(row) == set(ROLES) for row in EXPECTED.values())
+    statuses = {"200", "201", "302", TO_LOGIN, "400", "403", "404"}
+    assert {s for row in EXPECTED.values() for s in row.values()} <= statuses
+
+
+def test_every_route_answers_every_role_as_the_table_says(
+    app: Flask, runtime: Runtime, units: dict[str, str], sim: str
+) -> None:
+    world = build_world(app, runtime, units)
+    targets = Targets(
+        world=world,
+        attachment=Deliverer(world, sim)(jpeg()),
+        sim_media=upload(sim, "a.jpg", jpeg()).rsplit("/", 1)[-1],
+    )
+    order = sorted(set(EXPECTED) - set(LAST)) + list(LAST)
+    actual: dict[str, Row] = {key: {} for key in order}
+    for role in ROLES:  # the admin last: its key rotation is one of the last requests
+        client = world.client(role)
+        token = world.token(client)
+        for key in order:
+            actual[key][role] = outcome(send(client, REQUESTS[key](targets), token))
+    wrong = [
+        f"{key} as {role}: {actual[key][role]} (expected {EXPECTED[key][role]})"
+        for key in order
+        for role in ROLES
+        if actual[key][role] != EXPECTED[key][role]
+    ]
+    assert wrong == []
+
+
+def test_any_other_method_is_405_for_every_account(
+    app: Flask, runtime: Runtime, units: dict[str, str]
+) -> None:
+    world = build_world(app, runtime, units)
+    wrong = []
+    for role in ROLES:
+        client = world.client(role)
+        token = world.token(client)
+        for key in other_methods(app):
+            method, rule = key.split(" ", 1)
+            path = rule.replace("<path:filename>", "tipline.css")
+            for name in ("public_id", "attachment_id", "media_id", "code"):
+                path = path.replace(f"<{name}>", "x")
+            data = {"csrf_token": token} if method == "POST" else None
+            got = outcome(client.open(path, method=method, data=data))
+            # Nobody logged in is sent to log in before the route is looked at (default deny).
+            if got != (TO_LOGIN if role == "anonymous" else "405"):
+                wrong.append(f"{key} as {role}: {got}")
+    assert wrong == []
+
+
+# --- the document -----------------------------------------------------------------------------
+
+ROLE_HEADINGS = {
+    "anonymous": "nobody",
+    "canbo": "officer, unit A",
+    "canbo2": "officer, unit B",
+    "chihuy": "commander above A",
+    "thanhtra": "auditor",
+    "admin": "admin",
+}
+
+
+def render() -> str:
+    lines = [
+        "# Who may do what: the authorisation matrix",
+        "",
+        "Generated from `EXPECTED` in `tests/test_authorization_matrix.py` by",
+        "`python -m tests.test_authorization_matrix`; the test suite checks that every route of",
+        "the app has a row, that each request gets exactly this status, and that this page is",
+        "the table. Do not edit by hand.",
+        "",
+        "Each request is the one an authorised person would send (valid form, valid CSRF token)",
+        "on real objects of unit A (Công an xã Lương Thế Trân, `v2025:32134`): its tip, the",
+        "tip's attachment, the unit, its officer's account. Roles: nobody logged in; `canbo`,",
+        "officer of unit A; `canbo2`, officer of unit B (Công an xã Cái Nước, `v2025:32128`);",
+        "`chihuy`, commander of the province above both (`v2025:96`); `thanhtra`, auditor; an",
+        "admin.",
+        "",
+        f"`{TO_LOGIN}`: redirected to the login page. `302`: redirected elsewhere (the page the",
+        "action came from, the home page). A refused proof of work is `400`, an unknown",
+        "receipt code `403`. Any other method on a route (a GET on a form's action, a POST",
+        f"on a page) is `405` for every account and `{TO_LOGIN}` for nobody logged in (as for",
+        "any path that is not public, unknown ones included: default deny). `/_sim/…` exists",
+        "only in demo and test mode (`TIPLINE_SIMULATOR=1`).",
+        "",
+        "| route | " + " | ".join(ROLE_HEADINGS[r] for r in ROLES) + " |",
+        "| --- |" + " --- |" * len(ROLES),
+    ]
+    for key, row in EXPECTED.items():
+        lines.append(f"| `{key}` | " + " | ".join(row[r] for r in ROLES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_document_is_this_table() -> None:
+    assert DOC.read_text(encoding="utf-8") == render(), (
+        "docs/authorization.md is stale: run `python -m tests.test_authorization_matrix`"
+    )
+
+
+if __name__ == "__main__":
+    DOC.write_text(render(), encoding="utf-8")
+    sys.stdout.write(f"wrote {DOC}\n")
