@@ -116,7 +116,7 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
-        env = dict(os.environ if environ is None else environ)
+        env = with_file_settings(dict(os.environ if environ is None else environ))
         data_dir = Path(env.get("TIPLINE_DATA_DIR", "./instance")).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         database_url = env.get("TIPLINE_DATABASE_URL") or f"sqlite:///{data_dir / 'tipline.db'}"
@@ -148,6 +148,49 @@ class Config:
             retention_days=_retention_days(env.get("TIPLINE_RETENTION_DAYS")),
             retention_warn_days=int(env.get("TIPLINE_RETENTION_WARN_DAYS", 14)),
         )
+
+
+# Settings that may come from a file named by ``<NAME>_FILE`` instead (docker secrets, systemd
+# LoadCredential): the secrets, and the URLs that carry passwords.
+FILE_SETTINGS = (
+    "TIPLINE_SECRET_KEY",
+    "TIPLINE_DATABASE_URL",
+    "TIPLINE_REDIS_URL",
+    "TIPLINE_TRANSIT_KEY",
+    "TIPLINE_RELAY_KEY",
+    "TIPLINE_ALIAS_KEY",
+    "TIPLINE_AUDIT_SIGNING_KEY",
+    "ZALO_APP_ID",
+    "ZALO_OA_SECRET_KEY",
+    "ZALO_APP_SECRET",
+)
+
+
+def with_file_settings(
+    env: dict[str, str], names: tuple[str, ...] = FILE_SETTINGS
+) -> dict[str, str]:
+    """``env`` with each set ``<NAME>_FILE`` read into ``<NAME>`` (surrounding blanks stripped).
+
+    A secret in a file stays out of the process environment (``/proc/PID/environ``,
+    ``docker inspect``, ``systemctl show``). Both NAME and NAME_FILE set, an unreadable or an
+    empty file: refused, naming the variable, rather than guessing or falling back to a
+    generated secret that no other machine shares.
+    """
+    out = dict(env)
+    for name in names:
+        path = env.get(f"{name}_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise ValueError(f"both {name} and {name}_FILE are set; keep one")
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror or exc}") from exc
+        if not value:
+            raise ValueError(f"{name}_FILE: {path} is empty")
+        out[name] = value
+    return out
 
 
 def _retention_days(value: str | None) -> tuple[tuple[str, int], ...]:

@@ -130,11 +130,8 @@ def _require_login() -> ResponseReturnValue | None:
 
 
 def _limits_uri(runtime: Runtime) -> str:
-    url = runtime.redis.connection_pool.connection_kwargs
-    path = url.get("path")
-    if path:  # embedded Redis on a unix socket
-        return f"redis+unix://{path}"
-    host, port, db = url.get("host", "127.0.0.1"), url.get("port", 6379), url.get("db", 0)
-    password = url.get("password")
-    auth = f":{password}@" if password else ""
-    return f"redis://{auth}{host}:{port}/{db}"
+    """Flask-Limiter's storage: the configured Redis URL as given (password, user, TLS, db)."""
+    url = runtime.config.redis_url
+    if url is None:  # embedded Redis on a unix socket
+        return f"redis+unix://{runtime.redis.connection_pool.connection_kwargs['path']}"
+    return f"redis+{url}" if url.startswith("unix://") else url

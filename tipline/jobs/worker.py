@@ -24,6 +24,21 @@ log = logging.getLogger(__name__)
 RELAY_INTERVAL = 0.1
 EXPAND_BATCH = 200
 RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
+RETENTION_LOCK = "tipline:retention"
+
+
+def retention_once(runtime: Runtime) -> bool:
+    """Run a retention pass unless another worker ran one in the last RETENTION_EVERY seconds.
+
+    Every worker runs the relay loop; two passes at once on PostgreSQL would both see the same
+    expired tip and record its shredding twice. The lock is left to expire, not released, so
+    a fleet of workers makes one pass per period between them.
+    """
+    lock = runtime.redis.lock(RETENTION_LOCK, timeout=RETENTION_EVERY, blocking=False)
+    if not lock.acquire():
+        return False
+    retention_pass(runtime.sessions, runtime.config, utcnow())
+    return True
 
 
 def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
@@ -42,7 +57,7 @@ def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
                 next_sweep = time.monotonic() + sweep_every
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + RETENTION_EVERY
-                retention_pass(runtime.sessions, runtime.config, utcnow())
+                retention_once(runtime)
         except Exception:  # Redis or the database is down: keep trying, the rows wait
             log.exception("outbox relay failed; retrying")
             stop.wait(1.0)
