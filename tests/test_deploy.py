@@ -46,7 +46,7 @@ from tests.conftest import free_port, give_simulator_tokens
 from tests.test_retention import close, dispatched_tips
 from tests.triage_helpers import login
 from tests.zalo_events import event, signed_headers
-from tipline.app import create_app
+from tipline.app import create_app, runtime_of
 from tipline.audit import actions
 from tipline.config import FILE_SETTINGS, Config, with_file_settings
 from tipline.jobs.worker import RETENTION_EVERY, RETENTION_LOCK, retention_once, run_worker
@@ -199,6 +199,8 @@ def test_a_wrong_or_missing_password_fails_at_once_saying_so(
         assert health.status_code == 503 and health.json is not None
         assert health.json["redis"] == "error: AuthenticationError"
         assert health.json["database"] == "ok"
+        rt.engine.dispose()
+        runtime_of(app).engine.dispose()
         # ... and a worker does not start, naming the cause, rather than wait in silence.
         worker = subprocess.run(
             [sys.executable, "-m", "tipline.cli", "worker"],
