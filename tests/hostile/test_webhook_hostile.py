@@ -24,7 +24,7 @@ from keys import webhook_mac
 from tests.conftest import APP_ID, APP_SECRET, COMMUNE_OA, OA_SECRET, expand
 from tests.hostile.snapshot import assert_unchanged, snapshot
 from tests.zalo_events import event, signed_headers
-from tipline.models import InboundEvent, Message
+from tipline.models import Attachment, InboundEvent, Message
 from tipline.runtime import Runtime
 
 pytestmark = pytest.mark.usefixtures("units")
@@ -193,6 +193,8 @@ BAD_BODIES: dict[str, tuple[Callable[[], bytes], int]] = {
     ),
     "sender id of 10,000 characters": (lambda: event(user="1" * 10_000), 400),
     "recipient missing": (lambda: body(recipient=None), 400),
+    "recipient id of 40 digits": (lambda: event(oa="1" * 40), 400),
+    "recipient id not an OA id": (lambda: event(oa="<script>alert(1)</script>"), 400),
     "anonymous chat without conversation id": (
         lambda: body(event_name="anonymous_send_text"),
         400,
@@ -351,3 +353,26 @@ def test_unknown_hostile_event_names_are_a_logged_ignore(
     assert "\n" not in ignored[0] and len(ignored[0]) < 120  # one line, bounded
     assert expand(runtime) == 0
     assert_unchanged(runtime, before)
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["<svg/onload=alert(1)>", "x" * 17, "IMAGE", 7],
+    ids=["html", "17 characters", "upper case", "a number"],
+)
+def test_a_hostile_attachment_type_is_stored_as_the_events_kind(
+    client: FlaskClient, runtime: Runtime, given: object
+) -> None:
+    """The type names the attachment to officers and fills a 16-character column: anything
+    but a short lower-case word becomes the event's own kind, and expansion goes on."""
+    raw = event(
+        "user_send_image",
+        msg_id="typed",
+        attachments=[{"type": given, "payload": {"url": "https://f20.zdn.vn/a.jpg"}}],
+    )
+    assert deliver(client, raw, signed(raw)).status_code == 200
+    assert expand(runtime) == 1
+    with runtime.sessions() as db:
+        assert list(db.scalars(select(Attachment.kind))) == ["image"]
+    assert deliver(client, GOOD, signed(GOOD)).status_code == 200
+    assert expand(runtime) == 1

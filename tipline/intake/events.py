@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ MESSAGE_EVENTS = {
 
 MAX_TEXT = 20_000
 MAX_ATTACHMENTS = 20
+MAX_OA_ID = 32  # digits, as `tipline units set-oa` takes them
+ATTACHMENT_TYPE = re.compile(r"^[a-z_]{1,16}$")
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,10 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
     msg_id = _id(message.get("msg_id"))
     if oa_id is None or msg_id is None:
         raise MalformedEvent("recipient.id or message.msg_id is missing")
+    if not oa_id.isdigit() or len(oa_id) > MAX_OA_ID:
+        # Stored as is (tips.oa_id): a longer one was accepted here, then failed expansion
+        # on PostgreSQL's varchar(32) and held up every event queued after it.
+        raise MalformedEvent("recipient.id is not an OA id")
     if envelope.event_name.startswith("anonymous_"):
         conversation = _id(message.get("conversation_id")) or _id(body.get("conversation_id"))
         anonymous = _id(sender.get("anonymous_id")) or _id(sender.get("id"))
@@ -168,7 +175,9 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
             if not isinstance(item, dict) or not isinstance(item.get("payload"), dict):
                 continue
             payload = item["payload"]
-            a_type = item.get("type") if isinstance(item.get("type"), str) else kind
+            a_type = item.get("type")
+            if not isinstance(a_type, str) or not ATTACHMENT_TYPE.match(a_type):
+                a_type = kind  # stored (attachments.kind, 16 characters) and shown to officers
             if a_type == "location":
                 location = _coordinates(payload) or location
                 continue
