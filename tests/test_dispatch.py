@@ -130,6 +130,26 @@ def test_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(
         assert session.scalars(select(Tip)).one().dispatched_at is not None
 
 
+def test_an_attachment_whose_media_job_was_lost_is_swept(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    from datetime import timedelta
+
+    from tipline.models import Attachment
+
+    image = {"type": "image", "payload": {"url": "https://10.0.0.1/photo.jpg", "name": "a.jpg"}}
+    send(client, event("user_send_image", text="", attachments=[image]))
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(OutboxEntry).values(enqueued_at=utcnow()))
+    runtime.redis.flushall()  # the queued dispatch and media jobs are gone
+    assert sweep(runtime.sessions, runtime.redis, older_than=timedelta(0)) == 2
+    work(runtime, ("dispatch", "media"))
+    with runtime.sessions() as session:
+        attachment = session.scalars(select(Attachment)).one()
+        assert attachment.state == "refused" and attachment.refusal == "host_not_allowed"
+    assert sweep(runtime.sessions, runtime.redis, older_than=timedelta(0)) == 0
+
+
 def test_intake_accepts_while_redis_is_down(runtime: Runtime, units: dict[str, str]) -> None:
     from tipline.app import create_app
     from tipline.runtime import install

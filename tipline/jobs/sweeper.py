@@ -13,8 +13,17 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tipline.jobs.outbox import enqueue_now
-from tipline.models import Delivery, Direction, Message, OutboxEntry, Tip, utcnow
+from tipline.jobs.outbox import RELAY_LOCK, enqueue_now
+from tipline.models import (
+    Attachment,
+    AttachmentState,
+    Delivery,
+    Direction,
+    Message,
+    OutboxEntry,
+    Tip,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +31,8 @@ log = logging.getLogger(__name__)
 def sweep(
     sessions: sessionmaker[Session], redis: Redis, older_than: timedelta, limit: int = 1000
 ) -> int:
-    """Queue again the dispatch of old undispatched tips and the sending of old queued replies."""
+    """Queue again the dispatch of old undispatched tips, the sending of old queued replies and
+    the cleaning of attachments still pending."""
     cutoff = utcnow() - older_than
     with sessions() as session:
         pending_outbox = select(OutboxEntry.ref).where(OutboxEntry.enqueued_at.is_(None))
@@ -45,12 +55,41 @@ def sweep(
             )
             .limit(limit)
         ).all()
-    pairs = [("dispatch", ref) for ref in tips] + [("send", ref) for ref in messages]
+        attachments = session.scalars(
+            select(Attachment.public_id)
+            .where(
+                Attachment.state == AttachmentState.PENDING,
+                Attachment.created_at < cutoff,
+                Attachment.public_id.not_in(pending_outbox),
+            )
+            .limit(limit)
+        ).all()
+    pairs = (
+        [("dispatch", ref) for ref in tips]
+        + [("send", ref) for ref in messages]
+        + [("media", ref) for ref in attachments]
+    )
     if not pairs:
         return 0
-    queued = enqueue_now(redis, pairs)
+    # enqueue_now checks then queues: two sweepers (one per worker) or a sweeper and the relay
+    # doing that at once could both queue a job, and two workers would then run it together:
+    # for a send, two copies of one message on the informant's phone. One at a time.
+    lock = redis.lock(RELAY_LOCK, timeout=60, blocking=False)
+    if not lock.acquire():
+        return 0  # the relay is at it; the next sweep comes soon
+    try:
+        queued = enqueue_now(redis, pairs)
+    finally:
+        try:
+            lock.release()
+        except Exception:  # noqa: S110 - the lock expired; nothing to release  # nosec B110
+            pass
     if queued:
         log.warning(
-            "sweeper re-enqueued %d jobs (%d tips, %d messages)", queued, len(tips), len(messages)
+            "sweeper re-enqueued %d jobs (%d tips, %d messages, %d attachments)",
+            queued,
+            len(tips),
+            len(messages),
+            len(attachments),
         )
     return queued
