@@ -8,11 +8,14 @@ marked); every job is idempotent.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,13 +62,54 @@ def add_job(session: Session, kind: str, ref: str) -> None:
     session.add(OutboxEntry(queue=JOBS[kind].queue, job=kind, ref=ref))
 
 
+def _worker_died(redis: Redis, job: Job) -> bool:
+    """True when the worker that started ``job`` is known to be dead: the job is not running.
+
+    A worker killed mid-job (SIGKILL, out of memory, or RQ quitting when Redis vanished while
+    it finished a job) leaves the job "started". RQ gives up on it only once its timeout plus
+    a minute has passed *and* a worker's ten-minute maintenance comes round; until then
+    :func:`enqueue_now` would skip it as active, and its tip would wait that long. A worker on
+    this machine is dead when its process is gone; one whose registration expired stopped
+    heartbeating long ago. A worker on another machine is presumed alive (RQ's cleanup covers
+    it).
+    """
+    if not job.worker_name:
+        return False
+    key = Worker.redis_worker_namespace_prefix + job.worker_name
+    hostname, pid = redis.hmget(key, ["hostname", "pid"])
+    if hostname is None:
+        return True
+    host = hostname.decode() if isinstance(hostname, bytes) else str(hostname)
+    if host != socket.gethostname() or pid is None:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, and someone else's
+        return False
+    return False
+
+
+def _active(redis: Redis, job: Job | None) -> bool:
+    if job is None:
+        return False
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED and _worker_died(redis, job):
+        # Forget the dead execution, or RQ's own cleanup would later fail the new run.
+        StartedJobRegistry(job.origin, connection=redis).remove_executions(job)
+        return False
+    return status in ACTIVE
+
+
 def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
-    """Put (kind, ref) jobs on their queues in one pipeline, skipping those already active."""
+    """Put (kind, ref) jobs on their queues in one pipeline, skipping those already active.
+
+    A job "started" by a worker that has since died is not active: it is queued again.
+    """
     ids = [job_id(kind, ref) for kind, ref in pairs]
     existing = Job.fetch_many(ids, connection=redis)
-    active = {
-        job.id for job in existing if job is not None and job.get_status(refresh=False) in ACTIVE
-    }
+    active = {job.id for job in existing if job is not None and _active(redis, job)}
     by_queue: dict[str, list[object]] = {}
     for (kind, ref), jid in zip(pairs, ids, strict=True):
         if jid in active:

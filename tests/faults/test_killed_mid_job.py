@@ -1,0 +1,88 @@
+"""A worker SIGKILLed in the middle of a dispatch: the tip is dispatched again within seconds.
+
+The dead worker leaves its RQ job "started". RQ itself would give up on it only after the
+job's timeout plus a minute, at a worker's next ten-minute maintenance; until then the sweeper
+skipped the job as active. It now sees that the worker that started it is dead and queues it
+again (tipline.jobs.outbox.enqueue_now).
+
+Determinism: the test holds the tip's row lock, so the dispatch job is certainly blocked in
+its claim when the worker dies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from flask.testing import FlaskClient
+from rq.job import Job, JobStatus
+from sqlalchemy import create_engine, select, text
+
+from tests.conftest import expand
+from tests.faults.cluster import Cluster
+from tests.zalo_events import event, signed_headers
+from tipline.config import Config
+from tipline.jobs.outbox import job_id
+from tipline.models import Tip
+from tipline.runtime import Runtime
+
+SWEEP_AFTER = 5  # the cluster's TIPLINE_SWEEP_AFTER_SECONDS
+DEADLINE = 45.0  # RQ alone: 180 s (dispatch timeout 120 + 60) then up to 10 minutes
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def test_dispatch_killed_mid_job_is_run_again(
+    make_cluster: Callable[[int], Cluster],
+    client: FlaskClient,
+    runtime: Runtime,
+    config: Config,
+) -> None:
+    raw = event(msg_id="killed-mid-job-0001")
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    assert expand(runtime) == 1
+    with runtime.sessions() as session:
+        tip = session.scalars(select(Tip.public_id)).one()
+    runtime.engine.dispose()
+
+    engine = create_engine(config.database_url)
+    cluster = make_cluster(1)
+    try:
+        with engine.connect() as blocker:
+            blocker.execute(
+                text("SELECT id FROM tips WHERE public_id = :tip FOR UPDATE"), {"tip": tip}
+            )
+            cluster.start()
+            job = job_id("dispatch", tip)
+
+            def started() -> bool:
+                found = Job.fetch_many([job], connection=runtime.redis)[0]
+                return found is not None and found.get_status() == JobStatus.STARTED
+
+            wait_for(started, 30, "the dispatch job started")
+            time.sleep(0.5)  # well inside the claim, waiting for the row lock
+            cluster.kill_worker(0)
+            blocker.rollback()
+        killed = time.monotonic()
+
+        def dispatched() -> bool:
+            with engine.connect() as conn:
+                return (
+                    conn.execute(
+                        select(Tip.dispatched_at).where(Tip.public_id == tip)
+                    ).scalar_one()
+                    is not None
+                )
+
+        took = wait_for(dispatched, DEADLINE, "the tip dispatched after the kill")
+        print(f"KILLED_MID_JOB dispatched {took:.1f} s after the kill")
+        assert [e.killed_by_test for e in cluster.exits] == [True]
+    finally:
+        engine.dispose()
