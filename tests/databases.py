@@ -135,9 +135,12 @@ class Raw:
         if isinstance(self._connection, sqlite3.Connection):
             cursor = self._connection.execute(statement, tuple(params))
         else:
-            cursor = self._connection.execute(  # type: ignore[call-overload]
-                statement.replace("?", "%s"), tuple(params)
-            )
+            if params:
+                cursor = self._connection.execute(  # type: ignore[call-overload]
+                    statement.replace("?", "%s"), tuple(params)
+                )
+            else:  # no placeholders to translate, and a literal % stays one
+                cursor = self._connection.execute(statement)  # type: ignore[call-overload]
         rows = cursor.fetchall() if cursor.description is not None else []
         return [
             tuple(format_time(v) if isinstance(v, datetime) else v for v in row) for row in rows
@@ -191,3 +194,21 @@ def every_value(url: str) -> Iterator[object]:
         with raw(url, bypass_triggers=False) as db:
             for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - a table's name
                 yield from row
+
+
+def stored_bytes(url: str) -> bytes:
+    """Every byte the database keeps on disk for ``url``: for "not at rest" checks.
+
+    SQLite: the file and its WAL. PostgreSQL: the database's own directory in the cluster
+    (``base/<oid>``) after a CHECKPOINT, so what was committed is in those files.
+    """
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        files = [Path(f"{path}{suffix}") for suffix in ("", "-wal")]
+    else:
+        with raw(url, bypass_triggers=False) as db:
+            db.execute("CHECKPOINT")
+            data_directory = db.scalar("SHOW data_directory")
+            oid = db.scalar("SELECT oid FROM pg_database WHERE datname = current_database()")
+        files = sorted((Path(data_directory) / "base" / str(oid)).iterdir())
+    return b"\n".join(path.read_bytes() for path in files if path.is_file())

@@ -1,14 +1,12 @@
 """The hash chain: any single edit, deletion, insertion or swap is found (invariant 5).
 
-Tampering goes around the append-only triggers the way an attacker with the database would:
-by dropping them and writing plain SQL.
+Tampering goes around the append-only rules the way an attacker with the database would:
+on SQLite by dropping the triggers, on PostgreSQL as the superuser with triggers off; then
+plain SQL (tests.databases.raw). The chains live in copies of one filled database.
 """
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,9 +16,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from keys import chain_hash, generate_signing_key
+from tests.databases import AUDIT_REFUSALS, INTEGRITY_ERRORS, REFUSED, Databases, raw
 from tipline.audit import (
     AuditError,
     ChainBrokenError,
@@ -68,16 +67,27 @@ def fill(url: str, n: int = N_EVENTS) -> None:
     engine.dispose()
 
 
+_TEMPLATE_CHECKPOINTS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
-def chain_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("chain") / "chain.db"
-    upgrade(f"sqlite:///{path}")
-    fill(f"sqlite:///{path}")
-    return path
+def chain_template(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The filled chain every test copies; nothing connects to it after this (PostgreSQL
+    copies a database only while no one is connected to it)."""
+    url = databases.create()
+    upgrade(url)
+    fill(url)
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:  # the auditor's offline copy
+        _TEMPLATE_CHECKPOINTS[url] = tmp_path_factory.mktemp("cp") / "cp.json"
+        write_checkpoint(session, SIGNER, _TEMPLATE_CHECKPOINTS[url])
+    engine.dispose()
+    yield url
+    databases.drop(url)
 
 
-def verify_file(path: Path, checkpoint: object = None) -> object:
-    engine = make_engine(f"sqlite:///{path}")
+def verify_file(url: str, checkpoint: object = None) -> object:
+    engine = make_engine(url)
     try:
         with make_session_factory(engine)() as session:
             return verify_chain(session, checkpoint)  # type: ignore[arg-type]
@@ -85,25 +95,24 @@ def verify_file(path: Path, checkpoint: object = None) -> object:
         engine.dispose()
 
 
-def tamper(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
-    db = sqlite3.connect(path)
-    with db:
-        for trigger in ("audit_events_no_update", "audit_events_no_delete"):
-            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+def tamper(url: str, *statements: tuple[str, tuple[object, ...]]) -> None:
+    with raw(url) as db:
         for sql, params in statements:
             db.execute(sql, params)
-    db.close()
 
 
-def rows(path: Path) -> list[tuple[object, ...]]:
-    db = sqlite3.connect(path)
-    try:
-        return db.execute(SELECT_ROWS).fetchall()
-    finally:
-        db.close()
+def rows(url: str) -> list[tuple[object, ...]]:
+    with raw(url) as db:
+        return db.execute(SELECT_ROWS)
 
 
-def rehash(path: Path) -> None:
+def scalar(url: str, sql: str, params: tuple[object, ...] = ()) -> object:
+    with raw(url) as db:
+        found = db.execute(sql, params)
+    return found[0][0] if found else None
+
+
+def rehash(path: str) -> None:
     """The strongest attacker: recompute every link and the head after the change."""
     previous = GENESIS_HASH
     updates = []
@@ -114,44 +123,100 @@ def rehash(path: Path) -> None:
     tamper(
         path,
         *updates,
-        ("DROP TRIGGER IF EXISTS audit_head_forward_only", ()),
         ("UPDATE audit_head SET seq = ?, hash = ?", (last, previous)),
     )
 
 
+EVENT_COLUMNS = ("id", "seq", *CHAINED, "hash")
+INSERT_HEAD = "INSERT INTO audit_head (id, seq, hash) VALUES (?, ?, ?)"
+
+
 @pytest.fixture
-def copy(chain_template: Path) -> Iterator[Callable[[], Path]]:
-    with tempfile.TemporaryDirectory() as folder:
-        count = iter(range(10**6))
+def copy(chain_template: str, databases: Databases) -> Iterator[Callable[[], str]]:
+    """A fresh copy of the filled chain per call (a property test asks once per example).
 
-        def make() -> Path:
-            target = Path(folder) / f"c{next(count)}.db"
-            shutil.copy(chain_template, target)
-            return target
+    SQLite copies the file. On PostgreSQL a copy is a database (CREATE DATABASE … TEMPLATE,
+    tenths of a second), so one is made per test and later calls put the audit tables back
+    as they were, as the superuser: the tampering never reaches anything else, and the
+    append-only triggers stay in force there (only the tampering connection bypasses them).
+    """
+    url = databases.copy(chain_template)
+    if url.startswith("sqlite"):
+        made = [url]
 
-        yield make
+        def make() -> str:
+            made.append(databases.copy(chain_template))
+            databases.drop(made.pop(0))  # an example's copy is done with when the next comes
+            return made[-1]
+    else:
+        select_events = f"SELECT {', '.join(EVENT_COLUMNS)} FROM audit_events ORDER BY id"  # noqa: S608
+        with raw(url) as db:
+            events = db.execute(select_events)
+            head = db.execute("SELECT id, seq, hash FROM audit_head")
+        made = [url]
+        calls = iter(range(10**6))
+
+        def make() -> str:
+            if next(calls):
+                insert = (
+                    f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) "  # noqa: S608
+                    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+                )
+                tamper(
+                    url,
+                    ("DELETE FROM audit_events", ()),
+                    ("DELETE FROM audit_head", ()),
+                    *[(insert, row) for row in events],
+                    *[(INSERT_HEAD, row) for row in head],
+                )
+                assert rows(url) == [row[1:-1] for row in events]
+            return url
+
+    yield make
+    for url in made:
+        databases.drop(url)
 
 
 # --- the basics ----------------------------------------------------------------------------
 
 
-def test_an_untouched_chain_verifies(chain_template: Path) -> None:
-    result = verify_file(chain_template)
+def test_an_untouched_chain_verifies(copy: Callable[[], str]) -> None:
+    result = verify_file(copy())
     assert result.ok and result.checked == N_EVENTS and result.head_seq == N_EVENTS  # type: ignore[attr-defined]
 
 
-def test_triggers_refuse_updates_and_deletes(copy: Callable[[], Path]) -> None:
-    path = copy()
-    db = sqlite3.connect(path)
-    for sql in (
+def test_triggers_refuse_updates_and_deletes(copy: Callable[[], str]) -> None:
+    """Refused to the database's owner with triggers in force, and to the application.
+
+    On PostgreSQL the application's role has lost UPDATE/DELETE/TRUNCATE on the events
+    (privileges, checked before any trigger), and TRUNCATE is refused even to the superuser.
+    """
+    url = copy()
+    postgres = url.startswith("postgresql")
+    statements = [
         "UPDATE audit_events SET outcome = 'denied' WHERE seq = 2",
         "DELETE FROM audit_events WHERE seq = 2",
         "UPDATE audit_head SET seq = 1",
         "DELETE FROM audit_head",
-    ):
-        with pytest.raises(sqlite3.IntegrityError):
+        *(["TRUNCATE audit_events", "TRUNCATE audit_head"] if postgres else []),
+    ]
+    for sql in statements:
+        with pytest.raises(AUDIT_REFUSALS) as refused, raw(url, bypass_triggers=False) as db:
             db.execute(sql)
-    db.close()
+        assert "append-only" in str(refused.value) or "only moves forward" in str(refused.value)
+    engine = make_engine(url)
+    try:
+        for sql in statements:
+            with pytest.raises(DBAPIError) as denied, engine.begin() as connection:
+                connection.exec_driver_sql(sql)
+            if postgres:  # the privileges revoked, except moving the head (its trigger)
+                moving_head = sql.startswith("UPDATE audit_head")
+                expected = "only moves forward" if moving_head else "permission denied"
+                assert expected in str(denied.value), sql
+    finally:
+        engine.dispose()
+    assert verify_file(url).ok  # type: ignore[attr-defined]
+    assert [row[0] for row in rows(url)] == list(range(1, N_EVENTS + 1))
 
 
 def test_record_refuses_what_must_never_be_written(runtime: Runtime) -> None:
@@ -213,25 +278,25 @@ def test_concurrent_writers_never_fork_the_chain(runtime: Runtime) -> None:
 # --- one of each kind of tampering, named precisely ----------------------------------------
 
 
-def test_plain_sql_edit_names_the_event(copy: Callable[[], Path]) -> None:
+def test_plain_sql_edit_names_the_event(copy: Callable[[], str]) -> None:
     path = copy()
     tamper(path, ("UPDATE audit_events SET actor_name = 'someone_else' WHERE seq = 5", ()))
     result = verify_file(path)
     assert not result.ok and result.first_bad_seq == 5  # type: ignore[attr-defined]
 
 
-def test_deleting_the_newest_events_is_found(copy: Callable[[], Path]) -> None:
+def test_deleting_the_newest_events_is_found(copy: Callable[[], str]) -> None:
     path = copy()
     tamper(path, ("DELETE FROM audit_events WHERE seq >= ?", (N_EVENTS - 1,)))
     result = verify_file(path)
     assert not result.ok and result.first_bad_seq == N_EVENTS - 1  # type: ignore[attr-defined]
 
 
-def test_an_event_appended_behind_the_heads_back_is_found(copy: Callable[[], Path]) -> None:
+def test_an_event_appended_behind_the_heads_back_is_found(copy: Callable[[], str]) -> None:
     path = copy()
     last = rows(path)[-1]
     forged = [f"forged{N_EVENTS + 1}", *last[2:]]
-    head = sqlite3.connect(path).execute("SELECT hash FROM audit_head").fetchone()[0]
+    head = scalar(path, "SELECT hash FROM audit_head")
     link = chain_hash(head, canonical(N_EVENTS + 1, forged))  # type: ignore[arg-type]
     tamper(
         path,
@@ -245,10 +310,10 @@ def test_an_event_appended_behind_the_heads_back_is_found(copy: Callable[[], Pat
 
 
 def test_a_rewritten_history_passes_the_chain_but_not_the_checkpoint(
-    copy: Callable[[], Path], tmp_path: Path
+    copy: Callable[[], str], tmp_path: Path
 ) -> None:
     path = copy()
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(path)
     with make_session_factory(engine)() as session:
         checkpoint = write_checkpoint(session, SIGNER, tmp_path / "cp.json")
     engine.dispose()
@@ -265,10 +330,10 @@ def test_a_rewritten_history_passes_the_chain_but_not_the_checkpoint(
     assert "signature" in str(verify_file(path, tmp_path / "cp2.json").reason)  # type: ignore[attr-defined]
 
 
-def test_no_checkpoint_is_signed_over_a_broken_chain(copy: Callable[[], Path]) -> None:
+def test_no_checkpoint_is_signed_over_a_broken_chain(copy: Callable[[], str]) -> None:
     path = copy()
     tamper(path, ("DELETE FROM audit_events WHERE seq = 4", ()))
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(path)
     with make_session_factory(engine)() as session, pytest.raises(ChainBrokenError):
         write_checkpoint(session, SIGNER)
     engine.dispose()
@@ -296,24 +361,30 @@ PROPERTY = settings(
     recompute=st.booleans(),
 )
 def test_any_single_edit_is_detected(
-    copy: Callable[[], Path], seq: int, column: str, value: object, recompute: bool
+    copy: Callable[[], str],
+    checkpoint: Path,
+    seq: int,
+    column: str,
+    value: object,
+    recompute: bool,
 ) -> None:
     path = copy()
-    db = sqlite3.connect(path)
-    old = db.execute(f"SELECT {column} FROM audit_events WHERE seq = ?", (seq,)).fetchone()[0]  # noqa: S608
-    db.close()
+    read = f"SELECT {column} FROM audit_events WHERE seq = ?"  # noqa: S608
+    old = scalar(path, read, (seq,))
     assume(old != value or type(old) is not type(value))
     try:
         tamper(path, (f"UPDATE audit_events SET {column} = ? WHERE seq = ?", (value, seq)))  # noqa: S608
-    except (sqlite3.IntegrityError, sqlite3.InterfaceError):
-        assume(False)  # NOT NULL or UNIQUE refused it: nothing changed
+    except REFUSED:
+        assume(False)  # NOT NULL, UNIQUE or the column's type refused it: nothing changed
+    new = scalar(path, read, (value if column == "seq" else seq,))
+    assume(new != old or type(new) is not type(old))  # stored as it was ("5" into an integer)
     if recompute:
         assume(column not in ("seq", "hash"))
         try:
             rehash(path)
         except (TypeError, ValueError):
             assume(False)  # not even the attacker can hash a non-text field
-        result = verify_file(path, _checkpoint_of_template(copy))
+        result = verify_file(path, checkpoint)
         assert not result.ok  # type: ignore[attr-defined]
     else:
         result = verify_file(path)
@@ -324,14 +395,18 @@ def test_any_single_edit_is_detected(
 @PROPERTY
 @given(seq=st.integers(1, N_EVENTS), recompute=st.booleans())
 def test_any_single_deletion_is_detected(
-    copy: Callable[[], Path], seq: int, recompute: bool
+    copy: Callable[[], str], checkpoint: Path, seq: int, recompute: bool
 ) -> None:
     path = copy()
     tamper(path, ("DELETE FROM audit_events WHERE seq = ?", (seq,)))
     if recompute:  # and close the gap, as a careful attacker would
-        tamper(path, ("UPDATE audit_events SET seq = seq - 1 WHERE seq > ?", (seq,)))
+        tamper(  # through negative numbers: PostgreSQL checks UNIQUE row by row
+            path,
+            ("UPDATE audit_events SET seq = 1 - seq WHERE seq > ?", (seq,)),
+            ("UPDATE audit_events SET seq = -seq WHERE seq < 0", ()),
+        )
         rehash(path)
-        assert not verify_file(path, _checkpoint_of_template(copy)).ok  # type: ignore[attr-defined]
+        assert not verify_file(path, checkpoint).ok  # type: ignore[attr-defined]
     else:
         result = verify_file(path)
         assert not result.ok and result.first_bad_seq == seq  # type: ignore[attr-defined]
@@ -344,7 +419,7 @@ def test_any_single_deletion_is_detected(
     recompute=st.booleans(),
 )
 def test_any_single_insertion_is_detected(
-    copy: Callable[[], Path], seq: int, action: str, recompute: bool
+    copy: Callable[[], str], checkpoint: Path, seq: int, action: str, recompute: bool
 ) -> None:
     """A forged event put at position ``seq``; later events move up one, as they must."""
     path = copy()
@@ -352,10 +427,8 @@ def test_any_single_insertion_is_detected(
     template = list(before[seq - 1][1:])
     template[0] = f"forged{seq}"
     template[CHAINED.index("action")] = action
-    db = sqlite3.connect(path)
-    previous = db.execute("SELECT hash FROM audit_events WHERE seq = ?", (seq - 1,)).fetchone()
-    db.close()
-    link = chain_hash(previous[0] if previous else GENESIS_HASH, canonical(seq, template))  # type: ignore[arg-type]
+    previous = scalar(path, "SELECT hash FROM audit_events WHERE seq = ?", (seq - 1,))
+    link = chain_hash(previous or GENESIS_HASH, canonical(seq, template))  # type: ignore[arg-type]
     shift = [
         ("UPDATE audit_events SET seq = ? WHERE seq = ?", (-s, s)) for s in range(seq, N_EVENTS + 1)
     ] + [
@@ -372,7 +445,7 @@ def test_any_single_insertion_is_detected(
     )
     if recompute:
         rehash(path)
-        assert not verify_file(path, _checkpoint_of_template(copy)).ok  # type: ignore[attr-defined]
+        assert not verify_file(path, checkpoint).ok  # type: ignore[attr-defined]
     else:
         result = verify_file(path)
         # The forged event links correctly to its predecessor; the one it displaced does not
@@ -386,7 +459,9 @@ def test_any_single_insertion_is_detected(
     pair=st.lists(st.integers(1, N_EVENTS), min_size=2, max_size=2, unique=True),
     recompute=st.booleans(),
 )
-def test_any_swap_is_detected(copy: Callable[[], Path], pair: list[int], recompute: bool) -> None:
+def test_any_swap_is_detected(
+    copy: Callable[[], str], checkpoint: Path, pair: list[int], recompute: bool
+) -> None:
     i, j = sorted(pair)
     path = copy()
     tamper(
@@ -397,26 +472,16 @@ def test_any_swap_is_detected(copy: Callable[[], Path], pair: list[int], recompu
     )
     if recompute:
         rehash(path)
-        assert not verify_file(path, _checkpoint_of_template(copy)).ok  # type: ignore[attr-defined]
+        assert not verify_file(path, checkpoint).ok  # type: ignore[attr-defined]
     else:
         result = verify_file(path)
         assert not result.ok and result.first_bad_seq == i  # type: ignore[attr-defined]
 
 
-_CHECKPOINTS: dict[int, Path] = {}
-
-
-def _checkpoint_of_template(copy: Callable[[], Path]) -> Path:
-    """A checkpoint of the untouched chain, signed once (the auditor's offline copy)."""
-    if 0 not in _CHECKPOINTS:
-        path = copy()
-        engine = make_engine(f"sqlite:///{path}")
-        with make_session_factory(engine)() as session:
-            out = Path(tempfile.mkdtemp()) / "cp.json"
-            write_checkpoint(session, SIGNER, out)
-        engine.dispose()
-        _CHECKPOINTS[0] = out
-    return _CHECKPOINTS[0]
+@pytest.fixture
+def checkpoint(chain_template: str) -> Path:
+    """The checkpoint signed over the untouched chain, as an auditor keeps it offline."""
+    return _TEMPLATE_CHECKPOINTS[chain_template]
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -442,17 +507,13 @@ def test_cli_verify_and_checkpoint(
     assert run("checkpoint", "--out", str(tmp_path / "cp.json"))[0] != 0  # never overwritten
     code, out = run("verify", "--from-checkpoint", str(tmp_path / "cp.json"))
     assert code == 0 and "matches checkpoint at #6" in out, out
-    db_path = Path(env["TIPLINE_DATABASE_URL"].removeprefix("sqlite:///"))
+    db_url = env["TIPLINE_DATABASE_URL"]
     runtime.engine.dispose()
-    tamper(db_path, ("UPDATE audit_events SET outcome = 'denied' WHERE seq = 3", ()))
+    tamper(db_url, ("UPDATE audit_events SET outcome = 'denied' WHERE seq = 3", ()))
     code, out = run("verify")
     assert code == 1 and "#3" in out, out
-    public = (
-        sqlite3.connect(db_path)
-        .execute("SELECT public_id FROM audit_events WHERE seq = 3")
-        .fetchone()[0]
-    )
-    assert public in out
+    public = scalar(db_url, "SELECT public_id FROM audit_events WHERE seq = 3")
+    assert isinstance(public, str) and public in out
     with runtime.sessions() as session:
         kinds = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
     assert kinds[5:] == [
@@ -463,9 +524,9 @@ def test_cli_verify_and_checkpoint(
     ]
 
 
-def test_rows_checked_at_a_unique_seq(copy: Callable[[], Path]) -> None:
+def test_rows_checked_at_a_unique_seq(copy: Callable[[], str]) -> None:
     """Two rows cannot claim the same place: the schema refuses a duplicate seq."""
     path = copy()
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         tamper(path, ("UPDATE audit_events SET seq = 2 WHERE seq = 3", ()))
     assert IntegrityError  # the ORM raises its own kind for the same reason

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from sqlalchemy import select
 
 from tests.audit_expect import ANY, Expected, audit_mark, expect_events
 from tests.conftest import expand
+from tests.databases import raw
 from tests.triage_helpers import csrf_from, login, post_form
 from tests.zalo_events import USER, event, signed_headers
 from tipline.audit import actions, record
@@ -262,15 +261,7 @@ def move_in_time(runtime: Runtime, seqs: list[int], start: datetime) -> None:
     from tipline.audit.chain import CHAINED, canonical, format_time
     from tipline.models.audit_head import GENESIS_HASH
 
-    path = Path(runtime.config.database_url.removeprefix("sqlite:///"))
-    db = sqlite3.connect(path)
-    with db:
-        for trigger in (
-            "audit_events_no_update",
-            "audit_events_no_delete",
-            "audit_head_forward_only",
-        ):
-            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    with raw(runtime.config.database_url) as db:
         for i, seq in enumerate(seqs):
             db.execute(
                 "UPDATE audit_events SET at = ? WHERE seq = ?",
@@ -279,11 +270,10 @@ def move_in_time(runtime: Runtime, seqs: list[int], start: datetime) -> None:
         previous = GENESIS_HASH
         for row in db.execute(
             f"SELECT seq, {', '.join(CHAINED)} FROM audit_events ORDER BY seq"  # noqa: S608
-        ).fetchall():
+        ):
             previous = chain_hash(previous, canonical(row[0], list(row[1:])))
             db.execute("UPDATE audit_events SET hash = ? WHERE seq = ?", (previous, row[0]))
         db.execute("UPDATE audit_head SET hash = ?", (previous,))
-    db.close()
 
 
 # --- export and verify ---------------------------------------------------------------------
@@ -348,13 +338,9 @@ def test_verify_button_reports_intact_then_a_row_edited_by_sql(
             select(AuditEvent).where(AuditEvent.action == actions.TIP_DISPATCHED)
         ).one()
         seq, victim_id = victim.seq, victim.public_id
-    # An attacker with the database: drop the append-only trigger, then edit the row.
-    path = Path(runtime.config.database_url.removeprefix("sqlite:///"))
-    db = sqlite3.connect(path)
-    with db:
-        db.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+    # An attacker with the database: around the append-only trigger, then edit the row.
+    with raw(runtime.config.database_url) as db:
         db.execute("UPDATE audit_events SET unit_code = 'v2025:32128' WHERE seq = ?", (seq,))
-    db.close()
     broken = auditor.post("/audit/verify", data={"csrf_token": csrf_from(page)})
     html = broken.get_data(as_text=True)
     assert broken.status_code == 200 and 'class="card verdict broken"' in html

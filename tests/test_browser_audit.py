@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sqlalchemy import select
 
 from tests.browser import log_in, shot, wait_dispatched
 from tests.conftest import COMMUNE_OA, Stack
+from tests.databases import raw
 from tipline.audit import actions
 from tipline.models import AuditEvent
 from tipline.runtime import Runtime
@@ -122,14 +122,10 @@ def test_auditor_filters_verifies_and_exports(
 
     # Someone with the database edits the dispatch event; the button finds it.
     dispatched = audit_events(runtime, actions.TIP_DISPATCHED)[0]
-    path = Path(runtime.config.database_url.removeprefix("sqlite:///"))
-    db = sqlite3.connect(path, timeout=30)
-    with db:
-        db.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+    with raw(runtime.config.database_url) as db:
         db.execute(
             "UPDATE audit_events SET unit_code = 'v2025:32128' WHERE seq = ?", (dispatched.seq,)
         )
-    db.close()
     page.click("#verify")
     result = page.locator("#verify-result")
     expect(result).to_have_class("card verdict broken")

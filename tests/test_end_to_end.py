@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from keys import EnvelopeError, open_grant, open_sealed
 from tests.conftest import COMMUNE_OA, Stack
+from tests.databases import stored_bytes
 from tipline.config import Config
 from tipline.keychain import NoKeyChain, open_tip_from_transit
 from tipline.models import KeyGrant, Message, ReplyAddress, Tip
@@ -128,9 +129,11 @@ def test_tip_sent_from_the_simulator_is_dispatched_and_acknowledged(
     ]
     at_rest = {
         "database and data dir": files_under(config.data_dir, config.data_dir / "zalo-simulator"),
+        "database files": stored_bytes(config.database_url),
         "redis": redis_dump(runtime.redis),
         "logs": files_under(stack.logs, stack.logs / "none"),
     }
+    assert b"v2025:32134" in at_rest["database files"]  # the files hold what was committed
     for where, blob in at_rest.items():
         assert blob
         for secret in secrets_of_the_informant:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from redis import Redis
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.conftest import APP_ID, APP_SECRET, OA_SECRET
+from tests.databases import every_value
 from tipline.runtime import Runtime
 from tipline.zalo.cli import zalo
 from tipline.zalo.sender import (
@@ -260,10 +260,8 @@ def test_state_is_not_in_tiplines_database_or_redis(
     assert send(client, access, text_body())["error"] == 0
     assert db_path(config.data_dir) == config.data_dir / "zalo-simulator" / "sim.db"
     assert db_path(config.data_dir).exists()
-    url = config.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(url) as conn:
-        dump = "\n".join(conn.iterdump())
-    assert USER_ID not in dump and access not in dump
+    dump = "\n".join(str(value) for value in every_value(config.database_url))
+    assert dump and USER_ID not in dump and access not in dump
     for key in redis.scan_iter():
         assert USER_ID.encode() not in key
         if redis.type(key) == b"string":
