@@ -4,7 +4,8 @@
 #   deploy/make-secrets.sh [--for-compose] [DIR]
 #
 # Files: secret_key, transit_key, relay_key, alias_key, audit_signing_key (Tipline's own
-# formats, made by tipline.config itself), redis_password, redis-auth.conf ("requirepass …"
+# formats, made by tipline.config itself), transit_public_key and relay_public_key (what the
+# web tiers get instead of the private keys), redis_password, redis-auth.conf ("requirepass …"
 # for redis-server --include), redis_url, postgres_password, database_url; and zalo_app_id,
 # zalo_oa_secret_key, zalo_app_secret from ZALO_APP_ID, ZALO_OA_SECRET_KEY, ZALO_APP_SECRET
 # when those are set (Zalo's developer console issues them; nothing here can).
@@ -56,6 +57,12 @@ TIPLINE_DATA_DIR="$scratch" "$python" -c 'from tipline.config import Config; Con
 for name in secret_key transit_key relay_key alias_key audit_signing_key; do
     put "$name" "$(cat "$scratch/secrets/$name")"
 done
+# The public halves of the kept transit and relay keys, for the web tiers (`tipline keys public`).
+while IFS='=' read -r variable value; do
+    file="$(echo "${variable#TIPLINE_}" | tr '[:upper:]' '[:lower:]')"
+    put "$file" "$value"
+done < <(TIPLINE_DATA_DIR="$scratch" TIPLINE_TRANSIT_KEY_FILE="$out/transit_key" \
+    TIPLINE_RELAY_KEY_FILE="$out/relay_key" "$python" -m tipline.cli keys public)
 
 put redis_password "$(random)"
 redis_password="$(cat "$out/redis_password")"

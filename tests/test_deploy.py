@@ -516,6 +516,10 @@ def test_gunicorn_conf_refuses_an_unknown_tier(data_dir: Path) -> None:
     assert "TIPLINE_TIER must be one of ['intake', 'staff'], not 'admin'" in check.stderr
 
 
+PRIVATE_KEYS = {"TIPLINE_TRANSIT_KEY", "TIPLINE_RELAY_KEY"}
+PUBLIC_HALVES = {"TIPLINE_TRANSIT_PUBLIC_KEY", "TIPLINE_RELAY_PUBLIC_KEY"}
+
+
 def _unit(path: Path) -> list[tuple[str, str, str]]:
     """(section, key, value) for every setting of a unit file, repeated keys kept."""
     section, out = "", []
@@ -563,12 +567,15 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
             if key == "Environment":
                 name = value.split("=", 1)[0]
                 assert name not in FILE_SETTINGS, f"{unit.name}: {name} in plain sight"
-    # The credentials the Tipline units take are exactly the settings read from files.
-    expected = {name.removeprefix("TIPLINE_").lower() for name in FILE_SETTINGS}
+    # The credentials the Tipline units take are exactly the settings read from files; the
+    # private service keys on the workers only, the public halves on the web tiers.
     for name in ("tipline-web", "tipline-intake", "tipline-worker@"):
+        wanted = set(FILE_SETTINGS) - (PUBLIC_HALVES if name == "tipline-worker@" else PRIVATE_KEYS)
+        expected = {n.removeprefix("TIPLINE_").lower() for n in wanted}
         settings = _unit(DEPLOY / f"systemd/{name}.service")
         loaded = {value.split(":", 1)[0] for _s, key, value in settings if key == "LoadCredential"}
         assert loaded == expected, name
+        assert ("Service", "Environment", "TIPLINE_REQUIRE_SECRETS=1") in settings, name
     intake = _unit(DEPLOY / "systemd/tipline-intake.service")
     assert ("Service", "Environment", "TIPLINE_TIER=intake") in intake
     # Nothing on disk is writable to the intake tier.
@@ -605,7 +612,11 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
     assert sorted(tipline) == ["intake", "migrate", "web", "worker"]
     for name in tipline:
         variables = set(services[name]["environment"])
-        assert {f"{n}_FILE" for n in FILE_SETTINGS} <= variables, name
+        wanted = set(FILE_SETTINGS) - PRIVATE_KEYS
+        assert {f"{n}_FILE" for n in wanted} <= variables, name
+        private = {f"{n}_FILE" for n in PRIVATE_KEYS}
+        assert (private <= variables) == (name == "worker"), name  # workers alone open
+        assert services[name]["environment"]["TIPLINE_REQUIRE_SECRETS"] == "1", name
         assert services[name]["read_only"] is True and services[name]["cap_drop"] == ["ALL"]
     assert services["intake"]["environment"]["TIPLINE_TIER"] == "intake"
     assert "volumes" not in services["intake"]  # no file store on the internet-facing tier

@@ -285,6 +285,19 @@ def keys_rotate(unit_code: str, reseal_as: str | None, password: str | None) -> 
     click.echo(f"{unit_code}: key version {version}; {moved} tip grants re-sealed")
 
 
+@keys.command("public")
+def keys_public() -> None:
+    """Print the service keys' public halves, as settings for the web and intake tiers.
+
+    Those tiers only seal to the transit and relay keys; given these instead of the private
+    keys, a compromised web machine opens no queued event and no reply address (deploy/).
+    """
+    from tipline.config import Config, public_halves
+
+    for name, value in public_halves(Config.from_env().secrets).items():
+        click.echo(f"{name}={value}")
+
+
 def _add_zalo() -> None:
     from tipline.zalo.cli import zalo
 

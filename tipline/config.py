@@ -45,24 +45,40 @@ DEFAULT_RETENTION_DAYS: tuple[tuple[str, int], ...] = (
 )
 
 
+class MissingSecret(RuntimeError):
+    """A private key this process was deliberately not given (it holds the public half only)."""
+
+
 @dataclass(frozen=True)
 class ServiceSecrets:
-    """The intake tier's own keys (DESIGN.md: transit, relay, alias) and the audit signer."""
+    """The intake tier's own keys (DESIGN.md: transit, relay, alias) and the audit signer.
 
-    transit_key: PrivateKey
-    relay_key: PrivateKey
+    A process may hold a key's public half only (``TIPLINE_TRANSIT_PUBLIC_KEY``,
+    ``TIPLINE_RELAY_PUBLIC_KEY``): the web and intake tiers seal to these keys but never open
+    anything with them, so in production only the workers get the private halves, and a
+    compromised web machine opens no queued event and no informant's reply address.
+    """
+
+    transit_public: PublicKey
+    relay_public: PublicKey
     alias_key: bytes
     # Signs audit checkpoints (tipline.audit). Auditors pin its public half's fingerprint, so
     # a checkpoint file kept offline proves what the chain's head was when it was exported.
     audit_signing_key: SigningKey
+    transit_private: PrivateKey | None = field(default=None, repr=False)
+    relay_private: PrivateKey | None = field(default=None, repr=False)
 
     @property
-    def transit_public(self) -> PublicKey:
-        return self.transit_key.public_key
+    def transit_key(self) -> PrivateKey:
+        if self.transit_private is None:
+            raise MissingSecret("TIPLINE_TRANSIT_KEY: this process holds the public half only")
+        return self.transit_private
 
     @property
-    def relay_public(self) -> PublicKey:
-        return self.relay_key.public_key
+    def relay_key(self) -> PrivateKey:
+        if self.relay_private is None:
+            raise MissingSecret("TIPLINE_RELAY_KEY: this process holds the public half only")
+        return self.relay_private
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,7 @@ class Config:
             data_dir=data_dir,
             database_url=database_url,
             redis_url=env.get("TIPLINE_REDIS_URL") or None,
-            secret_key=env.get("TIPLINE_SECRET_KEY") or _file_secret(data_dir, "secret_key"),
+            secret_key=_file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key"),
             secrets=load_service_secrets(data_dir, env),
             zalo_app_id=env.get("ZALO_APP_ID", ""),
             zalo_oa_secret_key=env.get("ZALO_OA_SECRET_KEY", ""),
@@ -158,6 +174,8 @@ FILE_SETTINGS = (
     "TIPLINE_REDIS_URL",
     "TIPLINE_TRANSIT_KEY",
     "TIPLINE_RELAY_KEY",
+    "TIPLINE_TRANSIT_PUBLIC_KEY",
+    "TIPLINE_RELAY_PUBLIC_KEY",
     "TIPLINE_ALIAS_KEY",
     "TIPLINE_AUDIT_SIGNING_KEY",
     "ZALO_APP_ID",
@@ -218,48 +236,70 @@ def _write_private(path: Path, value: str) -> None:
         handle.write(value)
 
 
-def _file_secret(data_dir: Path, name: str) -> str:
-    path = data_dir / "secrets" / name
+def _generated(data_dir: Path, env: dict[str, str], variable: str, file: str, make: str) -> str:
+    """The secret in ``<data_dir>/secrets/<file>``, created on first use, unless secrets must
+    be given (``TIPLINE_REQUIRE_SECRETS=1``, production): two machines that each generated
+    their own key would not understand each other's data."""
+    if env.get("TIPLINE_REQUIRE_SECRETS", "") == "1":
+        raise ValueError(f"{variable} (or {variable}_FILE) must be set: TIPLINE_REQUIRE_SECRETS=1")
+    path = data_dir / "secrets" / file
     if not path.exists():
         try:
-            _write_private(path, new_token(64))
+            _write_private(path, make)
         except FileExistsError:  # another process created it first
             pass
     return path.read_text().strip()
 
 
-def _key_secret(data_dir: Path, env: dict[str, str], name: str) -> PrivateKey:
-    value = env.get(f"TIPLINE_{name.upper()}_KEY")
+def _file_secret(data_dir: Path, env: dict[str, str], variable: str, name: str) -> str:
+    return env.get(variable) or _generated(data_dir, env, variable, name, new_token(64))
+
+
+def _key_pair(
+    data_dir: Path, env: dict[str, str], name: str
+) -> tuple[PublicKey, PrivateKey | None]:
+    """A service key pair: the private half from its variable or file, or the public half
+    alone (``TIPLINE_<NAME>_PUBLIC_KEY``) for processes that only seal to it."""
+    variable = f"TIPLINE_{name.upper()}_KEY"
+    public_variable = f"TIPLINE_{name.upper()}_PUBLIC_KEY"
+    value, public_value = env.get(variable), env.get(public_variable)
+    if value is None and public_value is not None:
+        return PublicKey.from_bytes(base64.b64decode(public_value)), None
     if value is None:
-        path = data_dir / "secrets" / f"{name}_key"
-        if not path.exists():
-            try:
-                _write_private(path, base64.b64encode(generate_keypair().to_bytes()).decode())
-            except FileExistsError:
-                pass
-        value = path.read_text().strip()
-    return PrivateKey.from_bytes(base64.b64decode(value))
+        fresh = base64.b64encode(generate_keypair().to_bytes()).decode()
+        value = _generated(data_dir, env, variable, f"{name}_key", fresh)
+    private = PrivateKey.from_bytes(base64.b64decode(value))
+    if public_value is not None and base64.b64decode(public_value) != private.public_key.to_bytes():
+        raise ValueError(f"{public_variable} is not the public half of {variable}")
+    return private.public_key, private
 
 
 def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
     """``TIPLINE_AUDIT_SIGNING_KEY`` (base64 Ed25519 seed), or generated like the others."""
     value = env.get("TIPLINE_AUDIT_SIGNING_KEY")
     if value is None:
-        path = data_dir / "secrets" / "audit_signing_key"
-        if not path.exists():
-            try:
-                _write_private(path, base64.b64encode(generate_signing_key().to_bytes()).decode())
-            except FileExistsError:
-                pass
-        value = path.read_text().strip()
+        fresh = base64.b64encode(generate_signing_key().to_bytes()).decode()
+        value = _generated(data_dir, env, "TIPLINE_AUDIT_SIGNING_KEY", "audit_signing_key", fresh)
     return SigningKey.from_bytes(base64.b64decode(value))
 
 
 def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
-    alias = env.get("TIPLINE_ALIAS_KEY") or _file_secret(data_dir, "alias_key")
+    alias = _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
+    transit_public, transit_private = _key_pair(data_dir, env, "transit")
+    relay_public, relay_private = _key_pair(data_dir, env, "relay")
     return ServiceSecrets(
-        transit_key=_key_secret(data_dir, env, "transit"),
-        relay_key=_key_secret(data_dir, env, "relay"),
+        transit_public=transit_public,
+        relay_public=relay_public,
         alias_key=alias.encode(),
         audit_signing_key=_signing_secret(data_dir, env),
+        transit_private=transit_private,
+        relay_private=relay_private,
     )
+
+
+def public_halves(secrets: ServiceSecrets) -> dict[str, str]:
+    """The variables that give a web or intake process the public halves only."""
+    return {
+        "TIPLINE_TRANSIT_PUBLIC_KEY": base64.b64encode(secrets.transit_public.to_bytes()).decode(),
+        "TIPLINE_RELAY_PUBLIC_KEY": base64.b64encode(secrets.relay_public.to_bytes()).decode(),
+    }
