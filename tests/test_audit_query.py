@@ -7,10 +7,12 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from tests.databases import raw
 from tipline import audit
 from tipline.audit import actions
+from tipline.audit.chain import format_time
 from tipline.models import AuditEvent, Officer, Tip
 from tipline.runtime import Runtime
 
@@ -26,13 +28,11 @@ def officer(runtime: Runtime, username: str) -> Officer:
 
 def at(runtime: Runtime, seq_from: int, when: datetime, step: timedelta) -> None:
     """Move events' times (test set-up only: goes around the trigger, breaks the chain)."""
-    with runtime.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_events_no_update")
-        seqs = conn.execute(
-            select(AuditEvent.seq).where(AuditEvent.seq >= seq_from).order_by(AuditEvent.seq)
-        ).scalars()
-        for i, seq in enumerate(list(seqs)):
-            conn.execute(update(AuditEvent).where(AuditEvent.seq == seq).values(at=when + i * step))
+    with raw(runtime.config.database_url) as db:
+        seqs = db.execute("SELECT seq FROM audit_events WHERE seq >= ? ORDER BY seq", (seq_from,))
+        for i, (seq,) in enumerate(seqs):
+            moved = format_time(when + i * step)
+            db.execute("UPDATE audit_events SET at = ? WHERE seq = ?", (moved, seq))
 
 
 def test_filters_and_pages(runtime: Runtime) -> None:
