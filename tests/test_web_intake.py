@@ -174,6 +174,10 @@ def test_poster_for_the_units_officers_only(
     other = FlaskClient(client.application, client.response_wrapper)
     login(other, "canbo2", units["totp:canbo2"])
     assert other.get(f"/triage/units/{unit}/poster.png").status_code == 403
+    # Printed from the staff address, the poster still carries the public address.
+    runtime.config = runtime.config.with_overrides(public_url="https://baotin.example.vn")
+    page = client.get(f"/triage/units/{unit}/poster").get_data(as_text=True)
+    assert f"https://baotin.example.vn/bao-tin?don-vi={unit}" in page
 
 
 def test_bad_location_is_refused(client: FlaskClient, runtime: Runtime) -> None:

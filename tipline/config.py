@@ -105,6 +105,9 @@ class Config:
     session_idle_minutes: int = 30
     # Served over HTTPS (usually by a reverse proxy): secure cookies and HSTS.
     behind_tls: bool = False
+    # Where the public reaches the web form (e.g. https://baotin.congan.example.vn): the
+    # posters' links. Unset: the address the officer printing the poster used.
+    public_url: str = ""
     # Failed logins before an account is locked, and for how long.
     max_failed_logins: int = 5
     lockout_minutes: int = 15
@@ -157,6 +160,7 @@ class Config:
             sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
             session_idle_minutes=int(env.get("TIPLINE_SESSION_IDLE_MINUTES", 30)),
             behind_tls=env.get("TIPLINE_BEHIND_TLS", "") == "1",
+            public_url=_public_url(env.get("TIPLINE_PUBLIC_URL", "")),
             pow_bits=int(env.get("TIPLINE_POW_BITS", 18)),
             media_hosts=_host_list(env.get("TIPLINE_MEDIA_HOSTS")) or ZALO_MEDIA_HOSTS,
             media_max_bytes=int(env.get("TIPLINE_MEDIA_MAX_BYTES", 50 * 1024 * 1024)),
@@ -223,6 +227,13 @@ def _retention_days(value: str | None) -> tuple[tuple[str, int], ...]:
             raise ValueError(f"TIPLINE_RETENTION_DAYS: bad entry {item.strip()!r}")
         days[name] = int(number)
     return tuple(days.items())
+
+
+def _public_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError(f"TIPLINE_PUBLIC_URL: not an http(s) URL: {value!r}")
+    return value
 
 
 def _host_list(value: str | None) -> tuple[str, ...]:

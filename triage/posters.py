@@ -34,7 +34,13 @@ def _unit(public_id: str) -> tuple[Unit, list[str]]:
 
 
 def form_link(unit: Unit) -> str:
-    return url_for("web_intake.report", _external=True, **{"don-vi": unit.public_id})
+    """The link the poster's QR code carries: on ``TIPLINE_PUBLIC_URL`` when set, because
+    officers print posters from the staff address, which the public cannot reach."""
+    base = runtime().config.public_url
+    query: dict[str, str] = {"don-vi": unit.public_id}
+    if base:
+        return base + url_for("web_intake.report", _external=False, **query)
+    return url_for("web_intake.report", _external=True, **query)
 
 
 @blueprint.get("/<public_id>/poster.png")
