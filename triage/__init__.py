@@ -19,6 +19,7 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 from tipline.runtime import Runtime
+from triage.guards import refuse_nul
 from triage.i18n import select_locale, when
 from triage.limits import limiter
 from triage.users import load_user
@@ -117,6 +118,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
 
     for blueprint in (auth, inbox, tips, audit_ui, admin, search, dashboard, web_intake, posters):
         app.register_blueprint(blueprint)
+    app.before_request(refuse_nul)  # before the login check: the same 400 for everyone
     app.before_request(_require_login)
 
 

@@ -43,6 +43,7 @@ from triage.users import runtime, staff
 
 blueprint = Blueprint("audit_ui", __name__, url_prefix="/audit")
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # past any real log; a larger offset overflows the database's integers
 ANOMALY_DAYS = 7  # the anomaly panel's default window
 ACTIVITY_DAYS = 30  # an officer's summary and flags, by default
 
@@ -193,7 +194,10 @@ def _auditors_only() -> None:
 
 
 def _page() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    if page > MAX_PAGE:
+        abort(404)
+    return page
 
 
 def _rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
@@ -242,7 +246,7 @@ def index() -> ResponseReturnValue:
         else:
             rows, total, pages = [], 0, 1
         lists = _datalists(db)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    args = {k: v for k, v in request.args.items() if k != "page" and v and k in form}
     return render_template(
         "audit/events.html",
         form=form,
@@ -316,7 +320,7 @@ def officer(public_id: str) -> ResponseReturnValue:
             "pages": result.pages,
             "since": since,
         }
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    args = {k: v for k, v in request.args.items() if k != "page" and v and k in form}
     return render_template("audit/officer.html", form=form, args=args, **context)
 
 

@@ -292,6 +292,8 @@ def set_language(code: str) -> ResponseReturnValue:
     if code in LANGUAGES:
         session["lang"] = code
     target = request.referrer or url_for("auth.login")
-    if not target.startswith(request.host_url):
+    # Only back to this site, and no control character: a CR/LF in the Referer reached the
+    # Location header (Werkzeug refused to set it: a 500).
+    if not target.startswith(request.host_url) or not target.isprintable():
         target = url_for("auth.login")
     return redirect(target)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from triage.users import runtime, staff
 
 blueprint = Blueprint("inbox", __name__, url_prefix="/triage")
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # past any real list; a larger offset overflows the database's integers
 HIDDEN_CATEGORIES = ("hoi_thu_tuc",)  # procedure questions are answered, not triaged
 
 
@@ -66,6 +67,8 @@ def index() -> ResponseReturnValue:
     user = staff()
     form = InboxFilterForm(request.args)
     page = max(1, request.args.get("page", 1, type=int) or 1)
+    if page > MAX_PAGE:
+        abort(404)
     with runtime().sessions() as db:
         units = visible_unit_ids(db, user)
         unit_rows = db.execute(
@@ -135,5 +138,7 @@ def index() -> ResponseReturnValue:
         counters={str(label(STATUS_LABELS, k)): v for k, v in counters.items()},  # type: ignore[arg-type]
         logout_form=EmptyForm(),
         user=user,
-        args=request.args.to_dict(),
+        # The filters only: other names would reach url_for() as its own arguments
+        # ("endpoint" made it fail, "_external"/"_anchor" changed the links).
+        args={k: v for k, v in request.args.items() if k in form},
     )
