@@ -56,6 +56,18 @@ class Ledger:
             and all(self.zalo_acks[code] >= 1 for code in self.receipts.values())
         )
 
+    @property
+    def progress(self) -> tuple[int, ...]:
+        """Changes whenever anything moved on."""
+        return (
+            self.stored,
+            self.unexpanded,
+            len(self.undispatched),
+            len(self.acks_unsent),
+            self.outbox_pending,
+            sum(self.zalo_acks.values()),
+        )
+
     def duplicates(self) -> dict[str, object]:
         return {
             "dispatch_events": {t: n for t, n in self.dispatch_events.items() if n != 1},

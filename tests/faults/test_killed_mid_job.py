@@ -1,4 +1,4 @@
-"""A worker SIGKILLed in the middle of a dispatch: the tip is dispatched again within seconds.
+"""Workers SIGKILLed mid-job: the job runs again within seconds, and a send is not repeated.
 
 The dead worker leaves its RQ job "started". RQ itself would give up on it only after the
 job's timeout plus a minute, at a worker's next ten-minute maintenance; until then the sweeper
@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import httpx
 from flask.testing import FlaskClient
 from rq.job import Job, JobStatus
 from sqlalchemy import create_engine, select, text
@@ -22,8 +23,10 @@ from tests.conftest import expand
 from tests.faults.cluster import Cluster
 from tests.zalo_events import event, signed_headers
 from tipline.config import Config
+from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.outbox import job_id
-from tipline.models import Tip
+from tipline.models import Message, Tip
+from tipline.models.message import Delivery, Direction
 from tipline.runtime import Runtime
 
 SWEEP_AFTER = 5  # the cluster's TIPLINE_SWEEP_AFTER_SECONDS
@@ -70,19 +73,71 @@ def test_dispatch_killed_mid_job_is_run_again(
             time.sleep(0.5)  # well inside the claim, waiting for the row lock
             cluster.kill_worker(0)
             blocker.rollback()
-        killed = time.monotonic()
 
         def dispatched() -> bool:
             with engine.connect() as conn:
                 return (
-                    conn.execute(
-                        select(Tip.dispatched_at).where(Tip.public_id == tip)
-                    ).scalar_one()
+                    conn.execute(select(Tip.dispatched_at).where(Tip.public_id == tip)).scalar_one()
                     is not None
                 )
 
         took = wait_for(dispatched, DEADLINE, "the tip dispatched after the kill")
         print(f"KILLED_MID_JOB dispatched {took:.1f} s after the kill")
+        assert [e.killed_by_test for e in cluster.exits] == [True]
+    finally:
+        engine.dispose()
+
+
+def test_send_killed_after_zalo_took_it_is_not_sent_twice(
+    make_cluster: Callable[[int], Cluster],
+    client: FlaskClient,
+    runtime: Runtime,
+    config: Config,
+) -> None:
+    """Killed while recording a send Zalo accepted: the retry records it, sends nothing more.
+
+    The test holds the audit chain's head, so ``_finish`` (which audits the delivery) waits
+    after Zalo answered; the worker dies there. Without the Redis mark the retry would send
+    the acknowledgement a second time.
+    """
+    raw = event(msg_id="killed-mid-send-0001")
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    assert expand(runtime) == 1
+    with runtime.sessions() as session:
+        tip, receipt = session.execute(select(Tip.public_id, Tip.receipt_code)).one()
+    assert dispatch_tip(tip) == "dispatched"  # queues the acknowledgement's send job
+    with runtime.sessions() as session:
+        message = session.scalars(
+            select(Message.public_id).where(Message.direction == Direction.OUTBOUND)
+        ).one()
+    runtime.engine.dispose()
+
+    engine = create_engine(config.database_url)
+    cluster = make_cluster(1)
+
+    def copies() -> int:
+        calls = httpx.get(f"{cluster.base_url}/_sim/messages", timeout=10).json()
+        return sum(1 for c in calls if c["error"] == 0 and receipt in (c["text"] or ""))
+
+    try:
+        with engine.connect() as blocker:
+            blocker.execute(text("SELECT * FROM audit_head FOR UPDATE"))
+            cluster.start()
+            wait_for(lambda: copies() == 1, 30, "Zalo took the acknowledgement")
+            time.sleep(0.5)  # the worker now waits for the audit head in _finish
+            cluster.kill_worker(0)
+            blocker.rollback()
+
+        def recorded() -> bool:
+            with engine.connect() as conn:
+                delivery = conn.execute(
+                    select(Message.delivery).where(Message.public_id == message)
+                ).scalar_one()
+            return bool(delivery == Delivery.SENT)
+
+        took = wait_for(recorded, DEADLINE, "the send recorded after the kill")
+        print(f"KILLED_MID_SEND recorded {took:.1f} s after the kill")
+        assert copies() == 1
         assert [e.killed_by_test for e in cluster.exits] == [True]
     finally:
         engine.dispose()

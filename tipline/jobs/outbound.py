@@ -14,8 +14,12 @@ Outcomes:
 - rate limited (-32), network trouble, a busy token lock → the job raises so RQ backs off;
   after :data:`MAX_ATTEMPTS` it is marked ``FAILED`` instead.
 
-The job is idempotent: a message already in a final state is left alone. A send that timed out
-after Zalo accepted it may be sent again on retry; Zalo offers no idempotency key to prevent it.
+The job is idempotent: a message already in a final state is left alone. Zalo offers no
+idempotency key, so the moment Zalo accepts a message is marked in Redis before the database
+records it: if recording fails (the database down, the worker killed while it waits for the
+audit chain), the retry finds the mark and records the send instead of sending again. What is
+left: a worker killed in the instant between Zalo's answer and the mark, or a send that timed
+out after Zalo accepted it, is sent again.
 Log lines name the message's public id and Zalo's error code, never a token, id or text.
 """
 
@@ -25,7 +29,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import select
 
 from keys import EnvelopeError, open_sealed
@@ -50,6 +54,8 @@ MAX_ATTEMPTS = 8
 _OUTCOMES = {Delivery.WINDOW_CLOSED: "window_closed", Delivery.NO_ADDRESS: "no_address"}
 FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NO_ADDRESS})
 ADDRESS_PURPOSE = "reply_address"  # as sealed by tipline.intake.store
+SENT_MARK = "tipline:zalo-accepted:{}"  # a message public id; nothing else
+SENT_MARK_TTL = 8 * 24 * 3600  # longer than RQ's retries of a send (Retry, MAX_ATTEMPTS)
 
 
 class DeliveryDeferredError(Exception):
@@ -165,11 +171,21 @@ def _defer(runtime: Runtime, public_id: str, attempt: int, reason: str) -> str:
     raise DeliveryDeferredError(f"message {public_id}: {reason}")
 
 
+def _mark_accepted(runtime: Runtime, public_id: str) -> None:
+    try:
+        runtime.redis.set(SENT_MARK.format(public_id), b"1", ex=SENT_MARK_TTL)
+    except RedisError:  # _finish records the send in the database; the mark is its backup
+        log.warning("message %s: sent, but Redis did not take the mark", public_id)
+
+
 def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
     """Deliver one message with ``client``; the testable body of :func:`send_message`."""
     prepared = _prepare(runtime, message_public_id)
     if isinstance(prepared, str):
         return prepared
+    if runtime.redis.exists(SENT_MARK.format(message_public_id)):
+        log.warning("message %s: Zalo took it on an earlier attempt; recording", message_public_id)
+        return _finish(runtime, message_public_id, Delivery.SENT)
     out = prepared
     try:
         result = _send(runtime, client, out)
@@ -186,6 +202,7 @@ def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str
 
     match result.status:
         case SendStatus.OK:
+            _mark_accepted(runtime, message_public_id)
             return _finish(runtime, message_public_id, Delivery.SENT)
         case SendStatus.WINDOW_CLOSED:
             return _finish(runtime, message_public_id, Delivery.WINDOW_CLOSED, result.reason)
