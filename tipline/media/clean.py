@@ -1,5 +1,6 @@
 """Removing metadata: images are re-encoded from their pixels alone, PDFs lose their document
-information and XMP. Anything else is refused: its metadata cannot be removed here.
+information, XMP and every action (scripts, launches, links out). Anything else is refused:
+its metadata cannot be removed here.
 
 The real type comes from the bytes, never from the name or the ``Content-Type`` Zalo sent.
 Image dimensions are read from the header before any pixel is decoded, so a small file that
@@ -112,9 +113,16 @@ def _clean_pdf(data: bytes) -> Cleaned:
         writer = PdfWriter()
         for page in reader.pages:
             added = writer.add_page(page)
-            for key in ("/Metadata", "/PieceInfo"):
+            for key in ("/Metadata", "/PieceInfo", "/AA"):
                 if NameObject(key) in added:
                     del added[NameObject(key)]
+            # Actions of links and form fields (JavaScript, launching a program, a URL that
+            # tells someone the file was opened) go; the annotations themselves stay.
+            for annotation in added.get("/Annots") or []:
+                annotation = annotation.get_object()
+                for key in ("/A", "/AA"):
+                    if NameObject(key) in annotation:
+                        del annotation[NameObject(key)]
         writer.metadata = None  # no /Info dictionary at all (title, author, producer, dates)
         if NameObject("/Metadata") in writer.root_object:
             del writer.root_object[NameObject("/Metadata")]
