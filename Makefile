@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test lint bench venv clean translations system-deps
+.PHONY: run test lint bench audit venv clean translations system-deps
 
 venv: $(STAMP)
 
@@ -50,14 +50,36 @@ test: venv system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark runs even when an earlier one misses its target; the exit code says if any did.
+# Each one's output, exit code and run time go to $(BENCH_OUT); benchmarks/report.py then writes
+# one table of figures, targets and ratios, with the machine, to docs/benchmarks.md
+# (BENCH_NOTE="..." adds a line, e.g. about other load on the machine).
+BENCH_OUT := instance/bench
 bench: venv
-	@failed=""; for script in benchmarks/*.py; do \
-		case $$script in */bare_app.py|*/_*) continue;; esac; \
-		echo "== $$script"; $(BIN)/python $$script || failed="$$failed $$script"; done; \
+	@rm -rf $(BENCH_OUT); mkdir -p $(BENCH_OUT); cat /proc/loadavg > $(BENCH_OUT)/loadavg.start; \
+	failed=""; for script in $$($(BIN)/python benchmarks/report.py --list); do \
+		name=$$(basename $$script .py); echo "== $$script"; start=$$SECONDS; \
+		$(BIN)/python $$script 2>&1 | tee $(BENCH_OUT)/$$name.out; rc=$${PIPESTATUS[0]}; \
+		echo $$rc > $(BENCH_OUT)/$$name.rc; echo $$((SECONDS - start)) > $(BENCH_OUT)/$$name.seconds; \
+		[ $$rc = 0 ] || failed="$$failed $$script"; done; \
+	$(BIN)/python benchmarks/report.py $(BENCH_OUT) --out docs/benchmarks.md; \
 	if [ -n "$$failed" ]; then echo "missed a target or failed:$$failed"; exit 1; fi
 
+# Security scans: bandit's totals, pip-audit over .venv, Wapiti against a running demo
+# (anonymous and a logged-in officer). Writes docs/security-scan.md; fails on any medium or
+# higher web finding that security/allowlist.toml does not explain. Wapiti lives in its own
+# venv: its pins conflict with ours (its mitmproxy caps cryptography at 48.1).
+AUDIT_VENV := .venv-audit
+$(AUDIT_VENV)/.installed:
+	@[ -x $(AUDIT_VENV)/bin/python ] || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AUDIT_VENV)/bin/python -m pip install --quiet 'wapiti3>=3.3'
+	@touch $@
+
+audit: venv $(AUDIT_VENV)/.installed
+	$(BIN)/python security/audit.py --wapiti $(AUDIT_VENV)/bin/wapiti
+
 clean:
-	rm -rf $(VENV) instance .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AUDIT_VENV) instance .mypy_cache .ruff_cache
 
 # After changing UI strings: refresh the catalog, translate the new entries in
 # triage/translations/vi/LC_MESSAGES/messages.po, then compile.
