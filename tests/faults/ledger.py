@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 from sqlalchemy import Engine, func, select
@@ -41,6 +42,7 @@ class Ledger:
     acks_failed: list[str] = field(default_factory=list)
     outbox_pending: int = 0
     zalo_acks: Counter[str] = field(default_factory=Counter)  # receipt code → OA sends
+    zalo_ack_times: dict[str, list[float]] = field(default_factory=dict)  # code → wall times
     zalo_wrong_user: list[str] = field(default_factory=list)
     receipts: dict[str, str] = field(default_factory=dict)  # tip public id → receipt code
 
@@ -68,7 +70,7 @@ class Ledger:
             sum(self.zalo_acks.values()),
         )
 
-    def duplicates(self) -> dict[str, object]:
+    def duplicates(self) -> dict[str, dict[str, int]]:
         return {
             "dispatch_events": {t: n for t, n in self.dispatch_events.items() if n != 1},
             "acks_queued": {t: n for t, n in self.acks_queued.items() if n != 1},
@@ -149,6 +151,8 @@ def take(engine: Engine, config: Config, base_url: str, sent: list[SentTip]) -> 
             continue
         for code in RECEIPT.findall(call["text"] or ""):
             ledger.zalo_acks[code] += 1
+            at = datetime.fromisoformat(call["time"]).timestamp()
+            ledger.zalo_ack_times.setdefault(code, []).append(at)
             tip = code_owner.get(code)
             if tip is not None and call["user_id"] not in user_of[tip]:
                 ledger.zalo_wrong_user.append(code)

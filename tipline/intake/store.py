@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import (
@@ -249,6 +249,9 @@ _INSERT_EVENT: dict[str, Any] = {
 }
 
 
+EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
+
+
 def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
     """Turn stored events into tips and messages; return how many were expanded."""
     with write_transaction(engine) as conn:
@@ -259,6 +262,12 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
             .limit(limit)
         )
         if conn.dialect.name == "postgresql":
+            # One expander at a time. Every new tip moves the audit head, so concurrent batches
+            # serialise on it anyway; run together they deadlock on it and on informants'
+            # reply addresses, and each deadlock threw away a batch of up to 200 expansions
+            # (tests/faults). SQLite's BEGIN IMMEDIATE already makes this so.
+            if not conn.execute(select(func.pg_try_advisory_xact_lock(EXPAND_LOCK))).scalar():
+                return 0
             query = query.with_for_update(skip_locked=True)
         rows = conn.execute(query).all()
         for row in rows:

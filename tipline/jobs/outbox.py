@@ -50,6 +50,10 @@ JOBS: dict[str, JobKind] = {
 QUEUE_NAMES = ("dispatch", "outbound", "media")
 ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 RELAY_LOCK = "tipline:outbox-relay"
+# Short, and renewed by each batch: a worker killed while holding the lock (it is held for a
+# few milliseconds ten times a second) stops every relay and sweeper until it expires; with
+# 60 s, one unlucky SIGKILL held up every tip's dispatch for a minute (tests/faults).
+RELAY_LOCK_TTL = 10
 
 
 def job_id(kind: str, ref: str) -> str:
@@ -136,12 +140,13 @@ def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
 
 def drain(sessions: sessionmaker[Session], redis: Redis, batch: int = 500) -> int:
     """Move pending outbox rows into RQ; return how many rows were relayed."""
-    lock = redis.lock(RELAY_LOCK, timeout=60, blocking=False)
+    lock = redis.lock(RELAY_LOCK, timeout=RELAY_LOCK_TTL, blocking=False)
     if not lock.acquire():
         return 0
     try:
         total = 0
         while True:
+            lock.reacquire()
             with sessions() as session:
                 rows = session.execute(
                     select(OutboxEntry.id, OutboxEntry.job, OutboxEntry.ref)

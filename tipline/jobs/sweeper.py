@@ -13,7 +13,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tipline.jobs.outbox import RELAY_LOCK, enqueue_now
+from tipline.jobs.outbox import RELAY_LOCK, RELAY_LOCK_TTL, enqueue_now
 from tipline.models import (
     Attachment,
     AttachmentState,
@@ -74,7 +74,7 @@ def sweep(
     # enqueue_now checks then queues: two sweepers (one per worker) or a sweeper and the relay
     # doing that at once could both queue a job, and two workers would then run it together:
     # for a send, two copies of one message on the informant's phone. One at a time.
-    lock = redis.lock(RELAY_LOCK, timeout=60, blocking=False)
+    lock = redis.lock(RELAY_LOCK, timeout=RELAY_LOCK_TTL, blocking=False)
     if not lock.acquire():
         return 0  # the relay is at it; the next sweep comes soon
     try:
