@@ -41,6 +41,7 @@ from keys.password import (
 from keys.random import new_token, random_bytes
 from keys.session import new_session_secret, unwrap_from_session, wrap_for_session
 from keys.signing import SigningKey, VerifyKey, generate_signing_key
+from keys.tls import client_tls_context
 from keys.work import (
     new_challenge,
     new_passphrase,
@@ -60,6 +61,7 @@ __all__ = [
     "VerifyKey",
     "WrongSecret",
     "chain_hash",
+    "client_tls_context",
     "constant_time_equal",
     "file_checksum",
     "generate_keypair",

@@ -15,14 +15,13 @@ lines carry only the endpoint kind and Zalo's numeric error code.
 from __future__ import annotations
 
 import logging
-import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 from typing import Any, Self
 
 import httpx
 
+from keys import client_tls_context
 from tipline.config import Config
 
 log = logging.getLogger(__name__)
@@ -38,16 +37,6 @@ UNREACHABLE_CODES = frozenset({-213, -227, -244})
 RATE_LIMITED_CODES = frozenset({-32})
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-@cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process, shared by every client.
-
-    Loading the CA bundle takes about 50 ms, more than the rest of a send job: each job opens
-    its own client, so a context per client made the outbound worker three times slower.
-    """
-    return httpx.create_ssl_context()
 
 
 class SendStatus(StrEnum):
@@ -151,7 +140,10 @@ class ZaloClient:
         self.app_id = app_id
         self._app_secret = app_secret
         self._http = httpx.Client(
-            timeout=timeout, transport=transport, follow_redirects=False, verify=_tls_context()
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            verify=client_tls_context(),
         )
 
     @classmethod
