@@ -46,8 +46,15 @@ system-deps:
 		else echo "Missing:$$missing: run 'sudo apt-get install$$missing'"; exit 1; fi; \
 	fi
 
+# The suite runs twice: on SQLite, then on a PostgreSQL cluster the fixtures start
+# (tests/databases.py). Both run even when the first fails; the exit code says if either did.
 test: venv system-deps lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@status=0; \
+	echo "== tests on SQLite"; \
+	TIPLINE_TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider || status=1; \
+	echo "== tests on PostgreSQL"; \
+	TIPLINE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider || status=1; \
+	exit $$status
 
 # Every benchmark runs even when an earlier one misses its target; the exit code says if any did.
 # Each one's output, exit code and run time go to $(BENCH_OUT); benchmarks/report.py then writes
