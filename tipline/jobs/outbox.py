@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue, Retry, Worker
@@ -95,10 +96,36 @@ def _worker_died(redis: Redis, job: Job) -> bool:
     return False
 
 
+STUCK_AFTER = timedelta(seconds=10)  # a live worker starts a job it dequeued within milliseconds
+
+
+def _lost(redis: Redis, job: Job) -> bool:
+    """True for a "queued" job that no worker will take.
+
+    RQ moves a job it dequeues into an intermediate list and only then marks it started; a
+    worker killed in between leaves it there, "queued", for RQ's maintenance to find after
+    10 to 20 minutes. A job in neither list is lost outright.
+    """
+    queue = Queue(job.origin, connection=redis)
+    if redis.lpos(queue.key, job.id) is not None:
+        return False
+    intermediate = queue.intermediate_queue
+    if redis.lpos(intermediate.key, job.id) is None:
+        return True
+    intermediate.set_first_seen(job.id)
+    first_seen = intermediate.get_first_seen(job.id)
+    if first_seen is not None and datetime.now(UTC) - first_seen > STUCK_AFTER:
+        intermediate.remove(job.id)
+        return True
+    return False
+
+
 def _active(redis: Redis, job: Job | None) -> bool:
     if job is None:
         return False
     status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED and _lost(redis, job):
+        return False
     if status == JobStatus.STARTED and _worker_died(redis, job):
         # Forget the dead execution, or RQ's own cleanup would later fail the new run.
         StartedJobRegistry(job.origin, connection=redis).remove_executions(job)
@@ -109,7 +136,8 @@ def _active(redis: Redis, job: Job | None) -> bool:
 def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
     """Put (kind, ref) jobs on their queues in one pipeline, skipping those already active.
 
-    A job "started" by a worker that has since died is not active: it is queued again.
+    A job "started" by a worker that has since died, or "queued" where no worker will take it,
+    is not active: it is queued again.
     """
     ids = [job_id(kind, ref) for kind, ref in pairs]
     existing = Job.fetch_many(ids, connection=redis)
