@@ -4,6 +4,13 @@ SQLite (the embedded default) gets WAL, a busy timeout, and transactions that Ti
 itself: ``BEGIN`` for ordinary work and ``BEGIN IMMEDIATE`` for :func:`write_transaction`, so a
 writer takes SQLite's write lock before it reads and never fails half-way with a lock upgrade
 that another process won (pysqlite's own deferred BEGIN does exactly that under load).
+
+PostgreSQL keeps the same contract: a :func:`write_transaction` or :func:`write_session` first
+takes one transaction-scoped advisory lock, so read-then-write work (a job counting an attempt,
+retention choosing what to shred) runs one at a time as it does on SQLite, instead of two
+READ COMMITTED transactions reading the same row and the later write losing the earlier one.
+Ordinary transactions (the webhook's insert, reads) do not take it. The lock goes with the
+transaction, or with the connection if the server drops it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from keys import chain_hash
 
 IMMEDIATE = "tipline_sqlite_immediate"
+# The advisory lock key of write transactions on PostgreSQL ("tipline" in ASCII).
+WRITE_LOCK_KEY = 0x7469706C696E65
 # keys.chain_hash as an SQL function, so the audit head moves in one statement
 # (tipline.audit.chain).
 SQLITE_CHAIN_HASH = "tipline_chain_hash"
@@ -50,7 +59,15 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "begin")
+        def _postgresql_begin(connection: Connection) -> None:
+            if connection.get_execution_options().get(IMMEDIATE, False):
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -68,7 +85,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A Core connection in a transaction that holds the write lock from its first statement.
 
-    On PostgreSQL this is an ordinary transaction; uniqueness constraints settle races.
+    On PostgreSQL the transaction takes the write advisory lock first (module docstring).
     """
     with engine.connect() as connection:
         connection = connection.execution_options(**{IMMEDIATE: True})

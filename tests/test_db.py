@@ -1,0 +1,56 @@
+"""tipline.db's write transactions on the run's backend: read-then-write work never loses an
+update (SQLite: BEGIN IMMEDIATE; PostgreSQL: the write advisory lock)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from tipline.db import write_session, write_transaction
+from tipline.runtime import Runtime
+
+THREADS = 4
+ROUNDS = 8
+
+
+def _core(runtime: Runtime) -> AbstractContextManager[Any]:
+    return write_transaction(runtime.engine)
+
+
+def _orm(runtime: Runtime) -> AbstractContextManager[Any]:
+    return write_session(runtime.sessions)
+
+
+@pytest.mark.parametrize("opener", [_core, _orm], ids=["write_transaction", "write_session"])
+def test_read_then_write_transactions_never_lose_an_update(
+    runtime: Runtime, opener: Callable[[Runtime], AbstractContextManager[Any]]
+) -> None:
+    with runtime.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
+        conn.execute(text("INSERT INTO counter (id, n) VALUES (1, 0)"))
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            for _ in range(ROUNDS):
+                with opener(runtime) as db:
+                    n = db.execute(text("SELECT n FROM counter WHERE id = 1")).scalar_one()
+                    time.sleep(0.005)  # another writer would read the same n here
+                    db.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": n + 1})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bump) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar_one() == THREADS * ROUNDS
