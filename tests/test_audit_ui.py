@@ -380,8 +380,9 @@ def test_whole_flow_writes_exactly_the_expected_events(
     reply = {"text": "Bạn có thể cho biết thời gian không?"}
     assert post_form(canbo, url, f"{url}/reply", reply).status_code == 302
     target = unit_id(runtime, "v2025:32128")
-    assert post_form(canbo, url, f"{url}/transfer", {"value": target}).status_code == 302
-    assert canbo.get(url).status_code == 403  # the tip has left this unit: no event
+    moved = post_form(canbo, url, f"{url}/transfer", {"value": target})
+    assert moved.status_code == 302 and moved.location.endswith("/triage/")  # to the inbox
+    assert canbo.get(url).status_code == 403  # the tip has left this unit: a denied open
 
     canbo2 = other_client(client)
     assert login(canbo2, "canbo2", units["totp:canbo2"]).status_code == 302
@@ -389,7 +390,7 @@ def test_whole_flow_writes_exactly_the_expected_events(
 
     auditor = other_client(client)
     assert login(auditor, AUDITOR, units[f"totp:{AUDITOR}"]).status_code == 302
-    assert auditor.get(url).status_code == 403  # refused before anything opens: no event
+    assert auditor.get(url).status_code == 403  # refused before anything opens; audited
     status, text, _ = export(auditor, tip=tip)
     assert status == 200
     for secret in ("ma túy", "0912345678", "thời gian", USER):
@@ -429,6 +430,14 @@ def test_whole_flow_writes_exactly_the_expected_events(
                 object_id=tip,
                 detail={"from_unit": commune, "to_unit": other},
             ),
+            staff(
+                "canbo",
+                commune,
+                action=actions.TIP_OPEN,
+                object_id=tip,
+                outcome=actions.DENIED,
+                detail={"endpoint": "tips.show"},
+            ),
             staff("canbo2", other, action=actions.LOGIN),
             staff("canbo2", other, action=actions.KEY_UNLOCK),
             staff("canbo2", other, action=actions.TIP_OPEN, object_id=tip),
@@ -440,12 +449,20 @@ def test_whole_flow_writes_exactly_the_expected_events(
                 detail={"from": "new", "to": "resolved"},
             ),
             staff(AUDITOR, "v2025:96", action=actions.LOGIN),
+            staff(
+                AUDITOR,
+                "v2025:96",
+                action=actions.TIP_OPEN,
+                object_id=tip,
+                outcome=actions.DENIED,
+                detail={"endpoint": "tips.show"},
+            ),
             staff(AUDITOR, "v2025:96", action=actions.AUDIT_VIEW, detail={"view": "events"}),
             staff(
                 AUDITOR,
                 "v2025:96",
                 action=actions.AUDIT_EXPORT,
-                detail={"object": tip, "rows": "8"},
+                detail={"object": tip, "rows": "10"},
             ),
         ],
         after=mark,

@@ -120,6 +120,9 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
         app.register_blueprint(blueprint)
     app.before_request(refuse_nul)  # before the login check: the same 400 for everyone
     app.before_request(_require_login)
+    from triage.access import audit_denied_access
+
+    app.after_request(audit_denied_access)
 
 
 def _require_login() -> ResponseReturnValue | None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from flask import g, request
+from flask.wrappers import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden, NotFound
 
 from keys import PrivateKey
+from tipline.audit import actions, record
+from tipline.db import write_session
 from tipline.keychain import NoKeyChain, open_tip_key
-from tipline.models import Tip, Unit
-from triage.users import StaffUser, unit_keys
+from tipline.models import Officer, Tip, Unit
+from triage.users import StaffUser, runtime, staff, unit_keys
+
+DENIED_TIP = "denied_tip"  # g: (officer id, tip public id) of a refused access, to audit
 
 
 def visible_unit_ids(db: Session, user: StaffUser) -> list[int]:
@@ -29,14 +35,39 @@ def visible_unit_ids(db: Session, user: StaffUser) -> list[int]:
 
 def tip_for(db: Session, user: StaffUser, public_id: str) -> Tip:
     """The tip, if it is in the officer's units; 403 otherwise (404 for an unknown id)."""
-    if not user.holds_keys:
-        raise Forbidden()
     tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one_or_none()
     if tip is None:
         raise NotFound()
-    if tip.unit_id not in visible_unit_ids(db, user):
-        raise Forbidden()
+    if not user.holds_keys or tip.unit_id not in visible_unit_ids(db, user):
+        raise _denied(user, tip)
     return tip
+
+
+def _denied(user: StaffUser, tip: Tip) -> Forbidden:
+    """Refuse, and have :func:`audit_denied_access` record the attempt once the request's
+    own transaction (rolled back by the refusal) is over."""
+    setattr(g, DENIED_TIP, (user.officer_id, tip.public_id))
+    return Forbidden()
+
+
+def audit_denied_access(response: Response) -> Response:
+    """After the request: a refused access to an existing tip is an audit event (outcome
+    "denied"), in a transaction of its own. Probing other units' tips shows in the log."""
+    denied = g.pop(DENIED_TIP, None)
+    if denied is None:
+        return response
+    officer_id, tip_public_id = denied
+    with write_session(runtime().sessions) as db:
+        record(
+            db,
+            action=actions.TIP_OPEN,
+            actor=db.get_one(Officer, officer_id),
+            object_id=tip_public_id,
+            outcome=actions.DENIED,
+            client_address=request.remote_addr,
+            detail={"endpoint": request.endpoint or ""},
+        )
+    return response
 
 
 def open_tip(db: Session, tip: Tip) -> PrivateKey:
@@ -44,4 +75,4 @@ def open_tip(db: Session, tip: Tip) -> PrivateKey:
     try:
         return open_tip_key(db, tip, unit_keys(db))
     except NoKeyChain as exc:
-        raise Forbidden() from exc
+        raise _denied(staff(), tip) from exc

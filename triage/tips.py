@@ -286,8 +286,14 @@ def _act(public_id: str, action: Action) -> ResponseReturnValue:
         if tip.shredded_at is not None:  # deleted under the retention policy: nothing to act on
             abort(409, _("This tip was deleted under the retention policy."))
         message = action(db, tip, _officer(db, user), user)
+        # Transferred (or escalated) out of this officer's units: back to the inbox, not to
+        # a page they may no longer open.
+        db.flush()
+        still_visible = tip.unit_id in visible_unit_ids(db, user)
     if message:
         flash(message, "info")
+    if not still_visible:
+        return redirect(url_for("inbox.index"))
     return redirect(url_for("tips.show", public_id=public_id))
 
 

@@ -7,8 +7,9 @@ wrong, taken from another session, or put in the query string: 400, and nothing 
 
 IDOR: officers of unit B, the auditor and the admin name unit A's tip, its attachment, its
 unit, its officers, by URL or in a form; each gets 403 (known object, not theirs) or 404 and
-nothing changes. Refused reads write no audit event (test_audit_ui's whole-flow test holds the
-same line: "refused before anything opens").
+nothing else changes. A refused access to an existing tip (or its attachment, or an action on
+it) is itself audited: exactly one "tip_open" event, outcome "denied", by the person who tried;
+any other refusal writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from tests.hostile.routes import REQUESTS, TO_LOGIN, Call, Targets, send
@@ -212,11 +213,24 @@ def test_another_units_objects_are_refused_and_nothing_changes(
     client = world.client(attempt.role)
     token = world.token(client)
     call = attempt.build(world, attachment_a)
-    before = snapshot(world.runtime)
+    before = snapshot(world.runtime, skip=AUDIT_TABLES)
+    with world.runtime.sessions() as db:
+        seen = db.scalar(select(func.max(AuditEvent.seq))) or 0
     response = send(client, call, token)
     assert response.status_code == attempt.status
-    assert_unchanged(world.runtime, before)  # the audit trail too: nothing was opened
+    assert_unchanged(world.runtime, before, skip=AUDIT_TABLES)
     assert_nothing_of_a(world, response)
+    with world.runtime.sessions() as db:
+        added = [
+            (e.action, e.outcome, e.object_id, e.actor_name)
+            for e in db.scalars(select(AuditEvent).where(AuditEvent.seq > seen))
+        ]
+    tips = {world.tip_a, world.tip_b}
+    named = next((t for t in tips if call.path.startswith(f"/triage/tips/{t}")), None)
+    if response.status_code == 403 and named is not None:
+        assert added == [("tip_open", "denied", named, attempt.role)]
+    else:
+        assert added == []
 
 
 def test_b_marks_its_tip_a_duplicate_of_as_tip_refused_nothing_changes(world: World) -> None:
