@@ -103,6 +103,14 @@ def test_anomaly_flags(runtime: Runtime) -> None:
             audit.record(session, action=actions.TIP_OPEN, actor=canbo, object_id=f"tip{i}")
         audit.record(session, action=actions.TIP_OPEN, actor=canbo, object_id=assigned_elsewhere)
         audit.record(session, action=actions.TIP_OPEN, actor=chihuy, object_id=assigned_elsewhere)
+        # A refused open: flagged as such, and as nothing else (nothing was read).
+        audit.record(
+            session,
+            action=actions.TIP_OPEN,
+            actor=canbo,
+            object_id="other-units-tip",
+            outcome=actions.DENIED,
+        )
         for _ in range(6):
             audit.record(session, action=actions.LOGIN_FAILED, object_id=canbo.public_id)
     # 10:00 in Vietnam, one event every 10 s; then the last open moved to 02:00.
@@ -112,6 +120,9 @@ def test_anomaly_flags(runtime: Runtime) -> None:
         found = audit.anomalies(session, since=day - timedelta(days=1))
     kinds = [(a.kind, a.actor_name, a.count) for a in found]
     assert (audit.OPEN_BURST, "canbo", 26) in kinds
+    assert [(a.actor_name, a.object_id) for a in found if a.kind == audit.DENIED_OPEN] == [
+        ("canbo", "other-units-tip")
+    ]
     assert [a.object_id for a in found if a.kind == audit.NOT_ASSIGNED_OPEN] == [
         assigned_elsewhere
     ]  # the officer, not the commander

@@ -22,6 +22,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tipline.audit import (
+    DENIED_OPEN,
     FAILED_LOGINS,
     NOT_ASSIGNED_OPEN,
     OFF_HOURS_OPEN,
@@ -52,6 +53,7 @@ ANOMALY_LABELS: dict[str, Any] = {
     OFF_HOURS_OPEN: _l("Tip opened outside duty hours"),
     NOT_ASSIGNED_OPEN: _l("Opened a tip assigned to someone else"),
     FAILED_LOGINS: _l("Repeated failed logins"),
+    DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
 }
 ROLE_LABELS: dict[str, Any] = {
     Role.OFFICER: _l("officer"),

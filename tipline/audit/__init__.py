@@ -18,6 +18,7 @@ from tipline.audit.chain import (
 )
 from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint, write_checkpoint
 from tipline.audit.query import (
+    DENIED_OPEN,
     FAILED_LOGINS,
     NOT_ASSIGNED_OPEN,
     OFF_HOURS_OPEN,
@@ -32,6 +33,7 @@ from tipline.audit.query import (
 )
 
 __all__ = [
+    "DENIED_OPEN",
     "FAILED_LOGINS",
     "NOT_ASSIGNED_OPEN",
     "OFF_HOURS_OPEN",

@@ -206,6 +206,7 @@ OPEN_BURST = "open_burst"
 OFF_HOURS_OPEN = "off_hours_open"
 NOT_ASSIGNED_OPEN = "not_assigned_open"
 FAILED_LOGINS = "failed_logins"
+DENIED_OPEN = "denied_open"
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,9 @@ def anomalies(
       else, by the latest ASSIGN event before the open or else the tip's current assignee.
       Unassigned tips are not flagged: duty officers must open new tips to triage them;
     - ``failed_logins``: ≥ ``failed_logins`` LOGIN_FAILED within ``failed_window`` against one
-      account, or from one client address.
+      account, or from one client address;
+    - ``denied_open``: someone asked for a tip outside their units (a refused TIP_OPEN).
+      Refused opens count for this flag only: nothing was read.
     """
     rules = rules or AnomalyRules()
     stmt = filter_events(
@@ -303,9 +306,16 @@ def anomalies(
         since=since,
         until=until,
     ).order_by(AuditEvent.seq)
-    events = list(session.scalars(stmt))
+    everything = list(session.scalars(stmt))
+
+    def refused_open(event: AuditEvent) -> bool:
+        return event.action == actions.TIP_OPEN and event.outcome == actions.DENIED
+
+    events = [e for e in everything if not refused_open(e)]
     opens = [e for e in events if e.action == actions.TIP_OPEN]
-    found: list[Anomaly] = []
+    found: list[Anomaly] = [
+        _anomaly(DENIED_OPEN, [e], object_id=e.object_id) for e in everything if refused_open(e)
+    ]
 
     by_actor: dict[str | None, list[AuditEvent]] = defaultdict(list)
     for event in opens:
