@@ -1,7 +1,9 @@
 """Audit chain: verification throughput over 1,000,000 events, and the cost of one event.
 
-1. Builds a SQLite database with ``--events`` chained events (written in bulk with the same
-   canonical form and links as ``record()``), then times ``verify_chain`` over all of them.
+1. Builds a database (SQLite in a temporary directory, or the empty database that
+   ``--database-url`` names, e.g. PostgreSQL) with ``--events`` chained events (written in
+   bulk with the same canonical form and links as ``record()``), then times ``verify_chain``
+   over all of them.
    Baseline, same run: the bare hash links alone (``keys.chain_hash`` over the prepared
    canonical strings), the floor for any verifier of this chain. Target ≥ 200,000 events/s.
 2. Times a small action (one UPDATE in its own transaction, committed) ``--actions`` times
@@ -21,10 +23,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 
 from keys import chain_hash
 from tipline.audit import actions, record, verify_chain
@@ -37,15 +41,17 @@ from tipline.models.audit_head import GENESIS_HASH
 ACTIONS = [actions.TIP_OPEN, actions.STATUS_CHANGE, actions.TIP_RECEIVED, actions.LOGIN]
 
 
-def build(path: Path, n: int) -> list[str]:
+def build(url: str, n: int) -> list[str]:
     """Write ``n`` chained events; return their canonical strings (for the baseline)."""
-    db = sqlite3.connect(path)
+    if url.startswith("sqlite"):
+        return _build_sqlite(Path(url.removeprefix("sqlite:///")), n)
+    return _build_postgresql(url, n)
+
+
+def _chained(n: int) -> Iterator[tuple[tuple[object, ...], str]]:
+    """Each event's row (seq, chained values, hash) and canonical string."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     previous = GENESIS_HASH
-    texts: list[str] = []
-    batch: list[tuple[object, ...]] = []
-    marks = ", ".join("?" * (len(CHAINED) + 2))
-    sql = f"INSERT INTO audit_events (seq, {', '.join(CHAINED)}, hash) VALUES ({marks})"  # noqa: S608
     for seq in range(1, n + 1):
         action = ACTIONS[seq % len(ACTIONS)]
         system = action == actions.TIP_RECEIVED
@@ -63,21 +69,59 @@ def build(path: Path, n: int) -> list[str]:
             '{"status":"verifying"}' if action == actions.STATUS_CHANGE else None,
         ]
         text = canonical(seq, values)
-        texts.append(text)
         previous = chain_hash(previous, text)
-        batch.append((seq, *values, previous))
+        yield (seq, *values, previous), text
+
+
+BENCH_UNIT = (
+    "INSERT INTO units (public_id, code, name, level, created_at) VALUES "
+    "('benchunit000000', 'bench:1', 'Bench', 'other', '2026-01-01 00:00:00.000000')"
+)
+
+
+def _build_sqlite(path: Path, n: int) -> list[str]:
+    db = sqlite3.connect(path)
+    texts: list[str] = []
+    batch: list[tuple[object, ...]] = []
+    marks = ", ".join("?" * (len(CHAINED) + 2))
+    sql = f"INSERT INTO audit_events (seq, {', '.join(CHAINED)}, hash) VALUES ({marks})"  # noqa: S608
+    for row, text in _chained(n):
+        texts.append(text)
+        batch.append(row)
         if len(batch) == 50_000:
             db.executemany(sql, batch)
             batch.clear()
     if batch:
         db.executemany(sql, batch)
-    db.execute("UPDATE audit_head SET seq = ?, hash = ?", (n, previous))
-    db.execute(
-        "INSERT INTO units (public_id, code, name, level, created_at) VALUES "
-        "('benchunit000000', 'bench:1', 'Bench', 'other', '2026-01-01 00:00:00.000000')"
-    )
+    db.execute("UPDATE audit_head SET seq = ?, hash = ?", (n, row[-1]))
+    db.execute(BENCH_UNIT)
     db.commit()
     db.close()
+    return texts
+
+
+def _build_postgresql(url: str, n: int) -> list[str]:
+    """COPY the events in, as the application's role (INSERT is all it may do to them)."""
+    import psycopg
+
+    parsed = make_url(url)
+    texts: list[str] = []
+    with psycopg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        dbname=parsed.database,
+    ) as db:
+        db.execute("SET TIME ZONE 'UTC'")  # the canonical times are UTC
+        columns = ", ".join(("seq", *CHAINED, "hash"))
+        with db.cursor().copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
+            for row, text in _chained(n):
+                texts.append(text)
+                copy.write_row(row)
+        db.execute("UPDATE audit_head SET seq = %s, hash = %s", (n, row[-1]))
+        db.execute(BENCH_UNIT)
+        db.execute("ANALYZE")
     return texts
 
 
@@ -89,14 +133,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--actions", type=int, default=2_000)
+    parser.add_argument(
+        "--database-url",
+        help="an empty database to migrate and fill (default: SQLite in a temporary directory)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tipline-audit-bench-"))
     try:
-        path = tmp / "audit.db"
-        url = f"sqlite:///{path}"
+        url = args.database_url or f"sqlite:///{tmp / 'audit.db'}"
         upgrade(url)
         t0 = time.perf_counter()
-        texts = build(path, args.events)
+        texts = build(url, args.events)
         print(f"built {args.events} chained events in {time.perf_counter() - t0:.1f} s", flush=True)
 
         t0 = time.perf_counter()
@@ -174,7 +221,7 @@ def main() -> int:
                     "event_added_p95_ms": round(added_p95, 3),
                     "record_call_p95_ms": round(p95_record, 3),
                     "target_event_p95_ms": 1.0,
-                    "database": "sqlite",
+                    "database": make_url(url).get_backend_name(),
                 }
             )
         )

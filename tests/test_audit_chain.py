@@ -530,3 +530,34 @@ def test_rows_checked_at_a_unique_seq(copy: Callable[[], str]) -> None:
     with pytest.raises(INTEGRITY_ERRORS):
         tamper(path, ("UPDATE audit_events SET seq = 2 WHERE seq = 3", ()))
     assert IntegrityError  # the ORM raises its own kind for the same reason
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        None,
+        ("UPDATE audit_events SET actor_name = NULL WHERE seq = 2", ()),
+        ("UPDATE audit_events SET detail_json = '{}' WHERE seq = 3", ()),
+        ("UPDATE audit_events SET at = '2020-01-01 00:00:00.000001' WHERE seq = 4", ()),
+        ("UPDATE audit_events SET client_address = ? WHERE seq = 5", ("10.0.0.7\x1f",)),
+        ("DELETE FROM audit_events WHERE seq = 6", ()),
+    ],
+    ids=["untouched", "nulled", "detail", "time", "separator", "deleted"],
+)
+def test_the_portable_verifier_agrees_with_the_fast_one(
+    copy: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+    edit: tuple[str, tuple[object, ...]] | None,
+) -> None:
+    """SQLite and PostgreSQL verify with a query of their own (NULLs, times in SQL); the
+    portable row-by-row walk must reach the same verdict on the same database."""
+    from tipline.audit import chain
+
+    path = copy()
+    if edit is not None:
+        tamper(path, edit)
+    fast = verify_file(path)
+    monkeypatch.setattr(chain, "_FAST", False)
+    portable = verify_file(path)
+    assert fast == portable
+    assert fast.ok is (edit is None)  # type: ignore[attr-defined]
