@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue, Retry, Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,11 +121,30 @@ def _lost(redis: Redis, job: Job) -> bool:
     return False
 
 
+def _overdue(redis: Redis, job: Job) -> bool:
+    """True for a "scheduled" job (an RQ retry) whose time passed with no scheduler to move it.
+
+    RQ's scheduler runs in one worker, behind a lock; when that worker is killed, the others
+    take the lock over only at their ten-minute maintenance, and retries wait until then.
+    """
+    registry = ScheduledJobRegistry(job.origin, connection=redis)  # type: ignore[no-untyped-call]
+    try:
+        due = registry.get_scheduled_time(job)
+    except NoSuchJobError:
+        return True
+    if datetime.now(UTC) - due > STUCK_AFTER:
+        registry.remove(job)
+        return True
+    return False
+
+
 def _active(redis: Redis, job: Job | None) -> bool:
     if job is None:
         return False
     status = job.get_status(refresh=False)
     if status == JobStatus.QUEUED and _lost(redis, job):
+        return False
+    if status == JobStatus.SCHEDULED and _overdue(redis, job):
         return False
     if status == JobStatus.STARTED and _worker_died(redis, job):
         # Forget the dead execution, or RQ's own cleanup would later fail the new run.
@@ -136,8 +156,8 @@ def _active(redis: Redis, job: Job | None) -> bool:
 def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
     """Put (kind, ref) jobs on their queues in one pipeline, skipping those already active.
 
-    A job "started" by a worker that has since died, or "queued" where no worker will take it,
-    is not active: it is queued again.
+    A job "started" by a worker that has since died, "queued" where no worker will take it, or
+    "scheduled" for a time long past, is not active: it is queued again.
     """
     ids = [job_id(kind, ref) for kind, ref in pairs]
     existing = Job.fetch_many(ids, connection=redis)
