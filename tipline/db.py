@@ -65,7 +65,11 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _postgresql_begin(connection: Connection) -> None:
             if connection.get_execution_options().get(IMMEDIATE, False):
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+                # Waits at most as long as SQLite's busy timeout, then fails rather than hangs.
+                connection.exec_driver_sql(
+                    "SELECT set_config('lock_timeout', '30s', true), "
+                    f"pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+                )
 
     return engine
 
