@@ -17,9 +17,13 @@ tip found through its ``inbound_events`` row, whose keyed ``dedup_key`` the benc
 compute from the msg_id it sent), so a tip is seen at most one poll interval late.
 
 Baseline, same run: the webhook round-trip itself (connect to 200) under the same load.
-``ratio`` = end-to-end p95 / webhook p95. Stages (server clocks): webhook stored → expanded
-into a tip by the relay → dispatch job enqueued (outbox drain) → job started (queue wait) →
-job finished; they say where the time goes when the target is missed.
+``ratio`` = end-to-end p95 / webhook p95. Also reported, to say where the time goes when the
+target is missed: the stages (server clocks: webhook stored → expanded into a tip by the relay
+→ dispatch job enqueued by the outbox drain → job started, i.e. queue wait → job finished);
+the CPU time per tip of the web, worker and Redis processes, and the rate that cost allows on
+this machine's cores at best; a first light phase (10 tips/s) for the latency floor; and the
+time from sending the webhook, which is what Zalo sees when the 200 itself is late.
+``--database postgresql`` runs the same on a throwaway cluster (tests/postgres_server.py).
 
 Target (issue 7): p95 ≤ 1 s at 200 tips/s with 2 workers.
 """
