@@ -201,14 +201,21 @@ class Stack:
         self.logs = logs
 
     def tipline(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tipline.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_tipline(self.env, *args, timeout=timeout)
+
+
+def run_tipline(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`tipline ARGS…` in a process of its own with ``env``, as an operator would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tipline.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import run_tipline
+
 RESTART_DELAY = 2.0
 
 
@@ -136,11 +138,4 @@ class Cluster:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def tipline(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tipline.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_tipline(self.env, *args, timeout=timeout)
