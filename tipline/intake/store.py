@@ -280,20 +280,11 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
             data = json.loads(raw)
             if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
                 accepted = _accept_web(conn, config, data)
-                conn.execute(
-                    update(EVENTS)
-                    .where(EVENTS.c.id == row.id)
-                    .values(
-                        processed_at=utcnow(),
-                        sealed_event=None,
-                        tip_public_id=accepted.tip_public_id,
-                    )
-                )
-                continue
-            msg = read_message(read_envelope(data))
-            if msg is None:  # cannot happen: only message events are stored
-                raise ValueError("a stored inbound event carries no message")
-            accepted = _accept(conn, config, msg)
+            else:
+                msg = read_message(read_envelope(data))
+                if msg is None:  # cannot happen: only message events are stored
+                    raise ValueError("a stored inbound event carries no message")
+                accepted = _accept(conn, config, msg)
             conn.execute(
                 update(EVENTS)
                 .where(EVENTS.c.id == row.id)
