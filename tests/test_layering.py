@@ -41,11 +41,11 @@ def test_only_keys_imports_cryptographic_primitives() -> None:
 
 
 def test_migrations_match_the_models_and_go_down_and_up(databases: Databases) -> None:
-    """On this run's backend: every head reached, no drift from the models, and down to
+    """On this run's backend: one head, reached, no drift from the models, and down to
     nothing (PostgreSQL: no audit trigger function left either) and up again."""
     url = databases.create()
     heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    assert len(heads) > 1  # the check below means something: several branches
+    assert len(heads) == 1, f"unmerged Alembic heads: {sorted(heads)}"
     upgrade(url)
     engine = create_engine(url)
     with engine.connect() as connection:
@@ -69,10 +69,8 @@ def test_migrations_match_the_models_and_go_down_and_up(databases: Databases) ->
 
 
 def test_every_ui_string_has_a_vietnamese_translation_and_the_catalog_is_compiled() -> None:
-    from io import BytesIO
-
     from babel.messages.extract import extract_from_dir
-    from babel.messages.mofile import write_mo
+    from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
     folder = ROOT / "triage" / "translations" / "vi" / "LC_MESSAGES"
@@ -95,6 +93,10 @@ def test_every_ui_string_has_a_vietnamese_translation_and_the_catalog_is_compile
     }
     assert used, "the extraction found no strings: the check would mean nothing"
     assert sorted(used - translated) == []
-    compiled = BytesIO()
-    write_mo(compiled, catalog)
-    assert (folder / "messages.mo").read_bytes() == compiled.getvalue()
+    # The compiled catalog says what the source says: compared by content, never by the bytes
+    # a given Babel release happens to write.
+    with open(folder / "messages.mo", "rb") as handle:
+        compiled = read_mo(handle)
+    assert {m.id: m.string for m in compiled if m.id} == {
+        m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy
+    }
