@@ -293,7 +293,7 @@ def stages(database_url: str, redis_url: str, keys: set[str]) -> dict[str, list[
     from sqlalchemy import text
 
     from tipline.db import make_engine
-    from tipline.jobs.outbox import job_id
+    from tipline.outbox import job_id
 
     engine = make_engine(database_url)
     with engine.connect() as conn:

@@ -19,7 +19,7 @@ from tests.conftest import COMMUNE_OA, expand
 from tests.zalo_events import USER, event, signed_headers
 from tipline.audit import actions
 from tipline.cli import main
-from tipline.jobs.outbox import drain
+from tipline.jobs.relay import drain
 from tipline.models import AuditEvent, Officer, Tip, Unit
 from tipline.runtime import Runtime
 

@@ -13,7 +13,7 @@ from keys import open_sealed
 from tests.conftest import OFFICER_PASSWORD, expand
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
-from tipline.jobs.outbox import drain
+from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.keychain import NoKeyChain, open_tip_key, unit_keys_of, unlock_officer_key
 from tipline.models import Holder, KeyGrant, Message, Officer, OutboxEntry, Subject, Tip, utcnow

@@ -21,7 +21,7 @@ from tests.zalo_events import USER, event, signed_headers
 from tipline.informant import QUESTION, Command, fold, parse
 from tipline.intake.events import InboundMessage, Sender
 from tipline.jobs.dispatch import dispatch_tip
-from tipline.jobs.outbox import drain
+from tipline.jobs.relay import drain
 from tipline.models import (
     AuditEvent,
     Delivery,

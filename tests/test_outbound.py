@@ -20,7 +20,7 @@ from sqlalchemy import select
 from keys import generate_keypair, new_token, seal
 from tests.test_simulator import live_server
 from tipline.jobs.outbound import MAX_ATTEMPTS, DeliveryDeferredError, deliver, send_message
-from tipline.jobs.outbox import drain, job_id
+from tipline.jobs.relay import drain
 from tipline.models import (
     Delivery,
     Message,
@@ -31,6 +31,7 @@ from tipline.models import (
     new_public_id,
     utcnow,
 )
+from tipline.outbox import job_id
 from tipline.outgoing import queue_outbound
 from tipline.runtime import Runtime
 from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient

@@ -14,7 +14,7 @@ from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import event
 from tipline.audit import actions
 from tipline.config import Config
-from tipline.jobs.outbox import drain
+from tipline.jobs.relay import drain
 from tipline.keychain import NoKeyChain
 from tipline.models import (
     AuditEvent,

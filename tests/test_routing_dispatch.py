@@ -16,7 +16,7 @@ from sqlalchemy import select
 from keys import open_sealed
 from tests.conftest import OFFICER_PASSWORD, PROVINCE_OA, expand
 from tests.zalo_events import event, signed_headers
-from tipline.jobs.outbox import drain
+from tipline.jobs.relay import drain
 from tipline.keychain import open_tip_key, unit_keys_of, unlock_officer_key
 from tipline.models import (
     Holder,

@@ -1,6 +1,4 @@
-"""Tipline: anonymous crime-tip intake from Zalo OAs, encrypted before storage, routed to units."""
+"""Tipline: anonymous crime-tip intake from Zalo OAs, encrypted before storage, routed to units.
 
-from tipline.app import create_app
-from tipline.config import Config
-
-__all__ = ["Config", "create_app"]
+The web app is built by :func:`tipline.app.create_app`; docs/architecture.md maps the packages.
+"""

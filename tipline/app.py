@@ -11,7 +11,9 @@ from flask import Flask, Request
 from flask.typing import ResponseReturnValue
 
 from tipline.config import Config
-from tipline.runtime import Runtime, install
+from tipline.runtime import Runtime, install, runtime_of
+
+__all__ = ["InMemoryRequest", "create_app", "runtime_of"]
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ is top-level
@@ -93,10 +95,3 @@ def _error_pages(app: Flask) -> None:
 
     for code in (400, 403, 404, 405, 409, 413, 429):
         app.register_error_handler(code, page)
-
-
-def runtime_of(app: Flask) -> Runtime:
-    runtime = app.extensions["tipline"]
-    if not isinstance(runtime, Runtime):
-        raise TypeError("the app was not built by create_app")
-    return runtime

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from rq import Queue, Worker
 from sqlalchemy import text
 
-from tipline.jobs.outbox import QUEUE_NAMES
+from tipline.outbox import QUEUE_NAMES
+from tipline.runtime import app_runtime
 
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    from tipline.app import runtime_of
-
-    runtime = runtime_of(current_app)
+    runtime = app_runtime()
     report: dict[str, Any] = {}
     ok = True
     try:

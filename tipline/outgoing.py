@@ -7,8 +7,8 @@ import json
 from sqlalchemy.orm import Session
 
 from keys import PublicKey, seal
-from tipline.jobs.outbox import add_job
 from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id, utcnow
+from tipline.outbox import add_jobs
 from tipline.zalo.client import MAX_TEXT
 
 RELAY_PURPOSE = "outgoing"
@@ -63,5 +63,5 @@ def queue_outbound(
         relay_public, text.encode(), purpose=RELAY_PURPOSE, binding=message.binding
     )
     session.add(message)
-    add_job(session, "send", message.public_id)
+    add_jobs(session, [("send", message.public_id)])
     return message

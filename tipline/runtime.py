@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from flask import Flask, current_app
 from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,3 +51,16 @@ def current() -> Runtime:
     if _current is None:
         _current = Runtime(Config.from_env())
     return _current
+
+
+def runtime_of(app: Flask) -> Runtime:
+    """The runtime ``create_app`` built ``app`` with (blueprints reach it here, not via the app)."""
+    runtime = app.extensions["tipline"]
+    if not isinstance(runtime, Runtime):
+        raise TypeError("the app was not built by create_app")
+    return runtime
+
+
+def app_runtime() -> Runtime:
+    """The runtime of the app handling the current request."""
+    return runtime_of(current_app)

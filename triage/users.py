@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import current_app, g, request, session
+from flask import g, request, session
 from flask_login import UserMixin, current_user
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from keys import PrivateKey, WrongSecret, unwrap_from_session, wrap_for_session
 from tipline.keychain import unit_keys_of
 from tipline.models import KEY_HOLDING_ROLES, Officer, Role
-from tipline.runtime import Runtime
+from tipline.runtime import Runtime, app_runtime
 
 UNLOCK_COOKIE = "tipline_unlock"
 KEY_IN_SESSION = "officer_key"
@@ -48,9 +48,7 @@ class StaffUser(UserMixin):
 
 
 def runtime() -> Runtime:
-    from tipline.app import runtime_of
-
-    return runtime_of(current_app)
+    return app_runtime()
 
 
 def load_user(public_id: str) -> StaffUser | None:

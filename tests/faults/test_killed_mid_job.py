@@ -3,7 +3,7 @@
 The dead worker leaves its RQ job "started". RQ itself would give up on it only after the
 job's timeout plus a minute, at a worker's next ten-minute maintenance; until then the sweeper
 skipped the job as active. It now sees that the worker that started it is dead and queues it
-again (tipline.jobs.outbox.enqueue_now).
+again (tipline.jobs.relay.enqueue_now).
 
 Determinism: the test holds the tip's row lock, so the dispatch job is certainly blocked in
 its claim when the worker dies.
@@ -24,9 +24,9 @@ from tests.faults.cluster import Cluster
 from tests.zalo_events import event, signed_headers
 from tipline.config import Config
 from tipline.jobs.dispatch import dispatch_tip
-from tipline.jobs.outbox import job_id
 from tipline.models import Message, Tip
 from tipline.models.message import Delivery, Direction
+from tipline.outbox import job_id
 from tipline.runtime import Runtime
 
 SWEEP_AFTER = 5  # the cluster's TIPLINE_SWEEP_AFTER_SECONDS

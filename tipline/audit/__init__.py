@@ -15,8 +15,9 @@ from tipline.audit.chain import (
     canonical,
     record,
     verify_chain,
+    write_checkpoint,
 )
-from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint, write_checkpoint
+from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from tipline.audit.query import (
     DENIED_OPEN,
     FAILED_LOGINS,

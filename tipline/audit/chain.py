@@ -34,6 +34,7 @@ Design (DESIGN.md, Audit; invariant 5):
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from keys import VerifyKey, chain_hash
+from keys import SigningKey, VerifyKey, chain_hash
 from tipline.audit import actions
 from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from tipline.db import SQLITE_CHAIN_HASH, register_sqlite_functions
@@ -472,3 +473,35 @@ def verify_chain(
             False, count, head_seq, head_hash, seq, public_id, reason, checkpoint_seq
         )
     return VerifyResult(True, count, head_seq, head_hash, checkpoint_seq=checkpoint_seq)
+
+
+def write_checkpoint(
+    session: Session, key: SigningKey, out: Path | str | None = None, *, verify: bool = True
+) -> Checkpoint:
+    """Sign the chain's current head; write it to ``out`` (mode 0644, never overwritten).
+
+    Raises :class:`ChainBrokenError` when ``verify`` and the chain does not verify.
+    """
+    if verify:
+        result = verify_chain(session)
+        if not result.ok:
+            raise ChainBrokenError(result)
+        seq, hash_ = result.head_seq, result.head_hash
+    else:
+        seq, hash_ = session.execute(
+            select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ROW_ID)
+        ).one()
+    at = datetime.now(UTC)
+    checkpoint = Checkpoint(
+        seq=seq,
+        hash=hash_,
+        at=at,
+        public_key=key.verify_key.raw,
+        signature=key.sign(Checkpoint.signed_bytes(seq, hash_, at)),
+    )
+    if out is not None:
+        path = Path(out)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(checkpoint.to_json() + "\n")
+    return checkpoint

@@ -16,18 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from keys import SigningKey, VerifyKey
-from tipline.models import AuditHead
-from tipline.models.audit_head import HEAD_ROW_ID
+from keys import VerifyKey
 
 FORMAT = "tipline-audit-checkpoint/1"
 
@@ -112,39 +106,4 @@ def load_checkpoint(source: Any, *, trusted_key: VerifyKey | None = None) -> Che
             raise CheckpointError(f"cannot read {source}: {exc.strerror}") from exc
         checkpoint = Checkpoint.from_json(text)
     checkpoint.check(trusted_key)
-    return checkpoint
-
-
-def write_checkpoint(
-    session: Session, key: SigningKey, out: Path | str | None = None, *, verify: bool = True
-) -> Checkpoint:
-    """Sign the chain's current head; write it to ``out`` (mode 0644, never overwritten).
-
-    Raises :class:`tipline.audit.chain.ChainBrokenError` when ``verify`` and the chain does
-    not verify.
-    """
-    from tipline.audit.chain import ChainBrokenError, verify_chain
-
-    if verify:
-        result = verify_chain(session)
-        if not result.ok:
-            raise ChainBrokenError(result)
-        seq, hash_ = result.head_seq, result.head_hash
-    else:
-        seq, hash_ = session.execute(
-            select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ROW_ID)
-        ).one()
-    at = datetime.now(UTC)
-    checkpoint = Checkpoint(
-        seq=seq,
-        hash=hash_,
-        at=at,
-        public_key=key.verify_key.raw,
-        signature=key.sign(Checkpoint.signed_bytes(seq, hash_, at)),
-    )
-    if out is not None:
-        path = Path(out)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(checkpoint.to_json() + "\n")
     return checkpoint

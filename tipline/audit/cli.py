@@ -15,8 +15,13 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from tipline.audit import actions
-from tipline.audit.chain import ChainBrokenError, VerifyResult, record, verify_chain
-from tipline.audit.checkpoint import write_checkpoint
+from tipline.audit.chain import (
+    ChainBrokenError,
+    VerifyResult,
+    record,
+    verify_chain,
+    write_checkpoint,
+)
 from tipline.config import Config
 from tipline.runtime import Runtime, install
 

@@ -40,7 +40,6 @@ from tipline import audit, informant
 from tipline.config import Config
 from tipline.db import write_transaction
 from tipline.intake.events import InboundMessage, read_envelope, read_message
-from tipline.jobs.outbox import JOBS
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
@@ -49,7 +48,6 @@ from tipline.models import (
     InboundEvent,
     KeyGrant,
     Message,
-    OutboxEntry,
     ReplyAddress,
     Subject,
     Tip,
@@ -57,6 +55,7 @@ from tipline.models import (
     new_public_id,
     utcnow,
 )
+from tipline.outbox import add_jobs
 from tipline.outgoing import BODY_PURPOSE, WEB_CHANNEL
 from tipline.routing.reroute import request_reroute
 
@@ -64,7 +63,6 @@ TIPS = cast(Table, Tip.__table__)
 MESSAGES = cast(Table, Message.__table__)
 ADDRESSES = cast(Table, ReplyAddress.__table__)
 GRANTS = cast(Table, KeyGrant.__table__)
-OUTBOX = cast(Table, OutboxEntry.__table__)
 ATTACHMENTS = cast(Table, Attachment.__table__)
 UNITS = cast(Table, Unit.__table__)
 
@@ -413,11 +411,7 @@ def _insert_tip(
             created_at=p.now,
         )
     )
-    conn.execute(
-        insert(OUTBOX).values(
-            queue=JOBS["dispatch"].queue, job="dispatch", ref=p.tip_public_id, created_at=p.now
-        )
-    )
+    add_jobs(conn, [("dispatch", p.tip_public_id)], p.now)
     return tip_id
 
 
@@ -557,15 +551,4 @@ def _insert_attachments(
             }
         )
     conn.execute(insert(ATTACHMENTS), rows)
-    conn.execute(
-        insert(OUTBOX),
-        [
-            {
-                "queue": JOBS["media"].queue,
-                "job": "media",
-                "ref": row["public_id"],
-                "created_at": now,
-            }
-            for row in rows
-        ],
-    )
+    add_jobs(conn, [("media", str(row["public_id"])) for row in rows], now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -22,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from tipline.intake.events import MalformedEvent, read_envelope, read_message
 from tipline.intake.signature import verify_signature
 from tipline.intake.store import record_inbound
+from tipline.runtime import app_runtime
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)
@@ -33,9 +34,7 @@ def _error(status: int, reason: str) -> ResponseReturnValue:
 
 @blueprint.post("/zalo/webhook")
 def zalo_webhook() -> ResponseReturnValue:
-    from tipline.app import runtime_of
-
-    runtime = runtime_of(current_app)
+    runtime = app_runtime()
     config = runtime.config
     request.max_content_length = config.max_webhook_bytes
     try:

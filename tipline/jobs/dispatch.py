@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from keys import PrivateKey, open_sealed
 from tipline import audit, runtime
 from tipline.db import write_session
-from tipline.jobs.outbox import drain
+from tipline.jobs.relay import drain
 from tipline.keychain import grant_tip_to_unit, open_tip_from_transit
 from tipline.models import (
     Direction,

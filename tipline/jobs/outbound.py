@@ -1,6 +1,6 @@
 """The "send" job: deliver one outbound message to the informant through the OA API.
 
-Runs on the "outbound" queue with an RQ ``Retry`` (tipline.jobs.outbox.JOBS). It is the only
+Runs on the "outbound" queue with an RQ ``Retry`` (tipline.outbox.JOBS). It is the only
 code that opens a reply address, with the relay key the outbound worker holds.
 
 Outcomes:

@@ -13,7 +13,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tipline.jobs.outbox import RELAY_LOCK, RELAY_LOCK_TTL, enqueue_now
+from tipline.jobs.relay import RELAY_LOCK, RELAY_LOCK_TTL, enqueue_now
 from tipline.models import (
     Attachment,
     AttachmentState,

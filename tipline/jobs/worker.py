@@ -13,9 +13,10 @@ import time
 from rq import SimpleWorker
 
 from tipline.intake.store import expand_pending
-from tipline.jobs.outbox import QUEUE_NAMES, drain
+from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.models import utcnow
+from tipline.outbox import QUEUE_NAMES
 from tipline.retention import retention_pass
 from tipline.runtime import Runtime
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from tipline.config import Config
-from tipline.jobs.outbox import JOBS
-from tipline.models import OutboxEntry, Tip, utcnow
+from tipline.models import Tip
+from tipline.outbox import add_jobs
 from tipline.routing.service import seal_reroute
 
 TIPS = cast(Table, Tip.__table__)
-OUTBOX = cast(Table, OutboxEntry.__table__)
 
 
 def request_reroute(
@@ -35,9 +34,5 @@ def request_reroute(
     binding = f"tip:{row.public_id}"
     sealed = seal_reroute(config.secrets.transit_public, binding, location[0], location[1])
     conn.execute(update(TIPS).where(TIPS.c.id == tip_id).values(sealed_reroute=sealed))
-    conn.execute(
-        insert(OUTBOX).values(
-            queue=JOBS["reroute"].queue, job="reroute", ref=row.public_id, created_at=utcnow()
-        )
-    )
+    add_jobs(conn, [("reroute", row.public_id)])
     return True

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from keys import constant_time_equal, new_token, random_bytes
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, Config
+from tipline.runtime import app_runtime
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("zalo_simulator", __name__)
@@ -176,9 +177,7 @@ def issue_code(data_dir: Path | str, oa_id: str) -> str:
 
 
 def _config() -> Config:
-    from tipline.app import runtime_of
-
-    return runtime_of(current_app).config
+    return app_runtime().config
 
 
 def _data_dir() -> Path:

@@ -1,20 +1,18 @@
-"""Writing jobs in the same transaction as their data, and relaying them into RQ in batches.
+"""The outbox relay: moving the jobs written by :mod:`tipline.outbox` into RQ in batches.
 
-Per-request ``enqueue`` is the slowest part of intake (DESIGN.md) and loses the job when Redis
-is down; an outbox row commits with the tip, and :func:`drain` moves rows to RQ with one
-pipeline per batch. A job may run more than once (a crash after enqueue, before the row is
-marked); every job is idempotent.
+:func:`drain` moves committed outbox rows to RQ with one pipeline per batch; the sweeper
+(:mod:`tipline.jobs.sweeper`) re-queues what RQ lost. A job may run more than once (a crash
+after enqueue, before the row is marked); every job is idempotent.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
-from rq import Queue, Retry, Worker
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
@@ -23,49 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tipline.db import write_session
 from tipline.models import OutboxEntry, utcnow
+from tipline.outbox import JOBS, job_id
 
-
-@dataclass(frozen=True)
-class JobKind:
-    queue: str
-    func: str
-    timeout: int = 120
-    retry: Retry | None = None
-
-
-JOBS: dict[str, JobKind] = {
-    "dispatch": JobKind("dispatch", "tipline.jobs.dispatch.dispatch_tip"),
-    "reroute": JobKind("dispatch", "tipline.jobs.dispatch.reroute_tip"),
-    "send": JobKind(
-        "outbound",
-        "tipline.jobs.outbound.send_message",
-        retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
-    ),
-    "media": JobKind(
-        "media",
-        "tipline.jobs.media.fetch_attachment",
-        timeout=300,
-        retry=Retry(max=3, interval=[10, 60, 300]),
-    ),
-}
-
-QUEUE_NAMES = ("dispatch", "outbound", "media")
 ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 RELAY_LOCK = "tipline:outbox-relay"
 # Short, and renewed by each batch: a worker killed while holding the lock (it is held for a
 # few milliseconds ten times a second) stops every relay and sweeper until it expires; with
 # 60 s, one unlucky SIGKILL held up every tip's dispatch for a minute (tests/faults).
 RELAY_LOCK_TTL = 10
-
-
-def job_id(kind: str, ref: str) -> str:
-    """One RQ job id per (kind, object): lets the relay and sweeper see a job already queued."""
-    return f"{kind}-{ref}"
-
-
-def add_job(session: Session, kind: str, ref: str) -> None:
-    """Schedule ``kind`` for the object ``ref`` (a public id) when ``session`` commits."""
-    session.add(OutboxEntry(queue=JOBS[kind].queue, job=kind, ref=ref))
 
 
 def _worker_died(redis: Redis, job: Job) -> bool:

@@ -1,0 +1,67 @@
+"""Jobs written in the same transaction as their data: the transactional outbox.
+
+Per-request ``enqueue`` is the slowest part of intake (DESIGN.md) and loses the job when Redis
+is down. Instead a writer adds an outbox row with :func:`add_jobs`, the one way to schedule
+work, and it commits with the tip, message or attachment it is about; the relay
+(:mod:`tipline.jobs.relay`) later moves committed rows into RQ. This module sits below every
+writer (intake, routing, outgoing messages) and knows only the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from rq import Retry
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.orm import Session
+
+from tipline.models import OutboxEntry, utcnow
+
+OUTBOX = cast(Table, OutboxEntry.__table__)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    queue: str
+    func: str  # an import path: queued jobs name it, so it never changes
+    timeout: int = 120
+    retry: Retry | None = None
+
+
+JOBS: dict[str, JobKind] = {
+    "dispatch": JobKind("dispatch", "tipline.jobs.dispatch.dispatch_tip"),
+    "reroute": JobKind("dispatch", "tipline.jobs.dispatch.reroute_tip"),
+    "send": JobKind(
+        "outbound",
+        "tipline.jobs.outbound.send_message",
+        retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
+    ),
+    "media": JobKind(
+        "media",
+        "tipline.jobs.media.fetch_attachment",
+        timeout=300,
+        retry=Retry(max=3, interval=[10, 60, 300]),
+    ),
+}
+
+QUEUE_NAMES = ("dispatch", "outbound", "media")
+
+
+def job_id(kind: str, ref: str) -> str:
+    """One RQ job id per (kind, object): lets the relay and sweeper see a job already queued."""
+    return f"{kind}-{ref}"
+
+
+def add_jobs(
+    db: Session | Connection, jobs: Iterable[tuple[str, str]], now: datetime | None = None
+) -> None:
+    """Schedule each ``(kind, ref)`` (``ref`` a public id) to run once ``db`` commits."""
+    at = now or utcnow()
+    rows = [
+        {"queue": JOBS[kind].queue, "job": kind, "ref": ref, "created_at": at} for kind, ref in jobs
+    ]
+    if rows:
+        db.execute(insert(OUTBOX), rows)
