@@ -8,7 +8,7 @@ One file, two tiers, chosen by ``TIPLINE_TIER``:
 - ``intake``: ``tipline.intake.wsgi:app``, the Zalo webhook and /healthz and nothing else:
   the internet-facing tier carries no staff UI, no sessions, no login routes.
 
-The flags are those of `tipline serve` (tipline/cli.py): no control socket, an access log of
+The flags are those of `tipline serve` (tipline/cli/server.py): no control socket, an access log of
 paths only, underscore headers dropped unless the Zalo simulator is mounted. Everything else
 about Tipline comes from its own environment (TIPLINE_*, ZALO_*, and their ``_FILE`` forms).
 

@@ -1,4 +1,4 @@
-"""Command line for routing (CONTRACT.md): `tipline route`, `tipline units import`, `tipline duty`.
+"""`tipline route`: what the router decides for a text, one or a batch (CONTRACT.md).
 
 `tipline route` needs no database: it shows what the router decides from the words, the OA's
 unit code (the province prior) and a point, so operators can check a name before a tip
@@ -100,42 +100,3 @@ def route(
     click.echo(f"→ {row['unit'] or '-'}  ({mode}; {decision.reason}; {decision.confidence})")
     for candidate in decision.candidates:
         click.echo(f"  {candidate.code:<14} {candidate.score:5.2f}  {'; '.join(candidate.reasons)}")
-
-
-@click.command("import")
-@click.option("--legacy", is_flag=True, help="The pre-2025 three tiers (63 / 696 / 10,051).")
-def units_import(legacy: bool) -> None:
-    """Create the national structure of units (34 provinces, 3,321 communes)."""
-    from tipline.cli import _runtime
-    from tipline.routing.importer import import_units
-
-    rt = _runtime()
-    with rt.sessions() as session, session.begin():
-        result = import_units(session, legacy=legacy)
-    click.echo(
-        f"{result.provinces} provinces, {result.districts} districts, "
-        f"{result.communes} communes added; {result.skipped} already present"
-    )
-
-
-@click.command("duty")
-@click.argument("username")
-@click.argument("state", type=click.Choice(["on", "off"]))
-def duty(username: str, state: str) -> None:
-    """Mark USERNAME on or off duty (dispatched tips go to on-duty officers)."""
-    from sqlalchemy import select
-
-    from tipline.cli import _runtime
-    from tipline.models import Officer
-    from tipline.routing.duty import set_on_duty
-
-    rt = _runtime()
-    with rt.sessions() as session, session.begin():
-        officer = session.scalars(select(Officer).where(Officer.username == username)).one_or_none()
-        if officer is None:
-            raise click.ClickException(f"no account {username}")
-        try:
-            set_on_duty(session, officer, state == "on")
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
-    click.echo(f"{username}: {'on' if state == 'on' else 'off'} duty")

@@ -22,14 +22,10 @@ from tipline.audit.chain import (
     verify_chain,
     write_checkpoint,
 )
-from tipline.config import Config
-from tipline.runtime import Runtime, install
+from tipline.cli.context import runtime
+from tipline.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def _runtime() -> Runtime:
-    return install(Runtime(Config.from_env()))
 
 
 def _note(rt: Runtime, action: str, outcome: str, detail: dict[str, str]) -> None:
@@ -57,7 +53,7 @@ def audit() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(checkpoint: Path | None, as_json: bool) -> None:
     """Exit 0 when the chain is intact; non-zero naming the first bad event otherwise."""
-    rt = _runtime()
+    rt = runtime()
     with rt.sessions() as session:
         result: VerifyResult = verify_chain(
             session,
@@ -99,7 +95,7 @@ def verify(checkpoint: Path | None, as_json: bool) -> None:
 )
 def checkpoint(out: Path) -> None:
     """Verify the chain, then write a signed checkpoint of its head to OUT."""
-    rt = _runtime()
+    rt = runtime()
     key = rt.config.secrets.audit_signing_key
     try:
         with rt.sessions() as session:

@@ -1,0 +1,36 @@
+"""The `tipline` command line (CONTRACT.md): one module per command group.
+
+``main`` only gathers the groups; each module builds its commands on :mod:`tipline.cli.context`
+and nothing else of this package.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from tipline.cli.audit import audit
+from tipline.cli.db import db
+from tipline.cli.officers import duty, officers
+from tipline.cli.routing import route
+from tipline.cli.server import demo, serve, worker
+from tipline.cli.unit_keys import keys
+from tipline.cli.units import units
+from tipline.cli.zalo import zalo
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """Tipline: anonymous crime-tip intake and triage."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+for command in (demo, serve, worker, db, units, officers, duty, keys, route, audit, zalo):
+    main.add_command(command)
+
+__all__ = ["main"]
