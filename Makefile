@@ -93,8 +93,8 @@ clean:
 	rm -rf $(VENV) $(AUDIT_VENV) instance .mypy_cache .ruff_cache
 
 # After changing UI strings: refresh the catalog, translate the new entries in
-# triage/translations/vi/LC_MESSAGES/messages.po, then compile.
+# tipline/web/translations/vi/LC_MESSAGES/messages.po, then compile.
 translations: venv
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o triage/translations/messages.pot .
-	$(BIN)/pybabel update -i triage/translations/messages.pot -d triage/translations
-	$(BIN)/pybabel compile -d triage/translations
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o tipline/web/translations/messages.pot .
+	$(BIN)/pybabel update -i tipline/web/translations/messages.pot -d tipline/web/translations
+	$(BIN)/pybabel compile -d tipline/web/translations

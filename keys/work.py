@@ -2,7 +2,7 @@
 
 No third party (no CAPTCHA service sees informants): the server issues a random challenge,
 the browser finds a nonce such that SHA-256(challenge ":" nonce) starts with ``bits`` zero
-bits (``triage/static/pow.js``, with ``crypto.subtle``), and :func:`work_is_valid` checks it
+bits (``tipline/web/static/pow.js``, with ``crypto.subtle``), and :func:`work_is_valid` checks it
 with one hash.
 """
 

@@ -175,7 +175,7 @@ def test_every_redis_client_authenticates_with_the_url_password(
 
 def test_the_rate_limiter_uses_the_configured_url_as_given(config: Config) -> None:
     """User name, TLS and a quoted password survive (Flask-Limiter opens its own connection)."""
-    from triage import _limits_uri
+    from tipline.web import _limits_uri
 
     tls = "rediss://tipline:p%40ss%2Fword@10.0.5.13:6380/3"
     assert _limits_uri(Runtime(config.with_overrides(redis_url=tls))) == tls

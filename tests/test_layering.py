@@ -73,7 +73,7 @@ def test_every_ui_string_has_a_vietnamese_translation_and_the_catalog_is_compile
     from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
 
-    folder = ROOT / "triage" / "translations" / "vi" / "LC_MESSAGES"
+    folder = ROOT / "tipline" / "web" / "translations" / "vi" / "LC_MESSAGES"
     with open(folder / "messages.po", "rb") as handle:
         catalog = read_po(handle)
     translated = {m.id for m in catalog if m.id and m.string}

@@ -168,7 +168,7 @@ def test_a_gps_tip_lands_where_the_point_is(client: FlaskClient, geo_runtime: Ru
 def test_duty_officer_gets_the_tip_or_the_commander_is_told(
     client: FlaskClient, runtime: Runtime
 ) -> None:
-    from tipline.routing.cli import duty
+    from tipline.cli.routing import duty
 
     result = CliRunner().invoke(duty, ["canbo", "on"], env=_env(runtime))
     assert result.exit_code == 0, result.output
@@ -255,7 +255,7 @@ def test_units_import_builds_the_current_structure(runtime: Runtime) -> None:
 
 
 def test_route_cli_json_and_batch(tmp_path: Path) -> None:
-    from tipline.routing.cli import route
+    from tipline.cli.routing import route
 
     runner = CliRunner()
     result = runner.invoke(route, ["xa Phu Hung huyen Cai Nuoc", "--oa", "v2025:96", "--json"])

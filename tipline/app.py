@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import IO
 
 from flask import Flask, Request
-from flask.typing import ResponseReturnValue
 
 from tipline.config import Config
 from tipline.runtime import Runtime, install, runtime_of
@@ -17,7 +16,7 @@ __all__ = ["InMemoryRequest", "create_app", "runtime_of"]
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ is top-level
-STATIC = ROOT / "triage" / "static"
+STATIC = Path(__file__).resolve().parent / "web" / "static"
 
 
 class InMemoryRequest(Request):
@@ -64,7 +63,7 @@ def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     from tipline.health import blueprint as health
-    from tipline.intake.webhook import blueprint as webhook
+    from tipline.public.webhook import blueprint as webhook
 
     app.register_blueprint(health)
     app.register_blueprint(webhook)
@@ -74,24 +73,11 @@ def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
         app.register_blueprint(simulator, url_prefix="/_sim")
 
     if staff_ui:
+        from tipline.public.web_form import blueprint as web_form
+        from tipline.web import init_web
         from triage import init_triage
 
-        init_triage(app, runtime)
-        _error_pages(app)
+        init_web(app, runtime)
+        app.register_blueprint(web_form)
+        init_triage(app)
     return app
-
-
-def _error_pages(app: Flask) -> None:
-    """Plain error pages for people; the webhook and JSON routes answer with their own JSON."""
-    from flask import render_template, request
-    from werkzeug.exceptions import HTTPException
-
-    def page(error: HTTPException) -> ResponseReturnValue:
-        if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
-            return error
-        return render_template(
-            "errors/error.html", code=error.code, message=error.description
-        ), error.code or 500
-
-    for code in (400, 403, 404, 405, 409, 413, 429):
-        app.register_error_handler(code, page)

@@ -23,8 +23,8 @@ from tipline.db import write_session
 from tipline.models import Holder, KeyGrant, Officer, Role, Subject, Unit, UnitKey
 from tipline.officers import add_officer
 from tipline.units import UnitError, rotate_key, set_oa
+from tipline.web.i18n import _
 from triage.forms import ChoiceForm, EmptyForm, NewAccountForm, OaForm
-from triage.i18n import _
 from triage.users import runtime, staff
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")

@@ -38,8 +38,8 @@ from tipline.audit import (
 from tipline.audit.query import VIETNAM
 from tipline.db import write_session
 from tipline.models import AuditEvent, Officer, Role, Unit, utcnow
+from tipline.web.labels import ACTION_LABELS, OUTCOME_LABELS
 from triage.forms import IDENTIFIER, AuditFilterForm
-from triage.labels import ACTION_LABELS, OUTCOME_LABELS
 from triage.users import runtime, staff
 
 blueprint = Blueprint("audit_ui", __name__, url_prefix="/audit")

@@ -44,9 +44,9 @@ from tipline.keychain import (
     unlock_with_recovery_code,
 )
 from tipline.models import Officer, Role, utcnow
+from tipline.web.i18n import LANGUAGES, _
+from tipline.web.limits import limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
-from triage.i18n import LANGUAGES, _
-from triage.limits import limiter
 from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
 
 blueprint = Blueprint("auth", __name__)

@@ -24,10 +24,16 @@ from werkzeug.exceptions import Forbidden
 
 from tipline.models import Priority, Tip, TipStatus, Unit, utcnow
 from tipline.models.base import UTCDateTime
+from tipline.web.i18n import _
+from tipline.web.labels import (
+    CATEGORY_LABELS,
+    FIRST_OPEN_SLA,
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    label,
+)
 from triage.access import visible_unit_ids
 from triage.forms import EmptyForm
-from triage.i18n import _
-from triage.labels import CATEGORY_LABELS, FIRST_OPEN_SLA, PRIORITY_LABELS, STATUS_LABELS, label
 from triage.users import runtime, staff
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/triage/dashboard")

@@ -13,9 +13,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from tipline.models import Officer, Tip, Unit, utcnow
-from triage.access import visible_unit_ids
-from triage.forms import EmptyForm, InboxFilterForm
-from triage.labels import (
+from tipline.web.labels import (
     CATEGORY_LABELS,
     PRIORITY_LABELS,
     PRIORITY_RANK,
@@ -23,6 +21,8 @@ from triage.labels import (
     label,
     sla_remaining,
 )
+from triage.access import visible_unit_ids
+from triage.forms import EmptyForm, InboxFilterForm
 from triage.users import runtime, staff
 
 blueprint = Blueprint("inbox", __name__, url_prefix="/triage")

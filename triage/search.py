@@ -45,9 +45,9 @@ from tipline.audit import actions, record
 from tipline.db import write_session
 from tipline.models import Holder, KeyGrant, Message, Officer, Subject, Tip, Unit
 from tipline.outgoing import BODY_PURPOSE
+from tipline.web.labels import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS, label
 from triage.access import visible_unit_ids
 from triage.forms import EmptyForm, SearchForm
-from triage.labels import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS, label
 from triage.users import runtime, staff, unit_keys
 
 blueprint = Blueprint("search", __name__, url_prefix="/triage/search")

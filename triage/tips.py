@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -18,36 +17,29 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import EnvelopeError, PrivateKey, open_sealed
-from tipline import informant
+from tipline import tip_actions
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.jobs.media import FILE_PURPOSE, unpack
-from tipline.keychain import grant_tip_to_unit, transfer_tip
 from tipline.models import (
-    CLOSED_STATUSES,
-    KEY_HOLDING_ROLES,
     Attachment,
-    Direction,
     Message,
-    Notification,
     Officer,
     Priority,
     Tip,
     TipStatus,
-    Unit,
-    new_public_id,
     utcnow,
 )
-from tipline.outgoing import BODY_PURPOSE, queue_outbound, seal_body
-from triage.access import open_tip, tip_for, visible_unit_ids
-from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
-from triage.i18n import _
-from triage.labels import (
+from tipline.outgoing import BODY_PURPOSE
+from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
+from tipline.web.i18n import _
+from tipline.web.labels import (
     ACTION_LABELS,
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
@@ -58,17 +50,12 @@ from triage.labels import (
     label,
     sla_remaining,
 )
+from triage.access import open_tip, tip_for, visible_unit_ids
+from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
 from triage.users import StaffUser, runtime, staff
 
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
 TIMELINE = 100  # events shown on a tip page
-REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
-
-
-def _reply_open(tip: Tip, now: datetime) -> bool:
-    """Zalo lets an OA answer for 7 days after the informant's last message; the web
-    follow-up page (/tra-cuu) has no such window."""
-    return tip.channel == "web" or tip.last_inbound_at >= now - REPLY_WINDOW
 
 
 def _client() -> str | None:
@@ -100,25 +87,6 @@ def _routing(tip_key: PrivateKey, tip: Tip) -> dict[str, Any] | None:
     except (EnvelopeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _transfer_targets(db: Session, tip: Tip) -> list[Unit]:
-    """Units of the same province tree (the tree below the topmost ancestor), except this one."""
-    root = tip.unit
-    while root is not None and root.parent is not None:
-        root = root.parent
-    if root is None:
-        return []
-    ids = [root.id]
-    frontier = [root.id]
-    while frontier:
-        frontier = list(db.scalars(select(Unit.id).where(Unit.parent_id.in_(frontier))))
-        ids += frontier
-    return [
-        unit
-        for unit in db.scalars(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.name))
-        if unit.id != tip.unit_id and unit.current_key is not None
-    ]
 
 
 @blueprint.get("/<public_id>")
@@ -177,7 +145,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 .order_by(Officer.display_name)
             )
         )
-        targets = _transfer_targets(db, tip)
+        targets = tip_actions.transfer_targets(db, tip)
         # The latest events only: a tip opened every shift gathers hundreds of "opened" rows.
         events = query_events(db, object_id=tip.public_id, newest_first=True, per_page=TIMELINE)
         timeline = [
@@ -204,8 +172,8 @@ def show(public_id: str) -> ResponseReturnValue:
             "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
-            "reply_open": _reply_open(tip, now),
-            "reply_until": tip.last_inbound_at + REPLY_WINDOW,
+            "reply_open": tip_actions.reply_open(tip, now),
+            "reply_until": tip.last_inbound_at + tip_actions.REPLY_WINDOW,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
             "status_form": _choice(
@@ -275,17 +243,29 @@ def _choice(current: str, choices: list[tuple[str, str]]) -> ChoiceForm:
     return form
 
 
-Action = Callable[[Session, Tip, Officer, StaffUser], str | None]
+Action = Callable[[Session, Tip, Actor, StaffUser], str | None]
+REFUSALS = {
+    Refusal.REPLY_WINDOW_CLOSED: _l(
+        "The reply window is closed: Zalo lets the OA answer only within 7 days "
+        "of the informant's last message."
+    ),
+    Refusal.NO_PARENT_UNIT: _l("This unit has no parent unit to escalate to."),
+    Refusal.NOT_A_DUPLICATE: _l("No other tip of your units has that receipt code."),
+}
 
 
 def _act(public_id: str, action: Action) -> ResponseReturnValue:
-    """Run one action in one transaction with its audit event; flash its outcome."""
+    """Run one action (tipline.tip_actions) in one transaction; flash its outcome."""
     user = staff()
     with write_session(runtime().sessions) as db:
         tip = tip_for(db, user, public_id)
         if tip.shredded_at is not None:  # deleted under the retention policy: nothing to act on
             abort(409, _("This tip was deleted under the retention policy."))
-        message = action(db, tip, _officer(db, user), user)
+        actor = Actor(_officer(db, user), request.remote_addr)
+        try:
+            message = action(db, tip, actor, user)
+        except ActionRefused as refused:
+            message = str(REFUSALS[refused.reason])
         # Transferred (or escalated) out of this officer's units: back to the inbox, not to
         # a page they may no longer open.
         db.flush()
@@ -305,26 +285,12 @@ def _posted_choice(valid: set[str]) -> str:
     return str(form.value.data)
 
 
-def _set_field(
-    public_id: str, field: str, valid: set[str], action: str, done: str
-) -> ResponseReturnValue:
-    """Status, priority and category: one plaintext field, one audited change."""
+def _set_field(public_id: str, field: Field, valid: set[str], done: str) -> ResponseReturnValue:
     value = _posted_choice(valid)
+    relay_public = runtime().config.secrets.relay_public
 
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
-        old = getattr(tip, field) or ""
-        setattr(tip, field, value)
-        if field == "status":
-            tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
-            informant.on_status_change(db, tip, runtime().config.secrets.relay_public)
-        record(
-            db,
-            action=action,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"from": old, "to": value},
-        )
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
+        tip_actions.set_field(db, tip, actor, field, value, relay_public)
         return done
 
     return _act(public_id, change)
@@ -333,48 +299,29 @@ def _set_field(
 @blueprint.post("/<public_id>/status")
 def set_status(public_id: str) -> ResponseReturnValue:
     valid = {s.value for s in TipStatus}
-    return _set_field(public_id, "status", valid, actions.STATUS_CHANGE, _("Status changed."))
+    return _set_field(public_id, Field.STATUS, valid, _("Status changed."))
 
 
 @blueprint.post("/<public_id>/priority")
 def set_priority(public_id: str) -> ResponseReturnValue:
     valid = {p.value for p in Priority}
-    return _set_field(public_id, "priority", valid, actions.PRIORITY_CHANGE, _("Priority changed."))
+    return _set_field(public_id, Field.PRIORITY, valid, _("Priority changed."))
 
 
 @blueprint.post("/<public_id>/category")
 def set_category(public_id: str) -> ResponseReturnValue:
     valid = set(CATEGORY_LABELS)
-    return _set_field(public_id, "category", valid, actions.CATEGORY_CHANGE, _("Category changed."))
+    return _set_field(public_id, Field.CATEGORY, valid, _("Category changed."))
 
 
 @blueprint.post("/<public_id>/assign")
 def assign(public_id: str) -> ResponseReturnValue:
-    def change(db: Session, tip: Tip, officer: Officer, user: StaffUser) -> str:
+    def change(db: Session, tip: Tip, actor: Actor, user: StaffUser) -> str:
         # Checked after tip_for (in _act): someone outside the tip's units gets 403 whatever
         # they post, not a 400 that depends on whose id they tried.
-        units = visible_unit_ids(db, user)
-        candidates = set(
-            db.scalars(
-                select(Officer.public_id).where(
-                    Officer.unit_id.in_(units),
-                    Officer.active.is_(True),
-                    Officer.role.in_(list(KEY_HOLDING_ROLES)),  # as offered: no auditor, no admin
-                )
-            )
-        )
-        value = _posted_choice(candidates)
+        value = _posted_choice(tip_actions.assignable_officers(db, visible_unit_ids(db, user)))
         assignee = db.scalars(select(Officer).where(Officer.public_id == value)).one()
-        tip.assignee = assignee
-        db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind="assigned"))
-        record(
-            db,
-            action=actions.ASSIGN,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"assignee": assignee.public_id},
-        )
+        tip_actions.assign(db, tip, actor, assignee)
         return _("Assigned.")
 
     return _act(public_id, change)
@@ -394,26 +341,9 @@ def _posted_text() -> str:
 def add_note(public_id: str) -> ResponseReturnValue:
     text = _posted_text()
 
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         open_tip(db, tip)  # only someone who can read the tip writes into it
-        note = Message(
-            public_id=new_public_id(),
-            tip=tip,
-            direction=Direction.NOTE,
-            kind="note",
-            sealed_body=b"",
-            author_id=officer.id,
-        )
-        note.sealed_body = seal_body(tip, note, {"text": text})
-        db.add(note)
-        db.flush()
-        record(
-            db,
-            action=actions.NOTE_ADDED,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-        )
+        tip_actions.add_note(db, tip, actor, text)
         return _("Note added.")
 
     return _act(public_id, change)
@@ -424,23 +354,9 @@ def reply(public_id: str) -> ResponseReturnValue:
     text = _posted_text()
     relay_public = runtime().config.secrets.relay_public
 
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         open_tip(db, tip)
-        if not _reply_open(tip, utcnow()):
-            return _(
-                "The reply window is closed: Zalo lets the OA answer only within 7 days "
-                "of the informant's last message."
-            )
-        message = queue_outbound(db, tip, text, relay_public=relay_public, author=officer)
-        db.flush()
-        record(
-            db,
-            action=actions.REPLY_QUEUED,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"message": message.public_id},
-        )
+        tip_actions.reply(db, tip, actor, text, relay_public)
         return _("Reply queued for delivery.")
 
     return _act(public_id, change)
@@ -450,25 +366,12 @@ def reply(public_id: str) -> ResponseReturnValue:
 def transfer(public_id: str) -> ResponseReturnValue:
     form = ChoiceForm()
 
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
-        targets = {u.public_id: u for u in _transfer_targets(db, tip)}
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
+        targets = {u.public_id: u for u in tip_actions.transfer_targets(db, tip)}
         form.value.choices = [(k, k) for k in targets]
         if not form.validate_on_submit() or form.value.data not in targets:
             abort(400)
-        target = targets[str(form.value.data)]
-        tip_key = open_tip(db, tip)
-        origin = tip.unit.code if tip.unit else ""
-        transfer_tip(db, tip, tip_key, target)
-        tip.assignee = None
-        db.add(Notification(unit_id=target.id, tip_id=tip.id, kind="transferred"))
-        record(
-            db,
-            action=actions.TRANSFER,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"from_unit": origin, "to_unit": target.code},
-        )
+        tip_actions.transfer(db, tip, actor, open_tip(db, tip), targets[str(form.value.data)])
         return _("Transferred.")
 
     return _act(public_id, change)
@@ -479,25 +382,11 @@ def escalate(public_id: str) -> ResponseReturnValue:
     if not EmptyForm().validate_on_submit():
         abort(400)
 
-    def change(db: Session, tip: Tip, officer: Officer, _u: StaffUser) -> str:
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         parent = tip.unit.parent if tip.unit else None
         if parent is None or parent.current_key is None:
-            return _("This unit has no parent unit to escalate to.")
-        tip_key = open_tip(db, tip)
-        grant_tip_to_unit(db, tip, tip_key, parent)  # the unit keeps its own grant
-        origin = tip.unit.code if tip.unit else ""
-        tip.unit = parent
-        tip.escalation_level += 1
-        tip.escalated_at = utcnow()
-        db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind="escalated"))
-        record(
-            db,
-            action=actions.ESCALATE,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"from_unit": origin, "to_unit": parent.code},
-        )
+            raise ActionRefused(Refusal.NO_PARENT_UNIT)  # refused before the key is opened
+        parent = tip_actions.escalate(db, tip, actor, open_tip(db, tip))
         return _("Escalated to %(unit)s.", unit=parent.name)
 
     return _act(public_id, change)
@@ -510,25 +399,8 @@ def mark_duplicate(public_id: str) -> ResponseReturnValue:
         abort(400)
     code = (form.receipt_code.data or "").strip().upper()
 
-    def change(db: Session, tip: Tip, officer: Officer, user: StaffUser) -> str:
-        original = db.scalars(select(Tip).where(Tip.receipt_code == code)).one_or_none()
-        if (
-            original is None
-            or original.id == tip.id
-            or original.unit_id not in visible_unit_ids(db, user)
-        ):
-            return _("No other tip of your units has that receipt code.")
-        tip.duplicate_of_id = original.id
-        tip.status = TipStatus.DUPLICATE
-        tip.closed_at = utcnow()
-        record(
-            db,
-            action=actions.STATUS_CHANGE,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"to": "duplicate", "of": original.public_id},
-        )
+    def change(db: Session, tip: Tip, actor: Actor, user: StaffUser) -> str:
+        tip_actions.mark_duplicate(db, tip, actor, code, visible_unit_ids(db, user))
         return _("Marked as a duplicate.")
 
     return _act(public_id, change)

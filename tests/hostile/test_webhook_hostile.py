@@ -219,7 +219,7 @@ def assert_refused(
     status: int,
 ) -> None:
     before = snapshot(runtime)
-    caplog.set_level(logging.INFO, logger="tipline.intake.webhook")
+    caplog.set_level(logging.INFO, logger="tipline.public.webhook")
     response = deliver(client, raw, headers)
     assert response.status_code == status, response.get_data(as_text=True)
     answer = response.get_json()
@@ -296,7 +296,7 @@ def test_a_replayed_msg_id_is_200_logged_and_stored_once(
     if expanded_between:
         assert expand(runtime) == 1
     before = snapshot(runtime)
-    caplog.set_level(logging.INFO, logger="tipline.intake.webhook")
+    caplog.set_level(logging.INFO, logger="tipline.public.webhook")
     response = deliver(client, replay, {**signed_headers(replay), "num_retry": "1"})
     assert response.status_code == 200 and response.get_json() == {"ok": True, "duplicate": True}
     assert "webhook duplicate delivery ignored" in [r.getMessage() for r in caplog.records]
@@ -344,7 +344,7 @@ def test_unknown_hostile_event_names_are_a_logged_ignore(
 ) -> None:
     raw = body(event_name=name)
     before = snapshot(runtime)
-    caplog.set_level(logging.INFO, logger="tipline.intake.webhook")
+    caplog.set_level(logging.INFO, logger="tipline.public.webhook")
     response = deliver(client, raw, signed_headers(raw))
     assert response.status_code == 200 and response.get_json() == {"ok": True, "ignored": True}
     lines = [r.getMessage() for r in caplog.records]

@@ -33,10 +33,10 @@ from tipline.intake.web import (
     submit_report,
 )
 from tipline.models import Unit
-from triage.i18n import _
-from triage.labels import STATUS_LABELS
-from triage.limits import limiter
-from triage.users import runtime
+from tipline.runtime import app_runtime as runtime
+from tipline.web.i18n import _
+from tipline.web.labels import STATUS_LABELS
+from tipline.web.limits import limiter
 
 blueprint = Blueprint("web_intake", __name__)
 

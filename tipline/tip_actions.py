@@ -1,0 +1,205 @@
+"""What an officer can do to a tip, each action one audited change in the caller's transaction.
+
+The staff UI (``triage.tips``) checks who may act and which values were offered, opens the
+tip's key where an action needs it, and calls one of these; the change, its notification and
+its audit event are written here, so every surface that acts on a tip acts the same way.
+An action that cannot apply raises :class:`ActionRefused` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keys import PrivateKey, PublicKey
+from tipline import informant
+from tipline.audit import actions, record
+from tipline.keychain import grant_tip_to_unit, transfer_tip
+from tipline.models import (
+    CLOSED_STATUSES,
+    KEY_HOLDING_ROLES,
+    Direction,
+    Message,
+    Notification,
+    Officer,
+    Tip,
+    TipStatus,
+    Unit,
+    new_public_id,
+    utcnow,
+)
+from tipline.outgoing import queue_outbound, seal_body
+
+REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
+
+
+class Refusal(StrEnum):
+    REPLY_WINDOW_CLOSED = "reply_window_closed"
+    NO_PARENT_UNIT = "no_parent_unit"
+    NOT_A_DUPLICATE = "not_a_duplicate"
+
+
+class ActionRefused(Exception):
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where (the address goes into the audit event only)."""
+
+    officer: Officer
+    client_address: str | None
+
+
+class Field(StrEnum):
+    STATUS = "status"
+    PRIORITY = "priority"
+    CATEGORY = "category"
+
+
+FIELD_ACTIONS = {
+    Field.STATUS: actions.STATUS_CHANGE,
+    Field.PRIORITY: actions.PRIORITY_CHANGE,
+    Field.CATEGORY: actions.CATEGORY_CHANGE,
+}
+
+
+def _record(db: Session, actor: Actor, tip: Tip, action: str, **detail: str) -> None:
+    record(
+        db,
+        action=action,
+        actor=actor.officer,
+        object_id=tip.public_id,
+        client_address=actor.client_address,
+        detail=detail or None,
+    )
+
+
+def reply_open(tip: Tip, now: datetime) -> bool:
+    """Zalo lets an OA answer for 7 days after the informant's last message; the web
+    follow-up page (/tra-cuu) has no such window."""
+    return tip.channel == "web" or tip.last_inbound_at >= now - REPLY_WINDOW
+
+
+def set_field(
+    db: Session, tip: Tip, actor: Actor, field: Field, value: str, relay_public: PublicKey
+) -> None:
+    """Status, priority or category: one plaintext field, one audited change. A status
+    change tells the informant (``informant.on_status_change``) where that applies."""
+    old = getattr(tip, field.value) or ""
+    setattr(tip, field.value, value)
+    if field is Field.STATUS:
+        tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
+        informant.on_status_change(db, tip, relay_public)
+    _record(db, actor, tip, FIELD_ACTIONS[field], **{"from": old, "to": value})
+
+
+def assignable_officers(db: Session, unit_ids: list[int]) -> set[str]:
+    """Public ids of the active key-holding accounts of ``unit_ids`` (no auditor, no admin)."""
+    return set(
+        db.scalars(
+            select(Officer.public_id).where(
+                Officer.unit_id.in_(unit_ids),
+                Officer.active.is_(True),
+                Officer.role.in_(list(KEY_HOLDING_ROLES)),
+            )
+        )
+    )
+
+
+def assign(db: Session, tip: Tip, actor: Actor, assignee: Officer) -> None:
+    tip.assignee = assignee
+    db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind="assigned"))
+    _record(db, actor, tip, actions.ASSIGN, assignee=assignee.public_id)
+
+
+def add_note(db: Session, tip: Tip, actor: Actor, text: str) -> Message:
+    """An internal note, sealed to the tip like its messages; the informant never sees it."""
+    note = Message(
+        public_id=new_public_id(),
+        tip=tip,
+        direction=Direction.NOTE,
+        kind="note",
+        sealed_body=b"",
+        author_id=actor.officer.id,
+    )
+    note.sealed_body = seal_body(tip, note, {"text": text})
+    db.add(note)
+    db.flush()
+    _record(db, actor, tip, actions.NOTE_ADDED)
+    return note
+
+
+def reply(db: Session, tip: Tip, actor: Actor, text: str, relay_public: PublicKey) -> Message:
+    """Queue an answer to the informant; refused once Zalo's reply window has closed."""
+    if not reply_open(tip, utcnow()):
+        raise ActionRefused(Refusal.REPLY_WINDOW_CLOSED)
+    message = queue_outbound(db, tip, text, relay_public=relay_public, author=actor.officer)
+    db.flush()
+    _record(db, actor, tip, actions.REPLY_QUEUED, message=message.public_id)
+    return message
+
+
+def transfer_targets(db: Session, tip: Tip) -> list[Unit]:
+    """Units of the same province tree (the tree below the topmost ancestor), except this one."""
+    root = tip.unit
+    while root is not None and root.parent is not None:
+        root = root.parent
+    if root is None:
+        return []
+    ids = [root.id]
+    frontier = [root.id]
+    while frontier:
+        frontier = list(db.scalars(select(Unit.id).where(Unit.parent_id.in_(frontier))))
+        ids += frontier
+    return [
+        unit
+        for unit in db.scalars(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.name))
+        if unit.id != tip.unit_id and unit.current_key is not None
+    ]
+
+
+def transfer(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey, target: Unit) -> None:
+    """Hand the tip to ``target``: its key re-sealed to that unit, the assignee cleared."""
+    origin = tip.unit.code if tip.unit else ""
+    transfer_tip(db, tip, tip_key, target)
+    tip.assignee = None
+    db.add(Notification(unit_id=target.id, tip_id=tip.id, kind="transferred"))
+    _record(db, actor, tip, actions.TRANSFER, from_unit=origin, to_unit=target.code)
+
+
+def escalate(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey) -> Unit:
+    """Raise the tip to the parent unit (the unit keeps its own grant); the parent."""
+    parent = tip.unit.parent if tip.unit else None
+    if parent is None or parent.current_key is None:
+        raise ActionRefused(Refusal.NO_PARENT_UNIT)
+    grant_tip_to_unit(db, tip, tip_key, parent)
+    origin = tip.unit.code if tip.unit else ""
+    tip.unit = parent
+    tip.escalation_level += 1
+    tip.escalated_at = utcnow()
+    db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind="escalated"))
+    _record(db, actor, tip, actions.ESCALATE, from_unit=origin, to_unit=parent.code)
+    return parent
+
+
+def mark_duplicate(
+    db: Session, tip: Tip, actor: Actor, receipt_code: str, unit_ids: list[int]
+) -> Tip:
+    """Close ``tip`` as a duplicate of the tip of ``receipt_code`` among ``unit_ids``' tips."""
+    original = db.scalars(select(Tip).where(Tip.receipt_code == receipt_code)).one_or_none()
+    if original is None or original.id == tip.id or original.unit_id not in unit_ids:
+        raise ActionRefused(Refusal.NOT_A_DUPLICATE)
+    tip.duplicate_of_id = original.id
+    tip.status = TipStatus.DUPLICATE
+    tip.closed_at = utcnow()
+    _record(
+        db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE.value, of=original.public_id
+    )
+    return original
