@@ -307,7 +307,7 @@ def give_simulator_tokens(runtime: Runtime) -> None:
     from sqlalchemy import select
 
     from tipline.models import OfficialAccount
-    from tipline.cli.zaloent import TokenPair
+    from tipline.zalo.client import TokenPair
     from tipline.zalo.simulator import issue_tokens
     from tipline.zalo.tokens import store_tokens
 

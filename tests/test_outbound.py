@@ -34,7 +34,7 @@ from tipline.models import (
 from tipline.outbox import job_id
 from tipline.outgoing import queue_outbound
 from tipline.runtime import Runtime
-from tipline.cli.zaloent import RefreshFailedError, TokenPair, ZaloClient
+from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient
 from tipline.zalo.simulator import issue_tokens
 from tipline.zalo.tokens import access_token_for, open_tokens, store_tokens
 

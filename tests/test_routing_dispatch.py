@@ -168,7 +168,7 @@ def test_a_gps_tip_lands_where_the_point_is(client: FlaskClient, geo_runtime: Ru
 def test_duty_officer_gets_the_tip_or_the_commander_is_told(
     client: FlaskClient, runtime: Runtime
 ) -> None:
-    from tipline.cli.routing import duty
+    from tipline.cli.officers import duty
 
     result = CliRunner().invoke(duty, ["canbo", "on"], env=_env(runtime))
     assert result.exit_code == 0, result.output

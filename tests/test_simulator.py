@@ -23,8 +23,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.conftest import APP_ID, APP_SECRET, OA_SECRET
 from tests.databases import every_value
-from tipline.runtime import Runtime
 from tipline.cli.zalo import zalo
+from tipline.runtime import Runtime
 from tipline.zalo.sender import (
     UploadedMedia,
     build_event,

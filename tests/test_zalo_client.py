@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import APP_ID, APP_SECRET
 from tipline.config import Config
-from tipline.cli.zaloent import (
+from tipline.zalo.client import (
     MAX_TEXT,
     InvalidAddressError,
     RefreshFailedError,
