@@ -27,6 +27,9 @@ run: venv
 lint: venv
 	$(BIN)/ruff check
 	$(BIN)/mypy
+	@# The layering contract (.importlinter): layers top to bottom, public and staff surfaces
+	@# apart, keys/ alone, no import cycles.
+	$(BIN)/lint-imports --no-cache
 	@# The real bandit beside ruff's S rules (config and skips: [tool.bandit] in pyproject.toml).
 	@# Its "nosec encountered ..., but no failed test" warnings are a known false alarm on
 	@# multi-line statements and nested calls (PyCQA/bandit#1041), so they are filtered out.

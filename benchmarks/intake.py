@@ -274,7 +274,7 @@ def main() -> int:
 
         bare_port, tip_port = free_port(), free_port()
         procs.append(start_gunicorn("bare_app:app", bare_port, env, tmp / "bare.log"))
-        procs.append(start_gunicorn("tipline.public.wsgi:app", tip_port, env, tmp / "tipline.log"))
+        procs.append(start_gunicorn("tipline.wsgi_intake:app", tip_port, env, tmp / "tipline.log"))
         print(f"load generator: {'wrk' if wrk else 'python multi-process (wrk not found)'}, "
               f"{args.connections} connections, {args.duration:g} s per phase", flush=True)
 

@@ -5,7 +5,7 @@ One file, two tiers, chosen by ``TIPLINE_TIER``:
 - ``staff`` (default): ``tipline.wsgi:app``, the staff UI (login, inbox, tips, audit) plus the
   anonymous web form. Police network only; the TLS proxy may offer the web form's own paths
   publicly (deploy/nginx/tipline.conf).
-- ``intake``: ``tipline.public.wsgi:app``, the Zalo webhook and /healthz and nothing else:
+- ``intake``: ``tipline.wsgi_intake:app``, the Zalo webhook and /healthz and nothing else:
   the internet-facing tier carries no staff UI, no sessions, no login routes.
 
 The flags are those of `tipline serve` (tipline/cli/server.py): no control socket, an access log of
@@ -21,7 +21,7 @@ import os
 
 TIERS = {
     "staff": ("tipline.wsgi:app", "127.0.0.1:8000"),
-    "intake": ("tipline.public.wsgi:app", "127.0.0.1:8001"),
+    "intake": ("tipline.wsgi_intake:app", "127.0.0.1:8001"),
 }
 tier = os.environ.get("TIPLINE_TIER", "staff")
 if tier not in TIERS:

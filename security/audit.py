@@ -227,7 +227,8 @@ def render(
         "- the demo's answers to both scans (its access log): "
         + (", ".join(f"{n:,} × {code}" for code, n in statuses.items()) or "none logged")
         + ". A 5xx would be a crash; 429s are the rate limits on login, recovery and the "
-        "web forms (triage/auth.py, tipline/public/web_form.py), which stop most of Wapiti's attack "
+        "web forms (triage/auth.py, tipline/public/web_form.py), which stop most of Wapiti's "
+        "attack "
         "requests there: those forms are attacked only up to their limits.",
         "- not reachable by a crawler: `POST /zalo/webhook` takes signed JSON only (its hostile "
         "inputs are tests/hostile/); `/bao-tin` demands a proof of work, so Wapiti's payloads "

@@ -19,7 +19,6 @@ from tests.conftest import COMMUNE_OA, expand
 from tests.triage_helpers import login, post_form
 from tests.zalo_events import USER, event, signed_headers
 from tipline.informant import QUESTION, Command, fold, parse
-from tipline.intake.events import InboundMessage, Sender
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.relay import drain
 from tipline.models import (
@@ -34,6 +33,7 @@ from tipline.models import (
 )
 from tipline.outgoing import queue_outbound
 from tipline.runtime import Runtime
+from tipline.zalo.events import InboundMessage, Sender
 from triage.dashboard import figures
 
 pytestmark = pytest.mark.usefixtures("units")

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from tests.conftest import COMMUNE_OA, Stack
 from tests.triage_helpers import login
 from tipline.config import Config
-from tipline.intake.events import read_envelope, read_message
 from tipline.intake.store import accept_message
 from tipline.jobs.media import fetch_attachment
 from tipline.media import errors, fetch
@@ -27,6 +26,7 @@ from tipline.media.clean import clean, detect
 from tipline.media.errors import Refused
 from tipline.models import Attachment, AuditEvent, Tip
 from tipline.runtime import Runtime
+from tipline.zalo.events import read_envelope, read_message
 from tipline.zalo.sender import UploadedMedia, build_event
 
 USER = "7391045528810466777"

@@ -1,6 +1,6 @@
 """Zalo's webhook signature: the test vector of research/zalo.md §1.2 and its variants."""
 
-from tipline.intake.signature import signature_value, verify_signature
+from tipline.zalo.signature import signature_value, verify_signature
 
 VECTOR_BODY = (
     b'{"app_id":"3608465248940903967","sender":{"id":"2468458835296197922"},'

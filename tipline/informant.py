@@ -46,9 +46,9 @@ from sqlalchemy.orm import Session
 from keys import PublicKey
 from tipline import audit
 from tipline.config import Config
-from tipline.intake.events import InboundMessage
 from tipline.models import CLOSED_STATUSES, Message, ReplyAddress, Tip, TipStatus, utcnow
 from tipline.outgoing import queue_outbound
+from tipline.zalo.events import InboundMessage
 
 TIPS = cast(Table, Tip.__table__)
 ADDRESSES = cast(Table, ReplyAddress.__table__)

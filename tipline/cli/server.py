@@ -43,7 +43,7 @@ def serve(host: str, port: int, workers: int, intake_only: bool) -> None:
         "-",
         "--access-logformat",
         '%(t)s "%(m)s %(U)s" %(s)s %(L)ss',  # paths only: search words stay out of logs
-        "tipline.public.wsgi:app" if intake_only else "tipline.wsgi:app",
+        "tipline.wsgi_intake:app" if intake_only else "tipline.wsgi:app",
     ]
     if config.simulator:
         # Zalo's API takes `access_token` and `secret_key` headers, which gunicorn drops by

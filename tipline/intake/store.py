@@ -39,7 +39,6 @@ from keys import (
 from tipline import audit, informant
 from tipline.config import Config
 from tipline.db import write_transaction
-from tipline.intake.events import InboundMessage, read_envelope, read_message
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
@@ -58,6 +57,7 @@ from tipline.models import (
 from tipline.outbox import add_jobs
 from tipline.outgoing import BODY_PURPOSE, WEB_CHANNEL
 from tipline.routing.reroute import request_reroute
+from tipline.zalo.events import InboundMessage, read_envelope, read_message
 
 TIPS = cast(Table, Tip.__table__)
 MESSAGES = cast(Table, Message.__table__)

@@ -19,10 +19,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from tipline.intake.events import MalformedEvent, read_envelope, read_message
-from tipline.intake.signature import verify_signature
 from tipline.intake.store import record_inbound
 from tipline.runtime import app_runtime
+from tipline.zalo.events import MalformedEvent, read_envelope, read_message
+from tipline.zalo.signature import verify_signature
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("intake", __name__)

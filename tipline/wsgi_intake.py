@@ -1,4 +1,4 @@
-"""The intake tier alone, for gunicorn: `gunicorn tipline.public.wsgi:app`.
+"""The intake tier alone, for gunicorn: `gunicorn tipline.wsgi_intake:app`.
 
 Webhook and health check only; deploy it where Zalo can reach it and keep the staff UI
 (`tipline.wsgi:app`) on the police network.
