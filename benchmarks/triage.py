@@ -44,12 +44,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from keys import FAST_TEST_COST, generate_keypair, grant, new_token, seal
+from keys import FAST_TEST_COST, generate_keypair, new_token
 from tipline.config import Config
 from tipline.db import make_engine, make_session_factory
 from tipline.migrate import upgrade
 from tipline.models import Holder, KeyGrant, Message, Subject, Tip, Unit
 from tipline.models.base import new_public_id
+from tipline.models.sealed_fields import KEY_GRANT, MESSAGE_BODY
 
 INBOX_P95_MS = 150.0
 OPEN_P95_MS = 50.0
@@ -80,23 +81,23 @@ def _seal_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for item in chunk:
         tip_key = generate_keypair()
         sealed_messages = [
-            seal(
+            MESSAGE_BODY.seal(
                 tip_key.public_key,
                 json.dumps({"text": text}, ensure_ascii=False).encode(),
-                purpose="message",
-                binding=f"message:{public_id}",  # Message.binding
+                message_public_id=public_id,
             )
             for public_id, text in item["messages"]
         ]
         out.append(
             {
                 "public_key": tip_key.public_key.to_bytes(),
-                "grant": grant(
+                "grant": KEY_GRANT.seal(
                     tip_key,
                     _public(item["unit_public"]),
-                    binding=KeyGrant.binding_for(
-                        Subject.TIP, item["tip_id"], Holder.UNIT_KEY, item["unit_key_id"]
-                    ),
+                    Subject.TIP,
+                    item["tip_id"],
+                    Holder.UNIT_KEY,
+                    item["unit_key_id"],
                 ),
                 "messages": sealed_messages,
             }

@@ -1,7 +1,7 @@
 """The key chain in the database: unit keys, officer keys, tip keys and the grants linking them.
 
-Everything here uses the recipes of ``keys``; this module decides which key is sealed to which
-and under what binding (DESIGN.md, "Keys").
+This module decides which key is sealed to which (DESIGN.md, "Keys"); how each is sealed, and
+under what binding, is the contract of ``tipline.models.sealed_fields``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from keys import (
     PrivateKey,
     PublicKey,
     generate_keypair,
-    grant,
     hash_password,
     new_recovery_code,
-    open_grant,
-    seal,
-    unwrap_with_secret,
-    wrap_with_secret,
 )
 from tipline.models import (
     KEY_HOLDING_ROLES,
@@ -36,6 +31,12 @@ from tipline.models import (
     Unit,
     UnitKey,
     utcnow,
+)
+from tipline.models.sealed_fields import (
+    KEY_GRANT,
+    OFFICER_KEY_PASSWORD_WRAP,
+    OFFICER_KEY_RECOVERY_WRAP,
+    OFFICER_TOTP_SECRET,
 )
 
 
@@ -52,13 +53,19 @@ def _add_grant(
     holder_id: int,
     holder_public: bytes,
 ) -> KeyGrant:
-    binding = KeyGrant.binding_for(subject_kind, subject_id, holder_kind, holder_id)
     row = KeyGrant(
         subject_kind=subject_kind,
         subject_id=subject_id,
         holder_kind=holder_kind,
         holder_id=holder_id,
-        sealed=grant(subject, PublicKey.from_bytes(holder_public), binding=binding),
+        sealed=KEY_GRANT.seal(
+            subject,
+            PublicKey.from_bytes(holder_public),
+            subject_kind,
+            subject_id,
+            holder_kind,
+            holder_id,
+        ),
     )
     session.add(row)
     return row
@@ -187,23 +194,23 @@ def enrol_officer(
     )
     session.add(officer)
     session.flush()  # assigns public_id
-    officer.key_wrapped_by_password = wrap_with_secret(
-        private, password, cost=cost, binding=officer.key_binding + ":password"
+    officer.key_wrapped_by_password = OFFICER_KEY_PASSWORD_WRAP.wrap(
+        private, password, cost, officer_public_id=officer.public_id
     )
-    officer.key_wrapped_by_recovery = wrap_with_secret(
-        private, recovery, cost=cost, binding=officer.key_binding + ":recovery"
+    officer.key_wrapped_by_recovery = OFFICER_KEY_RECOVERY_WRAP.wrap(
+        private, recovery, cost, officer_public_id=officer.public_id
     )
     if totp_secret is not None:
-        officer.sealed_totp_secret = seal(
-            private.public_key, totp_secret.encode(), purpose="totp", binding=officer.key_binding
+        officer.sealed_totp_secret = OFFICER_TOTP_SECRET.seal(
+            private.public_key, totp_secret.encode(), officer_public_id=officer.public_id
         )
     return Enrolment(officer, private, recovery)
 
 
 def unlock_officer_key(officer: Officer, password: str) -> PrivateKey:
     """The officer's private key; raises ``keys.WrongSecret`` for a wrong password."""
-    return unwrap_with_secret(
-        officer.key_wrapped_by_password, password, binding=officer.key_binding + ":password"
+    return OFFICER_KEY_PASSWORD_WRAP.unwrap(
+        officer.key_wrapped_by_password, password, officer_public_id=officer.public_id
     )
 
 
@@ -226,7 +233,7 @@ def unit_keys_of(
             if row.subject_id in opened:
                 continue
             try:
-                key = open_grant(row.sealed, holder_key, binding=row.binding)
+                key = KEY_GRANT.open(row.sealed, holder_key, *row.link)
             except EnvelopeError:
                 continue
             opened[row.subject_id] = key
@@ -251,7 +258,7 @@ def open_tip_from_transit(session: Session, tip: Tip, transit_key: PrivateKey) -
     row = _grant_row(session, Subject.TIP, tip.id, Holder.TRANSIT, 0)
     if row is None:
         raise NoKeyChain("the tip has no transit grant (already dispatched?)")
-    return open_grant(row.sealed, transit_key, binding=row.binding)
+    return KEY_GRANT.open(row.sealed, transit_key, *row.link)
 
 
 def grant_tip_to_unit(session: Session, tip: Tip, tip_key: PrivateKey, unit: Unit) -> UnitKey:
@@ -285,7 +292,7 @@ def open_tip_key(session: Session, tip: Tip, unit_keys: dict[int, PrivateKey]) -
     for row in rows:
         holder = unit_keys.get(row.holder_id)
         if holder is not None:
-            return open_grant(row.sealed, holder, binding=row.binding)
+            return KEY_GRANT.open(row.sealed, holder, *row.link)
     raise NoKeyChain("no key chain leads to this tip")
 
 
@@ -301,7 +308,7 @@ def reseal_tip_grants(session: Session, old: UnitKey, old_private: PrivateKey, n
         )
     )
     for row in rows:
-        tip_key = open_grant(row.sealed, old_private, binding=row.binding)
+        tip_key = KEY_GRANT.open(row.sealed, old_private, *row.link)
         if _grant_row(session, Subject.TIP, row.subject_id, Holder.UNIT_KEY, new.id) is None:
             _add_grant(
                 session,
@@ -330,8 +337,8 @@ def tip_ids_held_by(session: Session, unit_key_ids: Iterable[int]) -> set[int]:
 
 def unlock_with_recovery_code(officer: Officer, code: str) -> PrivateKey:
     """The officer's key from their recovery code; raises ``keys.WrongSecret`` otherwise."""
-    return unwrap_with_secret(
-        officer.key_wrapped_by_recovery, code, binding=officer.key_binding + ":recovery"
+    return OFFICER_KEY_RECOVERY_WRAP.unwrap(
+        officer.key_wrapped_by_recovery, code, officer_public_id=officer.public_id
     )
 
 
@@ -345,11 +352,11 @@ def rewrap_officer_key(
     """
     recovery = new_recovery_code()
     officer.password_hash = hash_password(new_password, cost=cost)
-    officer.key_wrapped_by_password = wrap_with_secret(
-        key, new_password, cost=cost, binding=officer.key_binding + ":password"
+    officer.key_wrapped_by_password = OFFICER_KEY_PASSWORD_WRAP.wrap(
+        key, new_password, cost, officer_public_id=officer.public_id
     )
-    officer.key_wrapped_by_recovery = wrap_with_secret(
-        key, recovery, cost=cost, binding=officer.key_binding + ":recovery"
+    officer.key_wrapped_by_recovery = OFFICER_KEY_RECOVERY_WRAP.wrap(
+        key, recovery, cost, officer_public_id=officer.public_id
     )
     return recovery
 

@@ -6,22 +6,20 @@ import json
 
 from sqlalchemy.orm import Session
 
-from keys import PublicKey, seal
+from keys import PublicKey
 from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id, utcnow
+from tipline.models.sealed_fields import MESSAGE_BODY, MESSAGE_FOR_RELAY
 from tipline.outbox import add_jobs
 from tipline.zalo.client import MAX_TEXT
 
-RELAY_PURPOSE = "outgoing"
-BODY_PURPOSE = "message"
 WEB_CHANNEL = "web"
 
 
 def seal_body(tip: Tip, message: Message, body: dict[str, object]) -> bytes:
-    return seal(
+    return MESSAGE_BODY.seal(
         tip.public,
         json.dumps(body, ensure_ascii=False).encode(),
-        purpose=BODY_PURPOSE,
-        binding=message.binding,
+        message_public_id=message.public_id,
     )
 
 
@@ -59,8 +57,8 @@ def queue_outbound(
         tip.last_outbound_at = now
         session.add(message)
         return message
-    message.sealed_for_relay = seal(
-        relay_public, text.encode(), purpose=RELAY_PURPOSE, binding=message.binding
+    message.sealed_for_relay = MESSAGE_FOR_RELAY.seal(
+        relay_public, text.encode(), message_public_id=message.public_id
     )
     session.add(message)
     add_jobs(session, [("send", message.public_id)])

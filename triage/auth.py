@@ -30,9 +30,7 @@ from keys import (
     PrivateKey,
     WrongSecret,
     new_session_secret,
-    open_sealed,
     verify_password,
-    wrap_for_session,
 )
 from keys.password import normalise_recovery_code
 from tipline.audit import actions, record
@@ -44,6 +42,7 @@ from tipline.keychain import (
     unlock_with_recovery_code,
 )
 from tipline.models import Officer, Role, utcnow
+from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_SECRET
 from tipline.web.i18n import LANGUAGES, _
 from tipline.web.limits import limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
@@ -60,8 +59,8 @@ def _client() -> str | None:
 def _totp_secret(officer: Officer, key: PrivateKey) -> str:
     if officer.sealed_totp_secret is None:
         raise EnvelopeError("no TOTP secret")
-    return open_sealed(
-        key, officer.sealed_totp_secret, purpose="totp", binding=officer.key_binding
+    return OFFICER_TOTP_SECRET.open(
+        key, officer.sealed_totp_secret, officer_public_id=officer.public_id
     ).decode()
 
 
@@ -174,7 +173,9 @@ def login() -> ResponseReturnValue:
             session[PENDING] = {
                 "officer": officer.public_id,
                 "key": base64.b64encode(
-                    wrap_for_session(key, _pending_secret(), binding=officer.public_id)
+                    OFFICER_KEY_SESSION_WRAP.wrap(
+                        key, _pending_secret(), officer_public_id=officer.public_id
+                    )
                 ).decode(),
             }
             return redirect(url_for("auth.totp_setup"))
@@ -197,8 +198,6 @@ def _pending_secret() -> bytes:
 
 @blueprint.route("/login/totp-setup", methods=["GET", "POST"])
 def totp_setup() -> ResponseReturnValue:
-    from keys import unwrap_from_session
-
     pending = session.get(PENDING)
     if not pending:
         return redirect(url_for("auth.login"))
@@ -210,8 +209,8 @@ def totp_setup() -> ResponseReturnValue:
         if officer is None:
             session.pop(PENDING, None)
             abort(400)
-        key = unwrap_from_session(
-            base64.b64decode(pending["key"]), _pending_secret(), binding=officer.public_id
+        key = OFFICER_KEY_SESSION_WRAP.unwrap(
+            base64.b64decode(pending["key"]), _pending_secret(), officer_public_id=officer.public_id
         )
         secret = _totp_secret(officer, key)
         uri = pyotp.TOTP(secret).provisioning_uri(name=officer.username, issuer_name="Tipline")

@@ -40,11 +40,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Forbidden
 
-from keys import EnvelopeError, PrivateKey, open_grant, open_sealed
+from keys import EnvelopeError, PrivateKey
 from tipline.audit import actions, record
 from tipline.db import write_session
 from tipline.models import Holder, KeyGrant, Message, Officer, Subject, Tip, Unit
-from tipline.outgoing import BODY_PURPOSE
+from tipline.models.sealed_fields import KEY_GRANT, MESSAGE_BODY
 from tipline.web.labels import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS, label
 from triage.access import visible_unit_ids
 from triage.forms import EmptyForm, SearchForm
@@ -166,8 +166,8 @@ def open_tip_keys(
         if row.subject_id in keys:
             continue
         try:
-            keys[row.subject_id] = open_grant(
-                row.sealed, opened_units[row.holder_id], binding=row.binding
+            keys[row.subject_id] = KEY_GRANT.open(
+                row.sealed, opened_units[row.holder_id], *row.link
             )
         except EnvelopeError:
             continue
@@ -177,7 +177,7 @@ def open_tip_keys(
 def _text(tip_key: PrivateKey, message: Message) -> str:
     try:
         body = json.loads(
-            open_sealed(tip_key, message.sealed_body, purpose=BODY_PURPOSE, binding=message.binding)
+            MESSAGE_BODY.open(tip_key, message.sealed_body, message_public_id=message.public_id)
         )
     except (EnvelopeError, ValueError):
         return ""

@@ -21,12 +21,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keys import EnvelopeError, PrivateKey, open_sealed
+from keys import EnvelopeError, PrivateKey
 from tipline import tip_actions
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
 from tipline.files import FileStore
-from tipline.jobs.media import FILE_PURPOSE, unpack
+from tipline.jobs.media import unpack
 from tipline.models import (
     Attachment,
     Message,
@@ -36,7 +36,7 @@ from tipline.models import (
     TipStatus,
     utcnow,
 )
-from tipline.outgoing import BODY_PURPOSE
+from tipline.models.sealed_fields import ATTACHMENT_FILE, MESSAGE_BODY, TIP_ROUTING
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
 from tipline.web.i18n import _
 from tipline.web.labels import (
@@ -68,9 +68,7 @@ def _officer(db: Session, user: StaffUser) -> Officer:
 
 def _open_body(tip_key: PrivateKey, message: Message) -> dict[str, Any]:
     try:
-        body = open_sealed(
-            tip_key, message.sealed_body, purpose=BODY_PURPOSE, binding=message.binding
-        )
+        body = MESSAGE_BODY.open(tip_key, message.sealed_body, message_public_id=message.public_id)
     except EnvelopeError:
         return {"text": _("(this message could not be decrypted)")}
     data = json.loads(body)
@@ -82,7 +80,7 @@ def _routing(tip_key: PrivateKey, tip: Tip) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(
-            open_sealed(tip_key, tip.sealed_routing, purpose="routing", binding=tip.key_binding)
+            TIP_ROUTING.open(tip_key, tip.sealed_routing, tip_public_id=tip.public_id)
         )
     except (EnvelopeError, ValueError):
         return None
@@ -216,7 +214,7 @@ def download_attachment(public_id: str, attachment_id: str) -> ResponseReturnVal
         sealed = FileStore.for_data_dir(runtime().config.data_dir).get(attachment.storage_ref)
         try:
             meta, data = unpack(
-                open_sealed(tip_key, sealed, purpose=FILE_PURPOSE, binding=attachment.binding)
+                ATTACHMENT_FILE.open(tip_key, sealed, attachment_public_id=attachment.public_id)
             )
         except EnvelopeError:
             abort(500)

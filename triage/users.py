@@ -15,9 +15,10 @@ from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
-from keys import PrivateKey, WrongSecret, unwrap_from_session, wrap_for_session
+from keys import PrivateKey, WrongSecret
 from tipline.keychain import unit_keys_of
 from tipline.models import KEY_HOLDING_ROLES, Officer, Role
+from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP
 from tipline.runtime import Runtime, app_runtime
 
 UNLOCK_COOKIE = "tipline_unlock"
@@ -69,7 +70,7 @@ def staff() -> StaffUser:
 def keep_officer_key(response: Response, officer: Officer, key: PrivateKey, secret: bytes) -> None:
     """Put the server half in the session and the cookie half on ``response``."""
     session[KEY_IN_SESSION] = base64.b64encode(
-        wrap_for_session(key, secret, binding=officer.public_id)
+        OFFICER_KEY_SESSION_WRAP.wrap(key, secret, officer_public_id=officer.public_id)
     ).decode()
     config = runtime().config
     response.set_cookie(
@@ -97,10 +98,10 @@ def officer_key() -> PrivateKey | None:
     user = current_user
     if wrapped and cookie and user.is_authenticated:
         try:
-            key = unwrap_from_session(
+            key = OFFICER_KEY_SESSION_WRAP.unwrap(
                 base64.b64decode(wrapped),
                 base64.urlsafe_b64decode(cookie),
-                binding=user.get_id(),
+                officer_public_id=user.get_id(),
             )
         except (WrongSecret, ValueError, binascii.Error):
             key = None

@@ -26,16 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keys import (
-    PrivateKey,
-    PublicKey,
-    generate_keypair,
-    grant,
-    keyed_digest,
-    new_token,
-    open_sealed,
-    seal,
-)
+from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest, new_token
 from tipline import audit, informant
 from tipline.config import Config
 from tipline.db import write_transaction
@@ -54,8 +45,16 @@ from tipline.models import (
     new_public_id,
     utcnow,
 )
+from tipline.models.sealed_fields import (
+    ATTACHMENT_FETCH,
+    ATTACHMENT_SOURCE,
+    INBOUND_EVENT,
+    KEY_GRANT,
+    MESSAGE_BODY,
+    REPLY_ADDRESS,
+)
 from tipline.outbox import add_jobs
-from tipline.outgoing import BODY_PURPOSE, WEB_CHANNEL
+from tipline.outgoing import WEB_CHANNEL
 from tipline.routing.reroute import request_reroute
 from tipline.zalo.events import InboundMessage, read_envelope, read_message
 
@@ -122,11 +121,10 @@ def _prepare(config: Config, msg: InboundMessage) -> _Prepared:
         dedup=dedup_key(config, msg.oa_id, msg.msg_id),
         alias=alias,
         now=utcnow(),
-        sealed_address=seal(
+        sealed_address=REPLY_ADDRESS.seal(
             config.secrets.relay_public,
             json.dumps(msg.sender.address()).encode(),
-            purpose="reply_address",
-            binding=ReplyAddress.binding_for(alias),
+            informant_alias=alias,
         ),
         message_public_id=message_public_id,
         body=body,
@@ -138,7 +136,7 @@ def _prepare(config: Config, msg: InboundMessage) -> _Prepared:
 
 
 def _seal_body(tip_public: PublicKey, message_public_id: str, body: bytes) -> bytes:
-    return seal(tip_public, body, purpose=BODY_PURPOSE, binding=f"message:{message_public_id}")
+    return MESSAGE_BODY.seal(tip_public, body, message_public_id=message_public_id)
 
 
 def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
@@ -206,14 +204,6 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
 
 
 EVENTS = cast(Table, InboundEvent.__table__)
-EVENT_PURPOSE = "inbound_event"
-ATTACHMENT_SOURCE_PURPOSE = "attachment_source"
-ATTACHMENT_FETCH_PURPOSE = "attachment_fetch"
-UPLOAD_PURPOSE = "web_upload"  # a file from the web form, as uploaded, sealed to the transit key
-
-
-def upload_binding(attachment_public_id: str) -> str:
-    return f"upload:{attachment_public_id}"
 
 
 def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: bytes) -> bool:
@@ -222,12 +212,7 @@ def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: byt
     False for a redelivery (same OA and ``msg_id``).
     """
     key = dedup_key(config, msg.oa_id, msg.msg_id)
-    sealed = seal(
-        config.secrets.transit_public,
-        raw,
-        purpose=EVENT_PURPOSE,
-        binding=InboundEvent.binding_for(key),
-    )
+    sealed = INBOUND_EVENT.seal(config.secrets.transit_public, raw, dedup_key=key)
     with engine.begin() as conn:
         statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
         result = conn.execute(
@@ -269,11 +254,8 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
             query = query.with_for_update(skip_locked=True)
         rows = conn.execute(query).all()
         for row in rows:
-            raw = open_sealed(
-                config.secrets.transit_key,
-                row.sealed_event,
-                purpose=EVENT_PURPOSE,
-                binding=InboundEvent.binding_for(row.dedup_key),
+            raw = INBOUND_EVENT.open(
+                config.secrets.transit_key, row.sealed_event, dedup_key=row.dedup_key
             )
             data = json.loads(raw)
             if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
@@ -400,14 +382,15 @@ def _insert_tip(
         )
         | web,
     )
-    binding = KeyGrant.binding_for(Subject.TIP, tip_id, Holder.TRANSIT, 0)
     conn.execute(
         insert(GRANTS).values(
             subject_kind=Subject.TIP,
             subject_id=tip_id,
             holder_kind=Holder.TRANSIT,
             holder_id=0,
-            sealed=grant(p.tip_key, config.secrets.transit_public, binding=binding),
+            sealed=KEY_GRANT.seal(
+                p.tip_key, config.secrets.transit_public, Subject.TIP, tip_id, Holder.TRANSIT, 0
+            ),
             created_at=p.now,
         )
     )
@@ -446,11 +429,10 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         dedup="",
         alias=alias,
         now=now,
-        sealed_address=seal(
+        sealed_address=REPLY_ADDRESS.seal(
             config.secrets.relay_public,
             json.dumps({"kind": WEB_CHANNEL}).encode(),
-            purpose="reply_address",
-            binding=ReplyAddress.binding_for(alias),
+            informant_alias=alias,
         ),
         message_public_id=message_public_id,
         body=encoded,
@@ -535,18 +517,12 @@ def _insert_attachments(
                 "kind": kind[:16],
                 "state": "pending",
                 "created_at": now,
-                "sealed_source": seal(
-                    tip_public,
-                    encoded,
-                    purpose=ATTACHMENT_SOURCE_PURPOSE,
-                    binding=f"attachment:{public_id}",
+                "sealed_source": ATTACHMENT_SOURCE.seal(
+                    tip_public, encoded, attachment_public_id=public_id
                 ),
                 # Workers lose the tip key at dispatch; the media job reads this one instead.
-                "sealed_fetch": seal(
-                    config.secrets.transit_public,
-                    encoded,
-                    purpose=ATTACHMENT_FETCH_PURPOSE,
-                    binding=f"attachment-fetch:{public_id}",
+                "sealed_fetch": ATTACHMENT_FETCH.seal(
+                    config.secrets.transit_public, encoded, attachment_public_id=public_id
                 ),
             }
         )

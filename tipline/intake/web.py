@@ -36,23 +36,18 @@ from keys import (
     new_passphrase,
     new_token,
     normalise_passphrase,
-    open_sealed,
-    seal,
-    unwrap_with_secret,
-    wrap_with_secret,
 )
 from tipline.config import Config
 from tipline.files import FileStore
-from tipline.intake.store import (
-    _INSERT_EVENT,
-    EVENT_PURPOSE,
-    UPLOAD_PURPOSE,
-    WEB_EVENT,
-    new_receipt_code,
-    upload_binding,
-)
+from tipline.intake.store import _INSERT_EVENT, WEB_EVENT, new_receipt_code
 from tipline.models import Direction, InboundEvent, Message, Tip, new_public_id, utcnow
-from tipline.outgoing import BODY_PURPOSE
+from tipline.models.sealed_fields import (
+    DECOY_WRAP,
+    INBOUND_EVENT,
+    INFORMANT_KEY_WRAP,
+    MESSAGE_BODY,
+    WEB_UPLOAD,
+)
 
 MAX_TEXT = 20_000
 MAX_FILES = 5
@@ -80,11 +75,8 @@ def _store_uploads(config: Config, uploads: Sequence[Upload]) -> list[dict[str, 
     try:
         for upload in uploads:
             public_id = new_public_id()
-            sealed = seal(
-                config.secrets.transit_public,
-                upload.data,
-                purpose=UPLOAD_PURPOSE,
-                binding=upload_binding(public_id),
+            sealed = WEB_UPLOAD.seal(
+                config.secrets.transit_public, upload.data, attachment_public_id=public_id
             )
             stored.append({"public_id": public_id, "ref": store.put(sealed), "name": upload.name})
     except BaseException:
@@ -97,10 +89,6 @@ def _discard(config: Config, stored: list[dict[str, str]]) -> None:
     store = FileStore.for_data_dir(config.data_dir)
     for item in stored:
         store.delete(item["ref"])
-
-
-def informant_key_binding(receipt_code: str) -> str:
-    return f"informant_key:{receipt_code}"
 
 
 def submit_report(
@@ -119,11 +107,8 @@ def submit_report(
     receipt_code = new_receipt_code()
     passphrase = new_passphrase()
     tip_key = generate_keypair()
-    wrapped = wrap_with_secret(
-        tip_key,
-        passphrase,
-        cost=config.kdf_cost,
-        binding=informant_key_binding(receipt_code),
+    wrapped = INFORMANT_KEY_WRAP.wrap(
+        tip_key, passphrase, config.kdf_cost, receipt_code=receipt_code
     )
     body: dict[str, object] = {
         "event_name": WEB_EVENT,
@@ -139,11 +124,10 @@ def submit_report(
     if stored:
         body["files"] = stored
     key = web_report_key(config, receipt_code)
-    sealed = seal(
+    sealed = INBOUND_EVENT.seal(
         config.secrets.transit_public,
         json.dumps(body, ensure_ascii=False).encode(),
-        purpose=EVENT_PURPOSE,
-        binding=InboundEvent.binding_for(key),
+        dedup_key=key,
     )
     try:
         with engine.begin() as conn:
@@ -179,7 +163,7 @@ def report_pending(session: Session, config: Config, receipt_code: str) -> bool:
 def _decoy_wrap(cost: KdfCost) -> bytes:
     """A wrap nobody can open, tried for an unknown code: the answer then takes as long as for
     a known code with a wrong passphrase, so timing does not tell which codes exist."""
-    return wrap_with_secret(generate_keypair(), new_token(32), cost=cost, binding="decoy")
+    return DECOY_WRAP.wrap(generate_keypair(), new_token(32), cost)
 
 
 def find_web_tip(session: Session, receipt_code: str) -> Tip | None:
@@ -190,7 +174,7 @@ def find_web_tip(session: Session, receipt_code: str) -> Tip | None:
 
 def refuse_unknown(passphrase: str, cost: KdfCost) -> NoReturn:
     """Raise :class:`WrongSecret` after one Argon2id run, as a wrong passphrase would."""
-    unwrap_with_secret(_decoy_wrap(cost), normalise_passphrase(passphrase), binding="decoy")
+    DECOY_WRAP.unwrap(_decoy_wrap(cost), normalise_passphrase(passphrase))
     raise WrongSecret("no such tip")  # not reached: the decoy opens for no passphrase
 
 
@@ -201,10 +185,8 @@ def open_web_tip(tip: Tip, passphrase: str, cost: KdfCost) -> PrivateKey:
     """
     if tip.informant_key is None:
         refuse_unknown(passphrase, cost)
-    return unwrap_with_secret(
-        tip.informant_key,
-        normalise_passphrase(passphrase),
-        binding=informant_key_binding(tip.receipt_code),
+    return INFORMANT_KEY_WRAP.unwrap(
+        tip.informant_key, normalise_passphrase(passphrase), receipt_code=tip.receipt_code
     )
 
 
@@ -222,7 +204,7 @@ def conversation(tip: Tip, tip_key: PrivateKey) -> list[Entry]:
         if message.direction not in (Direction.INBOUND, Direction.OUTBOUND):
             continue
         body = json.loads(
-            open_sealed(tip_key, message.sealed_body, purpose=BODY_PURPOSE, binding=message.binding)
+            MESSAGE_BODY.open(tip_key, message.sealed_body, message_public_id=message.public_id)
         )
         text = body.get("text") if isinstance(body, dict) else None
         entries.append(
@@ -243,11 +225,10 @@ def append_answer(session: Session, tip: Tip, text: str) -> Message:
         created_at=now,
         delivery_attempts=0,
     )
-    message.sealed_body = seal(
+    message.sealed_body = MESSAGE_BODY.seal(
         tip.public,
         json.dumps({"text": text, "event": "web_answer"}, ensure_ascii=False).encode(),
-        purpose=BODY_PURPOSE,
-        binding=message.binding,
+        message_public_id=message.public_id,
     )
     tip.last_inbound_at = now
     session.add(message)

@@ -23,7 +23,7 @@ import logging
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from keys import PrivateKey, open_sealed
+from keys import PrivateKey
 from tipline import audit, runtime
 from tipline.db import write_session
 from tipline.jobs.relay import drain
@@ -40,6 +40,7 @@ from tipline.models import (
     UnitKey,
     utcnow,
 )
+from tipline.models.sealed_fields import MESSAGE_BODY, TIP_REROUTE
 from tipline.outgoing import WEB_CHANNEL, queue_outbound
 from tipline.routing import route_tip
 from tipline.routing.classify import PROCEDURE_REPLY, classify
@@ -48,7 +49,6 @@ from tipline.routing.escalation import schedule
 from tipline.routing.geo import boundaries_from_config
 from tipline.routing.places import gazetteer
 from tipline.routing.service import (
-    REROUTE_PURPOSE,
     Decision,
     decide,
     intake_unit,
@@ -103,7 +103,7 @@ def read_tip(tip: Tip, tip_key: PrivateKey) -> tuple[str, tuple[float, float] | 
         if message.direction != Direction.INBOUND:
             continue
         body = json.loads(
-            open_sealed(tip_key, message.sealed_body, purpose="message", binding=message.binding)
+            MESSAGE_BODY.open(tip_key, message.sealed_body, message_public_id=message.public_id)
         )
         if isinstance(body.get("text"), str):
             texts.append(body["text"])
@@ -241,11 +241,8 @@ def reroute_tip(tip_public_id: str) -> str:
         if tip is None or tip.sealed_reroute is None:
             return "nothing to do"
         body = json.loads(
-            open_sealed(
-                config.secrets.transit_key,
-                tip.sealed_reroute,
-                purpose=REROUTE_PURPOSE,
-                binding=tip.key_binding,
+            TIP_REROUTE.open(
+                config.secrets.transit_key, tip.sealed_reroute, tip_public_id=tip.public_id
             )
         )
         tip.sealed_reroute = None

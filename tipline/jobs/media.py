@@ -20,21 +20,19 @@ import logging
 from rq import get_current_job
 from sqlalchemy import select, update
 
-from keys import PublicKey, open_sealed, seal
+from keys import PublicKey
 from tipline import runtime
 from tipline.config import Config
 from tipline.db import write_session
 from tipline.files import FileStore
-from tipline.intake.store import ATTACHMENT_FETCH_PURPOSE, UPLOAD_PURPOSE, upload_binding
 from tipline.media import errors
 from tipline.media.clean import clean
 from tipline.media.errors import Refused
 from tipline.media.fetch import TransientError, download
 from tipline.models import Attachment, AttachmentState, Tip
+from tipline.models.sealed_fields import ATTACHMENT_FETCH, ATTACHMENT_FILE, WEB_UPLOAD
 
 log = logging.getLogger(__name__)
-
-FILE_PURPOSE = "attachment_file"
 
 
 def pack(data: bytes, content_type: str, name: str) -> bytes:
@@ -66,12 +64,7 @@ def _read_upload(config: Config, store: FileStore, ref: str, public_id: str) -> 
         sealed = store.get(ref)
     except (FileNotFoundError, ValueError) as exc:
         raise Refused(errors.UNAVAILABLE, "upload") from exc
-    return open_sealed(
-        config.secrets.transit_key,
-        sealed,
-        purpose=UPLOAD_PURPOSE,
-        binding=upload_binding(public_id),
-    )
+    return WEB_UPLOAD.open(config.secrets.transit_key, sealed, attachment_public_id=public_id)
 
 
 def fetch_attachment(public_id: str) -> str:
@@ -89,11 +82,8 @@ def fetch_attachment(public_id: str) -> str:
     if row.state != AttachmentState.PENDING or row.sealed_fetch is None:
         return "done"
     source = json.loads(
-        open_sealed(
-            config.secrets.transit_key,
-            row.sealed_fetch,
-            purpose=ATTACHMENT_FETCH_PURPOSE,
-            binding=f"attachment-fetch:{public_id}",
+        ATTACHMENT_FETCH.open(
+            config.secrets.transit_key, row.sealed_fetch, attachment_public_id=public_id
         )
     )
     ref: str | None = None
@@ -110,11 +100,10 @@ def fetch_attachment(public_id: str) -> str:
             original = download(url, config)
         cleaned = clean(original)
         name = _safe_name(source.get("name"), cleaned.extension)
-        sealed = seal(
+        sealed = ATTACHMENT_FILE.seal(
             PublicKey.from_bytes(row.public_key),
             pack(cleaned.data, cleaned.content_type, name),
-            purpose=FILE_PURPOSE,
-            binding=f"attachment:{public_id}",
+            attachment_public_id=public_id,
         )
         ref = store.put(sealed)
     except Refused as exc:

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import select
 
-from keys import EnvelopeError, open_sealed
+from keys import EnvelopeError
 from tipline import audit
 from tipline.db import write_session
 from tipline.models import Delivery, Direction, Message, utcnow
-from tipline.outgoing import RELAY_PURPOSE
+from tipline.models.sealed_fields import MESSAGE_FOR_RELAY, REPLY_ADDRESS
 from tipline.runtime import Runtime, current
 from tipline.zalo.client import (
     InvalidAddressError,
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 _OUTCOMES = {Delivery.WINDOW_CLOSED: "window_closed", Delivery.NO_ADDRESS: "no_address"}
 FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NO_ADDRESS})
-ADDRESS_PURPOSE = "reply_address"  # as sealed by tipline.intake.store
 SENT_MARK = "tipline:zalo-accepted:{}"  # a message public id; nothing else
 SENT_MARK_TTL = 8 * 24 * 3600  # longer than RQ's retries of a send (Retry, MAX_ATTEMPTS)
 
@@ -122,10 +121,9 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
         tip = message.tip
         address_row = tip.reply_address
         sealed_address = address_row.sealed_address if address_row is not None else None
-        binding = address_row.binding if address_row is not None else ""
+        alias = address_row.informant_alias if address_row is not None else ""
         sealed_text = message.sealed_for_relay
         oa_id = tip.oa_id or (address_row.oa_id if address_row is not None else None)
-        message_binding = message.binding
     if sealed_address is None:
         return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
     if attempt > MAX_ATTEMPTS:
@@ -134,12 +132,8 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
     if sealed_text is None or oa_id is None:
         return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
     try:
-        address = json.loads(
-            open_sealed(relay_key, sealed_address, purpose=ADDRESS_PURPOSE, binding=binding)
-        )
-        text = open_sealed(
-            relay_key, sealed_text, purpose=RELAY_PURPOSE, binding=message_binding
-        ).decode()
+        address = json.loads(REPLY_ADDRESS.open(relay_key, sealed_address, informant_alias=alias))
+        text = MESSAGE_FOR_RELAY.open(relay_key, sealed_text, message_public_id=public_id).decode()
     except (EnvelopeError, ValueError):
         return _finish(runtime, public_id, Delivery.FAILED, "sealed address or text does not open")
     if not isinstance(address, dict):

@@ -40,11 +40,3 @@ class Attachment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     message: Mapped[Message] = relationship()
-
-    @property
-    def fetch_binding(self) -> str:
-        return f"attachment-fetch:{self.public_id}"
-
-    @property
-    def binding(self) -> str:
-        return f"attachment:{self.public_id}"

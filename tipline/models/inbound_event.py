@@ -27,7 +27,3 @@ class InboundEvent(Base):
     sealed_event: Mapped[bytes | None] = mapped_column(LargeBinary)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tip_public_id: Mapped[str | None] = mapped_column(String(32))
-
-    @staticmethod
-    def binding_for(dedup_key: str) -> str:
-        return f"inbound:{dedup_key}"

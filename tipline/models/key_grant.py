@@ -9,6 +9,7 @@ from sqlalchemy import Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, utcnow
+from tipline.models.sealed_fields import grant_binding
 
 
 class Subject(StrEnum):
@@ -37,12 +38,11 @@ class KeyGrant(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    @staticmethod
-    def binding_for(subject_kind: str, subject_id: int, holder_kind: str, holder_id: int) -> str:
-        return f"grant:{subject_kind}:{subject_id}>{holder_kind}:{holder_id}"
+    @property
+    def link(self) -> tuple[str, int, str, int]:
+        """Subject kind and id, holder kind and id: what ``KEY_GRANT`` binds the grant to."""
+        return (self.subject_kind, self.subject_id, self.holder_kind, self.holder_id)
 
     @property
     def binding(self) -> str:
-        return self.binding_for(
-            self.subject_kind, self.subject_id, self.holder_kind, self.holder_id
-        )
+        return grant_binding(*self.link)

@@ -10,6 +10,7 @@ from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.sealed_fields import message_binding
 
 if TYPE_CHECKING:
     from tipline.models.tip import Tip
@@ -56,4 +57,4 @@ class Message(Base):
 
     @property
     def binding(self) -> str:
-        return f"message:{self.public_id}"
+        return message_binding(self.public_id)

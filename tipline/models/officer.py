@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.sealed_fields import officer_binding
 
 if TYPE_CHECKING:
     from tipline.models.unit import Unit
@@ -62,4 +63,4 @@ class Officer(Base):
 
     @property
     def key_binding(self) -> str:
-        return f"officer:{self.public_id}"
+        return officer_binding(self.public_id)

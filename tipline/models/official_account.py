@@ -29,7 +29,3 @@ class OfficialAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     unit: Mapped[Unit] = relationship(back_populates="official_accounts")
-
-    @property
-    def token_binding(self) -> str:
-        return f"oa_tokens:{self.oa_id}"

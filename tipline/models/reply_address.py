@@ -12,6 +12,7 @@ from sqlalchemy import LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.sealed_fields import reply_address_binding
 
 
 class ReplyAddress(Base):
@@ -29,9 +30,4 @@ class ReplyAddress(Base):
 
     @property
     def binding(self) -> str:
-        return self.binding_for(self.informant_alias)
-
-    @staticmethod
-    def binding_for(informant_alias: str) -> str:
-        """Bound to the alias, so intake can seal the address before it knows the row."""
-        return f"reply_address:{informant_alias}"
+        return reply_address_binding(self.informant_alias)

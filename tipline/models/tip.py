@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.sealed_fields import tip_binding
 
 if TYPE_CHECKING:
     from tipline.models.message import Message
@@ -120,7 +121,7 @@ class Tip(Base):
 
     @property
     def key_binding(self) -> str:
-        return f"tip:{self.public_id}"
+        return tip_binding(self.public_id)
 
     @property
     def is_open(self) -> bool:

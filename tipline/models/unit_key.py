@@ -32,7 +32,3 @@ class UnitKey(Base):
     @property
     def public(self) -> PublicKey:
         return PublicKey.from_bytes(self.public_key)
-
-    @property
-    def binding(self) -> str:
-        return f"unit_key:{self.unit_id}:{self.version}"

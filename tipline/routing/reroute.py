@@ -31,8 +31,7 @@ def request_reroute(
     ).one_or_none()
     if row is None or not row.needs_location or row.dispatched_at is None:
         return False
-    binding = f"tip:{row.public_id}"
-    sealed = seal_reroute(config.secrets.transit_public, binding, location[0], location[1])
+    sealed = seal_reroute(config.secrets.transit_public, row.public_id, location[0], location[1])
     conn.execute(update(TIPS).where(TIPS.c.id == tip_id).values(sealed_reroute=sealed))
     add_jobs(conn, [("reroute", row.public_id)])
     return True

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keys import PublicKey, seal
+from keys import PublicKey
 from tipline.models import OfficialAccount, Tip, Unit
+from tipline.models.sealed_fields import TIP_REROUTE, TIP_ROUTING
 from tipline.routing.geo import Boundaries
 from tipline.routing.places import NEW, gazetteer
 from tipline.routing.router import PlaceDecision, route_text
 
-ROUTING_PURPOSE = "routing"
 _OFFICIAL = re.compile(r"^v20\d\d:\d{2,5}$")
 
 
@@ -154,13 +154,10 @@ def decision_json(decision: Decision) -> dict[str, object]:
 def seal_decision(tip: Tip, decision: Decision) -> bytes:
     """The candidates and reasons quote the tip's words: sealed to the tip key, never plain."""
     body = json.dumps(decision_json(decision), ensure_ascii=False).encode()
-    return seal(tip.public, body, purpose=ROUTING_PURPOSE, binding=tip.key_binding)
+    return TIP_ROUTING.seal(tip.public, body, tip_public_id=tip.public_id)
 
 
-REROUTE_PURPOSE = "reroute"
-
-
-def seal_reroute(transit_public: PublicKey, tip_binding: str, lat: float, lon: float) -> bytes:
+def seal_reroute(transit_public: PublicKey, tip_public_id: str, lat: float, lon: float) -> bytes:
     """Intake's copy of a location for the re-route job (see ``Tip.sealed_reroute``)."""
     body = json.dumps({"lat": lat, "lon": lon}).encode()
-    return seal(transit_public, body, purpose=REROUTE_PURPOSE, binding=tip_binding)
+    return TIP_REROUTE.seal(transit_public, body, tip_public_id=tip_public_id)

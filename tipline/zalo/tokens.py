@@ -20,15 +20,15 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keys import EnvelopeError, PrivateKey, PublicKey, open_sealed, seal
+from keys import EnvelopeError, PrivateKey, PublicKey
 from tipline.db import write_session
 from tipline.models import OfficialAccount, utcnow
+from tipline.models.sealed_fields import OA_TOKENS
 from tipline.runtime import Runtime
 from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient
 
 __all__ = [
     "REFRESH_MARGIN",
-    "TOKEN_PURPOSE",
     "TokenPair",
     "TokenUnavailableError",
     "access_token_for",
@@ -38,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TOKEN_PURPOSE = "oa_tokens"  # noqa: S105 - an envelope purpose, not a secret  # nosec B105
 # Refresh this long before expiry, so a token never expires between check and send.
 REFRESH_MARGIN = timedelta(hours=1)
 LOCK_TIMEOUT = 60  # seconds a crashed holder keeps the lock
@@ -69,9 +68,7 @@ def store_tokens(
     plaintext = json.dumps(
         {"access_token": pair.access_token, "refresh_token": pair.refresh_token}
     ).encode()
-    oa.sealed_tokens = seal(
-        relay_public, plaintext, purpose=TOKEN_PURPOSE, binding=oa.token_binding
-    )
+    oa.sealed_tokens = OA_TOKENS.seal(relay_public, plaintext, oa_id=oa.oa_id)
     oa.access_expires_at = (now or utcnow()) + timedelta(seconds=max(pair.expires_in, 0))
     oa.token_generation = (oa.token_generation or 0) + 1
     oa.token_error = None
@@ -81,9 +78,7 @@ def open_tokens(oa: OfficialAccount, relay_key: PrivateKey) -> TokenPair | None:
     """The OA's stored pair, or None when it has none. ``expires_in`` is what remains."""
     if oa.sealed_tokens is None:
         return None
-    data = json.loads(
-        open_sealed(relay_key, oa.sealed_tokens, purpose=TOKEN_PURPOSE, binding=oa.token_binding)
-    )
+    data = json.loads(OA_TOKENS.open(relay_key, oa.sealed_tokens, oa_id=oa.oa_id))
     remaining = 0
     if oa.access_expires_at is not None:
         remaining = max(int((oa.access_expires_at - utcnow()).total_seconds()), 0)
