@@ -194,7 +194,7 @@ def cpu_seconds(groups: dict[str, set[int]]) -> dict[str, float]:
 def requests(config: Config, port: int, count: int, tag: str) -> list[tuple[str, bytes]]:
     """``count`` signed webhook requests: (dedup key, raw HTTP request)."""
     from tipline.demo import COMMUNES
-    from tipline.intake.store import dedup_key
+    from tipline.intake.recording import dedup_key
 
     out = []
     for i in range(count):

@@ -280,7 +280,7 @@ def stack(
 
 def expand(runtime: Runtime) -> int:
     """What the worker's relay loop does first: turn stored events into tips."""
-    from tipline.intake.store import expand_pending
+    from tipline.intake.expansion import expand_pending
 
     return expand_pending(runtime.engine, runtime.config)
 

@@ -128,7 +128,7 @@ def test_auditors_and_admins_hold_no_unit_key(runtime: Runtime) -> None:
 
 @pytest.mark.usefixtures("units")
 def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime) -> None:
-    from tipline.intake.store import accept_message
+    from tipline.intake.expansion import accept_message
     from tipline.jobs.dispatch import dispatch_tip
     from tipline.units import rotate_key
     from tipline.zalo.events import InboundMessage, Sender

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from tests.conftest import COMMUNE_OA, Stack
 from tests.triage_helpers import login
 from tipline.config import Config
-from tipline.intake.store import accept_message
+from tipline.intake.expansion import accept_message
 from tipline.jobs.media import fetch_attachment
 from tipline.media import errors, fetch
 from tipline.media.clean import clean, detect

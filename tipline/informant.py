@@ -13,7 +13,7 @@ surrounding spaces and a trailing "." "!" "?" ignored:
 tip misread as a command is lost, while a command misread as a tip only reaches an officer.
 
 Commands are handled in intake's expansion (:func:`intercept`, called from
-``tipline.intake.store._accept``), the only place where the worker, holding the transit key,
+``tipline.intake.expansion._accept``), the only place where the worker, holding the transit key,
 reads an informant's words. A command is never stored as a tip message; the replies to it are
 ordinary outbound messages of the tip they concern (sealed to it, sent by the outbound worker).
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from tests.faults.stream import Tip as SentTip
 from tipline.audit import actions
 from tipline.config import Config
-from tipline.intake.store import dedup_key
+from tipline.intake.recording import dedup_key
 from tipline.models import AuditEvent, InboundEvent, Message, OutboxEntry, Tip
 from tipline.models.message import Delivery, Direction
 

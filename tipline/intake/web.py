@@ -39,7 +39,7 @@ from keys import (
 )
 from tipline.config import Config
 from tipline.files import FileStore
-from tipline.intake.store import _INSERT_EVENT, WEB_EVENT, new_receipt_code
+from tipline.intake.recording import WEB_EVENT, insert_event, new_receipt_code
 from tipline.models import Direction, InboundEvent, Message, Tip, new_public_id, utcnow
 from tipline.models.sealed_fields import (
     DECOY_WRAP,
@@ -131,10 +131,7 @@ def submit_report(
     )
     try:
         with engine.begin() as conn:
-            statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
-            conn.execute(
-                statement, {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed}
-            )
+            insert_event(conn, key, sealed)
     except BaseException:
         _discard(config, stored)
         raise

@@ -12,7 +12,7 @@ import time
 
 from rq import SimpleWorker
 
-from tipline.intake.store import expand_pending
+from tipline.intake.expansion import expand_pending
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.models import utcnow

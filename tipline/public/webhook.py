@@ -1,6 +1,6 @@
 """POST /zalo/webhook: verify, seal, commit, then answer.
 
-The one row committed (tipline.intake.store.record_inbound) is the event sealed to the transit
+The one row committed (tipline.intake.recording.record_inbound) is the event sealed to the transit
 key; it is also the job that the worker expands into a tip and dispatches, so an answered
 event cannot be lost.
 
@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from tipline.intake.store import record_inbound
+from tipline.intake.recording import record_inbound
 from tipline.runtime import app_runtime
 from tipline.zalo.events import MalformedEvent, read_envelope, read_message
 from tipline.zalo.signature import verify_signature

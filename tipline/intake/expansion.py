@@ -1,14 +1,10 @@
-"""Storing verified inbound messages: sealed on arrival, expanded into tips by the worker.
+"""Expanding recorded events into tips: the worker's half of intake.
 
-Two steps, so that Zalo gets its answer fast and nothing it was told is stored can be lost:
-
-1. :func:`record_inbound` (the webhook): one INSERT of the event sealed to the transit key,
-   unique on a keyed hash of its ``msg_id``. That row is the sealed tip content *and* its
-   durable job; a redelivery hits the unique key and is answered as a duplicate.
-2. :func:`expand_pending` (the worker's relay loop, in batches): opens each event with the
-   transit key, joins it to the informant's open tip or opens a new one (its own key pair),
-   seals the message to the tip's key, grants the tip key to transit, queues the dispatch job
-   through the outbox, and erases the sealed event.
+:mod:`tipline.intake.recording` stored each event sealed to the transit key, as received.
+:func:`expand_pending` (the worker's relay loop, in batches) opens each event with the transit
+key, joins it to the informant's open tip or opens a new one (its own key pair), seals the
+message to the tip's key, grants the tip key to transit, queues the dispatch job through the
+outbox, and erases the sealed event.
 
 The intake tier can append to a tip without being able to read it: every message is sealed to
 the tip's public key, and the tip's private key is sealed to the transit key until dispatch.
@@ -26,16 +22,16 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest, new_token
+from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest
 from tipline import audit, informant
 from tipline.config import Config
 from tipline.db import write_transaction
+from tipline.intake.recording import EVENTS, WEB_EVENT, dedup_key, new_receipt_code
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
     Direction,
     Holder,
-    InboundEvent,
     KeyGrant,
     Message,
     ReplyAddress,
@@ -75,16 +71,6 @@ class Accepted:
 
 def informant_alias(config: Config, oa_id: str, identity: str) -> str:
     return keyed_digest(config.secrets.alias_key, "informant", f"{oa_id}\x00{identity}")
-
-
-def dedup_key(config: Config, oa_id: str, msg_id: str) -> str:
-    return keyed_digest(config.secrets.alias_key, "msg_id", f"{oa_id}\x00{msg_id}")
-
-
-def new_receipt_code() -> str:
-    """ "TL-XXXX-XXXX": 40 random bits, easy to read out over the phone (unique column)."""
-    raw = new_token(8)
-    return f"TL-{raw[:4]}-{raw[4:]}"
 
 
 def _message_body(msg: InboundMessage) -> bytes:
@@ -201,35 +187,6 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     ):
         return row  # a reply to an officer's question
     return None
-
-
-EVENTS = cast(Table, InboundEvent.__table__)
-
-
-def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: bytes) -> bool:
-    """The webhook's only write: the verified body, sealed to the transit key, as Zalo sent it.
-
-    False for a redelivery (same OA and ``msg_id``).
-    """
-    key = dedup_key(config, msg.oa_id, msg.msg_id)
-    sealed = INBOUND_EVENT.seal(config.secrets.transit_public, raw, dedup_key=key)
-    with engine.begin() as conn:
-        statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
-        result = conn.execute(
-            statement,
-            {"dedup_key": key, "received_at": utcnow(), "sealed_event": sealed},
-            # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg: -1 otherwise).
-            execution_options={"preserve_rowcount": True},
-        )
-        return bool(result.rowcount)
-
-
-# Built once: constructing a statement per request costs more than executing it.
-_INSERT_EVENT: dict[str, Any] = {
-    "sqlite": sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["dedup_key"]),
-    "postgresql": postgresql.insert(EVENTS).on_conflict_do_nothing(index_elements=["dedup_key"]),
-    "default": insert(EVENTS),
-}
 
 
 EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
@@ -396,9 +353,6 @@ def _insert_tip(
     )
     add_jobs(conn, [("dispatch", p.tip_public_id)], p.now)
     return tip_id
-
-
-WEB_EVENT = "web_report"  # a report from the /bao-tin form (tipline.intake.web)
 
 
 def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accepted:
