@@ -56,10 +56,7 @@ def demo_environment(port: int, base: dict[str, str] | None = None) -> dict[str,
     env.setdefault("ZALO_API_BASE", f"http://127.0.0.1:{port}/_sim")
     env.setdefault("ZALO_OAUTH_BASE", f"http://127.0.0.1:{port}/_sim")
     env["TIPLINE_SIMULATOR"] = "1"
-    # GPS routing: the ward boundaries beside the checkout (../shared/data), when present.
-    wards = Path(__file__).resolve().parents[2] / "shared" / "data" / "vn-wards-2025.geojson.gz"
-    if wards.exists():
-        env.setdefault("TIPLINE_WARD_BOUNDARIES", str(wards))
+    # GPS routing uses the ward boundaries shipped in the package (tipline.config's default).
     return env
 
 
