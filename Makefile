@@ -23,7 +23,7 @@ venv: $(STAMP)
 
 # The project itself is installed editable, without its dependencies and without build
 # isolation: setuptools comes from the lock too, so nothing is downloaded unchecked.
-$(STAMP): pyproject.toml $(LOCKS)
+$(STAMP): pyproject.toml setup.py $(LOCKS)
 	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (try pyenv install 3.12)"; exit 1; fi
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
