@@ -47,8 +47,10 @@ lock:
 	$(UV_COMPILE) requirements/build.in -c requirements/dev.txt -o requirements/build.txt
 	$(UV_COMPILE) requirements/audit.in -o $(AUDIT_LOCK)
 
+# PORT: where the demo listens (default 5000); a busy port stops it before anything is printed.
+PORT ?= 5000
 run: venv
-	$(BIN)/tipline demo
+	$(BIN)/tipline demo --port $(PORT)
 
 lint: venv
 	$(BIN)/ruff check

@@ -4,12 +4,18 @@
   given, and its absence then says what to do.
 - GPS routing works with no ``TIPLINE_WARD_BOUNDARIES``: the ward boundaries ship in the
   package (tipline/routing/data/) and are the default.
+- `tipline demo` (`make run PORT=…`) on a busy port stops with a clear error before it
+  prints or starts anything.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -77,3 +83,44 @@ def test_ward_boundaries_can_be_replaced_or_turned_off(tmp_path: Path) -> None:
     assert Config.from_env({**data, "TIPLINE_WARD_BOUNDARIES": ""}).ward_boundaries == (
         Config.from_env(data).ward_boundaries
     )
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    """Another web app on the port: answers 200 to anything, as a running demo would."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_demo_on_a_busy_port_stops_before_printing_anything(
+    busy_port: int, tmp_path: Path
+) -> None:
+    data = tmp_path / "instance"
+    env = {"PATH": "/usr/bin:/bin", "TIPLINE_DATA_DIR": str(data)}
+    ran = subprocess.run(
+        [sys.executable, "-m", "tipline.cli", "demo", "--port", str(busy_port)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert ran.returncode != 0
+    assert ran.stdout == ""  # no banner, no login, no link
+    assert f"port {busy_port}" in ran.stderr and "already in use" in ran.stderr
+    assert "PORT=" in ran.stderr  # how to pick another
+    for banner in ("Tipline demo is running", "/login", "demo-logins.json", "Traceback"):
+        assert banner not in ran.stderr
+    assert not (data / "demo-logins.json").exists() and not (data / "tipline.db").exists()
