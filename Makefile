@@ -117,7 +117,7 @@ audit: venv $(AUDIT_VENV)/.installed
 	$(BIN)/python security/audit.py --wapiti $(AUDIT_VENV)/bin/wapiti
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) instance .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AUDIT_VENV) instance .mypy_cache .ruff_cache build dist tipline.egg-info
 
 # After changing UI strings: refresh the catalog, translate the new entries in
 # triage/translations/vi/LC_MESSAGES/messages.po, then compile.
