@@ -10,19 +10,47 @@ PYTHON ?= $(shell for p in python3.13 python3.12 \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: run test lint bench audit venv clean translations system-deps
+.PHONY: run test lint bench audit venv clean translations system-deps lock
+
+# The lock (make lock writes it, every other target installs from it): exact versions and
+# hashes of every package, for Python 3.12 and 3.13 on any platform. runtime.txt is what
+# production installs (deploy/Dockerfile); dev.txt adds the demo's embedded Redis, the test and
+# lint tools and the build backend; build.txt is the build backend alone.
+LOCKS := requirements/dev.txt requirements/runtime.txt requirements/build.txt
+AUDIT_LOCK := requirements/audit.txt
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The project itself is installed editable, without its dependencies and without build
+# isolation: setuptools comes from the lock too, so nothing is downloaded unchecked.
+$(STAMP): pyproject.toml setup.py $(LOCKS)
 	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (try pyenv install 3.12)"; exit 1; fi
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# Refreshes the lock on purpose: the newest versions pyproject.toml allows (keep the current
+# pins where they still fit with `make lock LOCK_UPGRADE=`). uv comes from the lock when the
+# venv has it, else from PyPI. dev.txt is resolved first; runtime.txt, build.txt and audit.txt
+# take its versions, so the tests run what production installs.
+LOCK_UPGRADE ?= --upgrade
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.12 --generate-hashes \
+	--custom-compile-command "make lock" $(LOCK_UPGRADE)
+lock:
+	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (try pyenv install 3.12)"; exit 1; fi
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@[ -x $(BIN)/uv ] || $(BIN)/python -m pip install --quiet uv
+	$(UV_COMPILE) pyproject.toml requirements/build.in --extra demo --extra dev \
+		-o requirements/dev.txt
+	$(UV_COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
+	$(UV_COMPILE) requirements/build.in -c requirements/dev.txt -o requirements/build.txt
+	$(UV_COMPILE) requirements/audit.in -o $(AUDIT_LOCK)
+
+# PORT: where the demo listens (default 5000); a busy port stops it before anything is printed.
+PORT ?= 5000
 run: venv
-	$(BIN)/tipline demo
+	$(BIN)/tipline demo --port $(PORT)
 
 lint: venv
 	$(BIN)/ruff check
@@ -83,17 +111,16 @@ bench: venv
 # higher web finding that security/allowlist.toml does not explain. Wapiti lives in its own
 # venv: its pins conflict with ours (its mitmproxy caps cryptography at 48.1).
 AUDIT_VENV := .venv-audit
-$(AUDIT_VENV)/.installed:
+$(AUDIT_VENV)/.installed: $(AUDIT_LOCK)
 	@[ -x $(AUDIT_VENV)/bin/python ] || $(PYTHON) -m venv $(AUDIT_VENV)
-	$(AUDIT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(AUDIT_VENV)/bin/python -m pip install --quiet 'wapiti3>=3.3'
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --require-hashes -r $(AUDIT_LOCK)
 	@touch $@
 
 audit: venv $(AUDIT_VENV)/.installed
 	$(BIN)/python security/audit.py --wapiti $(AUDIT_VENV)/bin/wapiti
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) instance .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(AUDIT_VENV) instance .mypy_cache .ruff_cache build dist tipline.egg-info
 
 # After changing UI strings: refresh the catalog, translate the new entries in
 # tipline/web/translations/vi/LC_MESSAGES/messages.po, then compile.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from importlib.resources import files
 from pathlib import Path
 from typing import IO
 
@@ -15,8 +16,18 @@ from tipline.runtime import Runtime, install, runtime_of
 __all__ = ["InMemoryRequest", "create_app", "runtime_of"]
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ is top-level
-STATIC = Path(__file__).resolve().parent / "web" / "static"
+
+
+def package_folder(package: str) -> Path:
+    """The folder of ``package`` on disk, the same in an editable checkout and a wheel.
+
+    The templates are the package ``tipline.templates``: the top-level ``templates/`` of the
+    checkout, ``tipline/templates/`` in an installed wheel (setup.py maps the name).
+    """
+    found = files(package)
+    if not isinstance(found, Path):
+        raise RuntimeError(f"{package} is not installed as files on disk")
+    return found
 
 
 class InMemoryRequest(Request):
@@ -45,7 +56,11 @@ def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
     """
     config = config or Config.from_env()
     runtime = install(Runtime(config))
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(STATIC))
+    app = Flask(
+        __name__,
+        template_folder=str(package_folder("tipline.templates")),
+        static_folder=str(package_folder("tipline.web") / "static"),
+    )
     app.request_class = InMemoryRequest
     app.config.update(
         SECRET_KEY=config.secret_key,

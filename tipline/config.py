@@ -35,6 +35,22 @@ DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105  # nos
 # CDNs. TIPLINE_MEDIA_HOSTS replaces the list; in simulator mode the simulator is added.
 ZALO_MEDIA_HOSTS = ("*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com")
 
+# GPS routing: the ward boundaries shipped in the package (tipline/routing/data/README.md),
+# the default of TIPLINE_WARD_BOUNDARIES; another path replaces them, "none" turns them off.
+PACKAGED_WARD_BOUNDARIES = Path(__file__).resolve().parent / "routing" / "data" / (
+    "vn-wards-2025.geojson.gz"
+)
+
+
+def ward_boundaries_from(value: str | None) -> Path | None:
+    """The ward boundaries TIPLINE_WARD_BOUNDARIES names: unset or empty, the packaged ones."""
+    if not value:
+        return PACKAGED_WARD_BOUNDARIES
+    if value.strip().lower() == "none":
+        return None
+    return Path(value)
+
+
 # Retention (tipline.retention): days a closed tip is kept after closing, per final status,
 # before it is crypto-shredded. TIPLINE_RETENTION_DAYS overrides ("resolved=365,spam=30").
 DEFAULT_RETENTION_DAYS: tuple[tuple[str, int], ...] = (
@@ -93,7 +109,7 @@ class Config:
     zalo_app_secret: str = field(default="", repr=False)
     zalo_api_base: str = ZALO_API_BASE
     zalo_oauth_base: str = ZALO_OAUTH_BASE
-    ward_boundaries: Path | None = None
+    ward_boundaries: Path | None = PACKAGED_WARD_BOUNDARIES
     simulator: bool = False
     max_webhook_bytes: int = 64 * 1024
     followup_window: timedelta = timedelta(hours=24)
@@ -139,7 +155,6 @@ class Config:
         data_dir = Path(env.get("TIPLINE_DATA_DIR", "./instance")).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         database_url = env.get("TIPLINE_DATABASE_URL") or f"sqlite:///{data_dir / 'tipline.db'}"
-        boundaries = env.get("TIPLINE_WARD_BOUNDARIES")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -151,7 +166,7 @@ class Config:
             zalo_app_secret=env.get("ZALO_APP_SECRET", ""),
             zalo_api_base=env.get("ZALO_API_BASE", ZALO_API_BASE).rstrip("/"),
             zalo_oauth_base=env.get("ZALO_OAUTH_BASE", ZALO_OAUTH_BASE).rstrip("/"),
-            ward_boundaries=Path(boundaries) if boundaries else None,
+            ward_boundaries=ward_boundaries_from(env.get("TIPLINE_WARD_BOUNDARIES")),
             simulator=env.get("TIPLINE_SIMULATOR", "") == "1",
             max_webhook_bytes=int(env.get("TIPLINE_MAX_WEBHOOK_BYTES", 64 * 1024)),
             followup_window=timedelta(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,10 +57,7 @@ def demo_environment(port: int, base: dict[str, str] | None = None) -> dict[str,
     env.setdefault("ZALO_API_BASE", f"http://127.0.0.1:{port}/_sim")
     env.setdefault("ZALO_OAUTH_BASE", f"http://127.0.0.1:{port}/_sim")
     env["TIPLINE_SIMULATOR"] = "1"
-    # GPS routing: the ward boundaries beside the checkout (../shared/data), when present.
-    wards = Path(__file__).resolve().parents[2] / "shared" / "data" / "vn-wards-2025.geojson.gz"
-    if wards.exists():
-        env.setdefault("TIPLINE_WARD_BOUNDARIES", str(wards))
+    # GPS routing uses the ward boundaries shipped in the package (tipline.config's default).
     return env
 
 
@@ -169,7 +167,37 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)  # runs the cleanup that stops the web and worker processes
 
 
+def port_taken(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on (e.g. another demo has it), or None if it can.
+
+    Bound as gunicorn binds (SO_REUSEADDR), so a port left in TIME_WAIT counts as free.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return error
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return error
+    return None
+
+
 def run_demo(host: str, port: int) -> int:
+    # Before anything starts or is printed: on a taken port the web app would fail, and the
+    # banner would point at whatever answers there (often another demo).
+    taken = port_taken(host, port)
+    if taken is not None:
+        print(
+            f"tipline demo: port {port} on {host} is already in use or cannot be bound "
+            f"({taken.strerror or taken}). Stop what listens there, or choose another port: "
+            "make run PORT=N (or tipline demo --port N).",
+            file=sys.stderr,
+        )
+        return 2
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     env = demo_environment(port)
     data_dir = Path(env["TIPLINE_DATA_DIR"])

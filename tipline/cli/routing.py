@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
+from tipline.config import ward_boundaries_from
 from tipline.routing.geo import Boundaries, boundaries_from_config
 from tipline.routing.router import PlaceDecision, route_text
 
 
 def _boundaries() -> Boundaries | None:
-    path = os.environ.get("TIPLINE_WARD_BOUNDARIES")
-    return boundaries_from_config(Path(path)) if path else None
+    return boundaries_from_config(ward_boundaries_from(os.environ.get("TIPLINE_WARD_BOUNDARIES")))
 
 
 def decision_json(decision: PlaceDecision, oa: str | None) -> dict[str, Any]:
