@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -276,6 +276,17 @@ def stack(
     finally:
         for proc in procs:
             _stop(proc)
+
+
+def run_jobs(runtime: Runtime, queues: Sequence[str], *, scheduler: bool = False) -> None:
+    """Run the jobs on ``queues`` until they are empty, on the worker `tipline worker` runs.
+
+    ``scheduler``: first move the scheduled jobs that are due onto their queues, as the
+    worker's RQ scheduler does. Nothing else of the worker (relay, sweeper) runs.
+    """
+    from tipline.jobs.worker import TiplineWorker
+
+    TiplineWorker(list(queues), connection=runtime.redis).work(burst=True, with_scheduler=scheduler)
 
 
 def expand(runtime: Runtime) -> int:
