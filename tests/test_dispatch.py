@@ -6,11 +6,11 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select, update
 
 from keys import open_sealed
-from tests.conftest import OFFICER_PASSWORD, expand
+from tests.conftest import OFFICER_PASSWORD, expand, run_jobs
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.relay import drain
@@ -26,11 +26,6 @@ TEXT = "Có người buôn bán ma túy ở hẻm 12"
 def send(client: FlaskClient, raw: bytes) -> None:
     assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
     expand(client.application.extensions["tipline"])
-
-
-def work(runtime: Runtime, queues: tuple[str, ...] = ("dispatch",)) -> None:
-    """Run a real RQ worker until the queues are empty."""
-    SimpleWorker(list(queues), connection=runtime.redis).work(burst=True)
 
 
 def read_as(runtime: Runtime, username: str, tip_id: int) -> list[dict[str, object]]:
@@ -51,7 +46,7 @@ def test_dispatch_routes_to_the_oa_unit_and_only_its_chain_can_read(
     send(client, event(text=TEXT))
     assert drain(runtime.sessions, runtime.redis) == 1
     assert Queue("dispatch", connection=runtime.redis).count == 1
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
         assert tip.dispatched_at is not None and tip.unit is not None
@@ -94,14 +89,14 @@ def test_a_tip_for_an_unattached_oa_is_held_then_dispatched_by_the_sweeper(
 
     send(client, event(oa="3886132808788199999"))
     drain(runtime.sessions, runtime.redis)
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
         assert tip.dispatched_at is None and tip.dispatch_error == "oa_not_attached"
     with runtime.sessions() as session, session.begin():
         set_oa(session, "v2025:32128", "3886132808788199999")
     assert sweep(runtime.sessions, runtime.redis, older_than=timedelta(0)) == 1
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
         assert tip.unit is not None and tip.unit.code == "v2025:32128"
@@ -117,7 +112,7 @@ def test_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(
     with runtime.sessions() as session, session.begin():
         session.execute(update(OutboxEntry).values(enqueued_at=utcnow()))
     runtime.redis.flushall()
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         assert session.scalars(select(Tip)).one().dispatched_at is None
     # Not yet old enough: the sweeper leaves young tips to the relay.
@@ -125,7 +120,7 @@ def test_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(
     assert sweep(runtime.sessions, runtime.redis, older_than=timedelta(0)) == 1
     # A second sweep while the job is still queued does not queue it twice.
     assert sweep(runtime.sessions, runtime.redis, older_than=timedelta(0)) == 0
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         assert session.scalars(select(Tip)).one().dispatched_at is not None
 
@@ -143,7 +138,7 @@ def test_an_attachment_whose_media_job_was_lost_is_swept(
         session.execute(update(OutboxEntry).values(enqueued_at=utcnow()))
     runtime.redis.flushall()  # the queued dispatch and media jobs are gone
     assert sweep(runtime.sessions, runtime.redis, older_than=timedelta(0)) == 2
-    work(runtime, ("dispatch", "media"))
+    run_jobs(runtime, ["dispatch", "media"])
     with runtime.sessions() as session:
         attachment = session.scalars(select(Attachment)).one()
         assert attachment.state == "refused" and attachment.refusal == "host_not_allowed"
@@ -163,6 +158,6 @@ def test_intake_accepts_while_redis_is_down(runtime: Runtime, units: dict[str, s
     install(runtime)
     expand(runtime)
     assert drain(runtime.sessions, runtime.redis) == 1  # Redis back: the row is relayed
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         assert session.scalars(select(Tip)).one().dispatched_at is not None

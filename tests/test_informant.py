@@ -12,10 +12,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from tests.conftest import COMMUNE_OA, expand
+from tests.conftest import COMMUNE_OA, expand, run_jobs
 from tests.triage_helpers import login, post_form
 from tests.zalo_events import USER, event, signed_headers
 from tipline.informant import QUESTION, Command, fold, parse
@@ -51,9 +50,7 @@ def say(client: FlaskClient, runtime: Runtime, text: str, user: str = USER) -> N
 
 def send_all(runtime: Runtime) -> None:
     drain(runtime.sessions, runtime.redis)
-    SimpleWorker([Queue("outbound", connection=runtime.redis)], connection=runtime.redis).work(
-        burst=True
-    )
+    run_jobs(runtime, ["outbound"])
 
 
 def sent_texts(sim: str) -> list[str]:

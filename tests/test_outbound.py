@@ -13,11 +13,11 @@ import httpx
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from keys import generate_keypair, new_token, seal
+from tests.conftest import run_jobs
 from tests.test_simulator import live_server
 from tipline.jobs.outbound import MAX_ATTEMPTS, DeliveryDeferredError, deliver, send_message
 from tipline.jobs.relay import drain
@@ -132,7 +132,7 @@ def message_row(runtime: Runtime, public_id: str) -> Message:
 def run_worker(runtime: Runtime, redis: Redis) -> None:
     """Relay the outbox into RQ and let a real worker run the outbound queue dry."""
     drain(runtime.sessions, redis)
-    SimpleWorker([Queue("outbound", connection=redis)], connection=redis).work(burst=True)
+    run_jobs(runtime, ["outbound"])
 
 
 def sim_calls(sim: str) -> list[dict[str, object]]:

@@ -8,8 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.conftest import expand
-from tests.test_dispatch import read_as, send, work
+from tests.conftest import expand, run_jobs
+from tests.test_dispatch import read_as, send
 from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import event
 from tipline.audit import actions
@@ -40,7 +40,7 @@ def dispatched_tips(client: FlaskClient, runtime: Runtime, count: int) -> list[i
             event(text=f"{TEXT} #{n}", msg_id=f"msg-retention-{n}", user=f"555000111222333{n}"),
         )
     drain(runtime.sessions, runtime.redis)
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         ids = list(session.scalars(select(Tip.id).order_by(Tip.id)))
     assert len(ids) == count

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from keys import open_sealed
-from tests.conftest import OFFICER_PASSWORD, PROVINCE_OA, expand
+from tests.conftest import OFFICER_PASSWORD, PROVINCE_OA, expand, run_jobs
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.relay import drain
 from tipline.keychain import open_tip_key, unit_keys_of, unlock_officer_key
@@ -60,10 +59,6 @@ def send(client: FlaskClient, rt: Runtime, raw: bytes) -> None:
     drain(rt.sessions, rt.redis)
 
 
-def work(rt: Runtime, scheduler: bool = False) -> None:
-    SimpleWorker(["dispatch"], connection=rt.redis).work(burst=True, with_scheduler=scheduler)
-
-
 def location_event(lat: float, lon: float, msg_id: str, oa: str = PROVINCE_OA) -> bytes:
     body = json.loads(event("user_send_location", text="", msg_id=msg_id, oa=oa))
     body["message"]["attachments"] = [
@@ -104,7 +99,7 @@ def test_an_old_commune_name_routes_to_its_new_unit_sealed(
 ) -> None:
     text = "Có trộm xe máy ở xã Phú Hưng, huyện Cái Nước"
     send(client, runtime, event(text=text, oa=PROVINCE_OA))
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     tip = the_tip(runtime)
     assert unit_code(runtime, tip) == "v2025:32134"
     assert tip.routing_auto is True and tip.routing_confidence and tip.routing_confidence > 0.8
@@ -128,7 +123,7 @@ def test_unplaceable_tip_stays_asks_once_then_a_location_moves_it(
 ) -> None:
     rt = geo_runtime
     send(client, rt, event(text="Có sới bạc ở huyện Cái Nước", oa=PROVINCE_OA, msg_id="a1"))
-    work(rt)
+    run_jobs(rt, ["dispatch"])
     tip = the_tip(rt)
     assert unit_code(rt, tip) == "v2025:96"
     assert tip.routing_auto is False and tip.needs_location is True
@@ -137,11 +132,11 @@ def test_unplaceable_tip_stays_asks_once_then_a_location_moves_it(
     assert len(texts) == 1 and "chia sẻ vị trí" in texts[0]
     # A follow-up text does not ask again.
     send(client, rt, event(text="ở gần chợ", oa=PROVINCE_OA, msg_id="a2"))
-    work(rt)
+    run_jobs(rt, ["dispatch"])
     assert len(outbound_texts(rt, "chihuy")) == 1
     # The location arrives: the tip moves to Cái Nước (pre-granted at dispatch).
     send(client, rt, location_event(9.005, 105.025, "a3"))
-    work(rt)
+    run_jobs(rt, ["dispatch"])
     tip = the_tip(rt)
     assert unit_code(rt, tip) == "v2025:32128"
     assert tip.needs_location is False and tip.sealed_reroute is None
@@ -160,7 +155,7 @@ def test_unplaceable_tip_stays_asks_once_then_a_location_moves_it(
 
 def test_a_gps_tip_lands_where_the_point_is(client: FlaskClient, geo_runtime: Runtime) -> None:
     send(client, geo_runtime, location_event(9.005, 105.005, "g1"))
-    work(geo_runtime)
+    run_jobs(geo_runtime, ["dispatch"])
     tip = the_tip(geo_runtime)
     assert unit_code(geo_runtime, tip) == "v2025:32134" and tip.routing_auto is True
 
@@ -173,7 +168,7 @@ def test_duty_officer_gets_the_tip_or_the_commander_is_told(
     result = CliRunner().invoke(duty, ["canbo", "on"], env=_env(runtime))
     assert result.exit_code == 0, result.output
     send(client, runtime, event(text="đánh bạc ở xã Phú Hưng huyện Cái Nước", oa=PROVINCE_OA))
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
         assert tip.assignee is not None and tip.assignee.username == "canbo"
@@ -185,7 +180,7 @@ def test_duty_officer_gets_the_tip_or_the_commander_is_told(
             text="đánh bạc ở xã Cái Nước", oa=PROVINCE_OA, msg_id="d2", user="2468458835296199999"
         ),
     )
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip).order_by(Tip.id.desc())).first()
         assert tip is not None and tip.assignee_id is None and tip.unit is not None
@@ -212,7 +207,7 @@ def test_procedure_question_is_answered_and_kept_out_of_the_queue(
     client: FlaskClient, runtime: Runtime
 ) -> None:
     send(client, runtime, event(text="Cho hỏi thủ tục làm căn cước công dân ở đâu?"))
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     tip = the_tip(runtime)
     assert tip.category == "hoi_thu_tuc" and not tip.is_open and tip.assignee_id is None
     (reply,) = outbound_texts(runtime, "canbo")
@@ -224,11 +219,12 @@ def test_urgent_unopened_tip_escalates_to_the_parent_unit(
 ) -> None:
     monkeypatch.setenv("TIPLINE_ESCALATE_AFTER_MINUTES", "0")
     send(client, runtime, event(text="Đang có đánh nhau, có người cầm dao ở ngay đầu hẻm"))
-    work(runtime)
+    run_jobs(runtime, ["dispatch"])
     tip = the_tip(runtime)
     assert tip.priority == "urgent" and unit_code(runtime, tip) == "v2025:32134"
-    work(runtime, scheduler=True)  # the scheduler moves the due check onto the queue
-    work(runtime)
+    # The scheduler moves the due check onto the queue.
+    run_jobs(runtime, ["dispatch"], scheduler=True)
+    run_jobs(runtime, ["dispatch"])
     tip = the_tip(runtime)
     assert tip.escalation_level == 1 and tip.escalated_at is not None
     with runtime.sessions() as session:

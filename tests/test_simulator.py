@@ -59,7 +59,8 @@ def live_server(app: Flask) -> Iterator[str]:
     server = make_server(
         "127.0.0.1", 0, app, threaded=True, request_handler=UnderscoreHeaders
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next look at its flag: 0.5 s by default, in every test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
