@@ -4,6 +4,8 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
 
 - :func:`generate_keypair`, :func:`seal`, :func:`open_sealed`: HPKE (RFC 9180) envelopes whose
   associated context binds the purpose and the database row they belong to.
+- :func:`seal_with_key`, :func:`open_with_key`, :func:`new_secret_key`: AES-256-GCM under a
+  random key kept apart (in the volatile key store), for values erased by deleting the key.
 - :func:`grant`, :func:`open_grant`: a private key sealed to another key's public half; the
   links of the key chain from an officer to a tip.
 - :func:`wrap_with_secret`, :func:`unwrap_with_secret`, :func:`hash_password`,
@@ -23,7 +25,7 @@ from keys.digest import (
     keyed_digest,
     webhook_mac,
 )
-from keys.envelope import EnvelopeError, open_sealed, seal
+from keys.envelope import EnvelopeError, envelope_key_version, open_sealed, seal
 from keys.grants import grant, open_grant
 from keys.keypair import PrivateKey, PublicKey, generate_keypair
 from keys.password import (
@@ -39,6 +41,7 @@ from keys.password import (
     wrap_with_secret,
 )
 from keys.random import new_token, random_bytes
+from keys.secret_box import new_secret_key, open_with_key, seal_with_key
 from keys.session import new_session_secret, unwrap_from_session, wrap_for_session
 from keys.signing import SigningKey, VerifyKey, generate_signing_key
 from keys.tls import client_tls_context
@@ -63,6 +66,7 @@ __all__ = [
     "chain_hash",
     "client_tls_context",
     "constant_time_equal",
+    "envelope_key_version",
     "file_checksum",
     "generate_keypair",
     "generate_signing_key",
@@ -72,14 +76,17 @@ __all__ = [
     "new_challenge",
     "new_passphrase",
     "new_recovery_code",
+    "new_secret_key",
     "new_session_secret",
     "new_token",
     "normalise_passphrase",
     "open_grant",
     "open_sealed",
+    "open_with_key",
     "password_needs_rehash",
     "random_bytes",
     "seal",
+    "seal_with_key",
     "solve_work",
     "unwrap_from_session",
     "unwrap_with_secret",

@@ -36,9 +36,14 @@ def seal(
     *,
     purpose: str,
     binding: str,
-    key_version: int = 0,
+    key_version: int | None = None,
 ) -> bytes:
-    """Encrypt ``plaintext`` to ``public_key`` for ``purpose`` on the row named by ``binding``."""
+    """Encrypt ``plaintext`` to ``public_key`` for ``purpose`` on the row named by ``binding``.
+
+    The header names ``key_version``, by default the public key's own ``version``.
+    """
+    if key_version is None:
+        key_version = public_key.version
     suite = SUITES[public_key.suite_id]
     header = _HEADER.pack(MAGIC, FORMAT_VERSION, public_key.suite_id, key_version)
     body = suite.hpke_suite.encrypt(

@@ -11,7 +11,7 @@ GRANT_PURPOSE = "grant"
 
 
 def grant(
-    subject: PrivateKey, holder: PublicKey, *, binding: str, holder_version: int = 0
+    subject: PrivateKey, holder: PublicKey, *, binding: str, holder_version: int | None = None
 ) -> bytes:
     """Seal ``subject`` so that whoever holds ``holder``'s private half can open it."""
     return seal(

@@ -6,7 +6,7 @@ post-quantum suite can be added later without a format break.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
@@ -15,10 +15,19 @@ from keys.suites import DEFAULT_SUITE, SUITES
 
 @dataclass(frozen=True)
 class PublicKey:
-    """The public half: safe to store in plaintext columns."""
+    """The public half: safe to store in plaintext columns.
+
+    ``version`` says which version of a versioned key this is (a unit key's version, a
+    transit epoch): envelopes sealed to it carry it in their header, so the holder knows which
+    private half opens them. It is not part of the key's bytes.
+    """
 
     suite_id: int
     raw: bytes
+    version: int = field(default=0, compare=False)
+
+    def with_version(self, version: int) -> PublicKey:
+        return replace(self, version=version)
 
     def to_bytes(self) -> bytes:
         """Suite id byte followed by the raw key, the form stored in the database."""

@@ -17,9 +17,11 @@ from keys import (
     EnvelopeError,
     WrongSecret,
     generate_keypair,
+    new_secret_key,
     new_session_secret,
     open_grant,
     open_sealed,
+    open_with_key,
     unwrap_from_session,
     unwrap_with_secret,
 )
@@ -29,6 +31,7 @@ from tipline.models.sealed_fields import (
     Envelope,
     Grant,
     SealedField,
+    SecretBox,
     SecretWrap,
     SessionWrap,
 )
@@ -52,7 +55,9 @@ PINNED = {
     ),
     "WEB_UPLOAD": ("Envelope", "web_upload", "upload:{attachment_public_id}"),
     "TIP_REROUTE": ("Envelope", "reroute", "tip:{tip_public_id}"),
-    "REPLY_ADDRESS": ("Envelope", "reply_address", "reply_address:{informant_alias}"),
+    "INBOUND_EVENT_FALLBACK": ("Envelope", "inbound_event_fallback", "inbound:{dedup_key}"),
+    "REPLY_ADDRESS": ("SecretBox", "reply_address", "reply_address:{informant_alias}"),
+    "LEGACY_REPLY_ADDRESS": ("Envelope", "reply_address", "reply_address:{informant_alias}"),
     "MESSAGE_FOR_RELAY": ("Envelope", "outgoing", "message:{message_public_id}"),
     "OA_TOKENS": ("Envelope", "oa_tokens", "oa_tokens:{oa_id}"),
     "OFFICER_TOTP_SECRET": ("Envelope", "totp", "officer:{officer_public_id}"),
@@ -83,7 +88,7 @@ def test_every_field_is_in_the_table_once_under_its_own_name() -> None:
     declared = [
         value
         for value in vars(sealed_fields).values()
-        if isinstance(value, Envelope | Grant | SecretWrap | SessionWrap)
+        if isinstance(value, Envelope | Grant | SecretBox | SecretWrap | SessionWrap)
     ]
     assert len(declared) == len(SEALED_FIELDS) == len({f.name for f in SEALED_FIELDS})
     assert all(getattr(sealed_fields, field.name) is field for field in SEALED_FIELDS)
@@ -138,6 +143,16 @@ def test_the_pinned_strings_are_what_the_keys_recipes_receive(field: SealedField
             assert field.open(sealed, key, **ids).to_bytes() == subject.to_bytes()
             with pytest.raises(EnvelopeError):
                 field.open(sealed, key, **other)
+        case SecretBox():
+            secret_key = new_secret_key()
+            sealed = field.seal(secret_key, b"noi dung", **ids)
+            opened = open_with_key(secret_key, sealed, purpose=purpose or "", binding=binding)
+            assert opened == b"noi dung"
+            assert field.open(secret_key, sealed, **ids) == b"noi dung"
+            with pytest.raises(EnvelopeError):
+                field.open(secret_key, sealed, **other)
+            with pytest.raises(EnvelopeError):
+                field.open(new_secret_key(), sealed, **ids)
         case SecretWrap():
             wrapped = field.wrap(key, "bi mat", FAST_TEST_COST, **ids)
             opened = unwrap_with_secret(wrapped, "bi mat", binding=binding)
@@ -207,6 +222,8 @@ def _primitive(field: SealedField) -> str:
             return "argon2id wrap"
         case SessionWrap():
             return "session wrap"
+        case SecretBox():
+            return "secret box"
 
 
 def test_no_two_fields_share_a_purpose_and_a_possible_binding() -> None:
@@ -232,8 +249,10 @@ RECIPES = {
     "unwrap_with_secret",
     "wrap_for_session",
     "unwrap_from_session",
+    "seal_with_key",
+    "open_with_key",
 }
-RECIPE_MODULES = {"envelope", "grants", "password", "session"}
+RECIPE_MODULES = {"envelope", "grants", "password", "session", "secret_box"}
 BINDING_LEADS = sorted(
     {lead for field in SEALED_FIELDS if (lead := _shape(field.binding_format)[1]) and ":" in lead}
 )

@@ -43,6 +43,17 @@ class FileStore:
         tmp.replace(path)
         return ref
 
+    def replace(self, ref: str, data: bytes) -> None:
+        """Write ``data`` over ``ref`` at once (a file sealed again to a newer key)."""
+        path = self._path(ref)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+
     def get(self, ref: str) -> bytes:
         return self._path(ref).read_bytes()
 

