@@ -134,6 +134,13 @@ class Config:
     media_hosts: tuple[str, ...] = ZALO_MEDIA_HOSTS
     media_max_bytes: int = 50 * 1024 * 1024
     media_timeout_seconds: float = 30.0
+    # The volatile key store (tipline.keystore): a Redis that keeps nothing on disk. Unset:
+    # an embedded one beside the embedded Redis.
+    keystore_url: str | None = None
+    # The operator vouches that the key store persists nothing (its CONFIG is disabled).
+    keystore_confirmed_volatile: bool = False
+    # How long a transit epoch is current (tipline.transit).
+    transit_epoch: timedelta = timedelta(minutes=10)
     # Retention: (final status, days after closing) pairs, and how many days before a tip's
     # end its unit is warned.
     retention_days: tuple[tuple[str, int], ...] = DEFAULT_RETENTION_DAYS
@@ -159,6 +166,9 @@ class Config:
             data_dir=data_dir,
             database_url=database_url,
             redis_url=env.get("TIPLINE_REDIS_URL") or None,
+            keystore_url=env.get("TIPLINE_KEYSTORE_URL") or None,
+            keystore_confirmed_volatile=env.get("TIPLINE_KEYSTORE_VOLATILE", "") == "confirmed",
+            transit_epoch=timedelta(minutes=float(env.get("TIPLINE_TRANSIT_EPOCH_MINUTES", 10))),
             secret_key=_file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key"),
             secrets=load_service_secrets(data_dir, env),
             zalo_app_id=env.get("ZALO_APP_ID", ""),
@@ -191,6 +201,7 @@ FILE_SETTINGS = (
     "TIPLINE_SECRET_KEY",
     "TIPLINE_DATABASE_URL",
     "TIPLINE_REDIS_URL",
+    "TIPLINE_KEYSTORE_URL",
     "TIPLINE_TRANSIT_KEY",
     "TIPLINE_RELAY_KEY",
     "TIPLINE_TRANSIT_PUBLIC_KEY",

@@ -128,3 +128,8 @@ def embedded_keystore_url(data_dir: Path) -> str:
         _volatile[folder] = server
         atexit.register(server.stop)
     return server.url
+
+
+def connect_keystore(keystore_url: str | None, data_dir: Path) -> Redis:
+    url = keystore_url or embedded_keystore_url(data_dir)
+    return Redis.from_url(url, health_check_interval=30)

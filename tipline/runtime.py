@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tipline.config import Config
 from tipline.db import make_engine, make_session_factory
-from tipline.redis_conn import connect
+from tipline.keystore import Keystore, check_volatile
+from tipline.redis_conn import connect, connect_keystore
+from tipline.transit import TransitKeys
 
 
 @dataclass
@@ -34,6 +36,20 @@ class Runtime:
     @cached_property
     def redis(self) -> Redis:
         return connect(self.config.redis_url, self.config.data_dir)
+
+    @cached_property
+    def keystore(self) -> Keystore:
+        """The volatile key store; refused if its Redis persists (tipline.keystore)."""
+        redis = connect_keystore(self.config.keystore_url, self.config.data_dir)
+        check_volatile(redis, confirmed=self.config.keystore_confirmed_volatile)
+        return Keystore(redis)
+
+    @cached_property
+    def transit(self) -> TransitKeys:
+        """Transit epochs: public halves for every tier, private halves for workers."""
+        return TransitKeys(
+            self.engine, lambda: self.keystore, self.config.data_dir, self.config.transit_epoch
+        )
 
 
 _current: Runtime | None = None

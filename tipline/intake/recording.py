@@ -1,23 +1,24 @@
 """Recording verified inbound events: the one write of the webhook and the web form.
 
 Zalo gets its answer fast and nothing it was told is stored can be lost: :func:`record_inbound`
-is one INSERT of the event sealed to the transit key, unique on a keyed hash of its
-``msg_id``. That row is the sealed tip content *and* its durable job; a redelivery hits the
-unique key and is answered as a duplicate. The worker expands it later
-(:mod:`tipline.intake.expansion`).
+is one INSERT of the event sealed to the current transit epoch (and to its unit's key, in case
+that epoch's key is lost: tipline.transit), unique on a keyed hash of its ``msg_id``. That
+row is the sealed tip content *and* its durable job; a redelivery hits the unique key and is
+answered as a duplicate. The worker expands it later (:mod:`tipline.intake.expansion`).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Table, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keys import keyed_digest, new_token
+from keys import PublicKey, keyed_digest, new_token
 from tipline.config import Config
-from tipline.models import InboundEvent, utcnow
-from tipline.models.sealed_fields import INBOUND_EVENT
+from tipline.models import InboundEvent, OfficialAccount, UnitKey, utcnow
+from tipline.models.sealed_fields import INBOUND_EVENT, INBOUND_EVENT_FALLBACK
+from tipline.runtime import Runtime
 from tipline.zalo.events import InboundMessage
 
 WEB_EVENT = "web_report"  # a report from the /bao-tin form (tipline.intake.web)
@@ -34,25 +35,69 @@ def new_receipt_code() -> str:
 
 
 EVENTS = cast(Table, InboundEvent.__table__)
+UNIT_KEYS = cast(Table, UnitKey.__table__)
 
 
-def record_inbound(engine: Engine, config: Config, msg: InboundMessage, raw: bytes) -> bool:
-    """The webhook's only write: the verified body, sealed to the transit key, as Zalo sent it.
+def record_inbound(runtime: Runtime, msg: InboundMessage, raw: bytes) -> bool:
+    """The webhook's only write: the verified body as Zalo sent it, sealed to the current
+    transit epoch and, as a fallback, to the receiving OA's unit key (tipline.transit).
 
-    False for a redelivery (same OA and ``msg_id``).
+    False for a redelivery (same OA and ``msg_id``). :class:`tipline.transit.NoTransitKey`
+    before any worker has started: the webhook answers 503 and Zalo retries.
     """
-    key = dedup_key(config, msg.oa_id, msg.msg_id)
-    sealed = INBOUND_EVENT.seal(config.secrets.transit_public, raw, dedup_key=key)
-    with engine.begin() as conn:
-        return insert_event(conn, key, sealed)
+    key = dedup_key(runtime.config, msg.oa_id, msg.msg_id)
+    transit = runtime.transit.public()
+    with runtime.engine.begin() as conn:
+        return insert_event(conn, key, raw, transit, fallback_key_for_oa(conn, msg.oa_id))
 
 
-def insert_event(conn: Connection, dedup_key: str, sealed: bytes) -> bool:
-    """Store one sealed event unless its dedup key is already stored; whether it was new."""
+def fallback_key_for_oa(conn: Connection, oa_id: str) -> UnitKey | None:
+    """The current key version of the unit that owns ``oa_id`` (None: an unknown OA)."""
+    return _current_key(conn, select(OfficialAccount.unit_id).where(OfficialAccount.oa_id == oa_id))
+
+
+def fallback_key_for_unit(conn: Connection, unit_id: int) -> UnitKey | None:
+    return _current_key(conn, select(literal(unit_id)))
+
+
+def _current_key(conn: Connection, unit: Any) -> UnitKey | None:
+    row = conn.execute(
+        select(UNIT_KEYS.c.id, UNIT_KEYS.c.version, UNIT_KEYS.c.public_key)
+        .where(UNIT_KEYS.c.unit_id == unit.scalar_subquery(), UNIT_KEYS.c.retired_at.is_(None))
+        .order_by(UNIT_KEYS.c.version.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return UnitKey(id=row.id, version=row.version, public_key=row.public_key)
+
+
+def insert_event(
+    conn: Connection,
+    dedup_key: str,
+    body: bytes,
+    transit: PublicKey,
+    fallback: UnitKey | None,
+) -> bool:
+    """Store one event, sealed, unless its dedup key is already stored; whether it was new."""
+    sealed = INBOUND_EVENT.seal(transit, body, dedup_key=dedup_key)
+    sealed_fallback = (
+        INBOUND_EVENT_FALLBACK.seal(
+            fallback.public.with_version(fallback.version), body, dedup_key=dedup_key
+        )
+        if fallback is not None
+        else None
+    )
     statement = _INSERT_EVENT.get(conn.dialect.name, _INSERT_EVENT["default"])
     result = conn.execute(
         statement,
-        {"dedup_key": dedup_key, "received_at": utcnow(), "sealed_event": sealed},
+        {
+            "dedup_key": dedup_key,
+            "received_at": utcnow(),
+            "sealed_event": sealed,
+            "sealed_fallback": sealed_fallback,
+            "fallback_key_id": fallback.id if fallback is not None else None,
+        },
         # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg: -1 otherwise).
         execution_options={"preserve_rowcount": True},
     )

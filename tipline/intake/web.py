@@ -24,12 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import (
     KdfCost,
     PrivateKey,
+    PublicKey,
     WrongSecret,
     generate_keypair,
     keyed_digest,
@@ -39,15 +40,20 @@ from keys import (
 )
 from tipline.config import Config
 from tipline.files import FileStore
-from tipline.intake.recording import WEB_EVENT, insert_event, new_receipt_code
-from tipline.models import Direction, InboundEvent, Message, Tip, new_public_id, utcnow
+from tipline.intake.recording import (
+    WEB_EVENT,
+    fallback_key_for_unit,
+    insert_event,
+    new_receipt_code,
+)
+from tipline.models import Direction, InboundEvent, Message, Tip, Unit, new_public_id, utcnow
 from tipline.models.sealed_fields import (
     DECOY_WRAP,
-    INBOUND_EVENT,
     INFORMANT_KEY_WRAP,
     MESSAGE_BODY,
     WEB_UPLOAD,
 )
+from tipline.runtime import Runtime
 
 MAX_TEXT = 20_000
 MAX_FILES = 5
@@ -68,16 +74,16 @@ class Upload:
     data: bytes
 
 
-def _store_uploads(config: Config, uploads: Sequence[Upload]) -> list[dict[str, str]]:
-    """Seal each upload to the transit key into the file store; what expansion needs of each."""
+def _store_uploads(
+    config: Config, transit: PublicKey, uploads: Sequence[Upload]
+) -> list[dict[str, str]]:
+    """Seal each upload to the transit epoch into the file store; what expansion needs."""
     store = FileStore.for_data_dir(config.data_dir)
     stored: list[dict[str, str]] = []
     try:
         for upload in uploads:
             public_id = new_public_id()
-            sealed = WEB_UPLOAD.seal(
-                config.secrets.transit_public, upload.data, attachment_public_id=public_id
-            )
+            sealed = WEB_UPLOAD.seal(transit, upload.data, attachment_public_id=public_id)
             stored.append({"public_id": public_id, "ref": store.put(sealed), "name": upload.name})
     except BaseException:
         _discard(config, stored)
@@ -92,8 +98,7 @@ def _discard(config: Config, stored: list[dict[str, str]]) -> None:
 
 
 def submit_report(
-    engine: Engine,
-    config: Config,
+    runtime: Runtime,
     unit_public_id: str,
     text: str,
     location: tuple[float, float] | None = None,
@@ -104,6 +109,8 @@ def submit_report(
     Files are written (sealed) before the report row: a crash in between leaves ciphertext
     nobody refers to, never a report whose files are missing.
     """
+    config = runtime.config
+    transit = runtime.transit.public()
     receipt_code = new_receipt_code()
     passphrase = new_passphrase()
     tip_key = generate_keypair()
@@ -120,18 +127,18 @@ def submit_report(
     }
     if location is not None:
         body["location"] = {"lat": location[0], "lon": location[1]}
-    stored = _store_uploads(config, uploads)
+    stored = _store_uploads(config, transit, uploads)
     if stored:
         body["files"] = stored
     key = web_report_key(config, receipt_code)
-    sealed = INBOUND_EVENT.seal(
-        config.secrets.transit_public,
-        json.dumps(body, ensure_ascii=False).encode(),
-        dedup_key=key,
-    )
+    encoded = json.dumps(body, ensure_ascii=False).encode()
     try:
-        with engine.begin() as conn:
-            insert_event(conn, key, sealed)
+        with runtime.engine.begin() as conn:
+            unit_id = conn.execute(
+                select(Unit.id).where(Unit.public_id == unit_public_id)
+            ).scalar_one_or_none()
+            fallback = fallback_key_for_unit(conn, unit_id) if unit_id is not None else None
+            insert_event(conn, key, encoded, transit, fallback)
     except BaseException:
         _discard(config, stored)
         raise

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template, request, session
+from flask import Blueprint, abort, make_response, render_template, request, session
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -34,6 +34,7 @@ from tipline.intake.web import (
 )
 from tipline.models import Unit
 from tipline.runtime import app_runtime as runtime
+from tipline.transit import NoTransitKey
 from tipline.web.i18n import _
 from tipline.web.labels import STATUS_LABELS
 from tipline.web.limits import limiter
@@ -151,7 +152,10 @@ def submit() -> ResponseReturnValue:
         errors.append(str(exc))
     if errors:
         return _report_form(errors, 400)
-    receipt = submit_report(runtime().engine, config, unit_id, text, location, uploads)
+    try:
+        receipt = submit_report(runtime(), unit_id, text, location, uploads)
+    except NoTransitKey:
+        abort(503, _("The service is starting. Please send your report again in a few minutes."))
     return _no_store(render_template("web/receipt.html", receipt=receipt))
 
 

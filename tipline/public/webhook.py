@@ -21,6 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from tipline.intake.recording import record_inbound
 from tipline.runtime import app_runtime
+from tipline.transit import NoTransitKey
 from tipline.zalo.events import MalformedEvent, read_envelope, read_message
 from tipline.zalo.signature import verify_signature
 
@@ -73,10 +74,13 @@ def zalo_webhook() -> ResponseReturnValue:
         return jsonify({"ok": True, "ignored": True})
 
     try:
-        stored = record_inbound(runtime.engine, config, message, raw)
+        stored = record_inbound(runtime, message, raw)
     except SQLAlchemyError as exc:
         log.warning("webhook could not store the event (%s); Zalo will retry", type(exc).__name__)
         return _error(503, "storage unavailable")
+    except NoTransitKey:
+        log.warning("webhook could not seal the event: no transit epoch yet (no worker)")
+        return _error(503, "not ready")
     if not stored:
         log.info("webhook duplicate delivery ignored")
         return jsonify({"ok": True, "duplicate": True})

@@ -83,7 +83,7 @@ def init_web(app: Flask, runtime: Runtime) -> None:
         frame_options="DENY",
     )
     app.before_request(refuse_nul)  # before any login check: the same 400 for everyone
-    for code in (400, 403, 404, 405, 409, 413, 429):
+    for code in (400, 403, 404, 405, 409, 413, 429, 503):
         app.register_error_handler(code, _error_page)
 
 
