@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String
@@ -11,34 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.enums import CLOSED_STATUSES, Priority, TipStatus
 
 if TYPE_CHECKING:
     from tipline.models.message import Message
     from tipline.models.officer import Officer
     from tipline.models.reply_address import ReplyAddress
     from tipline.models.unit import Unit
-
-
-class TipStatus(StrEnum):
-    NEW = "new"  # mới
-    VERIFYING = "verifying"  # đang xác minh
-    IN_PROGRESS = "in_progress"  # đang xử lý
-    RESOLVED = "resolved"  # đã xử lý
-    UNFOUNDED = "unfounded"  # không có cơ sở
-    DUPLICATE = "duplicate"  # trùng lặp
-    SPAM = "spam"  # rác
-
-
-CLOSED_STATUSES = frozenset(
-    {TipStatus.RESOLVED, TipStatus.UNFOUNDED, TipStatus.DUPLICATE, TipStatus.SPAM}
-)
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
 
 
 class Tip(Base):

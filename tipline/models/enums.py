@@ -1,0 +1,91 @@
+"""The shared vocabularies: every fixed word the application stores in a plaintext column.
+
+Producers (intake, the classifier, the workers, the staff UI) write these members and readers
+(filters, labels, charts, rules) compare against them; nobody spells a value out. They are
+``StrEnum`` members, so the database, JSON bodies and audit details hold the plain strings.
+
+Stored values are data: renaming one takes a migration that rewrites the rows (see
+``0015_one_vocabulary``), and a value that cannot be rewritten (the append-only audit trail)
+keeps its old spelling. ``tests/test_vocabulary.py`` checks that every member the UI shows
+has a label in both languages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TipStatus(StrEnum):
+    NEW = "new"  # mới
+    VERIFYING = "verifying"  # đang xác minh
+    IN_PROGRESS = "in_progress"  # đang xử lý
+    RESOLVED = "resolved"  # đã xử lý
+    UNFOUNDED = "unfounded"  # không có cơ sở
+    DUPLICATE = "duplicate"  # trùng lặp
+    SPAM = "spam"  # rác
+
+
+# Still being worked on, in the order the inbox and the dashboard show them.
+OPEN_STATUSES = (TipStatus.NEW, TipStatus.VERIFYING, TipStatus.IN_PROGRESS)
+CLOSED_STATUSES = frozenset(set(TipStatus) - set(OPEN_STATUSES))
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Role(StrEnum):
+    OFFICER = "officer"
+    COMMANDER = "commander"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+# Roles that hold unit keys; auditors and admins never do (DESIGN.md: no tip content).
+KEY_HOLDING_ROLES = frozenset({Role.OFFICER, Role.COMMANDER})
+
+
+class UnitLevel(StrEnum):
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+    OTHER = "other"
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+    NOTE = "note"
+
+
+class Delivery(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    WINDOW_CLOSED = "window_closed"  # Zalo -230/-232: the informant must write again
+    NO_ADDRESS = "no_address"  # the informant destroyed their reply address
+    PORTAL = "portal"  # a web-form tip: shown to the informant at /tra-cuu, never sent
+
+
+class AttachmentState(StrEnum):
+    PENDING = "pending"  # the media worker has not fetched and cleaned it yet
+    STORED = "stored"
+    REFUSED = "refused"  # could not be fetched or cleaned safely; the reason is recorded
+
+
+class Subject(StrEnum):
+    """What a key grant opens (``key_grants.subject_kind``)."""
+
+    TIP = "tip"  # subject_id = tips.id
+    UNIT_KEY = "unit_key"  # subject_id = unit_keys.id
+
+
+class Holder(StrEnum):
+    """Who a key grant is sealed to (``key_grants.holder_kind``)."""
+
+    TRANSIT = "transit"  # holder_id = 0: the intake tier, until dispatch
+    UNIT_KEY = "unit_key"  # holder_id = unit_keys.id
+    OFFICER = "officer"  # holder_id = officers.id
