@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden
 
-from tipline.models import Priority, Tip, TipStatus, Unit, utcnow
+from tipline.models import Category, Priority, Tip, TipStatus, Unit, utcnow
 from tipline.models.base import UTCDateTime
 from triage.access import visible_unit_ids
 from triage.forms import EmptyForm
@@ -36,7 +36,7 @@ LOCAL_OFFSET = timedelta(hours=7)
 TOP_CATEGORIES = 7  # the rest are drawn together as "other categories"
 TOP_UNITS = 15
 OPEN_STATUSES = (TipStatus.NEW, TipStatus.VERIFYING, TipStatus.IN_PROGRESS)
-HIDDEN_CATEGORY = "hoi_thu_tuc"  # answered, not triaged: out of the backlog, as in the inbox
+HIDDEN_CATEGORY = Category.PROCEDURE_QUESTION  # answered, not triaged: as in the inbox
 AGE_BUCKETS = (
     (timedelta(days=1), _l("< 1 day")),
     (timedelta(days=3), _l("1–3 days")),
@@ -332,7 +332,7 @@ def _sla_chart(data: Figures) -> Chart:
         limit = FIRST_OPEN_SLA[priority]
         rows.append(
             (
-                f"{label(PRIORITY_LABELS, priority.value)} ({_duration(limit)})",  # type: ignore[arg-type]
+                f"{label(PRIORITY_LABELS, priority)} ({_duration(limit)})",
                 scaled,
                 _("%(share)s of %(n)s", share=share, n=due),
             )

@@ -1,14 +1,19 @@
-"""Display names for statuses, priorities and categories, and the SLA rules the inbox shows."""
+"""Display names for the shared vocabularies (keyed by their members), and the SLA rules.
+
+Every member of a vocabulary the UI shows has a label here, translated in the Vietnamese
+catalog (``tests/test_vocabulary.py`` fails otherwise).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
 from tipline.audit import actions
-from tipline.models import Priority, Tip, TipStatus
+from tipline.models import Category, Priority, Tip, TipStatus
 
 STATUS_LABELS = {
     TipStatus.NEW: _l("New"),
@@ -27,20 +32,20 @@ PRIORITY_LABELS = {
 }
 PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 CATEGORY_LABELS = {
-    "ma_tuy": _l("Drugs"),
-    "danh_bac": _l("Gambling"),
-    "trom_cap": _l("Theft"),
-    "cuop": _l("Robbery"),
-    "lua_dao": _l("Fraud"),
-    "tin_dung_den": _l("Loan sharking"),
-    "bao_luc": _l("Violence / disorder"),
-    "mai_dam": _l("Prostitution"),
-    "buon_lau": _l("Smuggling / counterfeits"),
-    "truy_na": _l("Wanted person"),
-    "moi_truong": _l("Environment"),
-    "giao_thong": _l("Traffic"),
-    "khac": _l("Other"),
-    "hoi_thu_tuc": _l("Procedure question"),
+    Category.DRUGS: _l("Drugs"),
+    Category.GAMBLING: _l("Gambling"),
+    Category.THEFT: _l("Theft"),
+    Category.ROBBERY: _l("Robbery"),
+    Category.FRAUD: _l("Fraud"),
+    Category.LOAN_SHARKING: _l("Loan sharking"),
+    Category.VIOLENCE: _l("Violence / disorder"),
+    Category.PROSTITUTION: _l("Prostitution"),
+    Category.SMUGGLING: _l("Smuggling / counterfeits"),
+    Category.WANTED_PERSON: _l("Wanted person"),
+    Category.ENVIRONMENT: _l("Environment"),
+    Category.TRAFFIC: _l("Traffic"),
+    Category.OTHER: _l("Other"),
+    Category.PROCEDURE_QUESTION: _l("Procedure question"),
 }
 # What the audit pages and a tip's timeline call each event.
 ACTION_LABELS: dict[str, Any] = {
@@ -127,5 +132,12 @@ def sla_remaining(tip: Tip, now: datetime) -> timedelta | None:
     return sla_deadline(tip) - now
 
 
-def label(mapping: dict[str, object], value: str | None) -> str:
+def label(mapping: Mapping[Any, object], value: str | None) -> str:
+    """The display name of a stored ``value`` (a member's string); the value itself if it has
+    none, "—" for none."""
     return str(mapping.get(value or "", value or "—"))
+
+
+def choices(mapping: Mapping[Any, object]) -> list[tuple[str, str]]:
+    """A select's (value, display name) pairs, in the mapping's order."""
+    return [(str(value), str(name)) for value, name in mapping.items()]

@@ -32,6 +32,7 @@ from tipline.models import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
     Attachment,
+    Category,
     Direction,
     Message,
     Notification,
@@ -55,6 +56,7 @@ from triage.labels import (
     PRIORITY_LABELS,
     REFUSAL_LABELS,
     STATUS_LABELS,
+    choices,
     label,
     sla_remaining,
 )
@@ -131,7 +133,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 "triage/tip_shredded.html",
                 tip=tip,
                 unit_name=tip.unit.name if tip.unit else "",
-                status=label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
+                status=label(STATUS_LABELS, tip.status),
                 logout_form=EmptyForm(),
                 user=user,
             )
@@ -200,23 +202,17 @@ def show(public_id: str) -> ResponseReturnValue:
             "routing": _routing(tip_key, tip),
             "timeline": timeline,
             "timeline_total": events.total,
-            "status": label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
-            "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
+            "status": label(STATUS_LABELS, tip.status),
+            "priority": label(PRIORITY_LABELS, tip.priority),
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
             "reply_open": _reply_open(tip, now),
             "reply_until": tip.last_inbound_at + REPLY_WINDOW,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
-            "status_form": _choice(
-                tip.status, [(k.value, str(v)) for k, v in STATUS_LABELS.items()]
-            ),
-            "priority_form": _choice(
-                tip.priority, [(k.value, str(v)) for k, v in PRIORITY_LABELS.items()]
-            ),
-            "category_form": _choice(
-                tip.category or "khac", [(k, str(v)) for k, v in CATEGORY_LABELS.items()]
-            ),
+            "status_form": _choice(tip.status, choices(STATUS_LABELS)),
+            "priority_form": _choice(tip.priority, choices(PRIORITY_LABELS)),
+            "category_form": _choice(tip.category or Category.OTHER, choices(CATEGORY_LABELS)),
             "assign_form": _choice(
                 tip.assignee.public_id if tip.assignee else "",
                 [(o.public_id, o.display_name) for o in assignees],
@@ -344,7 +340,7 @@ def set_priority(public_id: str) -> ResponseReturnValue:
 
 @blueprint.post("/<public_id>/category")
 def set_category(public_id: str) -> ResponseReturnValue:
-    valid = set(CATEGORY_LABELS)
+    valid = {c.value for c in Category}
     return _set_field(public_id, "category", valid, actions.CATEGORY_CHANGE, _("Category changed."))
 
 

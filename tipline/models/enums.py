@@ -15,6 +15,26 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Category(StrEnum):
+    """What a tip is about (``tips.category``): suggested at dispatch, changed by officers."""
+
+    DRUGS = "ma_tuy"
+    GAMBLING = "danh_bac"
+    THEFT = "trom_cap"
+    ROBBERY = "cuop"
+    FRAUD = "lua_dao"
+    LOAN_SHARKING = "tin_dung_den"
+    VIOLENCE = "bao_luc"  # violence and public disorder
+    PROSTITUTION = "mai_dam"
+    SMUGGLING = "buon_lau"  # smuggling and counterfeit goods
+    WANTED_PERSON = "truy_na"
+    ENVIRONMENT = "moi_truong"
+    TRAFFIC = "giao_thong"
+    OTHER = "khac"
+    # Not a tip: a question about an administrative procedure, answered and closed at once.
+    PROCEDURE_QUESTION = "hoi_thu_tuc"
+
+
 class TipStatus(StrEnum):
     NEW = "new"  # mới
     VERIFYING = "verifying"  # đang xác minh
