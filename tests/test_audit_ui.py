@@ -22,11 +22,11 @@ from tests.databases import raw
 from tests.triage_helpers import csrf_from, login, post_form
 from tests.zalo_events import USER, event, signed_headers
 from tipline.audit import actions, record
-from tipline.audit.query import VIETNAM
 from tipline.db import write_session
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import AuditEvent, Officer, Tip, Unit
 from tipline.runtime import Runtime
+from tipline.time_rules import VIETNAM
 
 TEXT = "Có người tàng trữ ma túy ở nhà số 5 hẻm 12, gọi 0912345678"
 AUDITOR = "thanhtra"

@@ -97,7 +97,6 @@ class Config:
     simulator: bool = False
     max_webhook_bytes: int = 64 * 1024
     followup_window: timedelta = timedelta(hours=24)
-    reply_window: timedelta = timedelta(days=7)
     sweep_after: timedelta = timedelta(seconds=30)
     kdf_cost: KdfCost = STANDARD_COST
     testing: bool = False

@@ -49,12 +49,12 @@ from tipline.config import Config
 from tipline.intake.events import InboundMessage
 from tipline.models import CLOSED_STATUSES, Message, ReplyAddress, Tip, TipStatus, utcnow
 from tipline.outgoing import queue_outbound
+from tipline.time_rules import ZALO_REPLY_WINDOW
 
 TIPS = cast(Table, Tip.__table__)
 ADDRESSES = cast(Table, ReplyAddress.__table__)
 
 SATISFACTION_WINDOW = timedelta(days=7)
-REPLY_WINDOW = timedelta(days=7)  # Zalo: the OA answers within 7 days of the user's message
 THANKED_STATUSES = frozenset({TipStatus.RESOLVED, TipStatus.UNFOUNDED})
 MAX_LISTED = 20  # open tips listed in a status reply
 
@@ -226,7 +226,7 @@ def on_status_change(
     address = tip.reply_address
     if address is None or address.sealed_address is None:
         return None  # a web-form informant, or one who sent "STOP"
-    if address.last_inbound_at < now - REPLY_WINDOW:
+    if address.last_inbound_at < now - ZALO_REPLY_WINDOW:
         return None  # Zalo would refuse it
     tip.satisfaction_asked_at = now
     return queue_outbound(session, tip, thank_you_text(tip), relay_public=relay_public)

@@ -19,6 +19,7 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 from tipline.runtime import Runtime
+from tipline.time_rules import VIETNAM_ZONE_NAME
 from triage.guards import refuse_nul
 from triage.i18n import select_locale, when
 from triage.limits import limiter
@@ -72,7 +73,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
         SESSION_COOKIE_SECURE=config.behind_tls,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own idle timeout
         BABEL_DEFAULT_LOCALE="vi",
-        BABEL_DEFAULT_TIMEZONE="Asia/Ho_Chi_Minh",
+        BABEL_DEFAULT_TIMEZONE=VIETNAM_ZONE_NAME,
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
         RATELIMIT_STORAGE_URI=_limits_uri(runtime),
         RATELIMIT_HEADERS_ENABLED=False,

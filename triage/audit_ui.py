@@ -35,9 +35,9 @@ from tipline.audit import (
     record,
     verify_chain,
 )
-from tipline.audit.query import VIETNAM
 from tipline.db import write_session
 from tipline.models import AuditEvent, Officer, Role, Unit, utcnow
+from tipline.time_rules import VIETNAM
 from triage.forms import IDENTIFIER, AuditFilterForm
 from triage.labels import ACTION_LABELS, OUTCOME_LABELS
 from triage.users import runtime, staff

@@ -24,6 +24,7 @@ from werkzeug.exceptions import Forbidden
 
 from tipline.models import Category, Priority, Tip, TipStatus, Unit, utcnow
 from tipline.models.base import UTCDateTime
+from tipline.time_rules import VIETNAM_OFFSET, VIETNAM_ZONE_NAME
 from triage.access import visible_unit_ids
 from triage.forms import EmptyForm
 from triage.i18n import _
@@ -32,7 +33,6 @@ from triage.users import runtime, staff
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/triage/dashboard")
 DAYS = 30
-LOCAL_OFFSET = timedelta(hours=7)
 TOP_CATEGORIES = 7  # the rest are drawn together as "other categories"
 TOP_UNITS = 15
 OPEN_STATUSES = (TipStatus.NEW, TipStatus.VERIFYING, TipStatus.IN_PROGRESS)
@@ -50,8 +50,8 @@ AGE_BUCKETS = (
 
 def _local_day(db: Session) -> ColumnElement[Any]:
     if db.get_bind().dialect.name == "sqlite":
-        return func.date(Tip.created_at, "+7 hours")
-    return func.date(func.timezone("Asia/Ho_Chi_Minh", Tip.created_at))
+        return func.date(Tip.created_at, f"+{VIETNAM_OFFSET // timedelta(hours=1)} hours")
+    return func.date(func.timezone(VIETNAM_ZONE_NAME, Tip.created_at))
 
 
 def _seconds(db: Session, start: Any, end: Any) -> ColumnElement[float]:
@@ -84,9 +84,9 @@ class Figures:
 
 
 def figures(db: Session, units: list[int], now: datetime) -> Figures:
-    today = (now + LOCAL_OFFSET).date()
+    today = (now + VIETNAM_OFFSET).date()
     days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
-    since = datetime.combine(days[0], time(), UTC) - LOCAL_OFFSET
+    since = datetime.combine(days[0], time(), UTC) - VIETNAM_OFFSET
     scope = [Tip.unit_id.in_(units), Tip.dispatched_at.is_not(None)]
     recent = [*scope, Tip.created_at >= since]
     day = _local_day(db)

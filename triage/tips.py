@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -45,6 +45,7 @@ from tipline.models import (
     utcnow,
 )
 from tipline.outgoing import BODY_PURPOSE, queue_outbound, seal_body
+from tipline.time_rules import ZALO_REPLY_WINDOW
 from triage.access import open_tip, tip_for, visible_unit_ids
 from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
 from triage.i18n import _
@@ -64,13 +65,12 @@ from triage.users import StaffUser, runtime, staff
 
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
 TIMELINE = 100  # events shown on a tip page
-REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
 
 
 def _reply_open(tip: Tip, now: datetime) -> bool:
     """Zalo lets an OA answer for 7 days after the informant's last message; the web
     follow-up page (/tra-cuu) has no such window."""
-    return tip.channel == "web" or tip.last_inbound_at >= now - REPLY_WINDOW
+    return tip.channel == "web" or tip.last_inbound_at >= now - ZALO_REPLY_WINDOW
 
 
 def _client() -> str | None:
@@ -207,7 +207,7 @@ def show(public_id: str) -> ResponseReturnValue:
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
             "reply_open": _reply_open(tip, now),
-            "reply_until": tip.last_inbound_at + REPLY_WINDOW,
+            "reply_until": tip.last_inbound_at + ZALO_REPLY_WINDOW,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
             "status_form": _choice(tip.status, choices(STATUS_LABELS)),

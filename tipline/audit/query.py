@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session, aliased
 from tipline.audit import actions
 from tipline.audit.chain import record
 from tipline.models import AuditEvent, Officer, Role, Tip
+from tipline.time_rules import VIETNAM
 
-# Vietnam keeps one offset all year (no DST): duty hours are read in this zone.
-VIETNAM = timezone(timedelta(hours=7), "ICT")
 MAX_PER_PAGE = 500
 
 

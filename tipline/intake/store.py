@@ -59,6 +59,7 @@ from tipline.models import (
 )
 from tipline.outgoing import BODY_PURPOSE, WEB_CHANNEL
 from tipline.routing.reroute import request_reroute
+from tipline.time_rules import ZALO_REPLY_WINDOW
 
 TIPS = cast(Table, Tip.__table__)
 MESSAGES = cast(Table, Message.__table__)
@@ -201,7 +202,7 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     if (
         replied is not None
         and replied > row.last_inbound_at
-        and replied >= p.now - config.reply_window
+        and replied >= p.now - ZALO_REPLY_WINDOW
     ):
         return row  # a reply to an officer's question
     return None
