@@ -10,6 +10,7 @@ import sys
 import click
 
 from tipline.config import Config
+from tipline.models import Role, UnitLevel
 from tipline.runtime import Runtime, install
 from tipline.units import UnitError
 
@@ -121,9 +122,7 @@ def units() -> None:
 @units.command("add")
 @click.argument("code")
 @click.argument("name")
-@click.option(
-    "--level", required=True, type=click.Choice(["province", "district", "commune", "other"])
-)
+@click.option("--level", required=True, type=click.Choice([level.value for level in UnitLevel]))
 @click.option("--parent", "parent_code", default=None, help="Code of the parent unit.")
 def units_add(code: str, name: str, level: str, parent_code: str | None) -> None:
     """Add a unit with CODE (e.g. v2025:32134) and NAME."""
@@ -197,9 +196,7 @@ def _unlock_grantor(rt: Runtime, username: str, password: str) -> dict[int, obje
 
 @officers.command("add")
 @click.argument("username")
-@click.option(
-    "--role", required=True, type=click.Choice(["officer", "commander", "auditor", "admin"])
-)
+@click.option("--role", required=True, type=click.Choice([role.value for role in Role]))
 @click.option("--unit", "unit_code", default=None, help="Unit code (officers and commanders).")
 @click.option("--name", "display_name", default=None, help="Display name.")
 @click.option(

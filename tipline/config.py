@@ -22,6 +22,7 @@ from keys import (
     generate_signing_key,
     new_token,
 )
+from tipline.models.enums import TipStatus
 
 ZALO_API_BASE = "https://openapi.zalo.me"
 ZALO_OAUTH_BASE = "https://oauth.zaloapp.com"
@@ -38,10 +39,10 @@ ZALO_MEDIA_HOSTS = ("*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com")
 # Retention (tipline.retention): days a closed tip is kept after closing, per final status,
 # before it is crypto-shredded. TIPLINE_RETENTION_DAYS overrides ("resolved=365,spam=30").
 DEFAULT_RETENTION_DAYS: tuple[tuple[str, int], ...] = (
-    ("resolved", 365),
-    ("unfounded", 180),
-    ("duplicate", 90),
-    ("spam", 30),
+    (TipStatus.RESOLVED, 365),
+    (TipStatus.UNFOUNDED, 180),
+    (TipStatus.DUPLICATE, 90),
+    (TipStatus.SPAM, 30),
 )
 
 

@@ -8,12 +8,20 @@ from sqlalchemy.orm import Session
 
 from keys import PublicKey, seal
 from tipline.jobs.outbox import add_job
-from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id, utcnow
+from tipline.models import (
+    Channel,
+    Delivery,
+    Direction,
+    Message,
+    Officer,
+    Tip,
+    new_public_id,
+    utcnow,
+)
 from tipline.zalo.client import MAX_TEXT
 
 RELAY_PURPOSE = "outgoing"
 BODY_PURPOSE = "message"
-WEB_CHANNEL = "web"
 
 
 def seal_body(tip: Tip, message: Message, body: dict[str, object]) -> bytes:
@@ -50,7 +58,7 @@ def queue_outbound(
         author_id=author.id if author else None,
     )
     message.sealed_body = seal_body(tip, message, {"text": text})
-    if tip.channel == WEB_CHANNEL:
+    if tip.channel == Channel.WEB:
         # A web-form informant has no address to send to: the reply waits, sealed to the tip
         # key, for them to read it at /tra-cuu with their passphrase.
         now = utcnow()

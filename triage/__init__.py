@@ -18,6 +18,7 @@ from flask_session import Session
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
+from tipline.models import Channel, Direction, Role
 from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
 from triage.guards import refuse_nul
@@ -86,6 +87,8 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
             csrf.exempt(blueprint)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    # The vocabularies templates compare stored values with (``m.direction == Direction.NOTE``).
+    app.jinja_env.globals.update(Channel=Channel, Direction=Direction, Role=Role)
     app.jinja_env.filters["when"] = when
     limiter.init_app(app)
     for name in (*CSRF_EXEMPT_BLUEPRINTS, "health"):

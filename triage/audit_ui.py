@@ -39,7 +39,7 @@ from tipline.db import write_session
 from tipline.models import AuditEvent, Officer, Role, Unit, utcnow
 from tipline.time_rules import VIETNAM
 from triage.forms import IDENTIFIER, AuditFilterForm
-from triage.labels import ACTION_LABELS, OUTCOME_LABELS
+from triage.labels import ACTION_LABELS, OUTCOME_LABELS, ROLE_LABELS, choices, label
 from triage.users import runtime, staff
 
 blueprint = Blueprint("audit_ui", __name__, url_prefix="/audit")
@@ -54,12 +54,6 @@ ANOMALY_LABELS: dict[str, Any] = {
     NOT_ASSIGNED_OPEN: _l("Opened a tip assigned to someone else"),
     FAILED_LOGINS: _l("Repeated failed logins"),
     DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
-}
-ROLE_LABELS: dict[str, Any] = {
-    Role.OFFICER: _l("officer"),
-    Role.COMMANDER: _l("commander"),
-    Role.AUDITOR: _l("auditor"),
-    Role.ADMIN: _l("admin"),
 }
 
 
@@ -89,10 +83,6 @@ class Filters:
         }
 
 
-def _label(mapping: dict[str, Any], value: str | None) -> str:
-    return str(mapping.get(value or "", value or "—"))
-
-
 @blueprint.app_template_filter("audit_time")
 def audit_time(moment: datetime | None) -> str:
     """Vietnam's clock, to the second: the order of events matters to an auditor."""
@@ -108,9 +98,9 @@ def day_start(day: date) -> datetime:
 
 def _filter_form() -> AuditFilterForm:
     form = AuditFilterForm(request.args)
-    named = ((name, _label(ACTION_LABELS, name)) for name in actions.ALL)
+    named = ((name, label(ACTION_LABELS, name)) for name in actions.ALL)
     form.action.choices = [("", "—"), *sorted(named, key=lambda c: c[1])]
-    form.outcome.choices = [("", "—")] + [(k, str(v)) for k, v in OUTCOME_LABELS.items()]
+    form.outcome.choices = [("", "—"), *choices(OUTCOME_LABELS)]
     return form
 
 
@@ -207,9 +197,9 @@ def _rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     return [
         {
             "event": e,
-            "action": _label(ACTION_LABELS, e.action),
-            "outcome": _label(OUTCOME_LABELS, e.outcome),
-            "role": _label(ROLE_LABELS, e.actor_role) if e.actor_role else "",
+            "action": label(ACTION_LABELS, e.action),
+            "outcome": label(OUTCOME_LABELS, e.outcome),
+            "role": label(ROLE_LABELS, e.actor_role) if e.actor_role else "",
             "detail": _detail_text(e),
         }
         for e in events
@@ -291,7 +281,7 @@ def officer(public_id: str) -> ResponseReturnValue:
         if filters.until is not None:
             window.append(AuditEvent.at < filters.until)
         counts = [
-            (_label(ACTION_LABELS, name), count)
+            (label(ACTION_LABELS, name), count)
             for name, count in db.execute(
                 select(AuditEvent.action, func.count())
                 .where(*window)
@@ -311,7 +301,7 @@ def officer(public_id: str) -> ResponseReturnValue:
             "public_id": public_id,
             "name": who.display_name if who else public_id,
             "username": who.username if who else "",
-            "role": _label(ROLE_LABELS, who.role) if who else "",
+            "role": label(ROLE_LABELS, who.role) if who else "",
             "unit": who.unit if who else None,
             "counts": counts,
             "flags": _flag_rows(flags),
@@ -339,7 +329,7 @@ def _flag_rows(found: list[Anomaly]) -> list[dict[str, Any]]:
             link["officer"] = flag.actor_id
         if flag.object_id and flag.kind != FAILED_LOGINS:
             link["tip"] = flag.object_id
-        rows.append({"flag": flag, "kind": _label(ANOMALY_LABELS, flag.kind), "link": link})
+        rows.append({"flag": flag, "kind": label(ANOMALY_LABELS, flag.kind), "link": link})
     return rows
 
 

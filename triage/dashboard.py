@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden
 
-from tipline.models import Category, Priority, Tip, TipStatus, Unit, utcnow
+from tipline.models import OPEN_STATUSES, Category, Priority, Tip, Unit, utcnow
 from tipline.models.base import UTCDateTime
 from tipline.time_rules import VIETNAM_OFFSET, VIETNAM_ZONE_NAME
 from triage.access import visible_unit_ids
@@ -35,7 +35,6 @@ blueprint = Blueprint("dashboard", __name__, url_prefix="/triage/dashboard")
 DAYS = 30
 TOP_CATEGORIES = 7  # the rest are drawn together as "other categories"
 TOP_UNITS = 15
-OPEN_STATUSES = (TipStatus.NEW, TipStatus.VERIFYING, TipStatus.IN_PROGRESS)
 HIDDEN_CATEGORY = Category.PROCEDURE_QUESTION  # answered, not triaged: as in the inbox
 AGE_BUCKETS = (
     (timedelta(days=1), _l("< 1 day")),
@@ -133,7 +132,7 @@ def figures(db: Session, units: list[int], now: datetime) -> Figures:
 
     backlog_scope = [
         *scope,
-        Tip.status.in_([s.value for s in OPEN_STATUSES]),
+        Tip.status.in_(OPEN_STATUSES),
         func.coalesce(Tip.category, "") != HIDDEN_CATEGORY,
     ]
     bucket = case(

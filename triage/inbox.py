@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from tipline.models import Category, Officer, Tip, Unit, utcnow
+from tipline.models import OPEN_STATUSES, Category, Officer, Tip, Unit, utcnow
 from triage.access import visible_unit_ids
 from triage.forms import EmptyForm, InboxFilterForm
 from triage.labels import (
@@ -42,7 +42,7 @@ def _filters(form: InboxFilterForm, units: list[int], db: Session) -> list[objec
     if form.status.data:
         conditions.append(Tip.status == form.status.data)
     else:
-        conditions.append(Tip.status.in_(["new", "verifying", "in_progress"]))
+        conditions.append(Tip.status.in_(OPEN_STATUSES))
     if form.priority.data:
         conditions.append(Tip.priority == form.priority.data)
     if form.category.data:

@@ -13,7 +13,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from tipline.audit import actions
-from tipline.models import Category, Priority, Tip, TipStatus
+from tipline.models import Category, Delivery, Priority, Role, Tip, TipStatus
 
 STATUS_LABELS = {
     TipStatus.NEW: _l("New"),
@@ -46,6 +46,21 @@ CATEGORY_LABELS = {
     Category.TRAFFIC: _l("Traffic"),
     Category.OTHER: _l("Other"),
     Category.PROCEDURE_QUESTION: _l("Procedure question"),
+}
+ROLE_LABELS = {
+    Role.OFFICER: _l("officer"),
+    Role.COMMANDER: _l("commander"),
+    Role.AUDITOR: _l("auditor"),
+    Role.ADMIN: _l("admin"),
+}
+# Where a reply to the informant stands.
+DELIVERY_LABELS = {
+    Delivery.QUEUED: _l("queued"),
+    Delivery.SENT: _l("delivered"),
+    Delivery.FAILED: _l("failed"),
+    Delivery.WINDOW_CLOSED: _l("reply window closed"),
+    Delivery.NO_ADDRESS: _l("informant stopped replies"),
+    Delivery.PORTAL: _l("waiting on the web follow-up page"),
 }
 # What the audit pages and a tip's timeline call each event.
 ACTION_LABELS: dict[str, Any] = {

@@ -33,6 +33,7 @@ from tipline.models import (
     KEY_HOLDING_ROLES,
     Attachment,
     Category,
+    Channel,
     Direction,
     Message,
     Notification,
@@ -53,6 +54,7 @@ from triage.labels import (
     ACTION_LABELS,
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
+    DELIVERY_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
     REFUSAL_LABELS,
@@ -70,7 +72,7 @@ TIMELINE = 100  # events shown on a tip page
 def _reply_open(tip: Tip, now: datetime) -> bool:
     """Zalo lets an OA answer for 7 days after the informant's last message; the web
     follow-up page (/tra-cuu) has no such window."""
-    return tip.channel == "web" or tip.last_inbound_at >= now - ZALO_REPLY_WINDOW
+    return tip.channel == Channel.WEB or tip.last_inbound_at >= now - ZALO_REPLY_WINDOW
 
 
 def _client() -> str | None:
@@ -154,6 +156,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 "message": m,
                 "body": _open_body(tip_key, m),
                 "author": authors.get(m.author_id or 0),
+                "delivery": label(DELIVERY_LABELS, m.delivery),
             }
             for m in tip.messages
         ]
@@ -174,7 +177,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 .where(
                     Officer.unit_id.in_(units),
                     Officer.active.is_(True),
-                    Officer.role.in_(["officer", "commander"]),
+                    Officer.role.in_(list(KEY_HOLDING_ROLES)),
                 )
                 .order_by(Officer.display_name)
             )
@@ -523,7 +526,7 @@ def mark_duplicate(public_id: str) -> ResponseReturnValue:
             actor=officer,
             object_id=tip.public_id,
             client_address=_client(),
-            detail={"to": "duplicate", "of": original.public_id},
+            detail={"to": TipStatus.DUPLICATE, "of": original.public_id},
         )
         return _("Marked as a duplicate.")
 

@@ -44,20 +44,23 @@ from tipline.jobs.outbox import JOBS
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
+    Channel,
     Direction,
     Holder,
     InboundEvent,
     KeyGrant,
     Message,
     OutboxEntry,
+    Priority,
     ReplyAddress,
     Subject,
     Tip,
+    TipStatus,
     Unit,
     new_public_id,
     utcnow,
 )
-from tipline.outgoing import BODY_PURPOSE, WEB_CHANNEL
+from tipline.outgoing import BODY_PURPOSE
 from tipline.routing.reroute import request_reroute
 from tipline.time_rules import ZALO_REPLY_WINDOW
 
@@ -387,9 +390,9 @@ def _insert_tip(
         dict(
             public_id=p.tip_public_id,
             receipt_code=p.receipt_code,
-            status="new",
-            priority="normal",
-            channel="zalo",
+            status=TipStatus.NEW,
+            priority=Priority.NORMAL,
+            channel=Channel.ZALO,
             oa_id=oa_id,
             informant_alias=p.alias,
             reply_address_id=address_id,
@@ -455,7 +458,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         now=now,
         sealed_address=seal(
             config.secrets.relay_public,
-            json.dumps({"kind": WEB_CHANNEL}).encode(),
+            json.dumps({"kind": Channel.WEB}).encode(),
             purpose="reply_address",
             binding=ReplyAddress.binding_for(alias),
         ),
@@ -472,7 +475,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         {
             "public_id": new_public_id(),
             "informant_alias": alias,
-            "oa_id": WEB_CHANNEL,
+            "oa_id": Channel.WEB,
             "sealed_address": p.sealed_address,
             "last_inbound_at": now,
             "created_at": now,
@@ -484,7 +487,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         p,
         None,
         address_id,
-        channel=WEB_CHANNEL,
+        channel=Channel.WEB,
         unit_id=unit_id,
         informant_key=base64.b64decode(data["informant_key"]),
     )
@@ -512,7 +515,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         conn,
         action=audit.actions.TIP_RECEIVED,
         object_id=p.tip_public_id,
-        detail={"channel": WEB_CHANNEL},
+        detail={"channel": Channel.WEB},
     )
     return Accepted(p.tip_public_id, new_tip=True)
 

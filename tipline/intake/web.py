@@ -51,7 +51,7 @@ from tipline.intake.store import (
     new_receipt_code,
     upload_binding,
 )
-from tipline.models import Direction, InboundEvent, Message, Tip, new_public_id, utcnow
+from tipline.models import Channel, Direction, InboundEvent, Message, Tip, new_public_id, utcnow
 from tipline.outgoing import BODY_PURPOSE
 
 MAX_TEXT = 20_000
@@ -184,7 +184,9 @@ def _decoy_wrap(cost: KdfCost) -> bytes:
 
 def find_web_tip(session: Session, receipt_code: str) -> Tip | None:
     return session.scalars(
-        select(Tip).where(Tip.receipt_code == receipt_code.strip().upper(), Tip.channel == "web")
+        select(Tip).where(
+            Tip.receipt_code == receipt_code.strip().upper(), Tip.channel == Channel.WEB
+        )
     ).one_or_none()
 
 

@@ -29,6 +29,7 @@ from tipline.db import write_session
 from tipline.jobs.outbox import drain
 from tipline.keychain import grant_tip_to_unit, open_tip_from_transit
 from tipline.models import (
+    Channel,
     Direction,
     Holder,
     KeyGrant,
@@ -40,7 +41,7 @@ from tipline.models import (
     UnitKey,
     utcnow,
 )
-from tipline.outgoing import WEB_CHANNEL, queue_outbound
+from tipline.outgoing import queue_outbound
 from tipline.routing import route_tip
 from tipline.routing.classify import PROCEDURE_REPLY, classify
 from tipline.routing.duty import assign, notify
@@ -80,7 +81,7 @@ def acknowledgement_text(tip: Tip, unit: Unit) -> str:
     follow_up = (
         "Bạn có thể xem trả lời và bổ sung thông tin tại trang Tra cứu, "
         "bằng mã tiếp nhận và cụm mật khẩu đã nhận."
-        if tip.channel == WEB_CHANNEL
+        if tip.channel == Channel.WEB
         else "Bạn có thể nhắn thêm thông tin, hình ảnh hoặc vị trí trong cuộc trò chuyện này."
     )
     return (
@@ -206,7 +207,7 @@ def dispatch_tip(tip_public_id: str) -> str:
             reply = acknowledgement_text(tip, unit)
             if tip.needs_location and point is None and tip.location_requested_at is None:
                 reply += "\n\n" + (
-                    WEB_LOCATION_REQUEST if tip.channel == WEB_CHANNEL else LOCATION_REQUEST
+                    WEB_LOCATION_REQUEST if tip.channel == Channel.WEB else LOCATION_REQUEST
                 )
                 tip.location_requested_at = now
             queue_outbound(session, tip, reply, relay_public=relay)

@@ -57,6 +57,13 @@ class Priority(StrEnum):
     URGENT = "urgent"
 
 
+class Channel(StrEnum):
+    """How a tip came in (``tips.channel``)."""
+
+    ZALO = "zalo"  # a Zalo OA conversation: replies go back through Zalo, within its window
+    WEB = "web"  # the public web form: replies are read at /tra-cuu, never sent
+
+
 class Role(StrEnum):
     OFFICER = "officer"
     COMMANDER = "commander"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
-from tipline.models.enums import CLOSED_STATUSES, Priority, TipStatus
+from tipline.models.enums import CLOSED_STATUSES, Channel, Priority, TipStatus
 
 if TYPE_CHECKING:
     from tipline.models.message import Message
@@ -36,7 +36,7 @@ class Tip(Base):
     status: Mapped[str] = mapped_column(String(16), default=TipStatus.NEW, index=True)
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL)
     category: Mapped[str | None] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16), default="zalo")
+    channel: Mapped[str] = mapped_column(String(16), default=Channel.ZALO)
     # The OA that received the tip (an OA id, not the informant's).
     oa_id: Mapped[str | None] = mapped_column(String(32), index=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)

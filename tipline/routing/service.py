@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import PublicKey, seal
-from tipline.models import OfficialAccount, Tip, Unit
+from tipline.models import Channel, OfficialAccount, Tip, Unit
 from tipline.routing.geo import Boundaries
 from tipline.routing.places import NEW, gazetteer
 from tipline.routing.router import PlaceDecision, route_text
@@ -56,7 +56,7 @@ def oa_owner(session: Session, oa_id: str | None) -> Unit | None:
 
 def intake_unit(session: Session, tip: Tip) -> Unit | None:
     """Where a tip came in: its OA's unit, or the unit a web informant chose on the form."""
-    if tip.channel == "web":
+    if tip.channel == Channel.WEB:
         return tip.unit
     return oa_owner(session, tip.oa_id)
 
