@@ -13,6 +13,7 @@ from tipline.models import (
     Delivery,
     Direction,
     Message,
+    MessageKind,
     Officer,
     Tip,
     new_public_id,
@@ -40,7 +41,7 @@ def queue_outbound(
     *,
     relay_public: PublicKey,
     author: Officer | None = None,
-    kind: str = "text",
+    kind: MessageKind = MessageKind.TEXT,
 ) -> Message:
     """Record ``text`` as an outbound message of ``tip`` and schedule its sending.
 

@@ -18,7 +18,7 @@ from flask_session import Session
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
-from tipline.models import Channel, Direction, Role
+from tipline.models import Channel, Direction, Outcome, Role
 from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
 from triage.guards import refuse_nul
@@ -88,7 +88,7 @@ def init_triage(app: Flask, runtime: Runtime) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
     # The vocabularies templates compare stored values with (``m.direction == Direction.NOTE``).
-    app.jinja_env.globals.update(Channel=Channel, Direction=Direction, Role=Role)
+    app.jinja_env.globals.update(Channel=Channel, Direction=Direction, Outcome=Outcome, Role=Role)
     app.jinja_env.filters["when"] = when
     limiter.init_app(app)
     for name in (*CSRF_EXEMPT_BLUEPRINTS, "health"):

@@ -36,7 +36,7 @@ from tipline.audit import (
     verify_chain,
 )
 from tipline.db import write_session
-from tipline.models import AuditEvent, Officer, Role, Unit, utcnow
+from tipline.models import AuditEvent, Officer, Outcome, Role, Unit, utcnow
 from tipline.time_rules import VIETNAM
 from triage.forms import IDENTIFIER, AuditFilterForm
 from triage.labels import ACTION_LABELS, OUTCOME_LABELS, ROLE_LABELS, choices, label
@@ -163,7 +163,7 @@ def _note(
     action: str,
     *,
     object_id: str | None = None,
-    outcome: str = actions.OK,
+    outcome: Outcome = Outcome.OK,
     detail: dict[str, str] | None = None,
 ) -> None:
     """Record what the auditor did, in its own short transaction (the write lock is brief)."""
@@ -409,7 +409,11 @@ def verify() -> ResponseReturnValue:
         detail = {"checked": str(result.checked), "head_seq": str(result.head_seq)}
         if result.first_bad_seq is not None:
             detail["first_bad_seq"] = str(result.first_bad_seq)
-        _note(actions.AUDIT_VERIFY, outcome="ok" if result.ok else "broken", detail=detail)
+        _note(
+            actions.AUDIT_VERIFY,
+            outcome=Outcome.OK if result.ok else Outcome.BROKEN,
+            detail=detail,
+        )
     else:
         _note(actions.AUDIT_VIEW, detail={"view": "verify"})
     with runtime().sessions() as db:

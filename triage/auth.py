@@ -43,7 +43,7 @@ from tipline.keychain import (
     unlock_officer_key,
     unlock_with_recovery_code,
 )
-from tipline.models import Officer, Role, utcnow
+from tipline.models import Officer, Outcome, Role, utcnow
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
 from triage.i18n import LANGUAGES, _
 from triage.limits import limiter
@@ -92,7 +92,7 @@ def _fail(db: Session, officer: Officer | None, reason: str) -> None:
         action=actions.LOGIN_FAILED,
         actor=officer,
         object_id=officer.public_id if officer is not None else None,  # per-account flags
-        outcome=actions.DENIED,
+        outcome=Outcome.DENIED,
         client_address=_client() if officer is not None else None,
         detail={"reason": reason},
     )

@@ -13,7 +13,17 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from tipline.audit import actions
-from tipline.models import Category, Delivery, Priority, Role, Tip, TipStatus
+from tipline.models import (
+    AttachmentState,
+    Category,
+    Delivery,
+    Outcome,
+    Priority,
+    Refusal,
+    Role,
+    Tip,
+    TipStatus,
+)
 
 STATUS_LABELS = {
     TipStatus.NEW: _l("New"),
@@ -97,35 +107,35 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_VERIFY: _l("Audit chain verified"),
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
 }
-OUTCOME_LABELS: dict[str, Any] = {
-    actions.OK: _l("ok"),
-    actions.DENIED: _l("denied"),
-    actions.FAILED: _l("failed"),
-    "held": _l("held"),
-    "window_closed": _l("reply window closed"),
-    "no_address": _l("no reply address"),
-    "broken": _l("broken"),
+OUTCOME_LABELS = {
+    Outcome.OK: _l("ok"),
+    Outcome.DENIED: _l("denied"),
+    Outcome.FAILED: _l("failed"),
+    Outcome.HELD: _l("held"),
+    Outcome.WINDOW_CLOSED: _l("reply window closed"),
+    Outcome.NO_ADDRESS: _l("no reply address"),
+    Outcome.BROKEN: _l("broken"),
 }
 # Why the media worker did not store an attachment (tipline.media.errors).
-REFUSAL_LABELS: dict[str, Any] = {
-    "host_not_allowed": _l("Refused: the link points to a server that is not Zalo's."),
-    "private_address": _l("Refused: the link points to a private or internal address."),
-    "bad_url": _l("Refused: the link is not a valid web address."),
-    "too_many_redirects": _l("Refused: the link redirects too many times."),
-    "too_large": _l("Refused: the file is larger than the size limit."),
-    "timeout": _l("Refused: the download took too long."),
-    "unavailable": _l("The file could not be downloaded from Zalo."),
-    "unsupported_type": _l(
+REFUSAL_LABELS = {
+    Refusal.HOST_NOT_ALLOWED: _l("Refused: the link points to a server that is not Zalo's."),
+    Refusal.PRIVATE_ADDRESS: _l("Refused: the link points to a private or internal address."),
+    Refusal.BAD_URL: _l("Refused: the link is not a valid web address."),
+    Refusal.TOO_MANY_REDIRECTS: _l("Refused: the link redirects too many times."),
+    Refusal.TOO_LARGE: _l("Refused: the file is larger than the size limit."),
+    Refusal.TIMEOUT: _l("Refused: the download took too long."),
+    Refusal.UNAVAILABLE: _l("The file could not be downloaded from Zalo."),
+    Refusal.UNSUPPORTED_TYPE: _l(
         "Refused: metadata cannot be removed from this type of file, so it was not kept."
     ),
-    "image_too_large": _l("Refused: the image is too large (possibly a decompression bomb)."),
-    "damaged": _l("Refused: the file is damaged and cannot be cleaned."),
-    "encrypted": _l("Refused: the document is encrypted and cannot be cleaned."),
+    Refusal.IMAGE_TOO_LARGE: _l("Refused: the image is too large (possibly a decompression bomb)."),
+    Refusal.DAMAGED: _l("Refused: the file is damaged and cannot be cleaned."),
+    Refusal.ENCRYPTED: _l("Refused: the document is encrypted and cannot be cleaned."),
 }
-ATTACHMENT_STATE_LABELS: dict[str, Any] = {
-    "pending": _l("being downloaded and cleaned"),
-    "stored": _l("stored, metadata removed"),
-    "refused": _l("not stored"),
+ATTACHMENT_STATE_LABELS = {
+    AttachmentState.PENDING: _l("being downloaded and cleaned"),
+    AttachmentState.STORED: _l("stored, metadata removed"),
+    AttachmentState.REFUSED: _l("not stored"),
 }
 # Time from arrival to the first opening, by priority.
 FIRST_OPEN_SLA = {

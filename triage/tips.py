@@ -36,8 +36,11 @@ from tipline.models import (
     Channel,
     Direction,
     Message,
+    MessageKind,
     Notification,
+    NotificationKind,
     Officer,
+    Outcome,
     Priority,
     Tip,
     TipStatus,
@@ -190,7 +193,9 @@ def show(public_id: str) -> ResponseReturnValue:
                 "at": event.at,
                 "action": label(ACTION_LABELS, event.action),
                 "actor": event.actor_name,
-                "outcome": None if event.outcome == "ok" else label(OUTCOME_LABELS, event.outcome),
+                "outcome": None
+                if event.outcome == Outcome.OK
+                else label(OUTCOME_LABELS, event.outcome),
             }
             for event in reversed(events.items)
         ]
@@ -365,7 +370,9 @@ def assign(public_id: str) -> ResponseReturnValue:
         value = _posted_choice(candidates)
         assignee = db.scalars(select(Officer).where(Officer.public_id == value)).one()
         tip.assignee = assignee
-        db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind="assigned"))
+        db.add(
+            Notification(officer_id=assignee.id, tip_id=tip.id, kind=NotificationKind.ASSIGNED_TIP)
+        )
         record(
             db,
             action=actions.ASSIGN,
@@ -399,7 +406,7 @@ def add_note(public_id: str) -> ResponseReturnValue:
             public_id=new_public_id(),
             tip=tip,
             direction=Direction.NOTE,
-            kind="note",
+            kind=MessageKind.NOTE,
             sealed_body=b"",
             author_id=officer.id,
         )
@@ -459,7 +466,7 @@ def transfer(public_id: str) -> ResponseReturnValue:
         origin = tip.unit.code if tip.unit else ""
         transfer_tip(db, tip, tip_key, target)
         tip.assignee = None
-        db.add(Notification(unit_id=target.id, tip_id=tip.id, kind="transferred"))
+        db.add(Notification(unit_id=target.id, tip_id=tip.id, kind=NotificationKind.TRANSFERRED))
         record(
             db,
             action=actions.TRANSFER,
@@ -488,7 +495,7 @@ def escalate(public_id: str) -> ResponseReturnValue:
         tip.unit = parent
         tip.escalation_level += 1
         tip.escalated_at = utcnow()
-        db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind="escalated"))
+        db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind=NotificationKind.ESCALATED))
         record(
             db,
             action=actions.ESCALATE,

@@ -51,7 +51,16 @@ from tipline.intake.store import (
     new_receipt_code,
     upload_binding,
 )
-from tipline.models import Channel, Direction, InboundEvent, Message, Tip, new_public_id, utcnow
+from tipline.models import (
+    Channel,
+    Direction,
+    InboundEvent,
+    Message,
+    MessageKind,
+    Tip,
+    new_public_id,
+    utcnow,
+)
 from tipline.outgoing import BODY_PURPOSE
 
 MAX_TEXT = 20_000
@@ -240,7 +249,7 @@ def append_answer(session: Session, tip: Tip, text: str) -> Message:
         public_id=new_public_id(),
         tip=tip,
         direction=Direction.INBOUND,
-        kind="text",
+        kind=MessageKind.TEXT,
         sealed_body=b"",
         created_at=now,
         delivery_attempts=0,

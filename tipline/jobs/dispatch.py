@@ -32,7 +32,9 @@ from tipline.models import (
     Channel,
     Direction,
     Holder,
+    HoldReason,
     KeyGrant,
+    NotificationKind,
     Priority,
     Subject,
     Tip,
@@ -155,15 +157,15 @@ def dispatch_tip(tip_public_id: str) -> str:
         if tip.dispatched_at is not None:
             return "already dispatched"
         if intake_unit(session, tip) is None:
-            _hold(session, tip, "oa_not_attached")
-            log.warning("dispatch: tip %s held (oa_not_attached)", tip.public_id)
+            _hold(session, tip, HoldReason.OA_NOT_ATTACHED)
+            log.warning("dispatch: tip %s held (%s)", tip.public_id, HoldReason.OA_NOT_ATTACHED)
             return "held"
         tip_key = open_tip_from_transit(session, tip, config.secrets.transit_key)
         text, point = read_tip(tip, tip_key)
         decision = route_tip(session, tip, text, point, boundaries)
         unit = decision.unit
         if unit is None or unit.current_key is None:
-            reason = decision.reason if unit is None else "unit_has_no_key"
+            reason = decision.reason if unit is None else HoldReason.UNIT_HAS_NO_KEY
             _hold(session, tip, reason)
             log.warning("dispatch: tip %s held (%s)", tip.public_id, reason)
             return "held"
@@ -272,7 +274,7 @@ def reroute_tip(tip_public_id: str) -> str:
             )
         )
         if not decision.auto or not (held & _unit_key_ids(target)):
-            notify(session, "location_received", tip, unit=tip.unit, officers=[])
+            notify(session, NotificationKind.LOCATION_RECEIVED, tip, unit=tip.unit, officers=[])
             return "officer to transfer"
         keep = _unit_key_ids(target) | _unit_key_ids(holder)
         session.execute(

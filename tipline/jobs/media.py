@@ -26,11 +26,10 @@ from tipline.config import Config
 from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.intake.store import ATTACHMENT_FETCH_PURPOSE, UPLOAD_PURPOSE, upload_binding
-from tipline.media import errors
 from tipline.media.clean import clean
 from tipline.media.errors import Refused
 from tipline.media.fetch import TransientError, download
-from tipline.models import Attachment, AttachmentState, Tip
+from tipline.models import Attachment, AttachmentState, Refusal, Tip
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def _read_upload(config: Config, store: FileStore, ref: str, public_id: str) -> 
     try:
         sealed = store.get(ref)
     except (FileNotFoundError, ValueError) as exc:
-        raise Refused(errors.UNAVAILABLE, "upload") from exc
+        raise Refused(Refusal.UNAVAILABLE, "upload") from exc
     return open_sealed(
         config.secrets.transit_key,
         sealed,
@@ -97,7 +96,7 @@ def fetch_attachment(public_id: str) -> str:
         )
     )
     ref: str | None = None
-    refusal: str | None = None
+    refusal: Refusal | None = None
     store = FileStore.for_data_dir(config.data_dir)
     upload = source.get("file") if isinstance(source, dict) else None
     try:
@@ -106,7 +105,7 @@ def fetch_attachment(public_id: str) -> str:
         else:
             url = source.get("url") if isinstance(source, dict) else None
             if not isinstance(url, str):
-                raise Refused(errors.BAD_URL)
+                raise Refused(Refusal.BAD_URL)
             original = download(url, config)
         cleaned = clean(original)
         name = _safe_name(source.get("name"), cleaned.extension)
@@ -123,7 +122,7 @@ def fetch_attachment(public_id: str) -> str:
     except TransientError:
         if _retries_left():
             raise
-        refusal = errors.UNAVAILABLE
+        refusal = Refusal.UNAVAILABLE
     with write_session(rt.sessions) as session:
         result = session.execute(
             update(Attachment)

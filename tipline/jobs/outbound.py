@@ -35,7 +35,7 @@ from sqlalchemy import select
 from keys import EnvelopeError, open_sealed
 from tipline import audit
 from tipline.db import write_session
-from tipline.models import Delivery, Direction, Message, utcnow
+from tipline.models import Delivery, Direction, Message, Outcome, utcnow
 from tipline.outgoing import RELAY_PURPOSE
 from tipline.runtime import Runtime, current
 from tipline.zalo.client import (
@@ -51,7 +51,7 @@ from tipline.zalo.tokens import TokenUnavailableError, access_token_for
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-_OUTCOMES = {Delivery.WINDOW_CLOSED: "window_closed", Delivery.NO_ADDRESS: "no_address"}
+_OUTCOMES = {Delivery.WINDOW_CLOSED: Outcome.WINDOW_CLOSED, Delivery.NO_ADDRESS: Outcome.NO_ADDRESS}
 FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NO_ADDRESS})
 ADDRESS_PURPOSE = "reply_address"  # as sealed by tipline.intake.store
 SENT_MARK = "tipline:zalo-accepted:{}"  # a message public id; nothing else
@@ -95,7 +95,9 @@ def _finish(runtime: Runtime, public_id: str, delivery: Delivery, error: str | N
             action=audit.actions.REPLY_DELIVERED,
             object_id=message.tip.public_id,
             unit=message.tip.unit,
-            outcome="ok" if delivery is Delivery.SENT else _OUTCOMES.get(delivery, "failed"),
+            outcome=Outcome.OK
+            if delivery is Delivery.SENT
+            else _OUTCOMES.get(delivery, Outcome.FAILED),
             detail={"message": message.public_id, "delivery": str(delivery)},
         )
     if delivery is Delivery.SENT:

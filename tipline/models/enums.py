@@ -88,6 +88,22 @@ class Direction(StrEnum):
     NOTE = "note"
 
 
+class MessageKind(StrEnum):
+    """What a message is (``messages.kind``): a Zalo event's type, or an officer's note."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    FILE = "file"
+    AUDIO = "audio"
+    VIDEO = "video"
+    LOCATION = "location"
+    LINK = "link"
+    STICKER = "sticker"
+    GIF = "gif"
+    BUSINESS_CARD = "business_card"
+    NOTE = "note"
+
+
 class Delivery(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
@@ -101,6 +117,69 @@ class AttachmentState(StrEnum):
     PENDING = "pending"  # the media worker has not fetched and cleaned it yet
     STORED = "stored"
     REFUSED = "refused"  # could not be fetched or cleaned safely; the reason is recorded
+
+
+class Refusal(StrEnum):
+    """Why the media worker did not store an attachment (``attachments.refusal``)."""
+
+    HOST_NOT_ALLOWED = "host_not_allowed"
+    PRIVATE_ADDRESS = "private_address"
+    BAD_URL = "bad_url"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    TOO_LARGE = "too_large"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    IMAGE_TOO_LARGE = "image_too_large"
+    DAMAGED = "damaged"
+    ENCRYPTED = "encrypted"
+
+
+class NotificationKind(StrEnum):
+    """What a notice is about (``notifications.kind``): fixed kinds, never tip content."""
+
+    ASSIGNED_TIP = "assigned_tip"  # to the officer a tip was assigned to (by duty or by hand)
+    UNASSIGNED_TIP = "unassigned_tip"  # to the unit's commanders: nobody on duty took it
+    ESCALATED = "escalated"  # to the unit above (SLA escalation or an officer's choice)
+    TRANSFERRED = "transferred"  # to the unit a tip was transferred to
+    LOCATION_RECEIVED = "location_received"  # a shared location points to another unit
+    RETENTION_WARNING = "retention_warning"  # a closed tip nears the end of its retention
+
+
+class HoldReason(StrEnum):
+    """Why dispatch keeps a tip back (``tips.dispatch_error``): a fixed word, never content."""
+
+    OA_NOT_ATTACHED = "oa_not_attached"  # its OA belongs to no unit yet
+    UNIT_HAS_NO_KEY = "unit_has_no_key"  # its unit cannot receive tips until it has a key
+
+
+class RouteReason(StrEnum):
+    """How the place router decided (``PlaceDecision.reason``; the audit's ``route``)."""
+
+    GPS = "gps"  # the shared point is inside a commune
+    GPS_NEAREST = "gps_nearest"  # the shared point is near a commune
+    GPS_PROVINCE = "gps_province"  # the shared point is in the province, in no commune
+    GPS_OTHER_PROVINCE = "gps_other_province"
+    TEXT = "text"  # one commune named
+    SPLIT = "split"  # a named place split between communes
+    TIE = "tie"  # two communes equally likely
+    WEAK = "weak"  # a commune, but on weak evidence
+    OTHER_PROVINCE = "other_province"
+    DISTRICT_ONLY = "district_only"
+    PROVINCE_ONLY = "province_only"
+    NO_PLACE = "no_place"
+
+
+class Outcome(StrEnum):
+    """How an audited action ended (``audit_events.outcome``). Stored as-is: never rename."""
+
+    OK = "ok"
+    DENIED = "denied"
+    FAILED = "failed"
+    HELD = "held"
+    WINDOW_CLOSED = "window_closed"
+    NO_ADDRESS = "no_address"
+    BROKEN = "broken"  # an audit chain verification that found a broken link
 
 
 class Subject(StrEnum):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keys import PublicKey, seal
-from tipline.models import Channel, OfficialAccount, Tip, Unit
+from tipline.models import Channel, HoldReason, OfficialAccount, Tip, Unit
 from tipline.routing.geo import Boundaries
 from tipline.routing.places import NEW, gazetteer
 from tipline.routing.router import PlaceDecision, route_text
@@ -102,7 +102,7 @@ def decide(
     ]
     existing = [u for c in place.candidates if (u := unit_by_code(session, c.code)) is not None]
     unit = oa_unit
-    reason = place.reason
+    reason: str = place.reason
     if place.auto and place.target is not None:
         resolved = resolve(session, place.target)
         if resolved is not None:
@@ -133,7 +133,7 @@ def route_tip(
     """The decision for ``tip``: held (unit None) while its OA is attached to no unit."""
     oa_unit = intake_unit(session, tip)
     if oa_unit is None:
-        return Decision(None, 0.0, False, "oa_not_attached")
+        return Decision(None, 0.0, False, HoldReason.OA_NOT_ATTACHED)
     return decide(session, oa_unit, text, point, boundaries)
 
 
