@@ -44,6 +44,7 @@ from tipline.jobs.outbox import JOBS
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
+    AttachmentState,
     Channel,
     Direction,
     Holder,
@@ -544,7 +545,7 @@ def _insert_attachments(
                 "tip_id": tip_id,
                 "message_id": message_id,
                 "kind": kind[:16],
-                "state": "pending",
+                "state": AttachmentState.PENDING,
                 "created_at": now,
                 "sealed_source": seal(
                     tip_public,
