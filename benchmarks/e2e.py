@@ -67,8 +67,8 @@ TEXTS = (
 VISIBLE = """
 SELECT ie.id, ie.dedup_key FROM inbound_events ie JOIN tips t ON t.public_id = ie.tip_public_id
 WHERE ie.id > :floor AND t.dispatched_at IS NOT NULL AND t.unit_id IS NOT NULL
-  AND t.status IN ('new', 'verifying', 'in_progress')
-  AND coalesce(t.category, '') != 'hoi_thu_tuc'
+  AND t.status IN :open_statuses
+  AND coalesce(t.category, '') != :untriaged
 """
 STAGES = """
 SELECT ie.dedup_key, ie.received_at, ie.processed_at, t.public_id, t.dispatched_at
@@ -261,14 +261,18 @@ def send(port: int, raws: list[bytes], rate: float) -> list[tuple[int, float, fl
 def poll(database_url: str, keys: list[str], poll_s: float, ready: Any, stop: Any,
          out: Any) -> None:
     """Until every key is visible (or ``stop`` is set): when each was first seen, monotonic."""
-    from sqlalchemy import text
+    from sqlalchemy import bindparam, text
 
     from tipline.db import make_engine
+    from tipline.models import OPEN_STATUSES, Category
 
     wanted, seen_ids, floor = set(keys), set(), 0
     seen: dict[str, float] = {}
     engine = make_engine(database_url)
-    query = text(VISIBLE)
+    query = text(VISIBLE).bindparams(
+        bindparam("open_statuses", list(OPEN_STATUSES), expanding=True),
+        bindparam("untriaged", Category.PROCEDURE_QUESTION),
+    )
     ready.set()
     with engine.connect() as conn:
         while len(seen) < len(wanted) and not stop.is_set():

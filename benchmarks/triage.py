@@ -48,7 +48,25 @@ from keys import FAST_TEST_COST, generate_keypair, new_token
 from tipline.config import Config
 from tipline.db import make_engine, make_session_factory
 from tipline.migrate import upgrade
-from tipline.models import Holder, KeyGrant, Message, Subject, Tip, Unit
+from tipline.models import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    Category,
+    Channel,
+    Delivery,
+    Direction,
+    Holder,
+    KeyGrant,
+    Message,
+    MessageKind,
+    Priority,
+    Role,
+    Subject,
+    Tip,
+    TipStatus,
+    Unit,
+    UnitLevel,
+)
 from tipline.models.base import new_public_id
 from tipline.models.sealed_fields import KEY_GRANT, MESSAGE_BODY
 
@@ -56,10 +74,20 @@ INBOX_P95_MS = 150.0
 OPEN_P95_MS = 50.0
 PASSWORD = "benchmark password 1"  # noqa: S105 - a throwaway database
 COMMUNES = 24
-CATEGORIES = ["ma_tuy", "danh_bac", "trom_cap", "lua_dao", "bao_luc", "giao_thong", "khac"]
-CLOSED = ["resolved", "unfounded", "duplicate", "spam"]
-OPEN = ["new", "verifying", "in_progress"]
-PRIORITIES = ["urgent"] * 5 + ["high"] * 15 + ["normal"] * 60 + ["low"] * 20
+CATEGORIES = [
+    Category.DRUGS,
+    Category.GAMBLING,
+    Category.THEFT,
+    Category.FRAUD,
+    Category.VIOLENCE,
+    Category.TRAFFIC,
+    Category.OTHER,
+]
+CLOSED = [status for status in TipStatus if status in CLOSED_STATUSES]  # in a fixed order
+OPEN = list(OPEN_STATUSES)
+PRIORITIES = (
+    [Priority.URGENT] * 5 + [Priority.HIGH] * 15 + [Priority.NORMAL] * 60 + [Priority.LOW] * 20
+)
 TEXTS = [
     "Có nhóm thanh niên tụ tập đánh bạc ở quán nước đầu hẻm {n}, tối nào cũng có, khoảng 8 giờ "
     "bắt đầu, có người canh ở đầu ngõ. Xe máy biển số 69B1-{p} hay đậu trước cửa.",
@@ -134,17 +162,17 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
 
     with sessions() as session, session.begin():
         # The province gets its key with its first account; the communes' keys are granted to it.
-        add_unit(session, code="bench:96", name="Công an tỉnh Bench", level="province")
-        account(session, "chihuy", "commander", "bench:96")
+        add_unit(session, code="bench:96", name="Công an tỉnh Bench", level=UnitLevel.PROVINCE)
+        account(session, "chihuy", Role.COMMANDER, "bench:96")
         for i in range(COMMUNES):
             add_unit(
                 session,
                 code=f"bench:{32100 + i}",
                 name=f"Công an xã Bench {i:02d}",
-                level="commune",
+                level=UnitLevel.COMMUNE,
                 parent_code="bench:96",
             )
-        account(session, "canbo", "officer", "bench:32100")
+        account(session, "canbo", Role.OFFICER, "bench:32100")
     with sessions() as session:
         units = [
             (u.id, u.current_key.id, u.current_key.public_key)  # type: ignore[union-attr]
@@ -171,17 +199,19 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
         priority = rng.choice(PRIORITIES)
         opened = (
             None
-            if status == "new" and rng.random() < 0.7
+            if status == TipStatus.NEW and rng.random() < 0.7
             else created + timedelta(minutes=rng.expovariate(1 / 120))
         )
         texts = [
             rng.choice(TEXTS).format(n=rng.randint(1, 999), p=rng.randint(1000, 9999))
             for _ in range(rng.randint(1, 3))
         ]
-        bodies = [("in", t) for t in texts]
-        bodies.append(("out", "Cảm ơn bạn đã báo tin. Mã tiếp nhận của bạn đã được ghi nhận."))
+        bodies = [(Direction.INBOUND, t) for t in texts]
+        bodies.append(
+            (Direction.OUTBOUND, "Cảm ơn bạn đã báo tin. Mã tiếp nhận của bạn đã được ghi nhận.")
+        )
         if rng.random() < 0.6:
-            bodies.append(("note", rng.choice(NOTES)))
+            bodies.append((Direction.NOTE, rng.choice(NOTES)))
         ids = [new_public_id() for _ in bodies]
         tips.append(
             {
@@ -191,7 +221,7 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
                 "status": status,
                 "priority": priority,
                 "category": rng.choice(CATEGORIES),
-                "channel": "zalo",
+                "channel": Channel.ZALO,
                 "unit_id": unit_id,
                 "informant_alias": new_token(32).lower(),
                 "created_at": created,
@@ -219,9 +249,9 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
                     "public_id": public_id,
                     "tip_id": tip_id,
                     "direction": direction,
-                    "kind": "note" if direction == "note" else "text",
+                    "kind": MessageKind.NOTE if direction == Direction.NOTE else MessageKind.TEXT,
                     "created_at": created + timedelta(minutes=offset),
-                    "delivery": "sent" if direction == "out" else None,
+                    "delivery": Delivery.SENT if direction == Direction.OUTBOUND else None,
                     "delivery_attempts": 0,
                 }
             )

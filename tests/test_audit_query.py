@@ -13,7 +13,7 @@ from tests.databases import raw
 from tipline import audit
 from tipline.audit import actions
 from tipline.audit.chain import format_time
-from tipline.models import AuditEvent, Officer, Tip
+from tipline.models import AuditEvent, Officer, Outcome, Tip
 from tipline.runtime import Runtime
 
 pytestmark = pytest.mark.usefixtures("units")
@@ -109,7 +109,7 @@ def test_anomaly_flags(runtime: Runtime) -> None:
             action=actions.TIP_OPEN,
             actor=canbo,
             object_id="other-units-tip",
-            outcome=actions.DENIED,
+            outcome=Outcome.DENIED,
         )
         for _ in range(6):
             audit.record(session, action=actions.LOGIN_FAILED, object_id=canbo.public_id)

@@ -22,11 +22,11 @@ from tests.databases import raw
 from tests.triage_helpers import csrf_from, login, post_form
 from tests.zalo_events import USER, event, signed_headers
 from tipline.audit import actions, record
-from tipline.audit.query import VIETNAM
 from tipline.db import write_session
 from tipline.jobs.dispatch import dispatch_tip
-from tipline.models import AuditEvent, Officer, Tip, Unit
+from tipline.models import AuditEvent, Officer, Outcome, Tip, Unit
 from tipline.runtime import Runtime
+from tipline.time_rules import VIETNAM
 
 TEXT = "Có người tàng trữ ma túy ở nhà số 5 hẻm 12, gọi 0912345678"
 AUDITOR = "thanhtra"
@@ -435,7 +435,7 @@ def test_whole_flow_writes_exactly_the_expected_events(
                 commune,
                 action=actions.TIP_OPEN,
                 object_id=tip,
-                outcome=actions.DENIED,
+                outcome=Outcome.DENIED,
                 detail={"endpoint": "tips.show"},
             ),
             staff("canbo2", other, action=actions.LOGIN),
@@ -454,7 +454,7 @@ def test_whole_flow_writes_exactly_the_expected_events(
                 "v2025:96",
                 action=actions.TIP_OPEN,
                 object_id=tip,
-                outcome=actions.DENIED,
+                outcome=Outcome.DENIED,
                 detail={"endpoint": "tips.show"},
             ),
             staff(AUDITOR, "v2025:96", action=actions.AUDIT_VIEW, detail={"view": "events"}),

@@ -21,10 +21,10 @@ from tests.triage_helpers import login
 from tipline.config import Config
 from tipline.intake.expansion import accept_message
 from tipline.jobs.media import fetch_attachment
-from tipline.media import errors, fetch
+from tipline.media import fetch
 from tipline.media.clean import clean, detect
 from tipline.media.errors import Refused
-from tipline.models import Attachment, AuditEvent, Tip
+from tipline.models import Attachment, AuditEvent, Refusal, Tip
 from tipline.runtime import Runtime
 from tipline.zalo.events import read_envelope, read_message
 from tipline.zalo.sender import UploadedMedia, build_event
@@ -160,7 +160,7 @@ def test_image_bombs_are_refused_without_decoding() -> None:
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert refused.value.reason == errors.IMAGE_TOO_LARGE
+        assert refused.value.reason == Refusal.IMAGE_TOO_LARGE
         assert peak < 20_000_000  # 400 million pixels were never allocated
 
 
@@ -180,7 +180,7 @@ def test_other_types_are_refused_and_pdf_properties_removed() -> None:
     for data in (b"PK\x03\x04" + b"\x00" * 40, b"ID3\x04" + b"\x00" * 40, b"hello"):
         with pytest.raises(Refused) as refused:
             clean(data)
-        assert refused.value.reason == errors.UNSUPPORTED_TYPE
+        assert refused.value.reason == Refusal.UNSUPPORTED_TYPE
 
 
 @pytest.fixture
@@ -205,16 +205,16 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://127.0.0.1:6666/_sim/media/x", errors.HOST_NOT_ALLOWED),
-        ("http://127.0.0.1/_sim/media/x", errors.HOST_NOT_ALLOWED),
-        ("https://127.0.0.1/x", errors.HOST_NOT_ALLOWED),
-        ("http://10.0.0.1/x", errors.HOST_NOT_ALLOWED),
-        ("https://10.0.0.1/x", errors.HOST_NOT_ALLOWED),
-        ("https://evil.example.com/x.jpg", errors.HOST_NOT_ALLOWED),
-        ("https://zdn.vn.evil.example/x.jpg", errors.HOST_NOT_ALLOWED),
-        ("http://f20.zdn.vn/x.jpg", errors.HOST_NOT_ALLOWED),  # HTTPS only
-        ("https://user:pw@f20.zdn.vn/x.jpg", errors.BAD_URL),
-        ("file:///etc/passwd", errors.BAD_URL),
+        ("http://127.0.0.1:6666/_sim/media/x", Refusal.HOST_NOT_ALLOWED),
+        ("http://127.0.0.1/_sim/media/x", Refusal.HOST_NOT_ALLOWED),
+        ("https://127.0.0.1/x", Refusal.HOST_NOT_ALLOWED),
+        ("http://10.0.0.1/x", Refusal.HOST_NOT_ALLOWED),
+        ("https://10.0.0.1/x", Refusal.HOST_NOT_ALLOWED),
+        ("https://evil.example.com/x.jpg", Refusal.HOST_NOT_ALLOWED),
+        ("https://zdn.vn.evil.example/x.jpg", Refusal.HOST_NOT_ALLOWED),
+        ("http://f20.zdn.vn/x.jpg", Refusal.HOST_NOT_ALLOWED),  # HTTPS only
+        ("https://user:pw@f20.zdn.vn/x.jpg", Refusal.BAD_URL),
+        ("file:///etc/passwd", Refusal.BAD_URL),
     ],
 )
 def test_urls_off_the_list_are_refused_before_connecting(
@@ -237,7 +237,7 @@ def test_listed_names_resolving_to_private_addresses_are_refused(
         )
         with pytest.raises(Refused) as refused:
             fetch.download("https://f20-zpc.zdn.vn/photo.jpg", sim_config)
-        assert refused.value.reason == errors.PRIVATE_ADDRESS
+        assert refused.value.reason == Refusal.PRIVATE_ADDRESS
     assert no_connections == []
     # The simulator's exact origin is the only exception, and only in simulator mode.
     assert fetch.check_url("http://127.0.0.1:5555/_sim/media/x", sim_config).address == "127.0.0.1"
@@ -262,7 +262,7 @@ def test_a_redirect_off_the_list_is_not_followed(
     )
     with pytest.raises(Refused) as refused:
         fetch.download("http://127.0.0.1:5555/_sim/media/x", sim_config)
-    assert refused.value.reason == errors.HOST_NOT_ALLOWED
+    assert refused.value.reason == Refusal.HOST_NOT_ALLOWED
     assert seen == ["http://127.0.0.1:5555/_sim/media/x"]
 
 
@@ -284,6 +284,6 @@ def test_the_media_job_records_the_refusal_for_the_officer(
     with runtime.sessions() as session:
         rows = session.scalars(select(Attachment)).all()
         assert {(r.state, r.refusal, r.sealed_fetch, r.storage_ref) for r in rows} == {
-            ("refused", errors.HOST_NOT_ALLOWED, None, None)
+            ("refused", Refusal.HOST_NOT_ALLOWED, None, None)
         }
     assert no_connections == []

@@ -21,12 +21,13 @@ from tipline.models import (
     KeyGrant,
     Message,
     Notification,
+    NotificationKind,
     Subject,
     Tip,
     TipStatus,
     utcnow,
 )
-from tipline.retention import WARNING_KIND, retention_pass, shred_expired, warn_expiring
+from tipline.retention import retention_pass, shred_expired, warn_expiring
 from tipline.runtime import Runtime
 
 pytestmark = pytest.mark.usefixtures("units")
@@ -158,7 +159,7 @@ def test_the_unit_is_warned_once_before_expiry(client: FlaskClient, runtime: Run
         assert shred_expired(session, config, now) == 0
     with runtime.sessions() as session:
         notices = session.scalars(
-            select(Notification).where(Notification.kind == WARNING_KIND)
+            select(Notification).where(Notification.kind == NotificationKind.RETENTION_WARNING)
         ).all()
         assert [(n.tip_id, n.unit_id is not None) for n in notices] == [(tip_id, True)]
         assert session.get_one(Tip, tip_id).retention_warned_at is not None

@@ -7,9 +7,14 @@ import json
 
 import pytest
 
-from tipline.config import PACKAGED_WARD_BOUNDARIES
+from tipline.config import (
+    PACKAGED_WARD_BOUNDARIES,
+)
+from tipline.models import (
+    Category,
+)
 from tipline.routing.cases import evaluate, generate
-from tipline.routing.classify import PROCEDURE, classify
+from tipline.routing.classify import classify
 from tipline.routing.geo import Boundaries, load_boundaries
 from tipline.routing.normalise import fold, tokens
 from tipline.routing.places import gazetteer
@@ -131,15 +136,15 @@ def test_generated_set_precision_and_share() -> None:
 
 
 def test_classification() -> None:
-    assert classify("Có người buôn bán ma túy ở hẻm 12").category == "ma_tuy"
-    assert classify("co nguoi ban ma tuy").category == "ma_tuy"
-    assert classify("o day co so de, danh bac").category == "danh_bac"
+    assert classify("Có người buôn bán ma túy ở hẻm 12").category is Category.DRUGS
+    assert classify("co nguoi ban ma tuy").category is Category.DRUGS
+    assert classify("o day co so de, danh bac").category is Category.GAMBLING
     urgent = classify("đang có đánh nhau, có người cầm dao")
-    assert urgent.category == "bao_luc_gay_roi" and urgent.priority == "urgent"
+    assert urgent.category is Category.VIOLENCE and urgent.priority == "urgent"
     assert classify("nha ben canh bi chay, co tre em").priority == "urgent"
     assert classify("tụi nó đang chạy xe").priority == "normal"  # chạy is not cháy
-    assert classify("Cho hỏi thủ tục làm căn cước ở đâu?").category == PROCEDURE
-    assert classify("cho hoi lam cccd can gi").category == PROCEDURE
+    assert classify("Cho hỏi thủ tục làm căn cước ở đâu?").category is Category.PROCEDURE_QUESTION
+    assert classify("cho hoi lam cccd can gi").category is Category.PROCEDURE_QUESTION
 
 
 # --- GPS ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,6 +17,7 @@ from tipline.models import AuditEvent, Message, Officer, Tip
 from tipline.runtime import Runtime
 
 TEXT = "Có người tàng trữ ma túy ở nhà số 5 hẻm 12 <script>alert(1)</script>"
+KNIFE_FIGHT = "Hai nhóm thanh niên đánh nhau bằng dao ở đầu hẻm 12, nhiều người bị thương"
 
 
 @pytest.fixture
@@ -28,6 +30,51 @@ def tip_id(client: FlaskClient, runtime: Runtime, units: dict[str, str]) -> str:
         public_id = session.scalars(select(Tip.public_id)).one()
     assert dispatch_tip(public_id) == "dispatched"
     return public_id
+
+
+def options(html: str, select: str) -> dict[str, tuple[str, bool]]:
+    """The options of the first ``<select>`` after ``select`` (a regex): value → (label,
+    selected)."""
+    start = re.search(select, html)
+    assert start, f"no {select!r} on the page"
+    body = html[start.end() :].split("</select>", 1)[0]
+    found = re.findall(r'<option( selected)? value="([^"]*)">([^<]*)</option>', body)
+    assert found, f"no options after {select!r}"
+    return {value: (label, bool(selected)) for selected, value, label in found}
+
+
+def test_a_knife_fight_is_labelled_filtered_and_preselected_as_violence(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    """The classifier's category is the UI's: labelled in both languages, found by the inbox
+    filter, pre-selected on the tip page (it once wrote a key the UI did not know)."""
+    raw = event(text=KNIFE_FIGHT, msg_id="knife-1")
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    expand(runtime)
+    with runtime.sessions() as session:
+        public_id, receipt = session.execute(select(Tip.public_id, Tip.receipt_code)).one()
+    assert dispatch_tip(public_id) == "dispatched"
+    login(client, "canbo", units["totp:canbo"])
+
+    inbox = client.get("/triage/").get_data(as_text=True)
+    row = inbox.split(receipt, 1)[1].split("</tr>", 1)[0]
+    assert "Bạo lực / gây rối" in row
+    violence = [
+        value
+        for value, (name, _) in options(inbox, r'name="category"[^>]*>').items()
+        if name == "Bạo lực / gây rối"
+    ]
+    assert len(violence) == 1
+    filtered = client.get("/triage/", query_string={"category": violence[0]})
+    assert receipt in filtered.get_data(as_text=True)
+
+    page = client.get(f"/triage/tips/{public_id}").get_data(as_text=True)
+    chosen = options(page, r'id="form-set_category"')
+    assert [name for name, selected in chosen.values() if selected] == ["Bạo lực / gây rối"]
+
+    client.post("/lang/en", data={"csrf_token": csrf_from(inbox)})
+    inbox = client.get("/triage/").get_data(as_text=True)
+    assert "Violence / disorder" in inbox.split(receipt, 1)[1].split("</tr>", 1)[0]
 
 
 def test_pages_need_a_login(client: FlaskClient, tip_id: str) -> None:

@@ -26,8 +26,7 @@ from tests.triage_helpers import csrf_from, login
 from tipline.intake.web import MAX_FILE_BYTES, MAX_FILES
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.media import fetch_attachment
-from tipline.media import errors
-from tipline.models import Attachment, Delivery, Direction, Message, OutboxEntry, Tip, Unit
+from tipline.models import Attachment, Delivery, Direction, Message, OutboxEntry, Refusal, Tip, Unit
 from tipline.outgoing import queue_outbound
 from tipline.runtime import Runtime
 
@@ -226,7 +225,7 @@ def test_files_on_the_form_are_kept_sealed_and_cleaned_by_the_media_worker(
     assert [fetch_attachment(i) for i in ids] == ["done", "done"]  # idempotent
     with runtime.sessions() as db:
         photo_row, pdf_row = db.scalars(select(Attachment).order_by(Attachment.id)).all()
-        assert pdf_row.refusal == errors.DAMAGED and pdf_row.sealed_fetch is None
+        assert pdf_row.refusal == Refusal.DAMAGED and pdf_row.sealed_fetch is None
         assert photo_row.storage_ref is not None
         assert [p.name for p in store.iterdir()] == [photo_row.storage_ref]  # uploads erased
     login(client, "canbo", units["totp:canbo"])

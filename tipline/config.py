@@ -22,6 +22,7 @@ from keys import (
     generate_signing_key,
     new_token,
 )
+from tipline.models.enums import TipStatus
 
 ZALO_API_BASE = "https://openapi.zalo.me"
 ZALO_OAUTH_BASE = "https://oauth.zaloapp.com"
@@ -54,10 +55,10 @@ def ward_boundaries_from(value: str | None) -> Path | None:
 # Retention (tipline.retention): days a closed tip is kept after closing, per final status,
 # before it is crypto-shredded. TIPLINE_RETENTION_DAYS overrides ("resolved=365,spam=30").
 DEFAULT_RETENTION_DAYS: tuple[tuple[str, int], ...] = (
-    ("resolved", 365),
-    ("unfounded", 180),
-    ("duplicate", 90),
-    ("spam", 30),
+    (TipStatus.RESOLVED, 365),
+    (TipStatus.UNFOUNDED, 180),
+    (TipStatus.DUPLICATE, 90),
+    (TipStatus.SPAM, 30),
 )
 
 
@@ -113,7 +114,6 @@ class Config:
     simulator: bool = False
     max_webhook_bytes: int = 64 * 1024
     followup_window: timedelta = timedelta(hours=24)
-    reply_window: timedelta = timedelta(days=7)
     sweep_after: timedelta = timedelta(seconds=30)
     kdf_cost: KdfCost = STANDARD_COST
     testing: bool = False

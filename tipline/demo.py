@@ -30,7 +30,7 @@ from tipline.config import (
     Config,
 )
 from tipline.migrate import upgrade
-from tipline.models import OfficialAccount, Unit
+from tipline.models import OfficialAccount, Role, Unit, UnitLevel
 from tipline.officers import add_officer
 from tipline.redis_conn import embedded_redis_url
 from tipline.runtime import Runtime
@@ -100,19 +100,23 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
             )
 
         code, name, oa = PROVINCE
-        add_unit(session, code=code, name=name, level="province")
+        add_unit(session, code=code, name=name, level=UnitLevel.PROVINCE)
         # The commander first: the province key is created for them, and each commune key
         # created after it is granted to the province key.
-        account("chihuy.camau", "Chỉ huy Công an tỉnh Cà Mau", "commander", code)
+        account("chihuy.camau", "Chỉ huy Công an tỉnh Cà Mau", Role.COMMANDER, code)
         set_oa(session, code, oa)
         for commune_code, commune_name, commune_oa, slug in COMMUNES:
             add_unit(
-                session, code=commune_code, name=commune_name, level="commune", parent_code=code
+                session,
+                code=commune_code,
+                name=commune_name,
+                level=UnitLevel.COMMUNE,
+                parent_code=code,
             )
             set_oa(session, commune_code, commune_oa)
-            account(f"canbo.{slug}", f"Cán bộ trực ban {commune_name}", "officer", commune_code)
-        account("thanhtra", "Thanh tra", "auditor", code)
-        account("quantri", "Quản trị hệ thống", "admin", None)
+            account(f"canbo.{slug}", f"Cán bộ trực ban {commune_name}", Role.OFFICER, commune_code)
+        account("thanhtra", "Thanh tra", Role.AUDITOR, code)
+        account("quantri", "Quản trị hệ thống", Role.ADMIN, None)
         session.flush()
         for account_row in session.scalars(select(OfficialAccount)):
             access, refresh, expires_in = issue_tokens(config.data_dir, account_row.oa_id)
@@ -232,7 +236,7 @@ def run_demo(host: str, port: int) -> int:
 
 
 def _print_welcome(base: str, logins_path: Path, logins: list[dict[str, Any]]) -> None:
-    officer = next((x for x in logins if x["role"] == "officer"), None)
+    officer = next((x for x in logins if x["role"] == Role.OFFICER), None)
     lines = [
         "",
         "Tipline demo is running.",

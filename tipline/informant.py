@@ -45,16 +45,22 @@ from sqlalchemy.orm import Session
 
 from keys import PublicKey
 from tipline import audit
-from tipline.config import Config
+from tipline.keystore import Keystore
 from tipline.models import CLOSED_STATUSES, Message, ReplyAddress, Tip, TipStatus, utcnow
 from tipline.outgoing import queue_outbound
-from tipline.zalo.events import InboundMessage
+from tipline.reply_addresses import destroy
+from tipline.time_rules import (
+    ZALO_REPLY_WINDOW,
+)
+from tipline.transit import Sealing
+from tipline.zalo.events import (
+    InboundMessage,
+)
 
 TIPS = cast(Table, Tip.__table__)
 ADDRESSES = cast(Table, ReplyAddress.__table__)
 
 SATISFACTION_WINDOW = timedelta(days=7)
-REPLY_WINDOW = timedelta(days=7)  # Zalo: the OA answers within 7 days of the user's message
 THANKED_STATUSES = frozenset({TipStatus.RESOLVED, TipStatus.UNFOUNDED})
 MAX_LISTED = 20  # open tips listed in a status reply
 
@@ -110,7 +116,7 @@ def parse(msg: InboundMessage) -> Parsed | None:
 
 def intercept(
     conn: Connection,
-    config: Config,
+    sealing: Sealing,
     msg: InboundMessage,
     alias: str,
     store_address: Callable[[], object],
@@ -126,14 +132,23 @@ def intercept(
         return None
     now = utcnow()
     if parsed.command is Command.STOP:
-        _destroy_address(conn, alias, now)
+        _destroy_address(conn, sealing.keystore, alias, now)
         return ""
     if parsed.command is Command.STATUS:
-        return _answer_status(conn, config, alias, store_address)
-    return _record_score(conn, config, alias, parsed.score, now, store_address)
+        return _answer_status(conn, sealing, alias, store_address)
+    return _record_score(conn, sealing, alias, parsed.score, now, store_address)
 
 
-def _destroy_address(conn: Connection, alias: str, now: datetime) -> None:
+def _destroy_address(conn: Connection, keystore: Keystore, alias: str, now: datetime) -> None:
+    """STOP: the address key goes (every copy of the address is unreadable from now), and
+    every tip so far is cut off from any later address, so no officer's reply to them is ever
+    delivered, even when the informant writes again (that starts a new tip)."""
+    destroy(keystore, alias)
+    conn.execute(
+        update(TIPS)
+        .where(TIPS.c.informant_alias == alias, TIPS.c.informant_stopped_at.is_(None))
+        .values(reply_address_id=None, informant_stopped_at=now)
+    )
     destroyed = conn.execute(
         update(ADDRESSES)
         .where(ADDRESSES.c.informant_alias == alias, ADDRESSES.c.sealed_address.is_not(None))
@@ -158,7 +173,7 @@ def status_text(tips: list[tuple[str, str]]) -> str:
 
 
 def _answer_status(
-    conn: Connection, config: Config, alias: str, store_address: Callable[[], object]
+    conn: Connection, sealing: Sealing, alias: str, store_address: Callable[[], object]
 ) -> str | None:
     rows = conn.execute(
         select(TIPS.c.id, TIPS.c.public_id, TIPS.c.receipt_code, TIPS.c.status)
@@ -170,13 +185,13 @@ def _answer_status(
     open_rows = [r for r in rows if r.status not in CLOSED_STATUSES]
     store_address()
     about = open_rows[0] if open_rows else rows[0]
-    _queue(conn, config, about.id, status_text([(r.receipt_code, r.status) for r in open_rows]))
+    _queue(conn, sealing, about.id, status_text([(r.receipt_code, r.status) for r in open_rows]))
     return str(about.public_id)
 
 
 def _record_score(
     conn: Connection,
-    config: Config,
+    sealing: Sealing,
     alias: str,
     score: int,
     now: datetime,
@@ -196,15 +211,15 @@ def _record_score(
         return None  # no question asked: "5" is a message like any other
     store_address()
     conn.execute(update(TIPS).where(TIPS.c.id == pending.id).values(satisfaction=score))
-    _queue(conn, config, pending.id, THANKS_FOR_SCORE)
+    _queue(conn, sealing, pending.id, THANKS_FOR_SCORE)
     return str(pending.public_id)
 
 
-def _queue(conn: Connection, config: Config, tip_id: int, text: str) -> None:
+def _queue(conn: Connection, sealing: Sealing, tip_id: int, text: str) -> None:
     """queue_outbound inside intake's Core transaction (the session joins it, never ends it)."""
     with Session(bind=conn, join_transaction_mode="rollback_only") as session:
         tip = session.get_one(Tip, tip_id)
-        queue_outbound(session, tip, text, relay_public=config.secrets.relay_public)
+        queue_outbound(session, tip, text, transit=sealing.transit)
         session.flush()
 
 
@@ -216,7 +231,7 @@ def thank_you_text(tip: Tip) -> str:
 
 
 def on_status_change(
-    session: Session, tip: Tip, relay_public: PublicKey, now: datetime | None = None
+    session: Session, tip: Tip, transit: PublicKey, now: datetime | None = None
 ) -> Message | None:
     """After ``tip.status`` changed: thank the informant once if it was closed as resolved or
     unfounded, and ask the satisfaction question. None when nothing was sent."""
@@ -226,7 +241,7 @@ def on_status_change(
     address = tip.reply_address
     if address is None or address.sealed_address is None:
         return None  # a web-form informant, or one who sent "STOP"
-    if address.last_inbound_at < now - REPLY_WINDOW:
+    if address.last_inbound_at < now - ZALO_REPLY_WINDOW:
         return None  # Zalo would refuse it
     tip.satisfaction_asked_at = now
-    return queue_outbound(session, tip, thank_you_text(tip), relay_public=relay_public)
+    return queue_outbound(session, tip, thank_you_text(tip), transit=transit)

@@ -6,7 +6,7 @@ under what binding, is the contract of ``tipline.models.sealed_fields``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -254,11 +254,28 @@ def grant_tip_to_transit(
     _add_grant(session, tip_key, Subject.TIP, tip.id, Holder.TRANSIT, 0, transit_public)
 
 
-def open_tip_from_transit(session: Session, tip: Tip, transit_key: PrivateKey) -> PrivateKey:
+def open_tip_from_transit(
+    session: Session, tip: Tip, transit_key_for: Callable[[bytes], PrivateKey]
+) -> PrivateKey:
+    """The tip key through its transit grant; ``transit_key_for`` finds the private half of
+    the epoch the grant names (tipline.transit: it raises when that key is gone)."""
     row = _grant_row(session, Subject.TIP, tip.id, Holder.TRANSIT, 0)
     if row is None:
         raise NoKeyChain("the tip has no transit grant (already dispatched?)")
-    return KEY_GRANT.open(row.sealed, transit_key, *row.link)
+    return KEY_GRANT.open(row.sealed, transit_key_for(row.sealed), *row.link)
+
+
+def drop_other_unit_grants(session: Session, tip: Tip, keep: UnitKey) -> None:
+    """At dispatch: the intake unit's fallback grant goes unless it is the routed unit's own
+    (a parent still reaches the tip through its child's unit key)."""
+    session.execute(
+        delete(KeyGrant).where(
+            KeyGrant.subject_kind == Subject.TIP,
+            KeyGrant.subject_id == tip.id,
+            KeyGrant.holder_kind == Holder.UNIT_KEY,
+            KeyGrant.holder_id != keep.id,
+        )
+    )
 
 
 def grant_tip_to_unit(session: Session, tip: Tip, tip_key: PrivateKey, unit: Unit) -> UnitKey:

@@ -74,7 +74,7 @@ class Keystore:
         """Erase: what those keys sealed is unreadable from now on, wherever it is copied."""
         if not names:
             return 0
-        return int(self.redis.delete(*(PREFIX + name for name in names)))  # type: ignore[arg-type]
+        return int(self.redis.delete(*(PREFIX + name for name in names)))
 
     def contents(self) -> dict[str, bytes]:
         """Every key held now (tests: what a running-server compromise would see)."""

@@ -1,4 +1,4 @@
-"""Queueing a message to an informant: sealed to the tip for the record, to the relay to send."""
+"""Queueing a message to an informant: sealed to the tip for the record, to transit to send."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ import json
 from sqlalchemy.orm import Session
 
 from keys import PublicKey
-from tipline.models import Delivery, Direction, Message, Officer, Tip, new_public_id, utcnow
+from tipline.models import (
+    Channel,
+    Delivery,
+    Direction,
+    Message,
+    MessageKind,
+    Officer,
+    Tip,
+    new_public_id,
+    utcnow,
+)
 from tipline.models.sealed_fields import MESSAGE_BODY, MESSAGE_FOR_RELAY
 from tipline.outbox import add_jobs
 from tipline.zalo.client import MAX_TEXT
-
-WEB_CHANNEL = "web"
 
 
 def seal_body(tip: Tip, message: Message, body: dict[str, object]) -> bytes:
@@ -28,9 +36,9 @@ def queue_outbound(
     tip: Tip,
     text: str,
     *,
-    relay_public: PublicKey,
+    transit: PublicKey,
     author: Officer | None = None,
-    kind: str = "text",
+    kind: MessageKind = MessageKind.TEXT,
 ) -> Message:
     """Record ``text`` as an outbound message of ``tip`` and schedule its sending.
 
@@ -48,7 +56,7 @@ def queue_outbound(
         author_id=author.id if author else None,
     )
     message.sealed_body = seal_body(tip, message, {"text": text})
-    if tip.channel == WEB_CHANNEL:
+    if tip.channel == Channel.WEB:
         # A web-form informant has no address to send to: the reply waits, sealed to the tip
         # key, for them to read it at /tra-cuu with their passphrase.
         now = utcnow()
@@ -57,8 +65,10 @@ def queue_outbound(
         tip.last_outbound_at = now
         session.add(message)
         return message
+    # For the outbound worker, who cannot open the tip: sealed to the current transit epoch,
+    # erased once sent (and unreadable anyway once that epoch is destroyed: tipline.transit).
     message.sealed_for_relay = MESSAGE_FOR_RELAY.seal(
-        relay_public, text.encode(), message_public_id=message.public_id
+        transit, text.encode(), message_public_id=message.public_id
     )
     session.add(message)
     add_jobs(session, [("send", message.public_id)])

@@ -19,9 +19,16 @@ from tipline.audit import actions, record
 from tipline.config import Config
 from tipline.db import write_session
 from tipline.files import FileStore
-from tipline.models import Attachment, KeyGrant, Message, Notification, Subject, Tip
+from tipline.models import (
+    Attachment,
+    KeyGrant,
+    Message,
+    Notification,
+    NotificationKind,
+    Subject,
+    Tip,
+)
 
-WARNING_KIND = "retention_warning"
 BATCH = 200
 
 
@@ -59,7 +66,11 @@ def warn_expiring(session: Session, config: Config, now: datetime) -> int:
         if end <= now:
             continue  # already due: shredded next, a warning would come too late
         tip.retention_warned_at = now
-        session.add(Notification(unit_id=tip.unit_id, tip_id=tip.id, kind=WARNING_KIND))
+        session.add(
+            Notification(
+                unit_id=tip.unit_id, tip_id=tip.id, kind=NotificationKind.RETENTION_WARNING
+            )
+        )
         warned += 1
     session.flush()
     return warned

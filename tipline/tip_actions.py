@@ -9,7 +9,7 @@ An action that cannot apply raises :class:`ActionRefused` and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -22,9 +22,12 @@ from tipline.keychain import grant_tip_to_unit, transfer_tip
 from tipline.models import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
+    Channel,
     Direction,
     Message,
+    MessageKind,
     Notification,
+    NotificationKind,
     Officer,
     Tip,
     TipStatus,
@@ -33,8 +36,7 @@ from tipline.models import (
     utcnow,
 )
 from tipline.outgoing import queue_outbound, seal_body
-
-REPLY_WINDOW = timedelta(days=7)  # Zalo: consultation messages within 7 days of the last one
+from tipline.time_rules import ZALO_REPLY_WINDOW
 
 
 class Refusal(StrEnum):
@@ -84,11 +86,11 @@ def _record(db: Session, actor: Actor, tip: Tip, action: str, **detail: str) -> 
 def reply_open(tip: Tip, now: datetime) -> bool:
     """Zalo lets an OA answer for 7 days after the informant's last message; the web
     follow-up page (/tra-cuu) has no such window."""
-    return tip.channel == "web" or tip.last_inbound_at >= now - REPLY_WINDOW
+    return tip.channel == Channel.WEB or tip.last_inbound_at >= now - ZALO_REPLY_WINDOW
 
 
 def set_field(
-    db: Session, tip: Tip, actor: Actor, field: Field, value: str, relay_public: PublicKey
+    db: Session, tip: Tip, actor: Actor, field: Field, value: str, transit: PublicKey
 ) -> None:
     """Status, priority or category: one plaintext field, one audited change. A status
     change tells the informant (``informant.on_status_change``) where that applies."""
@@ -96,7 +98,7 @@ def set_field(
     setattr(tip, field.value, value)
     if field is Field.STATUS:
         tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
-        informant.on_status_change(db, tip, relay_public)
+        informant.on_status_change(db, tip, transit)
     _record(db, actor, tip, FIELD_ACTIONS[field], **{"from": old, "to": value})
 
 
@@ -115,7 +117,7 @@ def assignable_officers(db: Session, unit_ids: list[int]) -> set[str]:
 
 def assign(db: Session, tip: Tip, actor: Actor, assignee: Officer) -> None:
     tip.assignee = assignee
-    db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind="assigned"))
+    db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind=NotificationKind.ASSIGNED_TIP))
     _record(db, actor, tip, actions.ASSIGN, assignee=assignee.public_id)
 
 
@@ -125,7 +127,7 @@ def add_note(db: Session, tip: Tip, actor: Actor, text: str) -> Message:
         public_id=new_public_id(),
         tip=tip,
         direction=Direction.NOTE,
-        kind="note",
+        kind=MessageKind.NOTE,
         sealed_body=b"",
         author_id=actor.officer.id,
     )
@@ -136,11 +138,11 @@ def add_note(db: Session, tip: Tip, actor: Actor, text: str) -> Message:
     return note
 
 
-def reply(db: Session, tip: Tip, actor: Actor, text: str, relay_public: PublicKey) -> Message:
+def reply(db: Session, tip: Tip, actor: Actor, text: str, transit: PublicKey) -> Message:
     """Queue an answer to the informant; refused once Zalo's reply window has closed."""
     if not reply_open(tip, utcnow()):
         raise ActionRefused(Refusal.REPLY_WINDOW_CLOSED)
-    message = queue_outbound(db, tip, text, relay_public=relay_public, author=actor.officer)
+    message = queue_outbound(db, tip, text, transit=transit, author=actor.officer)
     db.flush()
     _record(db, actor, tip, actions.REPLY_QUEUED, message=message.public_id)
     return message
@@ -170,7 +172,7 @@ def transfer(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey, target: U
     origin = tip.unit.code if tip.unit else ""
     transfer_tip(db, tip, tip_key, target)
     tip.assignee = None
-    db.add(Notification(unit_id=target.id, tip_id=tip.id, kind="transferred"))
+    db.add(Notification(unit_id=target.id, tip_id=tip.id, kind=NotificationKind.TRANSFERRED))
     _record(db, actor, tip, actions.TRANSFER, from_unit=origin, to_unit=target.code)
 
 
@@ -184,7 +186,7 @@ def escalate(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey) -> Unit:
     tip.unit = parent
     tip.escalation_level += 1
     tip.escalated_at = utcnow()
-    db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind="escalated"))
+    db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind=NotificationKind.ESCALATED))
     _record(db, actor, tip, actions.ESCALATE, from_unit=origin, to_unit=parent.code)
     return parent
 
@@ -200,6 +202,6 @@ def mark_duplicate(
     tip.status = TipStatus.DUPLICATE
     tip.closed_at = utcnow()
     _record(
-        db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE.value, of=original.public_id
+        db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE, of=original.public_id
     )
     return original

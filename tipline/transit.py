@@ -29,12 +29,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, select, update
 
 from keys import EnvelopeError, PrivateKey, PublicKey, envelope_key_version, generate_keypair
+from tipline.config import Config
 from tipline.db import write_transaction
 from tipline.files import FileStore
 from tipline.keystore import Keystore
@@ -319,6 +321,20 @@ def _reseal_file(ref: str, public_id: str, old: PrivateKey, new: PublicKey, data
         return
     plaintext = WEB_UPLOAD.open(old, sealed, attachment_public_id=public_id)
     store.replace(ref, WEB_UPLOAD.seal(new, plaintext, attachment_public_id=public_id))
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """What expansion seals to: the current transit epoch, and the key store that keeps each
+    informant's reply-address key (tipline.reply_addresses)."""
+
+    config: Config
+    transit: PublicKey
+    keystore: Keystore
+
+    @classmethod
+    def of(cls, config: Config, transit: TransitKeys, keystore: Keystore) -> Sealing:
+        return cls(config, transit.public(), keystore)
 
 
 # --- when the key store lost an epoch -------------------------------------------------------

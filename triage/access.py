@@ -12,7 +12,7 @@ from keys import PrivateKey
 from tipline.audit import actions, record
 from tipline.db import write_session
 from tipline.keychain import NoKeyChain, open_tip_key
-from tipline.models import Officer, Tip, Unit
+from tipline.models import Officer, Outcome, Tip, Unit
 from triage.users import StaffUser, runtime, staff, unit_keys
 
 DENIED_TIP = "denied_tip"  # g: (officer id, tip public id) of a refused access, to audit
@@ -63,7 +63,7 @@ def audit_denied_access(response: Response) -> Response:
             action=actions.TIP_OPEN,
             actor=db.get_one(Officer, officer_id),
             object_id=tip_public_id,
-            outcome=actions.DENIED,
+            outcome=Outcome.DENIED,
             client_address=request.remote_addr,
             detail={"endpoint": request.endpoint or ""},
         )

@@ -24,12 +24,14 @@ from tipline.models import Holder, KeyGrant, Officer, Role, Subject, Unit, UnitK
 from tipline.officers import add_officer
 from tipline.units import UnitError, rotate_key, set_oa
 from tipline.web.i18n import _
+from tipline.web.labels import (
+    ROLE_LABELS,
+    choices,
+)
 from triage.forms import ChoiceForm, EmptyForm, NewAccountForm, OaForm
 from triage.users import runtime, staff
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
-
-ROLE_CHOICES = [(role.value, role.value) for role in Role]
 
 
 @blueprint.before_request
@@ -50,7 +52,7 @@ def _client() -> str | None:
 
 def _account_form() -> NewAccountForm:
     form = NewAccountForm()
-    form.role.choices = ROLE_CHOICES
+    form.role.choices = choices(ROLE_LABELS)
     with runtime().sessions() as db:
         form.unit.choices = [("", "—")] + [
             (code, f"{name} ({code})")
@@ -78,7 +80,12 @@ def _overview(db: Session) -> dict[str, object]:
 def _index(form: NewAccountForm, status: int = 200) -> ResponseReturnValue:
     with runtime().sessions() as db:
         page = render_template(
-            "admin/index.html", form=form, oa_form=OaForm(), button=EmptyForm(), **_overview(db)
+            "admin/index.html",
+            form=form,
+            oa_form=OaForm(),
+            button=EmptyForm(),
+            role_labels=ROLE_LABELS,
+            **_overview(db),
         )
     return page, status
 

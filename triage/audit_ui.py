@@ -35,11 +35,29 @@ from tipline.audit import (
     record,
     verify_chain,
 )
-from tipline.audit.query import VIETNAM
 from tipline.db import write_session
-from tipline.models import AuditEvent, Officer, Role, Unit, utcnow
-from tipline.web.labels import ACTION_LABELS, OUTCOME_LABELS
-from triage.forms import IDENTIFIER, AuditFilterForm
+from tipline.models import (
+    AuditEvent,
+    Officer,
+    Outcome,
+    Role,
+    Unit,
+    utcnow,
+)
+from tipline.time_rules import (
+    VIETNAM,
+)
+from tipline.web.labels import (
+    ACTION_LABELS,
+    OUTCOME_LABELS,
+    ROLE_LABELS,
+    choices,
+    label,
+)
+from triage.forms import (
+    IDENTIFIER,
+    AuditFilterForm,
+)
 from triage.users import runtime, staff
 
 blueprint = Blueprint("audit_ui", __name__, url_prefix="/audit")
@@ -54,12 +72,6 @@ ANOMALY_LABELS: dict[str, Any] = {
     NOT_ASSIGNED_OPEN: _l("Opened a tip assigned to someone else"),
     FAILED_LOGINS: _l("Repeated failed logins"),
     DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
-}
-ROLE_LABELS: dict[str, Any] = {
-    Role.OFFICER: _l("officer"),
-    Role.COMMANDER: _l("commander"),
-    Role.AUDITOR: _l("auditor"),
-    Role.ADMIN: _l("admin"),
 }
 
 
@@ -89,10 +101,6 @@ class Filters:
         }
 
 
-def _label(mapping: dict[str, Any], value: str | None) -> str:
-    return str(mapping.get(value or "", value or "—"))
-
-
 @blueprint.app_template_filter("audit_time")
 def audit_time(moment: datetime | None) -> str:
     """Vietnam's clock, to the second: the order of events matters to an auditor."""
@@ -108,9 +116,9 @@ def day_start(day: date) -> datetime:
 
 def _filter_form() -> AuditFilterForm:
     form = AuditFilterForm(request.args)
-    named = ((name, _label(ACTION_LABELS, name)) for name in actions.ALL)
+    named = ((name, label(ACTION_LABELS, name)) for name in actions.ALL)
     form.action.choices = [("", "—"), *sorted(named, key=lambda c: c[1])]
-    form.outcome.choices = [("", "—")] + [(k, str(v)) for k, v in OUTCOME_LABELS.items()]
+    form.outcome.choices = [("", "—"), *choices(OUTCOME_LABELS)]
     return form
 
 
@@ -173,7 +181,7 @@ def _note(
     action: str,
     *,
     object_id: str | None = None,
-    outcome: str = actions.OK,
+    outcome: Outcome = Outcome.OK,
     detail: dict[str, str] | None = None,
 ) -> None:
     """Record what the auditor did, in its own short transaction (the write lock is brief)."""
@@ -207,9 +215,9 @@ def _rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     return [
         {
             "event": e,
-            "action": _label(ACTION_LABELS, e.action),
-            "outcome": _label(OUTCOME_LABELS, e.outcome),
-            "role": _label(ROLE_LABELS, e.actor_role) if e.actor_role else "",
+            "action": label(ACTION_LABELS, e.action),
+            "outcome": label(OUTCOME_LABELS, e.outcome),
+            "role": label(ROLE_LABELS, e.actor_role) if e.actor_role else "",
             "detail": _detail_text(e),
         }
         for e in events
@@ -291,7 +299,7 @@ def officer(public_id: str) -> ResponseReturnValue:
         if filters.until is not None:
             window.append(AuditEvent.at < filters.until)
         counts = [
-            (_label(ACTION_LABELS, name), count)
+            (label(ACTION_LABELS, name), count)
             for name, count in db.execute(
                 select(AuditEvent.action, func.count())
                 .where(*window)
@@ -311,7 +319,7 @@ def officer(public_id: str) -> ResponseReturnValue:
             "public_id": public_id,
             "name": who.display_name if who else public_id,
             "username": who.username if who else "",
-            "role": _label(ROLE_LABELS, who.role) if who else "",
+            "role": label(ROLE_LABELS, who.role) if who else "",
             "unit": who.unit if who else None,
             "counts": counts,
             "flags": _flag_rows(flags),
@@ -339,7 +347,7 @@ def _flag_rows(found: list[Anomaly]) -> list[dict[str, Any]]:
             link["officer"] = flag.actor_id
         if flag.object_id and flag.kind != FAILED_LOGINS:
             link["tip"] = flag.object_id
-        rows.append({"flag": flag, "kind": _label(ANOMALY_LABELS, flag.kind), "link": link})
+        rows.append({"flag": flag, "kind": label(ANOMALY_LABELS, flag.kind), "link": link})
     return rows
 
 
@@ -419,7 +427,11 @@ def verify() -> ResponseReturnValue:
         detail = {"checked": str(result.checked), "head_seq": str(result.head_seq)}
         if result.first_bad_seq is not None:
             detail["first_bad_seq"] = str(result.first_bad_seq)
-        _note(actions.AUDIT_VERIFY, outcome="ok" if result.ok else "broken", detail=detail)
+        _note(
+            actions.AUDIT_VERIFY,
+            outcome=Outcome.OK if result.ok else Outcome.BROKEN,
+            detail=detail,
+        )
     else:
         _note(actions.AUDIT_VIEW, detail={"view": "verify"})
     with runtime().sessions() as db:

@@ -41,10 +41,23 @@ from tipline.keychain import (
     unlock_officer_key,
     unlock_with_recovery_code,
 )
-from tipline.models import Officer, Role, utcnow
-from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_SECRET
-from tipline.web.i18n import LANGUAGES, _
-from tipline.web.limits import limiter
+from tipline.models import (
+    Officer,
+    Outcome,
+    Role,
+    utcnow,
+)
+from tipline.models.sealed_fields import (
+    OFFICER_KEY_SESSION_WRAP,
+    OFFICER_TOTP_SECRET,
+)
+from tipline.web.i18n import (
+    LANGUAGES,
+    _,
+)
+from tipline.web.limits import (
+    limiter,
+)
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
 from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
 
@@ -91,7 +104,7 @@ def _fail(db: Session, officer: Officer | None, reason: str) -> None:
         action=actions.LOGIN_FAILED,
         actor=officer,
         object_id=officer.public_id if officer is not None else None,  # per-account flags
-        outcome=actions.DENIED,
+        outcome=Outcome.DENIED,
         client_address=_client() if officer is not None else None,
         detail={"reason": reason},
     )

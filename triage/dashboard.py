@@ -22,9 +22,15 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden
 
-from tipline.models import Priority, Tip, TipStatus, Unit, utcnow
+from tipline.models import OPEN_STATUSES, Category, Priority, Tip, Unit, utcnow
 from tipline.models.base import UTCDateTime
-from tipline.web.i18n import _
+from tipline.time_rules import (
+    VIETNAM_OFFSET,
+    VIETNAM_ZONE_NAME,
+)
+from tipline.web.i18n import (
+    _,
+)
 from tipline.web.labels import (
     CATEGORY_LABELS,
     FIRST_OPEN_SLA,
@@ -38,11 +44,9 @@ from triage.users import runtime, staff
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/triage/dashboard")
 DAYS = 30
-LOCAL_OFFSET = timedelta(hours=7)
 TOP_CATEGORIES = 7  # the rest are drawn together as "other categories"
 TOP_UNITS = 15
-OPEN_STATUSES = (TipStatus.NEW, TipStatus.VERIFYING, TipStatus.IN_PROGRESS)
-HIDDEN_CATEGORY = "hoi_thu_tuc"  # answered, not triaged: out of the backlog, as in the inbox
+HIDDEN_CATEGORY = Category.PROCEDURE_QUESTION  # answered, not triaged: as in the inbox
 AGE_BUCKETS = (
     (timedelta(days=1), _l("< 1 day")),
     (timedelta(days=3), _l("1–3 days")),
@@ -56,8 +60,8 @@ AGE_BUCKETS = (
 
 def _local_day(db: Session) -> ColumnElement[Any]:
     if db.get_bind().dialect.name == "sqlite":
-        return func.date(Tip.created_at, "+7 hours")
-    return func.date(func.timezone("Asia/Ho_Chi_Minh", Tip.created_at))
+        return func.date(Tip.created_at, f"+{VIETNAM_OFFSET // timedelta(hours=1)} hours")
+    return func.date(func.timezone(VIETNAM_ZONE_NAME, Tip.created_at))
 
 
 def _seconds(db: Session, start: Any, end: Any) -> ColumnElement[float]:
@@ -90,9 +94,9 @@ class Figures:
 
 
 def figures(db: Session, units: list[int], now: datetime) -> Figures:
-    today = (now + LOCAL_OFFSET).date()
+    today = (now + VIETNAM_OFFSET).date()
     days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
-    since = datetime.combine(days[0], time(), UTC) - LOCAL_OFFSET
+    since = datetime.combine(days[0], time(), UTC) - VIETNAM_OFFSET
     scope = [Tip.unit_id.in_(units), Tip.dispatched_at.is_not(None)]
     recent = [*scope, Tip.created_at >= since]
     day = _local_day(db)
@@ -139,7 +143,7 @@ def figures(db: Session, units: list[int], now: datetime) -> Figures:
 
     backlog_scope = [
         *scope,
-        Tip.status.in_([s.value for s in OPEN_STATUSES]),
+        Tip.status.in_(OPEN_STATUSES),
         func.coalesce(Tip.category, "") != HIDDEN_CATEGORY,
     ]
     bucket = case(
@@ -338,7 +342,7 @@ def _sla_chart(data: Figures) -> Chart:
         limit = FIRST_OPEN_SLA[priority]
         rows.append(
             (
-                f"{label(PRIORITY_LABELS, priority.value)} ({_duration(limit)})",  # type: ignore[arg-type]
+                f"{label(PRIORITY_LABELS, priority)} ({_duration(limit)})",
                 scaled,
                 _("%(share)s of %(n)s", share=share, n=due),
             )

@@ -12,12 +12,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from tipline.models import Officer, Tip, Unit, utcnow
+from tipline.models import OPEN_STATUSES, Category, Officer, Tip, Unit, utcnow
 from tipline.web.labels import (
     CATEGORY_LABELS,
     PRIORITY_LABELS,
     PRIORITY_RANK,
     STATUS_LABELS,
+    choices,
     label,
     sla_remaining,
 )
@@ -28,7 +29,7 @@ from triage.users import runtime, staff
 blueprint = Blueprint("inbox", __name__, url_prefix="/triage")
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000  # past any real list; a larger offset overflows the database's integers
-HIDDEN_CATEGORIES = ("hoi_thu_tuc",)  # procedure questions are answered, not triaged
+HIDDEN_CATEGORY = Category.PROCEDURE_QUESTION  # answered at dispatch, not triaged
 
 
 def _rank() -> ColumnElement[int]:
@@ -37,11 +38,11 @@ def _rank() -> ColumnElement[int]:
 
 def _filters(form: InboxFilterForm, units: list[int], db: Session) -> list[object]:
     conditions: list[object] = [Tip.unit_id.in_(units), Tip.dispatched_at.is_not(None)]
-    conditions.append(func.coalesce(Tip.category, "") != HIDDEN_CATEGORIES[0])
+    conditions.append(func.coalesce(Tip.category, "") != HIDDEN_CATEGORY)
     if form.status.data:
         conditions.append(Tip.status == form.status.data)
     else:
-        conditions.append(Tip.status.in_(["new", "verifying", "in_progress"]))
+        conditions.append(Tip.status.in_(OPEN_STATUSES))
     if form.priority.data:
         conditions.append(Tip.priority == form.priority.data)
     if form.category.data:
@@ -79,11 +80,10 @@ def index() -> ResponseReturnValue:
             .where(Officer.unit_id.in_(units), Officer.active.is_(True))
             .order_by(Officer.display_name)
         ).all()
-        form.status.choices = [("", "—")] + [(k.value, str(v)) for k, v in STATUS_LABELS.items()]
-        form.priority.choices = [("", "—")] + [
-            (k.value, str(v)) for k, v in PRIORITY_LABELS.items()
-        ]
-        form.category.choices = [("", "—")] + [(k, str(v)) for k, v in CATEGORY_LABELS.items()]
+        form.status.choices = [("", "—"), *choices(STATUS_LABELS)]
+        form.priority.choices = [("", "—"), *choices(PRIORITY_LABELS)]
+        shown = {c: name for c, name in CATEGORY_LABELS.items() if c is not HIDDEN_CATEGORY}
+        form.category.choices = [("", "—"), *choices(shown)]
         form.assignee.choices = [("", "—"), ("none", "(chưa giao)")] + [tuple(o) for o in officers]
         form.unit.choices = [("", "—")] + [(u.public_id, u.name) for u in unit_rows]
         valid = form.validate() if request.args else True
@@ -120,8 +120,8 @@ def index() -> ResponseReturnValue:
                 "tip": tip,
                 "unit": names.get(tip.unit_id or 0, ""),
                 "assignee": assignees.get(tip.assignee_id or 0),
-                "status": label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
-                "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
+                "status": label(STATUS_LABELS, tip.status),
+                "priority": label(PRIORITY_LABELS, tip.priority),
                 "category": label(CATEGORY_LABELS, tip.category),
                 "sla": sla_remaining(tip, now),
             }
@@ -135,7 +135,7 @@ def index() -> ResponseReturnValue:
         total=total,
         page=page,
         pages=pages,
-        counters={str(label(STATUS_LABELS, k)): v for k, v in counters.items()},  # type: ignore[arg-type]
+        counters={label(STATUS_LABELS, k): v for k, v in counters.items()},
         logout_form=EmptyForm(),
         user=user,
         # The filters only: other names would reach url_for() as its own arguments

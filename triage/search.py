@@ -250,8 +250,8 @@ def index() -> ResponseReturnValue:
         {
             "hit": hit,
             "unit": names.get(hit.tip.unit_id or 0, ""),
-            "status": label(STATUS_LABELS, hit.tip.status),  # type: ignore[arg-type]
-            "priority": label(PRIORITY_LABELS, hit.tip.priority),  # type: ignore[arg-type]
+            "status": label(STATUS_LABELS, hit.tip.status),
+            "priority": label(PRIORITY_LABELS, hit.tip.priority),
             "category": label(CATEGORY_LABELS, hit.tip.category),
         }
         for hit in hits or []

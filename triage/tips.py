@@ -28,25 +28,31 @@ from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.jobs.media import unpack
 from tipline.models import (
+    KEY_HOLDING_ROLES,
     Attachment,
+    Category,
     Message,
     Officer,
+    Outcome,
     Priority,
     Tip,
     TipStatus,
     utcnow,
 )
 from tipline.models.sealed_fields import ATTACHMENT_FILE, MESSAGE_BODY, TIP_ROUTING
+from tipline.time_rules import ZALO_REPLY_WINDOW
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
 from tipline.web.i18n import _
 from tipline.web.labels import (
     ACTION_LABELS,
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
+    DELIVERY_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
     REFUSAL_LABELS,
     STATUS_LABELS,
+    choices,
     label,
     sla_remaining,
 )
@@ -97,7 +103,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 "triage/tip_shredded.html",
                 tip=tip,
                 unit_name=tip.unit.name if tip.unit else "",
-                status=label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
+                status=label(STATUS_LABELS, tip.status),
                 logout_form=EmptyForm(),
                 user=user,
             )
@@ -118,6 +124,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 "message": m,
                 "body": _open_body(tip_key, m),
                 "author": authors.get(m.author_id or 0),
+                "delivery": label(DELIVERY_LABELS, m.delivery),
             }
             for m in tip.messages
         ]
@@ -138,7 +145,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 .where(
                     Officer.unit_id.in_(units),
                     Officer.active.is_(True),
-                    Officer.role.in_(["officer", "commander"]),
+                    Officer.role.in_(list(KEY_HOLDING_ROLES)),
                 )
                 .order_by(Officer.display_name)
             )
@@ -151,7 +158,9 @@ def show(public_id: str) -> ResponseReturnValue:
                 "at": event.at,
                 "action": label(ACTION_LABELS, event.action),
                 "actor": event.actor_name,
-                "outcome": None if event.outcome == "ok" else label(OUTCOME_LABELS, event.outcome),
+                "outcome": None
+                if event.outcome == Outcome.OK
+                else label(OUTCOME_LABELS, event.outcome),
             }
             for event in reversed(events.items)
         ]
@@ -166,23 +175,17 @@ def show(public_id: str) -> ResponseReturnValue:
             "routing": _routing(tip_key, tip),
             "timeline": timeline,
             "timeline_total": events.total,
-            "status": label(STATUS_LABELS, tip.status),  # type: ignore[arg-type]
-            "priority": label(PRIORITY_LABELS, tip.priority),  # type: ignore[arg-type]
+            "status": label(STATUS_LABELS, tip.status),
+            "priority": label(PRIORITY_LABELS, tip.priority),
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
             "reply_open": tip_actions.reply_open(tip, now),
-            "reply_until": tip.last_inbound_at + tip_actions.REPLY_WINDOW,
+            "reply_until": tip.last_inbound_at + ZALO_REPLY_WINDOW,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
-            "status_form": _choice(
-                tip.status, [(k.value, str(v)) for k, v in STATUS_LABELS.items()]
-            ),
-            "priority_form": _choice(
-                tip.priority, [(k.value, str(v)) for k, v in PRIORITY_LABELS.items()]
-            ),
-            "category_form": _choice(
-                tip.category or "khac", [(k, str(v)) for k, v in CATEGORY_LABELS.items()]
-            ),
+            "status_form": _choice(tip.status, choices(STATUS_LABELS)),
+            "priority_form": _choice(tip.priority, choices(PRIORITY_LABELS)),
+            "category_form": _choice(tip.category or Category.OTHER, choices(CATEGORY_LABELS)),
             "assign_form": _choice(
                 tip.assignee.public_id if tip.assignee else "",
                 [(o.public_id, o.display_name) for o in assignees],
@@ -285,10 +288,10 @@ def _posted_choice(valid: set[str]) -> str:
 
 def _set_field(public_id: str, field: Field, valid: set[str], done: str) -> ResponseReturnValue:
     value = _posted_choice(valid)
-    relay_public = runtime().config.secrets.relay_public
+    transit = runtime().transit.public()
 
     def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
-        tip_actions.set_field(db, tip, actor, field, value, relay_public)
+        tip_actions.set_field(db, tip, actor, field, value, transit)
         return done
 
     return _act(public_id, change)
@@ -308,7 +311,7 @@ def set_priority(public_id: str) -> ResponseReturnValue:
 
 @blueprint.post("/<public_id>/category")
 def set_category(public_id: str) -> ResponseReturnValue:
-    valid = set(CATEGORY_LABELS)
+    valid = {c.value for c in Category}
     return _set_field(public_id, Field.CATEGORY, valid, _("Category changed."))
 
 
@@ -350,11 +353,11 @@ def add_note(public_id: str) -> ResponseReturnValue:
 @blueprint.post("/<public_id>/reply")
 def reply(public_id: str) -> ResponseReturnValue:
     text = _posted_text()
-    relay_public = runtime().config.secrets.relay_public
+    transit = runtime().transit.public()
 
     def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         open_tip(db, tip)
-        tip_actions.reply(db, tip, actor, text, relay_public)
+        tip_actions.reply(db, tip, actor, text, transit)
         return _("Reply queued for delivery.")
 
     return _act(public_id, change)

@@ -21,9 +21,18 @@ from sqlalchemy import Engine, func, select
 from tests.faults.stream import Tip as SentTip
 from tipline.audit import actions
 from tipline.config import Config
-from tipline.intake.recording import dedup_key
-from tipline.models import AuditEvent, InboundEvent, Message, OutboxEntry, Tip
-from tipline.models.message import Delivery, Direction
+from tipline.intake.recording import (
+    dedup_key,
+)
+from tipline.models import (
+    AuditEvent,
+    Delivery,
+    Direction,
+    InboundEvent,
+    Message,
+    OutboxEntry,
+    Tip,
+)
 
 RECEIPT = re.compile(r"TL-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}")
 

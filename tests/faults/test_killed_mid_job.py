@@ -24,9 +24,15 @@ from tests.faults.cluster import Cluster
 from tests.zalo_events import event, signed_headers
 from tipline.config import Config
 from tipline.jobs.dispatch import dispatch_tip
-from tipline.models import Message, Tip
-from tipline.models.message import Delivery, Direction
-from tipline.outbox import job_id
+from tipline.models import (
+    Delivery,
+    Direction,
+    Message,
+    Tip,
+)
+from tipline.outbox import (
+    job_id,
+)
 from tipline.runtime import Runtime
 
 SWEEP_AFTER = 5  # the cluster's TIPLINE_SWEEP_AFTER_SECONDS

@@ -25,7 +25,7 @@ from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NameObject
 from tests.hostile.snapshot import snapshot
 from tests.hostile.world import Deliverer, World, attachment_state, jpeg
 from tests.test_media import jpeg_bomb, png_bomb
-from tipline.media import errors
+from tipline.models import Refusal
 
 
 def zip_bomb() -> bytes:
@@ -97,30 +97,30 @@ def pdf_with_scripts() -> bytes:
 
 
 REFUSED: dict[str, tuple[Callable[[], bytes], str, str]] = {
-    "zip bomb": (zip_bomb, "bang-chung.docx", errors.UNSUPPORTED_TYPE),
-    "PNG of 20,000 × 20,000": (png_bomb, "anh.png", errors.IMAGE_TOO_LARGE),
-    "JPEG header claiming 20,000 × 20,000": (jpeg_bomb, "anh.jpg", errors.IMAGE_TOO_LARGE),
-    "GIF screen of 65,535 × 65,535": (gif_screen_bomb, "anh.gif", errors.IMAGE_TOO_LARGE),
+    "zip bomb": (zip_bomb, "bang-chung.docx", Refusal.UNSUPPORTED_TYPE),
+    "PNG of 20,000 × 20,000": (png_bomb, "anh.png", Refusal.IMAGE_TOO_LARGE),
+    "JPEG header claiming 20,000 × 20,000": (jpeg_bomb, "anh.jpg", Refusal.IMAGE_TOO_LARGE),
+    "GIF screen of 65,535 × 65,535": (gif_screen_bomb, "anh.gif", Refusal.IMAGE_TOO_LARGE),
     "HTML named .jpg": (
         lambda: b"<html><script>alert(1)</script></html>",
         "anh.jpg",
-        errors.UNSUPPORTED_TYPE,
+        Refusal.UNSUPPORTED_TYPE,
     ),
     "SVG with a script": (
         lambda: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
         "anh.png",
-        errors.UNSUPPORTED_TYPE,
+        Refusal.UNSUPPORTED_TYPE,
     ),
     "GIF header then JavaScript": (
         lambda: b"GIF89a/*\x01\x00\x01\x00\x00\x00\x00*/=alert(1);//" + b"\x00" * 32,
         "anh.gif",
-        errors.DAMAGED,
+        Refusal.DAMAGED,
     ),
-    "truncated JPEG": (lambda: jpeg()[:200], "anh.jpg", errors.DAMAGED),
+    "truncated JPEG": (lambda: jpeg()[:200], "anh.jpg", Refusal.DAMAGED),
     "Windows program named .pdf": (
         lambda: b"MZ\x90\x00" + b"\x00" * 200,
         "bao-cao.pdf",
-        errors.UNSUPPORTED_TYPE,
+        Refusal.UNSUPPORTED_TYPE,
     ),
 }
 
@@ -198,7 +198,7 @@ def test_a_file_over_the_size_cap_is_refused(world: World, deliver: Deliverer) -
     world.runtime.config = world.runtime.config.with_overrides(media_max_bytes=50_000)
     files_before = snapshot(world.runtime)["files/"]
     public_id = deliver(jpeg((900, 900)) + b"\0" * 60_000, name="anh.jpg")
-    assert attachment_state(world.runtime, public_id) == ("refused", errors.TOO_LARGE, None)
+    assert attachment_state(world.runtime, public_id) == ("refused", Refusal.TOO_LARGE, None)
     assert snapshot(world.runtime)["files/"] == files_before
 
 

@@ -1,7 +1,8 @@
 """The names of audited actions (DESIGN.md, Audit). Stored as-is: never rename one.
 
 ``record()`` accepts only names listed in :data:`ALL`, so a typo fails in tests rather than
-writing an event no filter will ever find.
+writing an event no filter will ever find; and only :class:`tipline.models.Outcome` members as
+outcomes.
 """
 
 from __future__ import annotations
@@ -53,12 +54,4 @@ ALL: frozenset[str] = frozenset(
     value
     for name, value in dict(globals()).items()
     if name.isupper() and isinstance(value, str) and name != "ALL"
-)
-
-# Outcomes: "ok" unless the action was refused or failed. Free words are refused too.
-OK = "ok"
-DENIED = "denied"
-FAILED = "failed"
-OUTCOMES: frozenset[str] = frozenset(
-    {OK, DENIED, FAILED, "held", "window_closed", "no_address", "broken"}
 )

@@ -50,7 +50,7 @@ from keys import SigningKey, VerifyKey, chain_hash
 from tipline.audit import actions
 from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from tipline.db import SQLITE_CHAIN_HASH, register_sqlite_functions
-from tipline.models import AuditEvent, AuditHead, Officer, Unit, new_public_id, utcnow
+from tipline.models import AuditEvent, AuditHead, Officer, Outcome, Unit, new_public_id, utcnow
 from tipline.models.audit_head import GENESIS_HASH, HEAD_ROW_ID
 
 CANONICAL_VERSION = "tl-audit-1"
@@ -122,7 +122,7 @@ def record(
     actor: Officer | None = None,
     object_id: str | None = None,
     unit: Unit | None = None,
-    outcome: str = "ok",
+    outcome: Outcome = Outcome.OK,
     client_address: str | None = None,
     detail: dict[str, str] | None = None,
 ) -> AuditEvent:
@@ -137,7 +137,7 @@ def record(
     """
     if action not in actions.ALL:
         raise AuditError(f"unknown audit action {action!r} (add it to tipline.audit.actions)")
-    if outcome not in actions.OUTCOMES:
+    if outcome not in Outcome:
         raise AuditError(f"unknown audit outcome {outcome!r}")
     if client_address is not None and actor is None:
         raise AuditError("client addresses are recorded for staff only")

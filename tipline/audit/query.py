@@ -18,10 +18,9 @@ from sqlalchemy.orm import Session, aliased
 
 from tipline.audit import actions
 from tipline.audit.chain import record
-from tipline.models import AuditEvent, Officer, Role, Tip
+from tipline.models import AuditEvent, Officer, Outcome, Role, Tip
+from tipline.time_rules import VIETNAM
 
-# Vietnam keeps one offset all year (no DST): duty hours are read in this zone.
-VIETNAM = timezone(timedelta(hours=7), "ICT")
 MAX_PER_PAGE = 500
 
 
@@ -309,7 +308,7 @@ def anomalies(
     everything = list(session.scalars(stmt))
 
     def refused_open(event: AuditEvent) -> bool:
-        return event.action == actions.TIP_OPEN and event.outcome == actions.DENIED
+        return event.action == actions.TIP_OPEN and event.outcome == Outcome.DENIED
 
     events = [e for e in everything if not refused_open(e)]
     opens = [e for e in events if e.action == actions.TIP_OPEN]

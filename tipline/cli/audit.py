@@ -22,13 +22,20 @@ from tipline.audit.chain import (
     verify_chain,
     write_checkpoint,
 )
-from tipline.cli.context import runtime
-from tipline.runtime import Runtime
+from tipline.cli.context import (
+    runtime,
+)
+from tipline.models import (
+    Outcome,
+)
+from tipline.runtime import (
+    Runtime,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _note(rt: Runtime, action: str, outcome: str, detail: dict[str, str]) -> None:
+def _note(rt: Runtime, action: str, outcome: Outcome, detail: dict[str, str]) -> None:
     """Record the verification or checkpoint itself; a read-only database only warns."""
     try:
         with rt.sessions() as session, session.begin():
@@ -65,7 +72,7 @@ def verify(checkpoint: Path | None, as_json: bool) -> None:
         detail["checkpoint_seq"] = str(result.checkpoint_seq)
     if result.first_bad_seq is not None:
         detail["first_bad_seq"] = str(result.first_bad_seq)
-    _note(rt, actions.AUDIT_VERIFY, "ok" if result.ok else "broken", detail)
+    _note(rt, actions.AUDIT_VERIFY, Outcome.OK if result.ok else Outcome.BROKEN, detail)
     if as_json:
         click.echo(
             json.dumps(
@@ -105,5 +112,5 @@ def checkpoint(out: Path) -> None:
         sys.exit(1)
     except FileExistsError as exc:
         raise click.ClickException(f"{out} exists; a checkpoint is never overwritten") from exc
-    _note(rt, actions.AUDIT_CHECKPOINT, "ok", {"seq": str(made.seq)})
+    _note(rt, actions.AUDIT_CHECKPOINT, Outcome.OK, {"seq": str(made.seq)})
     click.echo(f"checkpoint of event #{made.seq} written to {out} (key {made.fingerprint})")

@@ -19,25 +19,38 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest
 from tipline import audit, informant
 from tipline.config import Config
 from tipline.db import write_transaction
-from tipline.intake.recording import EVENTS, WEB_EVENT, dedup_key, new_receipt_code
+from tipline.intake.recording import (
+    EVENTS,
+    WEB_EVENT,
+    dedup_key,
+    fallback_key_for_oa,
+    fallback_key_for_unit,
+    new_receipt_code,
+)
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
+    AttachmentState,
+    Channel,
     Direction,
     Holder,
     KeyGrant,
     Message,
+    MessageKind,
+    Priority,
     ReplyAddress,
     Subject,
     Tip,
+    TipStatus,
     Unit,
+    UnitKey,
     new_public_id,
     utcnow,
 )
@@ -47,12 +60,22 @@ from tipline.models.sealed_fields import (
     INBOUND_EVENT,
     KEY_GRANT,
     MESSAGE_BODY,
-    REPLY_ADDRESS,
 )
-from tipline.outbox import add_jobs
-from tipline.outgoing import WEB_CHANNEL
+from tipline.outbox import (
+    add_jobs,
+)
+from tipline.reply_addresses import seal_address
 from tipline.routing.reroute import request_reroute
-from tipline.zalo.events import InboundMessage, read_envelope, read_message
+from tipline.runtime import Runtime
+from tipline.time_rules import (
+    ZALO_REPLY_WINDOW,
+)
+from tipline.transit import Sealing, TransitKeyLost, mark_lost
+from tipline.zalo.events import (
+    InboundMessage,
+    read_envelope,
+    read_message,
+)
 
 TIPS = cast(Table, Tip.__table__)
 MESSAGES = cast(Table, Message.__table__)
@@ -98,19 +121,17 @@ class _Prepared:
     sealed_body_new_tip: bytes
 
 
-def _prepare(config: Config, msg: InboundMessage) -> _Prepared:
-    alias = informant_alias(config, msg.oa_id, msg.sender.identity)
+def _prepare(s: Sealing, msg: InboundMessage) -> _Prepared:
+    alias = informant_alias(s.config, msg.oa_id, msg.sender.identity)
     message_public_id = new_public_id()
     body = _message_body(msg)
     tip_key = generate_keypair()
     return _Prepared(
-        dedup=dedup_key(config, msg.oa_id, msg.msg_id),
+        dedup=dedup_key(s.config, msg.oa_id, msg.msg_id),
         alias=alias,
         now=utcnow(),
-        sealed_address=REPLY_ADDRESS.seal(
-            config.secrets.relay_public,
-            json.dumps(msg.sender.address()).encode(),
-            informant_alias=alias,
+        sealed_address=seal_address(
+            s.keystore, alias, msg.sender.address(), ZALO_REPLY_WINDOW
         ),
         message_public_id=message_public_id,
         body=body,
@@ -171,7 +192,11 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
             TIPS.c.last_inbound_at,
             TIPS.c.last_outbound_at,
         )
-        .where(TIPS.c.informant_alias == p.alias, TIPS.c.status.not_in(list(CLOSED_STATUSES)))
+        .where(
+            TIPS.c.informant_alias == p.alias,
+            TIPS.c.status.not_in(list(CLOSED_STATUSES)),
+            TIPS.c.informant_stopped_at.is_(None),  # STOP is final for every tip before it
+        )
         .order_by(TIPS.c.last_inbound_at.desc())
         .limit(1)
     ).first()
@@ -183,7 +208,7 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     if (
         replied is not None
         and replied > row.last_inbound_at
-        and replied >= p.now - config.reply_window
+        and replied >= p.now - ZALO_REPLY_WINDOW
     ):
         return row  # a reply to an officer's question
     return None
@@ -192,12 +217,17 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
 EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
 
 
-def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
-    """Turn stored events into tips and messages; return how many were expanded."""
-    with write_transaction(engine) as conn:
+def expand_pending(runtime: Runtime, limit: int = 200) -> int:
+    """Turn stored events into tips and messages; return how many events were taken up.
+
+    An event whose transit epoch lost its key waits (``transit_lost_at``) for its unit's key
+    holders (tipline.transit.recover_events); it never holds up the events after it.
+    """
+    sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
+    with write_transaction(runtime.engine) as conn:
         query = (
             select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event)
-            .where(EVENTS.c.processed_at.is_(None))
+            .where(EVENTS.c.processed_at.is_(None), EVENTS.c.transit_lost_at.is_(None))
             .order_by(EVENTS.c.id)
             .limit(limit)
         )
@@ -211,37 +241,42 @@ def expand_pending(engine: Engine, config: Config, limit: int = 200) -> int:
             query = query.with_for_update(skip_locked=True)
         rows = conn.execute(query).all()
         for row in rows:
-            raw = INBOUND_EVENT.open(
-                config.secrets.transit_key, row.sealed_event, dedup_key=row.dedup_key
-            )
+            try:
+                key = runtime.transit.private_for(row.sealed_event)
+            except TransitKeyLost:
+                mark_lost(conn, row.id, utcnow())
+                continue
+            raw = INBOUND_EVENT.open(key, row.sealed_event, dedup_key=row.dedup_key)
             data = json.loads(raw)
             if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
-                accepted = _accept_web(conn, config, data)
+                accepted = _accept_web(conn, sealing, data)
             else:
                 msg = read_message(read_envelope(data))
                 if msg is None:  # cannot happen: only message events are stored
                     raise ValueError("a stored inbound event carries no message")
-                accepted = _accept(conn, config, msg)
+                accepted = _accept(conn, sealing, msg)
             conn.execute(
                 update(EVENTS)
                 .where(EVENTS.c.id == row.id)
                 .values(
                     processed_at=utcnow(),
                     sealed_event=None,
+                    sealed_fallback=None,
                     tip_public_id=accepted.tip_public_id or None,
                 )
             )
     return len(rows)
 
 
-def accept_message(engine: Engine, config: Config, msg: InboundMessage) -> Accepted:
+def accept_message(runtime: Runtime, msg: InboundMessage) -> Accepted:
     """Store ``msg`` as a tip message at once (what expansion does for each stored event)."""
-    with write_transaction(engine) as conn:
-        return _accept(conn, config, msg)
+    sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
+    with write_transaction(runtime.engine) as conn:
+        return _accept(conn, sealing, msg)
 
 
-def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
-    p = _prepare(config, msg)
+def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
+    p = _prepare(s, msg)
     seen = conn.execute(
         select(TIPS.c.public_id)
         .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
@@ -251,14 +286,16 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
         return Accepted(seen, new_tip=False, duplicate=True)
     # "STOP", "tình trạng", a 1–5 score: answered here, never stored as a tip message.
     command = informant.intercept(
-        conn, config, msg, p.alias, partial(_upsert_reply_address, conn, p, msg.oa_id)
+        conn, s, msg, p.alias, partial(_upsert_reply_address, conn, p, msg.oa_id)
     )
     if command is not None:
         return Accepted(command, new_tip=False)
     address_id = _upsert_reply_address(conn, p, msg.oa_id)
-    joined = _tip_to_join(conn, config, p)
+    joined = _tip_to_join(conn, s.config, p)
     if joined is None:
-        tip_id = _insert_tip(conn, config, p, msg.oa_id, address_id)
+        tip_id = _insert_tip(
+            conn, s, p, msg.oa_id, address_id, fallback_key_for_oa(conn, msg.oa_id)
+        )
         tip_public_id, sealed_body = p.tip_public_id, p.sealed_body_new_tip
     else:
         tip_id, tip_public_id = joined.id, joined.public_id
@@ -271,7 +308,7 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
             .values(last_inbound_at=p.now, reply_address_id=address_id, updated_at=p.now)
         )
         if msg.location is not None:  # the answer to "please share a location" (routing)
-            request_reroute(conn, config, tip_id, msg.location)
+            request_reroute(conn, s.transit, tip_id, msg.location)
     message_id = _insert_id(
         conn,
         MESSAGES,
@@ -293,7 +330,7 @@ def _accept(conn: Connection, config: Config, msg: InboundMessage) -> Accepted:
         sources = [
             (new_public_id(), str(item["type"]), item["payload"]) for item in msg.attachments
         ]
-        _insert_attachments(conn, config, tip_public, tip_id, message_id, sources, p.now)
+        _insert_attachments(conn, s, tip_public, tip_id, message_id, sources, p.now)
     if joined is None:
         # A new tip, by the system. Never the informant: the OA is the unit's own account.
         audit.record(
@@ -311,10 +348,11 @@ def _insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
 
 def _insert_tip(
     conn: Connection,
-    config: Config,
+    s: Sealing,
     p: _Prepared,
     oa_id: str | None,
     address_id: int,
+    fallback: UnitKey | None,
     **web: Any,
 ) -> int:
     tip_id = _insert_id(
@@ -323,9 +361,9 @@ def _insert_tip(
         dict(
             public_id=p.tip_public_id,
             receipt_code=p.receipt_code,
-            status="new",
-            priority="normal",
-            channel="zalo",
+            status=TipStatus.NEW,
+            priority=Priority.NORMAL,
+            channel=Channel.ZALO,
             oa_id=oa_id,
             informant_alias=p.alias,
             reply_address_id=address_id,
@@ -346,16 +384,36 @@ def _insert_tip(
             holder_kind=Holder.TRANSIT,
             holder_id=0,
             sealed=KEY_GRANT.seal(
-                p.tip_key, config.secrets.transit_public, Subject.TIP, tip_id, Holder.TRANSIT, 0
+                p.tip_key, s.transit, Subject.TIP, tip_id, Holder.TRANSIT, 0
             ),
             created_at=p.now,
         )
     )
+    if fallback is not None:
+        # The intake unit may hold a tip that is not routed yet (and only it, or its parents):
+        # if the transit epoch's key is lost before dispatch, its key holders route it by hand.
+        conn.execute(
+            insert(GRANTS).values(
+                subject_kind=Subject.TIP,
+                subject_id=tip_id,
+                holder_kind=Holder.UNIT_KEY,
+                holder_id=fallback.id,
+                sealed=KEY_GRANT.seal(
+                    p.tip_key,
+                    fallback.public.with_version(fallback.version),
+                    Subject.TIP,
+                    tip_id,
+                    Holder.UNIT_KEY,
+                    fallback.id,
+                ),
+                created_at=p.now,
+            )
+        )
     add_jobs(conn, [("dispatch", p.tip_public_id)], p.now)
     return tip_id
 
 
-def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accepted:
+def _accept_web(conn: Connection, s: Sealing, data: dict[str, Any]) -> Accepted:
     """A web-form report: always a new tip, in the unit the informant chose, channel "web".
 
     The tip key and its passphrase wrap were made by the form handler (the passphrase is never
@@ -371,7 +429,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         select(UNITS.c.id).where(UNITS.c.public_id == str(data["unit"]))
     ).scalar_one_or_none()
     tip_key = PrivateKey.from_bytes(base64.b64decode(data["tip_key"]))
-    alias = keyed_digest(config.secrets.alias_key, "informant", "web\x00" + receipt_code)
+    alias = keyed_digest(s.config.secrets.alias_key, "informant", "web\x00" + receipt_code)
     now = utcnow()
     message_public_id = new_public_id()
     body: dict[str, object] = {"text": str(data.get("text", "")), "event": WEB_EVENT}
@@ -383,10 +441,8 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         dedup="",
         alias=alias,
         now=now,
-        sealed_address=REPLY_ADDRESS.seal(
-            config.secrets.relay_public,
-            json.dumps({"kind": WEB_CHANNEL}).encode(),
-            informant_alias=alias,
+        sealed_address=seal_address(
+            s.keystore, alias, {"kind": Channel.WEB}, ZALO_REPLY_WINDOW
         ),
         message_public_id=message_public_id,
         body=encoded,
@@ -401,7 +457,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
         {
             "public_id": new_public_id(),
             "informant_alias": alias,
-            "oa_id": WEB_CHANNEL,
+            "oa_id": Channel.WEB,
             "sealed_address": p.sealed_address,
             "last_inbound_at": now,
             "created_at": now,
@@ -409,11 +465,12 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
     )
     tip_id = _insert_tip(
         conn,
-        config,
+        s,
         p,
         None,
         address_id,
-        channel=WEB_CHANNEL,
+        fallback_key_for_unit(conn, unit_id) if unit_id is not None else None,
+        channel=Channel.WEB,
         unit_id=unit_id,
         informant_key=base64.b64decode(data["informant_key"]),
     )
@@ -424,7 +481,7 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
             public_id=message_public_id,
             tip_id=tip_id,
             direction=Direction.INBOUND,
-            kind="text",
+            kind=MessageKind.TEXT,
             sealed_body=p.sealed_body_new_tip,
             created_at=now,
             delivery_attempts=0,
@@ -436,19 +493,19 @@ def _accept_web(conn: Connection, config: Config, data: dict[str, Any]) -> Accep
             (str(item["public_id"]), "file", {"file": str(item["ref"]), "name": str(item["name"])})
             for item in files
         ]
-        _insert_attachments(conn, config, tip_key.public_key, tip_id, message_id, sources, now)
+        _insert_attachments(conn, s, tip_key.public_key, tip_id, message_id, sources, now)
     audit.record(
         conn,
         action=audit.actions.TIP_RECEIVED,
         object_id=p.tip_public_id,
-        detail={"channel": WEB_CHANNEL},
+        detail={"channel": Channel.WEB},
     )
     return Accepted(p.tip_public_id, new_tip=True)
 
 
 def _insert_attachments(
     conn: Connection,
-    config: Config,
+    s: Sealing,
     tip_public: PublicKey,
     tip_id: int,
     message_id: int,
@@ -469,14 +526,14 @@ def _insert_attachments(
                 "tip_id": tip_id,
                 "message_id": message_id,
                 "kind": kind[:16],
-                "state": "pending",
+                "state": AttachmentState.PENDING,
                 "created_at": now,
                 "sealed_source": ATTACHMENT_SOURCE.seal(
                     tip_public, encoded, attachment_public_id=public_id
                 ),
                 # Workers lose the tip key at dispatch; the media job reads this one instead.
                 "sealed_fetch": ATTACHMENT_FETCH.seal(
-                    config.secrets.transit_public, encoded, attachment_public_id=public_id
+                    s.transit, encoded, attachment_public_id=public_id
                 ),
             }
         )

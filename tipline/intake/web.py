@@ -46,14 +46,26 @@ from tipline.intake.recording import (
     insert_event,
     new_receipt_code,
 )
-from tipline.models import Direction, InboundEvent, Message, Tip, Unit, new_public_id, utcnow
+from tipline.models import (
+    Channel,
+    Direction,
+    InboundEvent,
+    Message,
+    MessageKind,
+    Tip,
+    Unit,
+    new_public_id,
+    utcnow,
+)
 from tipline.models.sealed_fields import (
     DECOY_WRAP,
     INFORMANT_KEY_WRAP,
     MESSAGE_BODY,
     WEB_UPLOAD,
 )
-from tipline.runtime import Runtime
+from tipline.runtime import (
+    Runtime,
+)
 
 MAX_TEXT = 20_000
 MAX_FILES = 5
@@ -172,7 +184,9 @@ def _decoy_wrap(cost: KdfCost) -> bytes:
 
 def find_web_tip(session: Session, receipt_code: str) -> Tip | None:
     return session.scalars(
-        select(Tip).where(Tip.receipt_code == receipt_code.strip().upper(), Tip.channel == "web")
+        select(Tip).where(
+            Tip.receipt_code == receipt_code.strip().upper(), Tip.channel == Channel.WEB
+        )
     ).one_or_none()
 
 
@@ -224,7 +238,7 @@ def append_answer(session: Session, tip: Tip, text: str) -> Message:
         public_id=new_public_id(),
         tip=tip,
         direction=Direction.INBOUND,
-        kind="text",
+        kind=MessageKind.TEXT,
         sealed_body=b"",
         created_at=now,
         delivery_attempts=0,

@@ -27,11 +27,14 @@ from keys import PrivateKey
 from tipline import audit, runtime
 from tipline.db import write_session
 from tipline.jobs.relay import drain
-from tipline.keychain import grant_tip_to_unit, open_tip_from_transit
+from tipline.keychain import drop_other_unit_grants, grant_tip_to_unit, open_tip_from_transit
 from tipline.models import (
+    Channel,
     Direction,
     Holder,
+    HoldReason,
     KeyGrant,
+    NotificationKind,
     Priority,
     Subject,
     Tip,
@@ -40,8 +43,13 @@ from tipline.models import (
     UnitKey,
     utcnow,
 )
-from tipline.models.sealed_fields import MESSAGE_BODY, TIP_REROUTE
-from tipline.outgoing import WEB_CHANNEL, queue_outbound
+from tipline.models.sealed_fields import (
+    MESSAGE_BODY,
+    TIP_REROUTE,
+)
+from tipline.outgoing import (
+    queue_outbound,
+)
 from tipline.routing import route_tip
 from tipline.routing.classify import PROCEDURE_REPLY, classify
 from tipline.routing.duty import assign, notify
@@ -56,6 +64,7 @@ from tipline.routing.service import (
     official_code,
     seal_decision,
 )
+from tipline.transit import TransitKeyLost
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +89,7 @@ def acknowledgement_text(tip: Tip, unit: Unit) -> str:
     follow_up = (
         "Bạn có thể xem trả lời và bổ sung thông tin tại trang Tra cứu, "
         "bằng mã tiếp nhận và cụm mật khẩu đã nhận."
-        if tip.channel == WEB_CHANNEL
+        if tip.channel == Channel.WEB
         else "Bạn có thể nhắn thêm thông tin, hình ảnh hoặc vị trí trong cuộc trò chuyện này."
     )
     return (
@@ -154,15 +163,21 @@ def dispatch_tip(tip_public_id: str) -> str:
         if tip.dispatched_at is not None:
             return "already dispatched"
         if intake_unit(session, tip) is None:
-            _hold(session, tip, "oa_not_attached")
-            log.warning("dispatch: tip %s held (oa_not_attached)", tip.public_id)
+            _hold(session, tip, HoldReason.OA_NOT_ATTACHED)
+            log.warning("dispatch: tip %s held (%s)", tip.public_id, HoldReason.OA_NOT_ATTACHED)
             return "held"
-        tip_key = open_tip_from_transit(session, tip, config.secrets.transit_key)
+        try:
+            tip_key = open_tip_from_transit(session, tip, rt.transit.private_for)
+        except TransitKeyLost:
+            _hold(session, tip, HoldReason.TRANSIT_KEY_LOST)
+            tip.unit = tip.unit or intake_unit(session, tip)
+            log.warning("dispatch: tip %s held (%s)", tip.public_id, HoldReason.TRANSIT_KEY_LOST)
+            return "held"
         text, point = read_tip(tip, tip_key)
         decision = route_tip(session, tip, text, point, boundaries)
         unit = decision.unit
         if unit is None or unit.current_key is None:
-            reason = decision.reason if unit is None else "unit_has_no_key"
+            reason = decision.reason if unit is None else HoldReason.UNIT_HAS_NO_KEY
             _hold(session, tip, reason)
             log.warning("dispatch: tip %s held (%s)", tip.public_id, reason)
             return "held"
@@ -175,7 +190,7 @@ def dispatch_tip(tip_public_id: str) -> str:
         ).rowcount  # type: ignore[attr-defined]
         if claimed != 1:
             return "already dispatched"
-        grant_tip_to_unit(session, tip, tip_key, unit)
+        drop_other_unit_grants(session, tip, keep=grant_tip_to_unit(session, tip, tip_key, unit))
         _pregrant(session, tip, tip_key, decision)
         tip.dispatched_at = now
         tip.unit = unit
@@ -195,21 +210,21 @@ def dispatch_tip(tip_public_id: str) -> str:
             unit=unit,
             detail={"unit": unit.code, "route": decision.reason, "auto": str(decision.auto)},
         )
-        relay = config.secrets.relay_public
+        relay = rt.transit.public()
         if suggestion.is_procedure:
             tip.status = TipStatus.RESOLVED
             tip.closed_at = now
             tip.needs_location = False
-            queue_outbound(session, tip, PROCEDURE_REPLY, relay_public=relay)
+            queue_outbound(session, tip, PROCEDURE_REPLY, transit=relay)
         else:
             assign(session, tip, unit)
             reply = acknowledgement_text(tip, unit)
             if tip.needs_location and point is None and tip.location_requested_at is None:
                 reply += "\n\n" + (
-                    WEB_LOCATION_REQUEST if tip.channel == WEB_CHANNEL else LOCATION_REQUEST
+                    WEB_LOCATION_REQUEST if tip.channel == Channel.WEB else LOCATION_REQUEST
                 )
                 tip.location_requested_at = now
-            queue_outbound(session, tip, reply, relay_public=relay)
+            queue_outbound(session, tip, reply, transit=relay)
             urgent = tip.priority == Priority.URGENT
         code = unit.code
     log.info("dispatch: tip %s to unit %s", tip_public_id, code)
@@ -242,7 +257,9 @@ def reroute_tip(tip_public_id: str) -> str:
             return "nothing to do"
         body = json.loads(
             TIP_REROUTE.open(
-                config.secrets.transit_key, tip.sealed_reroute, tip_public_id=tip.public_id
+                rt.transit.private_for(tip.sealed_reroute),
+                tip.sealed_reroute,
+                tip_public_id=tip.public_id,
             )
         )
         tip.sealed_reroute = None
@@ -268,7 +285,7 @@ def reroute_tip(tip_public_id: str) -> str:
             )
         )
         if not decision.auto or not (held & _unit_key_ids(target)):
-            notify(session, "location_received", tip, unit=tip.unit, officers=[])
+            notify(session, NotificationKind.LOCATION_RECEIVED, tip, unit=tip.unit, officers=[])
             return "officer to transfer"
         keep = _unit_key_ids(target) | _unit_key_ids(holder)
         session.execute(

@@ -25,12 +25,28 @@ from tipline import runtime
 from tipline.config import Config
 from tipline.db import write_session
 from tipline.files import FileStore
-from tipline.media import errors
-from tipline.media.clean import clean
-from tipline.media.errors import Refused
-from tipline.media.fetch import TransientError, download
-from tipline.models import Attachment, AttachmentState, Tip
-from tipline.models.sealed_fields import ATTACHMENT_FETCH, ATTACHMENT_FILE, WEB_UPLOAD
+from tipline.media.clean import (
+    clean,
+)
+from tipline.media.errors import (
+    Refused,
+)
+from tipline.media.fetch import (
+    TransientError,
+    download,
+)
+from tipline.models import (
+    Attachment,
+    AttachmentState,
+    Refusal,
+    Tip,
+)
+from tipline.models.sealed_fields import (
+    ATTACHMENT_FETCH,
+    ATTACHMENT_FILE,
+    WEB_UPLOAD,
+)
+from tipline.transit import TransitKeyLost
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +79,12 @@ def _read_upload(config: Config, store: FileStore, ref: str, public_id: str) -> 
     try:
         sealed = store.get(ref)
     except (FileNotFoundError, ValueError) as exc:
-        raise Refused(errors.UNAVAILABLE, "upload") from exc
-    return WEB_UPLOAD.open(config.secrets.transit_key, sealed, attachment_public_id=public_id)
+        raise Refused(Refusal.UNAVAILABLE, "upload") from exc
+    try:
+        key = runtime.current().transit.private_for(sealed)
+    except TransitKeyLost as exc:
+        raise Refused(Refusal.UNAVAILABLE, "upload") from exc
+    return WEB_UPLOAD.open(key, sealed, attachment_public_id=public_id)
 
 
 def fetch_attachment(public_id: str) -> str:
@@ -83,11 +103,13 @@ def fetch_attachment(public_id: str) -> str:
         return "done"
     source = json.loads(
         ATTACHMENT_FETCH.open(
-            config.secrets.transit_key, row.sealed_fetch, attachment_public_id=public_id
+            rt.transit.private_for(row.sealed_fetch),
+            row.sealed_fetch,
+            attachment_public_id=public_id,
         )
     )
     ref: str | None = None
-    refusal: str | None = None
+    refusal: Refusal | None = None
     store = FileStore.for_data_dir(config.data_dir)
     upload = source.get("file") if isinstance(source, dict) else None
     try:
@@ -96,7 +118,7 @@ def fetch_attachment(public_id: str) -> str:
         else:
             url = source.get("url") if isinstance(source, dict) else None
             if not isinstance(url, str):
-                raise Refused(errors.BAD_URL)
+                raise Refused(Refusal.BAD_URL)
             original = download(url, config)
         cleaned = clean(original)
         name = _safe_name(source.get("name"), cleaned.extension)
@@ -112,7 +134,7 @@ def fetch_attachment(public_id: str) -> str:
     except TransientError:
         if _retries_left():
             raise
-        refusal = errors.UNAVAILABLE
+        refusal = Refusal.UNAVAILABLE
     with write_session(rt.sessions) as session:
         result = session.execute(
             update(Attachment)

@@ -25,7 +25,6 @@ Log lines name the message's public id and Zalo's error code, never a token, id 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -35,9 +34,19 @@ from sqlalchemy import select
 from keys import EnvelopeError
 from tipline import audit
 from tipline.db import write_session
-from tipline.models import Delivery, Direction, Message, utcnow
-from tipline.models.sealed_fields import MESSAGE_FOR_RELAY, REPLY_ADDRESS
+from tipline.models import (
+    Delivery,
+    Direction,
+    Message,
+    Outcome,
+    utcnow,
+)
+from tipline.models.sealed_fields import (
+    MESSAGE_FOR_RELAY,
+)
+from tipline.reply_addresses import open_address
 from tipline.runtime import Runtime, current
+from tipline.transit import TransitKeyLost
 from tipline.zalo.client import (
     InvalidAddressError,
     SendResult,
@@ -51,7 +60,7 @@ from tipline.zalo.tokens import TokenUnavailableError, access_token_for
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-_OUTCOMES = {Delivery.WINDOW_CLOSED: "window_closed", Delivery.NO_ADDRESS: "no_address"}
+_OUTCOMES = {Delivery.WINDOW_CLOSED: Outcome.WINDOW_CLOSED, Delivery.NO_ADDRESS: Outcome.NO_ADDRESS}
 FINAL = frozenset({Delivery.SENT, Delivery.FAILED, Delivery.WINDOW_CLOSED, Delivery.NO_ADDRESS})
 SENT_MARK = "tipline:zalo-accepted:{}"  # a message public id; nothing else
 SENT_MARK_TTL = 8 * 24 * 3600  # longer than RQ's retries of a send (Retry, MAX_ATTEMPTS)
@@ -94,7 +103,9 @@ def _finish(runtime: Runtime, public_id: str, delivery: Delivery, error: str | N
             action=audit.actions.REPLY_DELIVERED,
             object_id=message.tip.public_id,
             unit=message.tip.unit,
-            outcome="ok" if delivery is Delivery.SENT else _OUTCOMES.get(delivery, "failed"),
+            outcome=Outcome.OK
+            if delivery is Delivery.SENT
+            else _OUTCOMES.get(delivery, Outcome.FAILED),
             detail={"message": message.public_id, "delivery": str(delivery)},
         )
     if delivery is Delivery.SENT:
@@ -106,7 +117,6 @@ def _finish(runtime: Runtime, public_id: str, delivery: Delivery, error: str | N
 
 def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
     """Count the attempt and open what is needed; a str is a final state already recorded."""
-    relay_key = runtime.config.secrets.relay_key
     with write_session(runtime.sessions) as session:
         message = session.scalars(
             select(Message).where(Message.public_id == public_id)
@@ -126,18 +136,21 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
         oa_id = tip.oa_id or (address_row.oa_id if address_row is not None else None)
     if sealed_address is None:
         return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
+    address = open_address(
+        runtime.keystore, alias, sealed_address, runtime.config.secrets.relay_private
+    )
+    if address is None:  # its key is gone: Zalo's reply window closed, or the informant left
+        return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply window closed")
     if attempt > MAX_ATTEMPTS:
         reason = f"gave up after {MAX_ATTEMPTS} attempts"
         return _finish(runtime, public_id, Delivery.FAILED, reason)
     if sealed_text is None or oa_id is None:
         return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
     try:
-        address = json.loads(REPLY_ADDRESS.open(relay_key, sealed_address, informant_alias=alias))
-        text = MESSAGE_FOR_RELAY.open(relay_key, sealed_text, message_public_id=public_id).decode()
-    except (EnvelopeError, ValueError):
-        return _finish(runtime, public_id, Delivery.FAILED, "sealed address or text does not open")
-    if not isinstance(address, dict):
-        return _finish(runtime, public_id, Delivery.FAILED, "reply address unreadable")
+        key = runtime.transit.private_for(sealed_text)
+        text = MESSAGE_FOR_RELAY.open(key, sealed_text, message_public_id=public_id).decode()
+    except (TransitKeyLost, EnvelopeError, ValueError):
+        return _finish(runtime, public_id, Delivery.FAILED, "the reply's sealed text does not open")
     return _Outgoing(oa_id=oa_id, address=address, text=text, attempt=attempt)
 
 

@@ -26,6 +26,7 @@ RELAY_INTERVAL = 0.1
 EXPAND_BATCH = 200
 RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
 RETENTION_LOCK = "tipline:retention"
+ROTATE_EVERY = 5.0  # seconds between checks of the transit epochs (tipline.transit)
 # How long RQ's command listener (rq's send_command: shutdown, kill-horse, stop-job) waits
 # for a message before it looks whether the worker is stopping.
 COMMANDS_POLL = 0.2
@@ -68,14 +69,19 @@ def retention_once(runtime: Runtime) -> bool:
 
 
 def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
-    """Every 100 ms expand stored events into tips and drain the outbox; sweep now and then,
-    and apply retention every ten minutes (tipline.retention)."""
+    """Every 100 ms expand stored events into tips and drain the outbox; start and destroy
+    transit epochs when due (tipline.transit); sweep now and then, and apply retention every
+    ten minutes (tipline.retention)."""
     sweep_every = max(runtime.config.sweep_after.total_seconds() / 2, 1.0)
     next_sweep = time.monotonic() + sweep_every
     next_retention = time.monotonic()
+    next_rotation = time.monotonic()
     while not stop.is_set():
         try:
-            while expand_pending(runtime.engine, runtime.config) == EXPAND_BATCH:
+            if time.monotonic() >= next_rotation:
+                runtime.transit.rotate()
+                next_rotation = time.monotonic() + ROTATE_EVERY
+            while expand_pending(runtime) == EXPAND_BATCH:
                 pass
             drain(runtime.sessions, runtime.redis)
             if time.monotonic() >= next_sweep:
@@ -100,7 +106,8 @@ def run_worker(
         thread = threading.Thread(target=relay_loop, args=(runtime, stop), daemon=True)
         thread.start()
     elif relay:
-        while expand_pending(runtime.engine, runtime.config) == EXPAND_BATCH:
+        runtime.transit.rotate()
+        while expand_pending(runtime) == EXPAND_BATCH:
             pass
         drain(runtime.sessions, runtime.redis)
     worker = TiplineWorker(names, connection=runtime.redis)

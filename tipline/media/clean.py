@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from tipline.media import errors
 from tipline.media.errors import Refused
+from tipline.models import Refusal
 
 # About 40 megapixels: any phone camera's photo, far below a bomb's gigabytes of pixels.
 MAX_PIXELS = 40_000_000
@@ -60,7 +60,7 @@ def clean(data: bytes) -> Cleaned:
         return _clean_image(data, kind)
     if kind == "pdf":
         return _clean_pdf(data)
-    raise Refused(errors.UNSUPPORTED_TYPE, kind)
+    raise Refused(Refusal.UNSUPPORTED_TYPE, kind)
 
 
 def _clean_image(data: bytes, kind: str) -> Cleaned:
@@ -70,16 +70,16 @@ def _clean_image(data: bytes, kind: str) -> Cleaned:
             opened = Image.open(io.BytesIO(data))  # reads the header only
             width, height = opened.size
             if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
-                raise Refused(errors.IMAGE_TOO_LARGE, f"{width}x{height}")
+                raise Refused(Refusal.IMAGE_TOO_LARGE, f"{width}x{height}")
             opened.seek(0)  # the first frame of an animation
             opened.load()
             image = ImageOps.exif_transpose(opened)  # keep the orientation the EXIF tag meant
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise Refused(errors.IMAGE_TOO_LARGE) from exc
+        raise Refused(Refusal.IMAGE_TOO_LARGE) from exc
     except Refused:
         raise
     except Exception as exc:  # Pillow raises many types for damaged files
-        raise Refused(errors.DAMAGED, kind) from exc
+        raise Refused(Refusal.DAMAGED, kind) from exc
     jpeg = kind == "jpeg"
     if jpeg:
         mode = "L" if image.mode in ("L", "1") else "RGB"
@@ -105,11 +105,11 @@ def _clean_pdf(data: bytes) -> Cleaned:
         from pypdf import PdfReader, PdfWriter
         from pypdf.generic import NameObject
     except ImportError as exc:  # no cleaner installed: refuse rather than keep metadata
-        raise Refused(errors.UNSUPPORTED_TYPE, "pdf") from exc
+        raise Refused(Refusal.UNSUPPORTED_TYPE, "pdf") from exc
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            raise Refused(errors.ENCRYPTED, "pdf")
+            raise Refused(Refusal.ENCRYPTED, "pdf")
         writer = PdfWriter()
         for page in reader.pages:
             added = writer.add_page(page)
@@ -131,5 +131,5 @@ def _clean_pdf(data: bytes) -> Cleaned:
     except Refused:
         raise
     except Exception as exc:
-        raise Refused(errors.DAMAGED, "pdf") from exc
+        raise Refused(Refusal.DAMAGED, "pdf") from exc
     return Cleaned(out.getvalue(), "application/pdf", "pdf")

@@ -21,8 +21,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from tipline.config import Config
-from tipline.media import errors
 from tipline.media.errors import Refused
+from tipline.models import Refusal
 
 MAX_REDIRECTS = 3
 
@@ -79,7 +79,7 @@ def _resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise Refused(errors.UNAVAILABLE, "the name does not resolve") from exc
+        raise Refused(Refusal.UNAVAILABLE, "the name does not resolve") from exc
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -89,22 +89,22 @@ def check_url(url: str, config: Config) -> Target:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise Refused(errors.BAD_URL) from exc
+        raise Refused(Refusal.BAD_URL) from exc
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
     if scheme not in ("http", "https") or not host or parts.username or parts.password:
-        raise Refused(errors.BAD_URL)
+        raise Refused(Refusal.BAD_URL)
     port = port or _default_port(scheme)
     simulator = simulator_origin(config)
     exact_simulator = simulator is not None and simulator == (scheme, host, port)
     if not exact_simulator:
         if scheme != "https" or port != 443 or not _listed(host, config.media_hosts):
-            raise Refused(errors.HOST_NOT_ALLOWED, host)
+            raise Refused(Refusal.HOST_NOT_ALLOWED, host)
     addresses = _resolve(host, port)
     if not addresses:
-        raise Refused(errors.UNAVAILABLE, "the name does not resolve")
+        raise Refused(Refusal.UNAVAILABLE, "the name does not resolve")
     if not exact_simulator and not all(_public(a) for a in addresses):
-        raise Refused(errors.PRIVATE_ADDRESS, host)
+        raise Refused(Refusal.PRIVATE_ADDRESS, host)
     return Target(scheme, host, port, addresses[0])
 
 
@@ -138,28 +138,28 @@ def download(url: str, config: Config) -> bytes:
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
-                            raise Refused(errors.UNAVAILABLE, "redirect without a location")
+                            raise Refused(Refusal.UNAVAILABLE, "redirect without a location")
                         url = urljoin(url, location)
                         continue
                     if response.status_code >= 500 or response.status_code == 429:
                         raise TransientError(f"HTTP {response.status_code}")
                     if response.status_code != 200:
-                        raise Refused(errors.UNAVAILABLE, f"HTTP {response.status_code}")
+                        raise Refused(Refusal.UNAVAILABLE, f"HTTP {response.status_code}")
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > cap:
-                        raise Refused(errors.TOO_LARGE)
+                        raise Refused(Refusal.TOO_LARGE)
                     chunks: list[bytes] = []
                     total = 0
                     for chunk in response.iter_raw():
                         total += len(chunk)
                         if total > cap:
-                            raise Refused(errors.TOO_LARGE)
+                            raise Refused(Refusal.TOO_LARGE)
                         if time.monotonic() > deadline:
-                            raise Refused(errors.TIMEOUT)
+                            raise Refused(Refusal.TIMEOUT)
                         chunks.append(chunk)
                     return b"".join(chunks)
             except httpx.TimeoutException as exc:
-                raise Refused(errors.TIMEOUT) from exc
+                raise Refused(Refusal.TIMEOUT) from exc
             except httpx.HTTPError as exc:
                 raise TransientError(type(exc).__name__) from exc
-    raise Refused(errors.TOO_MANY_REDIRECTS)
+    raise Refused(Refusal.TOO_MANY_REDIRECTS)

@@ -1,43 +1,74 @@
-"""The data model, one model per module."""
+"""The data model, one model per module; the shared vocabularies in :mod:`.enums`."""
 
-from tipline.models.attachment import Attachment, AttachmentState
+from tipline.models.attachment import Attachment
 from tipline.models.audit_event import AuditEvent
 from tipline.models.audit_head import AuditHead
 from tipline.models.base import Base, new_public_id, utcnow
+from tipline.models.enums import (
+    CLOSED_STATUSES,
+    KEY_HOLDING_ROLES,
+    OPEN_STATUSES,
+    AttachmentState,
+    Category,
+    Channel,
+    Delivery,
+    Direction,
+    Holder,
+    HoldReason,
+    MessageKind,
+    NotificationKind,
+    Outcome,
+    Priority,
+    Refusal,
+    Role,
+    RouteReason,
+    Subject,
+    TipStatus,
+    UnitLevel,
+)
 from tipline.models.inbound_event import InboundEvent
-from tipline.models.key_grant import Holder, KeyGrant, Subject
-from tipline.models.message import Delivery, Direction, Message
+from tipline.models.key_grant import KeyGrant
+from tipline.models.message import Message
 from tipline.models.notification import Notification
-from tipline.models.officer import KEY_HOLDING_ROLES, Officer, Role
+from tipline.models.officer import Officer
 from tipline.models.official_account import OfficialAccount
 from tipline.models.outbox import OutboxEntry
 from tipline.models.reply_address import ReplyAddress
-from tipline.models.tip import CLOSED_STATUSES, Priority, Tip, TipStatus
+from tipline.models.tip import Tip
 from tipline.models.transit_epoch import TransitEpoch
-from tipline.models.unit import Unit, UnitLevel
+from tipline.models.unit import Unit
 from tipline.models.unit_key import UnitKey
 
 __all__ = [
     "CLOSED_STATUSES",
     "KEY_HOLDING_ROLES",
+    "OPEN_STATUSES",
     "Attachment",
     "AttachmentState",
     "AuditEvent",
     "AuditHead",
     "Base",
+    "Category",
+    "Channel",
     "Delivery",
     "Direction",
+    "HoldReason",
     "Holder",
     "InboundEvent",
     "KeyGrant",
     "Message",
+    "MessageKind",
     "Notification",
+    "NotificationKind",
     "Officer",
     "OfficialAccount",
     "OutboxEntry",
+    "Outcome",
     "Priority",
+    "Refusal",
     "ReplyAddress",
     "Role",
+    "RouteReason",
     "Subject",
     "Tip",
     "TipStatus",

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.enums import AttachmentState
 
 if TYPE_CHECKING:
     from tipline.models.message import Message
-
-
-class AttachmentState(StrEnum):
-    PENDING = "pending"  # the media worker has not fetched and cleaned it yet
-    STORED = "stored"
-    REFUSED = "refused"  # could not be fetched or cleaned safely; the reason is recorded
 
 
 class Attachment(Base):

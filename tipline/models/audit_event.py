@@ -18,6 +18,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.enums import Outcome
 
 
 class AuditEvent(Base):
@@ -43,7 +44,7 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     # The public id of what was acted on: a tip, an account, a unit, an OA id.
     object_id: Mapped[str | None] = mapped_column(String(64))
-    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    outcome: Mapped[str] = mapped_column(String(16), default=Outcome.OK)
     # Staff only; never recorded for informants or the system.
     client_address: Mapped[str | None] = mapped_column(String(64))
     # Compact JSON with sorted keys of fixed, non-content strings (a status, a unit code).

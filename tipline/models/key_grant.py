@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, utcnow
 from tipline.models.sealed_fields import grant_binding
-
-
-class Subject(StrEnum):
-    TIP = "tip"  # subject_id = tips.id
-    UNIT_KEY = "unit_key"  # subject_id = unit_keys.id
-
-
-class Holder(StrEnum):
-    TRANSIT = "transit"  # holder_id = 0: the intake tier, until dispatch
-    UNIT_KEY = "unit_key"  # holder_id = unit_keys.id
-    OFFICER = "officer"  # holder_id = officers.id
 
 
 class KeyGrant(Base):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String
@@ -14,21 +13,6 @@ from tipline.models.sealed_fields import message_binding
 
 if TYPE_CHECKING:
     from tipline.models.tip import Tip
-
-
-class Direction(StrEnum):
-    INBOUND = "in"
-    OUTBOUND = "out"
-    NOTE = "note"
-
-
-class Delivery(StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    FAILED = "failed"
-    WINDOW_CLOSED = "window_closed"  # Zalo -230/-232: the informant must write again
-    NO_ADDRESS = "no_address"  # the informant destroyed their reply address
-    PORTAL = "portal"  # a web-form tip: shown to the informant at /tra-cuu, never sent
 
 
 class Message(Base):

@@ -20,7 +20,6 @@ class Notification(Base):
     officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), index=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
-    # e.g. "unassigned_tip", "escalated", "sla_breach", "held_tip"
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # a NotificationKind
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String
@@ -15,17 +14,6 @@ from tipline.models.sealed_fields import officer_binding
 
 if TYPE_CHECKING:
     from tipline.models.unit import Unit
-
-
-class Role(StrEnum):
-    OFFICER = "officer"
-    COMMANDER = "commander"
-    AUDITOR = "auditor"
-    ADMIN = "admin"
-
-
-# Roles that hold unit keys; auditors and admins never do (DESIGN.md: no tip content).
-KEY_HOLDING_ROLES = frozenset({Role.OFFICER, Role.COMMANDER})
 
 
 class Officer(Base):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String
@@ -11,35 +10,21 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
-from tipline.models.sealed_fields import tip_binding
+from tipline.models.enums import (
+    CLOSED_STATUSES,
+    Channel,
+    Priority,
+    TipStatus,
+)
+from tipline.models.sealed_fields import (
+    tip_binding,
+)
 
 if TYPE_CHECKING:
     from tipline.models.message import Message
     from tipline.models.officer import Officer
     from tipline.models.reply_address import ReplyAddress
     from tipline.models.unit import Unit
-
-
-class TipStatus(StrEnum):
-    NEW = "new"  # mới
-    VERIFYING = "verifying"  # đang xác minh
-    IN_PROGRESS = "in_progress"  # đang xử lý
-    RESOLVED = "resolved"  # đã xử lý
-    UNFOUNDED = "unfounded"  # không có cơ sở
-    DUPLICATE = "duplicate"  # trùng lặp
-    SPAM = "spam"  # rác
-
-
-CLOSED_STATUSES = frozenset(
-    {TipStatus.RESOLVED, TipStatus.UNFOUNDED, TipStatus.DUPLICATE, TipStatus.SPAM}
-)
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
 
 
 class Tip(Base):
@@ -59,13 +44,15 @@ class Tip(Base):
     status: Mapped[str] = mapped_column(String(16), default=TipStatus.NEW, index=True)
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL)
     category: Mapped[str | None] = mapped_column(String(32))
-    channel: Mapped[str] = mapped_column(String(16), default="zalo")
+    channel: Mapped[str] = mapped_column(String(16), default=Channel.ZALO)
     # The OA that received the tip (an OA id, not the informant's).
     oa_id: Mapped[str | None] = mapped_column(String(32), index=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     # HMAC(alias key, OA id + Zalo user id): links one informant's tips, reveals no one.
     informant_alias: Mapped[str] = mapped_column(String(64))
     reply_address_id: Mapped[int | None] = mapped_column(ForeignKey("reply_addresses.id"))
+    # The informant sent STOP / XÓA after this tip: it is never linked to an address again.
+    informant_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String
@@ -14,13 +13,6 @@ from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
 if TYPE_CHECKING:
     from tipline.models.official_account import OfficialAccount
     from tipline.models.unit_key import UnitKey
-
-
-class UnitLevel(StrEnum):
-    PROVINCE = "province"
-    DISTRICT = "district"
-    COMMUNE = "commune"
-    OTHER = "other"
 
 
 class Unit(Base):

@@ -12,168 +12,144 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from tipline.models import Priority
+from tipline.models import Category, Priority
 from tipline.routing.normalise import fold
 
-PROCEDURE = "hoi_thu_tuc"
-OTHER = "khac"
-
-# Category slug → Vietnamese label (user-facing) and keywords (folded when compiled).
-CATEGORIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ma_tuy": (
-        "Ma túy",
-        (
-            "ma túy",
-            "ma tuý",
-            "heroin",
-            "ma tuy đá",
-            "thuốc lắc",
-            "cần sa",
-            "cỏ mỹ",
-            "chơi đá",
-            "hàng trắng",
-            "bồ đà",
-            "bay lắc",
-            "nước vui",
-            "tụ điểm sử dụng",
-        ),
+# Category → keywords (folded when compiled). The order breaks ties. The labels officers see
+# are the staff UI's (triage.labels); procedure questions and "other" have no keywords.
+CATEGORIES: dict[Category, tuple[str, ...]] = {
+    Category.DRUGS: (
+        "ma túy",
+        "ma tuý",
+        "heroin",
+        "ma tuy đá",
+        "thuốc lắc",
+        "cần sa",
+        "cỏ mỹ",
+        "chơi đá",
+        "hàng trắng",
+        "bồ đà",
+        "bay lắc",
+        "nước vui",
+        "tụ điểm sử dụng",
     ),
-    "danh_bac": (
-        "Đánh bạc",
-        (
-            "đánh bạc",
-            "cờ bạc",
-            "sới bạc",
-            "lô đề",
-            "ghi đề",
-            "xóc đĩa",
-            "cá độ",
-            "đá gà",
-            "bài bạc",
-            "tài xỉu",
-            "casino",
-            "bầu cua",
-        ),
+    Category.GAMBLING: (
+        "đánh bạc",
+        "cờ bạc",
+        "sới bạc",
+        "lô đề",
+        "ghi đề",
+        "xóc đĩa",
+        "cá độ",
+        "đá gà",
+        "bài bạc",
+        "tài xỉu",
+        "casino",
+        "bầu cua",
     ),
-    "trom_cap": (
-        "Trộm cắp",
-        ("trộm", "ăn cắp", "móc túi", "bẻ khóa", "mất xe", "câu trộm", "dắt chó", "bắt trộm"),
+    Category.THEFT: (
+        "trộm",
+        "ăn cắp",
+        "móc túi",
+        "bẻ khóa",
+        "mất xe",
+        "câu trộm",
+        "dắt chó",
+        "bắt trộm",
     ),
-    "cuop": ("Cướp", ("cướp", "giật", "trấn lột", "cưỡng đoạt")),
-    "lua_dao": (
-        "Lừa đảo",
-        (
-            "lừa đảo",
-            "lừa tiền",
-            "bị lừa",
-            "chiếm đoạt",
-            "giả danh",
-            "mạo danh",
-            "việc nhẹ lương cao",
-            "chuyển khoản",
-            "đa cấp",
-            "sàn ảo",
-        ),
+    Category.ROBBERY: ("cướp", "giật", "trấn lột", "cưỡng đoạt"),
+    Category.FRAUD: (
+        "lừa đảo",
+        "lừa tiền",
+        "bị lừa",
+        "chiếm đoạt",
+        "giả danh",
+        "mạo danh",
+        "việc nhẹ lương cao",
+        "chuyển khoản",
+        "đa cấp",
+        "sàn ảo",
     ),
-    "tin_dung_den": (
-        "Tín dụng đen",
-        (
-            "tín dụng đen",
-            "cho vay nặng lãi",
-            "vay nặng lãi",
-            "góp ngày",
-            "app vay",
-            "đòi nợ",
-            "khủng bố đòi nợ",
-            "bốc họ",
-            "vay lãi",
-        ),
+    Category.LOAN_SHARKING: (
+        "tín dụng đen",
+        "cho vay nặng lãi",
+        "vay nặng lãi",
+        "góp ngày",
+        "app vay",
+        "đòi nợ",
+        "khủng bố đòi nợ",
+        "bốc họ",
+        "vay lãi",
     ),
-    "bao_luc_gay_roi": (
-        "Bạo lực / gây rối",
-        (
-            "đánh nhau",
-            "hỗn chiến",
-            "gây rối",
-            "đánh người",
-            "bạo lực",
-            "hành hung",
-            "đâm chém",
-            "chém",
-            "say xỉn",
-            "quậy phá",
-            "đua xe",
-            "bạo hành",
-            "ẩu đả",
-            "giết",
-        ),
+    Category.VIOLENCE: (
+        "đánh nhau",
+        "hỗn chiến",
+        "gây rối",
+        "đánh người",
+        "bạo lực",
+        "hành hung",
+        "đâm chém",
+        "chém",
+        "say xỉn",
+        "quậy phá",
+        "đua xe",
+        "bạo hành",
+        "ẩu đả",
+        "giết",
     ),
-    "mai_dam": (
-        "Mại dâm",
-        (
-            "mại dâm",
-            "bán dâm",
-            "mua dâm",
-            "gái gọi",
-            "chứa mại dâm",
-            "massage kích dục",
-            "tú bà",
-            "gái bán hoa",
-        ),
+    Category.PROSTITUTION: (
+        "mại dâm",
+        "bán dâm",
+        "mua dâm",
+        "gái gọi",
+        "chứa mại dâm",
+        "massage kích dục",
+        "tú bà",
+        "gái bán hoa",
     ),
-    "buon_lau_hang_gia": (
-        "Buôn lậu / hàng giả",
-        (
-            "buôn lậu",
-            "hàng lậu",
-            "hàng giả",
-            "hàng nhái",
-            "thuốc lá lậu",
-            "xăng giả",
-            "vận chuyển trái phép",
-            "pháo nổ",
-            "không rõ nguồn gốc",
-        ),
+    Category.SMUGGLING: (
+        "buôn lậu",
+        "hàng lậu",
+        "hàng giả",
+        "hàng nhái",
+        "thuốc lá lậu",
+        "xăng giả",
+        "vận chuyển trái phép",
+        "pháo nổ",
+        "không rõ nguồn gốc",
     ),
-    "truy_na": (
-        "Truy nã",
-        ("truy nã", "đối tượng bỏ trốn", "trốn truy nã", "lệnh truy nã", "đang lẩn trốn"),
+    Category.WANTED_PERSON: (
+        "truy nã",
+        "đối tượng bỏ trốn",
+        "trốn truy nã",
+        "lệnh truy nã",
+        "đang lẩn trốn",
     ),
-    "moi_truong": (
-        "Môi trường",
-        (
-            "môi trường",
-            "xả thải",
-            "nước thải",
-            "rác thải",
-            "khai thác cát",
-            "cát lậu",
-            "phá rừng",
-            "chặt phá rừng",
-            "ô nhiễm",
-            "đổ trộm rác",
-            "đốt rác",
-        ),
+    Category.ENVIRONMENT: (
+        "môi trường",
+        "xả thải",
+        "nước thải",
+        "rác thải",
+        "khai thác cát",
+        "cát lậu",
+        "phá rừng",
+        "chặt phá rừng",
+        "ô nhiễm",
+        "đổ trộm rác",
+        "đốt rác",
     ),
-    "giao_thong": (
-        "Giao thông",
-        (
-            "tai nạn",
-            "giao thông",
-            "lạng lách",
-            "nồng độ cồn",
-            "vượt đèn đỏ",
-            "ùn tắc",
-            "xe quá tải",
-            "chạy quá tốc độ",
-            "bỏ chạy sau tai nạn",
-        ),
+    Category.TRAFFIC: (
+        "tai nạn",
+        "giao thông",
+        "lạng lách",
+        "nồng độ cồn",
+        "vượt đèn đỏ",
+        "ùn tắc",
+        "xe quá tải",
+        "chạy quá tốc độ",
+        "bỏ chạy sau tai nạn",
     ),
 }
-CATEGORY_LABELS = {slug: label for slug, (label, _) in CATEGORIES.items()}
-CATEGORY_LABELS[OTHER] = "Khác"
-CATEGORY_LABELS[PROCEDURE] = "Hỏi thủ tục"
-
 # Procedure questions: administrative services, not crime.
 _PROCEDURE_WORDS = (
     "thủ tục",
@@ -260,7 +236,9 @@ _DANG_ACTIONS = (
     "hút",
     "đua",
 )
-_HIGH_CATEGORIES = frozenset({"cuop", "bao_luc_gay_roi", "truy_na", "ma_tuy"})
+_HIGH_CATEGORIES = frozenset(
+    {Category.ROBBERY, Category.VIOLENCE, Category.WANTED_PERSON, Category.DRUGS}
+)
 
 
 class _Words:
@@ -297,7 +275,7 @@ def _prepare(text: str) -> _Text:
     return _Text(lower, True) if folded != lower else _Text(folded, False)
 
 
-_CATEGORY_PATTERNS = {slug: _Words(words) for slug, (_, words) in CATEGORIES.items()}
+_CATEGORY_PATTERNS = {category: _Words(words) for category, words in CATEGORIES.items()}
 _PROCEDURE = _Words(_PROCEDURE_WORDS)
 _QUESTION = _Words(_QUESTION_WORDS)
 _URGENT = _Words(_URGENT_WORDS)
@@ -306,29 +284,30 @@ _DANG = _Words(["đang " + action for action in _DANG_ACTIONS] + ["ngay bây gi�
 
 @dataclass(frozen=True)
 class Suggestion:
-    category: str
+    category: Category
     priority: Priority
     urgent_signals: int
-    scores: dict[str, int]
+    scores: dict[Category, int]
 
     @property
     def is_procedure(self) -> bool:
-        return self.category == PROCEDURE
+        return self.category is Category.PROCEDURE_QUESTION
 
 
 def classify(text: str) -> Suggestion:
     """Category with the most keyword hits (ties: the order above), priority from signals."""
     prepared = _prepare(text)
-    scores = {slug: p.count(prepared) for slug, p in _CATEGORY_PATTERNS.items()}
-    scores = {slug: n for slug, n in scores.items() if n}
+    scores = {category: p.count(prepared) for category, p in _CATEGORY_PATTERNS.items()}
+    scores = {category: n for category, n in scores.items() if n}
     urgent = _URGENT.count(prepared) + _DANG.count(prepared)
     if not scores:
         asks = bool(_QUESTION.count(prepared)) or "?" in text
         if _PROCEDURE.count(prepared) and asks:
-            return Suggestion(PROCEDURE, Priority.LOW, 0, {})
-        return Suggestion(OTHER, Priority.URGENT if urgent else Priority.NORMAL, urgent, {})
+            return Suggestion(Category.PROCEDURE_QUESTION, Priority.LOW, 0, {})
+        priority = Priority.URGENT if urgent else Priority.NORMAL
+        return Suggestion(Category.OTHER, priority, urgent, {})
     order = list(CATEGORIES)
-    category = max(scores, key=lambda slug: (scores[slug], -order.index(slug)))
+    category = max(scores, key=lambda c: (scores[c], -order.index(c)))
     if urgent:
         priority = Priority.URGENT
     elif category in _HIGH_CATEGORIES:

@@ -15,6 +15,7 @@ from tipline.models import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
     Notification,
+    NotificationKind,
     Officer,
     Role,
     Tip,
@@ -79,7 +80,12 @@ def commanders_for(session: Session, unit: Unit | None) -> list[Officer]:
 
 
 def notify(
-    session: Session, kind: str, tip: Tip, *, unit: Unit | None, officers: list[Officer]
+    session: Session,
+    kind: NotificationKind,
+    tip: Tip,
+    *,
+    unit: Unit | None,
+    officers: list[Officer],
 ) -> None:
     """One notice for the unit and one per officer: public ids and fixed kinds, no content."""
     if unit is not None:
@@ -97,7 +103,7 @@ def assign(session: Session, tip: Tip, unit: Unit) -> Officer | None:
     officer = pick_officer(session, unit)
     tip.assignee = officer
     if officer is not None:
-        notify(session, "assigned_tip", tip, unit=None, officers=[officer])
+        notify(session, NotificationKind.ASSIGNED_TIP, tip, unit=None, officers=[officer])
         audit.record(
             session,
             action=audit.actions.ASSIGN,
@@ -106,5 +112,11 @@ def assign(session: Session, tip: Tip, unit: Unit) -> Officer | None:
             detail={"assignee": officer.public_id, "by": "duty_roster"},
         )
     else:
-        notify(session, "unassigned_tip", tip, unit=unit, officers=commanders_for(session, unit))
+        notify(
+            session,
+            NotificationKind.UNASSIGNED_TIP,
+            tip,
+            unit=unit,
+            officers=commanders_for(session, unit),
+        )
     return officer

@@ -16,7 +16,7 @@ from rq import Queue
 from sqlalchemy.orm import Session
 
 from tipline import audit
-from tipline.models import Priority, Tip, Unit, utcnow
+from tipline.models import NotificationKind, Priority, Tip, Unit, utcnow
 from tipline.routing.duty import commanders_for, notify
 
 QUEUE = "dispatch"
@@ -61,7 +61,9 @@ def escalate(session: Session, tip: Tip) -> Unit | None:
         unit = unit.parent if unit is not None else None
     if unit is None:
         return None
-    notify(session, "escalated", tip, unit=unit, officers=commanders_for(session, unit))
+    notify(
+        session, NotificationKind.ESCALATED, tip, unit=unit, officers=commanders_for(session, unit)
+    )
     tip.escalation_level += 1
     tip.escalated_at = utcnow()
     audit.record(

@@ -2,7 +2,7 @@
 
 Runs inside intake's expansion transaction (SQLAlchemy Core), where the event is briefly
 plaintext: if the tip is dispatched and flagged ``needs_location``, the point is sealed to
-the transit key into ``tips.sealed_reroute`` and a ``reroute`` job is queued through the
+the current transit epoch into ``tips.sealed_reroute`` and a ``reroute`` job is queued through the
 outbox; ``jobs.dispatch.reroute_tip`` opens it, erases it and moves the tip.
 """
 
@@ -12,7 +12,7 @@ from typing import cast
 
 from sqlalchemy import Connection, Table, select, update
 
-from tipline.config import Config
+from keys import PublicKey
 from tipline.models import Tip
 from tipline.outbox import add_jobs
 from tipline.routing.service import seal_reroute
@@ -21,7 +21,7 @@ TIPS = cast(Table, Tip.__table__)
 
 
 def request_reroute(
-    conn: Connection, config: Config, tip_id: int, location: tuple[float, float]
+    conn: Connection, transit: PublicKey, tip_id: int, location: tuple[float, float]
 ) -> bool:
     """Queue a re-route of tip ``tip_id`` to ``location`` if it is waiting for one."""
     row = conn.execute(
@@ -31,7 +31,7 @@ def request_reroute(
     ).one_or_none()
     if row is None or not row.needs_location or row.dispatched_at is None:
         return False
-    sealed = seal_reroute(config.secrets.transit_public, row.public_id, location[0], location[1])
+    sealed = seal_reroute(transit, row.public_id, location[0], location[1])
     conn.execute(update(TIPS).where(TIPS.c.id == tip_id).values(sealed_reroute=sealed))
     add_jobs(conn, [("reroute", row.public_id)])
     return True

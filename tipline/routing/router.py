@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from tipline.models import RouteReason
 from tipline.routing.geo import Boundaries
 from tipline.routing.normalise import Token, has_diacritics, signature, tokens
 from tipline.routing.places import (
@@ -93,16 +94,14 @@ class PlaceDecision:
     """Where the text and point say the tip belongs.
 
     ``target`` is a namespaced code (``v2025:32134``, ``v2025:96``) or None for "the OA's own
-    unit". ``reason`` is a fixed machine word (never tip text): gps, gps_nearest,
-    gps_province, gps_other_province, text, split, tie, weak, other_province, district_only,
-    province_only, no_place.
+    unit". ``reason`` is a fixed machine word (never tip text).
     """
 
     target: str | None
     confidence: float
     auto: bool
     needs_location: bool
-    reason: str
+    reason: RouteReason
     candidates: list[Scored] = field(default_factory=list)
 
 
@@ -232,10 +231,12 @@ def _route_point(
     found = boundaries.locate(lat, lon) if boundaries is not None else None
     if found is None:
         if oa_province is None:
-            return PlaceDecision(None, 0.5, True, False, "gps_province")
+            return PlaceDecision(None, 0.5, True, False, RouteReason.GPS_PROVINCE)
         code = f"{NEW}:{oa_province:02d}"
         reason = "vị trí chia sẻ không thuộc ranh giới xã/phường nào: về công an tỉnh"
-        return PlaceDecision(code, 0.6, True, False, "gps_province", [Scored(code, 1.0, (reason,))])
+        return PlaceDecision(
+            code, 0.6, True, False, RouteReason.GPS_PROVINCE, [Scored(code, 1.0, (reason,))]
+        )
     ward, inside = found
     name, _, province = gaz.wards.get(ward, (f"{ward:05d}", "", -1))
     code = f"{NEW}:{ward:05d}"
@@ -243,9 +244,14 @@ def _route_point(
     candidate = Scored(code, 10.0, (f"vị trí chia sẻ {how} ranh giới {name}",))
     if oa_province is not None and province != oa_province:
         # A point in another province: show it, let an officer decide (research/geo.md §4).
-        return PlaceDecision(None, 0.5, False, False, "gps_other_province", [candidate])
+        return PlaceDecision(None, 0.5, False, False, RouteReason.GPS_OTHER_PROVINCE, [candidate])
     return PlaceDecision(
-        code, 0.99 if inside else 0.9, True, False, "gps" if inside else "gps_nearest", [candidate]
+        code,
+        0.99 if inside else 0.9,
+        True,
+        False,
+        RouteReason.GPS if inside else RouteReason.GPS_NEAREST,
+        [candidate],
     )
 
 
@@ -332,15 +338,17 @@ def _route_words(
     explicit = top.place.province in named_provinces or bool(top.place.districts & named_districts)
 
     if top.place.split:
-        return PlaceDecision(None, 0.3, False, True, "split", candidates)
+        return PlaceDecision(None, 0.3, False, True, RouteReason.SPLIT, candidates)
     if rivals and margin < MARGIN:
-        return PlaceDecision(None, round(0.3 + 0.1 * margin, 2), False, True, "tie", candidates)
+        return PlaceDecision(
+            None, round(0.3 + 0.1 * margin, 2), False, True, RouteReason.TIE, candidates
+        )
     if not (top.typed or top.backed):
-        return PlaceDecision(None, 0.3, False, True, "weak", candidates)
+        return PlaceDecision(None, 0.3, False, True, RouteReason.WEAK, candidates)
     if other_province and not (top.typed and explicit):
-        return PlaceDecision(None, 0.4, False, True, "other_province", candidates)
+        return PlaceDecision(None, 0.4, False, True, RouteReason.OTHER_PROVINCE, candidates)
     confidence = round(min(0.99, 0.6 + 0.08 * min(margin, 5.0)), 2)
-    return PlaceDecision(target_code, confidence, True, False, "text", candidates)
+    return PlaceDecision(target_code, confidence, True, False, RouteReason.TEXT, candidates)
 
 
 def _can_compete(
@@ -384,7 +392,7 @@ def _route_context(
         # may well be one of them: then no need to ask where), for an officer to place.
         inside = oa_ward is not None and oa_ward in targets
         return PlaceDecision(
-            None, 0.5 if inside else 0.3, False, not inside, "district_only", candidates
+            None, 0.5 if inside else 0.3, False, not inside, RouteReason.DISTRICT_ONLY, candidates
         )
     if provinces:
         codes = {p.province for p in provinces}
@@ -396,9 +404,9 @@ def _route_context(
         # commune of that very province.
         inside = oa_ward is not None and codes == {oa_province}
         return PlaceDecision(
-            None, 0.5 if inside else 0.3, False, not inside, "province_only", candidates
+            None, 0.5 if inside else 0.3, False, not inside, RouteReason.PROVINCE_ONLY, candidates
         )
-    return PlaceDecision(None, 0.5, oa_ward is not None, oa_ward is None, "no_place")
+    return PlaceDecision(None, 0.5, oa_ward is not None, oa_ward is None, RouteReason.NO_PLACE)
 
 
 def _describe(place: Place) -> str:

@@ -14,9 +14,20 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keys import PublicKey
-from tipline.models import OfficialAccount, Tip, Unit
-from tipline.models.sealed_fields import TIP_REROUTE, TIP_ROUTING
+from keys import (
+    PublicKey,
+)
+from tipline.models import (
+    Channel,
+    HoldReason,
+    OfficialAccount,
+    Tip,
+    Unit,
+)
+from tipline.models.sealed_fields import (
+    TIP_REROUTE,
+    TIP_ROUTING,
+)
 from tipline.routing.geo import Boundaries
 from tipline.routing.places import NEW, gazetteer
 from tipline.routing.router import PlaceDecision, route_text
@@ -56,7 +67,7 @@ def oa_owner(session: Session, oa_id: str | None) -> Unit | None:
 
 def intake_unit(session: Session, tip: Tip) -> Unit | None:
     """Where a tip came in: its OA's unit, or the unit a web informant chose on the form."""
-    if tip.channel == "web":
+    if tip.channel == Channel.WEB:
         return tip.unit
     return oa_owner(session, tip.oa_id)
 
@@ -102,7 +113,7 @@ def decide(
     ]
     existing = [u for c in place.candidates if (u := unit_by_code(session, c.code)) is not None]
     unit = oa_unit
-    reason = place.reason
+    reason: str = place.reason
     if place.auto and place.target is not None:
         resolved = resolve(session, place.target)
         if resolved is not None:
@@ -133,7 +144,7 @@ def route_tip(
     """The decision for ``tip``: held (unit None) while its OA is attached to no unit."""
     oa_unit = intake_unit(session, tip)
     if oa_unit is None:
-        return Decision(None, 0.0, False, "oa_not_attached")
+        return Decision(None, 0.0, False, HoldReason.OA_NOT_ATTACHED)
     return decide(session, oa_unit, text, point, boundaries)
 
 

@@ -17,7 +17,9 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from tipline.models import Channel, Direction, Outcome, Role
 from tipline.runtime import Runtime
+from tipline.time_rules import VIETNAM_ZONE_NAME
 from tipline.web.guards import MACHINE_BLUEPRINTS, refuse_nul
 from tipline.web.i18n import select_locale, when
 from tipline.web.limits import limiter
@@ -53,7 +55,7 @@ def init_web(app: Flask, runtime: Runtime) -> None:
         SESSION_COOKIE_SECURE=config.behind_tls,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own idle timeout
         BABEL_DEFAULT_LOCALE="vi",
-        BABEL_DEFAULT_TIMEZONE="Asia/Ho_Chi_Minh",
+        BABEL_DEFAULT_TIMEZONE=VIETNAM_ZONE_NAME,
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
         RATELIMIT_STORAGE_URI=_limits_uri(runtime),
         RATELIMIT_HEADERS_ENABLED=False,
@@ -66,6 +68,8 @@ def init_web(app: Flask, runtime: Runtime) -> None:
             csrf.exempt(blueprint)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    # The vocabularies templates compare stored values with (``m.direction == Direction.NOTE``).
+    app.jinja_env.globals.update(Channel=Channel, Direction=Direction, Outcome=Outcome, Role=Role)
     app.jinja_env.filters["when"] = when
     limiter.init_app(app)
     for name in (*MACHINE_BLUEPRINTS, "health"):

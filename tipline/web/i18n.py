@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import session
 from flask_babel import gettext
+
+from tipline.time_rules import VIETNAM
 
 LANGUAGES = ("vi", "en")
 
@@ -20,9 +21,6 @@ def select_locale() -> str:
 def _(message: str, **variables: object) -> str:
     """gettext, typed: the UI's strings are English msgids with Vietnamese translations."""
     return str(gettext(message, **variables))
-
-
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def when(moment: datetime | None, seconds: bool = False) -> str:

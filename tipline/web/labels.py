@@ -1,14 +1,29 @@
-"""Display names for statuses, priorities and categories, and the SLA rules the inbox shows."""
+"""Display names for the shared vocabularies (keyed by their members), and the SLA rules.
+
+Every member of a vocabulary the UI shows has a label here, translated in the Vietnamese
+catalog (``tests/test_vocabulary.py`` fails otherwise).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
 from tipline.audit import actions
-from tipline.models import Priority, Tip, TipStatus
+from tipline.models import (
+    AttachmentState,
+    Category,
+    Delivery,
+    Outcome,
+    Priority,
+    Refusal,
+    Role,
+    Tip,
+    TipStatus,
+)
 
 STATUS_LABELS = {
     TipStatus.NEW: _l("New"),
@@ -27,20 +42,35 @@ PRIORITY_LABELS = {
 }
 PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
 CATEGORY_LABELS = {
-    "ma_tuy": _l("Drugs"),
-    "danh_bac": _l("Gambling"),
-    "trom_cap": _l("Theft"),
-    "cuop": _l("Robbery"),
-    "lua_dao": _l("Fraud"),
-    "tin_dung_den": _l("Loan sharking"),
-    "bao_luc": _l("Violence / disorder"),
-    "mai_dam": _l("Prostitution"),
-    "buon_lau": _l("Smuggling / counterfeits"),
-    "truy_na": _l("Wanted person"),
-    "moi_truong": _l("Environment"),
-    "giao_thong": _l("Traffic"),
-    "khac": _l("Other"),
-    "hoi_thu_tuc": _l("Procedure question"),
+    Category.DRUGS: _l("Drugs"),
+    Category.GAMBLING: _l("Gambling"),
+    Category.THEFT: _l("Theft"),
+    Category.ROBBERY: _l("Robbery"),
+    Category.FRAUD: _l("Fraud"),
+    Category.LOAN_SHARKING: _l("Loan sharking"),
+    Category.VIOLENCE: _l("Violence / disorder"),
+    Category.PROSTITUTION: _l("Prostitution"),
+    Category.SMUGGLING: _l("Smuggling / counterfeits"),
+    Category.WANTED_PERSON: _l("Wanted person"),
+    Category.ENVIRONMENT: _l("Environment"),
+    Category.TRAFFIC: _l("Traffic"),
+    Category.OTHER: _l("Other"),
+    Category.PROCEDURE_QUESTION: _l("Procedure question"),
+}
+ROLE_LABELS = {
+    Role.OFFICER: _l("officer"),
+    Role.COMMANDER: _l("commander"),
+    Role.AUDITOR: _l("auditor"),
+    Role.ADMIN: _l("admin"),
+}
+# Where a reply to the informant stands.
+DELIVERY_LABELS = {
+    Delivery.QUEUED: _l("queued"),
+    Delivery.SENT: _l("delivered"),
+    Delivery.FAILED: _l("failed"),
+    Delivery.WINDOW_CLOSED: _l("reply window closed"),
+    Delivery.NO_ADDRESS: _l("informant stopped replies"),
+    Delivery.PORTAL: _l("waiting on the web follow-up page"),
 }
 # What the audit pages and a tip's timeline call each event.
 ACTION_LABELS: dict[str, Any] = {
@@ -77,35 +107,35 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_VERIFY: _l("Audit chain verified"),
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
 }
-OUTCOME_LABELS: dict[str, Any] = {
-    actions.OK: _l("ok"),
-    actions.DENIED: _l("denied"),
-    actions.FAILED: _l("failed"),
-    "held": _l("held"),
-    "window_closed": _l("reply window closed"),
-    "no_address": _l("no reply address"),
-    "broken": _l("broken"),
+OUTCOME_LABELS = {
+    Outcome.OK: _l("ok"),
+    Outcome.DENIED: _l("denied"),
+    Outcome.FAILED: _l("failed"),
+    Outcome.HELD: _l("held"),
+    Outcome.WINDOW_CLOSED: _l("reply window closed"),
+    Outcome.NO_ADDRESS: _l("no reply address"),
+    Outcome.BROKEN: _l("broken"),
 }
 # Why the media worker did not store an attachment (tipline.media.errors).
-REFUSAL_LABELS: dict[str, Any] = {
-    "host_not_allowed": _l("Refused: the link points to a server that is not Zalo's."),
-    "private_address": _l("Refused: the link points to a private or internal address."),
-    "bad_url": _l("Refused: the link is not a valid web address."),
-    "too_many_redirects": _l("Refused: the link redirects too many times."),
-    "too_large": _l("Refused: the file is larger than the size limit."),
-    "timeout": _l("Refused: the download took too long."),
-    "unavailable": _l("The file could not be downloaded from Zalo."),
-    "unsupported_type": _l(
+REFUSAL_LABELS = {
+    Refusal.HOST_NOT_ALLOWED: _l("Refused: the link points to a server that is not Zalo's."),
+    Refusal.PRIVATE_ADDRESS: _l("Refused: the link points to a private or internal address."),
+    Refusal.BAD_URL: _l("Refused: the link is not a valid web address."),
+    Refusal.TOO_MANY_REDIRECTS: _l("Refused: the link redirects too many times."),
+    Refusal.TOO_LARGE: _l("Refused: the file is larger than the size limit."),
+    Refusal.TIMEOUT: _l("Refused: the download took too long."),
+    Refusal.UNAVAILABLE: _l("The file could not be downloaded from Zalo."),
+    Refusal.UNSUPPORTED_TYPE: _l(
         "Refused: metadata cannot be removed from this type of file, so it was not kept."
     ),
-    "image_too_large": _l("Refused: the image is too large (possibly a decompression bomb)."),
-    "damaged": _l("Refused: the file is damaged and cannot be cleaned."),
-    "encrypted": _l("Refused: the document is encrypted and cannot be cleaned."),
+    Refusal.IMAGE_TOO_LARGE: _l("Refused: the image is too large (possibly a decompression bomb)."),
+    Refusal.DAMAGED: _l("Refused: the file is damaged and cannot be cleaned."),
+    Refusal.ENCRYPTED: _l("Refused: the document is encrypted and cannot be cleaned."),
 }
-ATTACHMENT_STATE_LABELS: dict[str, Any] = {
-    "pending": _l("being downloaded and cleaned"),
-    "stored": _l("stored, metadata removed"),
-    "refused": _l("not stored"),
+ATTACHMENT_STATE_LABELS = {
+    AttachmentState.PENDING: _l("being downloaded and cleaned"),
+    AttachmentState.STORED: _l("stored, metadata removed"),
+    AttachmentState.REFUSED: _l("not stored"),
 }
 # Time from arrival to the first opening, by priority.
 FIRST_OPEN_SLA = {
@@ -127,5 +157,12 @@ def sla_remaining(tip: Tip, now: datetime) -> timedelta | None:
     return sla_deadline(tip) - now
 
 
-def label(mapping: dict[str, object], value: str | None) -> str:
+def label(mapping: Mapping[Any, object], value: str | None) -> str:
+    """The display name of a stored ``value`` (a member's string); the value itself if it has
+    none, "—" for none."""
     return str(mapping.get(value or "", value or "—"))
+
+
+def choices(mapping: Mapping[Any, object]) -> list[tuple[str, str]]:
+    """A select's (value, display name) pairs, in the mapping's order."""
+    return [(str(value), str(name)) for value, name in mapping.items()]

@@ -7,27 +7,29 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tipline.models.enums import MessageKind
+
 
 class MalformedEvent(ValueError):
     """The body is not a Zalo event we can read."""
 
 
 MESSAGE_EVENTS = {
-    "user_send_text": "text",
-    "user_send_image": "image",
-    "user_send_file": "file",
-    "user_send_audio": "audio",
-    "user_send_video": "video",
-    "user_send_location": "location",
-    "user_send_link": "link",
-    "user_send_sticker": "sticker",
-    "user_send_gif": "gif",
-    "user_send_business_card": "business_card",
+    "user_send_text": MessageKind.TEXT,
+    "user_send_image": MessageKind.IMAGE,
+    "user_send_file": MessageKind.FILE,
+    "user_send_audio": MessageKind.AUDIO,
+    "user_send_video": MessageKind.VIDEO,
+    "user_send_location": MessageKind.LOCATION,
+    "user_send_link": MessageKind.LINK,
+    "user_send_sticker": MessageKind.STICKER,
+    "user_send_gif": MessageKind.GIF,
+    "user_send_business_card": MessageKind.BUSINESS_CARD,
     # The OA's web chat without a Zalo login: the most anonymous channel Zalo offers.
-    "anonymous_send_text": "text",
-    "anonymous_send_image": "image",
-    "anonymous_send_file": "file",
-    "anonymous_send_sticker": "sticker",
+    "anonymous_send_text": MessageKind.TEXT,
+    "anonymous_send_image": MessageKind.IMAGE,
+    "anonymous_send_file": MessageKind.FILE,
+    "anonymous_send_sticker": MessageKind.STICKER,
 }
 
 MAX_TEXT = 20_000
@@ -64,7 +66,7 @@ class Sender:
 @dataclass(frozen=True)
 class InboundMessage:
     event_name: str
-    kind: str
+    kind: MessageKind
     oa_id: str
     sender: Sender
     msg_id: str
@@ -178,14 +180,14 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
             a_type = item.get("type")
             if not isinstance(a_type, str) or not ATTACHMENT_TYPE.match(a_type):
                 a_type = kind  # stored (attachments.kind, 16 characters) and shown to officers
-            if a_type == "location":
+            if a_type == MessageKind.LOCATION:
                 location = _coordinates(payload) or location
                 continue
             attachments.append({"type": a_type, "payload": payload})
     legacy_location = message.get("location")  # one source nests it here (zalo.md §1.3)
     if location is None and isinstance(legacy_location, dict):
         location = _coordinates({"coordinates": legacy_location})
-    if kind == "location" and location is None:
+    if kind is MessageKind.LOCATION and location is None:
         raise MalformedEvent("location event without coordinates")
     return InboundMessage(
         event_name=envelope.event_name,

@@ -1,0 +1,172 @@
+"""One vocabulary: every value a producer can write has a label in both languages, and the
+migration that unified the vocabulary rewrote the rows written before it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask_babel import Babel, force_locale
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from triage.labels import (
+    ACTION_LABELS,
+    ATTACHMENT_STATE_LABELS,
+    CATEGORY_LABELS,
+    DELIVERY_LABELS,
+    OUTCOME_LABELS,
+    PRIORITY_LABELS,
+    REFUSAL_LABELS,
+    ROLE_LABELS,
+    STATUS_LABELS,
+)
+
+from keys import generate_keypair
+from tests.databases import Databases
+from tipline.audit import actions
+from tipline.migrate import downgrade, upgrade
+from tipline.models import (
+    AttachmentState,
+    Category,
+    Delivery,
+    Notification,
+    NotificationKind,
+    Outcome,
+    Priority,
+    Refusal,
+    Role,
+    Tip,
+    TipStatus,
+)
+from tipline.routing.classify import CATEGORIES, classify
+
+ROOT = Path(__file__).resolve().parent.parent
+TRANSLATIONS = ROOT / "triage" / "translations"
+
+# Every vocabulary the staff UI shows, with its labels.
+SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [
+    (Category, CATEGORY_LABELS),
+    (TipStatus, STATUS_LABELS),
+    (Priority, PRIORITY_LABELS),
+    (Role, ROLE_LABELS),
+    (Delivery, DELIVERY_LABELS),
+    (AttachmentState, ATTACHMENT_STATE_LABELS),
+    (Refusal, REFUSAL_LABELS),
+    (Outcome, OUTCOME_LABELS),
+]
+
+
+@pytest.fixture(scope="module")
+def babel_app() -> Flask:
+    """Just enough of an app for Flask-Babel to render a label in a given language."""
+    app = Flask(__name__)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
+    Babel(app)
+    return app
+
+
+def vietnamese_catalog() -> dict[str, str]:
+    with open(TRANSLATIONS / "vi" / "LC_MESSAGES" / "messages.po", "rb") as handle:
+        catalog = read_po(handle)
+    return {m.id: m.string for m in catalog if isinstance(m.id, str) and m.string and not m.fuzzy}
+
+
+def untranslated(app: Flask, labels: Mapping[str, object]) -> list[str]:
+    """The labels whose English text has no Vietnamese translation, or is not the one shown."""
+    catalog = vietnamese_catalog()
+    missing = []
+    with app.app_context():
+        for value, name in labels.items():
+            with force_locale("en"):
+                english = str(name)
+            with force_locale("vi"):
+                shown = str(name)
+            if english not in catalog or shown != catalog[english]:
+                missing.append(f"{value}: {english!r}")
+    return missing
+
+
+@pytest.mark.parametrize(("vocabulary", "labels"), SHOWN, ids=lambda v: getattr(v, "__name__", ""))
+def test_every_member_the_ui_shows_has_a_label_in_both_languages(
+    babel_app: Flask, vocabulary: type[StrEnum], labels: Mapping[StrEnum, object]
+) -> None:
+    # Keyed by the members themselves: a plain string key equal to a value would pass the
+    # coverage check below and let the literal drift from the enum again.
+    assert [key for key in labels if not isinstance(key, vocabulary)] == []
+    assert sorted(set(vocabulary) - set(labels)) == []
+    assert untranslated(babel_app, labels) == []
+
+
+def test_every_audited_action_has_a_label_in_both_languages(babel_app: Flask) -> None:
+    assert sorted(actions.ALL - set(ACTION_LABELS)) == []
+    assert untranslated(babel_app, ACTION_LABELS) == []
+
+
+def test_the_label_check_fails_on_an_untranslated_label(babel_app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l
+
+    assert untranslated(babel_app, {"x": _l("A label nobody translated")}) != []
+
+
+def test_every_category_the_classifier_can_write_is_a_labelled_category() -> None:
+    """The keyword table's categories, and its two fallbacks, are Category members."""
+    assert [c for c in CATEGORIES if not isinstance(c, Category)] == []
+    written = {classify(keywords[0]).category for keywords in CATEGORIES.values()}
+    assert written == set(CATEGORIES)  # each category's own keyword finds it
+    written |= {
+        classify("Tôi muốn báo một việc").category,
+        classify("Cho hỏi thủ tục làm căn cước ở đâu?").category,
+    }
+    assert {Category.OTHER, Category.PROCEDURE_QUESTION} <= written
+    assert [c for c in written if not isinstance(c, Category) or c not in CATEGORY_LABELS] == []
+
+
+def test_migration_0015_rewrites_the_old_categories_and_notification_kinds(
+    databases: Databases,
+) -> None:
+    """Rows written before 0015 with the classifier's categories and the manual assignment's
+    notification kind read as the shared vocabulary after it; its downgrade keeps them
+    (revision 0014's UI knows these values too)."""
+    url = databases.create()
+    upgrade(url, "0014_one_head")
+    engine = create_engine(url)
+    written = {
+        "bao_luc_gay_roi": Category.VIOLENCE,
+        "buon_lau_hang_gia": Category.SMUGGLING,
+        "ma_tuy": Category.DRUGS,
+        None: None,
+    }
+    with Session(engine) as session, session.begin():
+        for n, old in enumerate(written):
+            session.add(
+                Tip(
+                    receipt_code=f"CODE{n}",
+                    informant_alias=f"alias-{n}",
+                    public_key=generate_keypair().public_key.to_bytes(),
+                    category=old,
+                )
+            )
+        session.add_all(
+            [Notification(kind="assigned"), Notification(kind=NotificationKind.ESCALATED)]
+        )
+
+    def stored() -> tuple[dict[str, str | None], list[str]]:
+        with Session(engine) as session:
+            categories = dict(session.execute(select(Tip.informant_alias, Tip.category)).all())
+            kinds = list(session.scalars(select(Notification.kind).order_by(Notification.id)))
+        return categories, kinds
+
+    expected = (
+        {f"alias-{n}": new for n, new in enumerate(written.values())},
+        [NotificationKind.ASSIGNED_TIP, NotificationKind.ESCALATED],
+    )
+    upgrade(url)
+    assert stored() == expected
+    downgrade(url, "0014_one_head")
+    assert stored() == expected
+    engine.dispose()
+    databases.drop(url)
