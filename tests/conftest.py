@@ -24,6 +24,7 @@ from tests.postgres_server import PostgresServer
 from tipline.app import create_app
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, DEMO_ZALO_OA_SECRET_KEY, Config
 from tipline.migrate import upgrade
+from tipline.redis_conn import VolatileRedis
 from tipline.runtime import Runtime, install
 
 if TYPE_CHECKING:
@@ -44,6 +45,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # SHUTDOWN drops the connection; redis-py's default retries would spend seconds on it.
     server.set_retry(Retry(NoBackoff(), 0))
     server.shutdown(nosave=True)
+
+
+@pytest.fixture(scope="session")
+def keystore_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The volatile key store: a redis-server of our own that keeps nothing on disk."""
+    server = VolatileRedis(tmp_path_factory.mktemp("keystore"))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -89,12 +98,15 @@ def database_url(databases: Databases, migrated_template: str, data_dir: Path) -
 
 
 @pytest.fixture
-def env(data_dir: Path, redis_server: str, database_url: str) -> dict[str, str]:
+def env(
+    data_dir: Path, redis_server: str, keystore_server: str, database_url: str
+) -> dict[str, str]:
     """The environment of a Tipline process for this test (also given to subprocesses)."""
     return {
         "TIPLINE_DATA_DIR": str(data_dir),
         "TIPLINE_DATABASE_URL": database_url,
         "TIPLINE_REDIS_URL": redis_server,
+        "TIPLINE_KEYSTORE_URL": keystore_server,
         "ZALO_APP_ID": APP_ID,
         "ZALO_OA_SECRET_KEY": OA_SECRET,
         "ZALO_APP_SECRET": APP_SECRET,
@@ -111,6 +123,8 @@ def config(env: dict[str, str]) -> Config:
 def runtime(config: Config) -> Iterator[Runtime]:
     rt = install(Runtime(config))
     rt.redis.flushall()
+    rt.keystore.redis.flushall()
+    rt.transit.rotate()  # the first transit epoch, as a starting worker makes it
     yield rt
     rt.engine.dispose()
 
@@ -297,7 +311,7 @@ def expand(runtime: Runtime) -> int:
     """What the worker's relay loop does first: turn stored events into tips."""
     from tipline.intake.expansion import expand_pending
 
-    return expand_pending(runtime.engine, runtime.config)
+    return expand_pending(runtime)
 
 
 @pytest.fixture

@@ -151,8 +151,7 @@ def test_stop_destroys_the_reply_address_and_is_not_a_tip_message(
     # An officer's later reply finds no address.
     with runtime.sessions() as session, session.begin():
         tip_row = session.scalars(select(Tip)).one()
-        relay_public = runtime.config.secrets.relay_public
-        later = queue_outbound(session, tip_row, "Còn đó không?", relay_public=relay_public)
+        later = queue_outbound(session, tip_row, "Còn đó không?", transit=runtime.transit.public())
         later_id = later.public_id
     send_all(runtime)
     with runtime.sessions() as session:

@@ -133,11 +133,10 @@ def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime
     from tipline.units import rotate_key
     from tipline.zalo.events import InboundMessage, Sender
 
-    config = runtime.config
     msg = InboundMessage(
         "user_send_text", "text", "3886132808788132134", Sender(user_id="42"), "m1", "cũ"
     )
-    public_id = accept_message(runtime.engine, config, msg).tip_public_id
+    public_id = accept_message(runtime, msg).tip_public_id
     dispatch_tip(public_id)
 
     def canbo_opens() -> None:

@@ -274,7 +274,7 @@ def test_the_media_job_records_the_refusal_for_the_officer(
         raw = build_event(COMMUNE_OA, USER, image=media)
         msg = read_message(read_envelope(json.loads(raw)))
         assert msg is not None
-        accept_message(runtime.engine, config, msg)
+        accept_message(runtime, msg)
     with runtime.sessions() as session:
         ids = list(session.scalars(select(Attachment.public_id)))
     assert len(ids) == 3

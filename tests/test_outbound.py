@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from redis import Redis
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
-from keys import generate_keypair, new_token, seal
+from keys import generate_keypair, new_token
 from tests.conftest import run_jobs
 from tests.test_simulator import live_server
 from tipline.jobs.outbound import MAX_ATTEMPTS, DeliveryDeferredError, deliver, send_message
@@ -33,7 +32,9 @@ from tipline.models import (
 )
 from tipline.outbox import job_id
 from tipline.outgoing import queue_outbound
+from tipline.reply_addresses import seal_address
 from tipline.runtime import Runtime
+from tipline.time_rules import ZALO_REPLY_WINDOW
 from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient
 from tipline.zalo.simulator import issue_tokens
 from tipline.zalo.tokens import access_token_for, open_tokens, store_tokens
@@ -80,12 +81,10 @@ def make_message(
 ) -> str:
     """A tip whose informant can be answered, and one queued outbound message."""
     address = address or {"kind": "user", "user_id": USER_ID}
-    relay_public = runtime.config.secrets.relay_public
     with runtime.sessions() as session, session.begin():
         reply = ReplyAddress(public_id=new_public_id(), informant_alias=new_token(32), oa_id=OA_ID)
-        reply.sealed_address = seal(
-            relay_public, json.dumps(address).encode(), purpose="reply_address",
-            binding=reply.binding,
+        reply.sealed_address = seal_address(
+            runtime.keystore, reply.informant_alias, address, ZALO_REPLY_WINDOW
         )
         tip = Tip(
             public_id=new_public_id(), receipt_code=f"TL-{new_token(4)}-{new_token(4)}",
@@ -94,7 +93,7 @@ def make_message(
         )
         session.add_all([reply, tip])
         session.flush()
-        message = queue_outbound(session, tip, text, relay_public=relay_public)
+        message = queue_outbound(session, tip, text, transit=runtime.transit.public())
         return message.public_id
 
 

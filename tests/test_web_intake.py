@@ -139,7 +139,7 @@ def test_tra_cuu_shows_replies_takes_answers_and_throttles_wrong_passphrases(
     with runtime.sessions() as db, db.begin():
         tip = db.scalars(select(Tip)).one()
         queue_outbound(
-            db, tip, "Bạn thấy biển số xe không?", relay_public=runtime.config.secrets.relay_public
+            db, tip, "Bạn thấy biển số xe không?", transit=runtime.transit.public()
         )
     page = look_up(client, code, passphrase.upper())
     html = page.get_data(as_text=True)

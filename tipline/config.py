@@ -68,28 +68,22 @@ class MissingSecret(RuntimeError):
 
 @dataclass(frozen=True)
 class ServiceSecrets:
-    """The intake tier's own keys (DESIGN.md: transit, relay, alias) and the audit signer.
+    """The service's configured keys: the relay key (it seals the OAs' Zalo tokens), the
+    alias key and the audit signer.
 
-    A process may hold a key's public half only (``TIPLINE_TRANSIT_PUBLIC_KEY``,
-    ``TIPLINE_RELAY_PUBLIC_KEY``): the web and intake tiers seal to these keys but never open
-    anything with them, so in production only the workers get the private halves, and a
-    compromised web machine opens no queued event and no informant's reply address.
+    Transit keys are not configuration: workers make them in short epochs and keep their
+    private halves in the volatile key store only (tipline.transit), as they do each reply
+    address's key (tipline.reply_addresses): no configured secret opens a tip or names an
+    informant. A process may hold the relay key's public half only
+    (``TIPLINE_RELAY_PUBLIC_KEY``): the web tiers seal tokens to it and open nothing.
     """
 
-    transit_public: PublicKey
     relay_public: PublicKey
     alias_key: bytes
     # Signs audit checkpoints (tipline.audit). Auditors pin its public half's fingerprint, so
     # a checkpoint file kept offline proves what the chain's head was when it was exported.
     audit_signing_key: SigningKey
-    transit_private: PrivateKey | None = field(default=None, repr=False)
     relay_private: PrivateKey | None = field(default=None, repr=False)
-
-    @property
-    def transit_key(self) -> PrivateKey:
-        if self.transit_private is None:
-            raise MissingSecret("TIPLINE_TRANSIT_KEY: this process holds the public half only")
-        return self.transit_private
 
     @property
     def relay_key(self) -> PrivateKey:
@@ -202,9 +196,7 @@ FILE_SETTINGS = (
     "TIPLINE_DATABASE_URL",
     "TIPLINE_REDIS_URL",
     "TIPLINE_KEYSTORE_URL",
-    "TIPLINE_TRANSIT_KEY",
     "TIPLINE_RELAY_KEY",
-    "TIPLINE_TRANSIT_PUBLIC_KEY",
     "TIPLINE_RELAY_PUBLIC_KEY",
     "TIPLINE_ALIAS_KEY",
     "TIPLINE_AUDIT_SIGNING_KEY",
@@ -322,14 +314,17 @@ def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
 
 def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
     alias = _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
-    transit_public, transit_private = _key_pair(data_dir, env, "transit")
+    for retired in ("TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"):
+        if env.get(retired):
+            raise ValueError(
+                f"{retired} is no longer used: transit keys are made by the workers in short "
+                "epochs and never stored (docs/threat-model.md); remove it and its file"
+            )
     relay_public, relay_private = _key_pair(data_dir, env, "relay")
     return ServiceSecrets(
-        transit_public=transit_public,
         relay_public=relay_public,
         alias_key=alias.encode(),
         audit_signing_key=_signing_secret(data_dir, env),
-        transit_private=transit_private,
         relay_private=relay_private,
     )
 
@@ -337,6 +332,5 @@ def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
 def public_halves(secrets: ServiceSecrets) -> dict[str, str]:
     """The variables that give a web or intake process the public halves only."""
     return {
-        "TIPLINE_TRANSIT_PUBLIC_KEY": base64.b64encode(secrets.transit_public.to_bytes()).decode(),
         "TIPLINE_RELAY_PUBLIC_KEY": base64.b64encode(secrets.relay_public.to_bytes()).decode(),
     }

@@ -248,12 +248,6 @@ def new_tip_key() -> PrivateKey:
     return generate_keypair()
 
 
-def grant_tip_to_transit(
-    session: Session, tip: Tip, tip_key: PrivateKey, transit_public: bytes
-) -> None:
-    _add_grant(session, tip_key, Subject.TIP, tip.id, Holder.TRANSIT, 0, transit_public)
-
-
 def open_tip_from_transit(
     session: Session, tip: Tip, transit_key_for: Callable[[bytes], PrivateKey]
 ) -> PrivateKey:

@@ -152,7 +152,7 @@ def build_world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
     client = app.test_client()
     tip_a = send_tip(client, runtime, text=TEXT_A, msg_id="world-a", user=USER_A, oa=COMMUNE_OA)
     tip_b = send_tip(client, runtime, text=TEXT_B, msg_id="world-b", user=USER_B, oa=OA_B)
-    relay = runtime.config.secrets.relay_public
+    relay = runtime.transit.public()
     with runtime.sessions() as db, db.begin():
         tips = {t.public_id: t for t in db.scalars(select(Tip))}
         canbo = db.scalars(select(Officer).where(Officer.username == "canbo")).one()
@@ -166,7 +166,7 @@ def build_world(app: Flask, runtime: Runtime, units: dict[str, str]) -> World:
         )
         note.sealed_body = seal_body(tips[tip_a], note, {"text": NOTE_A})
         db.add(note)
-        queue_outbound(db, tips[tip_a], REPLY_A, relay_public=relay, author=canbo)
+        queue_outbound(db, tips[tip_a], REPLY_A, transit=relay, author=canbo)
         assert tips[tip_a].unit_id != tips[tip_b].unit_id
         receipts = {t.public_id: t.receipt_code for t in tips.values()}
         unit_ids = {u.code: u.public_id for u in db.scalars(select(Unit))}
