@@ -13,7 +13,7 @@ from flask import Flask
 from flask_babel import Babel, force_locale
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
-from triage.labels import (
+from tipline.web.labels import (
     ACTION_LABELS,
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
@@ -45,7 +45,7 @@ from tipline.models import (
 from tipline.routing.classify import CATEGORIES, classify
 
 ROOT = Path(__file__).resolve().parent.parent
-TRANSLATIONS = ROOT / "triage" / "translations"
+TRANSLATIONS = ROOT / "tipline" / "web" / "translations"
 
 # Every vocabulary the staff UI shows, with its labels.
 SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [

@@ -32,7 +32,7 @@ from tipline.config import (
 from tipline.migrate import upgrade
 from tipline.models import OfficialAccount, Role, Unit, UnitLevel
 from tipline.officers import add_officer
-from tipline.redis_conn import embedded_redis_url
+from tipline.redis_conn import embedded_keystore_url, embedded_redis_url
 from tipline.runtime import Runtime
 from tipline.units import add_unit, set_oa
 
@@ -208,6 +208,9 @@ def run_demo(host: str, port: int) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     if not env.get("TIPLINE_REDIS_URL"):
         env["TIPLINE_REDIS_URL"] = embedded_redis_url(data_dir)
+    if not env.get("TIPLINE_KEYSTORE_URL"):
+        # The volatile key store lives as long as the demo: worker restarts keep its keys.
+        env["TIPLINE_KEYSTORE_URL"] = embedded_keystore_url(data_dir)
     config = Config.from_env(env)
     upgrade(config.database_url)
     runtime = Runtime(config)

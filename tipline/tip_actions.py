@@ -41,6 +41,7 @@ from tipline.time_rules import ZALO_REPLY_WINDOW
 
 class Refusal(StrEnum):
     REPLY_WINDOW_CLOSED = "reply_window_closed"
+    INFORMANT_STOPPED = "informant_stopped"
     NO_PARENT_UNIT = "no_parent_unit"
     NOT_A_DUPLICATE = "not_a_duplicate"
 
@@ -139,7 +140,10 @@ def add_note(db: Session, tip: Tip, actor: Actor, text: str) -> Message:
 
 
 def reply(db: Session, tip: Tip, actor: Actor, text: str, transit: PublicKey) -> Message:
-    """Queue an answer to the informant; refused once Zalo's reply window has closed."""
+    """Queue an answer to the informant; refused once they sent STOP, or once Zalo's reply
+    window has closed."""
+    if tip.informant_stopped_at is not None:
+        raise ActionRefused(Refusal.INFORMANT_STOPPED)
     if not reply_open(tip, utcnow()):
         raise ActionRefused(Refusal.REPLY_WINDOW_CLOSED)
     message = queue_outbound(db, tip, text, transit=transit, author=actor.officer)

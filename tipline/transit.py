@@ -346,7 +346,7 @@ def mark_lost(conn: Connection, event_id: int, now: datetime) -> None:
 
 
 def recover_events(
-    engine: Engine, transit: TransitKeys, unit_keys: dict[int, PrivateKey]
+    conn: Connection, transit: TransitKeys, unit_keys: dict[int, PrivateKey]
 ) -> int:
     """Seal the waiting events sealed to the unit key versions given (``unit_keys``: by
     ``unit_keys.id``, a key holder's chain at login) to the current epoch again, so expansion
@@ -355,35 +355,34 @@ def recover_events(
         return 0
     current = transit.public()
     recovered = 0
-    with write_transaction(engine) as conn:
-        rows = conn.execute(
-            select(
-                EVENTS.c.id,
-                EVENTS.c.dedup_key,
-                EVENTS.c.sealed_fallback,
-                EVENTS.c.fallback_key_id,
-            ).where(
-                EVENTS.c.processed_at.is_(None),
-                EVENTS.c.transit_lost_at.is_not(None),
-                EVENTS.c.sealed_fallback.is_not(None),
-                EVENTS.c.fallback_key_id.in_(list(unit_keys)),
+    rows = conn.execute(
+        select(
+            EVENTS.c.id,
+            EVENTS.c.dedup_key,
+            EVENTS.c.sealed_fallback,
+            EVENTS.c.fallback_key_id,
+        ).where(
+            EVENTS.c.processed_at.is_(None),
+            EVENTS.c.transit_lost_at.is_not(None),
+            EVENTS.c.sealed_fallback.is_not(None),
+            EVENTS.c.fallback_key_id.in_(list(unit_keys)),
+        )
+    ).all()
+    for row in rows:
+        try:
+            body = INBOUND_EVENT_FALLBACK.open(
+                unit_keys[row.fallback_key_id], row.sealed_fallback, dedup_key=row.dedup_key
             )
-        ).all()
-        for row in rows:
-            try:
-                body = INBOUND_EVENT_FALLBACK.open(
-                    unit_keys[row.fallback_key_id], row.sealed_fallback, dedup_key=row.dedup_key
-                )
-            except EnvelopeError:
-                log.warning("event %s: its fallback does not open with its unit's key", row.id)
-                continue
-            conn.execute(
-                update(EVENTS)
-                .where(EVENTS.c.id == row.id)
-                .values(
-                    sealed_event=INBOUND_EVENT.seal(current, body, dedup_key=row.dedup_key),
-                    transit_lost_at=None,
-                )
+        except EnvelopeError:
+            log.warning("event %s: its fallback does not open with its unit's key", row.id)
+            continue
+        conn.execute(
+            update(EVENTS)
+            .where(EVENTS.c.id == row.id)
+            .values(
+                sealed_event=INBOUND_EVENT.seal(current, body, dedup_key=row.dedup_key),
+                transit_lost_at=None,
             )
-            recovered += 1
+        )
+        recovered += 1
     return recovered

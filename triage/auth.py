@@ -51,6 +51,7 @@ from tipline.models.sealed_fields import (
     OFFICER_KEY_SESSION_WRAP,
     OFFICER_TOTP_SECRET,
 )
+from tipline.transit import NoTransitKey, recover_events
 from tipline.web.i18n import (
     LANGUAGES,
     _,
@@ -133,7 +134,20 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     record(db, action=actions.LOGIN, actor=officer, client_address=_client())
     if officer.unit_id is not None and StaffUser(officer).holds_keys:
         record(db, action=actions.KEY_UNLOCK, actor=officer, client_address=_client())
-        for member in complete_pending_grants(db, unit_keys_of(db, officer, key)):
+        opened = unit_keys_of(db, officer, key)
+        try:
+            recovered = recover_events(db.connection(), runtime().transit, opened)
+        except NoTransitKey:  # no worker yet: the events wait for the next login
+            recovered = 0
+        if recovered:
+            record(
+                db,
+                action=actions.EVENTS_RECOVERED,
+                actor=officer,
+                client_address=_client(),
+                detail={"events": str(recovered)},
+            )
+        for member in complete_pending_grants(db, opened):
             record(
                 db,
                 action=actions.GRANT,

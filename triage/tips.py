@@ -250,6 +250,9 @@ REFUSALS = {
         "The reply window is closed: Zalo lets the OA answer only within 7 days "
         "of the informant's last message."
     ),
+    Refusal.INFORMANT_STOPPED: _l(
+        "The informant asked to stop all contact (STOP): no reply can reach them about this tip."
+    ),
     Refusal.NO_PARENT_UNIT: _l("This unit has no parent unit to escalate to."),
     Refusal.NOT_A_DUPLICATE: _l("No other tip of your units has that receipt code."),
 }

@@ -19,6 +19,9 @@ REPLY_DELIVERED = "reply_delivered"
 # The informant sent "STOP" / "XÓA": their reply address was destroyed. No object, no detail:
 # the event says only that it happened (tipline.informant).
 INFORMANT_STOP = "informant_stop"
+# A key holder's login brought back events whose transit key was lost (tipline.transit):
+# detail {"events": count}.
+EVENTS_RECOVERED = "events_recovered"
 # Retention: a closed tip past its period was crypto-shredded (actor None; object the tip's
 # public id; detail {"status", "reason": "retention"}).
 TIP_SHREDDED = "tip_shredded"

@@ -16,7 +16,7 @@ from tipline.models import Category, Priority
 from tipline.routing.normalise import fold
 
 # Category → keywords (folded when compiled). The order breaks ties. The labels officers see
-# are the staff UI's (triage.labels); procedure questions and "other" have no keywords.
+# are the staff UI's (tipline.web.labels); procedure questions and "other" have no keywords.
 CATEGORIES: dict[Category, tuple[str, ...]] = {
     Category.DRUGS: (
         "ma túy",

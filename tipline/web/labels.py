@@ -82,6 +82,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.TIP_DISPATCHED: _l("Tip dispatched"),
     actions.REPLY_DELIVERED: _l("Reply delivered"),
     actions.INFORMANT_STOP: _l("Informant unsubscribed (reply address destroyed)"),
+    actions.EVENTS_RECOVERED: _l("Waiting tips recovered with the unit key"),
     actions.TIP_OPEN: _l("Tip opened"),
     actions.TIP_SHREDDED: _l("Tip deleted (retention)"),
     actions.ATTACHMENT_DOWNLOAD: _l("Attachment downloaded"),
