@@ -1,7 +1,8 @@
 """The anonymous web form for people without Zalo: /bao-tin to report, /tra-cuu to follow up.
 
 - No IP address is kept. Flask-Limiter needs one for a moment to count requests: it counts
-  under an HMAC of the address (:func:`anonymous_key`), in Redis, with counters that expire
+  under an HMAC of the address whose key lives in process memory only and changes every hour
+  (:func:`tipline.web.limits.anonymous_address_key`), in Redis, with counters that expire
   with their window (an hour at most); nothing reaches the database, the audit log or a log
   line. (The reverse proxy and gunicorn access logs must leave the address out too: deploy/.)
 - No third party: the anti-bot check is a proof of work (``keys.work``) the browser solves
@@ -37,19 +38,13 @@ from tipline.runtime import app_runtime as runtime
 from tipline.transit import NoTransitKey
 from tipline.web.i18n import _
 from tipline.web.labels import STATUS_LABELS
-from tipline.web.limits import limiter
+from tipline.web.limits import anonymous_address_key, limiter
 
 blueprint = Blueprint("web_intake", __name__)
 
 POW_SESSION = "web_pow"
 MAX_FAILURES = 5  # wrong passphrases per receipt code ...
 FAILURE_WINDOW = 15 * 60  # ... in this many seconds, then the code is locked that long
-
-
-def anonymous_key() -> str:
-    """The rate limiter's key: an HMAC of the client address, never the address itself."""
-    address = request.remote_addr or ""
-    return keyed_digest(runtime().config.secrets.alias_key, "rate_limit", address)
 
 
 def _no_store(body: str, status: int = 200) -> ResponseReturnValue:
@@ -123,7 +118,7 @@ def report() -> ResponseReturnValue:
 
 
 @blueprint.post("/bao-tin")
-@limiter.limit("10 per hour", key_func=anonymous_key)
+@limiter.limit("10 per hour", key_func=anonymous_address_key)
 def submit() -> ResponseReturnValue:
     config = runtime().config
     challenge = session.pop(POW_SESSION, None)
@@ -177,7 +172,7 @@ def lookup() -> ResponseReturnValue:
 
 
 @blueprint.post("/tra-cuu")
-@limiter.limit("30 per hour", key_func=anonymous_key)
+@limiter.limit("30 per hour", key_func=anonymous_address_key)
 def follow_up() -> ResponseReturnValue:
     rt = runtime()
     code = request.form.get("code", "").strip().upper()
