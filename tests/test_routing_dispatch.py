@@ -200,6 +200,7 @@ def _env(runtime: Runtime) -> dict[str, str]:
         "TIPLINE_DATA_DIR": str(runtime.config.data_dir),
         "TIPLINE_DATABASE_URL": runtime.config.database_url,
         "TIPLINE_REDIS_URL": runtime.config.redis_url or "",
+        "TIPLINE_KEYSTORE_URL": runtime.config.keystore_url or "",
     }
 
 

@@ -47,8 +47,12 @@ def record_inbound(runtime: Runtime, msg: InboundMessage, raw: bytes) -> bool:
     """
     key = dedup_key(runtime.config, msg.oa_id, msg.msg_id)
     transit = runtime.transit.public()
+    # Read first, then a transaction that only writes: on SQLite a transaction that reads
+    # and then writes fails at once when another writer committed in between.
+    with runtime.engine.connect() as conn:
+        fallback = fallback_key_for_oa(conn, msg.oa_id)
     with runtime.engine.begin() as conn:
-        return insert_event(conn, key, raw, transit, fallback_key_for_oa(conn, msg.oa_id))
+        return insert_event(conn, key, raw, transit, fallback)
 
 
 def fallback_key_for_oa(conn: Connection, oa_id: str) -> UnitKey | None:

@@ -145,11 +145,12 @@ def submit_report(
     key = web_report_key(config, receipt_code)
     encoded = json.dumps(body, ensure_ascii=False).encode()
     try:
-        with runtime.engine.begin() as conn:
+        with runtime.engine.connect() as conn:  # read, then a transaction that only writes
             unit_id = conn.execute(
                 select(Unit.id).where(Unit.public_id == unit_public_id)
             ).scalar_one_or_none()
             fallback = fallback_key_for_unit(conn, unit_id) if unit_id is not None else None
+        with runtime.engine.begin() as conn:
             insert_event(conn, key, encoded, transit, fallback)
     except BaseException:
         _discard(config, stored)
