@@ -1,8 +1,10 @@
-"""The web and intake tiers can run on the public halves of the transit and relay keys.
+"""The web and intake tiers hold no key that opens anything.
 
-DESIGN.md: the relay key opens reply addresses (Zalo ids) and the transit key opens queued
-events; only the workers need them. Given ``TIPLINE_*_PUBLIC_KEY`` instead, the web tiers
-still take webhooks and web reports, and nothing there can open what they sealed.
+Transit keys are not configuration at all: workers make them in short epochs and keep their
+private halves in the volatile key store (tipline.transit); the web tiers read only the public
+halves from the database. The one configured key pair left, the relay key (it seals the OAs'
+tokens), reaches the web tiers as its public half (``TIPLINE_RELAY_PUBLIC_KEY``). The web
+tiers still take webhooks and web reports, and nothing there can open what they sealed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from keys import EnvelopeError, generate_keypair
+from keys import EnvelopeError, generate_keypair, open_sealed
 from tests.conftest import expand
 from tests.triage_helpers import csrf_from
 from tests.zalo_events import event, signed_headers
@@ -23,6 +25,7 @@ from tipline.app import create_app
 from tipline.config import Config, MissingSecret, public_halves
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import InboundEvent, ReplyAddress, Tip
+from tipline.reply_addresses import open_address
 from tipline.runtime import Runtime, install
 
 
@@ -37,9 +40,8 @@ def test_web_tiers_on_public_halves_take_tips_that_only_workers_open(
     env: dict[str, str], config: Config, runtime: Runtime
 ) -> None:
     web = public_only(env, config)
-    assert web.secrets.transit_private is None and web.secrets.relay_private is None
-    with pytest.raises(MissingSecret, match="TIPLINE_TRANSIT_KEY"):
-        _ = web.secrets.transit_key
+    assert web.secrets.relay_private is None
+    assert not hasattr(web.secrets, "transit_private")  # no transit key in any configuration
     with pytest.raises(MissingSecret, match="TIPLINE_RELAY_KEY"):
         _ = web.secrets.relay_key
 
@@ -84,28 +86,28 @@ def test_web_tiers_on_public_halves_take_tips_that_only_workers_open(
     with runtime.sessions() as db:
         address = db.scalars(select(ReplyAddress).where(ReplyAddress.oa_id != "web")).one()
         assert address.sealed_address is not None
-        from keys import open_sealed
-
-        stranger = generate_keypair()  # what a web machine could hold: not the relay key
-        with pytest.raises(EnvelopeError):
-            open_sealed(
-                stranger, address.sealed_address, purpose="reply_address", binding=address.binding
-            )
-        open_sealed(
-            config.secrets.relay_key,
-            address.sealed_address,
-            purpose="reply_address",
-            binding=address.binding,
-        )
+        # Only the key in the volatile store opens it; no configured key does.
+        assert open_address(runtime.keystore, address.informant_alias, address.sealed_address)
+        for key in (config.secrets.relay_key, generate_keypair()):
+            with pytest.raises(EnvelopeError):
+                open_sealed(
+                    key, address.sealed_address, purpose="reply_address", binding=address.binding
+                )
 
 
 def test_a_public_half_must_match_its_private_key(env: dict[str, str], config: Config) -> None:
     other = base64.b64encode(generate_keypair().public_key.to_bytes()).decode()
-    private = base64.b64encode(config.secrets.transit_key.to_bytes()).decode()
-    with pytest.raises(ValueError, match="TIPLINE_TRANSIT_PUBLIC_KEY is not the public half"):
-        Config.from_env(
-            {**env, "TIPLINE_TRANSIT_KEY": private, "TIPLINE_TRANSIT_PUBLIC_KEY": other}
-        )
+    private = base64.b64encode(config.secrets.relay_key.to_bytes()).decode()
+    with pytest.raises(ValueError, match="TIPLINE_RELAY_PUBLIC_KEY is not the public half"):
+        Config.from_env({**env, "TIPLINE_RELAY_KEY": private, "TIPLINE_RELAY_PUBLIC_KEY": other})
+
+
+@pytest.mark.parametrize("retired", ["TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"])
+def test_a_configured_transit_key_is_refused(env: dict[str, str], retired: str) -> None:
+    """Nobody keeps the old long-lived transit key by mistake: it opened every tip in flight."""
+    value = base64.b64encode(generate_keypair().to_bytes()).decode()
+    with pytest.raises(ValueError, match=f"{retired} is no longer used"):
+        Config.from_env({**env, retired: value})
 
 
 def test_required_secrets_are_never_generated(env: dict[str, str], tmp_path: object) -> None:
@@ -116,7 +118,6 @@ def test_required_secrets_are_never_generated(env: dict[str, str], tmp_path: obj
         **fresh,
         "TIPLINE_SECRET_KEY": "k" * 64,
         "TIPLINE_ALIAS_KEY": "a" * 64,
-        "TIPLINE_TRANSIT_KEY": base64.b64encode(generate_keypair().to_bytes()).decode(),
     }
     with pytest.raises(ValueError, match=r"TIPLINE_RELAY_KEY .* must be set"):
         Config.from_env(given)
