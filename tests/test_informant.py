@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.conftest import COMMUNE_OA, expand, run_jobs
 from tests.triage_helpers import login, post_form
 from tests.zalo_events import USER, event, signed_headers
-from tipline.informant import QUESTION, Command, fold, parse
+from tipline.informant import QUESTION, STOP_CONFIRMED, Command, fold, parse
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.relay import drain
 from tipline.models import (
@@ -26,6 +26,7 @@ from tipline.models import (
     Direction,
     InboundEvent,
     Message,
+    MessageKind,
     ReplyAddress,
     Tip,
     utcnow,
@@ -159,13 +160,21 @@ def test_stop_destroys_the_reply_address_and_is_not_a_tip_message(
             select(Message).where(Message.direction == Direction.OUTBOUND)
         ).all()
         assert {m.public_id: m.delivery for m in outbound}[later_id] == Delivery.NO_ADDRESS
-        assert all(m.delivery == Delivery.NO_ADDRESS for m in outbound)  # the receipt too
+        # The receipt queued before STOP goes nowhere; the one answer to STOP is delivered.
+        by_kind = {m.kind: m.delivery for m in outbound if m.public_id != later_id}
+        assert by_kind == {
+            MessageKind.TEXT: Delivery.NO_ADDRESS,
+            MessageKind.STOP_CONFIRMATION: Delivery.SENT,
+        }
         assert all(m.sealed_for_relay is None for m in outbound)
-    assert sent_texts(sim) == []
-    # Writing again makes the informant reachable again.
+    assert sent_texts(sim) == [STOP_CONFIRMED]
+    # Writing again makes the informant reachable again, on a new tip: the old one stays cut off.
     say(client, runtime, "Tôi muốn báo thêm")
     back = address(runtime)
     assert back.sealed_address is not None and back.destroyed_at is None
+    old, new = sorted(tips(runtime), key=lambda t: t.id)
+    assert old.informant_stopped_at is not None and old.reply_address_id is None
+    assert new.reply_address_id == back.id
 
 
 def test_status_lists_the_open_tips_with_receipt_codes(
@@ -278,7 +287,11 @@ def test_no_thanks_after_stop(
     with runtime.sessions() as session:
         assert session.scalars(select(Tip)).one().satisfaction_asked_at is None
         outbound = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND))
-        assert len(list(outbound)) == 1  # the receipt, which will end NO_ADDRESS
+        # The receipt (it will end NO_ADDRESS) and the answer to STOP; no thanks.
+        assert sorted(m.kind for m in outbound) == [
+            MessageKind.STOP_CONFIRMATION,
+            MessageKind.TEXT,
+        ]
 
 
 def test_a_digit_without_a_pending_question_is_a_tip_message(

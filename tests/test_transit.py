@@ -27,6 +27,7 @@ from tipline.models import (
     InboundEvent,
     KeyGrant,
     Message,
+    MessageKind,
     Subject,
     Tip,
     TransitEpoch,
@@ -231,3 +232,21 @@ def test_an_address_key_lives_for_the_reply_window_and_stop_deletes_it(
         sent = session.scalars(select(Message).where(Message.public_id == message_id)).one()
         assert sent.delivery == Delivery.NO_ADDRESS
     assert USER not in str(keystore.contents())
+
+
+def test_the_answer_to_stop_is_never_sealed_again_so_its_address_dies_with_its_epoch(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    deliver(client, oa=COMMUNE_OA)
+    expand(runtime)
+    deliver(client, text="STOP", msg_id="m-stop", oa=COMMUNE_OA)
+    expand(runtime)  # queues the confirmation, which carries its own copy of the address
+    age_epochs(runtime, RETIRE_AFTER + EPOCH)
+    runtime.transit.rotate()
+    runtime.transit.rotate()
+    work(runtime, "outbound")  # too late: its epoch is gone, and nothing re-sealed it
+    with runtime.sessions() as session:
+        answer = session.scalars(
+            select(Message).where(Message.kind == MessageKind.STOP_CONFIRMATION)
+        ).one()
+        assert answer.delivery == Delivery.FAILED and answer.sealed_for_relay is None

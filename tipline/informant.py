@@ -17,14 +17,15 @@ Commands are handled in intake's expansion (:func:`intercept`, called from
 reads an informant's words. A command is never stored as a tip message; the replies to it are
 ordinary outbound messages of the tip they concern (sealed to it, sent by the outbound worker).
 
-"STOP" sends nothing, not even a confirmation: the sealed Zalo id is erased in the same
-transaction that reads the command (crypto-erase: ``sealed_address`` NULL, SQLite's
-``secure_delete``). A confirmation would need the address to outlive the command until the
-outbound worker had sent it, minutes or, with Zalo or Redis down, hours during which replies
-already queued by officers would go out too; an erasure that waits for a job to succeed is
-one that can silently not happen. Messages queued before or after end ``NO_ADDRESS``. A new
-message from the informant stores their address again (``_upsert_reply_address``): writing
-again is their choice to be reachable.
+"STOP" erases the address in the same transaction that reads the command: its key is deleted
+from the volatile key store (tipline.reply_addresses), so every copy of the sealed Zalo id is
+unreadable from then on, and every tip the informant sent so far is cut off for good
+(``tips.informant_stopped_at``): replies queued before or after end ``NO_ADDRESS``, and the
+officer sees why before writing. The informant gets one confirmation: it carries its own copy
+of the address, sealed to the current transit epoch and never sealed again when that epoch is
+retired (tipline.transit.reseal), so the copy cannot outlive the epoch, whatever happens to
+the send; the erasure itself waits for nothing. A new message from the informant stores their
+address again (``_upsert_reply_address``) and starts a new tip: writing again is their choice.
 
 Closure (:func:`on_status_change`, called by the triage status change): a tip set to resolved
 or unfounded (not duplicate or spam) gets one thank-you with its receipt code and the 1–5
@@ -46,7 +47,15 @@ from sqlalchemy.orm import Session
 from keys import PublicKey
 from tipline import audit
 from tipline.keystore import Keystore
-from tipline.models import CLOSED_STATUSES, Message, ReplyAddress, Tip, TipStatus, utcnow
+from tipline.models import (
+    CLOSED_STATUSES,
+    Message,
+    MessageKind,
+    ReplyAddress,
+    Tip,
+    TipStatus,
+    utcnow,
+)
 from tipline.outgoing import queue_outbound
 from tipline.reply_addresses import destroy
 from tipline.time_rules import (
@@ -132,11 +141,41 @@ def intercept(
         return None
     now = utcnow()
     if parsed.command is Command.STOP:
+        _confirm_stop(conn, sealing, alias, msg.sender.address())
         _destroy_address(conn, sealing.keystore, alias, now)
         return ""
     if parsed.command is Command.STATUS:
         return _answer_status(conn, sealing, alias, store_address)
     return _record_score(conn, sealing, alias, parsed.score, now, store_address)
+
+
+STOP_CONFIRMED = (
+    "Đơn vị đã nhận yêu cầu DỪNG. Các tin báo bạn đã gửi sẽ không được trả lời qua Zalo nữa "
+    "và địa chỉ liên lạc của bạn đã bị xóa. Nếu muốn báo tin mới, bạn chỉ cần nhắn lại."
+)
+
+
+def _confirm_stop(conn: Connection, sealing: Sealing, alias: str, address: dict[str, str]) -> None:
+    """The one answer to STOP, on the informant's latest tip (none: nothing to confirm)."""
+    latest = conn.execute(
+        select(TIPS.c.id)
+        .where(TIPS.c.informant_alias == alias, TIPS.c.informant_stopped_at.is_(None))
+        .order_by(TIPS.c.last_inbound_at.desc())
+        .limit(1)
+    ).scalar()
+    if latest is None:
+        return
+    with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+        tip = session.get_one(Tip, latest)
+        queue_outbound(
+            session,
+            tip,
+            STOP_CONFIRMED,
+            transit=sealing.transit,
+            kind=MessageKind.STOP_CONFIRMATION,
+            to=address,
+        )
+        session.flush()
 
 
 def _destroy_address(conn: Connection, keystore: Keystore, alias: str, now: datetime) -> None:

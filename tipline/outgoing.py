@@ -39,10 +39,13 @@ def queue_outbound(
     transit: PublicKey,
     author: Officer | None = None,
     kind: MessageKind = MessageKind.TEXT,
+    to: dict[str, str] | None = None,
 ) -> Message:
     """Record ``text`` as an outbound message of ``tip`` and schedule its sending.
 
-    Zalo refuses texts over 2,000 characters; refuse them here, before anything is stored.
+    ``to``: an address to send to instead of the tip's (the answer to STOP, sent after the
+    informant's address key is gone). Zalo refuses texts over 2,000 characters; refuse them
+    here, before anything is stored.
     """
     if not text.strip() or len(text) > MAX_TEXT:
         raise ValueError(f"a message to an informant has 1 to {MAX_TEXT} characters")
@@ -67,8 +70,9 @@ def queue_outbound(
         return message
     # For the outbound worker, who cannot open the tip: sealed to the current transit epoch,
     # erased once sent (and unreadable anyway once that epoch is destroyed: tipline.transit).
+    relay: dict[str, object] = {"text": text} if to is None else {"text": text, "to": to}
     message.sealed_for_relay = MESSAGE_FOR_RELAY.seal(
-        transit, text.encode(), message_public_id=message.public_id
+        transit, json.dumps(relay, ensure_ascii=False).encode(), message_public_id=message.public_id
     )
     session.add(message)
     add_jobs(session, [("send", message.public_id)])

@@ -47,6 +47,7 @@ from tipline.models import (
     InboundEvent,
     KeyGrant,
     Message,
+    MessageKind,
     Subject,
     Tip,
     TransitEpoch,
@@ -276,7 +277,9 @@ def reseal(
             moved += 1
     for row in conn.execute(
         select(MESSAGES.c.id, MESSAGES.c.public_id, MESSAGES.c.sealed_for_relay).where(
-            MESSAGES.c.sealed_for_relay.is_not(None)
+            MESSAGES.c.sealed_for_relay.is_not(None),
+            # The answer to STOP carries the erased address: it dies with its epoch.
+            MESSAGES.c.kind != MessageKind.STOP_CONFIRMATION,
         )
     ).all():
         if _sealed_to(row.sealed_for_relay, epoch):

@@ -47,11 +47,14 @@ def database_url(postgres: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def env(data_dir: Path, redis_server_proc: RedisServer, database_url: str) -> dict[str, str]:
+def env(
+    data_dir: Path, redis_server_proc: RedisServer, keystore_server: str, database_url: str
+) -> dict[str, str]:
     return {
         "TIPLINE_DATA_DIR": str(data_dir),
         "TIPLINE_DATABASE_URL": database_url,
         "TIPLINE_REDIS_URL": redis_server_proc.url,
+        "TIPLINE_KEYSTORE_URL": keystore_server,
         "ZALO_APP_ID": APP_ID,
         "ZALO_OA_SECRET_KEY": OA_SECRET,
         "ZALO_APP_SECRET": APP_SECRET,

@@ -1,12 +1,13 @@
 """Invariant 3 under fire: nothing the webhook acknowledged is lost or handled twice.
 
 2,000 signed webhooks stream in from six clients at a steady rate while workers are
-SIGKILLed (and restarted, as systemd would), Redis crashes and comes back, and PostgreSQL is
-stopped for ten seconds. Then, within a deadline: every acknowledged ``msg_id`` is one stored
-message, every tip is dispatched exactly once and acknowledged to its informant exactly once
-on Zalo (a second copy is excused only when a worker was killed in the instant after Zalo
-accepted the first: Zalo has no idempotency key), and the audit chain verifies. While
-PostgreSQL is down the webhook must refuse (so Zalo retries), never answer 200.
+SIGKILLed (and restarted, as systemd would), Redis crashes and comes back, PostgreSQL is
+stopped for ten seconds, and finally every worker and Redis go down at the same moment. Then,
+within a deadline: every acknowledged ``msg_id`` is one stored message, every tip is
+dispatched exactly once and acknowledged to its informant exactly once on Zalo (a second copy
+is excused only when a worker was killed in the instant after Zalo accepted the first: Zalo has
+no idempotency key), and the audit chain verifies. While PostgreSQL is down the webhook must
+refuse (so Zalo retries), never answer 200.
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def run_faults(
     at(22, db_outage, "PostgreSQL stopped 10 s, started")
     at(36, lambda: (cluster.kill_worker(1), cluster.kill_worker(2)), "SIGKILL workers 1 and 2")
     at(42, lambda: cluster.kill_worker(0), "SIGKILL worker 0")
+
+    def everything_at_once() -> None:
+        # Every worker and Redis at the same moment; the volatile key store stays up, so the
+        # transit epochs survive (its own loss is tests/test_transit.py's, with its recovery).
+        redis.crash()
+        for index in range(len(cluster.procs)):
+            cluster.kill_worker(index)
+        time.sleep(2)
+        redis.start()
+
+    at(46, everything_at_once, "SIGKILL every worker and Redis at once, Redis back after 2 s")
     return faults
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tipline.cli.context import runtime, unlock_unit_keys
+from tipline.models import Role
 from tipline.units import UnitError
 
 
@@ -16,7 +17,7 @@ def officers() -> None:
 @officers.command("add")
 @click.argument("username")
 @click.option(
-    "--role", required=True, type=click.Choice(["officer", "commander", "auditor", "admin"])
+    "--role", required=True, type=click.Choice([r.value for r in Role])
 )
 @click.option("--unit", "unit_code", default=None, help="Unit code (officers and commanders).")
 @click.option("--name", "display_name", default=None, help="Display name.")

@@ -7,6 +7,7 @@ import json
 import click
 
 from tipline.cli.context import runtime
+from tipline.models import UnitLevel
 from tipline.units import UnitError
 
 
@@ -19,7 +20,7 @@ def units() -> None:
 @click.argument("code")
 @click.argument("name")
 @click.option(
-    "--level", required=True, type=click.Choice(["province", "district", "commune", "other"])
+    "--level", required=True, type=click.Choice([level.value for level in UnitLevel])
 )
 @click.option("--parent", "parent_code", default=None, help="Code of the parent unit.")
 def units_add(code: str, name: str, level: str, parent_code: str | None) -> None:

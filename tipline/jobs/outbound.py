@@ -25,6 +25,7 @@ Log lines name the message's public id and Zalo's error code, never a token, id 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -134,13 +135,6 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
         alias = address_row.informant_alias if address_row is not None else ""
         sealed_text = message.sealed_for_relay
         oa_id = tip.oa_id or (address_row.oa_id if address_row is not None else None)
-    if sealed_address is None:
-        return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
-    address = open_address(
-        runtime.keystore, alias, sealed_address, runtime.config.secrets.relay_private
-    )
-    if address is None:  # its key is gone: Zalo's reply window closed, or the informant left
-        return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply window closed")
     if attempt > MAX_ATTEMPTS:
         reason = f"gave up after {MAX_ATTEMPTS} attempts"
         return _finish(runtime, public_id, Delivery.FAILED, reason)
@@ -148,9 +142,19 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
         return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
     try:
         key = runtime.transit.private_for(sealed_text)
-        text = MESSAGE_FOR_RELAY.open(key, sealed_text, message_public_id=public_id).decode()
-    except (TransitKeyLost, EnvelopeError, ValueError):
+        relay = json.loads(MESSAGE_FOR_RELAY.open(key, sealed_text, message_public_id=public_id))
+        text = str(relay["text"])
+    except (TransitKeyLost, EnvelopeError, ValueError, KeyError, TypeError):
         return _finish(runtime, public_id, Delivery.FAILED, "the reply's sealed text does not open")
+    address = relay.get("to")
+    if not isinstance(address, dict):
+        if sealed_address is None:
+            return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
+        address = open_address(
+            runtime.keystore, alias, sealed_address, runtime.config.secrets.relay_private
+        )
+        if address is None:  # its key is gone: Zalo's reply window closed, or the informant left
+            return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply window closed")
     return _Outgoing(oa_id=oa_id, address=address, text=text, attempt=attempt)
 
 

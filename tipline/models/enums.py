@@ -102,6 +102,9 @@ class MessageKind(StrEnum):
     GIF = "gif"
     BUSINESS_CARD = "business_card"
     NOTE = "note"
+    # The one answer to STOP: it carries its own copy of the address, never kept past its
+    # transit epoch (tipline.informant, tipline.transit.reseal).
+    STOP_CONFIRMATION = "stop_confirmation"
 
 
 class Delivery(StrEnum):
