@@ -104,7 +104,7 @@ class MessageKind(StrEnum):
     NOTE = "note"
     # The one answer to STOP: it carries its own copy of the address, never kept past its
     # transit epoch (tipline.informant, tipline.transit.reseal).
-    STOP_CONFIRMATION = "stop_confirmation"
+    STOP_CONFIRMATION = "stop_answer"
 
 
 class Delivery(StrEnum):
