@@ -3,23 +3,27 @@
 #
 #   deploy/make-secrets.sh [--for-compose] [DIR]
 #
-# Files: secret_key, transit_key, relay_key, alias_key, audit_signing_key (Tipline's own
-# formats, made by tipline.config itself), transit_public_key and relay_public_key (what the
-# web tiers get instead of the private keys), redis_password, redis-auth.conf ("requirepass …"
-# for redis-server --include), redis_url, postgres_password, database_url; and zalo_app_id,
-# zalo_oa_secret_key, zalo_app_secret from ZALO_APP_ID, ZALO_OA_SECRET_KEY, ZALO_APP_SECRET
-# when those are set (Zalo's developer console issues them; nothing here can).
+# Files: secret_key, relay_key, alias_key, audit_signing_key (Tipline's own formats, made by
+# tipline.config itself), relay_public_key (what the web tiers get instead of the relay key),
+# redis_password, redis-auth.conf ("requirepass …" for redis-server --include), redis_url;
+# keystore_password, keystore-auth.conf, keystore_url, the same for the volatile key store
+# (deploy/redis-keystore.conf; workers only); postgres_password, database_url; and
+# zalo_app_id, zalo_oa_secret_key, zalo_app_secret from ZALO_APP_ID, ZALO_OA_SECRET_KEY,
+# ZALO_APP_SECRET when those are set (Zalo's developer console issues them; nothing here can).
+# No transit key: workers make those in short epochs and keep them in the key store only.
 #
-# An existing file is never overwritten: a new transit key would orphan every undispatched
-# tip, a new relay key every reply address. Every web and worker machine gets the same files.
+# An existing file is never overwritten: a new relay key would orphan every OA's sealed Zalo
+# tokens, a new alias key split every informant's history. Every machine gets the same files,
+# less what its tier must not hold (docs/deploy.md, "Keys").
 #
 # Modes: 0600 in a 0700 directory (systemd's LoadCredential= reads them as root and hands
 # each unit a private copy). --for-compose: 0644 in the 0700 directory, because compose
 # bind-mounts file secrets with their host modes and the containers' users (tipline, redis,
 # postgres) are not the file's owner; the directory still keeps other host users out.
 #
-# Host names in the URLs: REDIS_HOST (default redis), POSTGRES_HOST (default postgres), the
-# compose service names; set them for a systemd install (e.g. 10.0.5.12).
+# Host names in the URLs: REDIS_HOST (default redis), KEYSTORE_HOST (default keystore),
+# POSTGRES_HOST (default postgres), the compose service names; set them for a systemd install
+# (e.g. 10.0.5.12; KEYSTORE_HOST=127.0.0.1 when the key store runs on the worker machine).
 set -euo pipefail
 
 mode=600
@@ -54,20 +58,25 @@ random() { "$python" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 TIPLINE_DATA_DIR="$scratch" "$python" -c 'from tipline.config import Config; Config.from_env()'
-for name in secret_key transit_key relay_key alias_key audit_signing_key; do
+for name in secret_key relay_key alias_key audit_signing_key; do
     put "$name" "$(cat "$scratch/secrets/$name")"
 done
-# The public halves of the kept transit and relay keys, for the web tiers (`tipline keys public`).
+# The public half of the kept relay key, for the web tiers (`tipline keys public`).
 while IFS='=' read -r variable value; do
     file="$(echo "${variable#TIPLINE_}" | tr '[:upper:]' '[:lower:]')"
     put "$file" "$value"
-done < <(TIPLINE_DATA_DIR="$scratch" TIPLINE_TRANSIT_KEY_FILE="$out/transit_key" \
-    TIPLINE_RELAY_KEY_FILE="$out/relay_key" "$python" -m tipline.cli keys public)
+done < <(TIPLINE_DATA_DIR="$scratch" TIPLINE_RELAY_KEY_FILE="$out/relay_key" \
+    "$python" -m tipline.cli keys public)
 
 put redis_password "$(random)"
 redis_password="$(cat "$out/redis_password")"
 put redis-auth.conf "requirepass $redis_password"
 put redis_url "redis://:$redis_password@${REDIS_HOST:-redis}:6379/0"
+
+put keystore_password "$(random)"
+keystore_password="$(cat "$out/keystore_password")"
+put keystore-auth.conf "requirepass $keystore_password"
+put keystore_url "redis://:$keystore_password@${KEYSTORE_HOST:-keystore}:6380/0"
 
 put postgres_password "$(random)"
 postgres_password="$(cat "$out/postgres_password")"
@@ -79,5 +88,14 @@ for name in ZALO_APP_ID ZALO_OA_SECRET_KEY ZALO_APP_SECRET; do
         put "$file" "${!name}"
     elif [[ ! -e "$out/$file" ]]; then
         echo "missing $out/$file: set $name (from Zalo's developer console) and run again"
+    fi
+done
+
+# Left from before the key store: Tipline refuses to start when given these. Not deleted here:
+# drain the queues, upgrade, then delete them and every copy (docs/deploy.md, "Upgrading from
+# a configured transit key").
+for name in transit_key transit_public_key; do
+    if [[ -e "$out/$name" ]]; then
+        echo "retired $out/$name: no longer used; delete it and every copy once the upgrade is done" >&2
     fi
 done

@@ -5,12 +5,19 @@
   Tipline — RQ queues and worker (with its scheduler, which connects on its own), the outbox
   relay's lock, Flask-Session, Flask-Limiter, the health check — works through
   ``redis://:password@host:port/0``. A wrong or missing password fails at once, saying so.
-- Every test in this module runs against that server (the ``env`` fixture below).
+- The volatile key store: the same ``redis-server`` runs deploy/redis-keystore.conf with a
+  password of its own; it persists nothing (``save ""``, ``appendonly no``, the commands that
+  write a snapshot renamed away), passes ``tipline.keystore.check_volatile``, and writes no
+  file while it holds a tip's keys. The queue Redis is refused as a key store.
+- Every test in this module runs against those two servers (the ``env`` fixture below).
 - gunicorn with deploy/gunicorn.conf.py, both tiers, and `tipline worker`, all configured from
-  files (``<NAME>_FILE``), carry a tip from the webhook to Zalo's acknowledgement; the intake
-  tier has no staff UI; Redis's append-only file holds neither the tip nor the sender.
+  files (``<NAME>_FILE``) as the units give them, carry a tip from the webhook to Zalo's
+  acknowledgement: the worker alone holds the key store's URL and the relay key, the web tiers
+  the relay key's public half; the intake tier has no staff UI; Redis's append-only file holds
+  neither the tip nor the sender.
 - ``<NAME>_FILE`` settings; deploy/make-secrets.sh; the systemd units (systemd-analyze verify)
-  and the compose file agree with each other and with the variables the code reads.
+  and the compose file agree with each other and with the variables the code reads, and no
+  transit key is anywhere in deploy/.
 - Retention runs once per period however many workers run the relay loop.
 """
 
@@ -21,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import stat
@@ -38,7 +46,7 @@ import pytest
 import yaml
 from flask.testing import FlaskClient
 from redis import Redis
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, ResponseError
 from sqlalchemy import func, select
 
 from keys import generate_keypair
@@ -48,14 +56,16 @@ from tests.triage_helpers import login
 from tests.zalo_events import event, signed_headers
 from tipline.app import create_app, runtime_of
 from tipline.audit import actions
-from tipline.config import FILE_SETTINGS, Config, with_file_settings
+from tipline.config import FILE_SETTINGS, Config, public_halves, with_file_settings
 from tipline.jobs.worker import RETENTION_EVERY, RETENTION_LOCK, retention_once, run_worker
+from tipline.keystore import PREFIX, PersistentKeystoreError, check_volatile
 from tipline.models import AuditEvent, Tip, TipStatus, utcnow
 from tipline.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 GUNICORN_CONF = DEPLOY / "gunicorn.conf.py"
+KEYSTORE_CONF = DEPLOY / "redis-keystore.conf"
 USER = "8203617745519023411"
 TEXT = "Đường dây cá độ bóng đá ở tiệm net Hoàng Long, ấp Tân Hưng"
 
@@ -90,23 +100,26 @@ class SecuredRedis:
     def persisted(self) -> bytes:
         """Every byte Redis keeps on disk (the AOF: one file in 6.2, a directory in 7)."""
         return b"".join(
-            path.read_bytes()
-            for path in sorted(self.directory.rglob("*"))
-            if path.is_file() and path.name != "redis-auth.conf" and path.suffix != ".log"
+            path.read_bytes() for path in sorted(self.directory.rglob("*")) if path.is_file()
         )
 
 
-@pytest.fixture(scope="module")
-def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredRedis]:
-    directory = tmp_path_factory.mktemp("secured-redis")
+def _run_redis(
+    conf: Path, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[SecuredRedis]:
+    """The real redis-server with ``conf`` as deployed: the password from an included file
+    (kept outside the server's directory, as LoadCredential and docker secrets keep it), the
+    port and the directory adapted to this run. The directory holds only what Redis writes."""
+    directory = tmp_path_factory.mktemp(name)
+    private = tmp_path_factory.mktemp(f"{name}-credentials")
     # URL-safe and long, as deploy/make-secrets.sh makes it.
     password = secrets.token_urlsafe(24)
-    auth = directory / "redis-auth.conf"
+    auth = private / "auth.conf"
     auth.write_text(f"requirepass {password}\n")
     auth.chmod(0o600)
     server = SecuredRedis(free_port(), password, directory)
-    log = directory / "redis.log"
-    args = [redis_server_binary(), str(DEPLOY / "redis.conf"), "--include", str(auth)]
+    log = private / "redis.log"
+    args = [redis_server_binary(), str(conf), "--include", str(auth)]
     args += ["--port", str(server.port), "--dir", str(directory)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -127,6 +140,7 @@ def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredR
                 time.sleep(0.05)
         yield server
     finally:
+        # SIGTERM, as systemd and docker stop it (the key store has no SHUTDOWN command).
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -135,10 +149,22 @@ def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredR
             proc.wait()
 
 
+@pytest.fixture(scope="module")
+def secured_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredRedis]:
+    """The queue Redis: deploy/redis.conf."""
+    yield from _run_redis(DEPLOY / "redis.conf", tmp_path_factory, "secured-redis")
+
+
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredRedis]:
+    """The volatile key store: deploy/redis-keystore.conf."""
+    yield from _run_redis(KEYSTORE_CONF, tmp_path_factory, "keystore")
+
+
 @pytest.fixture
-def env(env: dict[str, str], secured_redis: SecuredRedis) -> dict[str, str]:
-    """conftest's environment, with Redis behind its password."""
-    return {**env, "TIPLINE_REDIS_URL": secured_redis.url()}
+def env(env: dict[str, str], secured_redis: SecuredRedis, keystore: SecuredRedis) -> dict[str, str]:
+    """conftest's environment, with Redis and the key store behind their passwords."""
+    return {**env, "TIPLINE_REDIS_URL": secured_redis.url(), "TIPLINE_KEYSTORE_URL": keystore.url()}
 
 
 # --- Redis with a password, in process --------------------------------------------------------
@@ -214,6 +240,72 @@ def test_a_wrong_or_missing_password_fails_at_once_saying_so(
         assert "AuthenticationError" in worker.stderr and says in worker.stderr
 
 
+# --- the volatile key store -------------------------------------------------------------------
+
+
+def _directives(conf: Path) -> list[tuple[str, list[str]]]:
+    """(directive, arguments) of every line of a redis.conf, quotes as Redis reads them."""
+    found = []
+    for line in conf.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, *args = shlex.split(line)
+            found.append((name.lower(), args))
+    return found
+
+
+# The commands that write a snapshot or an AOF whatever the settings say (SHUTDOWN SAVE,
+# DEBUG RELOAD), or hand the keys to a replica (SYNC, PSYNC).
+NEVER_ON_THE_KEY_STORE = {"SAVE", "BGSAVE", "BGREWRITEAOF", "SHUTDOWN", "DEBUG", "SYNC", "PSYNC"}
+
+
+def test_the_key_store_configuration_persists_nothing() -> None:
+    directives = _directives(KEYSTORE_CONF)
+    single = {name: args for name, args in directives if name != "rename-command"}
+    assert single["save"] == [""]
+    assert single["appendonly"] == ["no"]
+    renamed = {args[0].upper(): args[1] for name, args in directives if name == "rename-command"}
+    assert {command: renamed.get(command) for command in NEVER_ON_THE_KEY_STORE} == {
+        command: "" for command in NEVER_ON_THE_KEY_STORE
+    }
+    # The workers' check reads the persistence settings with CONFIG GET.
+    assert "CONFIG" not in renamed
+    # Never evicted: a full key store fails loudly instead of silently dropping a key.
+    assert single["maxmemory-policy"] == ["noeviction"] and single["maxmemory"]
+    # Loopback only; the password comes from an included file, never from this file.
+    assert single["bind"] == ["127.0.0.1", "-::1"] and single["protected-mode"] == ["yes"]
+    assert not {"requirepass", "user", "aclfile", "dir", "replicaof", "slaveof"} & set(single)
+    # Nowhere to leave a value behind once its key is gone.
+    assert single["slowlog-log-slower-than"] == ["-1"]
+
+
+def test_the_deployed_key_store_passes_the_check_and_writes_nothing(
+    keystore: SecuredRedis, secured_redis: SecuredRedis, env: dict[str, str]
+) -> None:
+    client = keystore.client()
+    check_volatile(client)  # what every worker runs before it uses the key store
+    client.set(PREFIX + "transit:test", secrets.token_bytes(32), px=60_000)
+    for command in ("SAVE", "BGSAVE", "BGREWRITEAOF"):
+        with pytest.raises(ResponseError, match="unknown command"):
+            client.execute_command(command)
+    assert list(keystore.directory.iterdir()) == []
+    client.delete(PREFIX + "transit:test")
+
+    # The queue Redis (deploy/redis.conf: an AOF, CONFIG renamed away) is refused as a key
+    # store: a worker given it makes no transit key there (its first step, in burst mode).
+    with pytest.raises(PersistentKeystoreError, match="CONFIG is not allowed"):
+        check_volatile(secured_redis.client())
+    worker = subprocess.run(
+        [sys.executable, "-m", "tipline.cli", "worker", "--burst"],
+        env={**os.environ, **env, "TIPLINE_KEYSTORE_URL": secured_redis.url()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert worker.returncode != 0
+    assert "PersistentKeystoreError" in worker.stderr
+
+
 # --- the deployed processes, configured from files -------------------------------------------
 
 
@@ -249,8 +341,17 @@ def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]], logs: Path) ->
         time.sleep(0.1)
 
 
-def _credentials(config: Config, secured_redis: SecuredRedis, where: Path) -> dict[str, str]:
-    """The service's secrets as files, as LoadCredential/docker secrets give them.
+# What the workers alone are given (deploy/systemd, deploy/docker-compose.yml), and what the
+# web tiers get instead.
+WORKERS_ONLY = {"TIPLINE_RELAY_KEY", "TIPLINE_KEYSTORE_URL"}
+PUBLIC_HALVES = {"TIPLINE_RELAY_PUBLIC_KEY"}
+
+
+def _credentials(
+    config: Config, secured_redis: SecuredRedis, keystore: SecuredRedis, where: Path
+) -> dict[str, str]:
+    """The service's secrets as files, as make-secrets.sh writes them and LoadCredential or
+    docker secrets give them; ``<NAME>_FILE`` for each.
 
     The keys move out of the data dir: a process that ignored ``_FILE`` would generate new
     ones there, and the OA tokens sealed to the real relay key would no longer open.
@@ -259,12 +360,14 @@ def _credentials(config: Config, secured_redis: SecuredRedis, where: Path) -> di
     keys = config.data_dir / "secrets"
     files = {
         "TIPLINE_REDIS_URL": secured_redis.url(),
+        "TIPLINE_KEYSTORE_URL": keystore.url(),
         "TIPLINE_DATABASE_URL": config.database_url,
         "ZALO_APP_ID": config.zalo_app_id,
         "ZALO_OA_SECRET_KEY": config.zalo_oa_secret_key,
         "ZALO_APP_SECRET": config.zalo_app_secret,
+        **public_halves(config.secrets),
     }
-    for name in ("secret_key", "transit_key", "relay_key", "alias_key", "audit_signing_key"):
+    for name in ("secret_key", "relay_key", "alias_key", "audit_signing_key"):
         files[f"TIPLINE_{name.upper()}"] = (keys / name).read_text()
     shutil.rmtree(keys)
     env = {}
@@ -276,11 +379,23 @@ def _credentials(config: Config, secured_redis: SecuredRedis, where: Path) -> di
     return env
 
 
+def _as_given_to(tier: str, credentials: dict[str, str]) -> dict[str, str]:
+    """The credentials a tier's unit loads: the worker, all but the public halves; the web
+    tiers, all but what the workers alone hold."""
+    left_out = PUBLIC_HALVES if tier == "worker" else WORKERS_ONLY
+    return {
+        variable: path
+        for variable, path in credentials.items()
+        if variable.removesuffix("_FILE") not in left_out
+    }
+
+
 def test_deployed_tiers_and_worker_carry_a_tip_through_the_password_redis(
     runtime: Runtime,
     config: Config,
     units: dict[str, str],
     secured_redis: SecuredRedis,
+    keystore: SecuredRedis,
     tmp_path: Path,
 ) -> None:
     give_simulator_tokens(runtime)
@@ -289,9 +404,9 @@ def test_deployed_tiers_and_worker_carry_a_tip_through_the_password_redis(
     base_env = {
         key: value for key, value in os.environ.items() if not key.startswith(("TIPLINE_", "ZALO_"))
     }
+    credentials = _credentials(config, secured_redis, keystore, tmp_path / "credentials")
     proc_env = {
         **base_env,
-        **_credentials(config, secured_redis, tmp_path / "credentials"),
         "TIPLINE_DATA_DIR": str(config.data_dir),
         "TIPLINE_SIMULATOR": "1",
         "ZALO_API_BASE": f"{staff}/_sim",
@@ -299,22 +414,25 @@ def test_deployed_tiers_and_worker_carry_a_tip_through_the_password_redis(
         "TIPLINE_WEB_WORKERS": "1",
     }
     assert not any(name in proc_env for name in FILE_SETTINGS)  # files only
+    web_env = {**proc_env, **_as_given_to("web", credentials)}
+    worker_env = {**proc_env, **_as_given_to("worker", credentials)}
+    assert "TIPLINE_KEYSTORE_URL_FILE" not in web_env and "TIPLINE_RELAY_KEY_FILE" not in web_env
     logs = tmp_path / "logs"
     logs.mkdir()
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
     procs = [
         _start(
             gunicorn,
-            {**proc_env, "TIPLINE_TIER": "staff", "TIPLINE_BIND": f"127.0.0.1:{staff_port}"},
+            {**web_env, "TIPLINE_TIER": "staff", "TIPLINE_BIND": f"127.0.0.1:{staff_port}"},
             logs / "staff.log",
         ),
         _start(
             gunicorn,
-            {**proc_env, "TIPLINE_TIER": "intake", "TIPLINE_BIND": f"127.0.0.1:{intake_port}"},
+            {**web_env, "TIPLINE_TIER": "intake", "TIPLINE_BIND": f"127.0.0.1:{intake_port}"},
             logs / "intake.log",
         ),
         _start(
-            [sys.executable, "-m", "tipline.cli", "-v", "worker"], proc_env, logs / "worker.log"
+            [sys.executable, "-m", "tipline.cli", "-v", "worker"], worker_env, logs / "worker.log"
         ),
     ]
     try:
@@ -351,6 +469,14 @@ def test_deployed_tiers_and_worker_carry_a_tip_through_the_password_redis(
         assert list(stored.scan_iter("rq:scheduler-lock:*"))
         # Every process read its keys from the files: none generated a key of its own.
         assert not (config.data_dir / "secrets").exists()
+        # The worker made and used its keys in the deployed key store: the transit epoch the
+        # intake tier sealed the event to, the informant's reply address. The web tiers,
+        # without its URL, never opened a key store: not even an embedded one of their own.
+        held = {key.decode().removeprefix(PREFIX) for key in keystore.client().scan_iter("*")}
+        assert {"transit", "address"} <= {name.split(":")[0] for name in held}, held
+        assert not (config.data_dir / "keystore").exists()
+        # ... and it wrote none of them anywhere.
+        assert list(keystore.directory.iterdir()) == []
 
         # The append-only file holds the job (by public id), never the tip or its sender.
         deadline = time.monotonic() + 5
@@ -364,14 +490,19 @@ def test_deployed_tiers_and_worker_carry_a_tip_through_the_password_redis(
         for proc in procs:
             _stop(proc)
     for log in logs.iterdir():
-        assert secured_redis.password not in log.read_text(), log.name
+        for password in (secured_redis.password, keystore.password):
+            assert password not in log.read_text(), log.name
 
 
 def test_tipline_admin_runs_the_cli_with_the_services_credentials(
-    config: Config, units: dict[str, str], secured_redis: SecuredRedis, tmp_path: Path
+    config: Config,
+    units: dict[str, str],
+    secured_redis: SecuredRedis,
+    keystore: SecuredRedis,
+    tmp_path: Path,
 ) -> None:
     credentials = tmp_path / "credentials"
-    _credentials(config, secured_redis, credentials)
+    _credentials(config, secured_redis, keystore, credentials)
     settings = tmp_path / "tipline.env"
     settings.write_text("# shared settings\nTIPLINE_BEHIND_TLS=1\n")
     admin_env = {
@@ -401,6 +532,35 @@ def test_tipline_admin_runs_the_cli_with_the_services_credentials(
         "v2025:32128",
     }
     assert not (config.data_dir / "secrets").exists()  # every key came from the credentials
+
+    # What each command is given, seen by a stand-in for Python: the key store's URL goes to
+    # `worker` alone (global options before it or not), never to the administrative commands.
+    show = tmp_path / "show-files"
+    show.write_text('#!/bin/sh\necho "$@"; env | sed -n "s/_FILE=.*//p" | sort\n')
+    show.chmod(0o700)
+    given = {}
+    for command in (["units", "list"], ["officers", "add", "x"], ["worker"], ["-v", "worker"]):
+        shown = subprocess.run(
+            ["bash", str(DEPLOY / "tipline-admin"), *command],
+            env={**admin_env, "TIPLINE_PYTHON": str(show)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.split("\n")
+        assert shown[0] == "-m tipline.cli " + " ".join(command)
+        given[" ".join(command)] = set(shown[1:]) - {"", "TIPLINE_ENV"}  # TIPLINE_ENV_FILE
+    administrative = set(FILE_SETTINGS) - PUBLIC_HALVES - {"TIPLINE_KEYSTORE_URL"}
+    assert given["units list"] == given["officers add x"] == administrative
+    assert given["worker"] == given["-v worker"] == administrative | {"TIPLINE_KEYSTORE_URL"}
+
+    # A missing credential stops it, naming the file: the key store's URL for `worker` only
+    # (a worker without it would start a key store of its own that no other worker shares).
+    (credentials / "keystore_url").unlink()
+    assert admin("units", "list").returncode == 0
+    refused = admin("worker", "--burst")
+    assert refused.returncode == 2
+    assert f"{credentials}/keystore_url is missing" in refused.stderr
     (credentials / "relay_key").unlink()
     refused = admin("units", "list")
     assert refused.returncode == 2
@@ -411,12 +571,13 @@ def test_tipline_admin_runs_the_cli_with_the_services_credentials(
 
 
 def test_settings_and_service_keys_can_come_from_files(data_dir: Path, tmp_path: Path) -> None:
-    transit = generate_keypair()
+    relay = generate_keypair()
     values = {
         "TIPLINE_REDIS_URL": "redis://:p%40ss@10.0.5.12:6379/2",
+        "TIPLINE_KEYSTORE_URL": "redis://:k%40y@10.0.5.14:6380/0",
         "TIPLINE_DATABASE_URL": "postgresql+psycopg://tipline:pw@10.0.5.11/tipline",
         "TIPLINE_SECRET_KEY": "flask-secret-from-a-file",
-        "TIPLINE_TRANSIT_KEY": base64.b64encode(transit.to_bytes()).decode(),
+        "TIPLINE_RELAY_KEY": base64.b64encode(relay.to_bytes()).decode(),
         "ZALO_OA_SECRET_KEY": "oa-secret-from-a-file",
     }
     env = {"TIPLINE_DATA_DIR": str(data_dir)}
@@ -426,13 +587,20 @@ def test_settings_and_service_keys_can_come_from_files(data_dir: Path, tmp_path:
         env[f"{name}_FILE"] = str(path)
     config = Config.from_env(env)
     assert config.redis_url == values["TIPLINE_REDIS_URL"]
+    assert config.keystore_url == values["TIPLINE_KEYSTORE_URL"]
     assert config.database_url == values["TIPLINE_DATABASE_URL"]
     assert config.secret_key == values["TIPLINE_SECRET_KEY"]
     assert config.zalo_oa_secret_key == values["ZALO_OA_SECRET_KEY"]
-    assert config.secrets.transit_public.to_bytes() == transit.public_key.to_bytes()
+    assert config.secrets.relay_public.to_bytes() == relay.public_key.to_bytes()
     generated = {path.name for path in (data_dir / "secrets").iterdir()}
-    assert "transit_key" not in generated and "secret_key" not in generated
-    assert "relay_key" in generated  # not given: generated as before
+    assert "relay_key" not in generated and "secret_key" not in generated
+    assert "alias_key" in generated  # not given: generated as before
+    assert not [name for name in generated if "transit" in name]  # no transit key, ever
+
+    # A transit key, the retired setting, stops the process, naming it.
+    for retired in ("TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"):
+        with pytest.raises(ValueError, match=f"{retired} is no longer used"):
+            Config.from_env({**env, retired: values["TIPLINE_RELAY_KEY"]})
 
 
 def test_file_settings_refuse_ambiguity_and_bad_files(tmp_path: Path) -> None:
@@ -464,6 +632,7 @@ def _make_secrets(out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
             **os.environ,
             "PYTHON": sys.executable,
             "REDIS_HOST": "10.0.5.13",
+            "KEYSTORE_HOST": "10.0.5.14",
             "ZALO_APP_ID": "3608465248940903967",
             "ZALO_OA_SECRET_KEY": "oa-secret",
             "ZALO_APP_SECRET": "app-secret",
@@ -485,19 +654,32 @@ def test_make_secrets_writes_every_secret_once_and_tipline_loads_them(tmp_path: 
     assert files["redis-auth.conf"].read_text() == f"requirepass {password}\n"
     assert files["redis_url"].read_text().strip() == f"redis://:{password}@10.0.5.13:6379/0"
     assert password in files["redis_url"].read_text()
+    # The key store has a password of its own, for the workers alone.
+    keystore_password = files["keystore_password"].read_text().strip()
+    assert keystore_password != password and len(keystore_password) >= 32
+    assert files["keystore-auth.conf"].read_text() == f"requirepass {keystore_password}\n"
+    assert files["keystore_url"].read_text().strip() == (
+        f"redis://:{keystore_password}@10.0.5.14:6380/0"
+    )
+    # No transit key: the workers make those, and keep them in the key store only.
+    assert not [name for name in files if "transit" in name]
 
     env = {"TIPLINE_DATA_DIR": str(tmp_path / "data")}
     for name in FILE_SETTINGS:
         env[f"{name}_FILE"] = str(files[name.removeprefix("TIPLINE_").lower()])
     config = Config.from_env(env)
     assert config.zalo_oa_secret_key == "oa-secret"
+    assert config.keystore_url == files["keystore_url"].read_text().strip()
     assert not (tmp_path / "data" / "secrets").exists()  # nothing generated: all given
 
     before = {name: path.read_bytes() for name, path in files.items()}
+    # A secrets directory from before the key store: its transit key is named, never used.
+    (out / "transit_key").write_text("left from before\n")
     again = _make_secrets(out, "--for-compose")
-    assert "created" not in again.stdout  # never overwritten: a new transit key orphans tips
+    assert "created" not in again.stdout  # never overwritten: a new relay key orphans tokens
     assert {name: path.read_bytes() for name, path in files.items()} == before
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o644 for path in files.values())
+    assert f"retired {out}/transit_key: no longer used" in again.stderr
 
 
 # --- gunicorn, systemd, compose ------------------------------------------------------------------
@@ -516,8 +698,25 @@ def test_gunicorn_conf_refuses_an_unknown_tier(data_dir: Path) -> None:
     assert "TIPLINE_TIER must be one of ['intake', 'staff'], not 'admin'" in check.stderr
 
 
-PRIVATE_KEYS = {"TIPLINE_TRANSIT_KEY", "TIPLINE_RELAY_KEY"}
-PUBLIC_HALVES = {"TIPLINE_TRANSIT_PUBLIC_KEY", "TIPLINE_RELAY_PUBLIC_KEY"}
+# A retired transit key, as a variable or as the credential file make-secrets.sh once wrote.
+TRANSIT_KEY = re.compile(r"TIPLINE_TRANSIT_(PUBLIC_)?KEY|transit_(public_)?key", re.IGNORECASE)
+
+
+def test_no_transit_key_anywhere_in_deploy() -> None:
+    """Nothing in deploy/ makes, names or hands out a transit key; make-secrets.sh only warns
+    about a file left from before (tested with make-secrets.sh)."""
+    found = []
+    for path in sorted(DEPLOY.rglob("*")):
+        if not path.is_file() or {"secrets", "tls"} & set(path.relative_to(DEPLOY).parts):
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if TRANSIT_KEY.search(line) and path.name != "make-secrets.sh":
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
+    script = (DEPLOY / "make-secrets.sh").read_text()
+    assert [line for line in script.splitlines() if TRANSIT_KEY.search(line)] == [
+        "for name in transit_key transit_public_key; do"
+    ]
 
 
 def _unit(path: Path) -> list[tuple[str, str, str]]:
@@ -554,6 +753,7 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
         "tipline-intake.service",
         "tipline-worker@.service",
         "tipline-redis.service",
+        "tipline-keystore.service",
     }
     for unit in units:
         settings = _unit(unit)
@@ -568,9 +768,9 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
                 name = value.split("=", 1)[0]
                 assert name not in FILE_SETTINGS, f"{unit.name}: {name} in plain sight"
     # The credentials the Tipline units take are exactly the settings read from files; the
-    # private service keys on the workers only, the public halves on the web tiers.
+    # relay key and the key store's URL on the workers only, the public half on the web tiers.
     for name in ("tipline-web", "tipline-intake", "tipline-worker@"):
-        wanted = set(FILE_SETTINGS) - (PUBLIC_HALVES if name == "tipline-worker@" else PRIVATE_KEYS)
+        wanted = set(FILE_SETTINGS) - (PUBLIC_HALVES if name == "tipline-worker@" else WORKERS_ONLY)
         expected = {n.removeprefix("TIPLINE_").lower() for n in wanted}
         settings = _unit(DEPLOY / f"systemd/{name}.service")
         loaded = {value.split(":", 1)[0] for _s, key, value in settings if key == "LoadCredential"}
@@ -581,10 +781,27 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
     # Nothing on disk is writable to the intake tier.
     assert not [key for _s, key, _v in intake if key in ("StateDirectory", "ReadWritePaths")]
 
-    # systemd's own check, with the install path pointing at this checkout.
+    # The key store: deploy/redis-keystore.conf with its own password as an included file,
+    # nowhere to write at all, and its memory never swapped or dumped; the workers' too.
+    keystore = _unit(DEPLOY / "systemd/tipline-keystore.service")
+    (start,) = [value for _s, key, value in keystore if key == "ExecStart"]
+    assert "/etc/tipline/redis-keystore.conf --include %d/keystore-auth.conf" in start
+    assert "--requirepass" not in start
+    writable = ("StateDirectory", "ReadWritePaths", "LogsDirectory", "CacheDirectory")
+    assert not [key for _s, key, _v in keystore if key in writable or key == "RuntimeDirectory"]
+    for name in ("tipline-keystore", "tipline-worker@"):
+        settings = _unit(DEPLOY / f"systemd/{name}.service")
+        assert ("Service", "MemorySwapMax", "0") in settings, name
+        assert ("Service", "LimitCORE", "0") in settings, name
+    worker = _unit(DEPLOY / "systemd/tipline-worker@.service")
+    assert ("Service", "Environment", "TIPLINE_KEYSTORE_URL_FILE=%d/keystore_url") in worker
+
+    # systemd's own check, with the install path pointing at this checkout and its virtual
+    # environment at the one running these tests.
     for unit in units:
         name = unit.name.replace("@.", "@1.")
-        (tmp_path / name).write_text(unit.read_text().replace("/opt/tipline/app", str(ROOT)))
+        text = unit.read_text().replace("/opt/tipline/app/.venv", sys.prefix)
+        (tmp_path / name).write_text(text.replace("/opt/tipline/app", str(ROOT)))
     verify = subprocess.run(
         ["systemd-analyze", "verify", *sorted(p.name for p in tmp_path.iterdir())],
         cwd=tmp_path,
@@ -612,10 +829,13 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
     assert sorted(tipline) == ["intake", "migrate", "web", "worker"]
     for name in tipline:
         variables = set(services[name]["environment"])
-        wanted = set(FILE_SETTINGS) - PRIVATE_KEYS
+        wanted = set(FILE_SETTINGS) - WORKERS_ONLY
         assert {f"{n}_FILE" for n in wanted} <= variables, name
-        private = {f"{n}_FILE" for n in PRIVATE_KEYS}
-        assert (private <= variables) == (name == "worker"), name  # workers alone open
+        # The relay key and the key store: the workers alone, both or neither.
+        for private in WORKERS_ONLY:
+            assert (f"{private}_FILE" in variables) == (name == "worker"), f"{name}: {private}"
+            secret = private.removeprefix("TIPLINE_").lower()
+            assert (secret in services[name]["secrets"]) == (name == "worker"), name
         assert services[name]["environment"]["TIPLINE_REQUIRE_SECRETS"] == "1", name
         assert services[name]["read_only"] is True and services[name]["cap_drop"] == ["ALL"]
     assert services["intake"]["environment"]["TIPLINE_TIER"] == "intake"
@@ -627,6 +847,27 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
         assert "ports" not in services[name], name
     command = services["redis"]["command"]
     assert "--include" in command and "--requirepass" not in command
+
+    # The key store: deploy/redis-keystore.conf, its password as an included file, nothing
+    # but RAM to write to (a tmpfs also over the image's /data volume, no volume), no swap,
+    # no core dumps, on a network of its own that only the workers join.
+    keystore = services["keystore"]
+    assert keystore["image"].startswith("redis:")
+    conf = "./redis-keystore.conf:/usr/local/etc/redis/redis-keystore.conf:ro"
+    assert keystore["volumes"] == [conf]  # the configuration, read-only; no volume
+    command = keystore["command"]
+    assert command[:2] == ["redis-server", "/usr/local/etc/redis/redis-keystore.conf"]
+    assert command[command.index("--include") + 1] == "/run/secrets/keystore_auth_conf"
+    assert command[command.index("--dir") + 1] == "/data" and "--requirepass" not in command
+    assert {entry.split(":")[0] for entry in keystore["tmpfs"]} >= {"/data"}
+    assert keystore["read_only"] is True and keystore["cap_drop"] == ["ALL"]
+    assert keystore["memswap_limit"] == keystore["mem_limit"]  # no swap
+    assert keystore["ulimits"]["core"] == 0 and services["worker"]["ulimits"]["core"] == 0
+    assert keystore["networks"] == ["keys"] and "ports" not in keystore
+    assert compose["networks"]["keys"]["internal"] is True
+    on_keys = sorted(name for name, s in services.items() if "keys" in s.get("networks", []))
+    assert on_keys == ["keystore", "worker"]
+    assert services["worker"]["depends_on"]["keystore"] == {"condition": "service_healthy"}
     for published in services["web"]["ports"] + services["intake"]["ports"]:
         assert published.startswith("127.0.0.1:"), published
 
