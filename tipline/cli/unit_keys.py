@@ -37,10 +37,10 @@ def keys_rotate(unit_code: str, reseal_as: str | None, password: str | None) -> 
 
 @keys.command("public")
 def keys_public() -> None:
-    """Print the service keys' public halves, as settings for the web and intake tiers.
+    """Print the relay key's public half, as a setting for the web and intake tiers.
 
-    Those tiers only seal to the transit and relay keys; given these instead of the private
-    keys, a compromised web machine opens no queued event and no reply address (deploy/).
+    They seal OA tokens to it and open nothing with it (deploy/). Transit keys are not
+    configuration: the workers make them and keep them in the volatile key store.
     """
     from tipline.config import Config, public_halves
 

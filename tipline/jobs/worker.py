@@ -100,13 +100,16 @@ def run_worker(
     runtime: Runtime, queues: list[str] | None = None, *, burst: bool = False, relay: bool = True
 ) -> bool:
     names = queues or list(QUEUE_NAMES)
+    # Before anything else: a key store that persists (or none reachable) stops the worker
+    # with a clear error, instead of a relay loop that logs it every pass (tipline.keystore).
+    _ = runtime.keystore
+    runtime.transit.rotate()
     stop = threading.Event()
     thread = None
     if relay and not burst:
         thread = threading.Thread(target=relay_loop, args=(runtime, stop), daemon=True)
         thread.start()
     elif relay:
-        runtime.transit.rotate()
         while expand_pending(runtime) == EXPAND_BATCH:
             pass
         drain(runtime.sessions, runtime.redis)
