@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from keys import (
     FAST_TEST_COST,
+    BadToken,
     EnvelopeError,
     PrivateKey,
     PublicKey,
@@ -21,7 +22,9 @@ from keys import (
     hash_password,
     open_grant,
     open_sealed,
+    open_token,
     seal,
+    sign_token,
     unwrap_with_secret,
     verify_password,
     wrap_with_secret,
@@ -270,3 +273,30 @@ def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime
                 tip,
                 unit_keys_of(session, other, unlock_officer_key(other, OFFICER_PASSWORD)),
             )
+
+
+def test_signed_tokens_open_only_for_their_purpose_binding_and_lifetime() -> None:
+    key, other_key = b"k" * 32, b"o" * 32
+    token = sign_token(key, "csrf", "abc_-9", bound_to="cookie-1", issued=1_000_000)
+    opened = open_token(key, "csrf", token, max_age=60, bound_to="cookie-1", now=1_000_060)
+    assert opened == "abc_-9"
+    assert "cookie-1" not in token  # the binding is checked, never carried
+    refused = [
+        (key, "pow", token, "cookie-1", 1_000_000),  # another purpose
+        (key, "csrf", token, "cookie-2", 1_000_000),  # another browser
+        (other_key, "csrf", token, "cookie-1", 1_000_000),  # another installation
+        (key, "csrf", token, "cookie-1", 1_000_061),  # too old
+        (key, "csrf", token, "cookie-1", 1_000_000 - 61),  # from the future
+        (key, "csrf", token.replace("abc", "abd"), "cookie-1", 1_000_000),  # payload changed
+        (key, "csrf", token.replace(".f4240.", ".f4241."), "cookie-1", 1_000_000),  # time
+        (key, "csrf", token[:-1], "cookie-1", 1_000_000),  # signature cut
+        (key, "csrf", "", "cookie-1", 1_000_000),
+        (key, "csrf", "a.b", "cookie-1", 1_000_000),
+        (key, "csrf", "a b.f4240." + token.split(".")[2], "cookie-1", 1_000_000),
+        (key, "csrf", "x" * 5000, "cookie-1", 1_000_000),
+    ]
+    for k, purpose, candidate, bound_to, now in refused:
+        with pytest.raises(BadToken):
+            open_token(k, purpose, candidate, max_age=60, bound_to=bound_to, now=now)
+    with pytest.raises(ValueError):
+        sign_token(key, "csrf", "not.url-safe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -9,13 +10,15 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from keys import keyed_digest
+from keys import WrongSecret, keyed_digest, unwrap_from_session
 from tests.conftest import OFFICER_PASSWORD, expand
+from tests.test_end_to_end import redis_dump
 from tests.triage_helpers import csrf_from, login, post_form, totp_code
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import AuditEvent, Message, Officer, Tip
 from tipline.runtime import Runtime
+from triage.auth import open_enrolment_cookie
 
 TEXT = "Có người tàng trữ ma túy ở nhà số 5 hẻm 12 <script>alert(1)</script>"
 
@@ -248,6 +251,102 @@ def test_totp_enrolment_by_qr_at_first_login(
         data={"csrf_token": csrf_from(page), "code": totp_code(new.totp_secret)},
     )
     assert done.status_code == 302 and client.get("/triage/").status_code == 200
+
+
+def _blobs(dump: bytes) -> set[bytes]:
+    """Every byte string Redis holds, raw and base64-decoded (either alphabet), for a search.
+
+    A run of base64 characters may carry a byte or two of its neighbours (a serialiser's
+    length byte can be a letter): each run is also decoded without up to 3 characters at
+    either end.
+    """
+    found = {dump}
+    for run in re.findall(rb"[A-Za-z0-9+/_=-]{16,}", dump):
+        for start in range(4):
+            for end in range(4):
+                text = run[start : len(run) - end].rstrip(b"=")
+                for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                    try:
+                        found.add(decode(text + b"=" * (-len(text) % 4)))
+                    except ValueError:
+                        pass
+    return found
+
+
+def test_an_enrolling_officers_key_does_not_open_from_redis_alone(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    """Between the password and the first TOTP code the officer's private key waits in the
+    server session, wrapped under a secret that only the browser's cookie carries: nothing in
+    Redis (every key and value, as stored or base64-decoded) opens the wrap."""
+    from tipline.officers import add_officer
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="moi",
+            display_name="Mới",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+        )
+        officer_id = session.scalars(
+            select(Officer.public_id).where(Officer.username == "moi")
+        ).one()
+    first = login(client, "moi", new.totp_secret, code="")
+    assert first.status_code == 302 and first.location.endswith("/login/totp-setup")
+    enrol = client.get_cookie("tipline_enrol", path="/login")
+    assert enrol is not None and enrol.http_only and enrol.same_site == "Lax"
+
+    blobs = _blobs(redis_dump(runtime.redis))
+    wraps = [blob for blob in blobs if 40 <= len(blob) <= 200]
+    candidates = {blob[i : i + 32] for blob in blobs for i in range(len(blob) - 31)}
+
+    def opens(wrap: bytes, secret: bytes) -> bool:
+        try:
+            unwrap_from_session(wrap, secret, binding=officer_id)
+        except WrongSecret:
+            return False
+        return True
+
+    # The wrap is in Redis, and the cookie's secret opens it (so the search below can find).
+    secret = base64.urlsafe_b64decode(open_enrolment_cookie(runtime, enrol.value, officer_id))
+    assert [wrap for wrap in wraps if opens(wrap, secret)]
+    assert not [1 for wrap in wraps for candidate in candidates if opens(wrap, candidate)]
+
+    page = client.get("/login/totp-setup").get_data(as_text=True)
+    assert new.totp_secret in page
+    done = client.post(
+        "/login/totp-setup",
+        data={"csrf_token": csrf_from(page), "code": totp_code(new.totp_secret)},
+    )
+    assert done.status_code == 302 and client.get("/triage/").status_code == 200
+    assert client.get_cookie("tipline_enrol", path="/login") is None  # gone with the step
+
+
+def test_enrolment_without_its_cookie_starts_again_at_the_login(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    from tipline.officers import add_officer
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="moi",
+            display_name="Mới",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+        )
+    assert login(client, "moi", new.totp_secret, code="").status_code == 302
+    client.delete_cookie("tipline_enrol", path="/login")
+    again = client.get("/login/totp-setup")
+    assert again.status_code == 302 and again.location.endswith("/login")
+    with runtime.sessions() as session:
+        officer = session.scalars(select(Officer).where(Officer.username == "moi")).one()
+        assert officer.totp_confirmed_at is None
 
 
 def test_recovery_code_resets_the_password_and_keeps_access(
