@@ -66,11 +66,14 @@ def test_login_needs_password_and_a_fresh_totp_code(
 
 
 def test_a_fresh_session_id_at_login(client: FlaskClient, units: dict[str, str]) -> None:
+    """No session before the login (tests/test_anonymous_visits.py), and a session id planted
+    in the browser beforehand (session fixation) is not the one the login gets."""
     client.get("/login")
-    before = client.get_cookie("tipline_session")
+    assert client.get_cookie("tipline_session") is None
+    client.set_cookie("tipline_session", "planted-by-someone-else")
     login(client, "canbo", units["totp:canbo"])
     after = client.get_cookie("tipline_session")
-    assert before is not None and after is not None and before.value != after.value
+    assert after is not None and after.value != "planted-by-someone-else"
 
 
 def test_lockout_after_repeated_failures(client: FlaskClient, units: dict[str, str]) -> None:

@@ -47,7 +47,7 @@ from tipline.keychain import (
 from tipline.models import Officer, Role, utcnow
 from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_SECRET
 from tipline.runtime import Runtime
-from tipline.web.i18n import LANGUAGES, _
+from tipline.web.i18n import LANGUAGE_COOKIE, LANGUAGES, _
 from tipline.web.limits import limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
 from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
@@ -115,14 +115,11 @@ def _home(role: str) -> str:
 
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     """A fresh session id, the key halves split between Redis and the cookie, audited."""
-    language = session.get("lang")
     session.clear()  # nothing from before the login survives it
     officer.failed_logins = 0
     officer.locked_until = None
     officer.last_login_at = utcnow()
     login_user(StaffUser(officer))
-    if language:
-        session["lang"] = language
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     response = redirect(_home(officer.role))
     keep_officer_key(response, officer, key, new_session_secret())
@@ -139,6 +136,12 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
                 detail={"grant": "unit_key_at_login"},
             )
     return response
+
+
+def _login_page(form: LoginForm, error: str, status: int) -> ResponseReturnValue:
+    """The login page again with why; shown directly, not flashed: a flash would give the
+    visitor a server-side session."""
+    return render_template("auth/login.html", form=form, notices=[("error", error)]), status
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -159,24 +162,21 @@ def login() -> ResponseReturnValue:
         if officer is None or not officer.active:
             verify_password("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", "x")
             _fail(db, None, "unknown_account")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         if officer.locked_until is not None and officer.locked_until > utcnow():
             _fail(db, officer, "locked")
-            flash(_("Too many failed attempts: this account is locked for a while."), "error")
-            return render_template("auth/login.html", form=form), 429
+            message = _("Too many failed attempts: this account is locked for a while.")
+            return _login_page(form, message, 429)
         password = form.password.data
         if not verify_password(officer.password_hash, password):
             _fail(db, officer, "password")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         try:
             key = unlock_officer_key(officer, password)
             secret = _totp_secret(officer, key)
         except (WrongSecret, EnvelopeError):
             _fail(db, officer, "key")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         if officer.totp_confirmed_at is None:
             # First login: prove the authenticator works before the session starts.
             unlock = new_session_secret()
@@ -191,8 +191,7 @@ def login() -> ResponseReturnValue:
             return response
         if not form.code.data or not _totp_ok(officer, secret, form.code.data):
             _fail(db, officer, "totp")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         return _finish_login(db, officer, key)
 
 
@@ -311,8 +310,8 @@ def recover() -> ResponseReturnValue:
                 raise WrongSecret("totp")
         except (WrongSecret, EnvelopeError):
             _fail(db, officer, "recovery")
-            flash(_("Wrong username, recovery code or authenticator code."), "error")
-            return render_template("auth/recover.html", form=form), 401
+            notices = [("error", _("Wrong username, recovery code or authenticator code."))]
+            return render_template("auth/recover.html", form=form, notices=notices), 401
         new_code = rewrap_officer_key(
             officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
         )
@@ -346,11 +345,19 @@ def logout() -> ResponseReturnValue:
 
 @blueprint.post("/lang/<code>")
 def set_language(code: str) -> ResponseReturnValue:
-    if code in LANGUAGES:
-        session["lang"] = code
     target = request.referrer or url_for("auth.login")
     # Only back to this site, and no control character: a CR/LF in the Referer reached the
     # Location header (Werkzeug refused to set it: a 500).
     if not target.startswith(request.host_url) or not target.isprintable():
         target = url_for("auth.login")
-    return redirect(target)
+    response = redirect(target)
+    if code in LANGUAGES:  # a cookie, not the session: anonymous visitors have none
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            code,
+            httponly=True,
+            samesite="Lax",
+            secure=runtime().config.behind_tls,
+            max_age=None,
+        )
+    return response
