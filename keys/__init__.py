@@ -16,6 +16,8 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
   proof of work and the informant's passphrase.
 - :func:`chain_hash`, :func:`generate_signing_key`, :class:`SigningKey`, :class:`VerifyKey`:
   the audit hash chain and its Ed25519-signed checkpoints.
+- :func:`sign_token`, :func:`open_token`: signed, expiring tokens a browser carries instead
+  of a server-side session.
 """
 
 from keys.digest import (
@@ -43,6 +45,7 @@ from keys.password import (
 from keys.random import new_token, random_bytes
 from keys.secret_box import new_secret_key, open_with_key, seal_with_key
 from keys.session import new_session_secret, unwrap_from_session, wrap_for_session
+from keys.signed import BadToken, open_token, sign_token
 from keys.signing import SigningKey, VerifyKey, generate_signing_key
 from keys.tls import client_tls_context
 from keys.work import (
@@ -56,6 +59,7 @@ from keys.work import (
 __all__ = [
     "FAST_TEST_COST",
     "STANDARD_COST",
+    "BadToken",
     "EnvelopeError",
     "KdfCost",
     "PrivateKey",
@@ -82,11 +86,13 @@ __all__ = [
     "normalise_passphrase",
     "open_grant",
     "open_sealed",
+    "open_token",
     "open_with_key",
     "password_needs_rehash",
     "random_bytes",
     "seal",
     "seal_with_key",
+    "sign_token",
     "solve_work",
     "unwrap_from_session",
     "unwrap_with_secret",

@@ -2,6 +2,9 @@
 
 The key chain from an officer to a tip is a series of grants: officer → unit key (and parent
 unit keys → child unit keys) → tip key. Transfer and rotation re-seal grants, never content.
+
+A private key has one length per suite, so a grant's length says nothing: grants are sealed
+without padding (every grant of a suite has the same length anyway).
 """
 
 from keys.envelope import open_sealed, seal
@@ -20,6 +23,7 @@ def grant(
         purpose=GRANT_PURPOSE,
         binding=binding,
         key_version=holder_version,
+        pad=False,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyotp
@@ -24,7 +25,11 @@ def run(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, runtime: Runtime):
         result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
         return result.exit_code, result.output
 
-    return invoke
+    # `tipline` sets umask 077 in the process that runs it: here, the test run's own.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield invoke
+    os.umask(umask)
 
 
 def test_units_officers_and_keys(run, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]

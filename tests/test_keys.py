@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import select
 
 from keys import (
     FAST_TEST_COST,
+    BadToken,
     EnvelopeError,
+    PrivateKey,
+    PublicKey,
     WrongSecret,
     generate_keypair,
     grant,
     hash_password,
     open_grant,
     open_sealed,
+    open_token,
     seal,
+    sign_token,
     unwrap_with_secret,
     verify_password,
     wrap_with_secret,
@@ -51,8 +59,89 @@ def test_envelope_binds_purpose_row_and_key() -> None:
     tampered[-1] ^= 1
     with pytest.raises(EnvelopeError):
         open_sealed(key, bytes(tampered), purpose="message", binding="message:a")
+    # An unknown format version, and a version byte changed on a good envelope (the header
+    # is bound into the HPKE context), are refused.
+    for version in (b"\x01", b"\x03", b"\xff"):
+        assert sealed[2:3] != version
+        with pytest.raises(EnvelopeError):
+            open_sealed(key, b"TE" + version + sealed[3:], purpose="message", binding="message:a")
+
+
+# The sealed length says which bucket the plaintext fell in, nothing finer: envelope =
+# 8-byte header + 32-byte HPKE encapsulated key + padded plaintext + 16-byte tag, where the
+# padded plaintext is a 4-byte length and zeros up to a multiple of 256 bytes (up to 4 KiB),
+# then up to the next power of two.
+ENVELOPE_OVERHEAD = 8 + 32 + 16
+BUCKETS = [256 * k for k in range(1, 17)] + [8192]
+
+
+def test_sealed_lengths_are_size_buckets_not_plaintext_lengths() -> None:
+    key = generate_keypair()
+    lengths = {}
+    for size in range(1, 5001):
+        plaintext = bytes([size % 251]) * size
+        sealed = seal(key.public_key, plaintext, purpose="message", binding=f"message:{size}")
+        lengths[size] = len(sealed) - ENVELOPE_OVERHEAD
+        if size % 97 == 0 or size in (1, 252, 253, 4092, 4093, 5000):
+            opened = open_sealed(key, sealed, purpose="message", binding=f"message:{size}")
+            assert opened == plaintext
+    assert sorted(set(lengths.values())) == BUCKETS
+    assert lengths[1] == lengths[252] == 256 and lengths[253] == 512  # 4-byte length prefix
+    assert lengths[4092] == 4096 and lengths[4093] == lengths[5000] == 8192
+    assert len(seal(key.public_key, b"", purpose="message", binding="m")) == 256 + 56
+    big = seal(key.public_key, b"x" * 70_000, purpose="message", binding="m")
+    assert len(big) - ENVELOPE_OVERHEAD == 131_072
+
+
+# Made by the format-1 code (plaintext sealed as is) before padding came: its key and bytes.
+V1_KEY = "01b0b6935f5a1e4d6ef680a6b0899eb05629db8aebddd3403f4d6b266cb9de5942"
+V1_ENVELOPE = (
+    "5445010100000007b74ced1c01ca7123cdce12de300f63f892317bd1195684a662adbaf144ebc45dc7fb95bf"
+    "bfba6ee05beebd224bf8bada9f6ac6000fd138457fce03e3"
+)
+
+
+def test_a_format_1_envelope_still_opens() -> None:
+    key = PrivateKey.from_bytes(bytes.fromhex(V1_KEY))
+    sealed = bytes.fromhex(V1_ENVELOPE)
+    assert sealed[2] == 1 and envelope_key_version(sealed) == 7
+    opened = open_sealed(key, sealed, purpose="message", binding="message:v1")
+    assert opened == "tin báo cũ".encode()
     with pytest.raises(EnvelopeError):
-        open_sealed(key, b"TE\x02" + sealed[3:], purpose="message", binding="message:a")
+        open_sealed(key, sealed, purpose="message", binding="message:v2")
+    # The same key writes format 2 now.
+    assert seal(key.public_key, b"moi", purpose="message", binding="m")[2] == 2
+
+
+def _seal_raw(public: PublicKey, version: int, inner: bytes) -> bytes:
+    """An envelope of ``version`` around ``inner`` exactly as given: what a forger can make."""
+    header = struct.pack(">2sBBI", b"TE", version, public.suite_id, 0)
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    info = b"tipline/envelope\x00" + header + b"message\x00message:a"
+    return header + suite.encrypt(inner, X25519PublicKey.from_public_bytes(public.raw), info)
+
+
+def test_a_format_2_envelope_whose_framing_lies_is_refused() -> None:
+    key = generate_keypair()
+    where = {"purpose": "message", "binding": "message:a"}
+    good = struct.pack(">I", 3) + b"abc" + bytes(256 - 7)
+    assert open_sealed(key, _seal_raw(key.public_key, 2, good), **where) == b"abc"
+    for inner in [
+        b"",  # no length prefix
+        b"\x00\x00\x01",  # a truncated length prefix
+        struct.pack(">I", 300) + b"abc" + bytes(249),  # a length beyond what is there
+        struct.pack(">I", 4) + b"abc",  # the padding cut short of the stated length
+        struct.pack(">I", 3) + b"abc" + b"\x00" * 10 + b"\x01" + bytes(10),  # non-zero padding
+    ]:
+        with pytest.raises(EnvelopeError):
+            open_sealed(key, _seal_raw(key.public_key, 2, inner), **where)
+
+
+def test_grants_of_fixed_size_keys_are_not_padded() -> None:
+    subject, holder = generate_keypair(), generate_keypair()
+    sealed = grant(subject, holder.public_key, binding="grant:tip:1>unit_key:2")
+    # Format 2, a 4-byte length and the 33-byte key: every grant has the same length.
+    assert sealed[2] == 2 and len(sealed) == ENVELOPE_OVERHEAD + 4 + 33
 
 
 def test_grant_opens_only_for_its_holder_and_binding() -> None:
@@ -183,3 +272,30 @@ def test_rotation_keeps_old_tips_readable_and_reseal_moves_them(runtime: Runtime
                 tip,
                 unit_keys_of(session, other, unlock_officer_key(other, OFFICER_PASSWORD)),
             )
+
+
+def test_signed_tokens_open_only_for_their_purpose_binding_and_lifetime() -> None:
+    key, other_key = b"k" * 32, b"o" * 32
+    token = sign_token(key, "csrf", "abc_-9", bound_to="cookie-1", issued=1_000_000)
+    opened = open_token(key, "csrf", token, max_age=60, bound_to="cookie-1", now=1_000_060)
+    assert opened == "abc_-9"
+    assert "cookie-1" not in token  # the binding is checked, never carried
+    refused = [
+        (key, "pow", token, "cookie-1", 1_000_000),  # another purpose
+        (key, "csrf", token, "cookie-2", 1_000_000),  # another browser
+        (other_key, "csrf", token, "cookie-1", 1_000_000),  # another installation
+        (key, "csrf", token, "cookie-1", 1_000_061),  # too old
+        (key, "csrf", token, "cookie-1", 1_000_000 - 61),  # from the future
+        (key, "csrf", token.replace("abc", "abd"), "cookie-1", 1_000_000),  # payload changed
+        (key, "csrf", token.replace(".f4240.", ".f4241."), "cookie-1", 1_000_000),  # time
+        (key, "csrf", token[:-1], "cookie-1", 1_000_000),  # signature cut
+        (key, "csrf", "", "cookie-1", 1_000_000),
+        (key, "csrf", "a.b", "cookie-1", 1_000_000),
+        (key, "csrf", "a b.f4240." + token.split(".")[2], "cookie-1", 1_000_000),
+        (key, "csrf", "x" * 5000, "cookie-1", 1_000_000),
+    ]
+    for k, purpose, candidate, bound_to, now in refused:
+        with pytest.raises(BadToken):
+            open_token(k, purpose, candidate, max_age=60, bound_to=bound_to, now=now)
+    with pytest.raises(ValueError):
+        sign_token(key, "csrf", "not.url-safe")

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import bindparam, create_engine, insert, inspect, select, text
 
-from tests.conftest import expand, run_jobs
+from tests.conftest import COMMUNE_OA, expand, run_jobs
+from tests.databases import Databases
 from tests.test_dispatch import read_as, send
 from tests.triage_helpers import csrf_from, login
-from tests.zalo_events import event
+from tests.zalo_events import event, signed_headers
 from tipline.audit import actions
 from tipline.config import Config
+from tipline.intake.recording import dedup_key
 from tipline.jobs.relay import drain
 from tipline.keychain import NoKeyChain
+from tipline.migrate import downgrade, upgrade
 from tipline.models import (
     AuditEvent,
+    InboundEvent,
     KeyGrant,
     Message,
     Notification,
@@ -175,3 +179,124 @@ def test_the_unit_is_warned_once_before_expiry(client: FlaskClient, runtime: Run
 def audit_count(runtime: Runtime) -> int:
     with runtime.sessions() as session:
         return len(session.scalars(select(AuditEvent.id)).all())
+
+
+# --- inbound events: the record that a msg_id was seen ---------------------------------------
+
+
+def event_rows(runtime: Runtime) -> dict[str, InboundEvent]:
+    with runtime.sessions() as session:
+        return {row.dedup_key: row for row in session.scalars(select(InboundEvent))}
+
+
+def age_event(runtime: Runtime, dedup_key: str, by: timedelta) -> None:
+    """Move an event's times into the past, as if it had been received ``by`` ago."""
+    with runtime.sessions() as session, session.begin():
+        row = session.scalars(select(InboundEvent).where(InboundEvent.dedup_key == dedup_key)).one()
+        row.received_at -= by
+        if row.processed_at is not None:
+            row.processed_at -= by
+
+
+PURGE_EVENTS = ("old", "recent", "waiting")
+
+
+def test_processed_events_keep_only_their_dedup_key_then_go(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    """Zalo redelivers for about an hour (30 s, 5 min, 15 min, 30 min, 1 h): after that a
+    processed event keeps its dedup key (a late redelivery is still a duplicate) and nothing
+    that dates it to the second or names its tip; after a week, when no redelivery can come,
+    the row goes. An event not yet made a tip is never touched, however old."""
+    config = runtime.config
+    old = event(text=f"{TEXT} cũ", msg_id="purge-old")
+    recent = event(text=f"{TEXT} mới", msg_id="purge-recent")
+    send(client, old)
+    send(client, recent)
+    waiting = event(text=f"{TEXT} chờ", msg_id="purge-waiting")  # stored, never expanded
+    assert client.post("/zalo/webhook", data=waiting, headers=signed_headers(waiting)).json
+    keys = {name: dedup_key(config, COMMUNE_OA, f"purge-{name}") for name in PURGE_EVENTS}
+    with runtime.sessions() as session:
+        tips = session.scalars(select(Tip.public_id)).all()
+    before = event_rows(runtime)
+    assert before[keys["old"]].tip_public_id is not None
+    age_event(runtime, keys["old"], timedelta(hours=3))
+    age_event(runtime, keys["waiting"], timedelta(days=30))
+    waiting_before = event_rows(runtime)[keys["waiting"]]
+
+    now = utcnow()
+    retention_pass(runtime.sessions, config, now)
+    rows = event_rows(runtime)
+    stripped = rows[keys["old"]]
+    assert stripped.received_at is None and stripped.tip_public_id is None
+    assert stripped.sealed_event is None
+    # Only the day it was processed stays (for the week's count), not the time of day.
+    assert stripped.processed_at is not None
+    assert stripped.processed_at.time() == time(0, 0)
+    assert timedelta(hours=3) <= now - stripped.processed_at < timedelta(days=1, hours=3)
+    # Within the horizon, nothing changes; the waiting event is untouched.
+    kept = rows[keys["recent"]]
+    assert (kept.received_at, kept.processed_at, kept.tip_public_id) == (
+        before[keys["recent"]].received_at,
+        before[keys["recent"]].processed_at,
+        before[keys["recent"]].tip_public_id,
+    )
+    assert_untouched(rows[keys["waiting"]], waiting_before)
+
+    # A late redelivery of the stripped event is still answered as a duplicate.
+    again = client.post("/zalo/webhook", data=old, headers=signed_headers(old))
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+    assert set(event_rows(runtime)) == set(keys.values())
+
+    # A week on, no redelivery can come: the processed rows go, the waiting one stays.
+    retention_pass(runtime.sessions, config, now + timedelta(days=8))
+    rows = event_rows(runtime)
+    assert set(rows) == {keys["waiting"]}
+    assert_untouched(rows[keys["waiting"]], waiting_before)
+    with runtime.sessions() as session:  # the tips themselves are not the events' to delete
+        assert session.scalars(select(Tip.public_id)).all() == tips
+
+
+def assert_untouched(row: InboundEvent, before: InboundEvent) -> None:
+    assert row.processed_at is None and row.tip_public_id is None
+    assert row.received_at == before.received_at and row.received_at is not None
+    assert row.sealed_event == before.sealed_event and row.sealed_event is not None
+
+
+def test_the_purge_migration_goes_down_with_erased_receive_times(databases: Databases) -> None:
+    """0017_inbound_purge made ``received_at`` nullable; going down, an erased receive time
+    becomes the processed day (the column is NOT NULL again), and up again."""
+    url = databases.create()
+    upgrade(url)
+    engine = create_engine(url)
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(InboundEvent.__table__).values(sealed_event=bindparam("sealed")),
+            [
+                {"dedup_key": "stripped", "received_at": None, "processed_at": day, "sealed": None},
+                {"dedup_key": "waiting", "received_at": day, "processed_at": None, "sealed": b"x"},
+            ],
+        )
+    downgrade(url, "0016_transit_epochs")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT dedup_key, received_at IS NULL, processed_at IS NULL FROM inbound_events")
+        ).all()
+        assert sorted(tuple(row) for row in rows) == [
+            ("stripped", False, False),
+            ("waiting", False, True),
+        ]
+        column = next(
+            c for c in inspect(conn).get_columns("inbound_events") if c["name"] == "received_at"
+        )
+        assert column["nullable"] is False
+    upgrade(url)
+    with engine.connect() as conn:
+        column = next(
+            c for c in inspect(conn).get_columns("inbound_events") if c["name"] == "received_at"
+        )
+        assert column["nullable"] is True
+        assert len(conn.execute(select(InboundEvent.id)).all()) == 2
+    engine.dispose()
+    databases.drop(url)

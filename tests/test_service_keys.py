@@ -70,6 +70,7 @@ def test_web_tiers_on_public_halves_take_tips_that_only_workers_open(
         "/bao-tin",
         data={
             "csrf_token": csrf_from(page),
+            "challenge": challenge.group(1),
             "unit": unit,
             "text": "Đánh bạc ở quán cà phê",
             "nonce": solve_work(challenge.group(1), 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -9,12 +10,15 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from keys import WrongSecret, keyed_digest, unwrap_from_session
 from tests.conftest import OFFICER_PASSWORD, expand
+from tests.test_end_to_end import redis_dump
 from tests.triage_helpers import csrf_from, login, post_form, totp_code
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import AuditEvent, Message, Officer, Tip
 from tipline.runtime import Runtime
+from triage.auth import open_enrolment_cookie
 
 TEXT = "Có người tàng trữ ma túy ở nhà số 5 hẻm 12 <script>alert(1)</script>"
 KNIFE_FIGHT = "Hai nhóm thanh niên đánh nhau bằng dao ở đầu hẻm 12, nhiều người bị thương"
@@ -108,11 +112,14 @@ def test_login_needs_password_and_a_fresh_totp_code(
 
 
 def test_a_fresh_session_id_at_login(client: FlaskClient, units: dict[str, str]) -> None:
+    """No session before the login (tests/test_anonymous_visits.py), and a session id planted
+    in the browser beforehand (session fixation) is not the one the login gets."""
     client.get("/login")
-    before = client.get_cookie("tipline_session")
+    assert client.get_cookie("tipline_session") is None
+    client.set_cookie("tipline_session", "planted-by-someone-else")
     login(client, "canbo", units["totp:canbo"])
     after = client.get_cookie("tipline_session")
-    assert before is not None and after is not None and before.value != after.value
+    assert after is not None and after.value != "planted-by-someone-else"
 
 
 def test_lockout_after_repeated_failures(client: FlaskClient, units: dict[str, str]) -> None:
@@ -156,10 +163,27 @@ def test_inbox_lists_metadata_and_the_tip_page_decrypts_and_escapes(
     page = client.get(f"/triage/tips/{tip_id}").get_data(as_text=True)
     assert "tàng trữ ma túy" in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
-    assert "Nguồn " in page and "2468458835296197922" not in page
+    assert "2468458835296197922" not in page
+    with runtime.sessions() as session:
+        pseudonym = session.scalars(select(Tip)).one().pseudonym
+    assert PSEUDONYM.fullmatch(pseudonym) and pseudonym in page
     with runtime.sessions() as session:
         assert session.scalars(select(Tip)).one().first_opened_at is not None
         assert session.scalars(select(AuditEvent).where(AuditEvent.action == "tip_open")).one()
+
+
+# "Nguồn K7Q2-M9XA": 8 characters of Crockford's base32 (no I, L, O, U), 40 bits.
+PSEUDONYM = re.compile(r"Nguồn [0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}")
+
+
+def test_pseudonyms_are_40_bits_readable_and_derived_from_the_alias_only() -> None:
+    """16 bits collided around 300 informants of one OA; 20,000 informants must not."""
+    aliases = [keyed_digest(b"alias key", "informant", f"oa\x00user{i}") for i in range(20_000)]
+    pseudonyms = [Tip(informant_alias=alias).pseudonym for alias in aliases]
+    assert all(PSEUDONYM.fullmatch(p) for p in pseudonyms), pseudonyms[:3]
+    assert len(set(pseudonyms)) == len(aliases)
+    # The same alias (the same informant) is always called the same, whatever the tip.
+    assert Tip(informant_alias=aliases[0]).pseudonym == pseudonyms[0]
 
 
 def test_security_headers(client: FlaskClient, units: dict[str, str]) -> None:
@@ -276,6 +300,102 @@ def test_totp_enrolment_by_qr_at_first_login(
         data={"csrf_token": csrf_from(page), "code": totp_code(new.totp_secret)},
     )
     assert done.status_code == 302 and client.get("/triage/").status_code == 200
+
+
+def _blobs(dump: bytes) -> set[bytes]:
+    """Every byte string Redis holds, raw and base64-decoded (either alphabet), for a search.
+
+    A run of base64 characters may carry a byte or two of its neighbours (a serialiser's
+    length byte can be a letter): each run is also decoded without up to 3 characters at
+    either end.
+    """
+    found = {dump}
+    for run in re.findall(rb"[A-Za-z0-9+/_=-]{16,}", dump):
+        for start in range(4):
+            for end in range(4):
+                text = run[start : len(run) - end].rstrip(b"=")
+                for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                    try:
+                        found.add(decode(text + b"=" * (-len(text) % 4)))
+                    except ValueError:
+                        pass
+    return found
+
+
+def test_an_enrolling_officers_key_does_not_open_from_redis_alone(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    """Between the password and the first TOTP code the officer's private key waits in the
+    server session, wrapped under a secret that only the browser's cookie carries: nothing in
+    Redis (every key and value, as stored or base64-decoded) opens the wrap."""
+    from tipline.officers import add_officer
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="moi",
+            display_name="Mới",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+        )
+        officer_id = session.scalars(
+            select(Officer.public_id).where(Officer.username == "moi")
+        ).one()
+    first = login(client, "moi", new.totp_secret, code="")
+    assert first.status_code == 302 and first.location.endswith("/login/totp-setup")
+    enrol = client.get_cookie("tipline_enrol", path="/login")
+    assert enrol is not None and enrol.http_only and enrol.same_site == "Lax"
+
+    blobs = _blobs(redis_dump(runtime.redis))
+    wraps = [blob for blob in blobs if 40 <= len(blob) <= 200]
+    candidates = {blob[i : i + 32] for blob in blobs for i in range(len(blob) - 31)}
+
+    def opens(wrap: bytes, secret: bytes) -> bool:
+        try:
+            unwrap_from_session(wrap, secret, binding=officer_id)
+        except WrongSecret:
+            return False
+        return True
+
+    # The wrap is in Redis, and the cookie's secret opens it (so the search below can find).
+    secret = base64.urlsafe_b64decode(open_enrolment_cookie(runtime, enrol.value, officer_id))
+    assert [wrap for wrap in wraps if opens(wrap, secret)]
+    assert not [1 for wrap in wraps for candidate in candidates if opens(wrap, candidate)]
+
+    page = client.get("/login/totp-setup").get_data(as_text=True)
+    assert new.totp_secret in page
+    done = client.post(
+        "/login/totp-setup",
+        data={"csrf_token": csrf_from(page), "code": totp_code(new.totp_secret)},
+    )
+    assert done.status_code == 302 and client.get("/triage/").status_code == 200
+    assert client.get_cookie("tipline_enrol", path="/login") is None  # gone with the step
+
+
+def test_enrolment_without_its_cookie_starts_again_at_the_login(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    from tipline.officers import add_officer
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="moi",
+            display_name="Mới",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+        )
+    assert login(client, "moi", new.totp_secret, code="").status_code == 302
+    client.delete_cookie("tipline_enrol", path="/login")
+    again = client.get("/login/totp-setup")
+    assert again.status_code == 302 and again.location.endswith("/login")
+    with runtime.sessions() as session:
+        officer = session.scalars(select(Officer).where(Officer.username == "moi")).one()
+        assert officer.totp_confirmed_at is None
 
 
 def test_recovery_code_resets_the_password_and_keeps_access(

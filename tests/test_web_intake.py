@@ -58,6 +58,7 @@ def report(
     assert challenge
     nonce = solve_work(challenge.group(1), BITS) if solve else wrong_nonce(challenge.group(1))
     data = {"csrf_token": csrf_from(page), "unit": unit, "text": words, "nonce": nonce, **extra}
+    data["challenge"] = challenge.group(1)
     return client.post("/bao-tin", data=data, environ_base={"REMOTE_ADDR": CLIENT_IP})
 
 

@@ -154,7 +154,9 @@ class Config:
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
         env = with_file_settings(dict(os.environ if environ is None else environ))
         data_dir = Path(env.get("TIPLINE_DATA_DIR", "./instance")).resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if data_dir.stat().st_mode & 0o077:  # made before, or by something else: the user's alone
+            data_dir.chmod(0o700)
         database_url = env.get("TIPLINE_DATABASE_URL") or f"sqlite:///{data_dir / 'tipline.db'}"
         return cls(
             data_dir=data_dir,

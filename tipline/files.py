@@ -14,6 +14,16 @@ from pathlib import Path
 from keys import new_token
 
 _REF = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# What every Tipline process starts with (keep_files_private): no group or other bits on
+# anything it, SQLite, the embedded Redis or gunicorn creates.
+PRIVATE_UMASK = 0o077
+
+
+def keep_files_private() -> None:
+    """Set this process's umask to 077 (its children inherit it): the first thing every entry
+    point does (`tipline ...`, the WSGI modules), so a copy of the data dir taken by another
+    account of the machine (or a world-readable backup of it) holds nothing."""
+    os.umask(PRIVATE_UMASK)
 
 
 class FileStore:
@@ -31,7 +41,7 @@ class FileStore:
 
     def put(self, data: bytes) -> str:
         """Write ``data`` (already sealed) and return its reference."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         ref = new_token(32)
         path = self._path(ref)
         tmp = path.with_suffix(".tmp")

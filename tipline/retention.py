@@ -6,13 +6,18 @@ and the sealed content itself: message bodies, attachment sources and files, rou
 the web informant's wrapped key. What stays is the plaintext metadata (status, unit,
 category, dates) for statistics, and one audit event saying it happened. Before that the
 unit is warned once, ``Config.retention_warn_days`` ahead.
+
+The same pass thins out the record of processed inbound events (:func:`purge_inbound_events`):
+their receive times and tips would otherwise outlive the tips' shredding.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from itertools import batched
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tipline.audit import actions, record
@@ -21,6 +26,7 @@ from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.models import (
     Attachment,
+    InboundEvent,
     KeyGrant,
     Message,
     Notification,
@@ -30,6 +36,13 @@ from tipline.models import (
 )
 
 BATCH = 200
+# Zalo redelivers an unanswered webhook after 30 s, 5 min, 15 min, 30 min and 1 h: within two
+# hours even if each delay counts from the attempt before. Until then a processed event keeps
+# its times and its tip (what an operator looking into a redelivery needs) ...
+REDELIVERY_HORIZON = timedelta(hours=2)
+# ... then only its dedup key, which still answers a late redelivery as a duplicate, and the
+# day it was processed; after this long no redelivery can come and the row is deleted.
+FORGET_EVENTS_AFTER = timedelta(days=7)
 
 
 def expires_at(config: Config, tip: Tip) -> datetime | None:
@@ -137,12 +150,51 @@ def shred_expired(session: Session, config: Config, now: datetime) -> int:
     return shredded
 
 
+def _day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def purge_inbound_events(session: Session, now: datetime) -> tuple[int, int]:
+    """Thin out processed inbound events; (stripped, deleted).
+
+    Past :data:`REDELIVERY_HORIZON` a processed event keeps its dedup key and, instead of its
+    processing time, midnight (UTC) of that day: ``processed_at`` must stay set, since an
+    event without one is waiting for expansion. Its receive time and its tip are erased.
+    Past :data:`FORGET_EVENTS_AFTER` the row is deleted. An event not processed yet is never
+    touched: it is the only copy of what Zalo or the web form was told was received.
+    """
+    due = session.execute(
+        select(InboundEvent.id, InboundEvent.processed_at).where(
+            InboundEvent.processed_at < now - REDELIVERY_HORIZON,
+            (InboundEvent.received_at.is_not(None)) | (InboundEvent.tip_public_id.is_not(None)),
+        )
+    ).all()
+    by_day: dict[datetime, list[int]] = defaultdict(list)
+    for event_id, processed_at in due:
+        if processed_at is not None:  # always, by the query
+            by_day[_day(processed_at)].append(event_id)
+    for day, ids in by_day.items():
+        for chunk in batched(ids, 500):
+            session.execute(
+                update(InboundEvent)
+                .where(InboundEvent.id.in_(chunk))
+                .values(received_at=None, tip_public_id=None, processed_at=day)
+            )
+    deleted = session.execute(
+        delete(InboundEvent).where(InboundEvent.processed_at < now - FORGET_EVENTS_AFTER)
+    ).rowcount  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult
+    return len(due), int(deleted)
+
+
 def retention_pass(
     sessions: sessionmaker[Session], config: Config, now: datetime
 ) -> tuple[int, int]:
-    """Warn, then shred, each in its own transaction (the worker's periodic pass)."""
+    """Warn, then shred, each in its own transaction (the worker's periodic pass); then thin
+    out processed inbound events. How many tips were warned about and shredded."""
     with write_session(sessions) as session:
         warned = warn_expiring(session, config, now)
     with write_session(sessions) as session:
         shredded = shred_expired(session, config, now)
+    with write_session(sessions) as session:
+        purge_inbound_events(session, now)
     return warned, shredded

@@ -5,5 +5,7 @@ Webhook and health check only; deploy it where Zalo can reach it and keep the st
 """
 
 from tipline.app import create_app
+from tipline.files import keep_files_private
 
+keep_files_private()  # before the app writes anything (secrets, SQLite, the file store)
 app = create_app(staff_ui=False)

@@ -26,10 +26,13 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from keys import (
+    BadToken,
     EnvelopeError,
     PrivateKey,
     WrongSecret,
     new_session_secret,
+    open_token,
+    sign_token,
     verify_password,
 )
 from keys.password import normalise_recovery_code
@@ -41,29 +44,22 @@ from tipline.keychain import (
     unlock_officer_key,
     unlock_with_recovery_code,
 )
-from tipline.models import (
-    Officer,
-    Outcome,
-    Role,
-    utcnow,
-)
-from tipline.models.sealed_fields import (
-    OFFICER_KEY_SESSION_WRAP,
-    OFFICER_TOTP_SECRET,
-)
+from tipline.models import Officer, Outcome, Role, utcnow
+from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_SECRET
+from tipline.runtime import Runtime
 from tipline.transit import NoTransitKey, recover_events
-from tipline.web.i18n import (
-    LANGUAGES,
-    _,
-)
-from tipline.web.limits import (
-    limiter,
-)
+from tipline.web.i18n import LANGUAGE_COOKIE, LANGUAGES, _
+from tipline.web.limits import limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
 from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
 
 blueprint = Blueprint("auth", __name__)
 PENDING = "pending_enrolment"  # officer public id + key sealed for the session, before TOTP
+# The secret that opens the pending key: only in this cookie (signed, expiring, bound to the
+# officer), never in the server session, so Redis and its dumps alone open nothing.
+ENROL_COOKIE = "tipline_enrol"
+ENROL_PATH = "/login"  # sent to the login steps only
+ENROL_PURPOSE = "enrolment"
 
 
 def _client() -> str | None:
@@ -120,14 +116,11 @@ def _home(role: str) -> str:
 
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     """A fresh session id, the key halves split between Redis and the cookie, audited."""
-    language = session.get("lang")
     session.clear()  # nothing from before the login survives it
     officer.failed_logins = 0
     officer.locked_until = None
     officer.last_login_at = utcnow()
     login_user(StaffUser(officer))
-    if language:
-        session["lang"] = language
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     response = redirect(_home(officer.role))
     keep_officer_key(response, officer, key, new_session_secret())
@@ -159,6 +152,12 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     return response
 
 
+def _login_page(form: LoginForm, error: str, status: int) -> ResponseReturnValue:
+    """The login page again with why; shown directly, not flashed: a flash would give the
+    visitor a server-side session."""
+    return render_template("auth/login.html", form=form, notices=[("error", error)]), status
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit("20/minute;200/hour", methods=["POST"])
 def login() -> ResponseReturnValue:
@@ -177,50 +176,94 @@ def login() -> ResponseReturnValue:
         if officer is None or not officer.active:
             verify_password("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", "x")
             _fail(db, None, "unknown_account")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         if officer.locked_until is not None and officer.locked_until > utcnow():
             _fail(db, officer, "locked")
-            flash(_("Too many failed attempts: this account is locked for a while."), "error")
-            return render_template("auth/login.html", form=form), 429
+            message = _("Too many failed attempts: this account is locked for a while.")
+            return _login_page(form, message, 429)
         password = form.password.data
         if not verify_password(officer.password_hash, password):
             _fail(db, officer, "password")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         try:
             key = unlock_officer_key(officer, password)
             secret = _totp_secret(officer, key)
         except (WrongSecret, EnvelopeError):
             _fail(db, officer, "key")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         if officer.totp_confirmed_at is None:
             # First login: prove the authenticator works before the session starts.
+            unlock = new_session_secret()
             session[PENDING] = {
                 "officer": officer.public_id,
                 "key": base64.b64encode(
-                    OFFICER_KEY_SESSION_WRAP.wrap(
-                        key, _pending_secret(), officer_public_id=officer.public_id
-                    )
+                    OFFICER_KEY_SESSION_WRAP.wrap(key, unlock, officer_public_id=officer.public_id)
                 ).decode(),
             }
-            return redirect(url_for("auth.totp_setup"))
+            response = redirect(url_for("auth.totp_setup"))
+            _keep_enrolment_secret(response, officer, unlock)
+            return response
         if not form.code.data or not _totp_ok(officer, secret, form.code.data):
             _fail(db, officer, "totp")
-            flash(message, "error")
-            return render_template("auth/login.html", form=form), 401
+            return _login_page(form, message, 401)
         return _finish_login(db, officer, key)
 
 
-def _pending_secret() -> bytes:
-    """The enrolment step keeps the key under a secret held in the session itself: brief."""
-    raw = session.get("pending_secret")
-    if raw is None:
-        secret = new_session_secret()
-        session["pending_secret"] = base64.b64encode(secret).decode()
-        return secret
-    return base64.b64decode(raw)
+def _enrolment_lifetime() -> int:
+    return runtime().config.session_idle_minutes * 60  # the server half's own idle timeout
+
+
+def _keep_enrolment_secret(response: Response, officer: Officer, secret: bytes) -> None:
+    """The cookie half of the pending key: the secret, signed and bound to the officer."""
+    token = sign_token(
+        runtime().config.secret_key.encode(),
+        ENROL_PURPOSE,
+        base64.urlsafe_b64encode(secret).decode().rstrip("="),
+        bound_to=officer.public_id,
+    )
+    response.set_cookie(
+        ENROL_COOKIE,
+        token,
+        path=ENROL_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=runtime().config.behind_tls,
+        max_age=_enrolment_lifetime(),
+    )
+
+
+def open_enrolment_cookie(rt: Runtime, token: str, officer_public_id: str) -> str:
+    """The secret an enrolment cookie carries (URL-safe base64); BadToken if it is not one."""
+    payload = open_token(
+        rt.config.secret_key.encode(),
+        ENROL_PURPOSE,
+        token,
+        max_age=rt.config.session_idle_minutes * 60,
+        bound_to=officer_public_id,
+    )
+    return payload + "=" * (-len(payload) % 4)
+
+
+def _pending_key(officer: Officer, wrapped: str) -> PrivateKey | None:
+    """The officer's key from the session's wrap and the cookie's secret; None without both."""
+    try:
+        secret = base64.urlsafe_b64decode(
+            open_enrolment_cookie(
+                runtime(), request.cookies.get(ENROL_COOKIE, ""), officer.public_id
+            )
+        )
+        return OFFICER_KEY_SESSION_WRAP.unwrap(
+            base64.b64decode(wrapped), secret, officer_public_id=officer.public_id
+        )
+    except (BadToken, WrongSecret, ValueError):
+        return None
+
+
+def _restart_login() -> Response:
+    session.pop(PENDING, None)
+    response = redirect(url_for("auth.login"))
+    response.delete_cookie(ENROL_COOKIE, path=ENROL_PATH)
+    return response
 
 
 @blueprint.route("/login/totp-setup", methods=["GET", "POST"])
@@ -236,17 +279,18 @@ def totp_setup() -> ResponseReturnValue:
         if officer is None:
             session.pop(PENDING, None)
             abort(400)
-        key = OFFICER_KEY_SESSION_WRAP.unwrap(
-            base64.b64decode(pending["key"]), _pending_secret(), officer_public_id=officer.public_id
-        )
+        key = _pending_key(officer, pending["key"])
+        if key is None:  # the cookie half is gone (another browser, expired): start again
+            return _restart_login()
         secret = _totp_secret(officer, key)
         uri = pyotp.TOTP(secret).provisioning_uri(name=officer.username, issuer_name="Tipline")
         if form.validate_on_submit():
             if _totp_ok(officer, secret, form.code.data or ""):
                 officer.totp_confirmed_at = utcnow()
                 session.pop(PENDING, None)
-                session.pop("pending_secret", None)
-                return _finish_login(db, officer, key)
+                response = _finish_login(db, officer, key)
+                response.delete_cookie(ENROL_COOKIE, path=ENROL_PATH)
+                return response
             _fail(db, officer, "totp_enrolment")
             flash(
                 _("That code did not match. Check the time on your phone and try again."), "error"
@@ -280,8 +324,8 @@ def recover() -> ResponseReturnValue:
                 raise WrongSecret("totp")
         except (WrongSecret, EnvelopeError):
             _fail(db, officer, "recovery")
-            flash(_("Wrong username, recovery code or authenticator code."), "error")
-            return render_template("auth/recover.html", form=form), 401
+            notices = [("error", _("Wrong username, recovery code or authenticator code."))]
+            return render_template("auth/recover.html", form=form, notices=notices), 401
         new_code = rewrap_officer_key(
             officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
         )
@@ -315,11 +359,19 @@ def logout() -> ResponseReturnValue:
 
 @blueprint.post("/lang/<code>")
 def set_language(code: str) -> ResponseReturnValue:
-    if code in LANGUAGES:
-        session["lang"] = code
     target = request.referrer or url_for("auth.login")
     # Only back to this site, and no control character: a CR/LF in the Referer reached the
     # Location header (Werkzeug refused to set it: a 500).
     if not target.startswith(request.host_url) or not target.isprintable():
         target = url_for("auth.login")
-    return redirect(target)
+    response = redirect(target)
+    if code in LANGUAGES:  # a cookie, not the session: anonymous visitors have none
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            code,
+            httponly=True,
+            samesite="Lax",
+            secure=runtime().config.behind_tls,
+            max_age=None,
+        )
+    return response

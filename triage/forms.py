@@ -1,4 +1,9 @@
-"""The staff UI's forms (Flask-WTF: every form carries a CSRF token)."""
+"""The staff UI's forms (Flask-WTF: every form carries a CSRF token).
+
+The forms people post before they have a session (login, recovery) take theirs from the
+page's ``csrf_token()``, checked before the view runs (tipline.web.csrf): Flask-WTF's own
+would give every visitor of the login page a server-side session.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,14 @@ IDENTIFIER = Regexp(r"^[A-Za-z0-9_.:@-]{1,64}$", message=_l("Letters, digits and
 TOTP_CODE = Regexp(r"^\s*\d{6}\s*$", message=_l("6 digits from your authenticator app"))
 
 
-class LoginForm(FlaskForm):
+class PublicForm(FlaskForm):
+    """A form anyone may post: its CSRF token is the page's (checked by tipline.web.csrf)."""
+
+    class Meta:
+        csrf = False
+
+
+class LoginForm(PublicForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
     code = StringField(_l("Authenticator code"), validators=[Optional(), TOTP_CODE])
@@ -30,7 +42,7 @@ class TotpSetupForm(FlaskForm):
     code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])
 
 
-class RecoverForm(FlaskForm):
+class RecoverForm(PublicForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     recovery_code = StringField(_l("Recovery code"), validators=[DataRequired(), Length(max=64)])
     code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])

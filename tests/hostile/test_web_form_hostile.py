@@ -55,6 +55,7 @@ def valid(world: World, client: FlaskClient, **changes: str) -> dict[str, str]:
     challenge, token = form_page(client)
     fields = {
         "csrf_token": token,
+        "challenge": challenge,
         "unit": world.units[UNIT_A],
         "text": "Có người buôn bán hàng cấm ở chợ",
         "nonce": solve_work(challenge, BITS),
@@ -63,9 +64,9 @@ def valid(world: World, client: FlaskClient, **changes: str) -> dict[str, str]:
 
 
 def foreign_nonce(world: World, client: FlaskClient) -> dict[str, str]:
-    """A nonce that solves another session's challenge and not this one's."""
+    """A nonce that solves another browser's challenge and not this one's."""
     theirs = form_page(world.fresh_client())[0]
-    ours, token = form_page(client)  # the last page this session was given
+    ours, token = form_page(client)
     nonce = next(
         str(n)
         for n in range(100_000)
@@ -73,16 +74,29 @@ def foreign_nonce(world: World, client: FlaskClient) -> dict[str, str]:
     )
     return {
         "csrf_token": token,
+        "challenge": ours,
         "unit": world.units[UNIT_A],
         "text": "Có người buôn bán hàng cấm ở chợ",
         "nonce": nonce,
     }
 
 
+def not_solved(fields: dict[str, str]) -> dict[str, str]:
+    return fields | {"nonce": unsolved(fields["challenge"])}
+
+
+def foreign_challenge(world: World, client: FlaskClient) -> dict[str, str]:
+    """Another browser's challenge, solved: challenges are bound to the browser's cookie."""
+    theirs = form_page(world.fresh_client())[0]
+    return valid(world, client) | {"challenge": theirs, "nonce": solve_work(theirs, BITS)}
+
+
 REFUSED: dict[str, Callable[[World, FlaskClient], dict[str, str]]] = {
     "no nonce": lambda w, c: valid(w, c) | {"nonce": ""},
-    "a nonce that does not solve": lambda w, c: valid(w, c) | {"nonce": unsolved(form_page(c)[0])},
-    "a nonce solved for another session's challenge": lambda w, c: foreign_nonce(w, c),
+    "no challenge": lambda w, c: valid(w, c) | {"challenge": ""},
+    "another browser's challenge, solved": lambda w, c: foreign_challenge(w, c),
+    "a nonce that does not solve": lambda w, c: not_solved(valid(w, c)),
+    "a nonce solved for another browser's challenge": lambda w, c: foreign_nonce(w, c),
     "a nonce of 100,000 digits": lambda w, c: valid(w, c) | {"nonce": "7" * 100_000},
     "no unit": lambda w, c: valid(w, c, unit=""),
     "a unit nobody has": lambda w, c: valid(w, c, unit="0000000000000000"),

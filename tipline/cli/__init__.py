@@ -18,12 +18,14 @@ from tipline.cli.server import demo, serve, worker
 from tipline.cli.unit_keys import keys
 from tipline.cli.units import units
 from tipline.cli.zalo import zalo
+from tipline.files import keep_files_private
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """Tipline: anonymous crime-tip intake and triage."""
+    keep_files_private()  # before any command writes (the demo's and serve's children inherit it)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -4,6 +4,10 @@ The webhook's whole write is this row, so it can answer Zalo fast and still lose
 row is both the sealed tip content and the durable job. The worker expands it into a tip and
 its messages (re-sealed to the tip's key) and then erases the sealed event; the row stays, as
 the record that this ``msg_id`` was seen, so a redelivery is recognised.
+
+Once Zalo has stopped redelivering, retention (:func:`tipline.retention.purge_inbound_events`)
+erases the row's receive time and tip, keeping the dedup key and the day it was processed; a
+week later it deletes the row.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ class InboundEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Keyed hash of (OA id, Zalo msg_id): never Zalo's id itself.
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # None once retention has erased it (0017_inbound_purge).
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     # Sealed to a transit epoch (its number is in the envelope's header).
     sealed_event: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The same event sealed to the receiving unit's current key version: if the epoch's key is
@@ -32,5 +37,7 @@ class InboundEvent(Base):
     fallback_key_id: Mapped[int | None] = mapped_column(ForeignKey("unit_keys.id"))
     # When expansion found the epoch's key gone: the event waits for the fallback.
     transit_lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None while the event waits for expansion (the worker's queue). After the redelivery
+    # horizon: midnight (UTC) of the day it was processed, never None again.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tip_public_id: Mapped[str | None] = mapped_column(String(32))

@@ -6,7 +6,11 @@
   with their window (an hour at most); nothing reaches the database, the audit log or a log
   line. (The reverse proxy and gunicorn access logs must leave the address out too: deploy/.)
 - No third party: the anti-bot check is a proof of work (``keys.work``) the browser solves
-  with ``static/pow.js``; the challenge lives in the server-side session and is used once.
+  with ``static/pow.js``. The challenge is a token in the page, signed with the app's secret
+  key and bound to the browser (tipline.web.csrf), good for :data:`CHALLENGE_LIFE` and once:
+  a successful report marks it spent in Redis for as long as it would live.
+- No server-side session: a visitor of /bao-tin or /tra-cuu gets none, and no session cookie
+  (their forms' anti-CSRF tokens are bound to a cookie of the browser instead).
 - The informant gets a receipt code and a passphrase, shown once. /tra-cuu opens the tip key
   with the passphrase (Argon2id), shows the status, the conversation (never internal notes)
   and takes an answer. Every post carries code and passphrase again: the server keeps
@@ -15,11 +19,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, make_response, render_template, request, session
+from flask import Blueprint, abort, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from keys import WrongSecret, keyed_digest, new_challenge, work_is_valid
+from keys import BadToken, WrongSecret, keyed_digest, new_challenge, work_is_valid
 from tipline.intake.web import (
     MAX_FILE_BYTES,
     MAX_FILES,
@@ -36,13 +40,16 @@ from tipline.intake.web import (
 from tipline.models import Unit
 from tipline.runtime import app_runtime as runtime
 from tipline.transit import NoTransitKey
+from tipline.web.csrf import open_from_browser, sign_for_browser
 from tipline.web.i18n import _
 from tipline.web.labels import STATUS_LABELS
 from tipline.web.limits import anonymous_address_key, limiter
 
 blueprint = Blueprint("web_intake", __name__)
 
-POW_SESSION = "web_pow"
+POW_PURPOSE = "pow"
+CHALLENGE_LIFE = 2 * 3600  # seconds: time enough to write a long report; then a new one
+SPENT = "tipline:pow-spent:"  # + the challenge's random part, for CHALLENGE_LIFE
 MAX_FAILURES = 5  # wrong passphrases per receipt code ...
 FAILURE_WINDOW = 15 * 60  # ... in this many seconds, then the code is locked that long
 
@@ -90,9 +97,30 @@ def _uploads() -> list[Upload]:
     return uploads
 
 
+def challenge_token(browser: str | None = None, *, issued: int | None = None) -> str:
+    """A fresh proof-of-work challenge for this browser (or ``browser``), signed."""
+    return sign_for_browser(POW_PURPOSE, new_challenge(), browser=browser, issued=issued)
+
+
+def _work_done(bits: int) -> str | None:
+    """The posted challenge's random part if it is ours, for this browser, alive and solved."""
+    challenge = request.form.get("challenge", "")
+    try:
+        random_part = open_from_browser(POW_PURPOSE, challenge, max_age=CHALLENGE_LIFE)
+    except BadToken:
+        return None
+    if not random_part or not work_is_valid(challenge, request.form.get("nonce", ""), bits):
+        return None
+    return random_part
+
+
+def _spend(random_part: str) -> bool:
+    """Mark a challenge used; False if it already was (a replay, or two posts at once)."""
+    return bool(runtime().redis.set(SPENT + random_part, 1, nx=True, ex=CHALLENGE_LIFE))
+
+
 def _report_form(errors: list[str], status: int = 200) -> ResponseReturnValue:
-    challenge = new_challenge()
-    session[POW_SESSION] = challenge
+    challenge = challenge_token()
     chosen = request.values.get("don-vi") or request.form.get("unit", "")
     return _no_store(
         render_template(
@@ -121,12 +149,11 @@ def report() -> ResponseReturnValue:
 @limiter.limit("10 per hour", key_func=anonymous_address_key)
 def submit() -> ResponseReturnValue:
     config = runtime().config
-    challenge = session.pop(POW_SESSION, None)
+    work = _work_done(config.pow_bits)
     errors: list[str] = []
-    if not challenge or not work_is_valid(
-        str(challenge), request.form.get("nonce", ""), config.pow_bits
-    ):
-        errors.append(_("The anti-spam check failed. Please wait for it to finish and send again."))
+    failed_work = _("The anti-spam check failed. Please wait for it to finish and send again.")
+    if work is None:
+        errors.append(failed_work)
     text = request.form.get("text", "").strip()
     if not text:
         errors.append(_("Please describe what happened."))
@@ -145,6 +172,8 @@ def submit() -> ResponseReturnValue:
         uploads = _uploads()
     except ValueError as exc:
         errors.append(str(exc))
+    if not errors and work is not None and not _spend(work):
+        errors.append(failed_work)  # the same challenge again: good once
     if errors:
         return _report_form(errors, 400)
     try:

@@ -2,6 +2,10 @@
 
 The public surface (:mod:`tipline.public`: the Zalo webhook and the anonymous web form) and the
 staff UI (:mod:`triage`) are built on this and on nothing of each other.
+
+A server-side session (Redis) exists only once someone logs in: anonymous visitors' forms are
+protected without one (:mod:`tipline.web.csrf`), their language is a cookie
+(:mod:`tipline.web.i18n`), and nothing else writes to their session.
 """
 
 from __future__ import annotations
@@ -14,17 +18,16 @@ from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale
 from flask_session import Session
 from flask_talisman import Talisman
-from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from tipline.models import Channel, Direction, Outcome, Role
 from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
+from tipline.web.csrf import csrf, form_token, set_browser_cookie
 from tipline.web.guards import MACHINE_BLUEPRINTS, refuse_nul
 from tipline.web.i18n import select_locale, when
 from tipline.web.limits import limiter
 
-csrf = CSRFProtect()
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 CSP = {
@@ -62,6 +65,11 @@ def init_web(app: Flask, runtime: Runtime) -> None:
     )
     Session(app)
     csrf.init_app(app)
+    # Templates' csrf_token(): the session's token, or the browser-bound one without a session
+    # (Flask-WTF's own would make a session for every visitor of a page with a form).
+    app.jinja_env.globals["csrf_token"] = form_token
+    app.context_processor(lambda: {"csrf_token": form_token})
+    app.after_request(set_browser_cookie)
     for name in MACHINE_BLUEPRINTS:
         blueprint = app.blueprints.get(name)
         if blueprint is not None:

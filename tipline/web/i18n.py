@@ -1,21 +1,26 @@
-"""Vietnamese first, English on request (Flask-Babel)."""
+"""Vietnamese first, English on request (Flask-Babel).
+
+The choice is a cookie of the browser (no server-side session for anonymous visitors):
+"vi" or "en", nothing else, gone when the browser closes.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import session
+from flask import request
 from flask_babel import gettext
 
 from tipline.time_rules import VIETNAM
 
 LANGUAGES = ("vi", "en")
+LANGUAGE_COOKIE = "tipline_lang"
 
 
 def select_locale() -> str:
     """Vietnamese unless the person chose English: many office browsers say "en-US"."""
-    chosen = session.get("lang")
-    return str(chosen) if chosen in LANGUAGES else "vi"
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    return chosen if chosen in LANGUAGES else "vi"
 
 
 def _(message: str, **variables: object) -> str:
