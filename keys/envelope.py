@@ -9,9 +9,9 @@ for another purpose fails to open instead of being misread.
 
 Format 2 (written since the seizure issue) seals a padded plaintext: its length (4 bytes, big
 endian), the plaintext, then zeros up to the next multiple of 256 bytes while that is at most
-4 KiB, and up to the next power of two above that. An envelope's length then tells only
-which bucket its plaintext fell in, not how long a message was. Format 1 sealed the
-plaintext as is (its length was the envelope's minus 56 bytes); it is still read.
+4 KiB, and up to the next Padmé size above that (:func:`padded_size`). An envelope's length
+then tells only which bucket its plaintext fell in, not how long a message was. Format 1
+sealed the plaintext as is (its length was the envelope's minus 56 bytes); it is still read.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _HEADER = struct.Struct(">2sBBI")
 _LENGTH = struct.Struct(">I")
 
 BUCKET_STEP = 256  # padded sizes are multiples of this ...
-LINEAR_BUCKETS_UP_TO = 4096  # ... up to this size, then powers of two
+LINEAR_BUCKETS_UP_TO = 4096  # ... up to this size, then Padmé sizes
 
 
 class EnvelopeError(Exception):
@@ -43,10 +43,18 @@ def _info(header: bytes, purpose: str, binding: str) -> bytes:
 
 
 def padded_size(framed: int) -> int:
-    """The bucket a framed plaintext of ``framed`` bytes (length prefix included) is padded to."""
+    """The bucket a framed plaintext of ``framed`` bytes (length prefix included) is padded to.
+
+    Up to 4 KiB (messages, notes, addresses): multiples of 256 bytes. Above (files): Padmé
+    (Nikitin et al., PETS 2019), which keeps all but the top few bits of the length's
+    exponent, so a size leaks O(log log n) bits for at most 12 % more bytes, where rounding
+    up to a power of two cost up to 100 %.
+    """
     if framed <= LINEAR_BUCKETS_UP_TO:
         return max(BUCKET_STEP, -(-framed // BUCKET_STEP) * BUCKET_STEP)
-    return 1 << (framed - 1).bit_length()
+    exponent = framed.bit_length() - 1
+    mask = (1 << (exponent - exponent.bit_length())) - 1
+    return (framed + mask) & ~mask
 
 
 def _pad(plaintext: bytes, *, pad: bool) -> bytes:

@@ -29,7 +29,7 @@ from keys import (
     verify_password,
     wrap_with_secret,
 )
-from keys.envelope import envelope_key_version
+from keys.envelope import envelope_key_version, padded_size
 from keys.password import normalise_recovery_code
 from tests.conftest import OFFICER_PASSWORD
 from tipline.keychain import (
@@ -70,9 +70,9 @@ def test_envelope_binds_purpose_row_and_key() -> None:
 # The sealed length says which bucket the plaintext fell in, nothing finer: envelope =
 # 8-byte header + 32-byte HPKE encapsulated key + padded plaintext + 16-byte tag, where the
 # padded plaintext is a 4-byte length and zeros up to a multiple of 256 bytes (up to 4 KiB),
-# then up to the next power of two.
+# then up to the next Padmé size (at most 12 % more: 5 kB still in steps of 256 bytes).
 ENVELOPE_OVERHEAD = 8 + 32 + 16
-BUCKETS = [256 * k for k in range(1, 17)] + [8192]
+BUCKETS = [256 * k for k in range(1, 21)]
 
 
 def test_sealed_lengths_are_size_buckets_not_plaintext_lengths() -> None:
@@ -87,10 +87,12 @@ def test_sealed_lengths_are_size_buckets_not_plaintext_lengths() -> None:
             assert opened == plaintext
     assert sorted(set(lengths.values())) == BUCKETS
     assert lengths[1] == lengths[252] == 256 and lengths[253] == 512  # 4-byte length prefix
-    assert lengths[4092] == 4096 and lengths[4093] == lengths[5000] == 8192
+    assert lengths[4092] == 4096 and lengths[4093] == 4352 and lengths[5000] == 5120
     assert len(seal(key.public_key, b"", purpose="message", binding="m")) == 256 + 56
     big = seal(key.public_key, b"x" * 70_000, purpose="message", binding="m")
-    assert len(big) - ENVELOPE_OVERHEAD == 131_072
+    assert len(big) - ENVELOPE_OVERHEAD == 71_680  # Padmé: 70,004 framed bytes, 11 low bits
+    for size in (100_000, 1_000_000, 33_000_000):  # files: never more than 12 % larger
+        assert size + 4 <= padded_size(size + 4) <= (size + 4) * 1.12
 
 
 # Made by the format-1 code (plaintext sealed as is) before padding came: its key and bytes.
