@@ -16,11 +16,13 @@ from sqlalchemy import select, update
 
 from keys import EnvelopeError, envelope_key_version
 from tests.conftest import COMMUNE_OA, PROVINCE_OA, expand, run_jobs, run_tipline
-from tests.triage_helpers import login
+from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import USER, event, signed_headers
 from tipline.jobs.relay import drain
 from tipline.keystore import Keystore, PersistentKeystoreError, check_volatile
 from tipline.models import (
+    Attachment,
+    AttachmentState,
     Delivery,
     Direction,
     Holder,
@@ -28,7 +30,7 @@ from tipline.models import (
     KeyGrant,
     Message,
     MessageKind,
-    Subject,
+    Refusal,
     Tip,
     TransitEpoch,
     utcnow,
@@ -181,24 +183,66 @@ def test_a_lost_epoch_loses_no_event_and_holds_up_none(
         ).all() == []
 
 
-def test_a_tip_whose_transit_key_is_lost_before_dispatch_waits_in_its_intake_unit(
-    client: FlaskClient, runtime: Runtime
+def test_a_tip_whose_transit_key_is_lost_before_dispatch_lands_in_its_intake_unit(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
 ) -> None:
-    deliver(client)
+    deliver(client, oa=COMMUNE_OA)
     expand(runtime)
     runtime.keystore.redis.flushall()
     runtime.transit.rotate()
     work(runtime, "dispatch")
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
-        assert tip.dispatched_at is None and tip.dispatch_error == HoldReason.TRANSIT_KEY_LOST
+        # In its intake unit's inbox, marked for routing by hand; not dispatched again.
+        assert tip.dispatched_at is not None
+        assert tip.dispatch_error == HoldReason.TRANSIT_KEY_LOST
         assert tip.unit is not None and COMMUNE_OA in [a.oa_id for a in tip.unit.official_accounts]
-        fallback = session.scalars(
-            select(KeyGrant).where(
-                KeyGrant.subject_kind == Subject.TIP, KeyGrant.holder_kind == Holder.UNIT_KEY
-            )
-        ).all()
-        assert len(fallback) == 1  # its intake unit's key holders can open it
+        assert session.scalars(
+            select(KeyGrant).where(KeyGrant.holder_kind == Holder.TRANSIT)
+        ).all() == []
+        public_id = tip.public_id
+    login(client, "canbo", units["totp:canbo"])  # an officer of that commune opens it
+    assert public_id in client.get("/triage/").get_data(as_text=True)
+    page = client.get(f"/triage/tips/{public_id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Có người bán ma túy ở chợ" in html
+    assert 'id="unrouted"' in html and "định tuyến tự động" in html
+
+
+def test_a_file_whose_transit_key_is_lost_ends_unavailable_not_pending(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    attachment = {"type": "image", "payload": {"url": "https://cdn.example.zdn.vn/a.jpg"}}
+    deliver(client, oa=COMMUNE_OA, attachments=[attachment])
+    expand(runtime)
+    runtime.keystore.redis.flushall()
+    runtime.transit.rotate()
+    work(runtime, "media")
+    with runtime.sessions() as session:
+        row = session.scalars(select(Attachment)).one()
+        assert row.state == AttachmentState.REFUSED and row.refusal == Refusal.UNAVAILABLE
+        assert row.sealed_fetch is None
+
+
+def test_status_changes_before_any_epoch_are_refused_in_vietnamese_not_a_500(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    deliver(client, oa=COMMUNE_OA)
+    expand(runtime)
+    work(runtime, "dispatch")
+    with runtime.sessions() as session:
+        public_id = session.scalars(select(Tip.public_id)).one()
+    with runtime.engine.begin() as conn:
+        conn.execute(update(TransitEpoch).values(destroyed_at=utcnow()))
+    runtime.transit.forget_cached()
+    login(client, "canbo", units["totp:canbo"])
+    page = client.get(f"/triage/tips/{public_id}").get_data(as_text=True)
+    answer = client.post(
+        f"/triage/tips/{public_id}/status",
+        data={"csrf_token": csrf_from(page), "value": "resolved"},
+    )
+    assert answer.status_code == 503
+    assert "khởi động" in answer.get_data(as_text=True)
 
 
 def test_intake_answers_503_before_any_epoch_exists(client: FlaskClient, runtime: Runtime) -> None:

@@ -281,6 +281,11 @@ def grant_tip_to_unit(session: Session, tip: Tip, tip_key: PrivateKey, unit: Uni
         _add_grant(
             session, tip_key, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id, unit_key.public_key
         )
+    drop_transit_grant(session, tip)
+    return unit_key
+
+
+def drop_transit_grant(session: Session, tip: Tip) -> None:
     session.execute(
         delete(KeyGrant).where(
             KeyGrant.subject_kind == Subject.TIP,
@@ -288,7 +293,6 @@ def grant_tip_to_unit(session: Session, tip: Tip, tip_key: PrivateKey, unit: Uni
             KeyGrant.holder_kind == Holder.TRANSIT,
         )
     )
-    return unit_key
 
 
 def open_tip_key(session: Session, tip: Tip, unit_keys: dict[int, PrivateKey]) -> PrivateKey:

@@ -91,7 +91,7 @@ def reply_open(tip: Tip, now: datetime) -> bool:
 
 
 def set_field(
-    db: Session, tip: Tip, actor: Actor, field: Field, value: str, transit: PublicKey
+    db: Session, tip: Tip, actor: Actor, field: Field, value: str, transit: PublicKey | None
 ) -> None:
     """Status, priority or category: one plaintext field, one audited change. A status
     change tells the informant (``informant.on_status_change``) where that applies."""
@@ -99,6 +99,8 @@ def set_field(
     setattr(tip, field.value, value)
     if field is Field.STATUS:
         tip.closed_at = utcnow() if value in CLOSED_STATUSES else None
+        if transit is None:
+            raise ValueError("a status change may thank the informant: it needs the transit key")
         informant.on_status_change(db, tip, transit)
     _record(db, actor, tip, FIELD_ACTIONS[field], **{"from": old, "to": value})
 

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keys import EnvelopeError, PrivateKey
+from keys import EnvelopeError, PrivateKey, PublicKey
 from tipline import tip_actions
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
@@ -42,6 +42,7 @@ from tipline.models import (
 from tipline.models.sealed_fields import ATTACHMENT_FILE, MESSAGE_BODY, TIP_ROUTING
 from tipline.time_rules import ZALO_REPLY_WINDOW
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
+from tipline.transit import NoTransitKey
 from tipline.web.i18n import _
 from tipline.web.labels import (
     ACTION_LABELS,
@@ -289,9 +290,17 @@ def _posted_choice(valid: set[str]) -> str:
     return str(form.value.data)
 
 
+def _transit() -> PublicKey:
+    """The current transit epoch, for a message to the informant; 503 before any worker ran."""
+    try:
+        return runtime().transit.public()
+    except NoTransitKey:
+        abort(503, _("The system is starting: no worker has run yet. Try again in a few minutes."))
+
+
 def _set_field(public_id: str, field: Field, valid: set[str], done: str) -> ResponseReturnValue:
     value = _posted_choice(valid)
-    transit = runtime().transit.public()
+    transit = _transit() if field is Field.STATUS else None
 
     def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         tip_actions.set_field(db, tip, actor, field, value, transit)
@@ -356,7 +365,7 @@ def add_note(public_id: str) -> ResponseReturnValue:
 @blueprint.post("/<public_id>/reply")
 def reply(public_id: str) -> ResponseReturnValue:
     text = _posted_text()
-    transit = runtime().transit.public()
+    transit = _transit()
 
     def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         open_tip(db, tip)

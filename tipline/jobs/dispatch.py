@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -27,7 +28,12 @@ from keys import PrivateKey
 from tipline import audit, runtime
 from tipline.db import write_session
 from tipline.jobs.relay import drain
-from tipline.keychain import drop_other_unit_grants, grant_tip_to_unit, open_tip_from_transit
+from tipline.keychain import (
+    drop_other_unit_grants,
+    drop_transit_grant,
+    grant_tip_to_unit,
+    open_tip_from_transit,
+)
 from tipline.models import (
     Channel,
     Direction,
@@ -104,6 +110,28 @@ def _hold(session: Session, tip: Tip, reason: str) -> None:
     tip.dispatch_attempts += 1
 
 
+def _land_unrouted(session: Session, tip: Tip, now: datetime) -> str:
+    """The transit epoch's key is gone (the key store restarted): nobody can route the tip
+    automatically. It lands, unrouted, in its intake unit, which holds a grant of its key
+    (tipline.intake.expansion), for its officers to read and route by hand."""
+    unit = intake_unit(session, tip)
+    drop_transit_grant(session, tip)
+    tip.unit = unit
+    tip.dispatched_at = now
+    tip.dispatch_error = HoldReason.TRANSIT_KEY_LOST
+    tip.dispatch_attempts += 1
+    tip.routing_auto = False
+    audit.record(
+        session,
+        action=audit.actions.TIP_DISPATCHED,
+        object_id=tip.public_id,
+        unit=unit,
+        detail={"unit": unit.code if unit else "", "route": HoldReason.TRANSIT_KEY_LOST},
+    )
+    log.warning("dispatch: tip %s lands unrouted (%s)", tip.public_id, HoldReason.TRANSIT_KEY_LOST)
+    return "unrouted"
+
+
 def read_tip(tip: Tip, tip_key: PrivateKey) -> tuple[str, tuple[float, float] | None]:
     """The informant's words so far, and the last location they shared (if any)."""
     texts: list[str] = []
@@ -169,10 +197,7 @@ def dispatch_tip(tip_public_id: str) -> str:
         try:
             tip_key = open_tip_from_transit(session, tip, rt.transit.private_for)
         except TransitKeyLost:
-            _hold(session, tip, HoldReason.TRANSIT_KEY_LOST)
-            tip.unit = tip.unit or intake_unit(session, tip)
-            log.warning("dispatch: tip %s held (%s)", tip.public_id, HoldReason.TRANSIT_KEY_LOST)
-            return "held"
+            return _land_unrouted(session, tip, utcnow())
         text, point = read_tip(tip, tip_key)
         decision = route_tip(session, tip, text, point, boundaries)
         unit = decision.unit
@@ -255,13 +280,12 @@ def reroute_tip(tip_public_id: str) -> str:
         tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
         if tip is None or tip.sealed_reroute is None:
             return "nothing to do"
-        body = json.loads(
-            TIP_REROUTE.open(
-                rt.transit.private_for(tip.sealed_reroute),
-                tip.sealed_reroute,
-                tip_public_id=tip.public_id,
-            )
-        )
+        try:
+            key = rt.transit.private_for(tip.sealed_reroute)
+        except TransitKeyLost:  # the key store restarted: the point is gone, the tip stays
+            tip.sealed_reroute = None
+            return "location lost"
+        body = json.loads(TIP_REROUTE.open(key, tip.sealed_reroute, tip_public_id=tip.public_id))
         tip.sealed_reroute = None
         if not tip.needs_location or tip.unit is None:
             return "not needed"

@@ -87,6 +87,22 @@ def _read_upload(config: Config, store: FileStore, ref: str, public_id: str) -> 
     return WEB_UPLOAD.open(key, sealed, attachment_public_id=public_id)
 
 
+def _settle(rt: runtime.Runtime, attachment_id: int, ref: str | None, refusal: str | None) -> bool:
+    """Record the outcome of a pending attachment; False if another run settled it first."""
+    with write_session(rt.sessions) as session:
+        result = session.execute(
+            update(Attachment)
+            .where(Attachment.id == attachment_id, Attachment.state == AttachmentState.PENDING)
+            .values(
+                state=AttachmentState.STORED if ref else AttachmentState.REFUSED,
+                storage_ref=ref,
+                refusal=refusal,
+                sealed_fetch=None,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def fetch_attachment(public_id: str) -> str:
     rt = runtime.current()
     config = rt.config
@@ -101,12 +117,13 @@ def fetch_attachment(public_id: str) -> str:
         return "missing"
     if row.state != AttachmentState.PENDING or row.sealed_fetch is None:
         return "done"
+    try:
+        key = rt.transit.private_for(row.sealed_fetch)
+    except TransitKeyLost:  # the key store restarted before the file was fetched
+        _settle(rt, row.id, None, Refusal.UNAVAILABLE)
+        return "refused"
     source = json.loads(
-        ATTACHMENT_FETCH.open(
-            rt.transit.private_for(row.sealed_fetch),
-            row.sealed_fetch,
-            attachment_public_id=public_id,
-        )
+        ATTACHMENT_FETCH.open(key, row.sealed_fetch, attachment_public_id=public_id)
     )
     ref: str | None = None
     refusal: Refusal | None = None
@@ -135,18 +152,7 @@ def fetch_attachment(public_id: str) -> str:
         if _retries_left():
             raise
         refusal = Refusal.UNAVAILABLE
-    with write_session(rt.sessions) as session:
-        result = session.execute(
-            update(Attachment)
-            .where(Attachment.id == row.id, Attachment.state == AttachmentState.PENDING)
-            .values(
-                state=AttachmentState.STORED if ref else AttachmentState.REFUSED,
-                storage_ref=ref,
-                refusal=refusal,
-                sealed_fetch=None,
-            )
-        )
-        claimed = bool(result.rowcount)  # type: ignore[attr-defined]
+    claimed = _settle(rt, row.id, ref, refusal)
     if isinstance(upload, str):
         store.delete(upload)  # settled (here or by an earlier run): the original goes
     if not claimed and ref is not None:

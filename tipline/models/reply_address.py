@@ -1,7 +1,8 @@
-"""How to reach an informant again: their Zalo id, sealed to the relay key.
+"""How to reach an informant again: their Zalo id, sealed under a key of its own.
 
-Only the outbound worker holds the relay private key; the triage UI never does. "STOP" / "XÓA"
-from the informant deletes the sealed address for good.
+That key lives only in the volatile key store, for Zalo's reply window (tipline.reply_addresses);
+only the workers reach it, the triage UI never does. "STOP" / "XÓA" from the informant deletes
+it, and with it every copy of the sealed address.
 """
 
 from __future__ import annotations

@@ -313,8 +313,9 @@ INBOUND_EVENT_FALLBACK = Envelope(
     purpose="inbound_event_fallback",
     binding=inbound_event_binding,
 )
-# An officer's reply until the outbound worker sends it: a transit epoch (key version >= 1);
-# key version 0 is the relay key it was sealed to before epochs (read, never written).
+# An officer's reply (JSON: the text, and for the answer to STOP its own address) until the
+# outbound worker sends it, sealed to a transit epoch. Replies sealed to the relay key before
+# epochs are not read: drain the queues before upgrading (docs/threat-model.md).
 MESSAGE_FOR_RELAY = Envelope(
     name="MESSAGE_FOR_RELAY",
     stored_in="messages.sealed_for_relay",
