@@ -77,18 +77,27 @@ system-deps:
 		else echo "Missing:$$missing: run 'sudo apt-get install$$missing'"; exit 1; fi; \
 	fi
 
-# The suite runs twice: on SQLite, then on a PostgreSQL cluster the fixtures start
-# (tests/databases.py). Both run even when the first fails; the exit code says if either did.
-# tests/faults always runs on PostgreSQL whatever the pass, so only the second pass runs it;
-# the browser tests (what a person clicks, the same on either database) run in that pass too,
-# which keeps the whole of `make test` within CI's 15 minutes.
-test: venv system-deps lint
-	@status=0; \
-	echo "== tests on SQLite"; \
-	TIPLINE_TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider \
-		--ignore=tests/faults --ignore-glob='tests/test_browser_*.py' || status=1; \
+# The suite runs twice: on SQLite and on a PostgreSQL cluster the fixtures start
+# (tests/databases.py). tests/faults always runs on PostgreSQL whatever the pass, so only the
+# PostgreSQL pass runs it, with the browser tests (what a person clicks, the same on either
+# database). Lint and the SQLite pass run beside the PostgreSQL pass (much of each pass waits
+# on servers and subprocesses, so two cores are kept busy); their output follows once it is
+# done. Every part runs even when another fails; the exit code says if any did.
+TEST_LOGS := instance/test-logs
+test: venv system-deps
+	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*; status=0; \
+	( $(MAKE) --no-print-directory lint > $(TEST_LOGS)/lint.out 2>&1; \
+	  echo $$? > $(TEST_LOGS)/lint.rc ) & \
+	( TIPLINE_TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider \
+		--ignore=tests/faults --ignore-glob='tests/test_browser_*.py' > $(TEST_LOGS)/sqlite.out 2>&1; \
+	  echo $$? > $(TEST_LOGS)/sqlite.rc ) & \
 	echo "== tests on PostgreSQL"; \
 	TIPLINE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider || status=1; \
+	wait; \
+	echo "== lint (ruff, mypy, the layering contract, bandit)"; cat $(TEST_LOGS)/lint.out; \
+	[ "$$(cat $(TEST_LOGS)/lint.rc)" = 0 ] || { echo "lint FAILED"; status=1; }; \
+	echo "== tests on SQLite"; cat $(TEST_LOGS)/sqlite.out; \
+	[ "$$(cat $(TEST_LOGS)/sqlite.rc)" = 0 ] || status=1; \
 	exit $$status
 
 # Every benchmark runs even when an earlier one misses its target; the exit code says if any did.
