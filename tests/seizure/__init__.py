@@ -1,0 +1,1 @@
+"""Helpers of tests/test_seizure.py: the flow, the copy, the attacker's search, the verdict."""

@@ -1,0 +1,495 @@
+"""Seizure: a copy of everything on disk, taken at any moment, gives away nothing it must not.
+
+The threat. Someone copies every byte the server keeps at rest, at a moment of their choosing:
+the database (SQLite's main file and WAL, free pages included; PostgreSQL's data directory
+after ``CHECKPOINT``, ``pg_wal`` included, and a ``pg_basebackup``), Redis's RDB/AOF, the file
+store, the logs, and every configuration secret (the data dir's ``secrets/``, the process
+environment's ``TIPLINE_*`` values). What is only in memory (a process's keys, a Redis that
+persists nothing) is not in the copy.
+
+From that copy, nothing may give back (each is a REQUIREMENT line of the failure message):
+
+1. anything of a tip dispatched more than an hour before the copy (its messages, attachments,
+   routing notes, its key, its words);
+2. an informant's Zalo id (``sender.id`` or ``user_id_by_app``) once their reply window has
+   closed (7 days after their last message) or once they sent STOP/XÓA, nor an HMAC of it
+   under a key of the copy (that confirms a guessed id);
+3. an officer's private key, without that officer's password;
+4. a web informant's IP address, at any time (nor an HMAC of it a key of the copy reproduces:
+   2³² guesses recover it);
+5. (regression) any Zalo id, or the web informant's passphrase, in plaintext in any byte.
+
+The flow (tests/seizure/flow.py, in this process, on this run's backend): informant A reports
+on Zalo with text, a photo and a location, follows up, and an officer answers through the
+triage UI; informant B reports, then sends STOP; informant W uses the web form with a photo
+from 203.0.113.77 and follows up at /tra-cuu; a new officer is half-way through first login.
+Then eight days pass (:func:`advance`: past A's reply window and every dispatch's hour) and
+informant C reports, dispatched just now: inside the hour and inside the window.
+
+The copy (tests/seizure/seize.py): everything stops (the workers ran in burst mode) and the
+raw files are copied, then read back as an attacker would (the SQLite copy opened read-only, a
+second PostgreSQL cluster started on the base backup, a second Redis loaded from the copied
+dump). A first copy is taken right after W's report too, for requirements 4 and 5.
+
+The search (tests/seizure/search.py) is black box about where keys live: it finds every
+envelope and wrap in the raw bytes by its format (``keys.envelope``, ``keys.password``,
+``keys.session``), collects every key the copy holds (secret files, environment, base64 and
+raw values anywhere), and tries every key on every envelope with every purpose and binding of
+the sealing contract (``tipline.models.sealed_fields``), bindings filled from the identifiers
+of the copied database; every key an opening gives (a grant, a key in a plaintext, a wrap)
+joins the search, to a fixed point. The failure message lists what opened: the field, its
+binding (the row), the key and where that key came from, where the sealed bytes were.
+
+Positive controls (a CONTROL line, before anything else, when one fails): given also the keys
+that exist only in memory at the moment of the copy (:func:`keys_in_memory`), the same search
+opens C's tip and gives C's Zalo id; every sealed value of the copied database is also found
+by the raw-byte scan of its files; every officer's password wrap is found and tried.
+
+Run: ``TIPLINE_TEST_DATABASE=sqlite|postgresql python -m pytest tests/test_seizure.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from keys import (
+    FAST_TEST_COST,
+    PrivateKey,
+    generate_keypair,
+    grant,
+    seal,
+    wrap_for_session,
+    wrap_with_secret,
+)
+from keys.suites import SUITES as PRODUCT_SUITES
+from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD
+from tests.databases import BACKEND
+from tests.postgres_server import PostgresServer
+from tests.seizure import flow
+from tests.seizure.flow import Informant, Story, run_worker_passes, say, shift_stored_times
+from tests.seizure.hpke import SUITE_PARAMS
+from tests.seizure.search import MEMORY, Identifiers, Search, identifiers_of_rows
+from tests.seizure.seize import Blob, Seized, read_back, seize
+from tests.seizure.verdict import (
+    Verdict,
+    as_time,
+    from_copy,
+    hmac_findings,
+    ip_encodings,
+    keyed_digest_purposes,
+    literal_findings,
+    plaintext_findings,
+    public_half,
+    recovered_keys,
+    tips_in_copy,
+)
+from tests.test_media import jpeg_with_gps
+from tipline.config import Config
+from tipline.runtime import Runtime
+
+CLIENT_IP = "203.0.113.77"
+# The logs at rest are what the product writes at its most verbose (`tipline -v`: INFO).
+LOG_LEVEL = logging.INFO
+DISPATCH_HOUR = timedelta(hours=1)
+ELAPSED = timedelta(days=8)  # past the 7-day reply window
+
+R_TIPS = "nothing of a tip dispatched more than an hour before the copy"
+R_ZALO = "no Zalo id once its reply window closed or after STOP"
+R_OFFICERS = "no officer's private key without the officer's password"
+R_IP = "no web informant's IP address, at any time"
+R_NEVER = "no Zalo id and no passphrase in plaintext at rest, ever (regression)"
+
+
+# --- the hooks the key redesign extends ---------------------------------------------------
+
+
+def advance(runtime: Runtime, delta: timedelta) -> None:
+    """Let ``delta`` pass for the product.
+
+    Every time the product stored moves ``delta`` into the past (the audit chain's excepted:
+    it is append-only and nothing expires by it), then the worker's periodic passes run at the
+    product's ``utcnow()`` (expansion, outbox relay, sweeper, retention, every queued job), so
+    whatever the product destroys when time passes, by its own logic, is destroyed.
+
+    LEAD: when keys move to the volatile key store, make it live through ``delta`` here too:
+    expire what a TTL of ``delta`` or less would have expired, end the epochs ``delta``
+    closes and run the rotation/destruction pass the worker runs, before the passes below.
+    """
+    shift_stored_times(runtime, delta)
+    run_worker_passes(runtime)
+
+
+def keys_in_memory(runtime: Runtime) -> dict[str, object]:
+    """The keys that exist only in memory at the moment of the copy (not in any copied byte).
+
+    LEAD: fill this from the volatile key store (every transit epoch key still held, every
+    reply-address key still held): label -> key (a ``keys.PrivateKey``, its raw bytes, or a
+    string: a secret, base64 or hex decoded too). Today the transit and relay keys are the
+    processes' own keys; they are also in the data dir's secrets, so the copy holds them
+    anyway.
+    """
+    secrets = runtime.config.secrets
+    return {"transit key": secrets.transit_key, "relay key": secrets.relay_key}
+
+
+# --- the story ------------------------------------------------------------------------------
+
+
+def tell(
+    app: Flask,
+    client: FlaskClient,
+    runtime: Runtime,
+    sim: str,
+    units: dict[str, str],
+    tmp: Path,
+    take_early_copy: Callable[[], None],
+) -> Story:
+    """The flow up to the moment of the copy (see the module's docstring)."""
+    runtime.config = runtime.config.with_overrides(pow_bits=flow.BITS)
+    story = Story(
+        window_closed=Informant(
+            "A (reply window closed)", "7391045528810460001", ["SZ-A1-vay", "SZ-A2-hung"]
+        ),
+        stopped=Informant("B (sent STOP)", "7391045528810460002", ["SZ-B1-danhbac"]),
+        web=Informant("W (web form)", None, ["SZ-W1-matuy", "SZ-W2-bienso"]),
+        live=Informant("C (inside the hour and the window)", "7391045528810460003", ["SZ-C1-trom"]),
+        client_ip=CLIENT_IP,
+    )
+    known: set[str] = set()
+    a, b, w, c = story.window_closed, story.stopped, story.web, story.live
+
+    say(client, a, text=f"Ổ nhóm cho vay nặng lãi ở ấp Tân Hòa, {a.markers[0]}")
+    run_worker_passes(runtime)
+    flow.note_receipt(runtime, a, known)
+    photo = flow.upload_photo(sim, tmp, jpeg_with_gps())
+    a.markers.append(photo.url.rsplit("/", 1)[-1])  # the CDN address, in the attachment source
+    say(client, a, image=photo)
+    say(client, a, location=(9.177713, 105.144417))
+    a.markers.append("105.144417")
+    say(client, a, text=f"Người cầm đầu tên là Hùng, {a.markers[1]}")
+    run_worker_passes(runtime)
+
+    say(client, b, text=f"Đánh bạc ở quán cà phê Hoa Sữa, {b.markers[0]}")
+    run_worker_passes(runtime)
+    flow.note_receipt(runtime, b, known)
+    say(client, b, text="STOP")
+    run_worker_passes(runtime)
+
+    code, story.passphrase = flow.web_report(
+        client, runtime, w, CLIENT_IP, f"Có người bán ma túy ở chợ, {w.markers[0]}", jpeg_with_gps()
+    )
+    known.add(code)
+    take_early_copy()  # the moment the web informant's request is freshest
+    run_worker_passes(runtime)
+    flow.web_follow_up(client, CLIENT_IP, code, story.passphrase, f"Biển số 69B1, {w.markers[1]}")
+    run_worker_passes(runtime)
+
+    reply = "Bạn biết tên người cầm đầu không? SZ-R1-hoi"
+    a.markers.append("SZ-R1-hoi")
+    officer = app.test_client()
+    flow.officer_replies(officer, runtime, units["totp:canbo"], flow.tip_of(runtime, a), reply)
+    run_worker_passes(runtime)
+    flow.start_enrolment(app.test_client(), runtime, OFFICER_PASSWORD + " mới")
+
+    advance(runtime, ELAPSED)
+
+    say(client, c, text=f"Trộm xe máy ở ấp 3, {c.markers[0]}")
+    run_worker_passes(runtime)
+    flow.note_receipt(runtime, c, known)
+    return story
+
+
+# --- the search and the verdict -----------------------------------------------------------
+
+
+def logs_at_rest(caplog: pytest.LogCaptureFixture) -> str:
+    """What Tipline's processes would have written to their logs, at the most verbose level
+    they offer (``tipline -v``: INFO). The simulator's access lines are Zalo's side: left out."""
+    line = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return "\n".join(
+        line.format(record)
+        for record in caplog.records
+        if record.levelno >= LOG_LEVEL
+        and not (record.name == "werkzeug" and "/_sim/" in record.getMessage())
+    )
+
+
+def configured_secrets(search: Search, seized: Seized) -> None:
+    """Give the search what the copy holds as configuration: secret files, the environment."""
+    for path in seized.files:
+        if {"secrets", "secret-files"} & set(path.relative_to(seized.root).parts):
+            search.add_string(path.read_text(errors="replace").strip(), f"copy: {path.name}")
+    for variable, value in seized.env.items():
+        search.add_string(value, f"environment: {variable}")
+
+
+def searched(seized: Seized, keys_in_memory: dict[str, object]) -> Search:
+    """The attacker's search of the copy, to a fixed point; then again with ``keys_in_memory``
+    added (what only they open is labelled ``in memory: …``, see verdict.from_copy)."""
+    search = Search(seized.blobs(), identifiers_of_rows(seized.tables))
+    configured_secrets(search, seized)
+    search.run()
+    for label, value in keys_in_memory.items():
+        source = MEMORY + label
+        if isinstance(value, PrivateKey):
+            search.add_key(value, source)
+        elif isinstance(value, bytes):
+            search.add_key(value, source)
+            search.add_secret(value, source)
+        elif isinstance(value, str):
+            search.add_string(value, source)
+    search.run()
+    return search
+
+
+OPENED = "opened by the copy's keys"
+KEYS = "private keys recovered"
+HMACS = "HMACs a key of the copy reproduces"
+BYTES = "in the copy's bytes as they are"
+
+
+def judge(seized: Seized, story: Story, search: Search, config: Config) -> Verdict:
+    verdict = Verdict()
+    from_the_copy = [o for o in search.openings if from_copy(o.key)]
+    taken = seized.taken_at
+    tips = {t.who.name: t for t in tips_in_copy(seized.tables, [*story.old, story.live])}
+    old = [tips[who.name] for who in story.old]
+    live = tips[story.live.name]
+
+    # The story is what it says, by the product's own logic, in the copy itself.
+    for tip in old:
+        dispatched = as_time(tip.row["dispatched_at"])
+        assert dispatched is not None and dispatched < taken - DISPATCH_HOUR, tip.label
+    dispatched = as_time(live.row["dispatched_at"])
+    assert dispatched is not None and dispatched > taken - DISPATCH_HOUR, live.label
+    addresses = {r["id"]: r for r in seized.tables["reply_addresses"]}
+    for who in (story.window_closed, story.stopped):
+        address = addresses[tips[who.name].row["reply_address_id"]]
+        last = as_time(address["last_inbound_at"])
+        assert last is not None and last < taken - config.reply_window, who.name
+    stopped = addresses[tips[story.stopped.name].row["reply_address_id"]]
+    assert stopped["destroyed_at"] is not None, "STOP did not destroy the reply address"
+
+    # 1. Tips dispatched over an hour ago: nothing that is part of them opens, their keys are
+    #    not recovered, their words are in no byte.
+    for tip in old:
+        concerning = [f"{tip.label}: {o.describe()}" for o in from_the_copy if tip.concerns(o)]
+        verdict.add(R_TIPS, OPENED, concerning)
+    tip_keys = {bytes(t.row["public_key"]): t.label for t in old}
+    verdict.add(R_TIPS, KEYS, recovered_keys(search, tip_keys))
+    for tip in old:
+        words = {f"{tip.label}: the words {m!r}": m.encode() for m in tip.who.markers}
+        verdict.add(R_TIPS, BYTES, literal_findings(search, words))
+
+    # 2. The Zalo ids of the informant whose window closed and of the one who sent STOP: in
+    #    nothing the copy opens, and no HMAC of them under a key of the copy (which confirms
+    #    a guessed id).
+    app_id = config.zalo_app_id
+    gone = {
+        f"{who.name}'s Zalo id {zalo_id}": zalo_id.encode()
+        for who in (story.window_closed, story.stopped)
+        for zalo_id in who.zalo_ids(app_id)
+    }
+    verdict.add(R_ZALO, OPENED, plaintext_findings(from_the_copy, gone))
+    oa_ids = {r["oa_id"] for r in seized.tables["official_accounts"]} | {COMMUNE_OA}
+    # The forms an attacker reads in the product's source: the id, or "user:" and the id,
+    # each alone or after an OA id and a NUL (the informant alias).
+    guesses = {
+        f"{name} (as {'' if oa is None else f'OA {oa}, NUL, '}{prefix}id)": (
+            ("" if oa is None else f"{oa}\x00") + prefix + zalo_id.decode()
+        )
+        for name, zalo_id in gone.items()
+        for prefix in ("", "user:")
+        for oa in [None, *sorted(oa_ids)]
+    }
+    verdict.add(R_ZALO, HMACS, hmac_findings(search, guesses, keyed_digest_purposes()))
+
+    # 3. Officers' keys: none recovered, no wrap opened, without the officer's password (the
+    #    search never tries the passwords: the attacker does not know them).
+    officers = {
+        bytes(r["public_key"]): f"officer {r['username']}" for r in seized.tables["officers"]
+    }
+    wraps = [o.describe() for o in from_the_copy if o.field.startswith("OFFICER_KEY")]
+    verdict.add(R_OFFICERS, OPENED, wraps)
+    verdict.add(R_OFFICERS, KEYS, recovered_keys(search, officers))
+
+    # 4 and 5 (this copy; the early one: judge_early).
+    add_ip_findings(verdict, search, story.client_ip)
+    verdict.add(R_NEVER, BYTES, never_at_rest(search, story, app_id))
+
+    # Positive controls. With the keys held in memory, the same search opens what is still
+    # live: the tip dispatched just now, the live informant's Zalo id.
+    if not any(live.concerns(o) for o in search.openings):
+        verdict.control("the keys in memory open the tip dispatched just now", [live.label])
+    assert story.live.zalo_id is not None
+    if not plaintext_findings(search.openings, {"id": story.live.zalo_id.encode()}):
+        verdict.control("the keys in memory give the live informant's Zalo id", [story.live.name])
+    # The raw-byte scan sees the database: every sealed value read back is also in its files.
+    verdict.control(
+        "every sealed value of the copied database is found in its raw files",
+        [
+            g.occurrences[0].where
+            for g in search.groups.values()
+            if g.live and all(o.blob.row is not None for o in g.occurrences)
+        ],
+    )
+    raw_wraps = {w.data for w in search.wraps.values() if not w.where.startswith("read back")}
+    verdict.control(
+        "every officer's password wrap is found in the copy's raw bytes (and tried)",
+        [
+            f"officer {r['username']}"
+            for r in seized.tables["officers"]
+            if bytes(r["key_wrapped_by_password"]) not in raw_wraps
+        ],
+    )
+    verdict.notes.append(f"(search: {search.stats()}, {search.seconds:.1f} s)")
+    return verdict
+
+
+def add_ip_findings(verdict: Verdict, search: Search, address: str, when: str = "") -> None:
+    """4. The web informant's IP address: in no byte, in nothing opened, in no HMAC."""
+    encodings = ip_encodings(address)
+    opened = [o for o in search.openings if from_copy(o.key)]
+    verdict.add(R_IP, BYTES, [when + f for f in literal_findings(search, encodings)])
+    verdict.add(R_IP, OPENED, [when + f for f in plaintext_findings(opened, encodings)])
+    hmacs = hmac_findings(search, {address: address}, keyed_digest_purposes())
+    verdict.add(R_IP, HMACS, [when + f for f in hmacs])
+
+
+def never_at_rest(search: Search, story: Story, app_id: str) -> list[str]:
+    """5. Every Zalo id of the story (as text, and as a number: 8 bytes, either order), and
+    the web informant's passphrase, in no byte of the copy."""
+    needles = {"the web informant's passphrase": story.passphrase.encode()}
+    for who in (*story.old, story.live):
+        for zalo_id in who.zalo_ids(app_id):
+            needles[f"{who.name}'s Zalo id {zalo_id}"] = zalo_id.encode()
+            number = int(zalo_id)
+            if number < 2**64:
+                as_number = f"{who.name}'s Zalo id {zalo_id} as 8 bytes"
+                needles[as_number + ", big-endian"] = number.to_bytes(8, "big")
+                needles[as_number + ", little-endian"] = number.to_bytes(8, "little")
+    return literal_findings(search, needles)
+
+
+def judge_early(seized: Seized, story: Story, later: Search, app_id: str, verdict: Verdict) -> None:
+    """The copy taken right after the web report: requirements 4 and 5 on it too. Its
+    envelopes are opened as far as its own keys go (pairs the later copy's search tried
+    already are not tried again)."""
+    search = Search(seized.blobs(), later.ids, tried=later.tried)
+    configured_secrets(search, seized)
+    search.run()
+    when = "(the copy taken right after the web report) "
+    add_ip_findings(verdict, search, story.client_ip, when)
+    verdict.add(R_NEVER, BYTES, [when + f for f in never_at_rest(search, story, app_id)])
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_a_copy_of_everything_at_rest_gives_away_nothing_it_must_not(
+    app: Flask,
+    client: FlaskClient,
+    runtime: Runtime,
+    config: Config,
+    env: dict[str, str],
+    units: dict[str, str],
+    sim: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    caplog.set_level(LOG_LEVEL)
+    postgres: PostgresServer | None = (
+        request.getfixturevalue("postgres") if BACKEND == "postgresql" else None
+    )
+    started = time.monotonic()
+    early: list[Seized] = []
+
+    def take_early_copy() -> None:
+        copy = seize(
+            runtime,
+            env,
+            logs_at_rest(caplog),
+            tmp_path / "seized-early",
+            postgres,
+            base_backup=False,
+        )
+        early.append(copy)
+
+    story = tell(app, client, runtime, sim, units, tmp_path, take_early_copy)
+    told = time.monotonic()
+
+    # Everything has stopped (the workers ran in burst mode); the copy, then reading it back.
+    seized = seize(runtime, env, logs_at_rest(caplog), tmp_path / "seized", postgres)
+    read_back(seized, tmp_path / "scratch", config.database_url, postgres)
+    copied = time.monotonic()
+
+    search = searched(seized, keys_in_memory(runtime))
+    verdict = judge(seized, story, search, config)
+    judge_early(early[0], story, search, config.zalo_app_id, verdict)
+    verdict.notes.append(
+        f"(flow {told - started:.1f} s, copy and read-back {copied - told:.1f} s, "
+        f"search and verdict {time.monotonic() - copied:.1f} s, {BACKEND})"
+    )
+    if not verdict.ok:
+        pytest.fail(verdict.report(), pytrace=False)
+
+
+def test_the_search_opens_what_the_product_seals_wherever_it_lies() -> None:
+    """The attacker's side agrees with ``keys``: envelopes with a known end, embedded in other
+    bytes with no length, cut short, in base64; a grant and the key it gives; an Argon2id wrap
+    and a session wrap opened with a secret found in the bytes. Every suite the product can
+    seal with is one the search can open."""
+    assert set(SUITE_PARAMS) >= set(PRODUCT_SUITES), "a suite the seizure search cannot open"
+    key, holder, officer = generate_keypair(), generate_keypair(), generate_keypair()
+    body = '{"text": "SZ-SELF một tin báo", "event": "user_send_text"}'.encode()
+    alias = "ab" * 32
+    whole = seal(key.public_key, body, purpose="message", binding="message:aaaaaaaaaaaaaaaa")
+    inside = seal(key.public_key, body, purpose="reply_address", binding=f"reply_address:{alias}")
+    cut = seal(key.public_key, body * 4, purpose="message", binding="message:bbbbbbbbbbbbbbbb")
+    encoded = seal(key.public_key, body, purpose="message", binding="message:cccccccccccccccc")
+    granted = grant(holder, key.public_key, binding="grant:tip:7>transit:0")
+    by_holder = seal(holder.public_key, body, purpose="routing", binding="tip:dddddddddddddddd")
+    wrapped = wrap_with_secret(officer, "a found secret", cost=FAST_TEST_COST, binding="decoy")
+    cookie = bytes(range(32))
+    session = wrap_for_session(officer, cookie, binding="eeeeeeeeeeeeeeee")
+    filler = bytes(range(256)) * 4
+    blobs = [
+        Blob("whole", whole, whole_value=True),
+        Blob("page", filler + alias.encode() + inside + b"\x00\x17next column" + filler),
+        Blob("cut", filler + cut[: len(cut) // 2]),
+        Blob("json", b'{"v": "' + base64.b64encode(encoded) + b'"}'),
+        Blob("grants", filler + b"tip" + granted + b"2026-01-01 00:00:00" + filler),
+        Blob("routing", filler + by_holder + filler),
+        Blob("wraps", filler + wrapped + filler),
+        Blob("session", b'{"key": "' + base64.b64encode(session) + b'"}', whole_value=True),
+        Blob("cookie jar", base64.b64encode(cookie), whole_value=True),
+    ]
+    ids = Identifiers()
+    for public_id in ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"):
+        ids.add("message_public_id", public_id)
+    ids.add("tip_public_id", "dddddddddddddddd")
+    ids.add("officer_public_id", "eeeeeeeeeeeeeeee")
+    ids.ints_by_kind["tips"] = {7}
+    search = Search(blobs, ids)
+    search.add_key(key, "the test's key")
+    search.add_string("a found secret", "the test's secret")
+    search.run()
+    opened = {o.where.split(" @")[0]: o for o in search.openings}
+    assert {"whole", "page", "cut", "grants", "routing"} <= set(opened), opened
+    assert opened["page"].field == "REPLY_ADDRESS" and opened["page"].plaintext == body
+    assert opened["cut"].field == "MESSAGE_BODY" and not opened["cut"].complete  # keystream
+    assert opened["cut"].plaintext.startswith(body)
+    assert opened["routing"].key.startswith("KEY_GRANT [grant:tip:7>transit:0]")
+    assert any(o.where.startswith("base64") and o.plaintext == body for o in search.openings)
+    assert {o.field for o in search.openings} >= {"DECOY_WRAP", "OFFICER_KEY_SESSION_WRAP"}
+    assert public_half(officer.to_bytes()[1:]) in {public_half(raw) for raw in search.keys}
