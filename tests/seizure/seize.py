@@ -290,8 +290,8 @@ def _read_postgres_copy(
         )
     os.chmod(copy.data, 0o700)
     _chown_tree(base, _as_owner())
-    copy.start()
     try:
+        copy.start()
         with psycopg.connect(
             host=str(base), port=copy.port, user=SUPERUSER, dbname=database
         ) as conn:
