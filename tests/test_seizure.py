@@ -94,6 +94,7 @@ from tests.seizure.verdict import (
 )
 from tests.test_media import jpeg_with_gps
 from tipline.config import Config
+from tipline.keystore import PREFIX
 from tipline.runtime import Runtime
 
 CLIENT_IP = "203.0.113.77"
@@ -116,29 +117,36 @@ def advance(runtime: Runtime, delta: timedelta) -> None:
     """Let ``delta`` pass for the product.
 
     Every time the product stored moves ``delta`` into the past (the audit chain's excepted:
-    it is append-only and nothing expires by it), then the worker's periodic passes run at the
-    product's ``utcnow()`` (expansion, outbox relay, sweeper, retention, every queued job), so
-    whatever the product destroys when time passes, by its own logic, is destroyed.
-
-    LEAD: when keys move to the volatile key store, make it live through ``delta`` here too:
-    expire what a TTL of ``delta`` or less would have expired, end the epochs ``delta``
-    closes and run the rotation/destruction pass the worker runs, before the passes below.
+    it is append-only and nothing expires by it). The volatile key store lives through it as
+    a running system's would: the workers, running all along, retire the old transit epochs
+    (re-sealing what is still in flight, then deleting their keys), and every key whose time
+    to live is ``delta`` or less (an informant's address key, 7 days after their last message)
+    is gone. Then the worker's periodic passes run at the product's ``utcnow()`` (expansion,
+    outbox relay, sweeper, retention, every queued job), so whatever the product destroys when
+    time passes, by its own logic, is destroyed.
     """
+    keystore = runtime.keystore
+    lifetimes = {
+        name: int(keystore.redis.pttl(PREFIX + name)) for name in keystore.contents()
+    }
     shift_stored_times(runtime, delta)
+    runtime.transit.rotate()  # a new epoch; the old ones re-sealed away and destroyed
+    expired = [name for name, ms in lifetimes.items() if 0 <= ms <= delta.total_seconds() * 1000]
+    keystore.delete(*expired)
+    runtime.transit.forget_cached()
     run_worker_passes(runtime)
 
 
 def keys_in_memory(runtime: Runtime) -> dict[str, object]:
-    """The keys that exist only in memory at the moment of the copy (not in any copied byte).
-
-    LEAD: fill this from the volatile key store (every transit epoch key still held, every
-    reply-address key still held): label -> key (a ``keys.PrivateKey``, its raw bytes, or a
-    string: a secret, base64 or hex decoded too). Today the transit and relay keys are the
-    processes' own keys; they are also in the data dir's secrets, so the copy holds them
-    anyway.
-    """
-    secrets = runtime.config.secrets
-    return {"transit key": secrets.transit_key, "relay key": secrets.relay_key}
+    """The keys that exist only in memory at the moment of the copy (not in any copied byte):
+    what the volatile key store holds (transit epochs' private halves, reply-address keys)."""
+    held: dict[str, object] = {}
+    for name, value in runtime.keystore.contents().items():
+        if name.startswith("transit:"):
+            held[f"key store {name}"] = PrivateKey.from_bytes(value)
+        else:
+            held[f"key store {name}"] = value
+    return held
 
 
 # --- the story ------------------------------------------------------------------------------

@@ -50,7 +50,8 @@ class BurstWorker(SimpleWorker):
 def run_worker_passes(runtime: Runtime) -> None:
     """What `tipline worker` does, once and to the end: expand stored events, relay the outbox,
     sweep, apply retention at the product's ``utcnow()``, and run every queued job."""
-    while expand_pending(runtime.engine, runtime.config):
+    runtime.transit.rotate()  # the worker starts and retires transit epochs as time passes
+    while expand_pending(runtime):
         pass
     for _ in range(10):  # jobs queue jobs (dispatch queues the acknowledgement)
         drain(runtime.sessions, runtime.redis)
