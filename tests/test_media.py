@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import time
 import tracemalloc
@@ -287,3 +288,20 @@ def test_the_media_job_records_the_refusal_for_the_officer(
             ("refused", Refusal.HOST_NOT_ALLOWED, None, None)
         }
     assert no_connections == []
+
+
+def test_a_download_leaves_its_address_in_no_log_line(
+    sim: str, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attachment's link fetches the informant's file while Zalo keeps it: tip content.
+    httpx logs every URL at INFO; not in any Tipline process, at any level."""
+    response = httpx.post(
+        f"{sim}/_sim/media", files={"file": ("a.jpg", jpeg_with_gps(), "image/jpeg")}, timeout=10
+    )
+    url = response.json()["url"]
+    caplog.set_level(logging.DEBUG)
+    assert fetch.download(url, runtime.config.with_overrides(simulator=True))
+    # werkzeug here is the live server standing in for Zalo's CDN: Zalo's logs, not ours.
+    assert any(r.name == "werkzeug" for r in caplog.records)  # the capture sees every logger
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "werkzeug")
+    assert url not in ours and "/_sim/media" not in ours

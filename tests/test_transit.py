@@ -14,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from keys import EnvelopeError, envelope_key_version
+from keys import EnvelopeError, envelope_key_version, keyed_digest
 from tests.conftest import COMMUNE_OA, PROVINCE_OA, expand, run_jobs, run_tipline
 from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import USER, event, signed_headers
@@ -37,6 +37,7 @@ from tipline.models import (
 )
 from tipline.models.enums import HoldReason
 from tipline.outgoing import queue_outbound
+from tipline.reply_addresses import informant_alias_key
 from tipline.runtime import Runtime
 from tipline.transit import EPOCH, RETIRE_AFTER, NoTransitKey, TransitKeyLost
 
@@ -302,3 +303,19 @@ def test_the_answer_to_stop_is_never_sealed_again_so_its_address_dies_with_its_e
             select(Message).where(Message.kind == MessageKind.STOP_CONFIRMATION)
         ).one()
         assert answer.delivery == Delivery.FAILED and answer.sealed_for_relay is None
+
+
+def test_an_informants_alias_is_not_reproducible_from_any_configured_secret(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    """The stored alias is an HMAC of the Zalo id: with a configured key, a seized disk would
+    confirm a guessed id. Its key lives in the volatile key store only."""
+    deliver(client, oa=COMMUNE_OA)
+    expand(runtime)
+    with runtime.sessions() as session:
+        alias = session.scalars(select(Tip.informant_alias)).one()
+    identity = f"{COMMUNE_OA}\x00user:{USER}"
+    secrets = runtime.config.secrets
+    for configured in (secrets.alias_key, runtime.config.secret_key.encode()):
+        assert keyed_digest(configured, "informant", identity) != alias
+    assert keyed_digest(informant_alias_key(runtime.keystore), "informant", identity) == alias

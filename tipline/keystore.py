@@ -18,6 +18,7 @@ whose CONFIG command is disabled (``TIPLINE_KEYSTORE_VOLATILE=confirmed``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from redis import Redis
@@ -57,10 +58,24 @@ class Keystore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    def put(self, name: str, value: bytes, ttl: timedelta, *, only_if_new: bool = False) -> bool:
-        """Keep ``value`` for ``ttl``; with ``only_if_new``, not if ``name`` exists. Stored?"""
-        stored = self.redis.set(PREFIX + name, value, px=_ms(ttl), nx=only_if_new)
+    def put(
+        self, name: str, value: bytes, ttl: timedelta | None, *, only_if_new: bool = False
+    ) -> bool:
+        """Keep ``value`` for ``ttl`` (None: as long as the store runs); with ``only_if_new``,
+        not if ``name`` exists. Stored?"""
+        px = _ms(ttl) if ttl is not None else None
+        stored = self.redis.set(PREFIX + name, value, px=px, nx=only_if_new)
         return bool(stored)
+
+    def get_or_make(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The value of ``name``, made (once, whoever is first) if there is none."""
+        value = self.get(name)
+        if value is None:
+            self.put(name, make(), None, only_if_new=True)
+            value = self.get(name)
+        if value is None:
+            raise RuntimeError(f"the key store lost {name} as it was made")
+        return value
 
     def get(self, name: str) -> bytes | None:
         value = self.redis.get(PREFIX + name)

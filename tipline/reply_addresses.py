@@ -26,6 +26,20 @@ from tipline.models.sealed_fields import LEGACY_REPLY_ADDRESS, REPLY_ADDRESS
 LEGACY_MAGIC = b"TE"  # an HPKE envelope: sealed to the relay key
 
 
+ALIAS_KEY = "informant-alias-key"
+
+
+def informant_alias_key(keystore: Keystore) -> bytes:
+    """The key that turns a Zalo id into an informant alias, kept in the volatile key store.
+
+    With a configured key, a seized disk would confirm a guessed Zalo id (the stored alias is
+    its HMAC). Kept here instead, it is made once and lives as long as the key store: after a
+    restart a returning informant gets a new alias (and pseudonym), and their earlier tips are
+    no longer linked to them. That is the price, and it is paid for secrecy.
+    """
+    return keystore.get_or_make(ALIAS_KEY, new_secret_key)
+
+
 def _name(informant_alias: str) -> str:
     return f"address:{informant_alias}"
 

@@ -64,7 +64,7 @@ from tipline.models.sealed_fields import (
 from tipline.outbox import (
     add_jobs,
 )
-from tipline.reply_addresses import seal_address
+from tipline.reply_addresses import informant_alias_key, seal_address
 from tipline.routing.reroute import request_reroute
 from tipline.runtime import Runtime
 from tipline.time_rules import (
@@ -92,8 +92,10 @@ class Accepted:
     duplicate: bool = False
 
 
-def informant_alias(config: Config, oa_id: str, identity: str) -> str:
-    return keyed_digest(config.secrets.alias_key, "informant", f"{oa_id}\x00{identity}")
+def informant_alias(alias_key: bytes, oa_id: str, identity: str) -> str:
+    """The informant's alias (it links their tips) under the key of
+    :func:`tipline.reply_addresses.informant_alias_key`: no configured secret reproduces it."""
+    return keyed_digest(alias_key, "informant", f"{oa_id}\x00{identity}")
 
 
 def _message_body(msg: InboundMessage) -> bytes:
@@ -122,7 +124,7 @@ class _Prepared:
 
 
 def _prepare(s: Sealing, msg: InboundMessage) -> _Prepared:
-    alias = informant_alias(s.config, msg.oa_id, msg.sender.identity)
+    alias = informant_alias(informant_alias_key(s.keystore), msg.oa_id, msg.sender.identity)
     message_public_id = new_public_id()
     body = _message_body(msg)
     tip_key = generate_keypair()
