@@ -58,7 +58,8 @@ EXPECTED: dict[str, Row] = {
     "POST /_sim/v2.0/oa/message": everyone("200"),  # Zalo answers refusals with 200 + error
     "POST /_sim/v3.0/oa/message/cs": everyone("200"),
     "POST /_sim/v4/oa/access_token": everyone("200"),
-    "GET /_sim/v4/oa/permission": everyone("302"),
+    "GET /_sim/v4/oa/permission": everyone("200"),  # the consent page
+    "POST /_sim/v4/oa/permission": everyone("302"),  # approved: back to the app's callback
     # --- the informant's web form: public; a wrong proof of work or receipt code refused ---
     "GET /bao-tin": everyone("200"),
     "POST /bao-tin": everyone("400"),  # no proof of work

@@ -96,6 +96,15 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
         f"/_sim/v4/oa/permission?app_id={APP_ID}&oa_id={COMMUNE_OA}"
         "&redirect_uri=http://localhost/callback",
     ),
+    "POST /_sim/v4/oa/permission": lambda t: Call(
+        "POST",
+        "/_sim/v4/oa/permission",
+        form={
+            "app_id": APP_ID,
+            "oa_id": COMMUNE_OA,
+            "redirect_uri": "http://localhost/callback",
+        },
+    ),
     # The informant's web form.
     "GET /bao-tin": lambda t: Call("GET", "/bao-tin"),
     "POST /bao-tin": lambda t: Call(
