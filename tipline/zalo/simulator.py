@@ -24,8 +24,9 @@ import logging
 import mimetypes
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -368,14 +369,27 @@ tin nhắn, gửi tin tư vấn. Sau khi đồng ý, Zalo chuyển bạn về <c
 """
 
 
-def _consent_request(values: Any) -> tuple[str, str, str] | ResponseReturnValue:
-    """(redirect_uri, code_challenge, state) of a consent request, or Zalo's refusal."""
-    redirect_uri = str(values.get("redirect_uri", ""))
+@dataclass(frozen=True)
+class _Consent:
+    redirect_uri: str
+    challenge: str
+    state: str
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, name: str, description: str) -> None:
+        super().__init__(description)
+        self.answer = (code, name, description)
+
+
+def _consent_request(values: Mapping[str, str]) -> _Consent:
+    """What a consent request asks; :class:`_Refused` with Zalo's refusal when it is wrong."""
+    redirect_uri = values.get("redirect_uri", "")
     if values.get("app_id") != (_config().zalo_app_id or DEMO_ZALO_APP_ID):
-        return _oauth_error(-14001, "Invalid app id", "app_id is wrong")
+        raise _Refused(-14001, "Invalid app id", "app_id is wrong")
     if not redirect_uri.startswith(("http://", "https://")) or len(redirect_uri) > 500:
-        return _oauth_error(-14003, "Invalid parameter", "redirect_uri is required")
-    return redirect_uri, str(values.get("code_challenge", "")), str(values.get("state", ""))
+        raise _Refused(-14003, "Invalid parameter", "redirect_uri is required")
+    return _Consent(redirect_uri, values.get("code_challenge", ""), values.get("state", ""))
 
 
 @blueprint.get("/v4/oa/permission")
@@ -385,15 +399,15 @@ def permission() -> ResponseReturnValue:
     Real Zalo lets the admin choose among the OAs they manage; here the OA id is typed in (or
     given as ``?oa_id=``, which Zalo's own link does not carry).
     """
-    asked = _consent_request(request.args)
-    if not isinstance(asked, tuple):
-        return asked
-    redirect_uri, challenge, state = asked
+    try:
+        asked = _consent_request(request.args)
+    except _Refused as refused:
+        return _oauth_error(*refused.answer)
     page = CONSENT_PAGE.format(
         app_id=escape(request.args.get("app_id", "")),
-        redirect_uri=escape(redirect_uri),
-        code_challenge=escape(challenge),
-        state=escape(state),
+        redirect_uri=escape(asked.redirect_uri),
+        code_challenge=escape(asked.challenge),
+        state=escape(asked.state),
         oa_id=escape(request.args.get("oa_id", "")),
     )
     return Response(page, mimetype="text/html")
@@ -402,19 +416,19 @@ def permission() -> ResponseReturnValue:
 @blueprint.post("/v4/oa/permission")
 def approve() -> ResponseReturnValue:
     """The admin approved: back to the app's redirect URI with ``code``, ``oa_id``, ``state``."""
-    asked = _consent_request(request.form)
-    if not isinstance(asked, tuple):
-        return asked
-    redirect_uri, challenge, state = asked
+    try:
+        asked = _consent_request(request.form)
+    except _Refused as refused:
+        return _oauth_error(*refused.answer)
     oa_id = request.form.get("oa_id", "").strip()
     if not oa_id.isdigit() or len(oa_id) > 32:
         return _oauth_error(-14003, "Invalid parameter", "oa_id is not an OA id")
-    code = issue_code(_data_dir(), oa_id, challenge=challenge or None)
+    code = issue_code(_data_dir(), oa_id, challenge=asked.challenge or None)
     query = {"code": code, "oa_id": oa_id}
-    if state:
-        query["state"] = state
-    separator = "&" if "?" in redirect_uri else "?"
-    return redirect(f"{redirect_uri}{separator}{urlencode(query)}")
+    if asked.state:
+        query["state"] = asked.state
+    separator = "&" if "?" in asked.redirect_uri else "?"
+    return redirect(f"{asked.redirect_uri}{separator}{urlencode(query)}")
 
 
 @blueprint.get("/messages")
