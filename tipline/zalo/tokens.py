@@ -56,6 +56,7 @@ REFRESH_TOKEN_LIFE = timedelta(days=90)
 LOCK_TIMEOUT = 60  # seconds a crashed holder keeps the lock
 LOCK_WAIT = 30  # seconds a worker waits for another's refresh
 RECONSENT = "an OA admin must re-consent"
+CONNECT_HINT = "connect it on /admin/zalo/ or with tipline zalo set-tokens"
 
 
 class TokenUnavailableError(Exception):
@@ -119,7 +120,9 @@ def _usable(oa: OfficialAccount, relay_key: PrivateKey) -> TokenPair:
     except (EnvelopeError, ValueError, KeyError) as exc:
         raise TokenUnavailableError(f"OA {oa.oa_id}: stored tokens do not open") from exc
     if pair is None:
-        raise TokenUnavailableError(f"OA {oa.oa_id} has no tokens: {RECONSENT}")
+        raise TokenUnavailableError(
+            f"OA {oa.oa_id} has no tokens: never connected to Zalo ({CONNECT_HINT})"
+        )
     return pair
 
 
