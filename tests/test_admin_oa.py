@@ -22,12 +22,15 @@ from werkzeug.test import TestResponse
 
 from keys import pkce_challenge
 from tests.conftest import APP_ID, COMMUNE_OA, OFFICER_PASSWORD, PROVINCE_OA, expand, run_jobs
+from tests.test_service_keys import public_only
 from tests.triage_helpers import csrf_from, login, post_form, totp_code
 from tests.zalo_events import event, signed_headers
+from tipline.app import create_app
+from tipline.config import Config, MissingSecret
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.relay import drain
 from tipline.models import AuditEvent, Delivery, InboundEvent, Message, OfficialAccount, Unit
-from tipline.runtime import Runtime
+from tipline.runtime import Runtime, install
 from tipline.units import add_unit, set_oa
 from tipline.zalo.accounts import CONSENT_TTL, _consent_key
 from tipline.zalo.tokens import open_tokens
@@ -430,3 +433,26 @@ def test_only_admins(
     login(client, username, units[f"totp:{username}"])
     for path in ("/admin/zalo/", f"/admin/zalo/connect/{COMMUNE_OA}", "/admin/zalo/callback"):
         assert client.get(path).status_code == 403
+
+
+def test_a_web_tier_holding_only_the_relay_keys_public_half_connects_an_oa(
+    env: dict[str, str], config: Config, runtime: Runtime, units: dict[str, str], sim: str
+) -> None:
+    """The staff tier seals the tokens it obtains and cannot open them; a worker can."""
+    web_config = public_only(env, config).with_overrides(
+        zalo_api_base=f"{sim}/_sim", zalo_oauth_base=f"{sim}/_sim"
+    )
+    assert web_config.secrets.relay_private is None
+    web = create_app(web_config)
+    try:
+        admin = make_admin(web, runtime)
+        flow = consent(admin, COMMUNE_OA)
+        assert admin.get(flow.callback).status_code == 200
+        oa = oa_row(runtime, COMMUNE_OA)
+        assert oa is not None
+        with pytest.raises(MissingSecret):
+            open_tokens(oa, web_config.secrets.relay_key)
+        pair = open_tokens(oa, runtime.config.secrets.relay_key)
+        assert pair is not None and pair.access_token
+    finally:
+        install(runtime)
