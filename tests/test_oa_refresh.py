@@ -22,6 +22,7 @@ from tipline.runtime import Runtime
 from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient
 from tipline.zalo.simulator import db_path, issue_tokens
 from tipline.zalo.tokens import (
+    REFUSED_RETRY_AFTER,
     SCHEDULED_WINDOW,
     lock_name,
     open_tokens,
@@ -189,12 +190,45 @@ def test_a_refused_refresh_marks_the_oa_for_a_new_consent(
     assert refresh_due_tokens(runtime, zalo) == []
     province = row(runtime, PROVINCE_OA)
     assert province.token_error is not None and "re-consent" in province.token_error
-    assert province.last_error == province.token_error and province.last_error_at is not None
-    # Not tried again: a person must act (a new consent clears the error).
+    assert province.last_error == province.token_error and province.token_error_at is not None
+    # Not tried again the same day: a person must act (a new consent clears the error).
     assert refresh_due_tokens(runtime, zalo) == []
     connect(runtime, PROVINCE_OA, access_ttl=2 * HOURS)
-    assert row(runtime, PROVINCE_OA).token_error is None
+    province = row(runtime, PROVINCE_OA)
+    assert province.token_error is None and province.token_error_at is None
     assert refresh_due_tokens(runtime, zalo) == [PROVINCE_OA]
+
+
+def test_a_wrong_app_secret_strands_no_oa_for_good(
+    runtime: Runtime, units: dict[str, str], sim: str
+) -> None:
+    """Zalo refuses every refresh while ZALO_APP_SECRET is wrong; the refresh tokens are not
+    spent. Once the secret is fixed, the daily retry of refused OAs brings them back without a
+    new consent from every OA's administrator."""
+    pair = connect(runtime, PROVINCE_OA, access_ttl=2 * HOURS)
+    connect(runtime, COMMUNE_OA, access_ttl=25 * HOURS)
+    # This worker's ZALO_APP_SECRET has a typo (the simulator, Zalo, knows the right one).
+    config = runtime.config
+    with ZaloClient(
+        api_base=config.zalo_api_base,
+        oauth_base=config.zalo_oauth_base,
+        app_id=config.zalo_app_id,
+        app_secret="typo",
+    ) as wrong:
+        assert refresh_due_tokens(runtime, wrong) == []
+    assert row(runtime, PROVINCE_OA).token_error is not None
+    assert not spent(runtime, pair.refresh_token)
+    with ZaloClient.from_config(runtime.config) as fixed:
+        assert refresh_due_tokens(runtime, fixed) == []  # within the day: left for a person
+        with runtime.sessions() as session, session.begin():
+            oa = session.scalars(
+                select(OfficialAccount).where(OfficialAccount.oa_id == PROVINCE_OA)
+            ).one()
+            assert oa.token_error_at is not None
+            oa.token_error_at -= REFUSED_RETRY_AFTER  # a day has passed
+        assert refresh_due_tokens(runtime, fixed) == [PROVINCE_OA]
+    province = row(runtime, PROVINCE_OA)
+    assert province.token_error is None and spent(runtime, pair.refresh_token)
 
 
 def test_the_workers_make_one_pass_per_period_between_them(
@@ -208,7 +242,7 @@ def test_the_workers_make_one_pass_per_period_between_them(
     assert token_refresh_once(runtime) is False
     assert not spent(runtime, again.refresh_token)
     runtime.redis.delete(OA_REFRESH_LOCK)  # the period is over
-    # A worker without the relay key's private half cannot open tokens: it leaves the pass.
+    # A worker without the relay key's private half cannot open tokens: it leaves the round.
     keyless = runtime.config.with_overrides(
         secrets=runtime.config.secrets.__class__(
             relay_public=runtime.config.secrets.relay_public,
@@ -217,12 +251,15 @@ def test_the_workers_make_one_pass_per_period_between_them(
         )
     )
     original = runtime.config
-    runtime.config = keyless
-    try:
-        assert token_refresh_once(runtime) is False
-    finally:
-        runtime.config = original
+    # Nor does one of a server whose app secret is unset: Zalo would refuse every OA.
+    for config in (keyless, original.with_overrides(zalo_app_secret="")):
+        runtime.config = config
+        try:
+            assert token_refresh_once(runtime) is False
+        finally:
+            runtime.config = original
     assert not spent(runtime, again.refresh_token)
+    assert row(runtime, PROVINCE_OA).token_error is None
 
 
 def test_the_refresh_thread_of_a_worker_refreshes(

@@ -119,7 +119,9 @@ def _alerts(status: OaStatus, now: datetime) -> list[str]:
         alerts.append(
             _(
                 "Zalo refused to renew this OA's tokens: the app's permission was withdrawn or "
-                "expired. No reply can be sent through it: click “Reconnect”."
+                "expired. No reply can be sent through it: click “Reconnect”. If every OA shows "
+                "this, ZALO_APP_SECRET is probably wrong: once it is fixed they recover by "
+                "themselves within a day."
             )
         )
     elif status.token_state is TokenState.EXPIRING:

@@ -85,9 +85,14 @@ def token_refresh_once(runtime: Runtime) -> bool:
     The lock is left to expire, as retention's is: one pass per TOKEN_REFRESH_EVERY between
     all workers. Each OA is refreshed under its own lock besides (tipline.zalo.tokens), so a
     worker's pass and a send's refresh never spend one refresh token twice. A worker without
-    the relay key's private half cannot open tokens and leaves the pass to the others.
+    the relay key's private half cannot open tokens and leaves the pass to the others; none
+    runs while the app's id or secret is unset, which Zalo would answer by refusing every OA.
     """
-    if runtime.config.secrets.relay_private is None:
+    config = runtime.config
+    if config.secrets.relay_private is None:
+        return False
+    if not (config.zalo_app_id and config.zalo_app_secret):  # Zalo would refuse every OA
+        log.warning("scheduled token refresh skipped: ZALO_APP_ID or ZALO_APP_SECRET unset")
         return False
     lock = runtime.redis.lock(OA_REFRESH_LOCK, timeout=TOKEN_REFRESH_EVERY, blocking=False)
     if not lock.acquire():

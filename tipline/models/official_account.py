@@ -27,6 +27,9 @@ class OfficialAccount(Base):
     token_generation: Mapped[int] = mapped_column(default=0)
     # Zalo refused the refresh token: an OA admin must consent again (tipline.zalo.tokens).
     token_error: Mapped[str | None] = mapped_column(String(200))
+    # When it was refused: the scheduled refresh tries such an OA again once a day, in case the
+    # app's credentials, not the grant, were at fault.
+    token_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the current pair was stored (consent, set-tokens, refresh): its refresh token dies
     # three months later unless used (tipline.zalo.status).
     tokens_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

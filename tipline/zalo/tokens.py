@@ -35,6 +35,7 @@ from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient, ZaloU
 __all__ = [
     "REFRESH_MARGIN",
     "REFRESH_TOKEN_LIFE",
+    "REFUSED_RETRY_AFTER",
     "SCHEDULED_WINDOW",
     "TokenPair",
     "TokenUnavailableError",
@@ -53,6 +54,10 @@ REFRESH_MARGIN = timedelta(hours=1)
 SCHEDULED_WINDOW = timedelta(hours=5)
 # A refresh token dies this long after it was issued unless it is used (zalo.md §3).
 REFRESH_TOKEN_LIFE = timedelta(days=90)
+# An OA whose refresh Zalo refused is left for a person, but tried again by the scheduled
+# refresh this long after: Zalo answers a wrong app secret with a refusal too, and a refused
+# refresh token is not spent, so once the secret is fixed the OAs come back by themselves.
+REFUSED_RETRY_AFTER = timedelta(hours=24)
 LOCK_TIMEOUT = 60  # seconds a crashed holder keeps the lock
 LOCK_WAIT = 30  # seconds a worker waits for another's refresh
 RECONSENT = "an OA admin must re-consent"
@@ -88,6 +93,7 @@ def store_tokens(
     oa.tokens_updated_at = now
     oa.token_generation = (oa.token_generation or 0) + 1
     oa.token_error = None
+    oa.token_error_at = None
 
 
 def open_tokens(oa: OfficialAccount, relay_key: PrivateKey) -> TokenPair | None:
@@ -186,7 +192,7 @@ def _refresh_and_store(
             oa = _load(session, oa_id)
             oa.token_error = reason
             oa.last_error = reason
-            oa.last_error_at = utcnow()
+            oa.token_error_at = oa.last_error_at = utcnow()
         log.error("OA %s: token refresh refused (error %d): %s", oa_id, exc.error, RECONSENT)
         raise TokenUnavailableError(f"OA {oa_id}: {RECONSENT}") from exc
     # Persist before use: the old refresh token is already dead at Zalo.
@@ -199,12 +205,12 @@ def _refresh_and_store(
 
 
 def _due(oa: OfficialAccount, now: datetime, window: timedelta) -> bool:
-    """Connected, not waiting for a person, and its access token expires within ``window``."""
-    return (
-        oa.sealed_tokens is not None
-        and oa.token_error is None
-        and (oa.access_expires_at is None or oa.access_expires_at <= now + window)
-    )
+    """Connected and its access token expires within ``window``; refused a day ago or more."""
+    if oa.sealed_tokens is None:
+        return False
+    if oa.token_error is not None:
+        return oa.token_error_at is None or oa.token_error_at <= now - REFUSED_RETRY_AFTER
+    return oa.access_expires_at is None or oa.access_expires_at <= now + window
 
 
 def refresh_if_due(
@@ -241,8 +247,9 @@ def refresh_due_tokens(
     """The scheduled pass: refresh every OA whose access token expires within ``window``.
 
     Soonest expiry first. An OA whose refresh Zalo refuses is marked for re-consent
-    (``token_error``) and skipped from then on; Zalo unreachable ends the pass (the next one
-    tries again, hours before any token expires). Returns the OA ids refreshed.
+    (``token_error``) and tried again only a day later (:data:`REFUSED_RETRY_AFTER`); Zalo
+    unreachable ends the pass (the next one tries again, hours before any token expires).
+    Returns the OA ids refreshed.
     """
     now = utcnow()
     with runtime.sessions() as session:

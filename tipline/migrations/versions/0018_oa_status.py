@@ -6,6 +6,7 @@ Create Date: 2026-12-08
 
 - ``tokens_updated_at``: when the current token pair was stored (its refresh token dies three
   months later unless used);
+- ``token_error_at``: when Zalo refused the OA's refresh token;
 - ``last_webhook_at``: when the OA's last message event was expanded;
 - ``last_error`` / ``last_error_at``: the OA's last send or refresh failure.
 """
@@ -28,6 +29,7 @@ ACCESS_TOKEN_LIFE = timedelta(seconds=90_000)
 
 def upgrade() -> None:
     with op.batch_alter_table("official_accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("token_error_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("tokens_updated_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("last_webhook_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("last_error", sa.String(length=200), nullable=True))
@@ -61,3 +63,4 @@ def downgrade() -> None:
         batch_op.drop_column("last_error")
         batch_op.drop_column("last_webhook_at")
         batch_op.drop_column("tokens_updated_at")
+        batch_op.drop_column("token_error_at")
