@@ -18,6 +18,7 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
   the audit hash chain and its Ed25519-signed checkpoints.
 - :func:`sign_token`, :func:`open_token`: signed, expiring tokens a browser carries instead
   of a server-side session.
+- :func:`new_pkce_verifier`, :func:`pkce_challenge`: PKCE (S256) for Zalo's OA consent.
 """
 
 from keys.digest import (
@@ -42,6 +43,7 @@ from keys.password import (
     verify_password,
     wrap_with_secret,
 )
+from keys.pkce import new_pkce_verifier, pkce_challenge
 from keys.random import new_token, random_bytes
 from keys.secret_box import new_secret_key, open_with_key, seal_with_key
 from keys.session import new_session_secret, unwrap_from_session, wrap_for_session
@@ -79,6 +81,7 @@ __all__ = [
     "keyed_digest",
     "new_challenge",
     "new_passphrase",
+    "new_pkce_verifier",
     "new_recovery_code",
     "new_secret_key",
     "new_session_secret",
@@ -89,6 +92,7 @@ __all__ = [
     "open_token",
     "open_with_key",
     "password_needs_rehash",
+    "pkce_challenge",
     "random_bytes",
     "seal",
     "seal_with_key",

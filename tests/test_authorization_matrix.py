@@ -58,7 +58,8 @@ EXPECTED: dict[str, Row] = {
     "POST /_sim/v2.0/oa/message": everyone("200"),  # Zalo answers refusals with 200 + error
     "POST /_sim/v3.0/oa/message/cs": everyone("200"),
     "POST /_sim/v4/oa/access_token": everyone("200"),
-    "GET /_sim/v4/oa/permission": everyone("302"),
+    "GET /_sim/v4/oa/permission": everyone("200"),  # the consent page
+    "POST /_sim/v4/oa/permission": everyone("302"),  # approved: back to the app's callback
     # --- the informant's web form: public; a wrong proof of work or receipt code refused ---
     "GET /bao-tin": everyone("200"),
     "POST /bao-tin": everyone("400"),  # no proof of work
@@ -104,6 +105,11 @@ EXPECTED: dict[str, Row] = {
     "POST /admin/officers/<public_id>/unlock": staff("302", "admin"),
     "POST /admin/units/<public_id>/oa": staff("302", "admin"),
     "POST /admin/units/<public_id>/rotate-key": staff("302", "admin"),
+    # --- the admin: Zalo OAs (their connection; Zalo's consent) ---
+    "GET /admin/zalo/": staff("200", "admin"),
+    "GET /admin/zalo/connect/<oa_id>": staff("302", "admin"),  # to Zalo's consent page
+    "GET /admin/zalo/callback": staff("200", "admin"),  # back from Zalo: the OA connected
+    "POST /admin/zalo/<oa_id>/detach": staff("302", "admin"),  # confirmed: detached
 }
 # Any other method on a route (GET on a form's action, POST on a page): 405 for every account;
 # nobody logged in is sent to the login page first, as for any path that is not public.
@@ -178,7 +184,7 @@ def test_any_other_method_is_405_for_every_account(
         for key in other_methods(app):
             method, rule = key.split(" ", 1)
             path = rule.replace("<path:filename>", "tipline.css")
-            for name in ("public_id", "attachment_id", "media_id", "code"):
+            for name in ("public_id", "attachment_id", "media_id", "code", "oa_id"):
                 path = path.replace(f"<{name}>", "x")
             data = {"csrf_token": token} if method == "POST" else None
             got = outcome(client.open(path, method=method, data=data))

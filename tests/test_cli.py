@@ -178,3 +178,37 @@ def test_demo_seed_writes_the_logins_contract(runtime: Runtime, config, tmp_path
         units = session.scalars(select(Unit)).all()
         assert all(unit.official_accounts for unit in units)
         assert all(account.sealed_tokens for unit in units for account in unit.official_accounts)
+
+
+def test_set_oa_moves_an_oa_of_another_unit_only_when_told(run, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    """An OA belongs to one unit: attaching it elsewhere used to move it silently, taking the
+    tips its informants send (and its tokens) to the other unit without a word."""
+    from tipline.models import AuditEvent, OfficialAccount
+
+    oa = "3886132808788132134"
+    for code in ("v2025:32134", "v2025:32128"):
+        assert run("units", "add", code, f"Xã {code}", "--level", "commune")[0] == 0
+    assert run("units", "set-oa", "v2025:32134", oa)[0] == 0
+
+    def owner() -> str:
+        with runtime.sessions() as session:
+            return session.scalars(
+                select(Unit.code).join(OfficialAccount).where(OfficialAccount.oa_id == oa)
+            ).one()
+
+    code, out = run("units", "set-oa", "v2025:32128", oa)
+    assert code != 0 and "v2025:32134" in out and "--move" in out
+    assert owner() == "v2025:32134"
+    code, out = run("units", "set-oa", "v2025:32128", oa, "--move")
+    assert code == 0, out
+    assert owner() == "v2025:32128"
+    with runtime.sessions() as session:
+        attached = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "oa_attach").order_by(AuditEvent.seq)
+        ).all()
+    assert [e.detail for e in attached] == [
+        {"oa": oa},
+        {"oa": oa, "from_unit": "v2025:32134"},
+    ]
+    # Attaching it again to the unit it is in is not a move.
+    assert run("units", "set-oa", "v2025:32128", oa)[0] == 0

@@ -20,9 +20,11 @@ from keys import (
     generate_keypair,
     grant,
     hash_password,
+    new_pkce_verifier,
     open_grant,
     open_sealed,
     open_token,
+    pkce_challenge,
     seal,
     sign_token,
     unwrap_with_secret,
@@ -301,3 +303,12 @@ def test_signed_tokens_open_only_for_their_purpose_binding_and_lifetime() -> Non
             open_token(k, purpose, candidate, max_age=60, bound_to=bound_to, now=now)
     with pytest.raises(ValueError):
         sign_token(key, "csrf", "not.url-safe")
+
+
+def test_pkce_challenge_is_rfc_7636_s256_and_verifiers_are_fresh() -> None:
+    # RFC 7636, Appendix B.
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    made = {new_pkce_verifier() for _ in range(20)}
+    assert len(made) == 20
+    assert all(len(v) == 43 and "=" not in v for v in made)

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from keys import new_pkce_verifier, pkce_challenge
 from tests.conftest import APP_ID, APP_SECRET, OA_SECRET
 from tests.databases import every_value
 from tipline.cli.zalo import zalo
@@ -32,7 +33,7 @@ from tipline.zalo.sender import (
     signature_header,
     user_id_by_app,
 )
-from tipline.zalo.simulator import db_path, issue_code, issue_tokens
+from tipline.zalo.simulator import CODE_TTL, db_path, issue_code, issue_tokens
 
 OA_ID = "3886132808788086451"
 USER_ID = "2468458835296197922"
@@ -222,20 +223,96 @@ def test_authorization_code_is_single_use(client: FlaskClient, config: Any) -> N
     assert again["error"] < 0
 
 
-def test_permission_page_redirects_with_a_code(client: FlaskClient) -> None:
-    response = client.get(
-        "/_sim/v4/oa/permission",
-        query_string={"app_id": APP_ID, "redirect_uri": "https://t.example/cb", "oa_id": OA_ID},
-    )
-    assert response.status_code == 302
-    location = httpx.URL(response.headers["Location"])
-    assert location.host == "t.example" and location.params["oa_id"] == OA_ID
-    form = {"code": location.params["code"], "app_id": APP_ID,
-            "grant_type": "authorization_code"}
-    answer = client.post(
+def exchange(client: FlaskClient, code: str, verifier: str | None = None) -> Any:
+    form = {"code": code, "app_id": APP_ID, "grant_type": "authorization_code"}
+    if verifier is not None:
+        form["code_verifier"] = verifier
+    response = client.post(
         "/_sim/v4/oa/access_token", headers={"secret_key": APP_SECRET}, data=form
-    ).get_json()
-    assert answer["access_token"]
+    )
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def consent_query(**extra: str) -> dict[str, str]:
+    verifier = extra.pop("verifier", "v" * 43)
+    return {
+        "app_id": APP_ID,
+        "redirect_uri": "https://t.example/admin/zalo/callback",
+        "code_challenge": pkce_challenge(verifier),
+        "state": "trang-thai-1",
+        **extra,
+    }
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', html))
+
+
+def test_consent_page_asks_the_oa_admin_then_redirects_with_code_oa_and_state(
+    client: FlaskClient,
+) -> None:
+    verifier = new_pkce_verifier()
+    page = client.get("/_sim/v4/oa/permission", query_string=consent_query(verifier=verifier))
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="approve"' in html and APP_ID in html
+    fields = hidden_fields(html)
+    assert fields["state"] == "trang-thai-1" and fields["app_id"] == APP_ID
+    approved = client.post("/_sim/v4/oa/permission", data={**fields, "oa_id": OA_ID})
+    assert approved.status_code == 302
+    location = httpx.URL(approved.headers["Location"])
+    assert (location.host, location.path) == ("t.example", "/admin/zalo/callback")
+    assert location.params["oa_id"] == OA_ID and location.params["state"] == "trang-thai-1"
+    answer = exchange(client, location.params["code"], verifier)
+    assert answer["access_token"] and answer["expires_in"] == "90000"
+    # The code is single use.
+    assert exchange(client, location.params["code"], verifier)["error"] < 0
+
+
+def test_consent_page_names_the_oa_it_was_asked_for(client: FlaskClient) -> None:
+    page = client.get("/_sim/v4/oa/permission", query_string=consent_query(oa_id=OA_ID))
+    assert f'name="oa_id" value="{OA_ID}"' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"app_id": "1"},
+        {"redirect_uri": "javascript:alert(1)"},
+        {"redirect_uri": ""},
+    ],
+)
+def test_consent_page_refuses_a_bad_request(client: FlaskClient, change: dict[str, str]) -> None:
+    asked = client.get("/_sim/v4/oa/permission", query_string=consent_query(**change))
+    assert asked.status_code == 200 and asked.get_json()["error"] < 0
+    fields = {**consent_query(), **change, "oa_id": OA_ID}
+    approved = client.post("/_sim/v4/oa/permission", data=fields)
+    assert approved.status_code == 200 and approved.get_json()["error"] < 0
+
+
+def test_approval_needs_an_oa_id_of_digits(client: FlaskClient) -> None:
+    for oa_id in ("", "abc", "1" * 40):
+        approved = client.post("/_sim/v4/oa/permission", data={**consent_query(), "oa_id": oa_id})
+        assert approved.status_code == 200 and approved.get_json()["error"] < 0
+
+
+def test_the_token_endpoint_checks_the_pkce_verifier(client: FlaskClient, config: Any) -> None:
+    verifier = new_pkce_verifier()
+    code = issue_code(config.data_dir, OA_ID, challenge=pkce_challenge(verifier))
+    assert exchange(client, code)["error"] < 0  # no verifier
+    assert exchange(client, code, new_pkce_verifier())["error"] < 0  # another one
+    assert exchange(client, code, verifier[:-1])["error"] < 0
+    # A refused verifier does not use the code up: the right one still gets the tokens.
+    assert exchange(client, code, verifier)["access_token"]
+
+
+def test_an_authorization_code_lives_ten_minutes(client: FlaskClient, config: Any) -> None:
+    assert CODE_TTL == 600
+    expired = issue_code(config.data_dir, OA_ID, ttl=0)
+    answer = exchange(client, expired)
+    assert answer["error"] < 0 and "access_token" not in answer
+    assert exchange(client, issue_code(config.data_dir, OA_ID))["access_token"]
 
 
 # --- state: shared between processes, never in Tipline's stores ------------------------

@@ -79,11 +79,35 @@ def record_key_version(
     )
 
 
+class OaMoveRefused(UnitError):
+    """The OA is attached to another unit: moving it needs to be asked for (``move=True``)."""
+
+    def __init__(self, oa_id: str, current: Unit, target: Unit) -> None:
+        super().__init__(
+            f"OA {oa_id} is attached to unit {current.code}; moving it to {target.code} sends "
+            "the tips its informants write, and its replies, to that unit: say --move to do so"
+        )
+        self.oa_id = oa_id
+        self.current_code = current.code
+        self.current_name = current.name
+
+
+def valid_oa_id(oa_id: str) -> bool:
+    return oa_id.isdigit() and len(oa_id) <= 32
+
+
 def set_oa(
-    session: Session, code: str, oa_id: str, *, actor: Officer | None = None
+    session: Session,
+    code: str,
+    oa_id: str,
+    *,
+    actor: Officer | None = None,
+    move: bool = False,
+    client_address: str | None = None,
 ) -> OfficialAccount:
-    """Attach an OA to a unit; an OA belongs to one unit, so this moves it if needed."""
-    if not oa_id.isdigit() or len(oa_id) > 32:
+    """Attach an OA to a unit. An OA belongs to one unit: one attached elsewhere is moved only
+    with ``move`` (:class:`OaMoveRefused` otherwise), keeping its tokens."""
+    if not valid_oa_id(oa_id):
         raise UnitError("an OA id is a string of digits")
     unit = find_unit(session, code)
     account = session.scalars(
@@ -95,6 +119,8 @@ def set_oa(
         session.add(account)
     else:
         if account.unit is not unit:
+            if not move:
+                raise OaMoveRefused(oa_id, account.unit, unit)
             detail["from_unit"] = account.unit.code
         account.unit = unit
     # The OA id is the unit's public Zalo account, never an informant's.
@@ -104,9 +130,39 @@ def set_oa(
         actor=actor,
         object_id=oa_id,
         unit=unit,
+        client_address=client_address,
         detail=detail,
     )
     return account
+
+
+def detach_oa(
+    session: Session, oa_id: str, *, actor: Officer | None = None, client_address: str | None = None
+) -> Unit:
+    """Remove an OA and its sealed tokens; the unit it was attached to.
+
+    Tips its informants send afterwards are held until the OA is attached again (dispatch
+    finds no unit), and no reply goes out through it. Zalo keeps the app's permission until an
+    OA admin withdraws it in Zalo.
+    """
+    account = session.scalars(
+        select(OfficialAccount).where(OfficialAccount.oa_id == oa_id)
+    ).one_or_none()
+    if account is None:
+        raise UnitError(f"no OA {oa_id}")
+    unit = account.unit
+    session.delete(account)
+    session.flush()
+    audit.record(
+        session,
+        action=audit.actions.OA_DETACH,
+        actor=actor,
+        object_id=oa_id,
+        unit=unit,
+        client_address=client_address,
+        detail={"oa": oa_id},
+    )
+    return unit
 
 
 def rotate_key(

@@ -49,11 +49,12 @@ def init_triage(app: Flask) -> None:
     from triage.auth import blueprint as auth
     from triage.dashboard import blueprint as dashboard
     from triage.inbox import blueprint as inbox
+    from triage.oa_admin import blueprint as admin_zalo
     from triage.posters import blueprint as posters
     from triage.search import blueprint as search
     from triage.tips import blueprint as tips
 
-    for blueprint in (auth, inbox, tips, audit_ui, admin, search, dashboard, posters):
+    for blueprint in (auth, inbox, tips, audit_ui, admin, admin_zalo, search, dashboard, posters):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
     app.after_request(audit_denied_access)

@@ -22,7 +22,7 @@ from tipline.audit import actions, record
 from tipline.db import write_session
 from tipline.models import Holder, KeyGrant, Officer, Role, Subject, Unit, UnitKey
 from tipline.officers import add_officer
-from tipline.units import UnitError, rotate_key, set_oa
+from tipline.units import OaMoveRefused, UnitError, rotate_key, set_oa
 from tipline.web.i18n import _
 from tipline.web.labels import (
     ROLE_LABELS,
@@ -77,12 +77,21 @@ def _overview(db: Session) -> dict[str, object]:
     return {"units": units, "officers": officers, "holders": holders}
 
 
-def _index(form: NewAccountForm, status: int = 200) -> ResponseReturnValue:
+def _index(
+    form: NewAccountForm,
+    status: int = 200,
+    *,
+    oa_form: OaForm | None = None,
+    oa_unit: str | None = None,
+) -> ResponseReturnValue:
+    """The page; ``oa_form`` with its errors is shown on the row of unit ``oa_unit``."""
     with runtime().sessions() as db:
         page = render_template(
             "admin/index.html",
             form=form,
-            oa_form=OaForm(),
+            oa_form=OaForm(formdata=None),
+            failed_oa_form=oa_form,
+            oa_unit=oa_unit,
             button=EmptyForm(),
             role_labels=ROLE_LABELS,
             **_overview(db),
@@ -190,13 +199,35 @@ def _unit_or_404(db: Session, public_id: str) -> Unit:
 
 @blueprint.post("/units/<public_id>/oa")
 def attach_oa(public_id: str) -> ResponseReturnValue:
+    """Attach an OA. One attached to another unit is moved only once the admin confirmed it
+    on the page this shows first; a malformed OA id is shown on the form, in the UI's language."""
     form = OaForm()
+    with runtime().sessions() as db:
+        target = _unit_or_404(db, public_id)
+        target_code, target_name = target.code, target.name
     if not form.validate_on_submit():
-        abort(400)
+        return _index(_account_form(), 400, oa_form=form, oa_unit=public_id)
+    oa_id = str(form.oa_id.data).strip()
     try:
         with write_session(runtime().sessions) as db:
-            unit = _unit_or_404(db, public_id)
-            set_oa(db, unit.code, str(form.oa_id.data).strip(), actor=_me(db))
+            set_oa(
+                db,
+                target_code,
+                oa_id,
+                actor=_me(db),
+                move=form.move.data == "1",
+                client_address=_client(),
+            )
+    except OaMoveRefused as refused:  # nothing written: ask first
+        page = render_template(
+            "admin/confirm_move.html",
+            oa_id=oa_id,
+            unit_public_id=public_id,
+            current=(refused.current_name, refused.current_code),
+            target=(target_name, target_code),
+            form=OaForm(formdata=None, oa_id=oa_id, move="1"),
+        )
+        return page, 200
     except UnitError as exc:
         abort(400, str(exc))
     flash(_("Official Account attached."), "info")

@@ -125,5 +125,16 @@ class NewAccountForm(FlaskForm):
 class OaForm(FlaskForm):
     oa_id = StringField(
         _l("OA id"),
-        validators=[DataRequired(), Regexp(r"^\s*\d{1,32}\s*$", message=_l("Digits only"))],
+        validators=[
+            DataRequired(message=_l("Enter the OA id (digits, from the OA's page in Zalo).")),
+            Regexp(r"^\s*\d{1,32}\s*$", message=_l("Digits only")),
+        ],
     )
+    # "1": the admin confirmed moving the OA from the unit it is attached to.
+    move = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    """A consequential button: posted once to ask, then again with ``confirm`` set to do it."""
+
+    confirm = HiddenField()

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.conftest import APP_ID, COMMUNE_OA
 from tests.hostile.world import UNIT_A, UNIT_B, World
 from tests.zalo_events import signed_headers
+from tipline.units import set_oa
 
 TO_LOGIN = "302→/login"
 
@@ -44,6 +47,7 @@ class Targets:
     sim_media: str
     accounts: int = 0
     codes: int = 0
+    oas: int = 0
 
     @property
     def tip(self) -> str:
@@ -60,6 +64,26 @@ class Targets:
     def new_username(self) -> str:
         self.accounts += 1
         return f"canbo.moi{self.accounts}"
+
+    def fresh_oa(self) -> str:
+        """Another OA of unit A, for an action that removes it."""
+        self.oas += 1
+        oa_id = f"38861328087{self.oas:08d}"
+        with self.world.runtime.sessions() as db, db.begin():
+            set_oa(db, UNIT_A, oa_id)
+        return oa_id
+
+    def consent_callback(self) -> str:
+        """Where Zalo sends the admin back after a consent the admin started: their own
+        connect, approved on the consent page of the live simulator the runtime points at."""
+        started = self.world.client("admin").get(f"/admin/zalo/connect/{COMMUNE_OA}")
+        assert started.status_code == 302, started.status_code
+        page = httpx.get(started.headers["Location"])
+        hidden = r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"'
+        fields = dict(re.findall(hidden, page.text))
+        approved = httpx.post(started.headers["Location"], data={**fields, "oa_id": COMMUNE_OA})
+        back = httpx.URL(approved.headers["Location"])
+        return f"{back.path}?{back.query.decode()}"
 
 
 def _follow_event() -> Call:
@@ -95,6 +119,15 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
         "GET",
         f"/_sim/v4/oa/permission?app_id={APP_ID}&oa_id={COMMUNE_OA}"
         "&redirect_uri=http://localhost/callback",
+    ),
+    "POST /_sim/v4/oa/permission": lambda t: Call(
+        "POST",
+        "/_sim/v4/oa/permission",
+        form={
+            "app_id": APP_ID,
+            "oa_id": COMMUNE_OA,
+            "redirect_uri": "http://localhost/callback",
+        },
     ),
     # The informant's web form.
     "GET /bao-tin": lambda t: Call("GET", "/bao-tin"),
@@ -189,6 +222,12 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     ),
     "POST /admin/units/<public_id>/rotate-key": lambda t: Call(
         "POST", f"/admin/units/{t.world.units[UNIT_A]}/rotate-key", form={}
+    ),
+    "GET /admin/zalo/": lambda t: Call("GET", "/admin/zalo/"),
+    "GET /admin/zalo/connect/<oa_id>": lambda t: Call("GET", f"/admin/zalo/connect/{COMMUNE_OA}"),
+    "GET /admin/zalo/callback": lambda t: Call("GET", t.consent_callback()),
+    "POST /admin/zalo/<oa_id>/detach": lambda t: Call(
+        "POST", f"/admin/zalo/{t.fresh_oa()}/detach", form={"confirm": "1"}
     ),
 }
 

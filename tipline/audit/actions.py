@@ -46,7 +46,11 @@ KEY_ROTATE = "key_rotate"
 ACCOUNT_CREATE = "account_create"
 ACCOUNT_CHANGE = "account_change"
 UNIT_CREATE = "unit_create"
-OA_ATTACH = "oa_attach"
+OA_ATTACH = "oa_attach"  # detail {"oa"} and, when it moved, {"from_unit": code}
+OA_DETACH = "oa_detach"  # the OA and its tokens removed; detail {"oa"}
+# Tokens stored for an OA: detail {"via": "consent" | "set_tokens"}; a refused consent
+# callback too (outcome denied or failed, detail {"reason"}, and Zalo's {"zalo_error"}).
+OA_CONNECT = "oa_connect"
 # The audit trail itself
 AUDIT_VIEW = "audit_view"
 AUDIT_EXPORT = "audit_export"

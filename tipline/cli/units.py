@@ -40,14 +40,17 @@ def units_add(code: str, name: str, level: str, parent_code: str | None) -> None
 @units.command("set-oa")
 @click.argument("code")
 @click.argument("oa_id")
-def units_set_oa(code: str, oa_id: str) -> None:
-    """Attach the Zalo OA OA_ID to unit CODE."""
+@click.option(
+    "--move", is_flag=True, help="Move the OA from the unit it is attached to (asked, not assumed)."
+)
+def units_set_oa(code: str, oa_id: str, move: bool) -> None:
+    """Attach the Zalo OA OA_ID to unit CODE (connect it to Zalo next: docs/zalo.md)."""
     from tipline.units import set_oa
 
     rt = runtime()
     try:
         with rt.sessions() as session, session.begin():
-            set_oa(session, code, oa_id)
+            set_oa(session, code, oa_id, move=move)
     except UnitError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"OA {oa_id} → {code}")

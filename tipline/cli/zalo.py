@@ -1,12 +1,16 @@
-"""``tipline zalo …``: play the informant against a running Tipline (CONTRACT.md)."""
+"""``tipline zalo …`` (CONTRACT.md): the OAs' tokens and status, and the informant's side of
+the simulator (``send``)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import click
 import httpx
 
+from tipline.cli.context import runtime
 from tipline.zalo.sender import (
     app_id_from_env,
     build_event,
@@ -29,7 +33,49 @@ def _location(value: str) -> tuple[float, float]:
 
 @click.group("zalo")
 def zalo() -> None:
-    """The Zalo simulator: send signed webhook events as an informant would."""
+    """Zalo OAs: tokens and status; the simulator's informant (send)."""
+
+
+@zalo.command("set-tokens")
+@click.argument("oa_id")
+def set_tokens(oa_id: str) -> None:
+    """Store OA_ID's tokens, read from stdin: the access token, then the refresh token.
+
+    For a pair from the API Explorer of Zalo's developer console. The pair is sealed to the
+    relay key (this process needs only its public half) and the next scheduled refresh, within
+    ten minutes, replaces it, which also proves the refresh token works. Audited as the system.
+    """
+    from tipline.zalo.accounts import ConnectError, read_token_pair
+    from tipline.zalo.accounts import set_tokens as store
+
+    text = sys.stdin.read(2 * 2048 + 16)
+    try:
+        pair = read_token_pair(text)
+        store(runtime(), oa_id, pair)
+    except ConnectError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"OA {oa_id}: tokens stored (sealed); the next scheduled refresh renews them")
+
+
+@zalo.command("oa-status")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+def oa_status(as_json: bool) -> None:
+    """Each OA: its unit, token state (ok, missing, expiring, error), the access token's
+    expiry, the last webhook event, the last send or refresh error."""
+    from tipline.zalo.accounts import oa_statuses
+
+    with runtime().sessions() as session:
+        found = oa_statuses(session)
+    if as_json:
+        click.echo(json.dumps([status.as_json() for status in found], ensure_ascii=False))
+        return
+    for status in found:
+        row = status.as_json()
+        click.echo(
+            f"{row['oa_id']:<20} {row['unit']:<14} {row['token_state']:<9}"
+            f" expires {row['expires_at'] or '-'}  webhook {row['last_webhook_at'] or '-'}"
+            + (f"  error: {row['last_error']}" if row["last_error"] else "")
+        )
 
 
 @zalo.command("send")

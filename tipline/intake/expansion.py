@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest
@@ -44,6 +44,7 @@ from tipline.models import (
     KeyGrant,
     Message,
     MessageKind,
+    OfficialAccount,
     Priority,
     ReplyAddress,
     Subject,
@@ -83,6 +84,7 @@ ADDRESSES = cast(Table, ReplyAddress.__table__)
 GRANTS = cast(Table, KeyGrant.__table__)
 ATTACHMENTS = cast(Table, Attachment.__table__)
 UNITS = cast(Table, Unit.__table__)
+OAS = cast(Table, OfficialAccount.__table__)
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
     with write_transaction(runtime.engine) as conn:
         query = (
-            select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event)
+            select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
             .where(EVENTS.c.processed_at.is_(None), EVENTS.c.transit_lost_at.is_(None))
             .order_by(EVENTS.c.id)
             .limit(limit)
@@ -242,6 +244,7 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
                 return 0
             query = query.with_for_update(skip_locked=True)
         rows = conn.execute(query).all()
+        heard: dict[str, datetime] = {}  # OA id → its latest event in this batch
         for row in rows:
             try:
                 key = runtime.transit.private_for(row.sealed_event)
@@ -257,6 +260,8 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
                 if msg is None:  # cannot happen: only message events are stored
                     raise ValueError("a stored inbound event carries no message")
                 accepted = _accept(conn, sealing, msg)
+                at = row.received_at or utcnow()
+                heard[msg.oa_id] = max(at, heard.get(msg.oa_id, at))
             conn.execute(
                 update(EVENTS)
                 .where(EVENTS.c.id == row.id)
@@ -267,7 +272,24 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
                     tip_public_id=accepted.tip_public_id or None,
                 )
             )
+        _heard_from(conn, heard)
     return len(rows)
+
+
+def _heard_from(conn: Connection, heard: dict[str, datetime]) -> None:
+    """``official_accounts.last_webhook_at``: one UPDATE per OA per batch, never backwards.
+
+    Here rather than in the webhook, which must answer Zalo within 2 s with one INSERT.
+    """
+    for oa_id, at in heard.items():
+        conn.execute(
+            update(OAS)
+            .where(
+                OAS.c.oa_id == oa_id,
+                or_(OAS.c.last_webhook_at.is_(None), OAS.c.last_webhook_at < at),
+            )
+            .values(last_webhook_at=at)
+        )
 
 
 def accept_message(runtime: Runtime, msg: InboundMessage) -> Accepted:

@@ -21,6 +21,11 @@ audit chain), the retry finds the mark and records the send instead of sending a
 left: a worker killed in the instant between Zalo's answer and the mark, or a send that timed
 out after Zalo accepted it, is sent again.
 Log lines name the message's public id and Zalo's error code, never a token, id or text.
+
+A failure that is the OA's rather than one informant's (no tokens, a refused refresh, a
+configuration or account error, Zalo unreachable) is also kept on the OA
+(``official_accounts.last_error``), in the same transaction, for `tipline zalo oa-status` and
+the admin's OA page; a send that Zalo answers for the informant clears it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import logging
 from dataclasses import dataclass
 
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from keys import EnvelopeError
 from tipline import audit
@@ -39,6 +45,7 @@ from tipline.models import (
     Delivery,
     Direction,
     Message,
+    OfficialAccount,
     Outcome,
     utcnow,
 )
@@ -86,9 +93,43 @@ def send_message(message_public_id: str) -> str:
         return deliver(runtime, message_public_id, client)
 
 
-def _finish(runtime: Runtime, public_id: str, delivery: Delivery, error: str | None = None) -> str:
+@dataclass(frozen=True)
+class OaHealth:
+    """What a send said of its OA: ``error`` None means the OA works (Zalo answered for the
+    informant)."""
+
+    oa_id: str
+    error: str | None = None
+
+
+def _note_oa(session: Session, health: OaHealth | None) -> None:
+    if health is None:
+        return
+    account = OfficialAccount.oa_id == health.oa_id
+    if health.error is None:  # only when there is something to clear: no write per send
+        session.execute(
+            update(OfficialAccount)
+            .where(account, OfficialAccount.last_error.is_not(None))
+            .values(last_error=None, last_error_at=None)
+        )
+    else:
+        session.execute(
+            update(OfficialAccount)
+            .where(account)
+            .values(last_error=health.error[:200], last_error_at=utcnow())
+        )
+
+
+def _finish(
+    runtime: Runtime,
+    public_id: str,
+    delivery: Delivery,
+    error: str | None = None,
+    oa: OaHealth | None = None,
+) -> str:
     """Record a final state; the relay copy of the text goes, as the model promises."""
     with write_session(runtime.sessions) as session:
+        _note_oa(session, oa)
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery = delivery
         message.delivery_error = error[:200] if error else None
@@ -169,13 +210,16 @@ def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing) -> SendResult:
     return result
 
 
-def _defer(runtime: Runtime, public_id: str, attempt: int, reason: str) -> str:
+def _defer(
+    runtime: Runtime, public_id: str, attempt: int, reason: str, oa: OaHealth | None = None
+) -> str:
     """Let RQ retry, unless this was the last allowed attempt."""
     if attempt >= MAX_ATTEMPTS:
         return _finish(
-            runtime, public_id, Delivery.FAILED, f"gave up after {attempt} attempts: {reason}"
+            runtime, public_id, Delivery.FAILED, f"gave up after {attempt} attempts: {reason}", oa
         )
     with write_session(runtime.sessions) as session:
+        _note_oa(session, oa)
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery_error = reason[:200]
     log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
@@ -201,23 +245,45 @@ def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str
     try:
         result = _send(runtime, client, out)
     except TokenUnavailableError as exc:
-        return _finish(runtime, message_public_id, Delivery.FAILED, f"OA token: {exc}")
+        reason = f"OA token: {exc}"
+        return _finish(
+            runtime, message_public_id, Delivery.FAILED, reason, OaHealth(out.oa_id, reason)
+        )
     except TextTooLongError:
         return _finish(runtime, message_public_id, Delivery.FAILED, "text over 2,000 characters")
     except InvalidAddressError:
         return _finish(runtime, message_public_id, Delivery.FAILED, "reply address unusable")
     except ZaloUnavailableError as exc:
-        return _defer(runtime, message_public_id, out.attempt, str(exc))
+        return _defer(
+            runtime, message_public_id, out.attempt, str(exc), OaHealth(out.oa_id, str(exc))
+        )
     except LockError:
         return _defer(runtime, message_public_id, out.attempt, "token refresh in progress")
 
+    works = OaHealth(out.oa_id)  # Zalo took the token and answered for this informant
     match result.status:
         case SendStatus.OK:
             _mark_accepted(runtime, message_public_id)
-            return _finish(runtime, message_public_id, Delivery.SENT)
+            return _finish(runtime, message_public_id, Delivery.SENT, oa=works)
         case SendStatus.WINDOW_CLOSED:
-            return _finish(runtime, message_public_id, Delivery.WINDOW_CLOSED, result.reason)
+            return _finish(
+                runtime, message_public_id, Delivery.WINDOW_CLOSED, result.reason, works
+            )
+        case SendStatus.UNREACHABLE:
+            return _finish(runtime, message_public_id, Delivery.FAILED, result.reason, works)
         case SendStatus.RATE_LIMITED | SendStatus.TOKEN_INVALID:
-            return _defer(runtime, message_public_id, out.attempt, result.reason)
-        case _:  # UNREACHABLE, OTHER: Zalo will not take this message; do not repeat it
-            return _finish(runtime, message_public_id, Delivery.FAILED, result.reason)
+            return _defer(
+                runtime,
+                message_public_id,
+                out.attempt,
+                result.reason,
+                OaHealth(out.oa_id, result.reason),
+            )
+        case _:  # OTHER: Zalo will not take this message (configuration, account, quota…)
+            return _finish(
+                runtime,
+                message_public_id,
+                Delivery.FAILED,
+                result.reason,
+                OaHealth(out.oa_id, result.reason),
+            )

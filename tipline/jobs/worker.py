@@ -2,6 +2,12 @@
 
 The relay runs in a thread beside the worker so that a single `tipline worker` is all a small
 install needs; several workers may run it at once because the relay takes a Redis lock.
+
+A second thread refreshes the OAs' Zalo tokens before they expire (tipline.zalo.tokens), at
+most once per :data:`TOKEN_REFRESH_EVERY` across all workers. It is a thread of its own, not a
+pass of the relay loop, because its HTTP calls to Zalo may take seconds each: in the relay loop
+they would hold up expansion and the transit epochs' rotation (whose old keys must be destroyed
+on time).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from tipline.models import utcnow
 from tipline.outbox import QUEUE_NAMES
 from tipline.retention import retention_pass
 from tipline.runtime import Runtime
+from tipline.zalo.client import ZaloClient
+from tipline.zalo.tokens import refresh_due_tokens
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +35,9 @@ EXPAND_BATCH = 200
 RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
 RETENTION_LOCK = "tipline:retention"
 ROTATE_EVERY = 5.0  # seconds between checks of the transit epochs (tipline.transit)
+TOKEN_REFRESH_EVERY = 600.0  # seconds between scheduled token refreshes, across all workers
+OA_REFRESH_LOCK = "tipline:oa-refresh-round"
+TOKEN_REFRESH_CHECK = 60.0  # seconds between a worker's looks at whether a pass is due
 # How long RQ's command listener (rq's send_command: shutdown, kill-horse, stop-job) waits
 # for a message before it looks whether the worker is stopping.
 COMMANDS_POLL = 0.2
@@ -68,6 +79,39 @@ def retention_once(runtime: Runtime) -> bool:
     return True
 
 
+def token_refresh_once(runtime: Runtime) -> bool:
+    """Refresh the OAs' tokens that are due, unless a worker did in the last period.
+
+    The lock is left to expire, as retention's is: one pass per TOKEN_REFRESH_EVERY between
+    all workers. Each OA is refreshed under its own lock besides (tipline.zalo.tokens), so a
+    worker's pass and a send's refresh never spend one refresh token twice. A worker without
+    the relay key's private half cannot open tokens and leaves the pass to the others; none
+    runs while the app's id or secret is unset, which Zalo would answer by refusing every OA.
+    """
+    config = runtime.config
+    if config.secrets.relay_private is None:
+        return False
+    if not (config.zalo_app_id and config.zalo_app_secret):  # Zalo would refuse every OA
+        log.warning("scheduled token refresh skipped: ZALO_APP_ID or ZALO_APP_SECRET unset")
+        return False
+    lock = runtime.redis.lock(OA_REFRESH_LOCK, timeout=TOKEN_REFRESH_EVERY, blocking=False)
+    if not lock.acquire():
+        return False
+    with ZaloClient.from_config(runtime.config) as client:
+        refresh_due_tokens(runtime, client)
+    return True
+
+
+def token_refresh_loop(runtime: Runtime, stop: threading.Event) -> None:
+    """The worker's token thread: look every TOKEN_REFRESH_CHECK seconds, starting now."""
+    while not stop.is_set():
+        try:
+            token_refresh_once(runtime)
+        except Exception:  # Redis or the database is down: the next look tries again
+            log.exception("scheduled token refresh failed; retrying")
+        stop.wait(TOKEN_REFRESH_CHECK)
+
+
 def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
     """Every 100 ms expand stored events into tips and drain the outbox; start and destroy
     transit epochs when due (tipline.transit); sweep now and then, and apply retention every
@@ -105,10 +149,12 @@ def run_worker(
     _ = runtime.keystore
     runtime.transit.rotate()
     stop = threading.Event()
-    thread = None
+    threads: list[threading.Thread] = []
     if relay and not burst:
-        thread = threading.Thread(target=relay_loop, args=(runtime, stop), daemon=True)
-        thread.start()
+        for target in (relay_loop, token_refresh_loop):
+            thread = threading.Thread(target=target, args=(runtime, stop), daemon=True)
+            thread.start()
+            threads.append(thread)
     elif relay:
         while expand_pending(runtime) == EXPAND_BATCH:
             pass
@@ -118,5 +164,5 @@ def run_worker(
         return bool(worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING"))
     finally:
         stop.set()
-        if thread is not None:
+        for thread in threads:
             thread.join(timeout=5)

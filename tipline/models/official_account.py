@@ -25,7 +25,21 @@ class OfficialAccount(Base):
     sealed_tokens: Mapped[bytes | None] = mapped_column(LargeBinary)
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     token_generation: Mapped[int] = mapped_column(default=0)
+    # Zalo refused the refresh token: an OA admin must consent again (tipline.zalo.tokens).
     token_error: Mapped[str | None] = mapped_column(String(200))
+    # When it was refused: the scheduled refresh tries such an OA again once a day, in case the
+    # app's credentials, not the grant, were at fault.
+    token_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the current pair was stored (consent, set-tokens, refresh): its refresh token dies
+    # three months later unless used (tipline.zalo.status).
+    tokens_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the OA's last message event was expanded (tipline.intake.expansion).
+    last_webhook_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last failure of a send or a refresh that is the OA's, not one informant's (a missing
+    # token, a configuration error, Zalo unreachable); cleared by the next successful send.
+    # Zalo's code and words only: never a token, a user id or a text.
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     unit: Mapped[Unit] = relationship(back_populates="official_accounts")

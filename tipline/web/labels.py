@@ -103,6 +103,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.ACCOUNT_CHANGE: _l("Account changed"),
     actions.UNIT_CREATE: _l("Unit created"),
     actions.OA_ATTACH: _l("OA attached"),
+    actions.OA_DETACH: _l("OA detached"),
+    actions.OA_CONNECT: _l("OA connected to Zalo"),
     actions.AUDIT_VIEW: _l("Audit viewed"),
     actions.AUDIT_EXPORT: _l("Audit exported"),
     actions.AUDIT_VERIFY: _l("Audit chain verified"),

@@ -1,8 +1,10 @@
 """A fake of Zalo's servers, for the demo and the tests (DESIGN.md: the one thing we cannot run).
 
-Mounted at ``/_sim`` when ``Config.simulator`` is true. It speaks the OA API send endpoints and
-the OAuth token endpoint as research/zalo.md §2–3 describe them, records every send call, and
-stands in for Zalo's CDN for files the simulated informant "uploads".
+Mounted at ``/_sim`` when ``Config.simulator`` is true. It speaks the OA API send endpoints, the
+OA admin's consent page and the OAuth token endpoint as research/zalo.md §2–3 and §8.2 describe
+them (authorization codes: single use, 10 minutes, PKCE S256; refresh tokens: single use and
+rotating), records every send call, and stands in for Zalo's CDN for files the simulated
+informant "uploads".
 
 Its state is Zalo's, not Tipline's: it lives in its own SQLite file,
 ``<data_dir>/zalo-simulator/sim.db``, shared by every gunicorn worker, and never in Tipline's
@@ -22,8 +24,9 @@ import logging
 import mimetypes
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 
-from keys import constant_time_equal, new_token, random_bytes
+from keys import constant_time_equal, new_token, pkce_challenge, random_bytes
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, Config
 from tipline.runtime import app_runtime
 
@@ -70,8 +74,17 @@ ERROR_MESSAGES = {
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,            -- 'access' | 'refresh' | 'code'
+    kind TEXT NOT NULL,            -- 'access' | 'refresh'
     oa_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+-- Authorization codes from the consent page: single use, 10 minutes, bound to the PKCE
+-- challenge the app sent (NULL: issued without one, e.g. by issue_code in a test).
+CREATE TABLE IF NOT EXISTS codes (
+    code TEXT PRIMARY KEY,
+    oa_id TEXT NOT NULL,
+    challenge TEXT,
     expires_at REAL NOT NULL,
     used INTEGER NOT NULL DEFAULT 0
 );
@@ -165,13 +178,19 @@ def issue_tokens(
     return access, refresh, access_ttl
 
 
-def issue_code(data_dir: Path | str, oa_id: str) -> str:
-    """A one-time authorization code, as Zalo's consent page hands to the callback."""
+def issue_code(
+    data_dir: Path | str, oa_id: str, *, challenge: str | None = None, ttl: int = CODE_TTL
+) -> str:
+    """A one-time authorization code, as Zalo's consent page hands to the callback.
+
+    ``challenge``: the PKCE ``code_challenge`` (S256) the app sent; the token endpoint then
+    wants the matching ``code_verifier``. ``ttl`` is for tests (0: already expired).
+    """
     code = new_token(43)
     with _connect(data_dir) as conn, _write(conn):
         conn.execute(
-            "INSERT INTO tokens (token, kind, oa_id, expires_at) VALUES (?, 'code', ?, ?)",
-            (code, oa_id, time.time() + CODE_TTL),
+            "INSERT INTO codes (code, oa_id, challenge, expires_at) VALUES (?, ?, ?, ?)",
+            (code, oa_id, challenge, time.time() + ttl),
         )
     return code
 
@@ -282,40 +301,134 @@ def access_token() -> ResponseReturnValue:
         return _oauth_error(-14001, "Invalid app id", "app_id is wrong")
     grant_type = form.get("grant_type")
     if grant_type == "refresh_token":
-        kind, presented = "refresh", form.get("refresh_token", "")
-    elif grant_type == "authorization_code":
-        kind, presented = "code", form.get("code", "")
-    else:
-        return _oauth_error(-14003, "Invalid parameter", "grant_type is wrong")
-    with _connect(config.data_dir) as conn, _write(conn):
-        row = conn.execute(
-            "SELECT oa_id FROM tokens WHERE token = ? AND kind = ? AND used = 0 AND expires_at > ?",
-            (presented, kind, time.time()),
-        ).fetchone()
-        if row is None:
-            what = "refresh_token" if kind == "refresh" else "code"
-            return _oauth_error(-14019 if kind == "code" else -14020, f"Invalid {what}",
-                                f"{what} is invalid, expired or already used")
-        # Single use: the presented refresh token (or code) dies with this answer.
-        conn.execute("UPDATE tokens SET used = 1 WHERE token = ?", (presented,))
-        access, refresh = _mint(conn, row["oa_id"], ACCESS_TTL)
+        return _refresh(config, form.get("refresh_token", ""))
+    if grant_type == "authorization_code":
+        return _exchange_code(config, form.get("code", ""), form.get("code_verifier", ""))
+    return _oauth_error(-14003, "Invalid parameter", "grant_type is wrong")
+
+
+def _token_answer(access: str, refresh: str) -> ResponseReturnValue:
     return jsonify(
         {"access_token": access, "refresh_token": refresh, "expires_in": str(ACCESS_TTL)}
     )
 
 
+def _refresh(config: Config, presented: str) -> ResponseReturnValue:
+    with _connect(config.data_dir) as conn, _write(conn):
+        row = conn.execute(
+            "SELECT oa_id FROM tokens WHERE token = ? AND kind = 'refresh' AND used = 0"
+            " AND expires_at > ?",
+            (presented, time.time()),
+        ).fetchone()
+        if row is None:
+            return _oauth_error(-14020, "Invalid refresh_token",
+                                "refresh_token is invalid, expired or already used")
+        # Single use: the presented refresh token dies with this answer (zalo.md §3).
+        conn.execute("UPDATE tokens SET used = 1 WHERE token = ?", (presented,))
+        access, refresh = _mint(conn, row["oa_id"], ACCESS_TTL)
+    return _token_answer(access, refresh)
+
+
+def _exchange_code(config: Config, code: str, verifier: str) -> ResponseReturnValue:
+    """A consent's code for a first pair: unused, within 10 minutes, and with the verifier
+    of the challenge it was issued for. A refused verifier leaves the code unused."""
+    with _connect(config.data_dir) as conn, _write(conn):
+        row = conn.execute(
+            "SELECT oa_id, challenge FROM codes WHERE code = ? AND used = 0 AND expires_at > ?",
+            (code, time.time()),
+        ).fetchone()
+        if row is None:
+            return _oauth_error(-14019, "Invalid code", "code is invalid, expired or already used")
+        if row["challenge"] is not None and not (
+            verifier and constant_time_equal(pkce_challenge(verifier), row["challenge"])
+        ):
+            return _oauth_error(-14022, "Invalid code_verifier",
+                                "code_verifier does not match the code_challenge")
+        conn.execute("UPDATE codes SET used = 1 WHERE code = ?", (code,))
+        access, refresh = _mint(conn, row["oa_id"], ACCESS_TTL)
+    return _token_answer(access, refresh)
+
+
+CONSENT_PAGE = """<!doctype html>
+<html lang="vi">
+<head><meta charset="utf-8"><title>Zalo (mô phỏng) · Cấp quyền cho ứng dụng</title></head>
+<body>
+<h1>Zalo (mô phỏng): cấp quyền cho ứng dụng</h1>
+<p>Ứng dụng <strong>{app_id}</strong> xin quyền quản lý Official Account của bạn: nhận sự kiện
+tin nhắn, gửi tin tư vấn. Sau khi đồng ý, Zalo chuyển bạn về <code>{redirect_uri}</code>.</p>
+<form method="post" action="">
+<input type="hidden" name="app_id" value="{app_id}">
+<input type="hidden" name="redirect_uri" value="{redirect_uri}">
+<input type="hidden" name="code_challenge" value="{code_challenge}">
+<input type="hidden" name="state" value="{state}">
+<label>Official Account (OA id) <input name="oa_id" value="{oa_id}" inputmode="numeric"></label>
+<button type="submit" id="approve">Cho phép</button>
+</form>
+</body>
+</html>
+"""
+
+
+@dataclass(frozen=True)
+class _Consent:
+    redirect_uri: str
+    challenge: str
+    state: str
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, name: str, description: str) -> None:
+        super().__init__(description)
+        self.answer = (code, name, description)
+
+
+def _consent_request(values: Mapping[str, str]) -> _Consent:
+    """What a consent request asks; :class:`_Refused` with Zalo's refusal when it is wrong."""
+    redirect_uri = values.get("redirect_uri", "")
+    if values.get("app_id") != (_config().zalo_app_id or DEMO_ZALO_APP_ID):
+        raise _Refused(-14001, "Invalid app id", "app_id is wrong")
+    if not redirect_uri.startswith(("http://", "https://")) or len(redirect_uri) > 500:
+        raise _Refused(-14003, "Invalid parameter", "redirect_uri is required")
+    return _Consent(redirect_uri, values.get("code_challenge", ""), values.get("state", ""))
+
+
 @blueprint.get("/v4/oa/permission")
 def permission() -> ResponseReturnValue:
-    """The consent page, reduced to "the admin said yes": redirect with a code and the OA id."""
-    oa_id = request.args.get("oa_id", "")
-    redirect_uri = request.args.get("redirect_uri", "")
-    if request.args.get("app_id") != (_config().zalo_app_id or DEMO_ZALO_APP_ID):
-        return _oauth_error(-14001, "Invalid app id", "app_id is wrong")
-    if not oa_id or not redirect_uri.startswith(("http://", "https://")):
-        return _oauth_error(-14003, "Invalid parameter", "oa_id and redirect_uri are required")
-    code = issue_code(_data_dir(), oa_id)
-    separator = "&" if "?" in redirect_uri else "?"
-    return redirect(f"{redirect_uri}{separator}{urlencode({'code': code, 'oa_id': oa_id})}")
+    """Zalo's consent page: the OA admin sees which app asks, picks the OA and approves.
+
+    Real Zalo lets the admin choose among the OAs they manage; here the OA id is typed in (or
+    given as ``?oa_id=``, which Zalo's own link does not carry).
+    """
+    try:
+        asked = _consent_request(request.args)
+    except _Refused as refused:
+        return _oauth_error(*refused.answer)
+    page = CONSENT_PAGE.format(
+        app_id=escape(request.args.get("app_id", "")),
+        redirect_uri=escape(asked.redirect_uri),
+        code_challenge=escape(asked.challenge),
+        state=escape(asked.state),
+        oa_id=escape(request.args.get("oa_id", "")),
+    )
+    return Response(page, mimetype="text/html")
+
+
+@blueprint.post("/v4/oa/permission")
+def approve() -> ResponseReturnValue:
+    """The admin approved: back to the app's redirect URI with ``code``, ``oa_id``, ``state``."""
+    try:
+        asked = _consent_request(request.form)
+    except _Refused as refused:
+        return _oauth_error(*refused.answer)
+    oa_id = request.form.get("oa_id", "").strip()
+    if not oa_id.isdigit() or len(oa_id) > 32:
+        return _oauth_error(-14003, "Invalid parameter", "oa_id is not an OA id")
+    code = issue_code(_data_dir(), oa_id, challenge=asked.challenge or None)
+    query = {"code": code, "oa_id": oa_id}
+    if asked.state:
+        query["state"] = asked.state
+    separator = "&" if "?" in asked.redirect_uri else "?"
+    return redirect(f"{asked.redirect_uri}{separator}{urlencode(query)}")
 
 
 @blueprint.get("/messages")
