@@ -104,6 +104,7 @@ EXPECTED: dict[str, Row] = {
     "POST /admin/officers/<public_id>/unlock": staff("302", "admin"),
     "POST /admin/units/<public_id>/oa": staff("302", "admin"),
     "POST /admin/units/<public_id>/rotate-key": staff("302", "admin"),
+    "GET /admin/zalo-events": staff("200", "admin"),  # metadata of quarantined events
 }
 # Any other method on a route (GET on a form's action, POST on a page): 405 for every account;
 # nobody logged in is sent to the login page first, as for any path that is not public.

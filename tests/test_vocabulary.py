@@ -26,6 +26,7 @@ from tipline.models import (
     NotificationKind,
     Outcome,
     Priority,
+    QuarantineReason,
     Refusal,
     Role,
     Tip,
@@ -39,6 +40,7 @@ from tipline.web.labels import (
     DELIVERY_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
+    QUARANTINE_REASON_LABELS,
     REFUSAL_LABELS,
     ROLE_LABELS,
     STATUS_LABELS,
@@ -57,6 +59,7 @@ SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [
     (AttachmentState, ATTACHMENT_STATE_LABELS),
     (Refusal, REFUSAL_LABELS),
     (Outcome, OUTCOME_LABELS),
+    (QuarantineReason, QUARANTINE_REASON_LABELS),
 ]
 
 

@@ -190,6 +190,7 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "POST /admin/units/<public_id>/rotate-key": lambda t: Call(
         "POST", f"/admin/units/{t.world.units[UNIT_A]}/rotate-key", form={}
     ),
+    "GET /admin/zalo-events": lambda t: Call("GET", "/admin/zalo-events"),
 }
 
 # Run last: they end the session, or change the unit key the other requests go through.

@@ -74,7 +74,7 @@ from tipline.transit import Sealing, TransitKeyLost, mark_lost
 from tipline.zalo.events import (
     InboundMessage,
     read_envelope,
-    read_message,
+    read_event,
 )
 
 TIPS = cast(Table, Tip.__table__)
@@ -251,7 +251,7 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
             if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
                 accepted = _accept_web(conn, sealing, data)
             else:
-                msg = read_message(read_envelope(data))
+                msg = read_event(read_envelope(data))
                 if msg is None:  # cannot happen: only message events are stored
                     raise ValueError("a stored inbound event carries no message")
                 accepted = _accept(conn, sealing, msg)

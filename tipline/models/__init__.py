@@ -19,6 +19,7 @@ from tipline.models.enums import (
     NotificationKind,
     Outcome,
     Priority,
+    QuarantineReason,
     Refusal,
     Role,
     RouteReason,
@@ -33,6 +34,7 @@ from tipline.models.notification import Notification
 from tipline.models.officer import Officer
 from tipline.models.official_account import OfficialAccount
 from tipline.models.outbox import OutboxEntry
+from tipline.models.quarantined_event import QuarantinedEvent
 from tipline.models.reply_address import ReplyAddress
 from tipline.models.tip import Tip
 from tipline.models.transit_epoch import TransitEpoch
@@ -65,6 +67,8 @@ __all__ = [
     "OutboxEntry",
     "Outcome",
     "Priority",
+    "QuarantineReason",
+    "QuarantinedEvent",
     "Refusal",
     "ReplyAddress",
     "Role",

@@ -116,6 +116,24 @@ class Delivery(StrEnum):
     PORTAL = "portal"  # a web-form tip: shown to the informant at /tra-cuu, never sent
 
 
+class QuarantineReason(StrEnum):
+    """Why a validly signed Zalo event was kept in quarantine instead of read
+    (``quarantined_events.reason``). Zalo retries anything but a 200 and then cancels the
+    app's webhook subscription for every OA, so what Tipline cannot read is kept, never refused.
+    """
+
+    UNREADABLE = "unreadable"  # not JSON
+    NOT_UNICODE = "not_unicode"  # JSON escapes that no text holds (a lone surrogate)
+    NO_EVENT_NAME = "no_event_name"
+    OTHER_APP = "other_app"  # signed for our app, but the body names another app id
+    NO_MESSAGE = "no_message"  # a message event without a message object
+    NO_OA = "no_oa"  # no OA id this install could serve
+    NO_SENDER = "no_sender"  # no user id, or an anonymous chat without its ids
+    BAD_MSG_ID = "bad_msg_id"  # a msg_id that is there but is no id
+    TOO_LONG = "too_long"  # text over what intake reads (events.MAX_TEXT)
+    TOO_MANY_ATTACHMENTS = "too_many_attachments"
+
+
 class AttachmentState(StrEnum):
     PENDING = "pending"  # the media worker has not fetched and cleaned it yet
     STORED = "stored"

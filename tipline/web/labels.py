@@ -19,6 +19,7 @@ from tipline.models import (
     Delivery,
     Outcome,
     Priority,
+    QuarantineReason,
     Refusal,
     Role,
     Tip,
@@ -132,6 +133,19 @@ REFUSAL_LABELS = {
     Refusal.IMAGE_TOO_LARGE: _l("Refused: the image is too large (possibly a decompression bomb)."),
     Refusal.DAMAGED: _l("Refused: the file is damaged and cannot be cleaned."),
     Refusal.ENCRYPTED: _l("Refused: the document is encrypted and cannot be cleaned."),
+}
+# Why a signed Zalo event was kept in quarantine (admins see this, never the event).
+QUARANTINE_REASON_LABELS = {
+    QuarantineReason.UNREADABLE: _l("Not readable (not JSON)"),
+    QuarantineReason.NOT_UNICODE: _l("Holds characters that are not text"),
+    QuarantineReason.NO_EVENT_NAME: _l("No event name"),
+    QuarantineReason.OTHER_APP: _l("Names another Zalo app"),
+    QuarantineReason.NO_MESSAGE: _l("A message event without a message"),
+    QuarantineReason.NO_OA: _l("No OA served here"),
+    QuarantineReason.NO_SENDER: _l("No sender"),
+    QuarantineReason.BAD_MSG_ID: _l("Invalid message id"),
+    QuarantineReason.TOO_LONG: _l("Text too long"),
+    QuarantineReason.TOO_MANY_ATTACHMENTS: _l("Too many attachments"),
 }
 ATTACHMENT_STATE_LABELS = {
     AttachmentState.PENDING: _l("being downloaded and cleaned"),

@@ -1,17 +1,30 @@
-"""Reading a Zalo OA event into what intake needs, defensively (research/zalo.md §1.3–1.5)."""
+"""Reading a Zalo OA event into what intake needs, defensively (research/zalo.md §1, §8).
+
+Nothing Zalo signed may be refused (Zalo answers a refusal by retrying, then by unsubscribing
+the app from every OA): what cannot be read raises :class:`MalformedEvent` with a
+:class:`~tipline.models.QuarantineReason`, and the webhook keeps the body in quarantine.
+Where sources disagree on a shape (coordinates as strings or numbers, where an anonymous
+chat's conversation id sits, a text without ``msg_id``), every variant is read.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tipline.models.enums import MessageKind
+from keys import fingerprint
+from tipline.models.enums import MessageKind, QuarantineReason
 
 
 class MalformedEvent(ValueError):
-    """The body is not a Zalo event we can read."""
+    """The body is not a Zalo event we can read; ``reason`` says why, in a fixed word."""
+
+    def __init__(self, reason: QuarantineReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 MESSAGE_EVENTS = {
@@ -96,21 +109,53 @@ def _id(value: Any) -> str | None:
     return None
 
 
-def read_envelope(body: Any) -> Envelope:
+# The timestamp field of a body that is not JSON: the signature covers it as written.
+_RAW_TIMESTAMP = re.compile(rb'"timestamp"\s*:\s*(?:"(\d{1,20})"|(\d{1,20})(?=[\s,}]))')
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON of ``raw``; :data:`UNREADABLE` when it is not JSON (or nests without end)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return UNREADABLE
+
+
+UNREADABLE: Any = object()
+
+
+def signed_timestamp(raw: bytes, body: Any) -> str | None:
+    """The timestamp Zalo's signature covers: the body's ``timestamp`` (a string or an
+    integer, as written), or for a body that is not JSON the one the bytes spell. None: the
+    signature cannot be checked, so the body cannot be Zalo's."""
+    if body is UNREADABLE:
+        found = _RAW_TIMESTAMP.search(raw)
+        return (found.group(1) or found.group(2)).decode() if found else None
     if not isinstance(body, dict):
-        raise MalformedEvent("the body is not a JSON object")
+        return None
+    timestamp = body.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, str | int):
+        return None
+    return str(timestamp)
+
+
+def read_envelope(body: Any) -> Envelope:
+    if body is UNREADABLE or not isinstance(body, dict):
+        raise MalformedEvent(QuarantineReason.UNREADABLE, "the body is not a JSON object")
     event_name = body.get("event_name")
     timestamp = body.get("timestamp")
     if not isinstance(event_name, str) or not event_name:
-        raise MalformedEvent("event_name is missing")
+        raise MalformedEvent(QuarantineReason.NO_EVENT_NAME, "event_name is missing")
     if isinstance(timestamp, bool) or not isinstance(timestamp, str | int):
-        raise MalformedEvent("timestamp is missing")
+        raise MalformedEvent(QuarantineReason.UNREADABLE, "timestamp is missing")
     try:
         # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 text holds: accepted,
         # it would fail every later encode (alias, sealing) and block the expansion queue.
         json.dumps(body, ensure_ascii=False).encode()
     except UnicodeEncodeError as exc:
-        raise MalformedEvent("the body holds text that is not Unicode") from exc
+        raise MalformedEvent(
+            QuarantineReason.NOT_UNICODE, "the body holds text that is not Unicode"
+        ) from exc
     app_id = _id(body.get("app_id")) or ""
     return Envelope(app_id=app_id, event_name=event_name, timestamp=str(timestamp), body=body)
 
@@ -119,18 +164,129 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _number(value: Any) -> float | None:
+    """A coordinate written as a number or a string ("10.7642473", "10,7642473")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip().replace(",", ".")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _coordinates(payload: dict[str, Any]) -> tuple[float, float] | None:
     coords = payload.get("coordinates")
     if not isinstance(coords, dict):
         return None
-    try:
-        lat = float(coords["latitude"])
-        lon = float(coords["longitude"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    lat = _number(coords.get("latitude"))
+    lon = _number(coords.get("longitude"))
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return None
     return lat, lon
+
+
+def oa_candidates(body: Any) -> list[str]:
+    """Ids in ``body`` that may name the receiving OA, most likely first: a quarantined body's
+    OA is named only if it is one of these *and* an OA this install serves."""
+    if not isinstance(body, dict):
+        return []
+    found = [
+        _id(body.get("oa_id")),
+        _id(_object(body.get("recipient")).get("id")),
+        _id(_object(body.get("sender")).get("id")),
+    ]
+    return [v for v in found if v is not None and v.isdigit() and len(v) <= MAX_OA_ID]
+
+
+def _oa_id(*values: Any) -> str:
+    for value in values:
+        oa_id = _id(value)
+        if oa_id is not None:
+            if not oa_id.isdigit() or len(oa_id) > MAX_OA_ID:
+                # Stored as is (tips.oa_id): a longer one was accepted here, then failed
+                # expansion on PostgreSQL's varchar(32) and held up every event queued after it.
+                raise MalformedEvent(QuarantineReason.NO_OA, "the OA id is not an OA id")
+            return oa_id
+    raise MalformedEvent(QuarantineReason.NO_OA, "no OA id")
+
+
+def _msg_id(message: dict[str, Any], body: dict[str, Any]) -> str:
+    """Zalo's ``msg_id``, the de-duplication key. A message without one is named by its whole
+    body (Zalo retries the same bytes, so a retry is still recognised); one that has a
+    ``msg_id`` that is not an id is not read."""
+    value = message.get("msg_id")
+    if value is None or value == "":
+        canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return "body:" + fingerprint(canonical.encode())
+    msg_id = _id(value)
+    if msg_id is None:
+        raise MalformedEvent(QuarantineReason.BAD_MSG_ID, "msg_id is not an id")
+    return msg_id
+
+
+def _anonymous_sender(body: dict[str, Any], message: dict[str, Any]) -> Sender:
+    """The web-chat visitor: the conversation id in ``message`` per the sources, but read
+    wherever a sample put it (body, sender, recipient; zalo.md §8.3)."""
+    sender = _object(body.get("sender"))
+    recipient = _object(body.get("recipient"))
+    conversation = next(
+        (
+            c
+            for c in (
+                _id(message.get("conversation_id")),
+                _id(body.get("conversation_id")),
+                _id(sender.get("conversation_id")),
+                _id(recipient.get("conversation_id")),
+            )
+            if c is not None
+        ),
+        None,
+    )
+    anonymous = (
+        _id(sender.get("anonymous_id"))
+        or _id(sender.get("id"))
+        or _id(body.get("anonymous_id"))
+        or _id(message.get("anonymous_id"))
+    )
+    if conversation is None or anonymous is None:
+        raise MalformedEvent(
+            QuarantineReason.NO_SENDER, "conversation_id or anonymous_id is missing"
+        )
+    return Sender(conversation_id=conversation, anonymous_id=anonymous)
+
+
+def _message(body: dict[str, Any]) -> dict[str, Any]:
+    message = body.get("message")
+    if not isinstance(message, dict):
+        raise MalformedEvent(QuarantineReason.NO_MESSAGE, "message is missing")
+    return message
+
+
+def _text(message: dict[str, Any]) -> str:
+    text = message.get("text")
+    text = text if isinstance(text, str) else ""
+    if len(text) > MAX_TEXT:
+        raise MalformedEvent(QuarantineReason.TOO_LONG, "text too long")
+    return text
+
+
+def _attachments(message: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    raw = message.get("attachments")
+    if not isinstance(raw, list):
+        return []
+    if len(raw) > MAX_ATTACHMENTS:
+        raise MalformedEvent(QuarantineReason.TOO_MANY_ATTACHMENTS, "too many attachments")
+    found: list[tuple[str | None, dict[str, Any]]] = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("payload"), dict):
+            continue
+        a_type = item.get("type")
+        ok = isinstance(a_type, str) and ATTACHMENT_TYPE.match(a_type)
+        found.append((a_type if ok else None, item["payload"]))
+    return found
 
 
 def read_message(envelope: Envelope) -> InboundMessage | None:
@@ -139,56 +295,29 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
     if kind is None:
         return None
     body = envelope.body
-    sender = _object(body.get("sender"))
+    message = _message(body)
     recipient = _object(body.get("recipient"))
-    message = body.get("message")
-    if not isinstance(message, dict):
-        raise MalformedEvent("message is missing")
-    oa_id = _id(recipient.get("id")) or _id(body.get("oa_id"))
-    msg_id = _id(message.get("msg_id"))
-    if oa_id is None or msg_id is None:
-        raise MalformedEvent("recipient.id or message.msg_id is missing")
-    if not oa_id.isdigit() or len(oa_id) > MAX_OA_ID:
-        # Stored as is (tips.oa_id): a longer one was accepted here, then failed expansion
-        # on PostgreSQL's varchar(32) and held up every event queued after it.
-        raise MalformedEvent("recipient.id is not an OA id")
+    oa_id = _oa_id(recipient.get("id"), body.get("oa_id"))
     if envelope.event_name.startswith("anonymous_"):
-        conversation = _id(message.get("conversation_id")) or _id(body.get("conversation_id"))
-        anonymous = _id(sender.get("anonymous_id")) or _id(sender.get("id"))
-        if conversation is None or anonymous is None:
-            raise MalformedEvent("conversation_id or anonymous_id is missing")
-        who = Sender(conversation_id=conversation, anonymous_id=anonymous)
+        who = _anonymous_sender(body, message)
     else:
-        user_id = _id(sender.get("id"))
+        user_id = _id(_object(body.get("sender")).get("id"))
         if user_id is None:
-            raise MalformedEvent("sender.id is missing")
+            raise MalformedEvent(QuarantineReason.NO_SENDER, "sender.id is missing")
         who = Sender(user_id=user_id)
-    text = message.get("text")
-    text = text if isinstance(text, str) else ""
-    if len(text) > MAX_TEXT:
-        raise MalformedEvent("text too long")
-    raw_attachments = message.get("attachments")
+    msg_id = _msg_id(message, body)
+    text = _text(message)
     attachments: list[dict[str, Any]] = []
     location = None
-    if isinstance(raw_attachments, list):
-        if len(raw_attachments) > MAX_ATTACHMENTS:
-            raise MalformedEvent("too many attachments")
-        for item in raw_attachments:
-            if not isinstance(item, dict) or not isinstance(item.get("payload"), dict):
-                continue
-            payload = item["payload"]
-            a_type = item.get("type")
-            if not isinstance(a_type, str) or not ATTACHMENT_TYPE.match(a_type):
-                a_type = kind  # stored (attachments.kind, 16 characters) and shown to officers
-            if a_type == MessageKind.LOCATION:
-                location = _coordinates(payload) or location
-                continue
-            attachments.append({"type": a_type, "payload": payload})
+    for a_type, payload in _attachments(message):
+        a_type = a_type or kind  # stored (attachments.kind, 16 characters), shown to officers
+        if a_type == MessageKind.LOCATION:
+            location = _coordinates(payload) or location
+            continue
+        attachments.append({"type": a_type, "payload": payload})
     legacy_location = message.get("location")  # one source nests it here (zalo.md §1.3)
     if location is None and isinstance(legacy_location, dict):
         location = _coordinates({"coordinates": legacy_location})
-    if kind is MessageKind.LOCATION and location is None:
-        raise MalformedEvent("location event without coordinates")
     return InboundMessage(
         event_name=envelope.event_name,
         kind=kind,
@@ -200,3 +329,8 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
         location=location,
         quote_msg_id=_id(message.get("quote_msg_id")),
     )
+
+
+def read_event(envelope: Envelope) -> InboundMessage | None:
+    """What the worker must expand from ``envelope``; None for an event Tipline ignores."""
+    return read_message(envelope)
