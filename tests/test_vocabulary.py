@@ -22,6 +22,7 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    MessageKind,
     Notification,
     NotificationKind,
     Outcome,
@@ -38,6 +39,7 @@ from tipline.web.labels import (
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     DELIVERY_LABELS,
+    MESSAGE_KIND_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
     QUARANTINE_REASON_LABELS,
@@ -60,6 +62,7 @@ SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [
     (Refusal, REFUSAL_LABELS),
     (Outcome, OUTCOME_LABELS),
     (QuarantineReason, QUARANTINE_REASON_LABELS),
+    (MessageKind, MESSAGE_KIND_LABELS),
 ]
 
 

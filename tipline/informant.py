@@ -112,8 +112,9 @@ def fold(text: str) -> str:
 
 
 def parse(msg: InboundMessage) -> Parsed | None:
-    """The command ``msg`` is, if its whole text is one (attachments or a location: never)."""
-    if msg.attachments or msg.location is not None or not msg.text:
+    """The command ``msg`` is, if its whole text is one (with anything else, a link, a card, a
+    sticker, a location or a file: never)."""
+    if msg.has_content_besides_text or not msg.text:
         return None
     folded = fold(msg.text)
     if folded in _WORDS:

@@ -48,6 +48,7 @@ from tipline.web.labels import (
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     DELIVERY_LABELS,
+    MESSAGE_KIND_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
     REFUSAL_LABELS,
@@ -119,15 +120,26 @@ def show(public_id: str) -> ResponseReturnValue:
             client_address=_client(),
         )
         authors = dict(db.execute(select(Officer.id, Officer.display_name)).all())
-        messages = [
-            {
-                "message": m,
-                "body": _open_body(tip_key, m),
-                "author": authors.get(m.author_id or 0),
-                "delivery": label(DELIVERY_LABELS, m.delivery),
-            }
-            for m in tip.messages
-        ]
+        sent_at = {m.public_id: m.created_at for m in tip.messages}
+        messages = []
+        for m in tip.messages:
+            body = _open_body(tip_key, m)
+            reply_to = body.get("reply_to")
+            messages.append(
+                {
+                    "message": m,
+                    "body": body,
+                    "author": authors.get(m.author_id or 0),
+                    "delivery": label(DELIVERY_LABELS, m.delivery),
+                    "kind": label(MESSAGE_KIND_LABELS, m.kind),
+                    "attachments": [
+                        label(MESSAGE_KIND_LABELS, str(a)) for a in body.get("attachments") or []
+                    ],
+                    # The quoted message, when it is in this tip: linked, with its time.
+                    "reply_to": reply_to if reply_to in sent_at else None,
+                    "reply_to_at": sent_at.get(str(reply_to)) if reply_to else None,
+                }
+            )
         attachments = [
             {
                 "attachment": a,

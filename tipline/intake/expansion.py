@@ -96,13 +96,37 @@ def informant_alias(config: Config, oa_id: str, identity: str) -> str:
     return keyed_digest(config.secrets.alias_key, "informant", f"{oa_id}\x00{identity}")
 
 
-def _message_body(msg: InboundMessage) -> bytes:
+def _message_body(msg: InboundMessage, reply_to: str | None = None) -> bytes:
+    """What officers read of ``msg`` (sealed to the tip): its text and everything else it
+    carried, links and cards as text. ``reply_to``: the public id of the message of the same
+    tip that ``msg`` quotes (``quoted`` alone: it quotes one that is not in the tip)."""
     body: dict[str, object] = {"text": msg.text, "event": msg.event_name}
     if msg.location is not None:
         body["location"] = {"lat": msg.location[0], "lon": msg.location[1]}
+    if msg.location_missing:
+        body["location_missing"] = True
     if msg.attachments:
         body["attachments"] = [a["type"] for a in msg.attachments]
+    if msg.links:
+        body["links"] = msg.links
+    if msg.card is not None:
+        body["card"] = msg.card
+    if msg.sticker is not None:
+        body["sticker"] = msg.sticker
+    if msg.quote_msg_id is not None:
+        body["quoted"] = True
+        if reply_to is not None:
+            body["reply_to"] = reply_to
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class _TipRow:
+    """The tip a message joins."""
+
+    id: int
+    public_id: str
+    public_key: bytes
 
 
 @dataclass
@@ -180,6 +204,34 @@ def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
         .values(last_inbound_at=p.now, sealed_address=p.sealed_address, destroyed_at=None)
     )
     return int(existing)
+
+
+def _quoted(conn: Connection, config: Config, msg: InboundMessage, alias: str) -> Any:
+    """The message of this informant's tips that ``msg`` quotes (``quote_msg_id``): one of
+    theirs (by its dedup key) or one the OA sent them (by Zalo's id of it); None if neither.
+    """
+    if msg.quote_msg_id is None:
+        return None
+    return conn.execute(
+        select(
+            MESSAGES.c.public_id,
+            TIPS.c.id,
+            TIPS.c.public_id.label("tip_public_id"),
+            TIPS.c.public_key,
+            TIPS.c.last_inbound_at,
+            TIPS.c.last_outbound_at,
+            TIPS.c.status,
+            TIPS.c.informant_stopped_at,
+        )
+        .join(TIPS, TIPS.c.id == MESSAGES.c.tip_id)
+        .where(
+            TIPS.c.informant_alias == alias,
+            (MESSAGES.c.dedup_key == dedup_key(config, msg.oa_id, msg.quote_msg_id))
+            | (MESSAGES.c.zalo_message_id == msg.quote_msg_id),
+        )
+        .order_by(MESSAGES.c.id.desc())
+        .limit(1)
+    ).first()
 
 
 def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
@@ -291,16 +343,38 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
     if command is not None:
         return Accepted(command, new_tip=False)
     address_id = _upsert_reply_address(conn, p, msg.oa_id)
-    joined = _tip_to_join(conn, s.config, p)
+    quoted = _quoted(conn, s.config, msg, p.alias)
+    joined: _TipRow | None
+    if (
+        quoted is not None
+        and quoted.status not in CLOSED_STATUSES
+        and quoted.informant_stopped_at is None
+    ):
+        # A reply to a message of an open tip continues that tip, however long ago.
+        joined = _TipRow(quoted.id, quoted.tip_public_id, quoted.public_key)
+    else:
+        row = _tip_to_join(conn, s.config, p)
+        joined = None if row is None else _TipRow(row.id, row.public_id, row.public_key)
+    reply_to = (
+        quoted.public_id
+        if quoted is not None and joined is not None and quoted.id == joined.id
+        else None
+    )
+    body = p.body if msg.quote_msg_id is None else _message_body(msg, reply_to)
     if joined is None:
         tip_id = _insert_tip(
             conn, s, p, msg.oa_id, address_id, fallback_key_for_oa(conn, msg.oa_id)
         )
-        tip_public_id, sealed_body = p.tip_public_id, p.sealed_body_new_tip
+        tip_public_id = p.tip_public_id
+        sealed_body = (
+            p.sealed_body_new_tip
+            if body is p.body
+            else _seal_body(p.tip_key.public_key, p.message_public_id, body)
+        )
     else:
         tip_id, tip_public_id = joined.id, joined.public_id
         sealed_body = _seal_body(
-            PublicKey.from_bytes(joined.public_key), p.message_public_id, p.body
+            PublicKey.from_bytes(joined.public_key), p.message_public_id, body
         )
         conn.execute(
             update(TIPS)

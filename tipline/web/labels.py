@@ -17,6 +17,7 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    MessageKind,
     Outcome,
     Priority,
     QuarantineReason,
@@ -63,6 +64,21 @@ ROLE_LABELS = {
     Role.COMMANDER: _l("commander"),
     Role.AUDITOR: _l("auditor"),
     Role.ADMIN: _l("admin"),
+}
+# What a message is: a Zalo event's type, or an officer's note.
+MESSAGE_KIND_LABELS = {
+    MessageKind.TEXT: _l("Text"),
+    MessageKind.IMAGE: _l("Photo"),
+    MessageKind.FILE: _l("File"),
+    MessageKind.AUDIO: _l("Voice message"),
+    MessageKind.VIDEO: _l("Video"),
+    MessageKind.LOCATION: _l("Location"),
+    MessageKind.LINK: _l("Link"),
+    MessageKind.STICKER: _l("Sticker"),
+    MessageKind.GIF: _l("Animated image (GIF)"),
+    MessageKind.BUSINESS_CARD: _l("Contact card"),
+    MessageKind.NOTE: _l("Note"),
+    MessageKind.STOP_CONFIRMATION: _l("Answer to STOP"),
 }
 # Where a reply to the informant stands.
 DELIVERY_LABELS = {

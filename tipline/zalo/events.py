@@ -84,9 +84,29 @@ class InboundMessage:
     sender: Sender
     msg_id: str
     text: str
+    # Media the worker downloads and cleans (image, file, audio, video, gif): {type, payload}.
     attachments: list[dict[str, Any]] = field(default_factory=list)
     location: tuple[float, float] | None = None
     quote_msg_id: str | None = None
+    # A location event whose coordinates are missing or unusable: kept, and said so.
+    location_missing: bool = False
+    # Shown to officers as text, never fetched by anyone: {url, description}.
+    links: list[dict[str, str]] = field(default_factory=list)
+    # A contact card (user_send_business_card): {name, phone}.
+    card: dict[str, str] | None = None
+    # A sticker's id ("" when Zalo gave none): Zalo's own picture, not evidence; not fetched.
+    sticker: str | None = None
+
+    @property
+    def has_content_besides_text(self) -> bool:
+        return bool(
+            self.attachments
+            or self.location is not None
+            or self.location_missing
+            or self.links
+            or self.card is not None
+            or self.sticker is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -308,16 +328,33 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
     msg_id = _msg_id(message, body)
     text = _text(message)
     attachments: list[dict[str, Any]] = []
+    links: list[dict[str, str]] = []
+    card: dict[str, str] | None = None
+    sticker: str | None = None
     location = None
     for a_type, payload in _attachments(message):
         a_type = a_type or kind  # stored (attachments.kind, 16 characters), shown to officers
         if a_type == MessageKind.LOCATION:
             location = _coordinates(payload) or location
-            continue
-        attachments.append({"type": a_type, "payload": payload})
+        elif kind is MessageKind.BUSINESS_CARD and card is None:
+            # Type "link", the description a JSON string {phone, qrCodeUrl}, the contact's
+            # name in the text (zalo.md §8.2). The QR code is not fetched.
+            card = {"name": text, "phone": _card_phone(payload.get("description"))}
+        elif a_type == MessageKind.LINK:
+            links.append({"url": _short(payload.get("url")),
+                          "description": _short(payload.get("description"))})
+        elif a_type == MessageKind.STICKER:
+            sticker = _id(payload.get("id")) or ""
+        else:
+            attachments.append({"type": a_type, "payload": payload})
     legacy_location = message.get("location")  # one source nests it here (zalo.md §1.3)
     if location is None and isinstance(legacy_location, dict):
         location = _coordinates({"coordinates": legacy_location})
+    if kind is MessageKind.BUSINESS_CARD:
+        card = card or {"name": text, "phone": ""}
+        text = ""  # the contact's name, shown as the card's
+    if kind is MessageKind.STICKER and sticker is None:
+        sticker = ""
     return InboundMessage(
         event_name=envelope.event_name,
         kind=kind,
@@ -328,7 +365,35 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
         attachments=attachments,
         location=location,
         quote_msg_id=_id(message.get("quote_msg_id")),
+        location_missing=kind is MessageKind.LOCATION and location is None,
+        links=links,
+        card=card,
+        sticker=sticker,
     )
+
+
+MAX_SHOWN = 2000  # characters of a link's URL or description, a card's phone
+
+
+def _short(value: Any) -> str:
+    return value[:MAX_SHOWN] if isinstance(value, str) else ""
+
+
+def _card_phone(description: Any) -> str:
+    """The phone number of a contact card's description, ``{"phone", "qrCodeUrl"}`` as a JSON
+    string; the description itself when it is not that (shown as text, never fetched)."""
+    if not isinstance(description, str):
+        return ""
+    try:
+        data = json.loads(description)
+    except (ValueError, RecursionError):
+        return _short(description)
+    if not isinstance(data, dict):
+        return _short(description)
+    phone = data.get("phone")
+    if isinstance(phone, str):
+        return _short(phone)
+    return str(phone) if isinstance(phone, int) and not isinstance(phone, bool) else ""
 
 
 def read_event(envelope: Envelope) -> InboundMessage | None:
