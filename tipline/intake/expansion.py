@@ -39,6 +39,7 @@ from tipline.models import (
     Attachment,
     AttachmentState,
     Channel,
+    Delivery,
     Direction,
     Holder,
     KeyGrant,
@@ -72,7 +73,9 @@ from tipline.time_rules import (
 )
 from tipline.transit import Sealing, TransitKeyLost, mark_lost
 from tipline.zalo.events import (
+    ConsoleReply,
     InboundMessage,
+    Withdrawal,
     read_envelope,
     read_event,
 )
@@ -266,6 +269,9 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     return None
 
 
+# Who wrote an outbound message that no officer wrote (``by`` in its sealed body).
+OA_CONSOLE = "oa_console"
+
 EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
 
 
@@ -303,10 +309,15 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
             if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
                 accepted = _accept_web(conn, sealing, data)
             else:
-                msg = read_event(read_envelope(data))
-                if msg is None:  # cannot happen: only message events are stored
-                    raise ValueError("a stored inbound event carries no message")
-                accepted = _accept(conn, sealing, msg)
+                event = read_event(read_envelope(data))
+                if isinstance(event, InboundMessage):
+                    accepted = _accept(conn, sealing, event)
+                elif isinstance(event, ConsoleReply):
+                    accepted = _accept_console_reply(conn, sealing, event)
+                elif isinstance(event, Withdrawal):
+                    accepted = _accept_withdrawal(conn, sealing, event)
+                else:  # cannot happen: only these are stored
+                    raise ValueError("a stored inbound event carries nothing to expand")
             conn.execute(
                 update(EVENTS)
                 .where(EVENTS.c.id == row.id)
@@ -414,6 +425,73 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
             detail={"oa": msg.oa_id},
         )
     return Accepted(tip_public_id, new_tip=joined is None)
+
+
+def _accept_console_reply(conn: Connection, s: Sealing, reply: ConsoleReply) -> Accepted:
+    """An OA admin's reply typed on Zalo: an outbound message of the informant's latest tip,
+    delivered already (Zalo did), attributed to the OA's console and audited. Nothing is
+    recorded for someone without a tip: there is no case it belongs to."""
+    dedup = dedup_key(s.config, reply.oa_id, reply.msg_id)
+    seen = conn.execute(
+        select(TIPS.c.public_id)
+        .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
+        .where(MESSAGES.c.dedup_key == dedup)
+    ).scalar_one_or_none()
+    if seen is not None:
+        return Accepted(seen, new_tip=False, duplicate=True)
+    alias = informant_alias(s.config, reply.oa_id, reply.recipient.identity)
+    tip = conn.execute(
+        select(TIPS.c.id, TIPS.c.public_id, TIPS.c.public_key)
+        .where(TIPS.c.informant_alias == alias)
+        .order_by(TIPS.c.last_inbound_at.desc(), TIPS.c.id.desc())
+        .limit(1)
+    ).first()
+    if tip is None:
+        return Accepted("", new_tip=False)
+    now = utcnow()
+    public_id = new_public_id()
+    body: dict[str, object] = {"text": reply.text, "event": reply.event_name, "by": OA_CONSOLE}
+    if reply.attachments:
+        body["attachments"] = reply.attachments
+    if reply.links:
+        body["links"] = reply.links
+    if reply.sticker is not None:
+        body["sticker"] = reply.sticker
+    encoded = json.dumps(body, ensure_ascii=False).encode()
+    _insert_id(
+        conn,
+        MESSAGES,
+        dict(
+            public_id=public_id,
+            tip_id=tip.id,
+            direction=Direction.OUTBOUND,
+            kind=reply.kind,
+            sealed_body=_seal_body(PublicKey.from_bytes(tip.public_key), public_id, encoded),
+            dedup_key=dedup,
+            zalo_message_id=reply.msg_id[:64],
+            created_at=now,
+            delivery=Delivery.SENT,
+            delivered_at=now,
+            delivery_attempts=0,
+        ),
+    )
+    conn.execute(
+        update(TIPS).where(TIPS.c.id == tip.id).values(last_outbound_at=now, updated_at=now)
+    )
+    audit.record(
+        conn,
+        action=audit.actions.OA_CONSOLE_REPLY,
+        object_id=tip.public_id,
+        detail={"message": public_id},
+    )
+    return Accepted(str(tip.public_id), new_tip=False)
+
+
+def _accept_withdrawal(conn: Connection, s: Sealing, withdrawal: Withdrawal) -> Accepted:
+    """``user_withdraw``: :func:`tipline.informant.withdraw` for this informant of this OA."""
+    alias = informant_alias(s.config, withdrawal.oa_id, withdrawal.sender.identity)
+    informant.withdraw(conn, s.keystore, alias, utcnow())
+    return Accepted("", new_tip=False)
 
 
 def _insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:

@@ -99,6 +99,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.TIP_DISPATCHED: _l("Tip dispatched"),
     actions.REPLY_DELIVERED: _l("Reply delivered"),
     actions.INFORMANT_STOP: _l("Informant unsubscribed (reply address destroyed)"),
+    actions.INFORMANT_WITHDRAW: _l("Informant withdrew consent on Zalo (address erased)"),
+    actions.OA_CONSOLE_REPLY: _l("Reply typed by an OA administrator on Zalo"),
     actions.EVENTS_RECOVERED: _l("Waiting tips recovered with the unit key"),
     actions.TIP_OPEN: _l("Tip opened"),
     actions.TIP_SHREDDED: _l("Tip deleted (retention)"),

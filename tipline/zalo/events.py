@@ -396,6 +396,123 @@ def _card_phone(description: Any) -> str:
     return str(phone) if isinstance(phone, int) and not isinstance(phone, bool) else ""
 
 
-def read_event(envelope: Envelope) -> InboundMessage | None:
-    """What the worker must expand from ``envelope``; None for an event Tipline ignores."""
-    return read_message(envelope)
+@dataclass(frozen=True)
+class ConsoleReply:
+    """An OA administrator's message to a user, typed in Zalo's own console (oa.zalo.me):
+    an ``oa_send_*`` event with ``sender.admin_id`` (zalo.md §1.4). It belongs in the tip's
+    record; it is never sent (Zalo delivered it). The admin's id is not kept."""
+
+    event_name: str
+    kind: MessageKind
+    oa_id: str
+    recipient: Sender
+    msg_id: str
+    text: str
+    attachments: list[str] = field(default_factory=list)  # kinds only, never fetched
+    links: list[dict[str, str]] = field(default_factory=list)
+    sticker: str | None = None
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """``user_withdraw``: the user asks the OA's partners to delete their data (zalo.md §8.2).
+    Handled like STOP, and the link from their Zalo id to their tips is destroyed."""
+
+    event_name: str
+    oa_id: str
+    sender: Sender
+    msg_id: str  # a management event has none: "withdraw:<user>:<timestamp>" (HMAC'd only)
+    kind: str = "withdrawal"
+
+
+WITHDRAW_EVENT = "user_withdraw"
+CONSOLE_PREFIX = "oa_send_"
+
+
+def read_console_reply(envelope: Envelope) -> ConsoleReply | None:
+    """An OA admin's reply typed on Zalo; None for other events, and for the echo of a send
+    through the API (ours: no ``admin_id``)."""
+    name = envelope.event_name
+    if not name.startswith(CONSOLE_PREFIX):
+        return None
+    body = envelope.body
+    sender = _object(body.get("sender"))
+    if _id(sender.get("admin_id")) is None:
+        return None
+    message = _message(body)
+    oa_id = _oa_id(sender.get("id"), body.get("oa_id"))
+    recipient = _object(body.get("recipient"))
+    suffix = name.removeprefix(CONSOLE_PREFIX).removeprefix("anonymous_")
+    if "anonymous" in name:
+        conversation = _id(recipient.get("conversation_id")) or _id(
+            message.get("conversation_id")
+        )
+        anonymous = _id(recipient.get("anonymous_id")) or _id(recipient.get("id"))
+        if conversation is None or anonymous is None:
+            raise MalformedEvent(QuarantineReason.NO_SENDER, "no anonymous recipient")
+        to = Sender(conversation_id=conversation, anonymous_id=anonymous)
+    else:
+        user_id = _id(recipient.get("id"))
+        if user_id is None:
+            raise MalformedEvent(QuarantineReason.NO_SENDER, "recipient.id is missing")
+        to = Sender(user_id=user_id)
+    kinds: list[str] = []
+    links: list[dict[str, str]] = []
+    sticker: str | None = None
+    for a_type, payload in _attachments(message):
+        if a_type == MessageKind.LINK:
+            links.append({"url": _short(payload.get("url")),
+                          "description": _short(payload.get("description"))})
+        elif a_type == MessageKind.STICKER:
+            sticker = _id(payload.get("id")) or ""
+        elif a_type is not None:
+            kinds.append(a_type)
+    try:
+        kind = MessageKind(suffix)
+    except ValueError:
+        kind = MessageKind.TEXT  # oa_send_list and the like: shown by their text
+    if kind in (MessageKind.NOTE, MessageKind.STOP_CONFIRMATION):
+        kind = MessageKind.TEXT
+    return ConsoleReply(
+        event_name=name,
+        kind=kind,
+        oa_id=oa_id,
+        recipient=to,
+        msg_id=_msg_id(message, body),
+        text=_text(message),
+        attachments=kinds,
+        links=links,
+        sticker=sticker,
+    )
+
+
+def read_withdrawal(envelope: Envelope) -> Withdrawal | None:
+    if envelope.event_name != WITHDRAW_EVENT:
+        return None
+    body = envelope.body
+    oa_id = _oa_id(body.get("oa_id"), _object(body.get("recipient")).get("id"))
+    sender = _object(body.get("sender"))
+    candidates = (
+        _id(_object(body.get("follower")).get("id")),
+        _id(body.get("user_id")),
+        _id(_object(body.get("user")).get("id")),
+        _id(sender.get("id")),
+    )
+    user_id = next((c for c in candidates if c is not None and c != oa_id), None)
+    if user_id is None:
+        raise MalformedEvent(QuarantineReason.NO_SENDER, "no user in the withdrawal")
+    return Withdrawal(
+        event_name=envelope.event_name,
+        oa_id=oa_id,
+        sender=Sender(user_id=user_id),
+        msg_id=f"withdraw:{user_id}:{envelope.timestamp}",
+    )
+
+
+def read_event(envelope: Envelope) -> InboundMessage | ConsoleReply | Withdrawal | None:
+    """What the worker must expand from ``envelope``; None for an event Tipline ignores
+    (follow, receipts, reactions, our own sends' echoes, a form's identity answers, any name
+    nobody documents)."""
+    return (
+        read_message(envelope) or read_console_reply(envelope) or read_withdrawal(envelope)
+    )

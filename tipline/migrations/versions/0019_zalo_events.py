@@ -10,6 +10,8 @@ Create Date: 2026-12-12
 - ``messages.zalo_message_id``: Zalo's id of an outbound message (its send answer's
   ``message_id``, or an OA admin's reply typed on Zalo), so an informant's quote finds it.
 - ``messages.delivery_problem``: why Zalo did not take an outbound message, as a class.
+- ``tips.informant_withdrawn_at``: the informant withdrew their consent on Zalo
+  (``user_withdraw``): cut off like STOP, and no longer linked to their Zalo id.
 """
 
 from collections.abc import Sequence
@@ -55,9 +57,13 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_messages_zalo_message_id"), ["zalo_message_id"], unique=False
         )
+    with op.batch_alter_table("tips", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("informant_withdrawn_at", UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tips", schema=None) as batch_op:
+        batch_op.drop_column("informant_withdrawn_at")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_messages_zalo_message_id"))
         batch_op.drop_column("delivery_problem")
