@@ -30,6 +30,7 @@ from tipline.models import (
     QuarantineReason,
     Refusal,
     Role,
+    SendProblem,
     Tip,
     TipStatus,
 )
@@ -45,6 +46,7 @@ from tipline.web.labels import (
     QUARANTINE_REASON_LABELS,
     REFUSAL_LABELS,
     ROLE_LABELS,
+    SEND_PROBLEM_LABELS,
     STATUS_LABELS,
 )
 
@@ -63,6 +65,7 @@ SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [
     (Outcome, OUTCOME_LABELS),
     (QuarantineReason, QUARANTINE_REASON_LABELS),
     (MessageKind, MESSAGE_KIND_LABELS),
+    (SendProblem, SEND_PROBLEM_LABELS),
 ]
 
 

@@ -23,6 +23,7 @@ from tipline.models import (
     QuarantineReason,
     Refusal,
     Role,
+    SendProblem,
     Tip,
     TipStatus,
 )
@@ -88,6 +89,24 @@ DELIVERY_LABELS = {
     Delivery.WINDOW_CLOSED: _l("reply window closed"),
     Delivery.NO_ADDRESS: _l("informant stopped replies"),
     Delivery.PORTAL: _l("waiting on the web follow-up page"),
+}
+# Why Zalo did not take a message: what officers read on it, admins per OA.
+SEND_PROBLEM_LABELS = {
+    SendProblem.UNFUNDED: _l(
+        "Paid message: the OA has no Zalo Cloud Account with money (an administrator must fund it)"
+    ),
+    SendProblem.OA_NOT_ELIGIBLE: _l("The OA is not verified or has no service package"),
+    SendProblem.APP_NOT_PERMITTED: _l("The app is not permitted to use this API for the OA"),
+    SendProblem.API_RETIRED: _l("Zalo has shut down this sending API"),
+    SendProblem.APP_PROOF: _l("Wrong appsecret_proof (the app secret is misconfigured)"),
+    SendProblem.WINDOW_CLOSED: _l("The informant has not written for 7 days"),
+    SendProblem.UNREACHABLE: _l(
+        "The informant cannot receive it (not following the OA, inactive, or blocked it)"
+    ),
+    SendProblem.OA_ACCESS: _l("The OA's access must be granted again by an administrator"),
+    SendProblem.RATE_LIMITED: _l("Zalo's sending limit was reached"),
+    SendProblem.UNAVAILABLE: _l("Zalo could not be reached"),
+    SendProblem.REJECTED: _l("Zalo refused the message"),
 }
 # What the audit pages and a tip's timeline call each event.
 ACTION_LABELS: dict[str, Any] = {
