@@ -55,6 +55,8 @@ EXPECTED: dict[str, Row] = {
     "GET /_sim/media/<media_id>": everyone("200"),
     "GET /_sim/messages": everyone("200"),
     "DELETE /_sim/messages": everyone("200"),
+    "POST /_sim/interactions": everyone("200"),  # a user's last interaction, as Zalo knows it
+    "POST /_sim/oa/<oa_id>": everyone("200"),  # an OA unfunded or misconfigured
     "POST /_sim/v2.0/oa/message": everyone("200"),  # Zalo answers refusals with 200 + error
     "POST /_sim/v3.0/oa/message/cs": everyone("200"),
     "POST /_sim/v4/oa/access_token": everyone("200"),
@@ -179,7 +181,7 @@ def test_any_other_method_is_405_for_every_account(
         for key in other_methods(app):
             method, rule = key.split(" ", 1)
             path = rule.replace("<path:filename>", "tipline.css")
-            for name in ("public_id", "attachment_id", "media_id", "code"):
+            for name in ("public_id", "attachment_id", "media_id", "code", "oa_id"):
                 path = path.replace(f"<{name}>", "x")
             data = {"csrf_token": token} if method == "POST" else None
             got = outcome(client.open(path, method=method, data=data))
