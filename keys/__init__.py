@@ -25,7 +25,9 @@ from keys.digest import (
     chain_hash,
     constant_time_equal,
     file_checksum,
+    fingerprint,
     keyed_digest,
+    keyed_digest_of_bytes,
     webhook_mac,
 )
 from keys.envelope import EnvelopeError, envelope_key_version, open_sealed, seal
@@ -74,11 +76,13 @@ __all__ = [
     "constant_time_equal",
     "envelope_key_version",
     "file_checksum",
+    "fingerprint",
     "generate_keypair",
     "generate_signing_key",
     "grant",
     "hash_password",
     "keyed_digest",
+    "keyed_digest_of_bytes",
     "new_challenge",
     "new_passphrase",
     "new_pkce_verifier",

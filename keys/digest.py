@@ -13,6 +13,16 @@ def keyed_digest(key: bytes, purpose: str, value: str) -> str:
     return hmac.new(key, purpose.encode() + b"\x00" + value.encode(), hashlib.sha256).hexdigest()
 
 
+def keyed_digest_of_bytes(key: bytes, purpose: str, value: bytes) -> str:
+    """:func:`keyed_digest` of bytes that need not be text (a body kept only as a digest)."""
+    return hmac.new(key, purpose.encode() + b"\x00" + value, hashlib.sha256).hexdigest()
+
+
+def fingerprint(data: bytes) -> str:
+    """SHA-256 hex of ``data``: names bytes that carry no id of their own (never a secret)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def webhook_mac(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str) -> str:
     """Zalo's ``X-ZEvent-Signature``: plain SHA-256 of the concatenation, lowercase hex.
 

@@ -55,6 +55,8 @@ EXPECTED: dict[str, Row] = {
     "GET /_sim/media/<media_id>": everyone("200"),
     "GET /_sim/messages": everyone("200"),
     "DELETE /_sim/messages": everyone("200"),
+    "POST /_sim/interactions": everyone("200"),  # a user's last interaction, as Zalo knows it
+    "POST /_sim/oa/<oa_id>": everyone("200"),  # an OA unfunded or misconfigured
     "POST /_sim/v2.0/oa/message": everyone("200"),  # Zalo answers refusals with 200 + error
     "POST /_sim/v3.0/oa/message/cs": everyone("200"),
     "POST /_sim/v4/oa/access_token": everyone("200"),
@@ -110,6 +112,7 @@ EXPECTED: dict[str, Row] = {
     "GET /admin/zalo/connect/<oa_id>": staff("302", "admin"),  # to Zalo's consent page
     "GET /admin/zalo/callback": staff("200", "admin"),  # back from Zalo: the OA connected
     "POST /admin/zalo/<oa_id>/detach": staff("302", "admin"),  # confirmed: detached
+    "GET /admin/zalo-events": staff("200", "admin"),  # metadata of quarantined events
 }
 # Any other method on a route (GET on a form's action, POST on a page): 405 for every account;
 # nobody logged in is sent to the login page first, as for any path that is not public.

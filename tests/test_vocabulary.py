@@ -22,12 +22,15 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    MessageKind,
     Notification,
     NotificationKind,
     Outcome,
     Priority,
+    QuarantineReason,
     Refusal,
     Role,
+    SendProblem,
     Tip,
     TipStatus,
 )
@@ -37,10 +40,13 @@ from tipline.web.labels import (
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     DELIVERY_LABELS,
+    MESSAGE_KIND_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
+    QUARANTINE_REASON_LABELS,
     REFUSAL_LABELS,
     ROLE_LABELS,
+    SEND_PROBLEM_LABELS,
     STATUS_LABELS,
 )
 
@@ -57,6 +63,9 @@ SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [
     (AttachmentState, ATTACHMENT_STATE_LABELS),
     (Refusal, REFUSAL_LABELS),
     (Outcome, OUTCOME_LABELS),
+    (QuarantineReason, QUARANTINE_REASON_LABELS),
+    (MessageKind, MESSAGE_KIND_LABELS),
+    (SendProblem, SEND_PROBLEM_LABELS),
 ]
 
 

@@ -41,14 +41,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from keys import PublicKey
+from keys import PublicKey, random_bytes
 from tipline import audit
 from tipline.keystore import Keystore
 from tipline.models import (
     CLOSED_STATUSES,
+    Delivery,
     Message,
     MessageKind,
     ReplyAddress,
@@ -68,6 +69,7 @@ from tipline.zalo.events import (
 
 TIPS = cast(Table, Tip.__table__)
 ADDRESSES = cast(Table, ReplyAddress.__table__)
+MESSAGES = cast(Table, Message.__table__)
 
 SATISFACTION_WINDOW = timedelta(days=7)
 THANKED_STATUSES = frozenset({TipStatus.RESOLVED, TipStatus.UNFOUNDED})
@@ -112,8 +114,9 @@ def fold(text: str) -> str:
 
 
 def parse(msg: InboundMessage) -> Parsed | None:
-    """The command ``msg`` is, if its whole text is one (attachments or a location: never)."""
-    if msg.attachments or msg.location is not None or not msg.text:
+    """The command ``msg`` is, if its whole text is one (with anything else, a link, a card, a
+    sticker, a location or a file: never)."""
+    if msg.has_content_besides_text or not msg.text:
         return None
     folded = fold(msg.text)
     if folded in _WORDS:
@@ -196,6 +199,46 @@ def _destroy_address(conn: Connection, keystore: Keystore, alias: str, now: date
     if destroyed:
         # The system acts; no object, no detail: which informant it was is nobody's business.
         audit.record(conn, action=audit.actions.INFORMANT_STOP)
+
+
+def withdraw(conn: Connection, keystore: Keystore, alias: str, now: datetime) -> bool:
+    """``user_withdraw``: the informant asked the OA's partners to delete their data.
+
+    As for STOP, the address key goes (every copy of the address is unreadable), the address
+    row is deleted and every tip so far is cut off; nothing is sent (they asked for silence,
+    and the address is gone). Beyond STOP, the identity link is destroyed: their tips get a
+    random alias in place of HMAC(alias key, OA + Zalo id), so their Zalo id no longer finds
+    them, while the tips stay together under one (new) pseudonym. The content is kept for the
+    case, under the retention policy (docs/zalo-events.md). Replies queued to them are
+    dropped, relay copies (which may carry the address) erased. Whether anything was theirs.
+    """
+    destroy(keystore, alias)
+    tip_ids = list(conn.execute(select(TIPS.c.id).where(TIPS.c.informant_alias == alias)).scalars())
+    if tip_ids:
+        conn.execute(
+            update(TIPS)
+            .where(TIPS.c.id.in_(tip_ids))
+            .values(
+                informant_alias=random_bytes(32).hex(),
+                reply_address_id=None,
+                informant_stopped_at=func.coalesce(TIPS.c.informant_stopped_at, now),
+                informant_withdrawn_at=now,
+            )
+        )
+        conn.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.tip_id.in_(tip_ids), MESSAGES.c.delivery == Delivery.QUEUED)
+            .values(
+                delivery=Delivery.NO_ADDRESS,
+                delivery_error="informant withdrew consent",
+                sealed_for_relay=None,
+            )
+        )
+    removed = conn.execute(delete(ADDRESSES).where(ADDRESSES.c.informant_alias == alias)).rowcount
+    if not tip_ids and not removed:
+        return False
+    audit.record(conn, action=audit.actions.INFORMANT_WITHDRAW)
+    return True
 
 
 def status_text(tips: list[tuple[str, str]]) -> str:

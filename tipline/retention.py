@@ -8,7 +8,8 @@ category, dates) for statistics, and one audit event saying it happened. Before 
 unit is warned once, ``Config.retention_warn_days`` ahead.
 
 The same pass thins out the record of processed inbound events (:func:`purge_inbound_events`):
-their receive times and tips would otherwise outlive the tips' shredding.
+their receive times and tips would otherwise outlive the tips' shredding; and it deletes
+quarantined events (signed Zalo events intake could not read) after :data:`QUARANTINE_KEPT`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tipline.models import (
     Message,
     Notification,
     NotificationKind,
+    QuarantinedEvent,
     Subject,
     Tip,
 )
@@ -43,6 +45,9 @@ REDELIVERY_HORIZON = timedelta(hours=2)
 # ... then only its dedup key, which still answers a late redelivery as a duplicate, and the
 # day it was processed; after this long no redelivery can come and the row is deleted.
 FORGET_EVENTS_AFTER = timedelta(days=7)
+# A quarantined event (tipline.models.quarantined_event) may hold a Zalo id sealed to a unit
+# key: kept long enough for an admin to notice and a key holder to look, not for good.
+QUARANTINE_KEPT = timedelta(days=30)
 
 
 def expires_at(config: Config, tip: Tip) -> datetime | None:
@@ -186,6 +191,14 @@ def purge_inbound_events(session: Session, now: datetime) -> tuple[int, int]:
     return len(due), int(deleted)
 
 
+def purge_quarantine(session: Session, now: datetime) -> int:
+    """Delete quarantined events received more than :data:`QUARANTINE_KEPT` ago; how many."""
+    result = session.execute(
+        delete(QuarantinedEvent).where(QuarantinedEvent.received_at < now - QUARANTINE_KEPT)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
+
+
 def retention_pass(
     sessions: sessionmaker[Session], config: Config, now: datetime
 ) -> tuple[int, int]:
@@ -197,4 +210,5 @@ def retention_pass(
         shredded = shred_expired(session, config, now)
     with write_session(sessions) as session:
         purge_inbound_events(session, now)
+        purge_quarantine(session, now)
     return warned, shredded

@@ -84,10 +84,20 @@ def _record(db: Session, actor: Actor, tip: Tip, action: str, **detail: str) -> 
     )
 
 
+def informant_last_message_at(tip: Tip) -> datetime:
+    """When the informant last wrote to the OA, in this tip or a later one: Zalo counts its
+    reply windows per user and OA, not per tip."""
+    address = tip.reply_address
+    if address is not None and address.last_inbound_at > tip.last_inbound_at:
+        return address.last_inbound_at
+    return tip.last_inbound_at
+
+
 def reply_open(tip: Tip, now: datetime) -> bool:
-    """Zalo lets an OA answer for 7 days after the informant's last message; the web
-    follow-up page (/tra-cuu) has no such window."""
-    return tip.channel == Channel.WEB or tip.last_inbound_at >= now - ZALO_REPLY_WINDOW
+    """Zalo lets an OA answer for 7 days after the informant's last message (free for the
+    first 48 hours, then paid: ``time_rules.reply_window``); the web follow-up page
+    (/tra-cuu) has no such window."""
+    return tip.channel == Channel.WEB or informant_last_message_at(tip) >= now - ZALO_REPLY_WINDOW
 
 
 def set_field(

@@ -53,8 +53,11 @@ def init_triage(app: Flask) -> None:
     from triage.posters import blueprint as posters
     from triage.search import blueprint as search
     from triage.tips import blueprint as tips
+    from triage.zalo_events import blueprint as zalo_events
 
-    for blueprint in (auth, inbox, tips, audit_ui, admin, admin_zalo, search, dashboard, posters):
+    for blueprint in (
+        auth, inbox, tips, audit_ui, admin, admin_zalo, search, dashboard, posters, zalo_events
+    ):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
     app.after_request(audit_denied_access)

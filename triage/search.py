@@ -181,8 +181,17 @@ def _text(tip_key: PrivateKey, message: Message) -> str:
         )
     except (EnvelopeError, ValueError):
         return ""
-    text = body.get("text") if isinstance(body, dict) else None
-    return text if isinstance(text, str) else ""
+    if not isinstance(body, dict):
+        return ""
+    # The text, and what else the informant sent as text: links and a contact card.
+    parts = [body.get("text")]
+    for link in body.get("links") or []:
+        if isinstance(link, dict):
+            parts += [link.get("url"), link.get("description")]
+    card = body.get("card")
+    if isinstance(card, dict):
+        parts += [card.get("name"), card.get("phone")]
+    return "\n".join(p for p in parts if isinstance(p, str) and p)
 
 
 def search_tips(

@@ -40,7 +40,7 @@ from tipline.models import (
     utcnow,
 )
 from tipline.models.sealed_fields import ATTACHMENT_FILE, MESSAGE_BODY, TIP_ROUTING
-from tipline.time_rules import ZALO_REPLY_WINDOW
+from tipline.time_rules import ZALO_REPLY_WINDOW, reply_window
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
 from tipline.transit import NoTransitKey
 from tipline.web.i18n import _
@@ -49,9 +49,11 @@ from tipline.web.labels import (
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     DELIVERY_LABELS,
+    MESSAGE_KIND_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
     REFUSAL_LABELS,
+    SEND_PROBLEM_LABELS,
     STATUS_LABELS,
     choices,
     label,
@@ -120,15 +122,29 @@ def show(public_id: str) -> ResponseReturnValue:
             client_address=_client(),
         )
         authors = dict(db.execute(select(Officer.id, Officer.display_name)).all())
-        messages = [
-            {
-                "message": m,
-                "body": _open_body(tip_key, m),
-                "author": authors.get(m.author_id or 0),
-                "delivery": label(DELIVERY_LABELS, m.delivery),
-            }
-            for m in tip.messages
-        ]
+        sent_at = {m.public_id: m.created_at for m in tip.messages}
+        messages = []
+        for m in tip.messages:
+            body = _open_body(tip_key, m)
+            reply_to = body.get("reply_to")
+            messages.append(
+                {
+                    "message": m,
+                    "body": body,
+                    "author": authors.get(m.author_id or 0),
+                    "delivery": label(DELIVERY_LABELS, m.delivery),
+                    "problem": label(SEND_PROBLEM_LABELS, m.delivery_problem)
+                    if m.delivery_problem
+                    else None,
+                    "kind": label(MESSAGE_KIND_LABELS, m.kind),
+                    "attachments": [
+                        label(MESSAGE_KIND_LABELS, str(a)) for a in body.get("attachments") or []
+                    ],
+                    # The quoted message, when it is in this tip: linked, with its time.
+                    "reply_to": reply_to if reply_to in sent_at else None,
+                    "reply_to_at": sent_at.get(str(reply_to)) if reply_to else None,
+                }
+            )
         attachments = [
             {
                 "attachment": a,
@@ -167,6 +183,8 @@ def show(public_id: str) -> ResponseReturnValue:
         ]
         duplicate_of = db.get(Tip, tip.duplicate_of_id) if tip.duplicate_of_id else None
         now = utcnow()
+        last_message = tip_actions.informant_last_message_at(tip)
+        window, window_until = reply_window(last_message, now)
         context = {
             "tip": tip,
             "unit_name": tip.unit.name if tip.unit else "",
@@ -181,7 +199,9 @@ def show(public_id: str) -> ResponseReturnValue:
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
             "reply_open": tip_actions.reply_open(tip, now),
-            "reply_until": tip.last_inbound_at + ZALO_REPLY_WINDOW,
+            "reply_until": last_message + ZALO_REPLY_WINDOW,
+            "window": window,
+            "window_until": window_until,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
             "status_form": _choice(tip.status, choices(STATUS_LABELS)),

@@ -112,6 +112,10 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "GET /_sim/media/<media_id>": lambda t: Call("GET", f"/_sim/media/{t.sim_media}"),
     "GET /_sim/messages": lambda t: Call("GET", "/_sim/messages"),
     "DELETE /_sim/messages": lambda t: Call("DELETE", "/_sim/messages"),
+    "POST /_sim/interactions": lambda t: Call(
+        "POST", "/_sim/interactions", json={"oa_id": COMMUNE_OA, "user_id": "1"}
+    ),
+    "POST /_sim/oa/<oa_id>": lambda t: Call("POST", f"/_sim/oa/{COMMUNE_OA}", json={}),
     "POST /_sim/v2.0/oa/message": lambda t: Call("POST", "/_sim/v2.0/oa/message", json={}),
     "POST /_sim/v3.0/oa/message/cs": lambda t: Call("POST", "/_sim/v3.0/oa/message/cs", json={}),
     "POST /_sim/v4/oa/access_token": lambda t: Call("POST", "/_sim/v4/oa/access_token", json={}),
@@ -229,6 +233,7 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "POST /admin/zalo/<oa_id>/detach": lambda t: Call(
         "POST", f"/admin/zalo/{t.fresh_oa()}/detach", form={"confirm": "1"}
     ),
+    "GET /admin/zalo-events": lambda t: Call("GET", "/admin/zalo-events"),
 }
 
 # Run last: they end the session, or change the unit key the other requests go through.

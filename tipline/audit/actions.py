@@ -19,6 +19,12 @@ REPLY_DELIVERED = "reply_delivered"
 # The informant sent "STOP" / "XÓA": their reply address was destroyed. No object, no detail:
 # the event says only that it happened (tipline.informant).
 INFORMANT_STOP = "informant_stop"
+# The informant withdrew their consent on Zalo (``user_withdraw``): their address was erased
+# and their tips cut off and unlinked from their Zalo id. No object, no detail, as for STOP.
+INFORMANT_WITHDRAW = "informant_withdraw"
+# An OA administrator answered an informant in Zalo's own console (oa.zalo.me); the message
+# was added to the tip's record (actor None; object the tip; detail {"message": public id}).
+OA_CONSOLE_REPLY = "oa_console_reply"
 # A key holder's login brought back events whose transit key was lost (tipline.transit):
 # detail {"events": count}.
 EVENTS_RECOVERED = "events_recovered"

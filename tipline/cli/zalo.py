@@ -12,10 +12,16 @@ import httpx
 
 from tipline.cli.context import runtime
 from tipline.zalo.sender import (
+    DEFAULT_STICKER,
+    UploadedMedia,
     app_id_from_env,
+    build_bare_event,
     build_event,
+    build_oa_reply,
+    build_withdraw,
     oa_secret_from_env,
     post_event,
+    record_interaction,
     upload_media,
 )
 
@@ -78,14 +84,52 @@ def oa_status(as_json: bool) -> None:
         )
 
 
+CONTENT = (
+    "--text", "--image", "--file", "--location", "--link", "--card", "--sticker", "--gif",
+    "--audio", "--video", "--admin-reply", "--withdraw", "--event",
+)
+Media = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _card(value: str) -> tuple[str, str]:
+    name, sep, phone = value.rpartition(",")
+    if not sep or not name.strip() or not phone.strip():
+        raise click.BadParameter("expected NAME,PHONE, e.g. 'Trần Văn Bảy,0912345678'")
+    return name.strip(), phone.strip()
+
+
 @zalo.command("send")
 @click.option("--to", "to", required=True, help="Base URL of a running Tipline.")
 @click.option("--oa", "oa_id", required=True, help="The OA the informant writes to.")
-@click.option("--user", "user_id", required=True, help="The informant's OA-scoped user id.")
+@click.option("--user", "user_id", required=True,
+              help="The informant's OA-scoped user id (with --anonymous: the visitor's id).")
 @click.option("--text", "text", default=None)
-@click.option("--image", "image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--image", "image", type=Media)
+@click.option("--file", "file", type=Media)
 @click.option("--location", "location", default=None, metavar="LAT,LON")
+@click.option("--link", "link", default=None, metavar="URL",
+              help="A link (user_send_link); --description captions it.")
+@click.option("--description", "description", default="", help="The caption of --link.")
+@click.option("--card", "card", default=None, metavar="NAME,PHONE",
+              help="A contact card (user_send_business_card).")
+@click.option("--sticker", "sticker", is_flag=False, flag_value=DEFAULT_STICKER, default=None,
+              metavar="[ID]", help="A sticker (its id optional).")
+@click.option("--gif", "gif", type=Media)
+@click.option("--audio", "audio", type=Media, help="A voice message (Zalo's are .amr).")
+@click.option("--video", "video", type=Media)
+@click.option("--admin-reply", "admin_reply", default=None, metavar="TEXT",
+              help="oa_send_text from --oa to --user, typed by an OA admin in Zalo's console.")
+@click.option("--withdraw", "withdraw", is_flag=True,
+              help="user_withdraw: the user asks the OA's partners to delete their data.")
+@click.option("--event", "event_name", default=None, metavar="NAME",
+              help="An event with only this name (a console's test delivery, an unknown event).")
+@click.option("--quote", "quote", default=None, metavar="MSG_ID",
+              help="The message this one replies to (quote_msg_id).")
+@click.option("--msg-id", "msg_id", default=None, help="Zalo's msg_id (default: random).")
+@click.option("--anonymous", "conversation", default=None, metavar="CONVERSATION_ID",
+              help="Write from the OA's web chat, without a Zalo login (anonymous_send_*).")
+@click.option("--timestamp", "timestamp", type=int, default=None, metavar="MS",
+              help="The event's time, epoch milliseconds (default now).")
 def send(
     to: str,
     oa_id: str,
@@ -94,28 +138,73 @@ def send(
     image: Path | None,
     file: Path | None,
     location: str | None,
+    link: str | None,
+    description: str,
+    card: str | None,
+    sticker: str | None,
+    gif: Path | None,
+    audio: Path | None,
+    video: Path | None,
+    admin_reply: str | None,
+    withdraw: bool,
+    event_name: str | None,
+    quote: str | None,
+    msg_id: str | None,
+    conversation: str | None,
+    timestamp: int | None,
 ) -> None:
-    """Post one correctly signed user_send_* event to <to>/zalo/webhook.
+    """Post one correctly signed Zalo event to <to>/zalo/webhook.
 
-    Images and files are first uploaded to <to>/_sim/media, the simulator's stand-in for
-    Zalo's CDN, and the event carries their URL. Exits non-zero unless Tipline answers 2xx.
+    Images, files, GIFs, audio and video are first uploaded to <to>/_sim/media, the
+    simulator's stand-in for Zalo's CDN, and the event carries their URL. An event in which
+    the user interacts with the OA is also reported to <to>/_sim/interactions, so that the
+    simulator's reply windows count from it as Zalo's do. Exits non-zero unless Tipline
+    answers 2xx.
     """
-    if sum(x is not None for x in (text, image, file, location)) != 1:
-        raise click.UsageError("give exactly one of --text, --image, --file, --location")
+    given = [text, image, file, location, link, card, sticker, gif, audio, video, admin_reply,
+             withdraw or None, event_name]
+    if sum(x is not None for x in given) != 1:
+        raise click.UsageError("give exactly one of " + ", ".join(CONTENT))
+    app_id = app_id_from_env()
     try:
         with httpx.Client(timeout=30.0) as client:
-            raw = build_event(
-                oa_id,
-                user_id,
-                text=text,
-                image=upload_media(to, image, client=client) if image else None,
-                file=upload_media(to, file, client=client) if file else None,
-                location=_location(location) if location is not None else None,
-                app_id=app_id_from_env(),
-            )
+
+            def uploaded(path: Path | None) -> UploadedMedia | None:
+                return upload_media(to, path, client=client) if path else None
+
+            if withdraw:
+                raw = build_withdraw(oa_id, user_id, app_id=app_id, timestamp_ms=timestamp)
+            elif admin_reply is not None:
+                raw = build_oa_reply(oa_id, user_id, admin_reply, app_id=app_id,
+                                     timestamp_ms=timestamp, msg_id=msg_id)
+            elif event_name is not None:
+                raw = build_bare_event(event_name, app_id=app_id, timestamp_ms=timestamp)
+            else:
+                try:
+                    raw = build_event(
+                        oa_id,
+                        user_id,
+                        text=text,
+                        image=uploaded(image),
+                        file=uploaded(file),
+                        location=_location(location) if location is not None else None,
+                        link=(link, description) if link is not None else None,
+                        card=_card(card) if card is not None else None,
+                        sticker=sticker,
+                        gif=uploaded(gif),
+                        audio=uploaded(audio),
+                        video=uploaded(video),
+                        quote_msg_id=quote,
+                        anonymous=conversation,
+                        app_id=app_id,
+                        timestamp_ms=timestamp,
+                        msg_id=msg_id,
+                    )
+                except ValueError as exc:
+                    raise click.UsageError(str(exc)) from None
+            record_interaction(to, raw, client=client)
             response = post_event(
-                to, raw, app_id=app_id_from_env(), oa_secret_key=oa_secret_from_env(),
-                client=client,
+                to, raw, app_id=app_id, oa_secret_key=oa_secret_from_env(), client=client
             )
     except httpx.HTTPError as exc:
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)

@@ -39,6 +39,7 @@ from tipline.models import (
     Attachment,
     AttachmentState,
     Channel,
+    Delivery,
     Direction,
     Holder,
     KeyGrant,
@@ -73,9 +74,11 @@ from tipline.time_rules import (
 )
 from tipline.transit import Sealing, TransitKeyLost, mark_lost
 from tipline.zalo.events import (
+    ConsoleReply,
     InboundMessage,
+    Withdrawal,
     read_envelope,
-    read_message,
+    read_event,
 )
 
 TIPS = cast(Table, Tip.__table__)
@@ -100,13 +103,37 @@ def informant_alias(alias_key: bytes, oa_id: str, identity: str) -> str:
     return keyed_digest(alias_key, "informant", f"{oa_id}\x00{identity}")
 
 
-def _message_body(msg: InboundMessage) -> bytes:
+def _message_body(msg: InboundMessage, reply_to: str | None = None) -> bytes:
+    """What officers read of ``msg`` (sealed to the tip): its text and everything else it
+    carried, links and cards as text. ``reply_to``: the public id of the message of the same
+    tip that ``msg`` quotes (``quoted`` alone: it quotes one that is not in the tip)."""
     body: dict[str, object] = {"text": msg.text, "event": msg.event_name}
     if msg.location is not None:
         body["location"] = {"lat": msg.location[0], "lon": msg.location[1]}
+    if msg.location_missing:
+        body["location_missing"] = True
     if msg.attachments:
         body["attachments"] = [a["type"] for a in msg.attachments]
+    if msg.links:
+        body["links"] = msg.links
+    if msg.card is not None:
+        body["card"] = msg.card
+    if msg.sticker is not None:
+        body["sticker"] = msg.sticker
+    if msg.quote_msg_id is not None:
+        body["quoted"] = True
+        if reply_to is not None:
+            body["reply_to"] = reply_to
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class _TipRow:
+    """The tip a message joins."""
+
+    id: int
+    public_id: str
+    public_key: bytes
 
 
 @dataclass
@@ -186,6 +213,34 @@ def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
     return int(existing)
 
 
+def _quoted(conn: Connection, config: Config, msg: InboundMessage, alias: str) -> Any:
+    """The message of this informant's tips that ``msg`` quotes (``quote_msg_id``): one of
+    theirs (by its dedup key) or one the OA sent them (by Zalo's id of it); None if neither.
+    """
+    if msg.quote_msg_id is None:
+        return None
+    return conn.execute(
+        select(
+            MESSAGES.c.public_id,
+            TIPS.c.id,
+            TIPS.c.public_id.label("tip_public_id"),
+            TIPS.c.public_key,
+            TIPS.c.last_inbound_at,
+            TIPS.c.last_outbound_at,
+            TIPS.c.status,
+            TIPS.c.informant_stopped_at,
+        )
+        .join(TIPS, TIPS.c.id == MESSAGES.c.tip_id)
+        .where(
+            TIPS.c.informant_alias == alias,
+            (MESSAGES.c.dedup_key == dedup_key(config, msg.oa_id, msg.quote_msg_id))
+            | (MESSAGES.c.zalo_message_id == msg.quote_msg_id),
+        )
+        .order_by(MESSAGES.c.id.desc())
+        .limit(1)
+    ).first()
+
+
 def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     """The informant's open tip this message continues, if any (DESIGN.md: follow-ups)."""
     row = conn.execute(
@@ -217,6 +272,9 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
         return row  # a reply to an officer's question
     return None
 
+
+# Who wrote an outbound message that no officer wrote (``by`` in its sealed body).
+OA_CONSOLE = "oa_console"
 
 EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
 
@@ -256,12 +314,17 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
             if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
                 accepted = _accept_web(conn, sealing, data)
             else:
-                msg = read_message(read_envelope(data))
-                if msg is None:  # cannot happen: only message events are stored
-                    raise ValueError("a stored inbound event carries no message")
-                accepted = _accept(conn, sealing, msg)
-                at = row.received_at or utcnow()
-                heard[msg.oa_id] = max(at, heard.get(msg.oa_id, at))
+                event = read_event(read_envelope(data))
+                if isinstance(event, InboundMessage):
+                    accepted = _accept(conn, sealing, event)
+                    at = row.received_at or utcnow()
+                    heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
+                elif isinstance(event, ConsoleReply):
+                    accepted = _accept_console_reply(conn, sealing, event)
+                elif isinstance(event, Withdrawal):
+                    accepted = _accept_withdrawal(conn, sealing, event)
+                else:  # cannot happen: only these are stored
+                    raise ValueError("a stored inbound event carries nothing to expand")
             conn.execute(
                 update(EVENTS)
                 .where(EVENTS.c.id == row.id)
@@ -315,16 +378,38 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
     if command is not None:
         return Accepted(command, new_tip=False)
     address_id = _upsert_reply_address(conn, p, msg.oa_id)
-    joined = _tip_to_join(conn, s.config, p)
+    quoted = _quoted(conn, s.config, msg, p.alias)
+    joined: _TipRow | None
+    if (
+        quoted is not None
+        and quoted.status not in CLOSED_STATUSES
+        and quoted.informant_stopped_at is None
+    ):
+        # A reply to a message of an open tip continues that tip, however long ago.
+        joined = _TipRow(quoted.id, quoted.tip_public_id, quoted.public_key)
+    else:
+        row = _tip_to_join(conn, s.config, p)
+        joined = None if row is None else _TipRow(row.id, row.public_id, row.public_key)
+    reply_to = (
+        quoted.public_id
+        if quoted is not None and joined is not None and quoted.id == joined.id
+        else None
+    )
+    body = p.body if msg.quote_msg_id is None else _message_body(msg, reply_to)
     if joined is None:
         tip_id = _insert_tip(
             conn, s, p, msg.oa_id, address_id, fallback_key_for_oa(conn, msg.oa_id)
         )
-        tip_public_id, sealed_body = p.tip_public_id, p.sealed_body_new_tip
+        tip_public_id = p.tip_public_id
+        sealed_body = (
+            p.sealed_body_new_tip
+            if body is p.body
+            else _seal_body(p.tip_key.public_key, p.message_public_id, body)
+        )
     else:
         tip_id, tip_public_id = joined.id, joined.public_id
         sealed_body = _seal_body(
-            PublicKey.from_bytes(joined.public_key), p.message_public_id, p.body
+            PublicKey.from_bytes(joined.public_key), p.message_public_id, body
         )
         conn.execute(
             update(TIPS)
@@ -364,6 +449,74 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
             detail={"oa": msg.oa_id},
         )
     return Accepted(tip_public_id, new_tip=joined is None)
+
+
+def _accept_console_reply(conn: Connection, s: Sealing, reply: ConsoleReply) -> Accepted:
+    """An OA admin's reply typed on Zalo: an outbound message of the informant's latest tip,
+    delivered already (Zalo did), attributed to the OA's console and audited. Nothing is
+    recorded for someone without a tip: there is no case it belongs to."""
+    dedup = dedup_key(s.config, reply.oa_id, reply.msg_id)
+    seen = conn.execute(
+        select(TIPS.c.public_id)
+        .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
+        .where(MESSAGES.c.dedup_key == dedup)
+    ).scalar_one_or_none()
+    if seen is not None:
+        return Accepted(seen, new_tip=False, duplicate=True)
+    alias = informant_alias(informant_alias_key(s.keystore), reply.oa_id, reply.recipient.identity)
+    tip = conn.execute(
+        select(TIPS.c.id, TIPS.c.public_id, TIPS.c.public_key)
+        .where(TIPS.c.informant_alias == alias)
+        .order_by(TIPS.c.last_inbound_at.desc(), TIPS.c.id.desc())
+        .limit(1)
+    ).first()
+    if tip is None:
+        return Accepted("", new_tip=False)
+    now = utcnow()
+    public_id = new_public_id()
+    body: dict[str, object] = {"text": reply.text, "event": reply.event_name, "by": OA_CONSOLE}
+    if reply.attachments:
+        body["attachments"] = reply.attachments
+    if reply.links:
+        body["links"] = reply.links
+    if reply.sticker is not None:
+        body["sticker"] = reply.sticker
+    encoded = json.dumps(body, ensure_ascii=False).encode()
+    _insert_id(
+        conn,
+        MESSAGES,
+        dict(
+            public_id=public_id,
+            tip_id=tip.id,
+            direction=Direction.OUTBOUND,
+            kind=reply.kind,
+            sealed_body=_seal_body(PublicKey.from_bytes(tip.public_key), public_id, encoded),
+            dedup_key=dedup,
+            zalo_message_id=reply.msg_id[:64],
+            created_at=now,
+            delivery=Delivery.SENT,
+            delivered_at=now,
+            delivery_attempts=0,
+        ),
+    )
+    conn.execute(
+        update(TIPS).where(TIPS.c.id == tip.id).values(last_outbound_at=now, updated_at=now)
+    )
+    audit.record(
+        conn,
+        action=audit.actions.OA_CONSOLE_REPLY,
+        object_id=tip.public_id,
+        detail={"message": public_id},
+    )
+    return Accepted(str(tip.public_id), new_tip=False)
+
+
+def _accept_withdrawal(conn: Connection, s: Sealing, withdrawal: Withdrawal) -> Accepted:
+    """``user_withdraw``: :func:`tipline.informant.withdraw` for this informant of this OA."""
+    key = informant_alias_key(s.keystore)
+    alias = informant_alias(key, withdrawal.oa_id, withdrawal.sender.identity)
+    informant.withdraw(conn, s.keystore, alias, utcnow())
+    return Accepted("", new_tip=False)
 
 
 def _insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:

@@ -9,15 +9,23 @@ answered as a duplicate. The worker expands it later (:mod:`tipline.intake.expan
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keys import PublicKey, keyed_digest, new_token
+from keys import PublicKey, keyed_digest, keyed_digest_of_bytes, new_token
 from tipline.config import Config
-from tipline.models import InboundEvent, OfficialAccount, UnitKey, utcnow
-from tipline.models.sealed_fields import INBOUND_EVENT, INBOUND_EVENT_FALLBACK
+from tipline.models import (
+    InboundEvent,
+    OfficialAccount,
+    QuarantinedEvent,
+    QuarantineReason,
+    UnitKey,
+    utcnow,
+)
+from tipline.models.sealed_fields import INBOUND_EVENT, INBOUND_EVENT_FALLBACK, QUARANTINED_EVENT
 from tipline.runtime import Runtime
 from tipline.zalo.events import InboundMessage
 
@@ -45,12 +53,18 @@ def record_inbound(runtime: Runtime, msg: InboundMessage, raw: bytes) -> bool:
     False for a redelivery (same OA and ``msg_id``). :class:`tipline.transit.NoTransitKey`
     before any worker has started: the webhook answers 503 and Zalo retries.
     """
-    key = dedup_key(runtime.config, msg.oa_id, msg.msg_id)
+    return record_event(runtime, msg.oa_id, msg.msg_id, raw)
+
+
+def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
+    """:func:`record_inbound` for any event the worker expands (a message, an OA admin's
+    reply, a withdrawal), de-duplicated on (``oa_id``, ``msg_id``)."""
+    key = dedup_key(runtime.config, oa_id, msg_id)
     transit = runtime.transit.public()
     # Read first, then a transaction that only writes: on SQLite a transaction that reads
     # and then writes fails at once when another writer committed in between.
     with runtime.engine.connect() as conn:
-        fallback = fallback_key_for_oa(conn, msg.oa_id)
+        fallback = fallback_key_for_oa(conn, oa_id)
     with runtime.engine.begin() as conn:
         return insert_event(conn, key, raw, transit, fallback)
 
@@ -113,4 +127,70 @@ _INSERT_EVENT: dict[str, Any] = {
     "sqlite": sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["dedup_key"]),
     "postgresql": postgresql.insert(EVENTS).on_conflict_do_nothing(index_elements=["dedup_key"]),
     "default": insert(EVENTS),
+}
+
+
+# --- quarantine: signed events that cannot be read -----------------------------------------
+
+QUARANTINE = cast(Table, QuarantinedEvent.__table__)
+ACCOUNTS = cast(Table, OfficialAccount.__table__)
+EVENT_NAME = re.compile(r"[a-z0-9_]{1,48}")
+
+
+def quarantine_digest(config: Config, raw: bytes) -> str:
+    return keyed_digest_of_bytes(config.secrets.alias_key, "quarantine", raw)
+
+
+def record_quarantine(
+    runtime: Runtime,
+    raw: bytes,
+    *,
+    reason: QuarantineReason,
+    oa_candidates: list[str],
+    event_name: object = None,
+) -> bool:
+    """Keep a signed body intake could not read (tipline.models.quarantined_event): sealed to
+    the unit key of the first of ``oa_candidates`` this install serves, else a digest only.
+    False when these bytes are kept already (Zalo's retry)."""
+    digest = quarantine_digest(runtime.config, raw)
+    oa_id: str | None = None
+    key: UnitKey | None = None
+    if oa_candidates:
+        with runtime.engine.connect() as conn:
+            served = set(
+                conn.execute(
+                    select(ACCOUNTS.c.oa_id).where(ACCOUNTS.c.oa_id.in_(oa_candidates))
+                ).scalars()
+            )
+            oa_id = next((c for c in oa_candidates if c in served), None)
+            key = fallback_key_for_oa(conn, oa_id) if oa_id is not None else None
+    sealed = (
+        QUARANTINED_EVENT.seal(key.public.with_version(key.version), raw, digest=digest)
+        if key is not None
+        else None
+    )
+    name = event_name if isinstance(event_name, str) and EVENT_NAME.fullmatch(event_name) else None
+    with runtime.engine.begin() as conn:
+        statement = _INSERT_QUARANTINE.get(conn.dialect.name, _INSERT_QUARANTINE["default"])
+        result = conn.execute(
+            statement,
+            {
+                "digest": digest,
+                "received_at": utcnow(),
+                "oa_id": oa_id,
+                "event_name": name,
+                "reason": str(reason),
+                "size": len(raw),
+                "sealed_event": sealed,
+                "unit_key_id": key.id if key is not None else None,
+            },
+            execution_options={"preserve_rowcount": True},
+        )
+    return bool(result.rowcount)
+
+
+_INSERT_QUARANTINE: dict[str, Any] = {
+    "sqlite": sqlite.insert(QUARANTINE).on_conflict_do_nothing(index_elements=["digest"]),
+    "postgresql": postgresql.insert(QUARANTINE).on_conflict_do_nothing(index_elements=["digest"]),
+    "default": insert(QUARANTINE),
 }

@@ -11,6 +11,11 @@ Outcomes:
   new message from them reopens it;
 - the informant cannot be reached (-213/-227/-244), Zalo refuses the message for another
   reason, or the OA's token needs an admin → ``FAILED`` with the reason, not retried;
+- every final failure is named as a :class:`~tipline.models.SendProblem` (funding -320/-321,
+  the OA's package -221/-224, the app's permissions -209/-212/-219/-223, a retired API -240,
+  appsecret_proof -242, …), which officers see on the message and admins per OA;
+- Zalo's ``message_id`` of a message it took is stored as is (``zalo_message_id``): Zalo's id
+  of our message, which the informant's quote of it carries;
 - rate limited (-32), network trouble, a busy token lock → the job raises so RQ backs off;
   after :data:`MAX_ATTEMPTS` it is marked ``FAILED`` instead.
 
@@ -21,11 +26,6 @@ audit chain), the retry finds the mark and records the send instead of sending a
 left: a worker killed in the instant between Zalo's answer and the mark, or a send that timed
 out after Zalo accepted it, is sent again.
 Log lines name the message's public id and Zalo's error code, never a token, id or text.
-
-A failure that is the OA's rather than one informant's (no tokens, a refused refresh, a
-configuration or account error, Zalo unreachable) is also kept on the OA
-(``official_accounts.last_error``), in the same transaction, for `tipline zalo oa-status` and
-the admin's OA page; a send that Zalo answers for the informant clears it.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from tipline.models import (
     Message,
     OfficialAccount,
     Outcome,
+    SendProblem,
     utcnow,
 )
 from tipline.models.sealed_fields import (
@@ -93,30 +94,43 @@ def send_message(message_public_id: str) -> str:
         return deliver(runtime, message_public_id, client)
 
 
-@dataclass(frozen=True)
-class OaHealth:
-    """What a send said of its OA: ``error`` None means the OA works (Zalo answered for the
-    informant)."""
+# What a send says about its OA rather than about one message: kept on the OA for
+# `tipline zalo oa-status` and /admin/zalo/, until a send goes through again.
+OA_PROBLEMS = frozenset(
+    {
+        SendProblem.UNFUNDED,
+        SendProblem.OA_NOT_ELIGIBLE,
+        SendProblem.APP_NOT_PERMITTED,
+        SendProblem.API_RETIRED,
+        SendProblem.APP_PROOF,
+        SendProblem.OA_ACCESS,
+    }
+)
 
-    oa_id: str
-    error: str | None = None
 
-
-def _note_oa(session: Session, health: OaHealth | None) -> None:
-    if health is None:
+def _note_oa(
+    session: Session,
+    oa_id: str | None,
+    delivery: Delivery,
+    problem: SendProblem | None,
+    error: str | None,
+) -> None:
+    if oa_id is None:
         return
-    account = OfficialAccount.oa_id == health.oa_id
-    if health.error is None:  # only when there is something to clear: no write per send
+    account = OfficialAccount.oa_id == oa_id
+    if problem in OA_PROBLEMS:
+        session.execute(
+            update(OfficialAccount)
+            .where(account)
+            .values(last_error=(error or str(problem))[:200], last_error_at=utcnow())
+        )
+    elif delivery in (Delivery.SENT, Delivery.WINDOW_CLOSED) or problem == SendProblem.UNREACHABLE:
+        # Zalo took the token and answered for this informant: the OA works. Only when there is
+        # something to clear: no write per send.
         session.execute(
             update(OfficialAccount)
             .where(account, OfficialAccount.last_error.is_not(None))
             .values(last_error=None, last_error_at=None)
-        )
-    else:
-        session.execute(
-            update(OfficialAccount)
-            .where(account)
-            .values(last_error=health.error[:200], last_error_at=utcnow())
         )
 
 
@@ -125,19 +139,27 @@ def _finish(
     public_id: str,
     delivery: Delivery,
     error: str | None = None,
-    oa: OaHealth | None = None,
+    *,
+    problem: SendProblem | None = None,
+    zalo_message_id: str | None = None,
 ) -> str:
-    """Record a final state; the relay copy of the text goes, as the model promises."""
+    """Record a final state; the relay copy of the text goes, as the model promises.
+
+    ``problem``: why Zalo did not take it, as officers and admins read it. ``zalo_message_id``:
+    Zalo's id of the message it took (of our message, not the informant's: kept as is)."""
     with write_session(runtime.sessions) as session:
-        _note_oa(session, oa)
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery = delivery
         message.delivery_error = error[:200] if error else None
+        message.delivery_problem = problem
         message.sealed_for_relay = None
+        _note_oa(session, message.tip.oa_id, delivery, problem, error)
         if delivery is Delivery.SENT:
             now = utcnow()
             message.delivered_at = now
             message.tip.last_outbound_at = now
+            if zalo_message_id:
+                message.zalo_message_id = zalo_message_id[:64]
         # The tip is the object (auditors follow a tip); the message id and the final state
         # are the detail. Zalo's error text stays out: it is not a fixed word.
         audit.record(
@@ -178,7 +200,7 @@ def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
         oa_id = tip.oa_id or (address_row.oa_id if address_row is not None else None)
     if attempt > MAX_ATTEMPTS:
         reason = f"gave up after {MAX_ATTEMPTS} attempts"
-        return _finish(runtime, public_id, Delivery.FAILED, reason)
+        return _finish(runtime, public_id, Delivery.FAILED, reason, problem=SendProblem.UNAVAILABLE)
     if sealed_text is None or oa_id is None:
         return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
     try:
@@ -211,24 +233,30 @@ def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing) -> SendResult:
 
 
 def _defer(
-    runtime: Runtime, public_id: str, attempt: int, reason: str, oa: OaHealth | None = None
+    runtime: Runtime, public_id: str, attempt: int, reason: str, problem: SendProblem
 ) -> str:
-    """Let RQ retry, unless this was the last allowed attempt."""
+    """Let RQ retry, unless this was the last allowed attempt (then ``problem`` is why)."""
     if attempt >= MAX_ATTEMPTS:
         return _finish(
-            runtime, public_id, Delivery.FAILED, f"gave up after {attempt} attempts: {reason}", oa
+            runtime,
+            public_id,
+            Delivery.FAILED,
+            f"gave up after {attempt} attempts: {reason}",
+            problem=problem,
         )
     with write_session(runtime.sessions) as session:
-        _note_oa(session, oa)
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery_error = reason[:200]
     log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
     raise DeliveryDeferredError(f"message {public_id}: {reason}")
 
 
-def _mark_accepted(runtime: Runtime, public_id: str) -> None:
+def _mark_accepted(runtime: Runtime, public_id: str, zalo_message_id: str | None) -> None:
+    """The mark holds Zalo's id of the message (Zalo's id of ours, not the informant's)."""
     try:
-        runtime.redis.set(SENT_MARK.format(public_id), b"1", ex=SENT_MARK_TTL)
+        runtime.redis.set(
+            SENT_MARK.format(public_id), (zalo_message_id or "").encode() or b"1", ex=SENT_MARK_TTL
+        )
     except RedisError:  # _finish records the send in the database; the mark is its backup
         log.warning("message %s: sent, but Redis did not take the mark", public_id)
 
@@ -238,52 +266,56 @@ def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str
     prepared = _prepare(runtime, message_public_id)
     if isinstance(prepared, str):
         return prepared
-    if runtime.redis.exists(SENT_MARK.format(message_public_id)):
+    mark = runtime.redis.get(SENT_MARK.format(message_public_id))
+    if mark is not None:
         log.warning("message %s: Zalo took it on an earlier attempt; recording", message_public_id)
-        return _finish(runtime, message_public_id, Delivery.SENT)
+        text = mark.decode(errors="replace") if isinstance(mark, bytes) else str(mark)
+        earlier = text if text != "1" else None
+        return _finish(runtime, message_public_id, Delivery.SENT, zalo_message_id=earlier)
     out = prepared
+    public_id = message_public_id
     try:
         result = _send(runtime, client, out)
     except TokenUnavailableError as exc:
-        reason = f"OA token: {exc}"
         return _finish(
-            runtime, message_public_id, Delivery.FAILED, reason, OaHealth(out.oa_id, reason)
+            runtime, public_id, Delivery.FAILED, f"OA token: {exc}", problem=SendProblem.OA_ACCESS
         )
     except TextTooLongError:
-        return _finish(runtime, message_public_id, Delivery.FAILED, "text over 2,000 characters")
-    except InvalidAddressError:
-        return _finish(runtime, message_public_id, Delivery.FAILED, "reply address unusable")
-    except ZaloUnavailableError as exc:
-        return _defer(
-            runtime, message_public_id, out.attempt, str(exc), OaHealth(out.oa_id, str(exc))
+        return _finish(
+            runtime,
+            public_id,
+            Delivery.FAILED,
+            "text over 2,000 characters",
+            problem=SendProblem.REJECTED,
         )
+    except InvalidAddressError:
+        return _finish(
+            runtime,
+            public_id,
+            Delivery.FAILED,
+            "reply address unusable",
+            problem=SendProblem.UNREACHABLE,
+        )
+    except ZaloUnavailableError as exc:
+        return _defer(runtime, public_id, out.attempt, str(exc), SendProblem.UNAVAILABLE)
     except LockError:
-        return _defer(runtime, message_public_id, out.attempt, "token refresh in progress")
+        return _defer(
+            runtime, public_id, out.attempt, "token refresh in progress", SendProblem.OA_ACCESS
+        )
 
-    works = OaHealth(out.oa_id)  # Zalo took the token and answered for this informant
+    problem = result.problem
     match result.status:
         case SendStatus.OK:
-            _mark_accepted(runtime, message_public_id)
-            return _finish(runtime, message_public_id, Delivery.SENT, oa=works)
+            _mark_accepted(runtime, public_id, result.message_id)
+            return _finish(runtime, public_id, Delivery.SENT, zalo_message_id=result.message_id)
         case SendStatus.WINDOW_CLOSED:
             return _finish(
-                runtime, message_public_id, Delivery.WINDOW_CLOSED, result.reason, works
+                runtime, public_id, Delivery.WINDOW_CLOSED, result.reason, problem=problem
             )
-        case SendStatus.UNREACHABLE:
-            return _finish(runtime, message_public_id, Delivery.FAILED, result.reason, works)
         case SendStatus.RATE_LIMITED | SendStatus.TOKEN_INVALID:
             return _defer(
-                runtime,
-                message_public_id,
-                out.attempt,
-                result.reason,
-                OaHealth(out.oa_id, result.reason),
+                runtime, public_id, out.attempt, result.reason, problem or SendProblem.REJECTED
             )
-        case _:  # OTHER: Zalo will not take this message (configuration, account, quota…)
-            return _finish(
-                runtime,
-                message_public_id,
-                Delivery.FAILED,
-                result.reason,
-                OaHealth(out.oa_id, result.reason),
-            )
+        case _:  # UNREACHABLE, OTHER: Zalo will not take this message; do not repeat it.
+            # Funding (-320/-321) and configuration codes are named: an admin must act.
+            return _finish(runtime, public_id, Delivery.FAILED, result.reason, problem=problem)

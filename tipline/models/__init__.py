@@ -19,9 +19,11 @@ from tipline.models.enums import (
     NotificationKind,
     Outcome,
     Priority,
+    QuarantineReason,
     Refusal,
     Role,
     RouteReason,
+    SendProblem,
     Subject,
     TipStatus,
     UnitLevel,
@@ -33,6 +35,7 @@ from tipline.models.notification import Notification
 from tipline.models.officer import Officer
 from tipline.models.official_account import OfficialAccount
 from tipline.models.outbox import OutboxEntry
+from tipline.models.quarantined_event import QuarantinedEvent
 from tipline.models.reply_address import ReplyAddress
 from tipline.models.tip import Tip
 from tipline.models.transit_epoch import TransitEpoch
@@ -65,10 +68,13 @@ __all__ = [
     "OutboxEntry",
     "Outcome",
     "Priority",
+    "QuarantineReason",
+    "QuarantinedEvent",
     "Refusal",
     "ReplyAddress",
     "Role",
     "RouteReason",
+    "SendProblem",
     "Subject",
     "Tip",
     "TipStatus",

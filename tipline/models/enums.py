@@ -116,6 +116,42 @@ class Delivery(StrEnum):
     PORTAL = "portal"  # a web-form tip: shown to the informant at /tra-cuu, never sent
 
 
+class QuarantineReason(StrEnum):
+    """Why a validly signed Zalo event was kept in quarantine instead of read
+    (``quarantined_events.reason``). Zalo retries anything but a 200 and then cancels the
+    app's webhook subscription for every OA, so what Tipline cannot read is kept, never refused.
+    """
+
+    UNREADABLE = "unreadable"  # not JSON
+    NOT_UNICODE = "not_unicode"  # JSON escapes that no text holds (a lone surrogate)
+    NO_EVENT_NAME = "no_event_name"
+    OTHER_APP = "other_app"  # signed for our app, but the body names another app id
+    NO_MESSAGE = "no_message"  # a message event without a message object
+    NO_OA = "no_oa"  # no OA id this install could serve
+    NO_SENDER = "no_sender"  # no user id, or an anonymous chat without its ids
+    BAD_MSG_ID = "bad_msg_id"  # a msg_id that is there but is no id
+    TOO_LONG = "too_long"  # text over what intake reads (events.MAX_TEXT)
+    TOO_MANY_ATTACHMENTS = "too_many_attachments"
+
+
+class SendProblem(StrEnum):
+    """Why Zalo did not take an outbound message (``messages.delivery_problem``): one class per
+    kind of fix, shown to officers on the message and to admins per OA. Zalo's code and words
+    stay in ``delivery_error``."""
+
+    UNFUNDED = "unfunded"  # -320, -321: a paid message, and no funded Zalo Cloud Account
+    OA_NOT_ELIGIBLE = "oa_not_eligible"  # -221, -224: OA not verified, or no service package
+    APP_NOT_PERMITTED = "app_not_permitted"  # -209, -212, -219, -223: the app lacks this API
+    API_RETIRED = "api_retired"  # -240: Zalo shut the API down (MessageV2)
+    APP_PROOF = "app_proof"  # -242: appsecret_proof wrong
+    WINDOW_CLOSED = "window_closed"  # -230, -232: the informant has not written for 7 days
+    UNREACHABLE = "unreachable"  # -213, -227, -244: not following, inactive, or blocked it
+    OA_ACCESS = "oa_access"  # the OA's token was refused even after a refresh, or is missing
+    RATE_LIMITED = "rate_limited"  # -32, until the attempts ran out
+    UNAVAILABLE = "unavailable"  # Zalo could not be reached, until the attempts ran out
+    REJECTED = "rejected"  # any other refusal
+
+
 class AttachmentState(StrEnum):
     PENDING = "pending"  # the media worker has not fetched and cleaned it yet
     STORED = "stored"

@@ -36,6 +36,13 @@ class Message(Base):
     delivery_error: Mapped[str | None] = mapped_column(String(200))
     delivery_attempts: Mapped[int] = mapped_column(default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Outbound only: Zalo's id of the message it accepted (``data.message_id`` of the send, or
+    # the ``msg_id`` of an OA admin's reply typed on Zalo). Zalo's id of *our* message, not of
+    # the informant: kept as is, so an informant's quote of it finds it (0019).
+    zalo_message_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Outbound only: why Zalo did not take the message, as a class officers and admins read
+    # (a models.SendProblem), beside Zalo's own words in delivery_error.
+    delivery_problem: Mapped[str | None] = mapped_column(String(24))
 
     tip: Mapped[Tip] = relationship(back_populates="messages")
 

@@ -85,6 +85,10 @@ def inbound_event_binding(dedup_key: str) -> str:
     return f"inbound:{dedup_key}"
 
 
+def quarantine_binding(digest: str) -> str:
+    return f"quarantine:{digest}"
+
+
 def attachment_binding(attachment_public_id: str) -> str:
     return f"attachment:{attachment_public_id}"
 
@@ -313,6 +317,16 @@ INBOUND_EVENT_FALLBACK = Envelope(
     purpose="inbound_event_fallback",
     binding=inbound_event_binding,
 )
+# A signed Zalo event intake could not read, for the key holders of the unit that owns the
+# receiving OA (tipline.models.quarantined_event): not a transit epoch, which would destroy
+# it within the hour.
+QUARANTINED_EVENT = Envelope(
+    name="QUARANTINED_EVENT",
+    stored_in="quarantined_events.sealed_event",
+    sealed_by=SealedBy.UNIT,
+    purpose="quarantined_event",
+    binding=quarantine_binding,
+)
 # An officer's reply (JSON: the text, and for the answer to STOP its own address) until the
 # outbound worker sends it, sealed to a transit epoch. Replies sealed to the relay key before
 # epochs are not read: drain the queues before upgrading (docs/threat-model.md).
@@ -393,6 +407,7 @@ SEALED_FIELDS: tuple[SealedField, ...] = (
     ATTACHMENT_FILE,
     INBOUND_EVENT,
     INBOUND_EVENT_FALLBACK,
+    QUARANTINED_EVENT,
     ATTACHMENT_FETCH,
     WEB_UPLOAD,
     TIP_REROUTE,

@@ -54,6 +54,9 @@ class Tip(Base):
     reply_address_id: Mapped[int | None] = mapped_column(ForeignKey("reply_addresses.id"))
     # The informant sent STOP / XÓA after this tip: it is never linked to an address again.
     informant_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # ... by withdrawing their consent on Zalo (``user_withdraw``, 0019): the same cut-off, and
+    # the alias was replaced by a random one, so their Zalo id no longer leads here.
+    informant_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

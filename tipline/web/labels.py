@@ -17,10 +17,13 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    MessageKind,
     Outcome,
     Priority,
+    QuarantineReason,
     Refusal,
     Role,
+    SendProblem,
     Tip,
     TipStatus,
 )
@@ -63,6 +66,21 @@ ROLE_LABELS = {
     Role.AUDITOR: _l("auditor"),
     Role.ADMIN: _l("admin"),
 }
+# What a message is: a Zalo event's type, or an officer's note.
+MESSAGE_KIND_LABELS = {
+    MessageKind.TEXT: _l("Text"),
+    MessageKind.IMAGE: _l("Photo"),
+    MessageKind.FILE: _l("File"),
+    MessageKind.AUDIO: _l("Voice message"),
+    MessageKind.VIDEO: _l("Video"),
+    MessageKind.LOCATION: _l("Location"),
+    MessageKind.LINK: _l("Link"),
+    MessageKind.STICKER: _l("Sticker"),
+    MessageKind.GIF: _l("Animated image (GIF)"),
+    MessageKind.BUSINESS_CARD: _l("Contact card"),
+    MessageKind.NOTE: _l("Note"),
+    MessageKind.STOP_CONFIRMATION: _l("Answer to STOP"),
+}
 # Where a reply to the informant stands.
 DELIVERY_LABELS = {
     Delivery.QUEUED: _l("queued"),
@@ -71,6 +89,24 @@ DELIVERY_LABELS = {
     Delivery.WINDOW_CLOSED: _l("reply window closed"),
     Delivery.NO_ADDRESS: _l("informant stopped replies"),
     Delivery.PORTAL: _l("waiting on the web follow-up page"),
+}
+# Why Zalo did not take a message: what officers read on it, admins per OA.
+SEND_PROBLEM_LABELS = {
+    SendProblem.UNFUNDED: _l(
+        "Paid message: the OA has no Zalo Cloud Account with money (an administrator must fund it)"
+    ),
+    SendProblem.OA_NOT_ELIGIBLE: _l("The OA is not verified or has no service package"),
+    SendProblem.APP_NOT_PERMITTED: _l("The app is not permitted to use this API for the OA"),
+    SendProblem.API_RETIRED: _l("Zalo has shut down this sending API"),
+    SendProblem.APP_PROOF: _l("Wrong appsecret_proof (the app secret is misconfigured)"),
+    SendProblem.WINDOW_CLOSED: _l("The informant has not written for 7 days"),
+    SendProblem.UNREACHABLE: _l(
+        "The informant cannot receive it (not following the OA, inactive, or blocked it)"
+    ),
+    SendProblem.OA_ACCESS: _l("The OA's access must be granted again by an administrator"),
+    SendProblem.RATE_LIMITED: _l("Zalo's sending limit was reached"),
+    SendProblem.UNAVAILABLE: _l("Zalo could not be reached"),
+    SendProblem.REJECTED: _l("Zalo refused the message"),
 }
 # What the audit pages and a tip's timeline call each event.
 ACTION_LABELS: dict[str, Any] = {
@@ -82,6 +118,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.TIP_DISPATCHED: _l("Tip dispatched"),
     actions.REPLY_DELIVERED: _l("Reply delivered"),
     actions.INFORMANT_STOP: _l("Informant unsubscribed (reply address destroyed)"),
+    actions.INFORMANT_WITHDRAW: _l("Informant withdrew consent on Zalo (address erased)"),
+    actions.OA_CONSOLE_REPLY: _l("Reply typed by an OA administrator on Zalo"),
     actions.EVENTS_RECOVERED: _l("Waiting tips recovered with the unit key"),
     actions.TIP_OPEN: _l("Tip opened"),
     actions.TIP_SHREDDED: _l("Tip deleted (retention)"),
@@ -134,6 +172,19 @@ REFUSAL_LABELS = {
     Refusal.IMAGE_TOO_LARGE: _l("Refused: the image is too large (possibly a decompression bomb)."),
     Refusal.DAMAGED: _l("Refused: the file is damaged and cannot be cleaned."),
     Refusal.ENCRYPTED: _l("Refused: the document is encrypted and cannot be cleaned."),
+}
+# Why a signed Zalo event was kept in quarantine (admins see this, never the event).
+QUARANTINE_REASON_LABELS = {
+    QuarantineReason.UNREADABLE: _l("Not readable (not JSON)"),
+    QuarantineReason.NOT_UNICODE: _l("Holds characters that are not text"),
+    QuarantineReason.NO_EVENT_NAME: _l("No event name"),
+    QuarantineReason.OTHER_APP: _l("Names another Zalo app"),
+    QuarantineReason.NO_MESSAGE: _l("A message event without a message"),
+    QuarantineReason.NO_OA: _l("No OA served here"),
+    QuarantineReason.NO_SENDER: _l("No sender"),
+    QuarantineReason.BAD_MSG_ID: _l("Invalid message id"),
+    QuarantineReason.TOO_LONG: _l("Text too long"),
+    QuarantineReason.TOO_MANY_ATTACHMENTS: _l("Too many attachments"),
 }
 ATTACHMENT_STATE_LABELS = {
     AttachmentState.PENDING: _l("being downloaded and cleaned"),

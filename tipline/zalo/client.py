@@ -23,6 +23,7 @@ import httpx
 
 from keys import client_tls_context
 from tipline.config import Config
+from tipline.models.enums import SendProblem
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,23 @@ TOKEN_INVALID_CODES = frozenset({-216, -220})
 WINDOW_CLOSED_CODES = frozenset({-230, -232})
 UNREACHABLE_CODES = frozenset({-213, -227, -244})
 RATE_LIMITED_CODES = frozenset({-32})
+# Refusals an admin must fix, not the informant (zalo.md §2.3, §8.2; U-SPEC §14).
+UNFUNDED_CODES = frozenset({-320, -321})  # paid message: no Zalo Cloud Account, or no balance
+OA_NOT_ELIGIBLE_CODES = frozenset({-221, -224})  # OA not verified / no service package
+APP_NOT_PERMITTED_CODES = frozenset({-209, -212, -219, -223})  # the app lacks this API
+API_RETIRED_CODES = frozenset({-240})  # MessageV2 shut down
+APP_SECRET_PROOF_CODES = frozenset({-242})
+_PROBLEMS: tuple[tuple[frozenset[int], SendProblem], ...] = (
+    (UNFUNDED_CODES, SendProblem.UNFUNDED),
+    (OA_NOT_ELIGIBLE_CODES, SendProblem.OA_NOT_ELIGIBLE),
+    (APP_NOT_PERMITTED_CODES, SendProblem.APP_NOT_PERMITTED),
+    (API_RETIRED_CODES, SendProblem.API_RETIRED),
+    (APP_SECRET_PROOF_CODES, SendProblem.APP_PROOF),
+    (WINDOW_CLOSED_CODES, SendProblem.WINDOW_CLOSED),
+    (UNREACHABLE_CODES, SendProblem.UNREACHABLE),
+    (TOKEN_INVALID_CODES, SendProblem.OA_ACCESS),
+    (RATE_LIMITED_CODES, SendProblem.RATE_LIMITED),
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -61,6 +79,16 @@ def classify(error: int) -> SendStatus:
     if error in RATE_LIMITED_CODES:
         return SendStatus.RATE_LIMITED
     return SendStatus.OTHER
+
+
+def problem_for(error: int) -> SendProblem | None:
+    """The class of fix Zalo's ``error`` code calls for; None for success."""
+    if error == 0:
+        return None
+    for codes, problem in _PROBLEMS:
+        if error in codes:
+            return problem
+    return SendProblem.REJECTED
 
 
 class ZaloError(Exception):
@@ -99,6 +127,10 @@ class SendResult:
     @property
     def ok(self) -> bool:
         return self.status is SendStatus.OK
+
+    @property
+    def problem(self) -> SendProblem | None:
+        return problem_for(self.error)
 
     @property
     def reason(self) -> str:

@@ -10,9 +10,16 @@ Its state is Zalo's, not Tipline's: it lives in its own SQLite file,
 ``<data_dir>/zalo-simulator/sim.db``, shared by every gunicorn worker, and never in Tipline's
 database or Redis — the at-rest tests dump those and must find no Zalo user id there.
 
-Deliberate simplifications: the 7-day messaging window and follower status are not modelled
-(queue ``-230``/``-213`` through ``POST /_sim/faults`` instead); OAuth error codes other than
-"non-zero" are illustrative (Tipline treats any refusal as "re-consent", zalo.md §3).
+Zalo's reply windows are modelled (zalo.md §2.4, §8.2): the simulator learns when a user last
+interacted with an OA from ``POST /_sim/interactions`` (``tipline zalo send`` reports each event
+it posts; tests may backdate one), answers a consultation message free within 48 hours, charges
+it to the OA's Zalo Cloud Account until 7 days (``-320`` when no account is linked, ``-321`` when
+it has no money) and refuses it after (``-230``). ``POST /_sim/oa/<oa_id>`` makes an OA unfunded
+or misconfigured (every send answered with one of Zalo's configuration codes: -209, -212, -219,
+-221, -223, -224, -240, -242). A user the simulator never heard from is treated as inside the
+free window (most tests deliver events without the sender). Follower status is not modelled
+(queue ``-213`` through ``POST /_sim/faults``); OAuth error codes other than "non-zero" are
+illustrative (Tipline treats any refusal as "re-consent", zalo.md §3).
 
 Like the rest of Tipline, the simulator logs no token, user id or text: in the demo its log
 lines land in Tipline's log.
@@ -69,7 +76,23 @@ ERROR_MESSAGES = {
     -230: "User has not interacted with the OA in the past 7 days",
     -232: "User has not interacted or the last interaction has expired",
     -244: "User has restricted this type of message from the OA",
+    -209: "API is not supported by this app",
+    -212: "API has not been registered with this Official Account",
+    -219: "App has been removed or disabled",
+    -221: "Official Account has not been verified",
+    -223: "Official Account is not allowed to use this feature",
+    -224: "Official Account has not subscribed to the service package",
+    -240: "MessageV2 API has been shut down, use MessageV3",
+    -242: "appsecret_proof is invalid",
+    -320: "Application needs to link with a Zalo Cloud Account to use paid features",
+    -321: "Zalo Cloud Account linked with the application is out of money or cannot pay",
 }
+# What an OA can be told to answer every send with (POST /_sim/oa/<oa_id>): Zalo's
+# configuration and account codes (zalo.md §8.2).
+CONFIG_ERRORS = frozenset({-209, -212, -219, -221, -223, -224, -240, -242})
+FREE_WINDOW_MS = 48 * 3600 * 1000
+REPLY_WINDOW_MS = 7 * 24 * 3600 * 1000
+CLOUD_ACCOUNT = {"funded": 0, "unlinked": -320, "empty": -321}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -103,6 +126,17 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     error INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interactions (
+    oa_id TEXT NOT NULL,
+    who TEXT NOT NULL,             -- a user id, or 'conversation:<id>' for the web chat
+    last_ms INTEGER NOT NULL,      -- the user's last interaction, epoch milliseconds
+    PRIMARY KEY (oa_id, who)
+);
+CREATE TABLE IF NOT EXISTS oa_state (
+    oa_id TEXT PRIMARY KEY,
+    cloud_account TEXT NOT NULL DEFAULT 'funded',  -- 'funded' | 'unlinked' | 'empty'
+    config_error INTEGER                           -- answered to every send when set
 );
 CREATE TABLE IF NOT EXISTS media (
     id TEXT PRIMARY KEY,
@@ -259,6 +293,9 @@ def _handle_send(endpoint: str, anonymous: bool) -> ResponseReturnValue:
             if fault is not None:
                 conn.execute("DELETE FROM faults WHERE id = ?", (fault["id"],))
                 error = int(fault["error"])
+            else:
+                who = user_id if not anonymous else f"conversation:{conversation_id}"
+                error = _window_error(conn, oa_id, who or "", now)
         message_id = random_bytes(10).hex() if error == 0 else None
         conn.execute(
             "INSERT INTO calls (time, endpoint, oa_id, user_id, conversation_id, anonymous_id,"
@@ -274,6 +311,88 @@ def _handle_send(endpoint: str, anonymous: bool) -> ResponseReturnValue:
     else:
         data.update(user_id=user_id, quota={"quota_type": "reply", "remain": "8", "total": "8"})
     return _add_rate_headers(jsonify({"data": data, "error": 0, "message": "Success"}))
+
+
+def _window_error(conn: sqlite3.Connection, oa_id: str, who: str, now: float) -> int:
+    """What Zalo answers a consultation message to ``who`` now: the OA's configuration error,
+    then the window: free for 48 hours after the user's last interaction, charged to the OA's
+    Zalo Cloud Account until 7 days (-320/-321 when it cannot pay), refused after (-230)."""
+    state = conn.execute(
+        "SELECT cloud_account, config_error FROM oa_state WHERE oa_id = ?", (oa_id,)
+    ).fetchone()
+    if state is not None and state["config_error"] is not None:
+        return int(state["config_error"])
+    seen = conn.execute(
+        "SELECT last_ms FROM interactions WHERE oa_id = ? AND who = ?", (oa_id, who)
+    ).fetchone()
+    if seen is None:
+        return 0  # never heard of: treated as inside the free window (see the module's note)
+    age = now * 1000 - int(seen["last_ms"])
+    if age <= FREE_WINDOW_MS:
+        return 0
+    if age <= REPLY_WINDOW_MS:
+        return CLOUD_ACCOUNT.get(state["cloud_account"] if state is not None else "funded", 0)
+    return -230
+
+
+@blueprint.post("/interactions")
+def record_interaction() -> ResponseReturnValue:
+    """A user interacted with an OA (sent a message, followed, clicked the chat button): what
+    Zalo knows because it delivered the event. ``{"oa_id", "user_id" | "conversation_id",
+    "at"}``, ``at`` in epoch milliseconds (default now; tests backdate it)."""
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    oa_id = _str(body.get("oa_id"))
+    user_id = _str(body.get("user_id"))
+    conversation_id = _str(body.get("conversation_id"))
+    at = body.get("at", int(time.time() * 1000))
+    if (
+        oa_id is None
+        or (user_id is None) == (conversation_id is None)
+        or isinstance(at, bool)
+        or not isinstance(at, int)
+    ):
+        return jsonify(
+            {"ok": False, "error": "oa_id, one of user_id or conversation_id, at (ms)"}
+        ), 400
+    who = user_id if user_id is not None else f"conversation:{conversation_id}"
+    with _connect(_data_dir()) as conn, _write(conn):
+        conn.execute(
+            "INSERT INTO interactions (oa_id, who, last_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (oa_id, who) DO UPDATE SET last_ms = MAX(last_ms, excluded.last_ms)",
+            (oa_id, who, at),
+        )
+    return jsonify({"ok": True})
+
+
+@blueprint.post("/oa/<oa_id>")
+def set_oa_state(oa_id: str) -> ResponseReturnValue:
+    """Make an OA unfunded or misconfigured, as its admins can in real life:
+    ``{"cloud_account": "funded" | "unlinked" | "empty", "error": -224 | null}``. Fields left
+    out keep their value; ``{}`` answers the current state."""
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    account = body.get("cloud_account")
+    error = body.get("error", ...)
+    if account is not None and account not in CLOUD_ACCOUNT:
+        return jsonify({"ok": False, "error": "cloud_account: funded, unlinked or empty"}), 400
+    if error is not ... and error is not None and error not in CONFIG_ERRORS:
+        return jsonify({"ok": False, "error": f"error: one of {sorted(CONFIG_ERRORS)}"}), 400
+    with _connect(_data_dir()) as conn, _write(conn):
+        conn.execute("INSERT OR IGNORE INTO oa_state (oa_id) VALUES (?)", (oa_id,))
+        if account is not None:
+            conn.execute(
+                "UPDATE oa_state SET cloud_account = ? WHERE oa_id = ?", (account, oa_id)
+            )
+        if error is not ...:
+            conn.execute("UPDATE oa_state SET config_error = ? WHERE oa_id = ?", (error, oa_id))
+        row = conn.execute(
+            "SELECT cloud_account, config_error FROM oa_state WHERE oa_id = ?", (oa_id,)
+        ).fetchone()
+    return jsonify(
+        {"ok": True, "oa_id": oa_id, "cloud_account": row["cloud_account"],
+         "error": row["config_error"]}
+    )
 
 
 @blueprint.post("/v3.0/oa/message/cs")
