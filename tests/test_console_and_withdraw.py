@@ -34,6 +34,7 @@ from tipline.models import (
     ReplyAddress,
     Tip,
 )
+from tipline.reply_addresses import informant_alias_key
 from tipline.runtime import Runtime
 
 pytestmark = pytest.mark.usefixtures("units")
@@ -150,7 +151,7 @@ def test_a_withdrawal_erases_the_address_cuts_the_tips_off_and_keeps_their_conte
     client: FlaskClient, runtime: Runtime, units: dict[str, str]
 ) -> None:
     tip_id = a_tip(client, runtime)
-    alias = informant_alias(runtime.config, COMMUNE_OA, "user:" + USER)
+    alias = informant_alias(informant_alias_key(runtime.keystore), COMMUNE_OA, "user:" + USER)
     assert runtime.keystore.get(f"address:{alias}") is not None
     with runtime.sessions() as session:
         bodies = {m.public_id: m.sealed_body for m in session.scalars(select(Message))}
