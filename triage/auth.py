@@ -32,6 +32,8 @@ from keys import (
     WrongSecret,
     new_session_secret,
     open_token,
+    refuse_password,
+    refuse_secret,
     sign_token,
     verify_password,
 )
@@ -174,7 +176,9 @@ def login() -> ResponseReturnValue:
             select(Officer).where(Officer.username == form.username.data.strip().lower())
         ).one_or_none()
         if officer is None or not officer.active:
-            verify_password("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", "x")
+            # The same Argon2id run as a wrong password, at the cost real accounts have: the
+            # time taken does not tell which usernames exist.
+            refuse_password(form.password.data, runtime().config.kdf_cost)
             _fail(db, None, "unknown_account")
             return _login_page(form, message, 401)
         if officer.locked_until is not None and officer.locked_until > utcnow():
@@ -312,14 +316,13 @@ def recover() -> ResponseReturnValue:
         officer = db.scalars(
             select(Officer).where(Officer.username == (form.username.data or "").strip().lower())
         ).one_or_none()
+        recovery_code = normalise_recovery_code(form.recovery_code.data or "")
         try:
             if officer is None or not officer.active:
-                raise WrongSecret("unknown account")
+                refuse_secret(recovery_code, runtime().config.kdf_cost)  # as long as a wrong code
             if officer.locked_until is not None and officer.locked_until > utcnow():
                 raise WrongSecret("locked")
-            key = unlock_with_recovery_code(
-                officer, normalise_recovery_code(form.recovery_code.data or "")
-            )
+            key = unlock_with_recovery_code(officer, recovery_code)
             if not _totp_ok(officer, _totp_secret(officer, key), form.code.data or ""):
                 raise WrongSecret("totp")
         except (WrongSecret, EnvelopeError):
