@@ -21,8 +21,9 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.wrappers import Response
 
 from keys import (
@@ -76,17 +77,31 @@ def _totp_secret(officer: Officer, key: PrivateKey) -> str:
     ).decode()
 
 
-def _totp_ok(officer: Officer, secret: str, code: str) -> bool:
-    """A current code (±30 s), never one already used: codes cannot be replayed."""
+def _totp_ok(db: Session, officer: Officer, secret: str, code: str) -> bool:
+    """A current code (±30 s), never one already used: codes cannot be replayed.
+
+    The step is claimed by one conditional UPDATE whose row count decides, not read then
+    written: two logins with the same code at the same moment (READ COMMITTED on PostgreSQL)
+    both read the old step, and both got in. The second UPDATE now waits for the first's row
+    lock, sees its step and changes nothing.
+    """
     totp = pyotp.TOTP(secret)
     now = utcnow()
     for drift in (0, -1, 1):
         at = now + timedelta(seconds=30 * drift)
-        step = totp.timecode(at)
-        if officer.totp_last_step is not None and step <= officer.totp_last_step:
+        if not pyotp.utils.strings_equal(totp.at(at), code.strip()):
             continue
-        if pyotp.utils.strings_equal(totp.at(at), code.strip()):
-            officer.totp_last_step = step
+        step = totp.timecode(at)
+        claimed = db.connection().execute(
+            update(Officer)
+            .where(
+                Officer.id == officer.id,
+                or_(Officer.totp_last_step.is_(None), Officer.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+        )
+        if claimed.rowcount == 1:
+            set_committed_value(officer, "totp_last_step", step)  # as stored; nothing to flush
             return True
     return False
 
@@ -207,7 +222,7 @@ def login() -> ResponseReturnValue:
             response = redirect(url_for("auth.totp_setup"))
             _keep_enrolment_secret(response, officer, unlock)
             return response
-        if not form.code.data or not _totp_ok(officer, secret, form.code.data):
+        if not form.code.data or not _totp_ok(db, officer, secret, form.code.data):
             _fail(db, officer, "totp")
             return _login_page(form, message, 401)
         return _finish_login(db, officer, key)
@@ -289,7 +304,7 @@ def totp_setup() -> ResponseReturnValue:
         secret = _totp_secret(officer, key)
         uri = pyotp.TOTP(secret).provisioning_uri(name=officer.username, issuer_name="Tipline")
         if form.validate_on_submit():
-            if _totp_ok(officer, secret, form.code.data or ""):
+            if _totp_ok(db, officer, secret, form.code.data or ""):
                 officer.totp_confirmed_at = utcnow()
                 session.pop(PENDING, None)
                 response = _finish_login(db, officer, key)
@@ -323,7 +338,7 @@ def recover() -> ResponseReturnValue:
             if officer.locked_until is not None and officer.locked_until > utcnow():
                 raise WrongSecret("locked")
             key = unlock_with_recovery_code(officer, recovery_code)
-            if not _totp_ok(officer, _totp_secret(officer, key), form.code.data or ""):
+            if not _totp_ok(db, officer, _totp_secret(officer, key), form.code.data or ""):
                 raise WrongSecret("totp")
         except (WrongSecret, EnvelopeError):
             _fail(db, officer, "recovery")
