@@ -134,6 +134,28 @@ def redis(runtime: Runtime) -> Redis:
     return runtime.redis
 
 
+class Clock:
+    """A clock that moves only when told: back-off delays are tested by moving it, not by
+    waiting (``Runtime.clock``)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(runtime: Runtime) -> Clock:
+    """The runtime's clock, stopped; ``clock.advance(s)`` moves it."""
+    stopped = Clock()
+    runtime.clock = stopped
+    return stopped
+
+
 @pytest.fixture
 def argon2_runs(monkeypatch: pytest.MonkeyPatch) -> list[KdfCost]:
     """Every Argon2id run that checks a secret from now on, by cost, in order: a count, not a

@@ -52,8 +52,9 @@ from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_
 from tipline.runtime import Runtime
 from tipline.transit import NoTransitKey, recover_events
 from tipline.web.i18n import LANGUAGE_COOKIE, LANGUAGES, _
-from tipline.web.limits import limiter
+from tipline.web.limits import address_group, limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
+from triage.throttle import LoginAttempt
 from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
 
 blueprint = Blueprint("auth", __name__)
@@ -106,21 +107,36 @@ def _totp_ok(db: Session, officer: Officer, secret: str, code: str) -> bool:
     return False
 
 
-def _fail(db: Session, officer: Officer | None, reason: str) -> None:
-    config = runtime().config
-    if officer is not None:
-        officer.failed_logins += 1
-        if officer.failed_logins >= config.max_failed_logins:
-            officer.locked_until = utcnow() + timedelta(minutes=config.lockout_minutes)
-            officer.failed_logins = 0
+def _attempt(username: str) -> LoginAttempt:
+    return LoginAttempt(username, address_group(_client() or ""))
+
+
+def _fail(
+    db: Session, officer: Officer | None, reason: str, attempt: LoginAttempt | None = None
+) -> None:
+    """Audit a refused login step; count it against ``attempt``'s scopes when given (a try
+    refused because a wait was running is audited, never counted)."""
+    if attempt is not None:
+        attempt.failed(runtime())
     record(
         db,
         action=actions.LOGIN_FAILED,
         actor=officer,
         object_id=officer.public_id if officer is not None else None,  # per-account flags
         outcome=Outcome.DENIED,
+        # Per-address flags (sprays); for staff accounts only, as every recorded address is
+        # (tipline.audit.record): a username that is no account records none.
         client_address=_client() if officer is not None else None,
         detail={"reason": reason},
+    )
+
+
+def _wait_notice(seconds: int) -> str:
+    return str(
+        _(
+            "Too many failed attempts. Please wait %(seconds)d seconds and try again.",
+            seconds=seconds,
+        )
     )
 
 
@@ -134,8 +150,7 @@ def _home(role: str) -> str:
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     """A fresh session id, the key halves split between Redis and the cookie, audited."""
     session.clear()  # nothing from before the login survives it
-    officer.failed_logins = 0
-    officer.locked_until = None
+    _attempt(officer.username).succeeded(runtime())
     officer.last_login_at = utcnow()
     login_user(StaffUser(officer))
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
@@ -169,10 +184,11 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     return response
 
 
-def _login_page(form: LoginForm, error: str, status: int) -> ResponseReturnValue:
+def _login_page(form: LoginForm, error: str, status: int, *, wait: int = 0) -> ResponseReturnValue:
     """The login page again with why; shown directly, not flashed: a flash would give the
-    visitor a server-side session."""
-    return render_template("auth/login.html", form=form, notices=[("error", error)]), status
+    visitor a server-side session. ``wait``: the seconds a throttled try is told to wait."""
+    page = render_template("auth/login.html", form=form, notices=[("error", error)])
+    return page, status, {"Retry-After": str(wait)} if wait else {}
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -186,29 +202,32 @@ def login() -> ResponseReturnValue:
             "auth/login.html", form=form
         ), 400 if request.method == "POST" else 200
     message = _("Wrong username, password or code.")
+    username = form.username.data.strip().lower()
+    attempt = _attempt(username)
     with runtime().sessions() as db, db.begin():
-        officer = db.scalars(
-            select(Officer).where(Officer.username == form.username.data.strip().lower())
-        ).one_or_none()
-        if officer is None or not officer.active:
+        found = db.scalars(select(Officer).where(Officer.username == username)).one_or_none()
+        officer = found if found is not None and found.active else None
+        # Before any password check, and the same for every username, real or not: a wait
+        # that runs refuses the try without counting it (triage.throttle).
+        wait = attempt.wait(runtime())
+        if wait:
+            _fail(db, officer, "throttled")
+            return _login_page(form, _wait_notice(wait), 429, wait=wait)
+        if officer is None:
             # The same Argon2id run as a wrong password, at the cost real accounts have: the
             # time taken does not tell which usernames exist.
             refuse_password(form.password.data, runtime().config.kdf_cost)
-            _fail(db, None, "unknown_account")
+            _fail(db, None, "unknown_account", attempt)
             return _login_page(form, message, 401)
-        if officer.locked_until is not None and officer.locked_until > utcnow():
-            _fail(db, officer, "locked")
-            message = _("Too many failed attempts: this account is locked for a while.")
-            return _login_page(form, message, 429)
         password = form.password.data
         if not verify_password(officer.password_hash, password):
-            _fail(db, officer, "password")
+            _fail(db, officer, "password", attempt)
             return _login_page(form, message, 401)
         try:
             key = unlock_officer_key(officer, password)
             secret = _totp_secret(officer, key)
         except (WrongSecret, EnvelopeError):
-            _fail(db, officer, "key")
+            _fail(db, officer, "key", attempt)
             return _login_page(form, message, 401)
         if officer.totp_confirmed_at is None:
             # First login: prove the authenticator works before the session starts.
@@ -223,7 +242,7 @@ def login() -> ResponseReturnValue:
             _keep_enrolment_secret(response, officer, unlock)
             return response
         if not form.code.data or not _totp_ok(db, officer, secret, form.code.data):
-            _fail(db, officer, "totp")
+            _fail(db, officer, "totp", attempt)
             return _login_page(form, message, 401)
         return _finish_login(db, officer, key)
 
@@ -323,30 +342,41 @@ def totp_setup() -> ResponseReturnValue:
 @blueprint.route("/login/recover", methods=["GET", "POST"])
 @limiter.limit("5/minute;20/hour", methods=["POST"])
 def recover() -> ResponseReturnValue:
-    """A forgotten password: the recovery code opens the key, which is re-wrapped; access kept."""
+    """A forgotten password: the recovery code opens the key, which is re-wrapped; access kept.
+
+    Never refused because logins are being slowed down (triage.throttle): recovery is how the
+    officer gets back in whatever others tried. Its own failures have their own delays.
+    """
     form = RecoverForm()
     if not form.validate_on_submit():
         return render_template("auth/recover.html", form=form)
+    username = (form.username.data or "").strip().lower()
+    attempt = _attempt(username)
     with runtime().sessions() as db, db.begin():
-        officer = db.scalars(
-            select(Officer).where(Officer.username == (form.username.data or "").strip().lower())
-        ).one_or_none()
+        found = db.scalars(select(Officer).where(Officer.username == username)).one_or_none()
+        officer = found if found is not None and found.active else None
+        wait = attempt.recovery_wait(runtime())
+        if wait:
+            _fail(db, officer, "recovery_throttled")
+            notices = [("error", _wait_notice(wait))]
+            page = render_template("auth/recover.html", form=form, notices=notices)
+            return page, 429, {"Retry-After": str(wait)}
         recovery_code = normalise_recovery_code(form.recovery_code.data or "")
         try:
-            if officer is None or not officer.active:
+            if officer is None:
                 refuse_secret(recovery_code, runtime().config.kdf_cost)  # as long as a wrong code
-            if officer.locked_until is not None and officer.locked_until > utcnow():
-                raise WrongSecret("locked")
             key = unlock_with_recovery_code(officer, recovery_code)
             if not _totp_ok(db, officer, _totp_secret(officer, key), form.code.data or ""):
                 raise WrongSecret("totp")
         except (WrongSecret, EnvelopeError):
+            attempt.recovery_failed(runtime())
             _fail(db, officer, "recovery")
             notices = [("error", _("Wrong username, recovery code or authenticator code."))]
             return render_template("auth/recover.html", form=form, notices=notices), 401
         new_code = rewrap_officer_key(
             officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
         )
+        attempt.recovered(runtime())
         record(
             db,
             action=actions.ACCOUNT_CHANGE,
