@@ -158,6 +158,32 @@ def test_a_flood_of_failures_from_many_addresses_does_not_keep_the_officer_out(
     assert login(browser_at(app, OFFICE), "canbo", secret).status_code == 302
 
 
+def test_a_browser_that_logged_in_before_is_not_kept_out_by_others_at_its_address(
+    app: Flask, units: dict[str, str], clock: Clock
+) -> None:
+    """Behind one address (a station's NAT) an attacker's failures were the officer's too."""
+    secret = units["totp:canbo"]
+    officer = browser_at(app, OFFICE)
+    assert login(officer, "canbo", secret).status_code == 302
+    known = officer.get_cookie("tipline_known", path="/login")
+    assert known is not None and known.http_only and known.max_age is not None
+    page = officer.get("/triage/").get_data(as_text=True)
+    officer.post("/logout", data={"csrf_token": csrf_from(page)})
+    colleague = browser_at(app, OFFICE)  # another browser at the same address
+    for username in ("canbo", "canbo2"):
+        for _ in range(5):
+            login(colleague, username, units[f"totp:{username}"], password=WRONG)
+    assert login(colleague, "canbo", secret, code=totp_code(secret, 1)).status_code == 429
+    # The officer's own mistakes still slow the officer's browser down ...
+    assert login(officer, "canbo", secret, password=WRONG).status_code == 401
+    # ... but not anyone else's.
+    assert login(officer, "canbo", secret, code=totp_code(secret, 1)).status_code == 302
+    # The cookie names this account only: for another username the browser is anyone.
+    other = browser_at(app, OFFICE)
+    other.set_cookie("tipline_known", known.value, path="/login")
+    assert login(other, "canbo2", units["totp:canbo2"]).status_code == 429
+
+
 def test_recovery_works_while_the_account_is_throttled(
     app: Flask, account: NewAccount, clock: Clock
 ) -> None:

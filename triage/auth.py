@@ -32,6 +32,7 @@ from keys import (
     PrivateKey,
     WrongSecret,
     new_session_secret,
+    new_token,
     open_token,
     refuse_password,
     refuse_secret,
@@ -64,6 +65,11 @@ PENDING = "pending_enrolment"  # officer public id + key sealed for the session,
 ENROL_COOKIE = "tipline_enrol"
 ENROL_PATH = "/login"  # sent to the login steps only
 ENROL_PURPOSE = "enrolment"
+# A browser that logged in to an account before: its failures alone slow it down there
+# (triage.throttle). A random id, signed and bound to the account; sent to the login steps.
+KNOWN_COOKIE = "tipline_known"
+KNOWN_PURPOSE = "known-browser"
+KNOWN_LIFE = 30 * 24 * 3600
 
 
 def _client() -> str | None:
@@ -107,8 +113,45 @@ def _totp_ok(db: Session, officer: Officer, secret: str, code: str) -> bool:
     return False
 
 
-def _attempt(username: str) -> LoginAttempt:
-    return LoginAttempt(username, address_group(_client() or ""))
+def _attempt(username: str, officer: Officer | None = None) -> LoginAttempt:
+    """This try, for the throttle: the browser counts apart if it is known for ``officer``."""
+    return LoginAttempt(username, address_group(_client() or ""), _known_browser(officer))
+
+
+def _known_browser(officer: Officer | None) -> str | None:
+    """The id in this browser's known-browser cookie, if that cookie is ``officer``'s."""
+    token = request.cookies.get(KNOWN_COOKIE)
+    if officer is None or not token:
+        return None
+    try:
+        return open_token(
+            runtime().config.secret_key.encode(),
+            KNOWN_PURPOSE,
+            token,
+            max_age=KNOWN_LIFE,
+            bound_to=officer.public_id,
+        )
+    except BadToken:
+        return None
+
+
+def _remember_browser(response: Response, officer: Officer) -> None:
+    """A new known-browser cookie for ``officer`` (a new id at every login)."""
+    token = sign_token(
+        runtime().config.secret_key.encode(),
+        KNOWN_PURPOSE,
+        new_token(26),
+        bound_to=officer.public_id,
+    )
+    response.set_cookie(
+        KNOWN_COOKIE,
+        token,
+        path=ENROL_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=runtime().config.behind_tls,
+        max_age=KNOWN_LIFE,
+    )
 
 
 def _fail(
@@ -150,11 +193,12 @@ def _home(role: str) -> str:
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     """A fresh session id, the key halves split between Redis and the cookie, audited."""
     session.clear()  # nothing from before the login survives it
-    _attempt(officer.username).succeeded(runtime())
+    _attempt(officer.username, officer).succeeded(runtime())
     officer.last_login_at = utcnow()
     login_user(StaffUser(officer))
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     response = redirect(_home(officer.role))
+    _remember_browser(response, officer)
     keep_officer_key(response, officer, key, new_session_secret())
     record(db, action=actions.LOGIN, actor=officer, client_address=_client())
     if officer.unit_id is not None and StaffUser(officer).holds_keys:
@@ -203,10 +247,10 @@ def login() -> ResponseReturnValue:
         ), 400 if request.method == "POST" else 200
     message = _("Wrong username, password or code.")
     username = form.username.data.strip().lower()
-    attempt = _attempt(username)
     with runtime().sessions() as db, db.begin():
         found = db.scalars(select(Officer).where(Officer.username == username)).one_or_none()
         officer = found if found is not None and found.active else None
+        attempt = _attempt(username, officer)
         # Before any password check, and the same for every username, real or not: a wait
         # that runs refuses the try without counting it (triage.throttle).
         wait = attempt.wait(runtime())
@@ -351,10 +395,10 @@ def recover() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("auth/recover.html", form=form)
     username = (form.username.data or "").strip().lower()
-    attempt = _attempt(username)
     with runtime().sessions() as db, db.begin():
         found = db.scalars(select(Officer).where(Officer.username == username)).one_or_none()
         officer = found if found is not None and found.active else None
+        attempt = _attempt(username, officer)
         wait = attempt.recovery_wait(runtime())
         if wait:
             _fail(db, officer, "recovery_throttled")

@@ -10,8 +10,11 @@ Three counts slow a password guesser down, each by doubling delays:
   an address that has not failed — the officer at their desk — passes.
 
 So someone else's failures never keep the right password and code out: they are counted
-against the addresses they come from. (An officer behind the same address as the attacker
-shares its delays; the auditor sees the spray, tipline.audit.query.)
+against the addresses they come from. One case is left: an officer behind the attacker's own
+address (a station's NAT). For it, a browser that has logged in to the account before carries
+a *known-browser* cookie (signed, bound to the account, 30 days, sent to /login only): from
+that browser only its own failures on that account count (:data:`PAIR`), whatever its address
+did. The auditor sees sprays either way (tipline.audit.query).
 
 A try while a wait runs is answered 429 with the seconds left (``Retry-After``), costs no
 Argon2id run and counts for nothing. The username is counted as typed (lower-cased), whether
@@ -47,10 +50,17 @@ def _failures(rt: Runtime) -> Failures:
 
 @dataclass(frozen=True)
 class LoginAttempt:
-    """A login (or recovery) try: the username as typed and the client's address group."""
+    """A login (or recovery) try: the username as typed, the client's address group, and the
+    browser's id if its known-browser cookie is this account's."""
 
     username: str
     address: str
+    browser: str | None = None
+
+    def _browser(self) -> list[Scope]:
+        if self.browser is None:
+            return []
+        return [Scope(("login-browser", self.username, self.browser), PAIR)]
 
     def _pair(self) -> Scope:
         return Scope(("login", self.username, self.address), PAIR)
@@ -67,6 +77,8 @@ class LoginAttempt:
     def wait(self, rt: Runtime) -> int:
         """Seconds before this login may be tried (0: now)."""
         failures = _failures(rt)
+        if self.browser is not None:  # only this browser's own failures on the account
+            return failures.wait(self._browser())
         pair = self._pair()
         scopes = [pair, self._address()]
         if failures.count(pair) > 0:  # an address that failed on this account
@@ -74,10 +86,10 @@ class LoginAttempt:
         return failures.wait(scopes)
 
     def failed(self, rt: Runtime) -> None:
-        _failures(rt).add([self._pair(), self._address(), self._account()])
+        _failures(rt).add([self._pair(), self._address(), self._account(), *self._browser()])
 
     def succeeded(self, rt: Runtime) -> None:
-        _failures(rt).clear([self._pair()])
+        _failures(rt).clear([self._pair(), *self._browser()])
 
     def recovery_wait(self, rt: Runtime) -> int:
         return _failures(rt).wait([self._recovery()])
@@ -86,4 +98,4 @@ class LoginAttempt:
         _failures(rt).add([self._recovery()])
 
     def recovered(self, rt: Runtime) -> None:
-        _failures(rt).clear([self._recovery(), self._pair()])
+        _failures(rt).clear([self._recovery(), self._pair(), *self._browser()])
