@@ -25,7 +25,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
         "auth.totp_setup",
         "auth.recover",
-        "auth.set_language",
+        "language.set_language",
         "health.healthz",
         "intake.zalo_webhook",
         "static",
@@ -40,6 +40,7 @@ PUBLIC_ENDPOINTS = frozenset(
 def init_triage(app: Flask) -> None:
     """Register the staff blueprints and the login requirement (after :func:`init_web`)."""
     login_manager.init_app(app)
+    app.jinja_env.globals["staff_ui"] = True  # base.html: the staff navigation and links
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"

@@ -1,4 +1,4 @@
-"""Login with password and TOTP, QR enrolment, recovery code, logout, language."""
+"""Login with password and TOTP, QR enrolment, recovery code, logout."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ from tipline.models import Officer, Outcome, Role, utcnow
 from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_SECRET
 from tipline.runtime import Runtime
 from tipline.transit import NoTransitKey, recover_events
-from tipline.web.i18n import LANGUAGE_COOKIE, LANGUAGES, _
+from tipline.web.i18n import _
 from tipline.web.limits import address_group, limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
 from triage.throttle import LoginAttempt
@@ -446,24 +446,4 @@ def logout() -> ResponseReturnValue:
     session.clear()
     response = redirect(url_for("auth.login"))
     forget_officer_key(response)
-    return response
-
-
-@blueprint.post("/lang/<code>")
-def set_language(code: str) -> ResponseReturnValue:
-    target = request.referrer or url_for("auth.login")
-    # Only back to this site, and no control character: a CR/LF in the Referer reached the
-    # Location header (Werkzeug refused to set it: a 500).
-    if not target.startswith(request.host_url) or not target.isprintable():
-        target = url_for("auth.login")
-    response = redirect(target)
-    if code in LANGUAGES:  # a cookie, not the session: anonymous visitors have none
-        response.set_cookie(
-            LANGUAGE_COOKIE,
-            code,
-            httponly=True,
-            samesite="Lax",
-            secure=runtime().config.behind_tls,
-            max_age=None,
-        )
     return response
