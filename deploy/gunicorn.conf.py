@@ -1,20 +1,24 @@
 """gunicorn settings for both web tiers: `gunicorn -c deploy/gunicorn.conf.py`.
 
-One file, two tiers, chosen by ``TIPLINE_TIER``:
+One file, three tiers, chosen by ``TIPLINE_TIER``:
 
 - ``staff`` (default): ``tipline.wsgi:app``, the staff UI (login, inbox, tips, audit) plus the
   anonymous web form. Police network only; the TLS proxy may offer the web form's own paths
   publicly (deploy/nginx/tipline.conf).
 - ``intake``: ``tipline.wsgi_intake:app``, the Zalo webhook and /healthz and nothing else:
   the internet-facing tier carries no staff UI, no sessions, no login routes.
+- ``public``: ``tipline.wsgi_public:app``, the anonymous web form (/bao-tin, /tra-cuu) with
+  the webhook and /healthz, and no staff route: the web form's Argon2id runs (one per
+  /tra-cuu post, 64 MiB) in a pool of their own, which cannot starve the officers' workers.
+  The proxy then sends the web form's paths here instead of to the staff tier.
 
 The flags are those of `tipline serve` (tipline/cli/server.py): no control socket, an access log of
 paths only, underscore headers dropped unless the Zalo simulator is mounted. Everything else
 about Tipline comes from its own environment (TIPLINE_*, ZALO_*, and their ``_FILE`` forms).
 
 Tunables (environment): ``TIPLINE_BIND`` (default 127.0.0.1:8000 staff, 127.0.0.1:8001
-intake; a TLS proxy sits in front; several addresses comma-separated), ``TIPLINE_WEB_WORKERS``
-(default two per core).
+intake, 127.0.0.1:8002 public; a TLS proxy sits in front; several addresses comma-separated),
+``TIPLINE_WEB_WORKERS`` (default two per core).
 """
 
 import os
@@ -22,6 +26,7 @@ import os
 TIERS = {
     "staff": ("tipline.wsgi:app", "127.0.0.1:8000"),
     "intake": ("tipline.wsgi_intake:app", "127.0.0.1:8001"),
+    "public": ("tipline.wsgi_public:app", "127.0.0.1:8002"),
 }
 tier = os.environ.get("TIPLINE_TIER", "staff")
 if tier not in TIERS:

@@ -9,7 +9,9 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
 - :func:`grant`, :func:`open_grant`: a private key sealed to another key's public half; the
   links of the key chain from an officer to a tip.
 - :func:`wrap_with_secret`, :func:`unwrap_with_secret`, :func:`hash_password`,
-  :func:`verify_password`, :func:`new_recovery_code`: Argon2id for people's secrets.
+  :func:`verify_password`, :func:`new_recovery_code`: Argon2id for people's secrets;
+  :func:`refuse_password`, :func:`refuse_secret`: the same cost for an account that does not
+  exist.
 - :func:`keyed_digest`, :func:`webhook_mac`, :func:`constant_time_equal`: keyed hashes and the
   Zalo webhook signature.
 - :func:`new_challenge`, :func:`work_is_valid`, :func:`new_passphrase`: the web form's
@@ -41,6 +43,8 @@ from keys.password import (
     hash_password,
     new_recovery_code,
     password_needs_rehash,
+    refuse_password,
+    refuse_secret,
     unwrap_with_secret,
     verify_password,
     wrap_with_secret,
@@ -98,6 +102,8 @@ __all__ = [
     "password_needs_rehash",
     "pkce_challenge",
     "random_bytes",
+    "refuse_password",
+    "refuse_secret",
     "seal",
     "seal_with_key",
     "sign_token",

@@ -3,14 +3,21 @@
 An officer's private key is wrapped twice: under a key derived from the password, and under a
 key derived from a recovery code shown once at enrolment. The Argon2id parameters are stored
 in each hash and each wrap, so costs can rise without breaking old accounts.
+
+Every Argon2id run that checks a secret goes through :func:`_derive` (wraps) or
+:func:`_verify` (password hashes), named with its cost: the tests count them there to show
+that a refusal costs the same whether or not the account or the code exists.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import struct
 from dataclasses import dataclass
+from typing import NoReturn
 
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from argon2.low_level import hash_secret_raw
 from cryptography.exceptions import InvalidTag
@@ -95,12 +102,48 @@ def hash_password(password: str, *, cost: KdfCost) -> str:
     return _hasher(cost).hash(password)
 
 
-def verify_password(stored_hash: str, password: str) -> bool:
-    """True when ``password`` matches; the stored hash carries its own parameters."""
+def _verify(stored_hash: str, password: str, cost: KdfCost) -> bool:
+    """One Argon2id run at ``cost``, the stored hash's own parameters."""
     try:
         return PasswordHasher().verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    """True when ``password`` matches; the stored hash carries its own parameters."""
+    try:
+        found = extract_parameters(stored_hash)
+    except InvalidHashError:
+        return False
+    cost = KdfCost(found.time_cost, found.memory_cost, found.parallelism)
+    return _verify(stored_hash, password, cost)
+
+
+@functools.cache
+def _decoy_hash(cost: KdfCost) -> str:
+    """A well-formed Argon2id hash at ``cost`` that no password matches (its digest is random,
+    not computed: making it costs no Argon2id run, so the first refusal is not slower)."""
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode().rstrip("=")
+
+    params = f"m={cost.memory_kib},t={cost.time_cost},p={cost.parallelism}"
+    return f"$argon2id$v=19${params}${b64(random_bytes(16))}${b64(random_bytes(32))}"
+
+
+def refuse_password(password: str, cost: KdfCost) -> bool:
+    """False, after the Argon2id run a wrong password costs at ``cost``: the answer for an
+    account that does not exist takes as long as for one that does."""
+    _verify(_decoy_hash(cost), password, cost)
+    return False
+
+
+def refuse_secret(secret: str, cost: KdfCost) -> NoReturn:
+    """Raise :class:`WrongSecret` after the run :func:`unwrap_with_secret` makes at ``cost``:
+    a recovery code for an account that does not exist costs what a wrong one does."""
+    _derive(secret, random_bytes(16), cost)
+    raise WrongSecret("nothing to open")
 
 
 def password_needs_rehash(stored_hash: str, cost: KdfCost) -> bool:

@@ -18,7 +18,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from keys import FAST_TEST_COST
+from keys import FAST_TEST_COST, KdfCost, password
 from tests.databases import BACKEND, Databases
 from tests.postgres_server import PostgresServer
 from tipline.app import create_app
@@ -132,6 +132,48 @@ def runtime(config: Config) -> Iterator[Runtime]:
 @pytest.fixture
 def redis(runtime: Runtime) -> Redis:
     return runtime.redis
+
+
+class Clock:
+    """A clock that moves only when told: back-off delays are tested by moving it, not by
+    waiting (``Runtime.clock``)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(runtime: Runtime) -> Clock:
+    """The runtime's clock, stopped; ``clock.advance(s)`` moves it."""
+    stopped = Clock()
+    runtime.clock = stopped
+    return stopped
+
+
+@pytest.fixture
+def argon2_runs(monkeypatch: pytest.MonkeyPatch) -> list[KdfCost]:
+    """Every Argon2id run that checks a secret from now on, by cost, in order: a count, not a
+    clock, for "a refusal costs the same whatever was asked" (keys.password's two paths)."""
+    runs: list[KdfCost] = []
+    derive, verify = password._derive, password._verify
+
+    def counted_derive(secret: str, salt: bytes, cost: KdfCost) -> bytes:
+        runs.append(cost)
+        return derive(secret, salt, cost)
+
+    def counted_verify(stored_hash: str, given: str, cost: KdfCost) -> bool:
+        runs.append(cost)
+        return verify(stored_hash, given, cost)
+
+    monkeypatch.setattr(password, "_derive", counted_derive)
+    monkeypatch.setattr(password, "_verify", counted_verify)
+    return runs
 
 
 @pytest.fixture

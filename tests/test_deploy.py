@@ -695,7 +695,7 @@ def test_gunicorn_conf_refuses_an_unknown_tier(data_dir: Path) -> None:
         check=False,
     )
     assert check.returncode != 0
-    assert "TIPLINE_TIER must be one of ['intake', 'staff'], not 'admin'" in check.stderr
+    assert "TIPLINE_TIER must be one of ['intake', 'public', 'staff'], not 'admin'" in check.stderr
 
 
 # A retired transit key, as a variable or as the credential file make-secrets.sh once wrote.

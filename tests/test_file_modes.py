@@ -71,7 +71,7 @@ def test_db_upgrade_makes_a_private_data_dir_and_private_files(tmp_path: Path) -
 def test_the_wsgi_entry_points_set_umask_077(
     tmp_path: Path, redis_server: str, database_url: str
 ) -> None:
-    for module in ("tipline.wsgi", "tipline.wsgi_intake"):
+    for module in ("tipline.wsgi", "tipline.wsgi_intake", "tipline.wsgi_public"):
         data = tmp_path / module
         env = clean_environment(
             data, TIPLINE_REDIS_URL=redis_server, TIPLINE_DATABASE_URL=database_url

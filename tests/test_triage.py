@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from keys import WrongSecret, keyed_digest, unwrap_from_session
-from tests.conftest import OFFICER_PASSWORD, expand
+from tests.conftest import OFFICER_PASSWORD, Clock, expand
 from tests.test_end_to_end import redis_dump
 from tests.triage_helpers import csrf_from, login, post_form, totp_code
 from tests.zalo_events import event, signed_headers
@@ -122,14 +122,20 @@ def test_a_fresh_session_id_at_login(client: FlaskClient, units: dict[str, str])
     assert after is not None and after.value != "planted-by-someone-else"
 
 
-def test_lockout_after_repeated_failures(client: FlaskClient, units: dict[str, str]) -> None:
-    for _ in range(5):
+def test_repeated_failures_make_the_next_try_wait(
+    client: FlaskClient, units: dict[str, str], clock: Clock
+) -> None:
+    """A delay for who fails, not a lock for the account (the details: tests/test_login.py)."""
+    for _ in range(3):
         assert (
             login(client, "canbo", units["totp:canbo"], password="not the password").status_code
             == 401
         )
-    # Locked now, even with everything right.
-    assert login(client, "canbo", units["totp:canbo"]).status_code == 429
+    # From here, even with everything right, for a while.
+    waiting = login(client, "canbo", units["totp:canbo"])
+    assert waiting.status_code == 429 and waiting.headers["Retry-After"] == "2"
+    clock.advance(2)
+    assert login(client, "canbo", units["totp:canbo"]).status_code == 302
 
 
 def test_the_session_key_is_split_between_redis_and_the_cookie(

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from keys import password, solve_work, work_is_valid
+from keys import KdfCost, password, solve_work, work_is_valid
 from tests.conftest import COMMUNE_OA, expand
 from tests.databases import every_value
 from tests.test_media import jpeg_with_gps
@@ -33,6 +33,7 @@ from tipline.runtime import Runtime
 pytestmark = pytest.mark.usefixtures("units")
 BITS = 6
 CLIENT_IP = "203.0.113.77"
+ATTACKER_IP = "2001:db8:66:1::9"
 
 
 @pytest.fixture(autouse=True)
@@ -70,12 +71,39 @@ def receipt_of(response: TestResponse) -> tuple[str, str]:
     return code.group(1), passphrase.group(1)
 
 
-def look_up(client: FlaskClient, code: str, passphrase: str, answer: str = "") -> TestResponse:
-    page = client.get("/tra-cuu").get_data(as_text=True)
+def work_for(page: str, *, short_of: int | None = None) -> dict[str, str]:
+    """The challenge of the page's form, solved at the difficulty the page asks for (and, with
+    ``short_of``, by a nonce that does not solve it at that difficulty: not more by luck)."""
+    form = re.search(r'data-challenge="([^"]+)" data-bits="(\d+)"', page)
+    assert form, "no proof-of-work challenge on the page"
+    challenge, bits = form.group(1), int(form.group(2))
+    nonce = next(
+        str(n)
+        for n in range(10**7)
+        if work_is_valid(challenge, str(n), bits)
+        and (short_of is None or not work_is_valid(challenge, str(n), short_of))
+    )
+    return {"challenge": challenge, "nonce": nonce}
+
+
+def look_up(
+    client: FlaskClient,
+    code: str,
+    passphrase: str,
+    answer: str = "",
+    *,
+    page: str | None = None,
+    address: str = CLIENT_IP,
+    short_of: int | None = None,
+) -> TestResponse:
+    """Post code and passphrase from /tra-cuu (or ``page``), its work done as a browser does."""
+    where = {"REMOTE_ADDR": address}
+    page = page or client.get("/tra-cuu", environ_base=where).get_data(as_text=True)
     data = {"csrf_token": csrf_from(page), "code": code, "passphrase": passphrase}
+    data |= work_for(page, short_of=short_of)
     if answer:
         data["answer"] = answer
-    return client.post("/tra-cuu", data=data, environ_base={"REMOTE_ADDR": CLIENT_IP})
+    return client.post("/tra-cuu", data=data, environ_base=where)
 
 
 def test_the_form_needs_the_proof_of_work_and_explains_javascript(
@@ -123,7 +151,7 @@ def test_a_web_report_becomes_a_dispatched_tip_and_keeps_no_ip(
         assert CLIENT_IP.encode() not in key
 
 
-def test_tra_cuu_shows_replies_takes_answers_and_throttles_wrong_passphrases(
+def test_tra_cuu_shows_replies_takes_answers_and_never_locks_the_informant_out(
     client: FlaskClient, runtime: Runtime
 ) -> None:
     code, passphrase = receipt_of(report(client, commune(runtime), "Trộm xe máy ở ấp 3"))
@@ -139,9 +167,7 @@ def test_tra_cuu_shows_replies_takes_answers_and_throttles_wrong_passphrases(
         dispatch_tip(tip.public_id)
     with runtime.sessions() as db, db.begin():
         tip = db.scalars(select(Tip)).one()
-        queue_outbound(
-            db, tip, "Bạn thấy biển số xe không?", transit=runtime.transit.public()
-        )
+        queue_outbound(db, tip, "Bạn thấy biển số xe không?", transit=runtime.transit.public())
     page = look_up(client, code, passphrase.upper())
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -155,11 +181,65 @@ def test_tra_cuu_shows_replies_takes_answers_and_throttles_wrong_passphrases(
         ).all()
         assert len(inbound) == 2
         assert b"69B1" not in inbound[-1].sealed_body  # sealed to the tip key
+    # Someone who knows the code tries passphrases: that once locked the informant out.
+    attacker = FlaskClient(client.application, client.response_wrapper)
     for _ in range(5):
-        assert look_up(client, code, "sai mat khau").status_code == 403
-    locked = look_up(client, code, passphrase)
-    assert locked.status_code == 429
-    assert "Biển số" not in locked.get_data(as_text=True)
+        assert look_up(attacker, code, "sai mat khau", address=ATTACKER_IP).status_code == 403
+    # The informant's browser did the page's work: not enough for this code now ...
+    more = look_up(client, code, passphrase, short_of=BITS + 5)
+    assert more.status_code == 403 and "Biển số" not in more.get_data(as_text=True)
+    assert f'data-bits="{BITS + 5}"' in more.get_data(as_text=True)
+    assert "lâu hơn" in more.get_data(as_text=True)  # "the check takes longer now"
+    # ... and with the longer work done, the right passphrase gets in.
+    again = look_up(client, code, passphrase, page=more.get_data(as_text=True))
+    assert again.status_code == 200 and "Biển số" in again.get_data(as_text=True)
+    # That reset the code's count: its answer form asks only for this client's own extra bit
+    # (the unknown code it tried above).
+    assert f'data-bits="{BITS + 1}"' in again.get_data(as_text=True)
+
+
+def test_tra_cuu_asks_for_work_before_any_argon2_run_and_takes_it_once(
+    client: FlaskClient, runtime: Runtime, argon2_runs: list[KdfCost]
+) -> None:
+    """Every post ran a 64 MiB Argon2id in the processes that serve officers, work or not."""
+    code, passphrase = receipt_of(report(client, commune(runtime), "Đánh bạc ở quán cà phê"))
+    expand(runtime)
+    argon2_runs.clear()
+    page = client.get("/tra-cuu").get_data(as_text=True)
+    bare = {"csrf_token": csrf_from(page), "code": code, "passphrase": passphrase}
+    refused = client.post("/tra-cuu", data=bare)
+    assert refused.status_code == 403 and argon2_runs == []
+    unsolved = work_for(page) | {"nonce": wrong_nonce(work_for(page)["challenge"])}
+    assert client.post("/tra-cuu", data=bare | unsolved).status_code == 403
+    assert argon2_runs == []
+    # From another page (/bao-tin's challenges are not /tra-cuu's) or another browser: refused.
+    report_page = client.get("/bao-tin").get_data(as_text=True)
+    foreign = re.search(r'data-challenge="([^"]+)"', report_page)
+    assert foreign
+    solved = {"challenge": foreign.group(1), "nonce": solve_work(foreign.group(1), BITS)}
+    assert client.post("/tra-cuu", data=bare | solved).status_code == 403
+    assert argon2_runs == []
+    # Done: one run, and the status page. The same work again: refused, no run.
+    work = work_for(page)
+    assert client.post("/tra-cuu", data=bare | work).status_code == 200
+    assert len(argon2_runs) == 1
+    assert client.post("/tra-cuu", data=bare | work).status_code == 403
+    assert len(argon2_runs) == 1
+
+
+def test_a_clients_wrong_passphrases_make_its_work_longer_for_any_code(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    for n in range(3):
+        assert look_up(client, f"TL-0000-000{n}", "sai mat khau").status_code == 403
+    here = client.get("/tra-cuu", environ_base={"REMOTE_ADDR": CLIENT_IP})
+    assert f'data-bits="{BITS + 3}"' in here.get_data(as_text=True)
+    # Counted for the client's /64, not for each address in it; nothing for anyone else.
+    elsewhere = client.get("/tra-cuu", environ_base={"REMOTE_ADDR": "2001:db8:66:2::1"})
+    assert f'data-bits="{BITS}"' in elsewhere.get_data(as_text=True)
+    assert look_up(client, "TL-0000-0009", "sai", address=ATTACKER_IP).status_code == 403
+    same_64 = client.get("/tra-cuu", environ_base={"REMOTE_ADDR": "2001:db8:66:1::abcd"})
+    assert f'data-bits="{BITS + 1}"' in same_64.get_data(as_text=True)
 
 
 def test_poster_for_the_units_officers_only(

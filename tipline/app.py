@@ -48,12 +48,19 @@ class InMemoryRequest(Request):
         return io.BytesIO()
 
 
-def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
+def create_app(
+    config: Config | None = None, *, staff_ui: bool = True, public_form: bool | None = None
+) -> Flask:
     """Build the web app for ``config`` (default: the environment, CONTRACT.md).
 
-    ``staff_ui=False`` builds the intake tier alone (webhook and health check): what faces
-    Zalo on the internet need not carry the staff UI, its sessions or its routes.
+    Every app serves the webhook and the health check. ``staff_ui`` adds the staff UI
+    (triage/); ``public_form`` the anonymous web form (/bao-tin, /tra-cuu), by default where
+    the staff UI is. So ``staff_ui=False`` alone builds the intake tier (what faces Zalo need
+    not carry the staff UI, its sessions or its routes), and ``staff_ui=False,
+    public_form=True`` the public tier: the web form in a gunicorn pool of its own, whose
+    Argon2id runs (one per /tra-cuu post) cannot starve the officers' processes.
     """
+    public_form = staff_ui if public_form is None else public_form
     config = config or Config.from_env()
     runtime = install(Runtime(config))
     app = Flask(
@@ -87,12 +94,16 @@ def create_app(config: Config | None = None, *, staff_ui: bool = True) -> Flask:
 
         app.register_blueprint(simulator, url_prefix="/_sim")
 
-    if staff_ui:
-        from tipline.public.web_form import blueprint as web_form
+    if staff_ui or public_form:
         from tipline.web import init_web
-        from triage import init_triage
 
         init_web(app, runtime)
+    if public_form:
+        from tipline.public.web_form import blueprint as web_form
+
         app.register_blueprint(web_form)
+    if staff_ui:
+        from triage import init_triage
+
         init_triage(app)
     return app

@@ -118,9 +118,6 @@ class Config:
     # Where the public reaches the web form (e.g. https://baotin.congan.example.vn): the
     # posters' links. Unset: the address the officer printing the poster used.
     public_url: str = ""
-    # Failed logins before an account is locked, and for how long.
-    max_failed_logins: int = 5
-    lockout_minutes: int = 15
     # The web form's proof of work: leading zero bits of SHA-256 (18: about a second in a
     # phone's browser; tests use fewer).
     pow_bits: int = 18

@@ -6,7 +6,9 @@ the process that runs it and nothing travels through Redis but ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from flask import Flask, current_app
@@ -24,6 +26,8 @@ from tipline.transit import TransitKeys
 @dataclass
 class Runtime:
     config: Config
+    # Seconds since the epoch, for delays kept in Redis (tipline.web.backoff); tests stop it.
+    clock: Callable[[], float] = field(default=time.time)
 
     @cached_property
     def engine(self) -> Engine:

@@ -9,9 +9,10 @@ lives apart, in :mod:`tipline.public`.
 
 from __future__ import annotations
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user
+from werkzeug.wrappers import Response
 
 from tipline.web.guards import MACHINE_BLUEPRINTS
 from triage.users import load_user
@@ -24,7 +25,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
         "auth.totp_setup",
         "auth.recover",
-        "auth.set_language",
+        "language.set_language",
         "health.healthz",
         "intake.zalo_webhook",
         "static",
@@ -39,6 +40,7 @@ PUBLIC_ENDPOINTS = frozenset(
 def init_triage(app: Flask) -> None:
     """Register the staff blueprints and the login requirement (after :func:`init_web`)."""
     login_manager.init_app(app)
+    app.jinja_env.globals["staff_ui"] = True  # base.html: the staff navigation and links
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
@@ -61,6 +63,7 @@ def init_triage(app: Flask) -> None:
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
     app.after_request(audit_denied_access)
+    app.after_request(never_stored)
 
 
 def _require_login() -> ResponseReturnValue | None:
@@ -70,3 +73,17 @@ def _require_login() -> ResponseReturnValue | None:
     if current_user.is_authenticated:
         return None
     return redirect(url_for("auth.login"))
+
+
+def never_stored(response: Response) -> Response:
+    """``Cache-Control: no-store`` on every response of a staff session, and of the login steps.
+
+    A logged-in officer's pages show decrypted tips (the tip page, search results, files,
+    exports): no browser cache or proxy may keep them for the next user of the machine. The
+    simplest rule that cannot miss a page is every response while someone is logged in (or
+    enrolling their authenticator: the session exists), plus the login and recovery pages,
+    which show a TOTP secret or a new recovery code to a visitor who has no session yet.
+    """
+    if current_user.is_authenticated or session or request.blueprint == "auth":
+        response.headers["Cache-Control"] = "no-store"
+    return response

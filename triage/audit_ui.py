@@ -17,16 +17,13 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tipline.audit import (
-    DENIED_OPEN,
     FAILED_LOGINS,
-    NOT_ASSIGNED_OPEN,
-    OFF_HOURS_OPEN,
-    OPEN_BURST,
+    LOGIN_SPRAY,
+    LOGIN_SWARM,
     Anomaly,
     actions,
     anomalies,
@@ -49,6 +46,7 @@ from tipline.time_rules import (
 )
 from tipline.web.labels import (
     ACTION_LABELS,
+    ANOMALY_LABELS,
     OUTCOME_LABELS,
     ROLE_LABELS,
     choices,
@@ -66,13 +64,7 @@ MAX_PAGE = 1_000_000  # past any real log; a larger offset overflows the databas
 ANOMALY_DAYS = 7  # the anomaly panel's default window
 ACTIVITY_DAYS = 30  # an officer's summary and flags, by default
 
-ANOMALY_LABELS: dict[str, Any] = {
-    OPEN_BURST: _l("Burst of tip opens"),
-    OFF_HOURS_OPEN: _l("Tip opened outside duty hours"),
-    NOT_ASSIGNED_OPEN: _l("Opened a tip assigned to someone else"),
-    FAILED_LOGINS: _l("Repeated failed logins"),
-    DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
-}
+LOGIN_FLAGS = frozenset({FAILED_LOGINS, LOGIN_SPRAY, LOGIN_SWARM})
 
 
 @dataclass(frozen=True)
@@ -338,14 +330,15 @@ def _flag_rows(found: list[Anomaly]) -> list[dict[str, Any]]:
     """Each flag with a link to the events behind it (the list, filtered)."""
     rows = []
     for flag in found:
+        logins = flag.kind in LOGIN_FLAGS
         link: dict[str, str] = {
-            "action": actions.LOGIN_FAILED if flag.kind == FAILED_LOGINS else actions.TIP_OPEN,
+            "action": actions.LOGIN_FAILED if logins else actions.TIP_OPEN,
             "since": flag.start.astimezone(VIETNAM).date().isoformat(),
             "until": flag.end.astimezone(VIETNAM).date().isoformat(),
         }
-        if flag.actor_id and flag.kind != FAILED_LOGINS:
+        if flag.actor_id and not logins:
             link["officer"] = flag.actor_id
-        if flag.object_id and flag.kind != FAILED_LOGINS:
+        if flag.object_id and not logins:
             link["tip"] = flag.object_id
         rows.append({"flag": flag, "kind": label(ANOMALY_LABELS, flag.kind), "link": link})
     return rows

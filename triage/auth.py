@@ -1,4 +1,4 @@
-"""Login with password and TOTP, QR enrolment, recovery code, logout, language."""
+"""Login with password and TOTP, QR enrolment, recovery code, logout."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.wrappers import Response
 
 from keys import (
@@ -31,7 +32,10 @@ from keys import (
     PrivateKey,
     WrongSecret,
     new_session_secret,
+    new_token,
     open_token,
+    refuse_password,
+    refuse_secret,
     sign_token,
     verify_password,
 )
@@ -48,9 +52,10 @@ from tipline.models import Officer, Outcome, Role, utcnow
 from tipline.models.sealed_fields import OFFICER_KEY_SESSION_WRAP, OFFICER_TOTP_SECRET
 from tipline.runtime import Runtime
 from tipline.transit import NoTransitKey, recover_events
-from tipline.web.i18n import LANGUAGE_COOKIE, LANGUAGES, _
-from tipline.web.limits import limiter
+from tipline.web.i18n import _
+from tipline.web.limits import address_group, limiter
 from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
+from triage.throttle import LoginAttempt
 from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
 
 blueprint = Blueprint("auth", __name__)
@@ -60,6 +65,11 @@ PENDING = "pending_enrolment"  # officer public id + key sealed for the session,
 ENROL_COOKIE = "tipline_enrol"
 ENROL_PATH = "/login"  # sent to the login steps only
 ENROL_PURPOSE = "enrolment"
+# A browser that logged in to an account before: its failures alone slow it down there
+# (triage.throttle). A random id, signed and bound to the account; sent to the login steps.
+KNOWN_COOKIE = "tipline_known"
+KNOWN_PURPOSE = "known-browser"
+KNOWN_LIFE = 30 * 24 * 3600
 
 
 def _client() -> str | None:
@@ -74,36 +84,102 @@ def _totp_secret(officer: Officer, key: PrivateKey) -> str:
     ).decode()
 
 
-def _totp_ok(officer: Officer, secret: str, code: str) -> bool:
-    """A current code (±30 s), never one already used: codes cannot be replayed."""
+def _totp_ok(db: Session, officer: Officer, secret: str, code: str) -> bool:
+    """A current code (±30 s), never one already used: codes cannot be replayed.
+
+    The step is claimed by one conditional UPDATE whose row count decides, not read then
+    written: two logins with the same code at the same moment (READ COMMITTED on PostgreSQL)
+    both read the old step, and both got in. The second UPDATE now waits for the first's row
+    lock, sees its step and changes nothing.
+    """
     totp = pyotp.TOTP(secret)
     now = utcnow()
     for drift in (0, -1, 1):
         at = now + timedelta(seconds=30 * drift)
-        step = totp.timecode(at)
-        if officer.totp_last_step is not None and step <= officer.totp_last_step:
+        if not pyotp.utils.strings_equal(totp.at(at), code.strip()):
             continue
-        if pyotp.utils.strings_equal(totp.at(at), code.strip()):
-            officer.totp_last_step = step
+        step = totp.timecode(at)
+        claimed = db.connection().execute(
+            update(Officer)
+            .where(
+                Officer.id == officer.id,
+                or_(Officer.totp_last_step.is_(None), Officer.totp_last_step < step),
+            )
+            .values(totp_last_step=step)
+        )
+        if claimed.rowcount == 1:
+            set_committed_value(officer, "totp_last_step", step)  # as stored; nothing to flush
             return True
     return False
 
 
-def _fail(db: Session, officer: Officer | None, reason: str) -> None:
-    config = runtime().config
-    if officer is not None:
-        officer.failed_logins += 1
-        if officer.failed_logins >= config.max_failed_logins:
-            officer.locked_until = utcnow() + timedelta(minutes=config.lockout_minutes)
-            officer.failed_logins = 0
+def _attempt(username: str, officer: Officer | None = None) -> LoginAttempt:
+    """This try, for the throttle: the browser counts apart if it is known for ``officer``."""
+    return LoginAttempt(username, address_group(_client() or ""), _known_browser(officer))
+
+
+def _known_browser(officer: Officer | None) -> str | None:
+    """The id in this browser's known-browser cookie, if that cookie is ``officer``'s."""
+    token = request.cookies.get(KNOWN_COOKIE)
+    if officer is None or not token:
+        return None
+    try:
+        return open_token(
+            runtime().config.secret_key.encode(),
+            KNOWN_PURPOSE,
+            token,
+            max_age=KNOWN_LIFE,
+            bound_to=officer.public_id,
+        )
+    except BadToken:
+        return None
+
+
+def _remember_browser(response: Response, officer: Officer) -> None:
+    """A new known-browser cookie for ``officer`` (a new id at every login)."""
+    token = sign_token(
+        runtime().config.secret_key.encode(),
+        KNOWN_PURPOSE,
+        new_token(26),
+        bound_to=officer.public_id,
+    )
+    response.set_cookie(
+        KNOWN_COOKIE,
+        token,
+        path=ENROL_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=runtime().config.behind_tls,
+        max_age=KNOWN_LIFE,
+    )
+
+
+def _fail(
+    db: Session, officer: Officer | None, reason: str, attempt: LoginAttempt | None = None
+) -> None:
+    """Audit a refused login step; count it against ``attempt``'s scopes when given (a try
+    refused because a wait was running is audited, never counted)."""
+    if attempt is not None:
+        attempt.failed(runtime())
     record(
         db,
         action=actions.LOGIN_FAILED,
         actor=officer,
         object_id=officer.public_id if officer is not None else None,  # per-account flags
         outcome=Outcome.DENIED,
+        # Per-address flags (sprays); for staff accounts only, as every recorded address is
+        # (tipline.audit.record): a username that is no account records none.
         client_address=_client() if officer is not None else None,
         detail={"reason": reason},
+    )
+
+
+def _wait_notice(seconds: int) -> str:
+    return str(
+        _(
+            "Too many failed attempts. Please wait %(seconds)d seconds and try again.",
+            seconds=seconds,
+        )
     )
 
 
@@ -117,12 +193,12 @@ def _home(role: str) -> str:
 def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     """A fresh session id, the key halves split between Redis and the cookie, audited."""
     session.clear()  # nothing from before the login survives it
-    officer.failed_logins = 0
-    officer.locked_until = None
+    _attempt(officer.username, officer).succeeded(runtime())
     officer.last_login_at = utcnow()
     login_user(StaffUser(officer))
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     response = redirect(_home(officer.role))
+    _remember_browser(response, officer)
     keep_officer_key(response, officer, key, new_session_secret())
     record(db, action=actions.LOGIN, actor=officer, client_address=_client())
     if officer.unit_id is not None and StaffUser(officer).holds_keys:
@@ -152,10 +228,11 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     return response
 
 
-def _login_page(form: LoginForm, error: str, status: int) -> ResponseReturnValue:
+def _login_page(form: LoginForm, error: str, status: int, *, wait: int = 0) -> ResponseReturnValue:
     """The login page again with why; shown directly, not flashed: a flash would give the
-    visitor a server-side session."""
-    return render_template("auth/login.html", form=form, notices=[("error", error)]), status
+    visitor a server-side session. ``wait``: the seconds a throttled try is told to wait."""
+    page = render_template("auth/login.html", form=form, notices=[("error", error)])
+    return page, status, {"Retry-After": str(wait)} if wait else {}
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -169,27 +246,32 @@ def login() -> ResponseReturnValue:
             "auth/login.html", form=form
         ), 400 if request.method == "POST" else 200
     message = _("Wrong username, password or code.")
+    username = form.username.data.strip().lower()
     with runtime().sessions() as db, db.begin():
-        officer = db.scalars(
-            select(Officer).where(Officer.username == form.username.data.strip().lower())
-        ).one_or_none()
-        if officer is None or not officer.active:
-            verify_password("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", "x")
-            _fail(db, None, "unknown_account")
+        found = db.scalars(select(Officer).where(Officer.username == username)).one_or_none()
+        officer = found if found is not None and found.active else None
+        attempt = _attempt(username, officer)
+        # Before any password check, and the same for every username, real or not: a wait
+        # that runs refuses the try without counting it (triage.throttle).
+        wait = attempt.wait(runtime())
+        if wait:
+            _fail(db, officer, "throttled")
+            return _login_page(form, _wait_notice(wait), 429, wait=wait)
+        if officer is None:
+            # The same Argon2id run as a wrong password, at the cost real accounts have: the
+            # time taken does not tell which usernames exist.
+            refuse_password(form.password.data, runtime().config.kdf_cost)
+            _fail(db, None, "unknown_account", attempt)
             return _login_page(form, message, 401)
-        if officer.locked_until is not None and officer.locked_until > utcnow():
-            _fail(db, officer, "locked")
-            message = _("Too many failed attempts: this account is locked for a while.")
-            return _login_page(form, message, 429)
         password = form.password.data
         if not verify_password(officer.password_hash, password):
-            _fail(db, officer, "password")
+            _fail(db, officer, "password", attempt)
             return _login_page(form, message, 401)
         try:
             key = unlock_officer_key(officer, password)
             secret = _totp_secret(officer, key)
         except (WrongSecret, EnvelopeError):
-            _fail(db, officer, "key")
+            _fail(db, officer, "key", attempt)
             return _login_page(form, message, 401)
         if officer.totp_confirmed_at is None:
             # First login: prove the authenticator works before the session starts.
@@ -203,8 +285,8 @@ def login() -> ResponseReturnValue:
             response = redirect(url_for("auth.totp_setup"))
             _keep_enrolment_secret(response, officer, unlock)
             return response
-        if not form.code.data or not _totp_ok(officer, secret, form.code.data):
-            _fail(db, officer, "totp")
+        if not form.code.data or not _totp_ok(db, officer, secret, form.code.data):
+            _fail(db, officer, "totp", attempt)
             return _login_page(form, message, 401)
         return _finish_login(db, officer, key)
 
@@ -285,7 +367,7 @@ def totp_setup() -> ResponseReturnValue:
         secret = _totp_secret(officer, key)
         uri = pyotp.TOTP(secret).provisioning_uri(name=officer.username, issuer_name="Tipline")
         if form.validate_on_submit():
-            if _totp_ok(officer, secret, form.code.data or ""):
+            if _totp_ok(db, officer, secret, form.code.data or ""):
                 officer.totp_confirmed_at = utcnow()
                 session.pop(PENDING, None)
                 response = _finish_login(db, officer, key)
@@ -304,31 +386,41 @@ def totp_setup() -> ResponseReturnValue:
 @blueprint.route("/login/recover", methods=["GET", "POST"])
 @limiter.limit("5/minute;20/hour", methods=["POST"])
 def recover() -> ResponseReturnValue:
-    """A forgotten password: the recovery code opens the key, which is re-wrapped; access kept."""
+    """A forgotten password: the recovery code opens the key, which is re-wrapped; access kept.
+
+    Never refused because logins are being slowed down (triage.throttle): recovery is how the
+    officer gets back in whatever others tried. Its own failures have their own delays.
+    """
     form = RecoverForm()
     if not form.validate_on_submit():
         return render_template("auth/recover.html", form=form)
+    username = (form.username.data or "").strip().lower()
     with runtime().sessions() as db, db.begin():
-        officer = db.scalars(
-            select(Officer).where(Officer.username == (form.username.data or "").strip().lower())
-        ).one_or_none()
+        found = db.scalars(select(Officer).where(Officer.username == username)).one_or_none()
+        officer = found if found is not None and found.active else None
+        attempt = _attempt(username, officer)
+        wait = attempt.recovery_wait(runtime())
+        if wait:
+            _fail(db, officer, "recovery_throttled")
+            notices = [("error", _wait_notice(wait))]
+            page = render_template("auth/recover.html", form=form, notices=notices)
+            return page, 429, {"Retry-After": str(wait)}
+        recovery_code = normalise_recovery_code(form.recovery_code.data or "")
         try:
-            if officer is None or not officer.active:
-                raise WrongSecret("unknown account")
-            if officer.locked_until is not None and officer.locked_until > utcnow():
-                raise WrongSecret("locked")
-            key = unlock_with_recovery_code(
-                officer, normalise_recovery_code(form.recovery_code.data or "")
-            )
-            if not _totp_ok(officer, _totp_secret(officer, key), form.code.data or ""):
+            if officer is None:
+                refuse_secret(recovery_code, runtime().config.kdf_cost)  # as long as a wrong code
+            key = unlock_with_recovery_code(officer, recovery_code)
+            if not _totp_ok(db, officer, _totp_secret(officer, key), form.code.data or ""):
                 raise WrongSecret("totp")
         except (WrongSecret, EnvelopeError):
+            attempt.recovery_failed(runtime())
             _fail(db, officer, "recovery")
             notices = [("error", _("Wrong username, recovery code or authenticator code."))]
             return render_template("auth/recover.html", form=form, notices=notices), 401
         new_code = rewrap_officer_key(
             officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
         )
+        attempt.recovered(runtime())
         record(
             db,
             action=actions.ACCOUNT_CHANGE,
@@ -354,24 +446,4 @@ def logout() -> ResponseReturnValue:
     session.clear()
     response = redirect(url_for("auth.login"))
     forget_officer_key(response)
-    return response
-
-
-@blueprint.post("/lang/<code>")
-def set_language(code: str) -> ResponseReturnValue:
-    target = request.referrer or url_for("auth.login")
-    # Only back to this site, and no control character: a CR/LF in the Referer reached the
-    # Location header (Werkzeug refused to set it: a 500).
-    if not target.startswith(request.host_url) or not target.isprintable():
-        target = url_for("auth.login")
-    response = redirect(target)
-    if code in LANGUAGES:  # a cookie, not the session: anonymous visitors have none
-        response.set_cookie(
-            LANGUAGE_COOKIE,
-            code,
-            httponly=True,
-            samesite="Lax",
-            secure=runtime().config.behind_tls,
-            max_age=None,
-        )
     return response

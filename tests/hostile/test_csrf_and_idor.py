@@ -193,7 +193,15 @@ ATTEMPTS: dict[str, Attempt] = {
     ),
     "A's Zalo receipt code on the web follow-up page": Attempt(
         "anonymous",
-        lambda w, a: Call("POST", "/tra-cuu", form={"code": w.receipt_a, "passphrase": "x y z"}),
+        lambda w, a: Call(
+            "POST",
+            "/tra-cuu",
+            form={
+                "code": w.receipt_a,
+                "passphrase": "x y z",
+                **w.lookup_work(w.client("anonymous")),
+            },
+        ),
         403,
     ),
 }

@@ -9,6 +9,7 @@ hostile package's fixtures (conftest.py) and the authorisation matrix share them
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import select
 
-from keys import FAST_TEST_COST
+from keys import FAST_TEST_COST, solve_work
 from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD, expand
 from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import event, signed_headers
@@ -111,6 +112,14 @@ class World:
     def token(self, client: FlaskClient) -> str:
         """A valid CSRF token of ``client``'s session, from a page that changes nothing."""
         return csrf_from(client.get("/tra-cuu").get_data(as_text=True))
+
+    def lookup_work(self, client: FlaskClient) -> dict[str, str]:
+        """A /tra-cuu challenge for ``client``'s browser, solved: so that a post is judged on
+        its code and passphrase, not refused for want of work."""
+        page = client.get("/tra-cuu").get_data(as_text=True)
+        form = re.search(r'data-challenge="([^"]+)" data-bits="(\d+)"', page)
+        assert form, "no proof-of-work challenge on /tra-cuu"
+        return {"challenge": form.group(1), "nonce": solve_work(form.group(1), int(form.group(2)))}
 
     def new_tip_a(self) -> str:
         """Another dispatched tip of unit A (another informant), for actions that move it."""

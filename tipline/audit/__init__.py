@@ -21,6 +21,8 @@ from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoin
 from tipline.audit.query import (
     DENIED_OPEN,
     FAILED_LOGINS,
+    LOGIN_SPRAY,
+    LOGIN_SWARM,
     NOT_ASSIGNED_OPEN,
     OFF_HOURS_OPEN,
     OPEN_BURST,
@@ -36,6 +38,8 @@ from tipline.audit.query import (
 __all__ = [
     "DENIED_OPEN",
     "FAILED_LOGINS",
+    "LOGIN_SPRAY",
+    "LOGIN_SWARM",
     "NOT_ASSIGNED_OPEN",
     "OFF_HOURS_OPEN",
     "OPEN_BURST",

@@ -10,7 +10,7 @@ import csv
 import io
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import Select, func, or_, select
@@ -206,6 +206,8 @@ OFF_HOURS_OPEN = "off_hours_open"
 NOT_ASSIGNED_OPEN = "not_assigned_open"
 FAILED_LOGINS = "failed_logins"
 DENIED_OPEN = "denied_open"
+LOGIN_SPRAY = "login_spray"  # one address, failed logins on many accounts
+LOGIN_SWARM = "login_swarm"  # one account, failed logins from many addresses
 
 
 @dataclass(frozen=True)
@@ -235,14 +237,21 @@ class AnomalyRules:
     zone: timezone = VIETNAM
     failed_logins: int = 5
     failed_window: timedelta = timedelta(minutes=15)
+    spray_accounts: int = 4  # distinct accounts failing from one address ...
+    spray_addresses: int = 4  # ... or distinct addresses failing on one account ...
+    spray_window: timedelta = timedelta(hours=1)  # ... within this window
     # Overrides the duty hours when the UI knows rosters: (officer public id, time) → on duty.
     on_duty: Callable[[str, datetime], bool] | None = field(default=None, compare=False)
 
 
 def _bursts(
-    events: Iterable[AuditEvent], threshold: int, window: timedelta
+    events: Iterable[AuditEvent],
+    threshold: int,
+    window: timedelta,
+    size: Callable[[Sequence[AuditEvent]], int] = len,
 ) -> list[list[AuditEvent]]:
-    """Maximal runs in which at least ``threshold`` events fall within ``window``."""
+    """Maximal runs in which the events within ``window`` reach ``threshold``, measured by
+    ``size`` (how many events by default; e.g. how many distinct accounts)."""
     runs: list[list[AuditEvent]] = []
     recent: deque[AuditEvent] = deque()
     current: list[AuditEvent] | None = None
@@ -250,7 +259,7 @@ def _bursts(
         recent.append(event)
         while recent and event.at - recent[0].at > window:
             recent.popleft()
-        if len(recent) >= threshold:
+        if size(recent) >= threshold:
             if current is None:
                 current = list(recent)
                 runs.append(current)
@@ -295,7 +304,11 @@ def anomalies(
     - ``failed_logins``: ≥ ``failed_logins`` LOGIN_FAILED within ``failed_window`` against one
       account, or from one client address;
     - ``denied_open``: someone asked for a tip outside their units (a refused TIP_OPEN).
-      Refused opens count for this flag only: nothing was read.
+      Refused opens count for this flag only: nothing was read;
+    - ``login_spray``: LOGIN_FAILED on ≥ ``spray_accounts`` distinct accounts from one client
+      address within ``spray_window`` (someone trying the predictable usernames);
+    - ``login_swarm``: LOGIN_FAILED on one account from ≥ ``spray_addresses`` distinct
+      addresses within ``spray_window`` (guesses spread out to stay under per-address delays).
     """
     rules = rules or AnomalyRules()
     stmt = filter_events(
@@ -347,7 +360,35 @@ def anomalies(
         for key, group in groups.items():
             for run in _bursts(group, rules.failed_logins, rules.failed_window):
                 found.append(_anomaly(FAILED_LOGINS, run, **{key_name: key}))
+    found.extend(_sprays(failed, rules))
     found.sort(key=lambda a: (a.start, a.kind))
+    return found
+
+
+def _sprays(failed: Sequence[AuditEvent], rules: AnomalyRules) -> list[Anomaly]:
+    """Failed logins spread over many accounts from one address, or over many addresses on one
+    account. Unknown usernames name no account: they count for neither spread."""
+    found: list[Anomaly] = []
+    kinds = (
+        (LOGIN_SPRAY, "client_address", "object_id", rules.spray_accounts),
+        (LOGIN_SWARM, "object_id", "client_address", rules.spray_addresses),
+    )
+    for kind, group_by, spread, threshold in kinds:
+        groups: dict[str, list[AuditEvent]] = defaultdict(list)
+        for event in failed:
+            key, other = getattr(event, group_by), getattr(event, spread)
+            if key and other:
+                groups[key].append(event)
+
+        def distinct(events: Sequence[AuditEvent], spread: str = spread) -> int:
+            return len({getattr(e, spread) for e in events})
+
+        for key, group in groups.items():
+            for run in _bursts(group, threshold, rules.spray_window, distinct):
+                flag = _anomaly(kind, run, **{group_by: key})
+                if kind == LOGIN_SPRAY:  # many accounts: none of them is "who"
+                    flag = replace(flag, actor_id=None, actor_name=None, unit_code=None)
+                found.append(flag)
     return found
 
 

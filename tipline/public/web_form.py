@@ -14,7 +14,16 @@
 - The informant gets a receipt code and a passphrase, shown once. /tra-cuu opens the tip key
   with the passphrase (Argon2id), shows the status, the conversation (never internal notes)
   and takes an answer. Every post carries code and passphrase again: the server keeps
-  neither the key nor a login between requests. Wrong passphrases are throttled per code.
+  neither the key nor a login between requests.
+- Every post to /tra-cuu carries a proof of work first, always, not only after a failure:
+  each try costs the server a 64 MiB Argon2id run, and the work is what keeps that cost with
+  the visitor. Asking only after a failure would leave every first try per code and client
+  free (an IPv6 /48 is 65,536 clients of /64), and the page would tell whoever asks that
+  someone has tried a code. Each challenge is good once.
+- Wrong passphrases make the work longer, never lock the code: each failure for the code or
+  from the client (within :data:`FAILURE_WINDOW`) adds a bit, doubling the work, up to
+  :data:`MAX_EXTRA_BITS`. The informant with the right passphrase always gets in, after the
+  work; a lock after five failures let anyone who knew a receipt code keep its informant out.
 """
 
 from __future__ import annotations
@@ -48,10 +57,11 @@ from tipline.web.limits import anonymous_address_key, limiter
 blueprint = Blueprint("web_intake", __name__)
 
 POW_PURPOSE = "pow"
+LOOKUP_POW_PURPOSE = "pow-lookup"  # /tra-cuu's challenges, not good for /bao-tin, nor back
 CHALLENGE_LIFE = 2 * 3600  # seconds: time enough to write a long report; then a new one
 SPENT = "tipline:pow-spent:"  # + the challenge's random part, for CHALLENGE_LIFE
-MAX_FAILURES = 5  # wrong passphrases per receipt code ...
-FAILURE_WINDOW = 15 * 60  # ... in this many seconds, then the code is locked that long
+FAILURE_WINDOW = 3600  # seconds a wrong passphrase adds to the work for its code and client
+MAX_EXTRA_BITS = 6  # at most 64 times the first work (18 bits: about a minute on a phone)
 
 
 def _no_store(body: str, status: int = 200) -> ResponseReturnValue:
@@ -97,16 +107,18 @@ def _uploads() -> list[Upload]:
     return uploads
 
 
-def challenge_token(browser: str | None = None, *, issued: int | None = None) -> str:
+def challenge_token(
+    browser: str | None = None, *, issued: int | None = None, purpose: str = POW_PURPOSE
+) -> str:
     """A fresh proof-of-work challenge for this browser (or ``browser``), signed."""
-    return sign_for_browser(POW_PURPOSE, new_challenge(), browser=browser, issued=issued)
+    return sign_for_browser(purpose, new_challenge(), browser=browser, issued=issued)
 
 
-def _work_done(bits: int) -> str | None:
+def _work_done(bits: int, purpose: str = POW_PURPOSE) -> str | None:
     """The posted challenge's random part if it is ours, for this browser, alive and solved."""
     challenge = request.form.get("challenge", "")
     try:
-        random_part = open_from_browser(POW_PURPOSE, challenge, max_age=CHALLENGE_LIFE)
+        random_part = open_from_browser(purpose, challenge, max_age=CHALLENGE_LIFE)
     except BadToken:
         return None
     if not random_part or not work_is_valid(challenge, request.form.get("nonce", ""), bits):
@@ -188,9 +200,38 @@ def _failures_key(code: str) -> str:
     return f"tipline:lookup-failures:{digest}"
 
 
-def _lookup_form(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _client_failures_key() -> str:
+    """This client's wrong passphrases, under the limiter's key: no address reaches Redis."""
+    return f"tipline:lookup-client-failures:{anonymous_address_key()}"
+
+
+def _lookup_bits(code: str | None) -> int:
+    """The work a post for ``code`` (None: any code) from this client must carry: more after
+    wrong tries for the code or from the client."""
+    keys = [_client_failures_key()] + ([] if code is None else [_failures_key(code)])
+    failures = max(int(value or 0) for value in runtime().redis.mget(keys))
+    return runtime().config.pow_bits + min(failures, MAX_EXTRA_BITS)
+
+
+def _lookup_failed(code: str) -> None:
+    with runtime().redis.pipeline() as pipe:
+        for key in (_failures_key(code), _client_failures_key()):
+            pipe.incr(key)
+            pipe.expire(key, FAILURE_WINDOW)
+        pipe.execute()
+
+
+def _lookup_form(
+    error: str | None = None, status: int = 200, *, bits: int | None = None
+) -> ResponseReturnValue:
     return _no_store(
-        render_template("web/lookup.html", error=error, code=request.form.get("code", "")),
+        render_template(
+            "web/lookup.html",
+            error=error,
+            code=request.form.get("code", ""),
+            challenge=challenge_token(purpose=LOOKUP_POW_PURPOSE),
+            bits=_lookup_bits(None) if bits is None else bits,
+        ),
         status,
     )
 
@@ -206,9 +247,20 @@ def follow_up() -> ResponseReturnValue:
     rt = runtime()
     code = request.form.get("code", "").strip().upper()
     passphrase = request.form.get("passphrase", "")
-    failures = _failures_key(code)
-    if int(rt.redis.get(failures) or 0) >= MAX_FAILURES:
-        return _lookup_form(_("Too many attempts. Try again in 15 minutes."), 429)
+    # The work first: nothing else is looked at, and no Argon2id runs, without it.
+    bits = _lookup_bits(code)
+    work = _work_done(bits, LOOKUP_POW_PURPOSE)
+    if work is None or not _spend(work):
+        if bits > rt.config.pow_bits and _work_done(rt.config.pow_bits, LOOKUP_POW_PURPOSE):
+            message = _(
+                "Wrong passphrases were tried for this code, so the anti-spam check takes "
+                "longer now. Please wait for it to finish, then look up again."
+            )
+        else:
+            message = _(
+                "The anti-spam check failed. Please wait for it to finish and look up again."
+            )
+        return _lookup_form(message, 403, bits=bits)
     refused = _("The receipt code or the passphrase is wrong.")
     with rt.sessions() as db, db.begin():
         tip = find_web_tip(db, code) if code else None
@@ -221,12 +273,9 @@ def follow_up() -> ResponseReturnValue:
                 refuse_unknown(passphrase, rt.config.kdf_cost)
             tip_key = open_web_tip(tip, passphrase, rt.config.kdf_cost)
         except WrongSecret:
-            with rt.redis.pipeline() as pipe:
-                pipe.incr(failures)
-                pipe.expire(failures, FAILURE_WINDOW)
-                pipe.execute()
-            return _lookup_form(refused, 403)
-        rt.redis.delete(failures)
+            _lookup_failed(code)
+            return _lookup_form(refused, 403, bits=_lookup_bits(code))
+        rt.redis.delete(_failures_key(code))  # the informant got in: no more work for others
         notice = None
         answer = request.form.get("answer", "").strip()
         if answer:
@@ -246,5 +295,7 @@ def follow_up() -> ResponseReturnValue:
             code=code,
             passphrase=passphrase,
             notice=notice,
+            challenge=challenge_token(purpose=LOOKUP_POW_PURPOSE),
+            bits=_lookup_bits(code),
         )
     return _no_store(page)

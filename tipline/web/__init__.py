@@ -26,6 +26,7 @@ from tipline.time_rules import VIETNAM_ZONE_NAME
 from tipline.web.csrf import csrf, form_token, set_browser_cookie
 from tipline.web.guards import MACHINE_BLUEPRINTS, refuse_nul
 from tipline.web.i18n import select_locale, when
+from tipline.web.language import blueprint as language
 from tipline.web.limits import limiter
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -79,6 +80,8 @@ def init_web(app: Flask, runtime: Runtime) -> None:
     # The vocabularies templates compare stored values with (``m.direction == Direction.NOTE``).
     app.jinja_env.globals.update(Channel=Channel, Direction=Direction, Outcome=Outcome, Role=Role)
     app.jinja_env.filters["when"] = when
+    app.jinja_env.globals.setdefault("staff_ui", False)  # set by triage where it is mounted
+    app.register_blueprint(language)
     limiter.init_app(app)
     for name in (*MACHINE_BLUEPRINTS, "health"):
         if name in app.blueprints:  # machine routes are not throttled by the login limits

@@ -12,7 +12,16 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from tipline.audit import actions
+from tipline.audit import (
+    DENIED_OPEN,
+    FAILED_LOGINS,
+    LOGIN_SPRAY,
+    LOGIN_SWARM,
+    NOT_ASSIGNED_OPEN,
+    OFF_HOURS_OPEN,
+    OPEN_BURST,
+    actions,
+)
 from tipline.models import (
     AttachmentState,
     Category,
@@ -147,6 +156,16 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_EXPORT: _l("Audit exported"),
     actions.AUDIT_VERIFY: _l("Audit chain verified"),
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
+}
+# What the auditor's anomaly panel calls each flag (tipline.audit.query).
+ANOMALY_LABELS: dict[str, Any] = {
+    OPEN_BURST: _l("Burst of tip opens"),
+    OFF_HOURS_OPEN: _l("Tip opened outside duty hours"),
+    NOT_ASSIGNED_OPEN: _l("Opened a tip assigned to someone else"),
+    FAILED_LOGINS: _l("Repeated failed logins"),
+    DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
+    LOGIN_SPRAY: _l("Failed logins on many accounts from one address"),
+    LOGIN_SWARM: _l("Failed logins on one account from many addresses"),
 }
 OUTCOME_LABELS = {
     Outcome.OK: _l("ok"),

@@ -1,6 +1,8 @@
 """Request throttling (Flask-Limiter, stored in Redis so every web worker shares the counts).
 
-Staff pages count per client address. The anonymous pages never let an informant's address
+Staff pages count per client (:func:`client_group`: an IPv4 address, or an IPv6 /64, which
+one customer gets whole: counting its 2^64 addresses apart let one client try 20 logins a
+minute from each). The anonymous pages never let an informant's address
 reach Redis, not even as a hash anyone could reverse: :func:`anonymous_address_key` counts
 under an HMAC whose key is random, lives in this process's memory only and is replaced every
 :data:`WINDOW` (a counter outlives it by at most one window). The price: each web process counts
@@ -15,11 +17,8 @@ import time
 
 from flask import request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 
 from keys import keyed_digest, random_bytes
-
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 WINDOW = 3600.0  # seconds: the longest limit on the anonymous pages is per hour
 
@@ -46,6 +45,14 @@ def address_group(address: str) -> str:
     if parsed.version == 6:
         return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
     return str(parsed)
+
+
+def client_group() -> str:
+    """The limiter's key for staff pages: the client's address group."""
+    return address_group(request.remote_addr or "")
+
+
+limiter = Limiter(key_func=client_group, default_limits=[])
 
 
 def anonymous_address_key() -> str:
