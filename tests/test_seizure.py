@@ -4,16 +4,18 @@ The threat. Someone copies every byte the server keeps at rest, at a moment of t
 the database (SQLite's main file and WAL, free pages included; PostgreSQL's data directory
 after ``CHECKPOINT``, ``pg_wal`` included, and a ``pg_basebackup``), Redis's RDB/AOF, the file
 store, the logs, and every configuration secret (the data dir's ``secrets/``, the process
-environment's ``TIPLINE_*`` values). What is only in memory (a process's keys, a Redis that
-persists nothing) is not in the copy.
+environment's ``TIPLINE_*`` values). What is only in memory (a process's keys, the volatile
+key store: the transit epochs' private halves, the reply-address keys) is not in the copy.
 
 From that copy, nothing may give back (each is a REQUIREMENT line of the failure message):
 
 1. anything of a tip dispatched more than an hour before the copy (its messages, attachments,
-   routing notes, its key, its words);
+   routing notes, its key, its words), not even with the keys in memory added (its transit
+   epoch is gone: docs/threat-model.md, attackers 1 and 2);
 2. an informant's Zalo id (``sender.id`` or ``user_id_by_app``) once their reply window has
-   closed (7 days after their last message) or once they sent STOP/XÓA, nor an HMAC of it
-   under a key of the copy (that confirms a guessed id);
+   closed (7 days after their last message) or once they sent STOP/XÓA, not even with the
+   keys in memory added (their address key is gone), nor an HMAC of it under a key of the
+   copy (that confirms a guessed id);
 3. an officer's private key, without that officer's password;
 4. a web informant's IP address, at any time (nor an HMAC of it a key of the copy reproduces:
    2³² guesses recover it);
@@ -23,8 +25,9 @@ The flow (tests/seizure/flow.py, in this process, on this run's backend): inform
 on Zalo with text, a photo and a location, follows up, and an officer answers through the
 triage UI; informant B reports, then sends STOP; informant W uses the web form with a photo
 from 203.0.113.77 and follows up at /tra-cuu; a new officer is half-way through first login.
-Then eight days pass (:func:`advance`: past A's reply window and every dispatch's hour) and
-informant C reports, dispatched just now: inside the hour and inside the window.
+Then eight days pass (:func:`advance`: past A's reply window and every dispatch's hour; the
+transit epochs of then are retired and destroyed, A's address key expires) and informant C
+reports, dispatched just now: inside the hour and inside the window.
 
 The copy (tests/seizure/seize.py): everything stops (the workers ran in burst mode) and the
 raw files are copied, then read back as an attacker would (the SQLite copy opened read-only, a
@@ -32,18 +35,24 @@ second PostgreSQL cluster started on the base backup, a second Redis loaded from
 dump). A first copy is taken right after W's report too, for requirements 4 and 5.
 
 The search (tests/seizure/search.py) is black box about where keys live: it finds every
-envelope and wrap in the raw bytes by its format (``keys.envelope``, ``keys.password``,
-``keys.session``), collects every key the copy holds (secret files, environment, base64 and
-raw values anywhere), and tries every key on every envelope with every purpose and binding of
-the sealing contract (``tipline.models.sealed_fields``), bindings filled from the identifiers
-of the copied database; every key an opening gives (a grant, a key in a plaintext, a wrap)
-joins the search, to a fixed point. The failure message lists what opened: the field, its
-binding (the row), the key and where that key came from, where the sealed bytes were.
+envelope, secret box and wrap in the raw bytes by its format (``keys.envelope``, formats 1 and
+2; ``keys.secret_box``; ``keys.password``, ``keys.session``), collects every key and 32-byte
+secret the copy holds (secret files, environment, base64 and raw values anywhere), and tries
+every key on every envelope and every secret on every secret box, with every purpose and
+binding of the sealing contract (``tipline.models.sealed_fields``), bindings filled from the
+identifiers of the copied database; every key an opening gives (a grant, a key in a
+plaintext, a wrap) joins the search, to a fixed point. Then the keys in memory at the moment
+of the copy (:func:`keys_in_memory`) join it, to a fixed point again. The failure message
+lists what opened: the field, its binding (the row), the key and where that key came from,
+where the sealed bytes were.
 
-Positive controls (a CONTROL line, before anything else, when one fails): given also the keys
-that exist only in memory at the moment of the copy (:func:`keys_in_memory`), the same search
-opens C's tip and gives C's Zalo id; every sealed value of the copied database is also found
-by the raw-byte scan of its files; every officer's password wrap is found and tried.
+Positive controls (a CONTROL line, before anything else, when one fails): with the keys in
+memory, the same search opens C's tip, and C's reply address (a secret box) under its key
+from the key store, giving C's Zalo id; given an officer's password (which no attacker has,
+so nothing it opens is a finding), it opens the old tips through their unit's key and the
+events' copies sealed to it, so "nothing opens" is not the search's blindness to unit-key
+sealing; every sealed value of the copied database is also found by the raw-byte scan of its
+files; every officer's password wrap is found and tried.
 
 Run: ``TIPLINE_TEST_DATABASE=sqlite|postgresql python -m pytest tests/test_seizure.py``.
 """
@@ -64,12 +73,15 @@ from flask.testing import FlaskClient
 from keys import (
     FAST_TEST_COST,
     PrivateKey,
+    PublicKey,
     generate_keypair,
     grant,
     seal,
     wrap_for_session,
     wrap_with_secret,
 )
+from keys.envelope import _HEADER as ENVELOPE_HEADER
+from keys.envelope import FORMAT_VERSION, MAGIC, _info
 from keys.suites import SUITES as PRODUCT_SUITES
 from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD
 from tests.databases import BACKEND
@@ -77,12 +89,14 @@ from tests.postgres_server import PostgresServer
 from tests.seizure import flow
 from tests.seizure.flow import Informant, Story, run_worker_passes, say, shift_stored_times
 from tests.seizure.hpke import SUITE_PARAMS
-from tests.seizure.search import MEMORY, Identifiers, Search, identifiers_of_rows
+from tests.seizure.search import CONTROL, MEMORY, Identifiers, Search, identifiers_of_rows
 from tests.seizure.seize import Blob, Seized, read_back, seize
 from tests.seizure.verdict import (
     Verdict,
     as_time,
+    from_control,
     from_copy,
+    from_memory,
     hmac_findings,
     ip_encodings,
     keyed_digest_purposes,
@@ -95,13 +109,16 @@ from tests.seizure.verdict import (
 from tests.test_media import jpeg_with_gps
 from tipline.config import Config
 from tipline.keystore import PREFIX
+from tipline.models.sealed_fields import REPLY_ADDRESS
 from tipline.runtime import Runtime
+from tipline.time_rules import ZALO_REPLY_WINDOW
 
 CLIENT_IP = "203.0.113.77"
 # The logs at rest are what the product writes at its most verbose (`tipline -v`: INFO).
 LOG_LEVEL = logging.INFO
 DISPATCH_HOUR = timedelta(hours=1)
 ELAPSED = timedelta(days=8)  # past the 7-day reply window
+assert ELAPSED > ZALO_REPLY_WINDOW
 
 R_TIPS = "nothing of a tip dispatched more than an hour before the copy"
 R_ZALO = "no Zalo id once its reply window closed or after STOP"
@@ -126,9 +143,7 @@ def advance(runtime: Runtime, delta: timedelta) -> None:
     time passes, by its own logic, is destroyed.
     """
     keystore = runtime.keystore
-    lifetimes = {
-        name: int(keystore.redis.pttl(PREFIX + name)) for name in keystore.contents()
-    }
+    lifetimes = {name: int(keystore.redis.pttl(PREFIX + name)) for name in keystore.contents()}
     shift_stored_times(runtime, delta)
     runtime.transit.rotate()  # a new epoch; the old ones re-sealed away and destroyed
     expired = [name for name, ms in lifetimes.items() if 0 <= ms <= delta.total_seconds() * 1000]
@@ -240,9 +255,12 @@ def configured_secrets(search: Search, seized: Seized) -> None:
         search.add_string(value, f"environment: {variable}")
 
 
-def searched(seized: Seized, keys_in_memory: dict[str, object]) -> Search:
+def searched(
+    seized: Seized, keys_in_memory: dict[str, object], passwords: dict[str, str]
+) -> Search:
     """The attacker's search of the copy, to a fixed point; then again with ``keys_in_memory``
-    added (what only they open is labelled ``in memory: …``, see verdict.from_copy)."""
+    added (what only they open is labelled ``in memory: …``, see verdict.from_copy); then
+    again with ``passwords``, which no attacker has (labelled ``control only: …``)."""
     search = Search(seized.blobs(), identifiers_of_rows(seized.tables))
     configured_secrets(search, seized)
     search.run()
@@ -256,11 +274,16 @@ def searched(seized: Seized, keys_in_memory: dict[str, object]) -> Search:
         elif isinstance(value, str):
             search.add_string(value, source)
     search.run()
+    for label, password in passwords.items():
+        search.add_string(password, CONTROL + label)
+    search.run()
     return search
 
 
 OPENED = "opened by the copy's keys"
+OPENED_LIVE = "opened once the keys in memory are added too (a running server's, attacker 2)"
 KEYS = "private keys recovered"
+KEYS_LIVE = "private keys recovered once the keys in memory are added too"
 HMACS = "HMACs a key of the copy reproduces"
 BYTES = "in the copy's bytes as they are"
 
@@ -268,6 +291,8 @@ BYTES = "in the copy's bytes as they are"
 def judge(seized: Seized, story: Story, search: Search, config: Config) -> Verdict:
     verdict = Verdict()
     from_the_copy = [o for o in search.openings if from_copy(o.key)]
+    with_memory = [o for o in search.openings if from_memory(o.key)]
+    with_password = [o for o in search.openings if from_control(o.key)]
     taken = seized.taken_at
     tips = {t.who.name: t for t in tips_in_copy(seized.tables, [*story.old, story.live])}
     old = [tips[who.name] for who in story.old]
@@ -279,19 +304,24 @@ def judge(seized: Seized, story: Story, search: Search, config: Config) -> Verdi
         assert dispatched is not None and dispatched < taken - DISPATCH_HOUR, tip.label
     dispatched = as_time(live.row["dispatched_at"])
     assert dispatched is not None and dispatched > taken - DISPATCH_HOUR, live.label
-    addresses = {r["id"]: r for r in seized.tables["reply_addresses"]}
+    # One reply address per informant alias (STOP cuts the tips' link to it, not the alias).
+    addresses = {r["informant_alias"]: r for r in seized.tables["reply_addresses"]}
     for who in (story.window_closed, story.stopped):
-        address = addresses[tips[who.name].row["reply_address_id"]]
+        address = addresses[tips[who.name].row["informant_alias"]]
         last = as_time(address["last_inbound_at"])
-        assert last is not None and last < taken - config.reply_window, who.name
-    stopped = addresses[tips[story.stopped.name].row["reply_address_id"]]
+        assert last is not None and last < taken - ZALO_REPLY_WINDOW, who.name
+    stopped = addresses[tips[story.stopped.name].row["informant_alias"]]
     assert stopped["destroyed_at"] is not None, "STOP did not destroy the reply address"
+    assert tips[story.stopped.name].row["informant_stopped_at"] is not None, "STOP not recorded"
 
-    # 1. Tips dispatched over an hour ago: nothing that is part of them opens, their keys are
-    #    not recovered, their words are in no byte.
+    # 1. Tips dispatched over an hour ago: nothing that is part of them opens, not even with
+    #    the keys in memory (their epochs are gone), their keys are not recovered, their words
+    #    are in no byte.
     for tip in old:
         concerning = [f"{tip.label}: {o.describe()}" for o in from_the_copy if tip.concerns(o)]
         verdict.add(R_TIPS, OPENED, concerning)
+        concerning = [f"{tip.label}: {o.describe()}" for o in with_memory if tip.concerns(o)]
+        verdict.add(R_TIPS, OPENED_LIVE, concerning)
     tip_keys = {bytes(t.row["public_key"]): t.label for t in old}
     verdict.add(R_TIPS, KEYS, recovered_keys(search, tip_keys))
     for tip in old:
@@ -308,6 +338,7 @@ def judge(seized: Seized, story: Story, search: Search, config: Config) -> Verdi
         for zalo_id in who.zalo_ids(app_id)
     }
     verdict.add(R_ZALO, OPENED, plaintext_findings(from_the_copy, gone))
+    verdict.add(R_ZALO, OPENED_LIVE, plaintext_findings(with_memory, gone))
     oa_ids = {r["oa_id"] for r in seized.tables["official_accounts"]} | {COMMUNE_OA}
     # The forms an attacker reads in the product's source: the id, or "user:" and the id,
     # each alone or after an OA id and a NUL (the informant alias).
@@ -329,24 +360,57 @@ def judge(seized: Seized, story: Story, search: Search, config: Config) -> Verdi
     wraps = [o.describe() for o in from_the_copy if o.field.startswith("OFFICER_KEY")]
     verdict.add(R_OFFICERS, OPENED, wraps)
     verdict.add(R_OFFICERS, KEYS, recovered_keys(search, officers))
+    # Nor with the keys in memory: no officer's key is in the key store.
+    wraps = [o.describe() for o in with_memory if o.field.startswith("OFFICER_KEY")]
+    verdict.add(R_OFFICERS, OPENED_LIVE, wraps)
+    verdict.add(R_OFFICERS, KEYS_LIVE, recovered_keys(search, officers, from_memory))
 
     # 4 and 5 (this copy; the early one: judge_early).
     add_ip_findings(verdict, search, story.client_ip)
     verdict.add(R_NEVER, BYTES, never_at_rest(search, story, app_id))
 
     # Positive controls. With the keys held in memory, the same search opens what is still
-    # live: the tip dispatched just now, the live informant's Zalo id.
-    if not any(live.concerns(o) for o in search.openings):
+    # live: the tip dispatched just now, the live informant's Zalo id, and that from their
+    # reply address (a secret box) with its key from the key store.
+    if not any(live.concerns(o) for o in with_memory):
         verdict.control("the keys in memory open the tip dispatched just now", [live.label])
     assert story.live.zalo_id is not None
-    if not plaintext_findings(search.openings, {"id": story.live.zalo_id.encode()}):
+    live_id = {"id": story.live.zalo_id.encode()}
+    if not plaintext_findings(with_memory, live_id):
         verdict.control("the keys in memory give the live informant's Zalo id", [story.live.name])
+    if not plaintext_findings([o for o in with_memory if o.field == "REPLY_ADDRESS"], live_id):
+        verdict.control(
+            "the live informant's reply address (a secret box) opens with its key in memory",
+            [f"{story.live.name}: {len(search.boxes)} secret box(es) found, none opened so"],
+        )
+    # What a transit epoch's key opens names that epoch in its header (the key version).
+    transit = MEMORY + "key store transit:"
+    verdict.control(
+        "an envelope opened with a transit epoch's key names that epoch in its header",
+        [
+            o.describe()
+            for o in with_memory
+            if o.key.startswith(transit) and o.key_version != int(o.key.removeprefix(transit))
+        ],
+    )
+    # An officer's password (which the attacker does not have) opens the old tips through
+    # their units' keys, and the events' second copies sealed to those keys: the search does
+    # open what is sealed to unit keys when it holds one.
+    verdict.control(
+        "an officer's password opens the old tips through their unit's key",
+        [tip.label for tip in old if not any(tip.concerns(o) for o in with_password)],
+    )
+    if not any(o.field == "INBOUND_EVENT_FALLBACK" for o in with_password):
+        verdict.control(
+            "an officer's password opens the events' copies sealed to their unit's key",
+            ["no INBOUND_EVENT_FALLBACK opened"],
+        )
     # The raw-byte scan sees the database: every sealed value read back is also in its files.
     verdict.control(
         "every sealed value of the copied database is found in its raw files",
         [
             g.occurrences[0].where
-            for g in search.groups.values()
+            for g in [*search.groups.values(), *search.boxes.values()]
             if g.live and all(o.blob.row is not None for o in g.occurrences)
         ],
     )
@@ -359,7 +423,11 @@ def judge(seized: Seized, story: Story, search: Search, config: Config) -> Verdi
             if bytes(r["key_wrapped_by_password"]) not in raw_wraps
         ],
     )
-    verdict.notes.append(f"(search: {search.stats()}, {search.seconds:.1f} s)")
+    verdict.notes.append(
+        f"(search: {search.stats()}, {search.seconds:.1f} s; opened {len(from_the_copy)} with "
+        f"the copy's keys, {len(with_memory)} more with the keys in memory, "
+        f"{len(with_password)} more with an officer's password)"
+    )
     return verdict
 
 
@@ -369,6 +437,8 @@ def add_ip_findings(verdict: Verdict, search: Search, address: str, when: str = 
     opened = [o for o in search.openings if from_copy(o.key)]
     verdict.add(R_IP, BYTES, [when + f for f in literal_findings(search, encodings)])
     verdict.add(R_IP, OPENED, [when + f for f in plaintext_findings(opened, encodings)])
+    opened = [o for o in search.openings if from_memory(o.key)]
+    verdict.add(R_IP, OPENED_LIVE, [when + f for f in plaintext_findings(opened, encodings)])
     hmacs = hmac_findings(search, {address: address}, keyed_digest_purposes())
     verdict.add(R_IP, HMACS, [when + f for f in hmacs])
 
@@ -441,7 +511,8 @@ def test_a_copy_of_everything_at_rest_gives_away_nothing_it_must_not(
     read_back(seized, tmp_path / "scratch", config.database_url, postgres)
     copied = time.monotonic()
 
-    search = searched(seized, keys_in_memory(runtime))
+    passwords = {f"officer {flow.OFFICER}'s password": OFFICER_PASSWORD}  # the controls only
+    search = searched(seized, keys_in_memory(runtime), passwords)
     verdict = judge(seized, story, search, config)
     judge_early(early[0], story, search, config.zalo_app_id, verdict)
     verdict.notes.append(
@@ -450,13 +521,23 @@ def test_a_copy_of_everything_at_rest_gives_away_nothing_it_must_not(
     )
     if not verdict.ok:
         pytest.fail(verdict.report(), pytrace=False)
+    print("\n".join(verdict.notes))  # run times and the search's size (pytest -rP shows them)
+
+
+def _sealed_as_format_1(public: PublicKey, plaintext: bytes, purpose: str, binding: str) -> bytes:
+    """An envelope as ``keys.seal`` wrote it before format 2: the plaintext as is, no length
+    and no padding (still read by the product: rows sealed before the upgrade)."""
+    header = ENVELOPE_HEADER.pack(MAGIC, FORMAT_VERSION, public.suite_id, public.version)
+    suite = PRODUCT_SUITES[public.suite_id].hpke_suite
+    return header + suite.encrypt(plaintext, public._native(), info=_info(header, purpose, binding))
 
 
 def test_the_search_opens_what_the_product_seals_wherever_it_lies() -> None:
-    """The attacker's side agrees with ``keys``: envelopes with a known end, embedded in other
-    bytes with no length, cut short, in base64; a grant and the key it gives; an Argon2id wrap
-    and a session wrap opened with a secret found in the bytes. Every suite the product can
-    seal with is one the search can open."""
+    """The attacker's side agrees with ``keys``: envelopes (padded, format 2; and format 1)
+    with a known end, embedded in other bytes with no length, cut short, in base64; a grant and
+    the key it gives; secret boxes whole, embedded with no length and cut short, under a secret
+    found in the bytes; an Argon2id wrap and a session wrap opened with a secret found in the
+    bytes. Every suite the product can seal with is one the search can open."""
     assert set(SUITE_PARAMS) >= set(PRODUCT_SUITES), "a suite the seizure search cannot open"
     key, holder, officer = generate_keypair(), generate_keypair(), generate_keypair()
     body = '{"text": "SZ-SELF một tin báo", "event": "user_send_text"}'.encode()
@@ -465,39 +546,68 @@ def test_the_search_opens_what_the_product_seals_wherever_it_lies() -> None:
     inside = seal(key.public_key, body, purpose="reply_address", binding=f"reply_address:{alias}")
     cut = seal(key.public_key, body * 4, purpose="message", binding="message:bbbbbbbbbbbbbbbb")
     encoded = seal(key.public_key, body, purpose="message", binding="message:cccccccccccccccc")
+    old = _sealed_as_format_1(key.public_key, body, "message", "message:gggggggggggggggg")
+    old_cut = _sealed_as_format_1(key.public_key, body * 4, "message", "message:hhhhhhhhhhhhhhhh")
     granted = grant(holder, key.public_key, binding="grant:tip:7>transit:0")
     by_holder = seal(holder.public_key, body, purpose="routing", binding="tip:dddddddddddddddd")
     wrapped = wrap_with_secret(officer, "a found secret", cost=FAST_TEST_COST, binding="decoy")
     cookie = bytes(range(32))
     session = wrap_for_session(officer, cookie, binding="eeeeeeeeeeeeeeee")
+    box_key, other_alias = bytes(range(100, 132)), "cd" * 32
+    address = b'{"kind": "user", "user_id": "7391045528810469999"}'
+    boxed = REPLY_ADDRESS.seal(box_key, address, informant_alias=alias)
+    boxed_inside = REPLY_ADDRESS.seal(box_key, address, informant_alias=other_alias)
+    boxed_cut = REPLY_ADDRESS.seal(box_key, address * 2, informant_alias=alias)
     filler = bytes(range(256)) * 4
     blobs = [
         Blob("whole", whole, whole_value=True),
         Blob("page", filler + alias.encode() + inside + b"\x00\x17next column" + filler),
         Blob("cut", filler + cut[: len(cut) // 2]),
         Blob("json", b'{"v": "' + base64.b64encode(encoded) + b'"}'),
+        Blob("format 1", filler + old + b"\x00\x17next column" + filler),
+        Blob("format 1 cut", filler + old_cut[: len(old_cut) // 2]),
         Blob("grants", filler + b"tip" + granted + b"2026-01-01 00:00:00" + filler),
         Blob("routing", filler + by_holder + filler),
         Blob("wraps", filler + wrapped + filler),
         Blob("session", b'{"key": "' + base64.b64encode(session) + b'"}', whole_value=True),
         Blob("cookie jar", base64.b64encode(cookie), whole_value=True),
+        Blob("box", boxed, whole_value=True),
+        Blob("box page", filler + other_alias.encode() + boxed_inside + b"\x00\x02" + filler),
+        Blob("box cut", filler + boxed_cut[: len(boxed_cut) - 40]),
+        Blob("key store dump", base64.b64encode(box_key), whole_value=True),
     ]
     ids = Identifiers()
-    for public_id in ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"):
-        ids.add("message_public_id", public_id)
+    for public_id in "abcdgh":
+        ids.add("message_public_id", public_id * 16)
     ids.add("tip_public_id", "dddddddddddddddd")
     ids.add("officer_public_id", "eeeeeeeeeeeeeeee")
+    ids.add("informant_alias", alias)
     ids.ints_by_kind["tips"] = {7}
     search = Search(blobs, ids)
     search.add_key(key, "the test's key")
     search.add_string("a found secret", "the test's secret")
     search.run()
     opened = {o.where.split(" @")[0]: o for o in search.openings}
-    assert {"whole", "page", "cut", "grants", "routing"} <= set(opened), opened
-    assert opened["page"].field == "REPLY_ADDRESS" and opened["page"].plaintext == body
+    assert {"whole", "page", "cut", "grants", "routing", "format 1", "format 1 cut"} <= set(
+        opened
+    ), opened
+    assert opened["whole"].plaintext == body and opened["whole"].complete  # padding removed
+    assert opened["page"].field == "LEGACY_REPLY_ADDRESS" and opened["page"].plaintext == body
     assert opened["cut"].field == "MESSAGE_BODY" and not opened["cut"].complete  # keystream
     assert opened["cut"].plaintext.startswith(body)
+    assert opened["format 1"].plaintext == body and opened["format 1"].complete
+    assert opened["format 1 cut"].plaintext.startswith(body)
+    assert not opened["format 1 cut"].complete
     assert opened["routing"].key.startswith("KEY_GRANT [grant:tip:7>transit:0]")
     assert any(o.where.startswith("base64") and o.plaintext == body for o in search.openings)
     assert {o.field for o in search.openings} >= {"DECOY_WRAP", "OFFICER_KEY_SESSION_WRAP"}
     assert public_half(officer.to_bytes()[1:]) in {public_half(raw) for raw in search.keys}
+    # Secret boxes: the key found (base64) in the copy opens each, wherever it lies; the
+    # embedded one's alias comes from the bytes before it, the cut one is read without its tag.
+    assert {"box", "box page", "box cut"} <= set(opened), opened
+    for where, binding in (("box", alias), ("box page", other_alias)):
+        assert opened[where].field == "REPLY_ADDRESS" and opened[where].complete, where
+        assert opened[where].binding == f"reply_address:{binding}"
+        assert opened[where].plaintext == address
+    assert not opened["box cut"].complete and opened["box cut"].plaintext.startswith(address)
+    assert opened["box"].key.startswith("base64 in key store dump")

@@ -162,13 +162,13 @@ def web_report(
         unit = db.scalars(select(Unit.public_id).where(Unit.code == "v2025:32134")).one()
     page = client.get(f"/bao-tin?don-vi={unit}", environ_base={"REMOTE_ADDR": ip})
     html = page.get_data(as_text=True)
-    challenge = re.search(r'data-challenge="([^"]+)"', html)
-    assert challenge, html
+    work = work_for(html)
+    assert work, html
     data = {
         "csrf_token": csrf_from(html),
         "unit": unit,
         "text": text,
-        "nonce": solve_work(challenge.group(1), BITS),
+        **work,
         "files": [(io.BytesIO(photo), "IMG_0042.jpg")],
     }
     sent = client.post("/bao-tin", data=data, environ_base={"REMOTE_ADDR": ip})
@@ -181,6 +181,18 @@ def web_report(
     return code.group(1), passphrase.group(1)
 
 
+def work_for(page: str) -> dict[str, str]:
+    """The page's proof of work as a browser does it: its challenge (a token signed for this
+    browser's cookie, posted back) and a nonce solving it at the page's difficulty. None
+    asked for (no challenge on the page): nothing to post."""
+    form = re.search(r'data-challenge="([^"]+)"(?:\s+data-bits="(\d+)")?', page)
+    if form is None:
+        return {}
+    challenge = form.group(1)
+    bits = int(form.group(2)) if form.group(2) else BITS
+    return {"challenge": challenge, "nonce": solve_work(challenge, bits)}
+
+
 def web_follow_up(client: FlaskClient, ip: str, code: str, passphrase: str, answer: str) -> None:
     page = client.get("/tra-cuu", environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True)
     data = {
@@ -188,9 +200,11 @@ def web_follow_up(client: FlaskClient, ip: str, code: str, passphrase: str, answ
         "code": code,
         "passphrase": passphrase,
         "answer": answer,
+        **work_for(page),
     }
     shown = client.post("/tra-cuu", data=data, environ_base={"REMOTE_ADDR": ip})
-    assert shown.status_code == 200 and answer in shown.get_data(as_text=True)
+    body = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and answer in body, (shown.status_code, body)
 
 
 def tip_of(runtime: Runtime, who: Informant) -> Tip:

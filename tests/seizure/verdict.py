@@ -1,7 +1,9 @@
 """What the search found, held against the requirements, in words a failure message can list.
 
 Provenance decides what the copy alone gave: a key, secret or opening whose source mentions
-``in memory:`` needed a key the caller gave as held only in memory (the positive control).
+``in memory:`` needed a key the caller gave as held only in memory (what a running server
+holds); one whose source mentions ``control only:`` needed a secret no attacker has (an
+officer's password), given for a positive control only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from keys import PrivateKey
 from tests.seizure.flow import Informant
-from tests.seizure.search import MEMORY, Opening, Search
+from tests.seizure.search import CONTROL, MEMORY, Opening, Search
 
 SOURCES = [Path(__file__).parents[2] / name for name in ("tipline", "triage", "keys")]
 HEX_RUN = re.compile(rb"[0-9a-fA-F]{64,}")
@@ -30,7 +32,18 @@ DATABASE_FILES = ("postgresql/", "sqlite/", "data-dir/tipline.db")
 
 def from_copy(source: str) -> bool:
     """Whether a key, secret or opening came from the copy alone (no key held in memory)."""
-    return MEMORY not in source
+    return MEMORY not in source and CONTROL not in source
+
+
+def from_memory(source: str) -> bool:
+    """Whether it needed a key held in memory, and nothing given for a control only: what a
+    running server's attacker adds to the copy (docs/threat-model.md, attacker 2)."""
+    return MEMORY in source and CONTROL not in source
+
+
+def from_control(source: str) -> bool:
+    """Whether it needed a secret given for a positive control only (an officer's password)."""
+    return CONTROL in source
 
 
 def keyed_digest_purposes() -> list[str]:
@@ -102,12 +115,15 @@ def public_half(raw: bytes) -> bytes:
     return PrivateKey.from_bytes(b"\x01" + raw).public_key.to_bytes()
 
 
-def recovered_keys(search: Search, public_keys: dict[bytes, str]) -> list[str]:
-    """Each key the copy alone gave whose public half is one of ``public_keys``."""
+def recovered_keys(
+    search: Search, public_keys: dict[bytes, str], given: Callable[[str], bool] = from_copy
+) -> list[str]:
+    """Each key whose public half is one of ``public_keys`` that the copy alone gave (or, with
+    ``given``, whatever that source test accepts)."""
     return [
         f"the private key of {public_keys[public_half(raw)]}, from <{found.source}>"
         for raw, found in search.keys.items()
-        if from_copy(found.source) and public_half(raw) in public_keys
+        if given(found.source) and public_half(raw) in public_keys
     ]
 
 
