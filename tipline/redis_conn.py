@@ -86,7 +86,8 @@ class VolatileRedis:
         self.process = subprocess.Popen(  # noqa: S603 - our own server and config  # nosec B603
             [binary, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
         )
-        assert self.process.stdin is not None  # noqa: S101 - Popen(stdin=PIPE) gives one
+        if self.process.stdin is None:  # Popen(stdin=PIPE) always gives one
+            raise RuntimeError("no pipe to the key store's redis-server")
         self.process.stdin.write(config.encode())
         self.process.stdin.close()
         deadline = time.monotonic() + 10
