@@ -62,7 +62,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,7 +84,7 @@ from keys.envelope import _HEADER as ENVELOPE_HEADER
 from keys.envelope import FORMAT_VERSION, MAGIC, _info
 from keys.suites import SUITES as PRODUCT_SUITES
 from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD
-from tests.databases import BACKEND
+from tests.databases import BACKEND, Databases
 from tests.postgres_server import PostgresServer
 from tests.seizure import flow
 from tests.seizure.flow import Informant, Story, run_worker_passes, say, shift_stored_times
@@ -109,6 +109,7 @@ from tests.seizure.verdict import (
 from tests.test_media import jpeg_with_gps
 from tipline.config import Config
 from tipline.keystore import PREFIX
+from tipline.migrate import upgrade
 from tipline.models.sealed_fields import REPLY_ADDRESS
 from tipline.runtime import Runtime
 from tipline.time_rules import ZALO_REPLY_WINDOW
@@ -162,6 +163,40 @@ def keys_in_memory(runtime: Runtime) -> dict[str, object]:
         else:
             held[f"key store {name}"] = value
     return held
+
+
+# --- a cluster of the test's own --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PostgresServer | None]:
+    """On PostgreSQL, a cluster holding this test's database alone: a copy of the run's shared
+    cluster would hold every other test's data too (thousands of envelopes to search)."""
+    if BACKEND != "postgresql":
+        yield None
+        return
+    server = PostgresServer.create()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def database_url(
+    private_postgres: PostgresServer | None,
+    databases: Databases,
+    migrated_template: str,
+    data_dir: Path,
+) -> Iterator[str]:
+    """This test's database: as everywhere on SQLite; in its own cluster on PostgreSQL."""
+    if private_postgres is None:
+        url = databases.copy(migrated_template, sqlite_file=data_dir / "tipline.db")
+        yield url
+        databases.drop(url)
+        return
+    url = private_postgres.create_database("seizure")
+    upgrade(url)
+    yield url
+    private_postgres.drop_database("seizure")
 
 
 # --- the story ------------------------------------------------------------------------------
@@ -483,12 +518,10 @@ def test_a_copy_of_everything_at_rest_gives_away_nothing_it_must_not(
     sim: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    request: pytest.FixtureRequest,
+    private_postgres: PostgresServer | None,
 ) -> None:
     caplog.set_level(LOG_LEVEL)
-    postgres: PostgresServer | None = (
-        request.getfixturevalue("postgres") if BACKEND == "postgresql" else None
-    )
+    postgres = private_postgres
     started = time.monotonic()
     early: list[Seized] = []
 
