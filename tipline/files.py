@@ -43,18 +43,12 @@ class FileStore:
         """Write ``data`` (already sealed) and return its reference."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         ref = new_token(32)
-        path = self._path(ref)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        self.replace(ref, data)
         return ref
 
     def replace(self, ref: str, data: bytes) -> None:
-        """Write ``data`` over ``ref`` at once (a file sealed again to a newer key)."""
+        """Write ``data`` as ``ref`` at once: whole or not at all (a new file, or one sealed
+        again to a newer key)."""
         path = self._path(ref)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
