@@ -62,6 +62,12 @@ AUDIT_VIEW = "audit_view"
 AUDIT_EXPORT = "audit_export"
 AUDIT_VERIFY = "audit_verify"
 AUDIT_CHECKPOINT = "audit_checkpoint"
+# An auditor reviewed an anomaly flag: object the flag's first event; detail {"kind"}. The
+# note is kept with the review (anomaly_reviews), not in the chain's detail.
+ANOMALY_REVIEW = "anomaly_review"
+# The duty roster: object the officer's public id; detail {"on_duty": "1" | "0"}. The
+# auditor's off-hours rule reads these (tipline.audit.roster).
+DUTY_CHANGE = "duty_change"
 
 ALL: frozenset[str] = frozenset(
     value

@@ -1,5 +1,6 @@
 """The data model, one model per module; the shared vocabularies in :mod:`.enums`."""
 
+from tipline.models.anomaly_review import AnomalyReview
 from tipline.models.attachment import Attachment
 from tipline.models.audit_event import AuditEvent
 from tipline.models.audit_head import AuditHead
@@ -46,6 +47,7 @@ __all__ = [
     "CLOSED_STATUSES",
     "KEY_HOLDING_ROLES",
     "OPEN_STATUSES",
+    "AnomalyReview",
     "Attachment",
     "AttachmentState",
     "AuditEvent",

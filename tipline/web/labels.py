@@ -156,6 +156,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_EXPORT: _l("Audit exported"),
     actions.AUDIT_VERIFY: _l("Audit chain verified"),
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
+    actions.ANOMALY_REVIEW: _l("Anomaly reviewed"),
+    actions.DUTY_CHANGE: _l("Duty roster changed"),
 }
 # What the auditor's anomaly panel calls each flag (tipline.audit.query).
 ANOMALY_LABELS: dict[str, Any] = {
