@@ -32,6 +32,7 @@ from tipline.models.enums import (
 from tipline.models.inbound_event import InboundEvent
 from tipline.models.key_grant import KeyGrant
 from tipline.models.message import Message
+from tipline.models.notice import Notice
 from tipline.models.notification import Notification
 from tipline.models.officer import Officer
 from tipline.models.official_account import OfficialAccount
@@ -63,6 +64,7 @@ __all__ = [
     "KeyGrant",
     "Message",
     "MessageKind",
+    "Notice",
     "Notification",
     "NotificationKind",
     "Officer",
