@@ -11,24 +11,32 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.test_audit_ui import (  # noqa: F401  # tip_id: the fixture
+from tests.test_audit_ui import (
     AUDITOR,
     csv_rows,
     export,
     move_in_time,
     officer_id,
     other_client,
-    tip_id,
+    send_tip,
 )
 from tests.triage_helpers import csrf_from, login
 from tipline.audit import OFF_HOURS_OPEN, actions, anomalies, record
 from tipline.audit.roster import roster_rules
 from tipline.db import write_session
+from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import AuditEvent, Officer, Tip
 from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM
 
 pytestmark = pytest.mark.usefixtures("units")
+
+
+@pytest.fixture
+def tip_id(client: FlaskClient, runtime: Runtime) -> str:
+    public_id = send_tip(client, runtime)
+    assert dispatch_tip(public_id) == "dispatched"
+    return public_id
 
 
 def receipt(runtime: Runtime, tip_id: str) -> str:

@@ -104,7 +104,14 @@ class AuditFilterForm(FlaskForm):
     below = BooleanField(_l("and the units below"))
     action = SelectField(_l("Action"), validators=[Optional()], choices=[])
     outcome = SelectField(_l("Outcome"), validators=[Optional()], choices=[])
-    tip = StringField(_l("Tip or object id"), validators=[Optional(), IDENTIFIER])
+    # A receipt code as a citizen quotes it ("tl 0abc 1def") or an internal id.
+    tip = StringField(
+        _l("Receipt code or object id"),
+        validators=[
+            Optional(),
+            Regexp(r"^[A-Za-z0-9_.:@ -]{1,64}$", message=_l("A receipt code or an id")),
+        ],
+    )
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
 

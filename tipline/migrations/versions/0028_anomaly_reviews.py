@@ -1,7 +1,7 @@
 """anomaly reviews: an auditor marks a flag reviewed, with a note
 
 Revision ID: 0028_anomaly_reviews
-Revises: 0019_zalo_events
+Revises: 0027_notices
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from tipline.models.base import UTCDateTime
 
 revision: str = "0028_anomaly_reviews"
-down_revision: str | None = "0019_zalo_events"
+down_revision: str | None = "0027_notices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
