@@ -232,7 +232,7 @@ def _page() -> int:
     return page
 
 
-def _pairs(db: Session, stmt: Select[tuple[str, str]]) -> dict[str, str]:
+def _pairs(db: Session, stmt: Select[str, str]) -> dict[str, str]:
     """A two-column query as a mapping from the first to the second."""
     return {str(row[0]): str(row[1]) for row in db.execute(stmt)}
 
