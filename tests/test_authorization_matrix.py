@@ -91,12 +91,16 @@ EXPECTED: dict[str, Row] = {
     "POST /triage/tips/<public_id>/transfer": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/escalate": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/duplicate": staff("302", *UNIT_A_READERS),
+    "GET /triage/roster/": staff("200", *HOLDERS),  # an officer sees only themselves
+    "POST /triage/roster/<public_id>": staff("302", "canbo", "chihuy"),  # self, or above
     "GET /triage/units/<public_id>/poster": staff("200", *UNIT_A_READERS),
     "GET /triage/units/<public_id>/poster.png": staff("200", *UNIT_A_READERS),
     # --- the auditor: the audit trail, no tip ---
     "GET /audit/": staff("200", "thanhtra"),
     "GET /audit/anomalies": staff("200", "thanhtra"),
     "GET /audit/officers/<public_id>": staff("200", "thanhtra"),
+    "GET /audit/tips/<code>": staff("200", "thanhtra"),  # a tip's events, by receipt code
+    "POST /audit/anomalies/review": staff("400", "thanhtra"),  # no such flag
     "GET /audit/verify": staff("200", "thanhtra"),
     "POST /audit/verify": staff("200", "thanhtra"),
     "POST /audit/export": staff("200", "thanhtra"),

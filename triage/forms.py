@@ -66,6 +66,10 @@ class InboxFilterForm(FlaskForm):
     unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
+    # The dashboard's drill-downs (triage.deadlines): not opened past the SLA; open past the
+    # closure deadline.
+    overdue = BooleanField(_l("Not opened, past the SLA"))
+    closure = BooleanField(_l("Open past the closure deadline"))
 
 
 class ChoiceForm(FlaskForm):

@@ -188,6 +188,10 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "POST /triage/tips/<public_id>/duplicate": lambda t: Call(
         "POST", f"{t.fresh_tip()}/duplicate", form={"receipt_code": t.world.receipt_a}
     ),
+    "GET /triage/roster/": lambda t: Call("GET", "/triage/roster/"),
+    "POST /triage/roster/<public_id>": lambda t: Call(
+        "POST", f"/triage/roster/{t.world.officers['canbo']}", form={"on_duty": "1"}
+    ),
     "GET /triage/units/<public_id>/poster": lambda t: Call(
         "GET", f"/triage/units/{t.world.units[UNIT_A]}/poster"
     ),
@@ -199,6 +203,10 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "GET /audit/anomalies": lambda t: Call("GET", "/audit/anomalies"),
     "GET /audit/officers/<public_id>": lambda t: Call(
         "GET", f"/audit/officers/{t.world.officers['canbo']}"
+    ),
+    "GET /audit/tips/<code>": lambda t: Call("GET", f"/audit/tips/{t.world.receipt_a}"),
+    "POST /audit/anomalies/review": lambda t: Call(
+        "POST", "/audit/anomalies/review", form={"flag": "failed_logins:none", "note": "x"}
     ),
     "GET /audit/verify": lambda t: Call("GET", "/audit/verify"),
     "POST /audit/verify": lambda t: Call("POST", "/audit/verify", form={}),
