@@ -106,6 +106,10 @@ EXPECTED: dict[str, Row] = {
     "POST /audit/export": staff("200", "thanhtra"),
     # --- the admin: accounts, OAs, key versions, no tip ---
     "GET /admin/": staff("200", "admin"),
+    "GET /admin/units/new": staff("200", "admin"),
+    "POST /admin/units/new": staff("400", "admin"),  # empty form: refused, nothing added
+    "GET /admin/units/<public_id>": staff("200", "admin"),
+    "POST /admin/units/<public_id>/rename": staff("302", "admin"),
     "POST /admin/officers": staff("200", "admin"),  # the new account's one-time secrets
     "POST /admin/officers/<public_id>/active": staff("302", "admin"),
     "POST /admin/officers/<public_id>/unlock": staff("302", "admin"),

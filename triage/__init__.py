@@ -56,6 +56,7 @@ def init_triage(app: Flask) -> None:
     from triage.roster import blueprint as roster
     from triage.search import blueprint as search
     from triage.tips import blueprint as tips
+    from triage.units_admin import blueprint as units_admin
     from triage.zalo_events import blueprint as zalo_events
 
     for blueprint in (
@@ -65,6 +66,7 @@ def init_triage(app: Flask) -> None:
         audit_ui,
         admin,
         admin_zalo,
+        units_admin,
         search,
         dashboard,
         roster,

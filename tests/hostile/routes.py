@@ -213,6 +213,16 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "POST /audit/export": lambda t: Call("POST", "/audit/export", form={}),
     # Admins.
     "GET /admin/": lambda t: Call("GET", "/admin/"),
+    "GET /admin/units/new": lambda t: Call("GET", "/admin/units/new"),
+    "POST /admin/units/new": lambda t: Call(
+        "POST", "/admin/units/new", form={"code": "", "name": "", "level": "commune"}
+    ),
+    "GET /admin/units/<public_id>": lambda t: Call(
+        "GET", f"/admin/units/{t.world.units[UNIT_A]}"
+    ),
+    "POST /admin/units/<public_id>/rename": lambda t: Call(
+        "POST", f"/admin/units/{t.world.units[UNIT_A]}/rename", form={"name": "Công an xã A"}
+    ),
     "POST /admin/officers": lambda t: Call(
         "POST",
         "/admin/officers",

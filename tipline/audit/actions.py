@@ -52,6 +52,7 @@ KEY_ROTATE = "key_rotate"
 ACCOUNT_CREATE = "account_create"
 ACCOUNT_CHANGE = "account_change"
 UNIT_CREATE = "unit_create"
+UNIT_RENAME = "unit_rename"  # detail {"name": the new name} (unit names are public)
 OA_ATTACH = "oa_attach"  # detail {"oa"} and, when it moved, {"from_unit": code}
 OA_DETACH = "oa_detach"  # the OA and its tokens removed; detail {"oa"}
 # Tokens stored for an OA: detail {"via": "consent" | "set_tokens"}; a refused consent
