@@ -42,3 +42,18 @@ def test_form_validation_messages_speak_vietnamese(
     html = client.get("/audit/?since=khong-phai-ngay").get_data(as_text=True)
     assert "Not a valid date value" not in html
     assert "Ngày không hợp lệ" in html
+
+
+def test_length_messages_keep_their_numbers_in_vietnamese(app: object) -> None:
+    """WTForms formats plural messages with its own names (%(max)d) after translating them:
+    a too-long receipt code once raised KeyError('max') (a 500) on the duplicate form."""
+    from flask import Flask
+
+    from triage.forms import DuplicateForm
+
+    assert isinstance(app, Flask)
+    with app.test_request_context("/", method="POST", data={"receipt_code": "X" * 40}):
+        form = DuplicateForm(meta={"csrf": False})
+        assert not form.validate()
+        [message] = form.receipt_code.errors
+        assert "16" in message and "ký tự" in message

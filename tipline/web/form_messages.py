@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext, ngettext
+from flask_babel import get_translations, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
@@ -55,7 +55,9 @@ class _Messages:
         return str(gettext(string))
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return str(ngettext(singular, plural, n))
+        # Not flask_babel.ngettext: it formats the result with {"num": n} itself, and WTForms
+        # formats it afterwards with its own names (%(max)d).
+        return str(get_translations().ungettext(singular, plural, n))
 
 
 MESSAGES = _Messages()
