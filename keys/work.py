@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 
 from keys.random import new_token
 
@@ -51,5 +52,9 @@ def new_passphrase(words: int = PASSPHRASE_WORDS) -> str:
 
 
 def normalise_passphrase(text: str) -> str:
-    """What people type: any case, extra spaces or dashes."""
-    return " ".join(text.lower().replace("-", " ").split())
+    """What people type: any case, extra spaces, dashes or commas, and the diacritics a
+    Vietnamese phone keyboard adds to syllables ("thôn lại" for "thon lai"). The words are
+    plain ASCII syllables, so folding loses nothing."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join("".join(c if c.isalnum() else " " for c in bare.lower()).split())

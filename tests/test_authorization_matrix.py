@@ -91,17 +91,25 @@ EXPECTED: dict[str, Row] = {
     "POST /triage/tips/<public_id>/transfer": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/escalate": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/duplicate": staff("302", *UNIT_A_READERS),
+    "GET /triage/roster/": staff("200", *HOLDERS),  # an officer sees only themselves
+    "POST /triage/roster/<public_id>": staff("302", "canbo", "chihuy"),  # self, or above
     "GET /triage/units/<public_id>/poster": staff("200", *UNIT_A_READERS),
     "GET /triage/units/<public_id>/poster.png": staff("200", *UNIT_A_READERS),
     # --- the auditor: the audit trail, no tip ---
     "GET /audit/": staff("200", "thanhtra"),
     "GET /audit/anomalies": staff("200", "thanhtra"),
     "GET /audit/officers/<public_id>": staff("200", "thanhtra"),
+    "GET /audit/tips/<code>": staff("200", "thanhtra"),  # a tip's events, by receipt code
+    "POST /audit/anomalies/review": staff("400", "thanhtra"),  # no such flag
     "GET /audit/verify": staff("200", "thanhtra"),
     "POST /audit/verify": staff("200", "thanhtra"),
     "POST /audit/export": staff("200", "thanhtra"),
     # --- the admin: accounts, OAs, key versions, no tip ---
     "GET /admin/": staff("200", "admin"),
+    "GET /admin/units/new": staff("200", "admin"),
+    "POST /admin/units/new": staff("400", "admin"),  # empty form: refused, nothing added
+    "GET /admin/units/<public_id>": staff("200", "admin"),
+    "POST /admin/units/<public_id>/rename": staff("302", "admin"),
     "POST /admin/officers": staff("200", "admin"),  # the new account's one-time secrets
     "POST /admin/officers/<public_id>/active": staff("302", "admin"),
     "POST /admin/officers/<public_id>/unlock": staff("302", "admin"),

@@ -92,13 +92,16 @@ def test_auditor_filters_verifies_and_exports(
     rows = page.locator("tbody tr.event")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td.action-name")).to_have_text("Mở tin báo")
-    expect(rows.first.locator("a.object-link")).to_have_text(tip.public_id)
+    # The tip is named by its receipt code, as a citizen's complaint names it (issue 19).
+    expect(rows.first.locator("a.object-link")).to_have_text(tip.receipt_code)
     shot(page, tmp_path, "audit-02-filtered")
 
-    # One tip's whole history, by clicking its id.
+    # One tip's whole history, by clicking its receipt code.
     rows.first.locator("a.object-link").click()
-    # Received, dispatched, the receipt delivered, opened: newest first.
-    expect(page.locator("tbody tr.event")).to_have_count(4)
+    expect(page.locator("h1")).to_contain_text(tip.receipt_code)
+    # Received, dispatched, the receipt delivered, opened, and this very view: oldest first.
+    expect(page.locator("tbody tr.event")).to_have_count(5)
+    expect(page.locator("tbody tr.event").first).to_have_class(re.compile("a-tip_received"))
     expect(page.locator("body")).not_to_contain_text("ma túy")
 
     # The officer's activity view.
@@ -150,12 +153,13 @@ def test_auditor_filters_verifies_and_exports(
         "tip_dispatched",
         "reply_delivered",
         "tip_open",
+        "audit_view",  # the auditor's look at the tip's history is an event on the tip
     ]
     for secret in ("ma túy", "0987654321", INFORMANT):
         assert secret not in text
     exports = audit_events(runtime, actions.AUDIT_EXPORT)
     assert len(exports) == 1 and exports[0].actor_name == "thanhtra"
-    assert exports[0].detail == {"object": tip.public_id, "rows": "4"}
+    assert exports[0].detail == {"object": tip.public_id, "rows": "5"}
 
     # On a phone: the same list, readable without sideways scrolling.
     phone = browser.new_context(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.conftest import COMMUNE_OA, expand, run_jobs
 from tests.triage_helpers import login, post_form
 from tests.zalo_events import USER, event, signed_headers
-from tipline.informant import QUESTION, STOP_CONFIRMED, Command, fold, parse
+from tipline.informant import NO_TIPS, QUESTION, STOP_CONFIRMED, Command, fold, parse
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.jobs.relay import drain
 from tipline.models import (
@@ -27,6 +27,7 @@ from tipline.models import (
     InboundEvent,
     Message,
     MessageKind,
+    Notice,
     ReplyAddress,
     Tip,
     utcnow,
@@ -209,12 +210,23 @@ def test_status_lists_the_open_tips_with_receipt_codes(
         assert out.tip.public_id == new.public_id and out.delivery == Delivery.SENT
 
 
-def test_status_without_any_tip_is_an_ordinary_message(
-    client: FlaskClient, runtime: Runtime
+def test_status_without_any_tip_is_answered_and_never_a_tip(
+    client: FlaskClient, runtime: Runtime, sim: str
 ) -> None:
+    """Issue 18: "tình trạng" from someone with no tip once became a junk tip with a receipt
+    code. It is answered by a notice, sent and then deleted; no tip, no address is kept."""
     say(client, runtime, "tinh trang")
-    [tip] = tips(runtime)
-    assert inbound_count(tip) == 1
+    assert tips(runtime) == []
+    send_all(runtime)
+    [reply] = sent_texts(sim)
+    assert reply == NO_TIPS and "113" in reply
+    with runtime.sessions() as session:
+        assert session.scalars(select(Notice)).all() == []
+        assert session.scalars(select(ReplyAddress)).all() == []
+        assert session.scalars(select(Message)).all() == []
+    # A real report afterwards is a tip as ever.
+    say(client, runtime, "Có người bán ma túy ở hẻm 12")
+    assert len(tips(runtime)) == 1
 
 
 def close(client: FlaskClient, units: dict[str, str], tip_id: str, status: str) -> None:
@@ -308,3 +320,15 @@ def test_a_digit_without_a_pending_question_is_a_tip_message(
     say(client, runtime, "5")
     old, new = tips(runtime)
     assert old.satisfaction is None and inbound_count(new) == 1
+
+
+def test_a_notice_whose_job_was_lost_is_purged_after_a_day(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    from tipline.retention import NOTICE_KEPT, purge_notices
+
+    say(client, runtime, "tình trạng")  # queued, never sent: no worker ran
+    with runtime.sessions() as session, session.begin():
+        assert purge_notices(session, utcnow()) == 0
+        assert purge_notices(session, utcnow() + NOTICE_KEPT + timedelta(minutes=1)) == 1
+        assert session.scalars(select(Notice)).all() == []

@@ -57,6 +57,7 @@ PINNED = {
     "TIP_REROUTE": ("Envelope", "reroute", "tip:{tip_public_id}"),
     "INBOUND_EVENT_FALLBACK": ("Envelope", "inbound_event_fallback", "inbound:{dedup_key}"),
     "QUARANTINED_EVENT": ("Envelope", "quarantined_event", "quarantine:{digest}"),
+    "NOTICE_FOR_RELAY": ("Envelope", "notice", "notice:{notice_public_id}"),
     "REPLY_ADDRESS": ("SecretBox", "reply_address", "reply_address:{informant_alias}"),
     "LEGACY_REPLY_ADDRESS": ("Envelope", "reply_address", "reply_address:{informant_alias}"),
     "MESSAGE_FOR_RELAY": ("Envelope", "outgoing", "message:{message_public_id}"),

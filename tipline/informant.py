@@ -34,6 +34,7 @@ question, if the informant can still be reached (an address, inside Zalo's 7-day
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from keys import PublicKey, random_bytes
@@ -52,11 +53,15 @@ from tipline.models import (
     Delivery,
     Message,
     MessageKind,
+    Notice,
     ReplyAddress,
     Tip,
     TipStatus,
+    new_public_id,
     utcnow,
 )
+from tipline.models.sealed_fields import NOTICE_FOR_RELAY
+from tipline.outbox import add_jobs
 from tipline.outgoing import queue_outbound
 from tipline.reply_addresses import destroy
 from tipline.time_rules import (
@@ -70,6 +75,7 @@ from tipline.zalo.events import (
 TIPS = cast(Table, Tip.__table__)
 ADDRESSES = cast(Table, ReplyAddress.__table__)
 MESSAGES = cast(Table, Message.__table__)
+NOTICES = cast(Table, Notice.__table__)
 
 SATISFACTION_WINDOW = timedelta(days=7)
 THANKED_STATUSES = frozenset({TipStatus.RESOLVED, TipStatus.UNFOUNDED})
@@ -82,6 +88,10 @@ STATUS_NAMES: dict[str, str] = {
 }
 QUESTION = "Bạn đánh giá việc tiếp nhận tin báo từ 1 đến 5 (5 là rất hài lòng)?"
 NO_OPEN_TIPS = "Hiện bạn không có tin báo nào đang được xử lý."
+NO_TIPS = (
+    "Chưa có tin báo nào của bạn tại đơn vị này. Để báo tin, bạn chỉ cần nhắn nội dung sự "
+    "việc, nơi xảy ra và hình ảnh (nếu có). Khẩn cấp, cần can thiệp ngay: gọi 113."
+)
 THANKS_FOR_SCORE = "Cảm ơn bạn đã đánh giá. Ý kiến của bạn giúp chúng tôi làm tốt hơn."
 
 
@@ -148,7 +158,7 @@ def intercept(
         _destroy_address(conn, sealing.keystore, alias, now)
         return ""
     if parsed.command is Command.STATUS:
-        return _answer_status(conn, sealing, alias, store_address)
+        return _answer_status(conn, sealing, alias, store_address, msg)
     return _record_score(conn, sealing, alias, parsed.score, now, store_address)
 
 
@@ -254,8 +264,34 @@ def status_text(tips: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _queue_notice(conn: Connection, sealing: Sealing, msg: InboundMessage, text: str) -> None:
+    """Answer someone who has no tip: a notice (tipline.models.notice) the outbound worker
+    sends and then deletes; the address travels sealed to the transit epoch, as the answer to
+    STOP does, and is stored nowhere else."""
+    public_id = new_public_id()
+    sealed = NOTICE_FOR_RELAY.seal(
+        sealing.transit,
+        json.dumps({"to": msg.sender.address(), "text": text}, ensure_ascii=False).encode(),
+        notice_public_id=public_id,
+    )
+    conn.execute(
+        insert(NOTICES).values(
+            public_id=public_id,
+            oa_id=msg.oa_id,
+            sealed_for_relay=sealed,
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
+    add_jobs(conn, [("notice", public_id)])
+
+
 def _answer_status(
-    conn: Connection, sealing: Sealing, alias: str, store_address: Callable[[], object]
+    conn: Connection,
+    sealing: Sealing,
+    alias: str,
+    store_address: Callable[[], object],
+    msg: InboundMessage,
 ) -> str | None:
     rows = conn.execute(
         select(TIPS.c.id, TIPS.c.public_id, TIPS.c.receipt_code, TIPS.c.status)
@@ -263,7 +299,10 @@ def _answer_status(
         .order_by(TIPS.c.last_inbound_at.desc(), TIPS.c.id.desc())
     ).all()
     if not rows:
-        return None  # no tip to answer on: the words go to an officer as a new tip
+        # No tip to answer on: answered all the same, never made a tip (a junk tip with a
+        # receipt code for someone who only asked), as a notice of its own.
+        _queue_notice(conn, sealing, msg, NO_TIPS)
+        return ""
     open_rows = [r for r in rows if r.status not in CLOSED_STATUSES]
     store_address()
     about = open_rows[0] if open_rows else rows[0]

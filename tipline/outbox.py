@@ -39,6 +39,11 @@ JOBS: dict[str, JobKind] = {
         "tipline.jobs.outbound.send_message",
         retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]),
     ),
+    "notice": JobKind(
+        "outbound",
+        "tipline.jobs.notices.send_notice",
+        retry=Retry(max=4, interval=[5, 30, 120, 600]),
+    ),
     "media": JobKind(
         "media",
         "tipline.jobs.media.fetch_attachment",

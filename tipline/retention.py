@@ -9,7 +9,8 @@ unit is warned once, ``Config.retention_warn_days`` ahead.
 
 The same pass thins out the record of processed inbound events (:func:`purge_inbound_events`):
 their receive times and tips would otherwise outlive the tips' shredding; and it deletes
-quarantined events (signed Zalo events intake could not read) after :data:`QUARANTINE_KEPT`.
+quarantined events (signed Zalo events intake could not read) after :data:`QUARANTINE_KEPT`,
+and notices never sent after :data:`NOTICE_KEPT`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tipline.models import (
     InboundEvent,
     KeyGrant,
     Message,
+    Notice,
     Notification,
     NotificationKind,
     QuarantinedEvent,
@@ -199,6 +201,16 @@ def purge_quarantine(session: Session, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
 
 
+NOTICE_KEPT = timedelta(days=1)  # longer than RQ's retries of a notice (tipline.outbox.JOBS)
+
+
+def purge_notices(session: Session, now: datetime) -> int:
+    """Delete notices (one-off answers to informants with no tip) not sent after
+    :data:`NOTICE_KEPT`: their job was lost; how many."""
+    result = session.execute(delete(Notice).where(Notice.created_at < now - NOTICE_KEPT))
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a DELETE's CursorResult
+
+
 def retention_pass(
     sessions: sessionmaker[Session], config: Config, now: datetime
 ) -> tuple[int, int]:
@@ -211,4 +223,5 @@ def retention_pass(
     with write_session(sessions) as session:
         purge_inbound_events(session, now)
         purge_quarantine(session, now)
+        purge_notices(session, now)
     return warned, shredded

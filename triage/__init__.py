@@ -53,12 +53,25 @@ def init_triage(app: Flask) -> None:
     from triage.inbox import blueprint as inbox
     from triage.oa_admin import blueprint as admin_zalo
     from triage.posters import blueprint as posters
+    from triage.roster import blueprint as roster
     from triage.search import blueprint as search
     from triage.tips import blueprint as tips
+    from triage.units_admin import blueprint as units_admin
     from triage.zalo_events import blueprint as zalo_events
 
     for blueprint in (
-        auth, inbox, tips, audit_ui, admin, admin_zalo, search, dashboard, posters, zalo_events
+        auth,
+        inbox,
+        tips,
+        audit_ui,
+        admin,
+        admin_zalo,
+        units_admin,
+        search,
+        dashboard,
+        roster,
+        posters,
+        zalo_events,
     ):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)

@@ -11,13 +11,15 @@ they do not audit themselves (separation of duties); officers and commanders get
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, or_, select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from tipline.audit import (
@@ -32,23 +34,33 @@ from tipline.audit import (
     record,
     verify_chain,
 )
+from tipline.audit.query import CsvNames
+from tipline.audit.roster import roster_rules
 from tipline.db import write_session
+from tipline.intake.recording import normalise_receipt_code
 from tipline.models import (
+    AnomalyReview,
     AuditEvent,
     Officer,
     Outcome,
     Role,
+    RouteReason,
+    Tip,
     Unit,
     utcnow,
 )
 from tipline.time_rules import (
     VIETNAM,
 )
+from tipline.web.i18n import _
 from tipline.web.labels import (
     ACTION_LABELS,
     ANOMALY_LABELS,
+    CATEGORY_LABELS,
     OUTCOME_LABELS,
+    PRIORITY_LABELS,
     ROLE_LABELS,
+    STATUS_LABELS,
     choices,
     label,
 )
@@ -154,11 +166,29 @@ def _filters(db: Session, form: AuditFilterForm, *, default_days: int | None = N
         unit=units,
         action=form.action.data or None,
         outcome=form.outcome.data or None,
-        object_id=(form.tip.data or "").strip() or None,
+        object_id=_object_id(db, form.tip.data or ""),
         since=since,
         until=until,
         asked=asked,
     )
+
+
+def _tip_by_receipt(db: Session, text: str) -> Tip | None:
+    """The tip whose receipt code ``text`` is, typed any way a citizen quotes it."""
+    code = normalise_receipt_code(text)
+    if not code.startswith("TL-"):
+        return None
+    return db.scalars(select(Tip).where(Tip.receipt_code == code)).one_or_none()
+
+
+def _object_id(db: Session, text: str) -> str | None:
+    """What the "receipt code or object" filter asks for: a tip's public id for a receipt
+    code, else the id as typed (a tip, an account, a unit's public id)."""
+    text = text.strip()
+    if not text:
+        return None
+    tip = _tip_by_receipt(db, text)
+    return tip.public_id if tip is not None else text
 
 
 def _me(db: Session) -> Officer:
@@ -202,26 +232,137 @@ def _page() -> int:
     return page
 
 
-def _rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
-    """What a row of the event table shows; the actor's name, never anything from a tip."""
+def _pairs(db: Session, stmt: Select[str, str]) -> dict[str, str]:
+    """A two-column query as a mapping from the first to the second."""
+    return {str(row[0]): str(row[1]) for row in db.execute(stmt)}
+
+
+@dataclass
+class Names:
+    """What ids and codes in events read as: unit names, receipt codes, officers' names."""
+
+    units: dict[str, str] = field(default_factory=dict)
+    receipts: dict[str, str] = field(default_factory=dict)
+    officers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, db: Session, events: list[AuditEvent]) -> Names:
+        codes, ids = set(), set()
+        for e in events:
+            if e.unit_code:
+                codes.add(e.unit_code)
+            if e.object_id:
+                ids.add(e.object_id)
+            for key, value in _safe_detail(e).items():
+                if key in UNIT_KEYS:
+                    codes.add(value)
+                elif key in OFFICER_KEYS:
+                    ids.add(value)
+        names = cls()
+        if codes:
+            names.units = _pairs(db, select(Unit.code, Unit.name).where(Unit.code.in_(codes)))
+        if ids:
+            names.receipts = _pairs(
+                db, select(Tip.public_id, Tip.receipt_code).where(Tip.public_id.in_(ids))
+            )
+            names.officers = _pairs(
+                db,
+                select(Officer.public_id, Officer.display_name).where(Officer.public_id.in_(ids)),
+            )
+        return names
+
+
+# What the keys of an event's detail read as (anything else is shown as stored).
+DETAIL_LABELS: dict[str, Any] = {
+    "unit": _l("Unit"),
+    "to_unit": _l("To unit"),
+    "from_unit": _l("From unit"),
+    "assignee": _l("Assigned to"),
+    "by": _l("By"),
+    "route": _l("Route"),
+    "status": _l("Status"),
+    "priority": _l("Priority"),
+    "category": _l("Category"),
+    "results": _l("Results"),
+    "searched": _l("Tips searched"),
+    "rows": _l("Rows"),
+    "view": _l("Page"),
+    "page": _l("Page number"),
+    "checked": _l("Events checked"),
+    "head_seq": _l("Last event"),
+    "first_bad_seq": _l("First broken event"),
+    "on_duty": _l("On duty"),
+    "kind": _l("Flag"),
+    "message": _l("Message"),
+    "delivery": _l("Delivery"),
+    "oa": _l("OA"),
+    "reason": _l("Reason"),
+    "since": _l("From"),
+    "until": _l("To"),
+    "officer": _l("Officer"),
+    "action": _l("Action"),
+    "object": _l("Object"),
+    "outcome": _l("Outcome"),
+}
+UNIT_KEYS = frozenset({"unit", "to_unit", "from_unit"})
+OFFICER_KEYS = frozenset({"assignee", "officer"})
+VALUE_LABELS: dict[str, dict[Any, Any]] = {
+    "status": STATUS_LABELS,
+    "priority": PRIORITY_LABELS,
+    "category": CATEGORY_LABELS,
+    "action": ACTION_LABELS,
+    "kind": ANOMALY_LABELS,
+    "outcome": OUTCOME_LABELS,
+    "on_duty": {"1": _l("yes"), "0": _l("no")},
+    "by": {"duty_roster": _l("duty roster")},
+    "route": {reason.value: reason.value for reason in RouteReason},
+}
+
+
+def _safe_detail(event: AuditEvent) -> dict[str, str]:
+    try:
+        return {str(k): str(v) for k, v in event.detail.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _detail_text(event: AuditEvent, names: Names) -> str:
+    """The detail in words: labelled keys, unit names for codes, officers' names for ids. A row
+    altered by hand may hold anything, so it is shown raw then."""
+    try:
+        pairs = sorted(event.detail.items())
+    except (ValueError, TypeError, AttributeError):
+        return str(event.detail_json)
+    parts = []
+    for key, value in pairs:
+        text = str(value)
+        if key in UNIT_KEYS:
+            text = names.units.get(text, text)
+        elif key in OFFICER_KEYS:
+            text = names.officers.get(text, text)
+        elif key in VALUE_LABELS:
+            text = str(VALUE_LABELS[key].get(text, text))
+        parts.append(f"{label(DETAIL_LABELS, key)}: {text}")
+    return "; ".join(parts)
+
+
+def _rows(events: list[AuditEvent], db: Session | None = None) -> list[dict[str, Any]]:
+    """What a row of the event table shows: names and receipt codes, never anything from a
+    tip's content."""
+    names = Names.of(db, events) if db is not None else Names()
     return [
         {
             "event": e,
             "action": label(ACTION_LABELS, e.action),
             "outcome": label(OUTCOME_LABELS, e.outcome),
             "role": label(ROLE_LABELS, e.actor_role) if e.actor_role else "",
-            "detail": _detail_text(e),
+            "detail": _detail_text(e, names),
+            "unit_name": names.units.get(e.unit_code or "", e.unit_code or ""),
+            "receipt": names.receipts.get(e.object_id or ""),
+            "object_name": names.officers.get(e.object_id or ""),
         }
         for e in events
     ]
-
-
-def _detail_text(event: AuditEvent) -> str:
-    """``key=value`` pairs; a row altered by hand may hold anything, so show it raw then."""
-    try:
-        return ", ".join(f"{k}={v}" for k, v in sorted(event.detail.items()))
-    except (ValueError, TypeError, AttributeError):
-        return str(event.detail_json)
 
 
 def _datalists(db: Session) -> dict[str, Any]:
@@ -244,7 +385,7 @@ def index() -> ResponseReturnValue:
     with runtime().sessions() as db:
         if valid:
             result = query_events(db, page=page, per_page=PAGE_SIZE, **filters.query())
-            rows, total, pages = _rows(result.items), result.total, result.pages
+            rows, total, pages = _rows(result.items, db), result.total, result.pages
         else:
             rows, total, pages = [], 0, 1
         lists = _datalists(db)
@@ -299,7 +440,13 @@ def officer(public_id: str) -> ResponseReturnValue:
                 .order_by(func.count().desc())
             ).all()
         ]
-        flags = anomalies(db, since=since, until=filters.until, officer=public_id)
+        flags = anomalies(
+            db,
+            since=since,
+            until=filters.until,
+            officer=public_id,
+            rules=roster_rules(db, since=since, until=filters.until),
+        )
         about = query_events(
             db,
             object_id=public_id,
@@ -314,9 +461,9 @@ def officer(public_id: str) -> ResponseReturnValue:
             "role": label(ROLE_LABELS, who.role) if who else "",
             "unit": who.unit if who else None,
             "counts": counts,
-            "flags": _flag_rows(flags),
-            "rows": _rows(result.items),
-            "about": _rows(about.items),
+            "flags": _flag_rows(db, flags),
+            "rows": _rows(result.items, db),
+            "about": _rows(about.items, db),
             "total": result.total,
             "page": page,
             "pages": result.pages,
@@ -326,10 +473,22 @@ def officer(public_id: str) -> ResponseReturnValue:
     return render_template("audit/officer.html", form=form, args=args, **context)
 
 
-def _flag_rows(found: list[Anomaly]) -> list[dict[str, Any]]:
-    """Each flag with a link to the events behind it (the list, filtered)."""
+def flag_key(flag: Anomaly) -> str:
+    """A flag's identity across computations: its kind and first event."""
+    return f"{flag.kind}:{flag.event_ids[0]}"
+
+
+def _flag_rows(db: Session, found: list[Anomaly]) -> list[dict[str, Any]]:
+    """Each flag with a link to the events behind it (the list, filtered) and its review."""
+    keys = [flag_key(f) for f in found]
+    reviews = {
+        r.flag: r
+        for r in (
+            db.scalars(select(AnomalyReview).where(AnomalyReview.flag.in_(keys))) if keys else []
+        )
+    }
     rows = []
-    for flag in found:
+    for flag, key in zip(found, keys, strict=True):
         logins = flag.kind in LOGIN_FLAGS
         link: dict[str, str] = {
             "action": actions.LOGIN_FAILED if logins else actions.TIP_OPEN,
@@ -340,7 +499,15 @@ def _flag_rows(found: list[Anomaly]) -> list[dict[str, Any]]:
             link["officer"] = flag.actor_id
         if flag.object_id and not logins:
             link["tip"] = flag.object_id
-        rows.append({"flag": flag, "kind": label(ANOMALY_LABELS, flag.kind), "link": link})
+        rows.append(
+            {
+                "flag": flag,
+                "kind": label(ANOMALY_LABELS, flag.kind),
+                "link": link,
+                "key": key,
+                "review": reviews.get(key),
+            }
+        )
     return rows
 
 
@@ -356,20 +523,125 @@ def anomaly_panel() -> ResponseReturnValue:
         since = filters.since or day_start(utcnow().date()) - timedelta(days=ANOMALY_DAYS)
         found = (
             anomalies(
-                db, since=since, until=filters.until, officer=filters.officer, unit=filters.unit
+                db,
+                since=since,
+                until=filters.until,
+                officer=filters.officer,
+                unit=filters.unit,
+                rules=roster_rules(db, since=since, until=filters.until),
             )
             if valid
             else []
         )
+        flags = _flag_rows(db, found)
+        if request.args.get("unreviewed"):
+            flags = [row for row in flags if row["review"] is None]
         lists = _datalists(db)
     return render_template(
         "audit/anomalies.html",
         form=form,
-        flags=_flag_rows(found),
+        unreviewed=bool(request.args.get("unreviewed")),
+        flags=flags,
         since=since,
         until=filters.until - timedelta(days=1) if filters.until else None,
         **lists,
     )
+
+
+MAX_NOTE = 1000
+
+
+def _csv_names(db: Session) -> CsvNames:
+    """The page's words for the export: Vietnam's time, action labels, unit names, receipt
+    codes looked up per batch of events."""
+
+    def receipts(ids: Sequence[str]) -> dict[str, str]:
+        tips = select(Tip.public_id, Tip.receipt_code).where(Tip.public_id.in_(set(ids)))
+        return _pairs(db, tips)
+
+    return CsvNames(
+        zone=VIETNAM,
+        actions={name: str(label(ACTION_LABELS, name)) for name in actions.ALL},
+        units=_pairs(db, select(Unit.code, Unit.name)),
+        receipts=receipts,
+    )
+
+
+@blueprint.post("/anomalies/review")
+def review_anomaly() -> ResponseReturnValue:
+    """Mark a flag reviewed with a note: kept with the flag, recorded in the chain as the
+    auditor's ANOMALY_REVIEW. The flag must be one the events still show."""
+    key = request.form.get("flag", "")
+    note = " ".join(request.form.get("note", "").split())
+    kind, _sep, first = key.partition(":")
+    if not note or len(note) > MAX_NOTE or kind not in ANOMALY_LABELS:
+        abort(
+            400, _("Write a note (at most %(n)d characters) to mark a flag reviewed.", n=MAX_NOTE)
+        )
+    with write_session(runtime().sessions) as db:
+        event = db.scalars(
+            select(AuditEvent).where(AuditEvent.public_id == first)
+        ).one_or_none()
+        if event is None:
+            abort(400, _("This flag no longer exists."))
+        since = event.at - timedelta(days=1)
+        found = anomalies(
+            db,
+            since=since,
+            until=event.at + timedelta(days=1),
+            rules=roster_rules(db, since=since),
+        )
+        if key not in {flag_key(f) for f in found}:
+            abort(400, _("This flag no longer exists."))
+        me = _me(db)
+        review = db.scalars(select(AnomalyReview).where(AnomalyReview.flag == key)).one_or_none()
+        if review is None:
+            review = AnomalyReview(flag=key, note=note, reviewer_id=me.public_id, reviewer_name="")
+            db.add(review)
+        review.note = note
+        review.reviewer_id = me.public_id
+        review.reviewer_name = me.display_name
+        review.reviewed_at = utcnow()
+        record(
+            db,
+            action=actions.ANOMALY_REVIEW,
+            actor=me,
+            object_id=first,
+            client_address=_client(),
+            detail={"kind": kind},
+        )
+    return redirect(url_for("audit_ui.anomaly_panel"))
+
+
+@blueprint.get("/tips/<code>")
+def tip_history(code: str) -> ResponseReturnValue:
+    """Everything that happened to one tip, found by its receipt code as a citizen quotes it
+    (what a complaint names): the tip's events in chain order, with its unit's name."""
+    if len(code) > 40:
+        abort(404)
+    with runtime().sessions() as db:
+        tip = _tip_by_receipt(db, code)
+        if tip is None:
+            abort(404)
+        public_id, receipt = tip.public_id, tip.receipt_code
+    _note(actions.AUDIT_VIEW, object_id=public_id, detail={"view": "tip"})
+    with runtime().sessions() as db:
+        tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one()
+        result = query_events(
+            db, object_id=public_id, per_page=MAX_HISTORY, newest_first=False
+        )
+        context = {
+            "receipt": receipt,
+            "unit": tip.unit.name if tip.unit else None,
+            "received": tip.created_at,
+            "rows": _rows(result.items, db),
+            "total": result.total,
+            "shown": len(result.items),
+        }
+    return render_template("audit/tip.html", **context)
+
+
+MAX_HISTORY = 500  # events on one tip's page; the filtered list pages through more
 
 
 @blueprint.post("/export")
@@ -382,7 +654,13 @@ def export() -> ResponseReturnValue:
         abort(400)
     with write_session(runtime().sessions) as db:
         filters = _filters(db, form)
-        text = export_csv(db, actor=_me(db), client_address=_client(), **filters.query())
+        text = export_csv(
+            db,
+            actor=_me(db),
+            client_address=_client(),
+            names=_csv_names(db),
+            **filters.query(),
+        )
     stamp = utcnow().astimezone(VIETNAM).strftime("%Y%m%d-%H%M%S")
     return Response(
         "\ufeff" + text,  # a byte-order mark so that spreadsheets read UTF-8
@@ -416,7 +694,7 @@ def verify() -> ResponseReturnValue:
                             .order_by(AuditEvent.id)
                         )
                     )
-                )
+                )  # as stored, codes and all: this is the evidence of an edit
         detail = {"checked": str(result.checked), "head_seq": str(result.head_seq)}
         if result.first_bad_seq is not None:
             detail["first_bad_seq"] = str(result.first_bad_seq)
@@ -429,5 +707,5 @@ def verify() -> ResponseReturnValue:
         _note(actions.AUDIT_VIEW, detail={"view": "verify"})
     with runtime().sessions() as db:
         history = query_events(db, action=actions.AUDIT_VERIFY, per_page=10)
-        rows = _rows(history.items)
+        rows = _rows(history.items, db)
     return render_template("audit/verify.html", result=result, bad=bad, history=rows)

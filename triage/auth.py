@@ -184,9 +184,12 @@ def _wait_notice(seconds: int) -> str:
 
 
 def _home(role: str) -> str:
-    """Where a login lands: auditors on the audit log, admins on their page, others the inbox."""
+    """Where a login lands: auditors on the audit log, admins on their page, commanders on
+    their dashboard, officers on the inbox."""
     if role == Role.AUDITOR:
         return url_for("audit_ui.index")
+    if role == Role.COMMANDER:
+        return url_for("dashboard.index")
     return url_for("admin.index") if role == Role.ADMIN else url_for("inbox.index")
 
 

@@ -8,7 +8,6 @@ would give every visitor of the login page a server-side session.
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -20,12 +19,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from tipline.web.form_messages import Form
+
 # Public ids, usernames, unit codes, OA ids: what audit events name. Nothing else is accepted.
 IDENTIFIER = Regexp(r"^[A-Za-z0-9_.:@-]{1,64}$", message=_l("Letters, digits and . _ : @ - only"))
 TOTP_CODE = Regexp(r"^\s*\d{6}\s*$", message=_l("6 digits from your authenticator app"))
 
 
-class PublicForm(FlaskForm):
+class PublicForm(Form):
     """A form anyone may post: its CSRF token is the page's (checked by tipline.web.csrf)."""
 
     class Meta:
@@ -38,7 +39,7 @@ class LoginForm(PublicForm):
     code = StringField(_l("Authenticator code"), validators=[Optional(), TOTP_CODE])
 
 
-class TotpSetupForm(FlaskForm):
+class TotpSetupForm(Form):
     code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])
 
 
@@ -51,11 +52,11 @@ class RecoverForm(PublicForm):
     )
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(Form):
     """A form with nothing but its CSRF token: logout, and buttons that post."""
 
 
-class InboxFilterForm(FlaskForm):
+class InboxFilterForm(Form):
     class Meta:
         csrf = False  # a GET search form changes nothing
 
@@ -66,36 +67,40 @@ class InboxFilterForm(FlaskForm):
     unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
+    # The dashboard's drill-downs (triage.deadlines): not opened past the SLA; open past the
+    # closure deadline.
+    overdue = BooleanField(_l("Not opened, past the SLA"))
+    closure = BooleanField(_l("Open past the closure deadline"))
 
 
-class ChoiceForm(FlaskForm):
+class ChoiceForm(Form):
     """One value from a list: status, priority, category, assignee, unit."""
 
     value = SelectField(validators=[DataRequired()], choices=[])
 
 
-class TextForm(FlaskForm):
+class TextForm(Form):
     text = TextAreaField(validators=[DataRequired(), Length(max=2000)])
 
 
-class DuplicateForm(FlaskForm):
+class DuplicateForm(Form):
     receipt_code = StringField(
         _l("Receipt code of the original tip"), validators=[DataRequired(), Length(max=16)]
     )
 
 
-class SearchForm(FlaskForm):
+class SearchForm(Form):
     class Meta:
         csrf = False
 
     q = StringField(_l("Search"), validators=[DataRequired(), Length(min=2, max=100)])
 
 
-class HiddenNext(FlaskForm):
+class HiddenNext(Form):
     next = HiddenField()
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(Form):
     class Meta:
         csrf = False  # a GET search form changes nothing (the export POST is CSRF-checked)
 
@@ -104,12 +109,19 @@ class AuditFilterForm(FlaskForm):
     below = BooleanField(_l("and the units below"))
     action = SelectField(_l("Action"), validators=[Optional()], choices=[])
     outcome = SelectField(_l("Outcome"), validators=[Optional()], choices=[])
-    tip = StringField(_l("Tip or object id"), validators=[Optional(), IDENTIFIER])
+    # A receipt code as a citizen quotes it ("tl 0abc 1def") or an internal id.
+    tip = StringField(
+        _l("Receipt code or object id"),
+        validators=[
+            Optional(),
+            Regexp(r"^[A-Za-z0-9_.:@ -]{1,64}$", message=_l("A receipt code or an id")),
+        ],
+    )
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
 
 
-class NewAccountForm(FlaskForm):
+class NewAccountForm(Form):
     username = StringField(
         _l("Username"),
         validators=[
@@ -122,7 +134,7 @@ class NewAccountForm(FlaskForm):
     unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
 
 
-class OaForm(FlaskForm):
+class OaForm(Form):
     oa_id = StringField(
         _l("OA id"),
         validators=[
@@ -134,7 +146,7 @@ class OaForm(FlaskForm):
     move = HiddenField()
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A consequential button: posted once to ask, then again with ``confirm`` set to do it."""
 
     confirm = HiddenField()

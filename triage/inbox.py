@@ -23,6 +23,7 @@ from tipline.web.labels import (
     sla_remaining,
 )
 from triage.access import visible_unit_ids
+from triage.deadlines import closure_overdue, unopened_overdue
 from triage.forms import EmptyForm, InboxFilterForm
 from triage.users import runtime, staff
 
@@ -55,6 +56,10 @@ def _filters(form: InboxFilterForm, units: list[int], db: Session) -> list[objec
     if form.unit.data:
         unit_id = db.scalar(select(Unit.id).where(Unit.public_id == form.unit.data))
         conditions.append(Tip.unit_id == unit_id)
+    if form.overdue.data:
+        conditions.append(unopened_overdue(db, utcnow()))
+    if form.closure.data:
+        conditions.append(closure_overdue(utcnow()))
     if form.since.data:
         conditions.append(Tip.created_at >= datetime.combine(form.since.data, time(), UTC))
     if form.until.data:

@@ -188,6 +188,10 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "POST /triage/tips/<public_id>/duplicate": lambda t: Call(
         "POST", f"{t.fresh_tip()}/duplicate", form={"receipt_code": t.world.receipt_a}
     ),
+    "GET /triage/roster/": lambda t: Call("GET", "/triage/roster/"),
+    "POST /triage/roster/<public_id>": lambda t: Call(
+        "POST", f"/triage/roster/{t.world.officers['canbo']}", form={"on_duty": "1"}
+    ),
     "GET /triage/units/<public_id>/poster": lambda t: Call(
         "GET", f"/triage/units/{t.world.units[UNIT_A]}/poster"
     ),
@@ -200,11 +204,25 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "GET /audit/officers/<public_id>": lambda t: Call(
         "GET", f"/audit/officers/{t.world.officers['canbo']}"
     ),
+    "GET /audit/tips/<code>": lambda t: Call("GET", f"/audit/tips/{t.world.receipt_a}"),
+    "POST /audit/anomalies/review": lambda t: Call(
+        "POST", "/audit/anomalies/review", form={"flag": "failed_logins:none", "note": "x"}
+    ),
     "GET /audit/verify": lambda t: Call("GET", "/audit/verify"),
     "POST /audit/verify": lambda t: Call("POST", "/audit/verify", form={}),
     "POST /audit/export": lambda t: Call("POST", "/audit/export", form={}),
     # Admins.
     "GET /admin/": lambda t: Call("GET", "/admin/"),
+    "GET /admin/units/new": lambda t: Call("GET", "/admin/units/new"),
+    "POST /admin/units/new": lambda t: Call(
+        "POST", "/admin/units/new", form={"code": "", "name": "", "level": "commune"}
+    ),
+    "GET /admin/units/<public_id>": lambda t: Call(
+        "GET", f"/admin/units/{t.world.units[UNIT_A]}"
+    ),
+    "POST /admin/units/<public_id>/rename": lambda t: Call(
+        "POST", f"/admin/units/{t.world.units[UNIT_A]}/rename", form={"name": "Công an xã A"}
+    ),
     "POST /admin/officers": lambda t: Call(
         "POST",
         "/admin/officers",

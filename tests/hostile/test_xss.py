@@ -229,7 +229,7 @@ def test_in_chromium_no_dialog_fires_and_no_payload_becomes_an_element(
     commander = browser.new_context()
     other = commander.new_page()
     more_dialogs, more_violations = watch(other)
-    log_in(other, sim, "chihuy", units["totp:chihuy"])
+    log_in(other, sim, "chihuy", units["totp:chihuy"], "/triage/dashboard/")
     for path in ("/triage/", "/triage/dashboard/", f"/triage/tips/{world.tip_a}"):
         other.goto(f"{sim}{path}")
         assert_inert(other)

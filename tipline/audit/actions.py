@@ -52,6 +52,7 @@ KEY_ROTATE = "key_rotate"
 ACCOUNT_CREATE = "account_create"
 ACCOUNT_CHANGE = "account_change"
 UNIT_CREATE = "unit_create"
+UNIT_RENAME = "unit_rename"  # detail {"name": the new name} (unit names are public)
 OA_ATTACH = "oa_attach"  # detail {"oa"} and, when it moved, {"from_unit": code}
 OA_DETACH = "oa_detach"  # the OA and its tokens removed; detail {"oa"}
 # Tokens stored for an OA: detail {"via": "consent" | "set_tokens"}; a refused consent
@@ -62,6 +63,12 @@ AUDIT_VIEW = "audit_view"
 AUDIT_EXPORT = "audit_export"
 AUDIT_VERIFY = "audit_verify"
 AUDIT_CHECKPOINT = "audit_checkpoint"
+# An auditor reviewed an anomaly flag: object the flag's first event; detail {"kind"}. The
+# note is kept with the review (anomaly_reviews), not in the chain's detail.
+ANOMALY_REVIEW = "anomaly_review"
+# The duty roster: object the officer's public id; detail {"on_duty": "1" | "0"}. The
+# auditor's off-hours rule reads these (tipline.audit.roster).
+DUTY_CHANGE = "duty_change"
 
 ALL: frozenset[str] = frozenset(
     value

@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta, timezone
+from itertools import batched
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -125,19 +126,55 @@ CSV_COLUMNS = (
     "actor_name",
     "actor_role",
     "unit_code",
+    "unit_name",
     "action",
+    "action_label",
     "object_id",
+    "receipt_code",
     "outcome",
     "client_address",
     "detail",
     "hash",
 )
+CSV_BATCH = 1000  # events per lookup of receipt codes
+
+
+@dataclass(frozen=True)
+class CsvNames:
+    """What the export writes beside the stored values, as the auditor's page shows them:
+    times in ``zone``, action labels, unit names, and the receipt codes of tips."""
+
+    zone: timezone = VIETNAM
+    actions: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+    receipts: Callable[[Sequence[str]], Mapping[str, str]] = field(default=lambda ids: {})
 
 
 def _cell(value: object) -> str:
     """Spreadsheet-safe: a cell starting with = + - @ is not run as a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_row(event: AuditEvent, names: CsvNames, receipts: Mapping[str, str]) -> list[str]:
+    values: dict[str, object] = {
+        "seq": event.seq,
+        "public_id": event.public_id,
+        "at": event.at.astimezone(names.zone).isoformat(timespec="seconds"),
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "actor_role": event.actor_role,
+        "unit_code": event.unit_code,
+        "unit_name": names.units.get(event.unit_code or ""),
+        "action": event.action,
+        "action_label": names.actions.get(event.action, event.action),
+        "object_id": event.object_id,
+        "receipt_code": receipts.get(event.object_id or ""),
+        "outcome": event.outcome,
+        "client_address": event.client_address,
+        "detail": event.detail_json,
+    }
+    return [_cell(values[c]) for c in CSV_COLUMNS[:-1]] + [event.hash]
 
 
 def export_csv(
@@ -153,12 +190,16 @@ def export_csv(
     until: datetime | None = None,
     outcome: str | None = None,
     limit: int = 1_000_000,
+    names: CsvNames | None = None,
 ) -> str:
     """CSV of the matching events in chain order, and an AUDIT_EXPORT event for it.
 
     The export event is recorded in ``session``; it counts as done only when the caller
-    commits. Hashes are included so an exported file can be checked against a checkpoint.
+    commits. Hashes are included so an exported file can be checked against a checkpoint; the
+    stored values are kept as stored (``at`` in ``names.zone`` with its offset, the same
+    instant), with the labels and names the page shows in columns of their own.
     """
+    names = names or CsvNames()
     stmt = filter_events(
         officer=officer,
         unit=unit,
@@ -172,12 +213,11 @@ def export_csv(
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     rows = 0
-    for event in session.scalars(stmt.order_by(AuditEvent.seq).limit(limit)):
-        writer.writerow(
-            [_cell(getattr(event, c)) for c in CSV_COLUMNS[:11]]
-            + [_cell(event.detail_json), event.hash]
-        )
-        rows += 1
+    for batch in batched(session.scalars(stmt.order_by(AuditEvent.seq).limit(limit)), CSV_BATCH):
+        receipts = names.receipts([e.object_id for e in batch if e.object_id])
+        for event in batch:
+            writer.writerow(_csv_row(event, names, receipts))
+        rows += len(batch)
     detail = {"rows": str(rows)}
     for key, value in (("officer", officer), ("object", object_id), ("outcome", outcome)):
         if value:
@@ -240,8 +280,9 @@ class AnomalyRules:
     spray_accounts: int = 4  # distinct accounts failing from one address ...
     spray_addresses: int = 4  # ... or distinct addresses failing on one account ...
     spray_window: timedelta = timedelta(hours=1)  # ... within this window
-    # Overrides the duty hours when the UI knows rosters: (officer public id, time) → on duty.
-    on_duty: Callable[[str, datetime], bool] | None = field(default=None, compare=False)
+    # The duty roster, when known (tipline.audit.roster): (officer public id, time) → on duty,
+    # or None for an officer the roster says nothing about (the duty hours apply).
+    on_duty: Callable[[str, datetime], bool | None] | None = field(default=None, compare=False)
 
 
 def _bursts(
@@ -297,7 +338,8 @@ def anomalies(
     """Flags computed on the server from the events in [since, until), oldest first.
 
     - ``open_burst``: an officer opened ≥ ``burst_opens`` tips within ``burst_window``;
-    - ``off_hours_open``: a tip opened outside duty hours (or ``rules.on_duty`` says off duty);
+    - ``off_hours_open``: a tip opened by someone the roster (``rules.on_duty``) had off duty,
+      or, for someone the roster does not know, outside the duty hours;
     - ``not_assigned_open``: an officer (role ``officer``) opened a tip assigned to someone
       else, by the latest ASSIGN event before the open or else the tip's current assignee.
       Unassigned tips are not flagged: duty officers must open new tips to triage them;
@@ -337,8 +379,13 @@ def anomalies(
             found.append(_anomaly(OPEN_BURST, run))
 
     for event in opens:
-        if rules.on_duty is not None and event.actor_id is not None:
-            off = not rules.on_duty(event.actor_id, event.at)
+        rostered = (
+            rules.on_duty(event.actor_id, event.at)
+            if rules.on_duty is not None and event.actor_id is not None
+            else None
+        )
+        if rostered is not None:
+            off = not rostered
         else:
             local = event.at.astimezone(rules.zone).time()
             if rules.duty_start <= rules.duty_end:

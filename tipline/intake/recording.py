@@ -42,6 +42,21 @@ def new_receipt_code() -> str:
     return f"TL-{raw[:4]}-{raw[4:]}"
 
 
+# Crockford's look-alikes, as people read a code aloud or type it: O is 0, I and L are 1.
+_LOOK_ALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def normalise_receipt_code(text: str) -> str:
+    """A receipt code as typed ("tl 0abc 1def", "0ABC1DEF", "TL-OABC-IDEF") in its one
+    written form "TL-0ABC-1DEF"; anything that cannot be one comes back upper-cased."""
+    bare = "".join(c for c in text.upper() if c.isalnum())
+    body = bare.removeprefix("TL") if len(bare) == 10 else bare
+    if len(body) != 8:
+        return text.strip().upper()
+    body = body.translate(_LOOK_ALIKES)
+    return f"TL-{body[:4]}-{body[4:]}"
+
+
 EVENTS = cast(Table, InboundEvent.__table__)
 UNIT_KEYS = cast(Table, UnitKey.__table__)
 

@@ -98,10 +98,22 @@ def acknowledgement_text(tip: Tip, unit: Unit) -> str:
         if tip.channel == Channel.WEB
         else "Bạn có thể nhắn thêm thông tin, hình ảnh hoặc vị trí trong cuộc trò chuyện này."
     )
+    commands = (
+        ""
+        if tip.channel == Channel.WEB
+        else "\nNhắn \"tình trạng\" để xem tình trạng tin báo; nhắn \"XÓA\" để xóa địa chỉ "
+        "liên lạc của bạn."
+    )
+    # Crime reports (tố giác, tin báo về tội phạm) are governed by the Criminal Procedure Code
+    # 2015, which protects the informant; the Law on Denunciations (Luật Tố cáo) is about
+    # complaints against officials and does not apply.
     return (
         f"{unit.name} đã nhận được tin báo của bạn.\n"
         f"Mã tiếp nhận: {tip.receipt_code}\n"
-        "Danh tính người báo tin được giữ bí mật theo Luật Tố cáo. " + follow_up
+        "Danh tính người báo tin được giữ bí mật theo Bộ luật Tố tụng hình sự. "
+        + follow_up
+        + commands
+        + "\nKhẩn cấp, cần can thiệp ngay: gọi 113."
     )
 
 

@@ -1,5 +1,6 @@
 """The data model, one model per module; the shared vocabularies in :mod:`.enums`."""
 
+from tipline.models.anomaly_review import AnomalyReview
 from tipline.models.attachment import Attachment
 from tipline.models.audit_event import AuditEvent
 from tipline.models.audit_head import AuditHead
@@ -31,6 +32,7 @@ from tipline.models.enums import (
 from tipline.models.inbound_event import InboundEvent
 from tipline.models.key_grant import KeyGrant
 from tipline.models.message import Message
+from tipline.models.notice import Notice
 from tipline.models.notification import Notification
 from tipline.models.officer import Officer
 from tipline.models.official_account import OfficialAccount
@@ -46,6 +48,7 @@ __all__ = [
     "CLOSED_STATUSES",
     "KEY_HOLDING_ROLES",
     "OPEN_STATUSES",
+    "AnomalyReview",
     "Attachment",
     "AttachmentState",
     "AuditEvent",
@@ -61,6 +64,7 @@ __all__ = [
     "KeyGrant",
     "Message",
     "MessageKind",
+    "Notice",
     "Notification",
     "NotificationKind",
     "Officer",

@@ -68,6 +68,10 @@ def message_binding(message_public_id: str) -> str:
     return f"message:{message_public_id}"
 
 
+def notice_binding(notice_public_id: str) -> str:
+    return f"notice:{notice_public_id}"
+
+
 def tip_binding(tip_public_id: str) -> str:
     return f"tip:{tip_public_id}"
 
@@ -337,6 +341,15 @@ MESSAGE_FOR_RELAY = Envelope(
     purpose="outgoing",
     binding=message_binding,
 )
+# The one-off answer to an informant with no tip (JSON: address and text), until the outbound
+# worker sends it, sealed to a transit epoch (tipline.models.notice).
+NOTICE_FOR_RELAY = Envelope(
+    name="NOTICE_FOR_RELAY",
+    stored_in="notices.sealed_for_relay",
+    sealed_by=SealedBy.TRANSIT,
+    purpose="notice",
+    binding=notice_binding,
+)
 OA_TOKENS = Envelope(
     name="OA_TOKENS",
     stored_in="official_accounts.sealed_tokens",
@@ -414,6 +427,7 @@ SEALED_FIELDS: tuple[SealedField, ...] = (
     REPLY_ADDRESS,
     LEGACY_REPLY_ADDRESS,
     MESSAGE_FOR_RELAY,
+    NOTICE_FOR_RELAY,
     OA_TOKENS,
     OFFICER_TOTP_SECRET,
     OFFICER_KEY_PASSWORD_WRAP,

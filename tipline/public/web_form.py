@@ -33,6 +33,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from keys import BadToken, WrongSecret, keyed_digest, new_challenge, work_is_valid
+from tipline.intake.recording import normalise_receipt_code
 from tipline.intake.web import (
     MAX_FILE_BYTES,
     MAX_FILES,
@@ -73,6 +74,36 @@ def _no_store(body: str, status: int = 200) -> ResponseReturnValue:
 def _units() -> list[Unit]:
     with runtime().sessions() as db:
         return list(db.scalars(select(Unit).order_by(Unit.level, Unit.name)))
+
+
+MAX_PLACE = 200  # characters of the place typed or chosen on the form
+
+
+def _places(units: list[Unit]) -> list[str]:
+    """The communes the form offers as places: each commune-level unit's area, with its
+    province ("xã Cái Nước, tỉnh Cà Mau"), so a name shared by two provinces stays apart."""
+    by_id = {unit.id: unit for unit in units}
+
+    def area(unit: Unit) -> str:
+        return unit.name.removeprefix("Công an ").strip()
+
+    places = []
+    for unit in units:
+        if unit.level != "commune":
+            continue
+        parent = by_id.get(unit.parent_id) if unit.parent_id is not None else None
+        places.append(f"{area(unit)}, {area(parent)}" if parent is not None else area(unit))
+    return sorted(places)
+
+
+def _with_place(text: str) -> str:
+    """The report's text with the place the informant named, on a line of its own: the router
+    reads it like any place in the text, and the officer sees what was chosen."""
+    place = " ".join(request.form.get("place", "").split())
+    if len(place) > MAX_PLACE:
+        raise ValueError(_("The place is too long."))
+    # In Vietnamese whatever the page's language: the router and the officers read it.
+    return f"{text}\nNơi xảy ra: {place}" if place else text
 
 
 def _location() -> tuple[float, float] | None:
@@ -134,10 +165,13 @@ def _spend(random_part: str) -> bool:
 def _report_form(errors: list[str], status: int = 200) -> ResponseReturnValue:
     challenge = challenge_token()
     chosen = request.values.get("don-vi") or request.form.get("unit", "")
+    units = _units()
     return _no_store(
         render_template(
             "web/report.html",
-            units=_units(),
+            units=units,
+            places=_places(units),
+            place=request.form.get("place", ""),
             chosen=chosen,
             challenge=challenge,
             bits=runtime().config.pow_bits,
@@ -177,6 +211,7 @@ def submit() -> ResponseReturnValue:
     location = None
     try:
         location = _location()
+        text = _with_place(text)
     except ValueError as exc:
         errors.append(str(exc))
     uploads: list[Upload] = []
@@ -245,7 +280,7 @@ def lookup() -> ResponseReturnValue:
 @limiter.limit("30 per hour", key_func=anonymous_address_key)
 def follow_up() -> ResponseReturnValue:
     rt = runtime()
-    code = request.form.get("code", "").strip().upper()
+    code = normalise_receipt_code(request.form.get("code", ""))
     passphrase = request.form.get("passphrase", "")
     # The work first: nothing else is looked at, and no Argon2id runs, without it.
     bits = _lookup_bits(code)

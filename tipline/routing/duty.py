@@ -23,11 +23,26 @@ from tipline.models import (
 )
 
 
-def set_on_duty(session: Session, officer: Officer, on_duty: bool) -> None:
-    """Mark an officer on or off duty; only key holders of a unit can take tips."""
+def set_on_duty(
+    session: Session, officer: Officer, on_duty: bool, *, by: Officer | None = None
+) -> None:
+    """Mark an officer on or off duty; only key holders of a unit can take tips.
+
+    Each change is a DUTY_CHANGE event (``by``: who changed it, None for the command line),
+    the roster the auditor's off-hours rule replays (tipline.audit.roster)."""
     if officer.role not in KEY_HOLDING_ROLES or officer.unit_id is None:
         raise ValueError("only officers and commanders of a unit go on duty")
+    if officer.on_duty == on_duty:
+        return
     officer.on_duty = on_duty
+    audit.record(
+        session,
+        action=audit.actions.DUTY_CHANGE,
+        actor=by,
+        object_id=officer.public_id,
+        unit=officer.unit,
+        detail={"on_duty": "1" if on_duty else "0"},
+    )
 
 
 def open_tip_counts(session: Session, officer_ids: list[int]) -> dict[int, int]:

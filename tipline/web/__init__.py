@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale
+from flask_babel import lazy_gettext as _l
 from flask_session import Session
 from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from tipline.models import Channel, Direction, Outcome, Role
@@ -102,13 +105,53 @@ def init_web(app: Flask, runtime: Runtime) -> None:
         app.register_error_handler(code, _error_page)
 
 
+# What each error says when the code that raised it gave no words of its own (Werkzeug's
+# defaults are English sentences).
+ERROR_TITLES: dict[int, Any] = {
+    400: _l("Bad request"),
+    403: _l("No permission"),
+    404: _l("Not found"),
+    405: _l("Method not allowed"),
+    409: _l("Conflict"),
+    413: _l("Too large"),
+    429: _l("Too many requests"),
+    503: _l("Service unavailable"),
+}
+ERROR_MESSAGES: dict[int, Any] = {
+    400: _l("The request could not be understood. Go back and try again."),
+    403: _l("You do not have permission to see this page."),
+    404: _l("The page you asked for does not exist or is no longer here."),
+    405: _l("This page cannot be used this way (the request method is not allowed)."),
+    409: _l("The request conflicts with the current state. Reload the page and try again."),
+    413: _l("What you sent is too large."),
+    429: _l("Too many requests. Please wait a moment and try again."),
+    503: _l("The service is not available right now. Please try again in a few minutes."),
+}
+
+
 def _error_page(error: HTTPException) -> ResponseReturnValue:
-    """Plain error pages for people; the webhook and JSON routes answer with their own JSON."""
+    """Plain error pages for people, in their language; the webhook and JSON routes answer
+    with their own JSON."""
     if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
         return error
-    return render_template(
-        "errors/error.html", code=error.code, message=error.description
-    ), error.code or 500
+    code = error.code or 500
+    message = error.description
+    if isinstance(error, CSRFError):  # Flask-WTF's reasons are English and technical
+        message = str(
+            _l("The form has expired or did not come from this page. Reload it and try again.")
+        )
+    elif message is None or message == type(error).description:  # Werkzeug's English default
+        message = str(ERROR_MESSAGES.get(code, ""))
+    title = str(ERROR_TITLES.get(code, code))
+    home = None
+    for endpoint in ("auth.login", "web_intake.report"):
+        if endpoint in current_app.view_functions:
+            home = url_for(endpoint)
+            break
+    page = render_template(
+        "errors/error.html", code=code, title=title, message=message, home=home
+    )
+    return page, code
 
 
 def _limits_uri(runtime: Runtime) -> str:

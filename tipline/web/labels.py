@@ -35,6 +35,7 @@ from tipline.models import (
     SendProblem,
     Tip,
     TipStatus,
+    UnitLevel,
 )
 
 STATUS_LABELS = {
@@ -118,6 +119,12 @@ SEND_PROBLEM_LABELS = {
     SendProblem.REJECTED: _l("Zalo refused the message"),
 }
 # What the audit pages and a tip's timeline call each event.
+UNIT_LEVEL_LABELS = {
+    UnitLevel.PROVINCE: _l("Province / city"),
+    UnitLevel.DISTRICT: _l("District (old)"),
+    UnitLevel.COMMUNE: _l("Commune / ward"),
+    UnitLevel.OTHER: _l("Other unit"),
+}
 ACTION_LABELS: dict[str, Any] = {
     actions.LOGIN: _l("Login"),
     actions.LOGIN_FAILED: _l("Failed login"),
@@ -149,6 +156,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.ACCOUNT_CREATE: _l("Account created"),
     actions.ACCOUNT_CHANGE: _l("Account changed"),
     actions.UNIT_CREATE: _l("Unit created"),
+    actions.UNIT_RENAME: _l("Unit renamed"),
     actions.OA_ATTACH: _l("OA attached"),
     actions.OA_DETACH: _l("OA detached"),
     actions.OA_CONNECT: _l("OA connected to Zalo"),
@@ -156,6 +164,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_EXPORT: _l("Audit exported"),
     actions.AUDIT_VERIFY: _l("Audit chain verified"),
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
+    actions.ANOMALY_REVIEW: _l("Anomaly reviewed"),
+    actions.DUTY_CHANGE: _l("Duty roster changed"),
 }
 # What the auditor's anomaly panel calls each flag (tipline.audit.query).
 ANOMALY_LABELS: dict[str, Any] = {
