@@ -90,7 +90,7 @@ def clean_image(src: Path, out: Path) -> dict[str, Any]:
             image = ImageOps.exif_transpose(opened)  # the orientation the EXIF tag meant
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Refusal("image_too_large") from exc
-    except Refusal:
+    except (Refusal, MemoryError):
         raise
     except Exception as exc:  # Pillow raises many types for damaged files
         raise Refusal("damaged", "image") from exc
