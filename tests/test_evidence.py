@@ -102,7 +102,7 @@ def assert_no_metadata(path: Path, data: bytes) -> None:
     if path.suffix in (".m4a", ".mp4"):
         probe = ffprobe_of(path)
         assert probe.get("chapters") == []
-        assert set((probe["format"].get("tags") or {})) <= {
+        assert set(probe["format"].get("tags") or {}) <= {
             "major_brand", "minor_version", "compatible_brands"
         }
         for stream in probe["streams"]:
@@ -236,7 +236,7 @@ def accept(runtime: Runtime, raw: bytes) -> tuple[str, str]:
         attachment = session.scalars(select(Attachment).order_by(Attachment.id.desc())).first()
         assert tip is not None and attachment is not None
         tip_id, attachment_id = tip.public_id, attachment.public_id
-    assert dispatch_tip(tip_id) == "dispatched"
+    assert dispatch_tip(tip_id) in ("dispatched", "already dispatched")  # a follow-up joins
     return tip_id, attachment_id
 
 

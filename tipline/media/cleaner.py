@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess  # nosec B404: fixed argument lists, no shell
+import subprocess  # fixed argument lists, no shell  # nosec B404
 import sys
 import zipfile
 from pathlib import Path
@@ -53,7 +53,7 @@ class Refusal(Exception):
 
 
 def _run(argv: list[str], *, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(  # noqa: S603  # nosec B603: fixed tools, paths we chose
+    return subprocess.run(  # noqa: S603 - fixed tools, paths we chose  # nosec B603
         argv, capture_output=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
     )
 
@@ -245,7 +245,7 @@ def clean_pdf(src: Path, out: Path, source: str = "pdf") -> dict[str, Any]:
     if total < 1:
         raise Refusal("damaged", "pdf")
     kept = min(total, MAX_PAGES)
-    pages_dir = Path("/tmp/pages")  # noqa: S108  # nosec B108: the sandbox's private /tmp
+    pages_dir = Path("/tmp/pages")  # noqa: S108 - the sandbox's private tmpfs  # nosec B108
     pages_dir.mkdir(exist_ok=True)
     done = _run(["pdftoppm", "-f", "1", "-l", str(kept), "-scale-to", str(PAGE_PIXELS),
                  "-jpeg", "-jpegopt", "quality=80", str(src), str(pages_dir / "p")])
@@ -285,7 +285,7 @@ def office_type(src: Path) -> str:
 
 def clean_office(src: Path, out: Path) -> dict[str, Any]:
     kind = office_type(src)
-    work = Path("/tmp/office")  # noqa: S108  # nosec B108: the sandbox's private /tmp
+    work = Path("/tmp/office")  # noqa: S108 - the sandbox's private tmpfs  # nosec B108
     work.mkdir(exist_ok=True)
     named = work / f"document.{kind}"  # LibreOffice picks its import filter by the extension
     named.write_bytes(src.read_bytes())

@@ -29,7 +29,7 @@ import resource
 import secrets
 import shutil
 import signal
-import subprocess  # nosec B404: bwrap with a fixed argument list, no shell
+import subprocess  # bwrap with a fixed argument list, no shell  # nosec B404
 import sys
 import tempfile
 import time
@@ -40,7 +40,7 @@ from pathlib import Path
 BWRAP = "bwrap"
 CLEANER = Path(__file__).with_name("cleaner.py")
 SANDBOX_CLEANER = "/sandbox/cleaner.py"
-SANDBOX_TMP = "/tmp"  # noqa: S108  # nosec B108: a private tmpfs inside the sandbox
+SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox  # nosec B108
 INPUT = "/input/file"
 OUTPUT = "/output"
 # Files of /etc the tools need (dynamic linker cache, fonts for LibreOffice's rendering);
@@ -208,7 +208,7 @@ def run(
                 resource.setrlimit(kind, (value, value))
 
         started = time.monotonic()
-        process = subprocess.Popen(  # noqa: S603  # nosec B603: fixed argv, no shell
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell  # nosec B603
             bwrap_argv(command, input_path, output_dir),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
