@@ -263,9 +263,28 @@ ODF = {"application/vnd.oasis.opendocument.text": "odt",
        "application/vnd.oasis.opendocument.spreadsheet": "ods"}
 
 
+MAX_UNZIPPED = 300 * 1024 * 1024  # a document's parts, inflated
+MAX_RATIO = 100  # inflated / deflated, for any part over BOMB_PART
+BOMB_PART = 20 * 1024 * 1024
+
+
+def _zip_bomb(archive: zipfile.ZipFile) -> bool:
+    """Declared sizes say it inflates far beyond any real document (a zip bomb); what the
+    declarations hide, the sandbox's memory, file-size and time limits stop."""
+    infos = archive.infolist()
+    if sum(i.file_size for i in infos) > MAX_UNZIPPED:
+        return True
+    return any(
+        i.file_size > BOMB_PART and i.file_size > MAX_RATIO * max(i.compress_size, 1)
+        for i in infos
+    )
+
+
 def office_type(src: Path) -> str:
     try:
         with zipfile.ZipFile(src) as archive:
+            if _zip_bomb(archive):
+                raise Refusal("limits", "zip bomb")
             names = set(archive.namelist())
             for member, kind in OOXML.items():
                 if member in names:
