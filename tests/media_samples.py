@@ -196,14 +196,19 @@ def metadata_args() -> list[str]:
 
 def mp4_with_metadata(tmp: Path, seconds: int = 2, size: str = "320x240") -> bytes:
     """An H.264 + AAC MP4 with title, artist, GPS location, device model, creation time, and a
-    rotation, as a phone writes them."""
-    return _ffmpeg(
+    rotation (90°), as a phone writes them."""
+    out = tmp / "phone.mp4"
+    _ffmpeg(
         ["-f", "lavfi", "-i", f"testsrc=size={size}:rate=15:duration={seconds}",
          "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
          "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         "-shortest", *metadata_args(), "-metadata:s:v", "rotate=90"],
-        tmp / "phone.mp4",
+         "-shortest", *metadata_args()],
+        out,
     )
+    # A phone held upright: the picture is stored sideways with a rotation in the track matrix.
+    subprocess.run(["exiftool", "-q", "-overwrite_original", "-Rotation=90", str(out)],
+                   check=True)
+    return out.read_bytes()
 
 
 def m4a_with_metadata(tmp: Path) -> bytes:

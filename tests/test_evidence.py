@@ -98,6 +98,7 @@ def assert_no_metadata(path: Path, data: bytes) -> None:
         and key.split(":")[-1] not in ("HandlerType", "CompressorName")
     )
     assert named == [], (path.name, named)
+    assert tags.get("Composite:Rotation", 0) == 0  # no rotation tag left to apply
     for key, value in tags.items():
         if "Date" in key and not key.startswith(("File:", "System:")):
             assert str(value).startswith("0000:00:00"), (key, value)  # no creation time
@@ -188,8 +189,12 @@ def test_voice_video_pdf_and_word_files_are_cleaned_and_viewable(
         path.write_bytes(data)
         assert_no_metadata(path, data)
     assert ffprobe_of(kept / "kept-1.m4a")["streams"][0]["codec_name"] == "aac"
-    video = {s["codec_type"]: s["codec_name"] for s in ffprobe_of(kept / "kept-2.mp4")["streams"]}
-    assert video == {"video": "h264", "audio": "aac"}
+    streams = ffprobe_of(kept / "kept-2.mp4")["streams"]
+    assert {s["codec_type"]: s["codec_name"] for s in streams} == {"video": "h264", "audio": "aac"}
+    # The phone's rotation is applied to the pixels (320 × 240 stored, shown upright), no tag.
+    assert [(s["width"], s["height"]) for s in streams if s["codec_type"] == "video"] == [
+        (240, 320)
+    ]
     assert (kept / "kept-2.mp4").read_bytes().find(b"moov") < (kept / "kept-2.mp4").read_bytes(
     ).find(b"mdat")  # faststart: playable before it has all arrived
     with runtime.sessions() as session:

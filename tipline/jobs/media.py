@@ -104,10 +104,13 @@ def integrity(data: bytes, source: dict[str, Any]) -> Integrity:
 
 
 def facts(original: bytes, cleaned: Cleaned, source: dict[str, Any]) -> dict[str, Any]:
+    """What officers are shown of the file received (sealed to the tip: ATTACHMENT_FACTS).
+    A web-form upload has no Zalo payload to check against: no ``integrity`` then."""
+    from_zalo = isinstance(source.get("url"), str)
     return {
         "sha256": fingerprint(original),
         "received_bytes": len(original),
-        "integrity": integrity(original, source),
+        "integrity": integrity(original, source) if from_zalo else None,
         "declared_size": str(source.get("size") or "")[:20] or None,
         "media": cleaned.media,
         "content_type": cleaned.content_type,
