@@ -334,6 +334,8 @@ def main(argv: list[str]) -> int:
         result = {"ok": False, "refusal": refusal.reason, "detail": refusal.detail}
     except MemoryError:  # the address-space limit: say so rather than crash
         result = {"ok": False, "refusal": "limits", "detail": f"{kind}: memory"}
+    except FileNotFoundError as exc:  # a cleaning tool is not installed: the admin's to fix
+        result = {"ok": False, "refusal": "sandbox_unavailable", "detail": f"no {exc.filename}"}
     print(json.dumps(result))
     return 0
 
