@@ -71,6 +71,11 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	[ -x /usr/bin/ffmpeg ] || missing="$$missing ffmpeg"; \
+	[ -x /usr/bin/pdftoppm ] || missing="$$missing poppler-utils"; \
+	[ -x /usr/bin/bwrap ] || missing="$$missing bubblewrap"; \
+	[ -x /usr/bin/exiftool ] || missing="$$missing libimage-exiftool-perl"; \
+	[ -x /usr/bin/soffice ] || missing="$$missing libreoffice-writer-nogui libreoffice-calc-nogui"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -53,6 +53,8 @@ EXPECTED: dict[str, Row] = {
     "DELETE /_sim/faults": everyone("200"),
     "POST /_sim/media": everyone("201"),
     "GET /_sim/media/<media_id>": everyone("200"),
+    "GET /_sim/cdn/<host>/<media_id>": everyone("200"),
+    "POST /_sim/media-faults": everyone("400"),
     "GET /_sim/messages": everyone("200"),
     "DELETE /_sim/messages": everyone("200"),
     "POST /_sim/interactions": everyone("200"),  # a user's last interaction, as Zalo knows it
@@ -82,6 +84,9 @@ EXPECTED: dict[str, Row] = {
     "GET /triage/dashboard/": staff("200", "chihuy"),
     "GET /triage/tips/<public_id>": staff("200", *UNIT_A_READERS),
     "GET /triage/tips/<public_id>/attachments/<attachment_id>": staff("200", *UNIT_A_READERS),
+    "GET /triage/tips/<public_id>/attachments/<attachment_id>/view": staff(
+        "200", *UNIT_A_READERS
+    ),
     "POST /triage/tips/<public_id>/status": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/priority": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/category": staff("302", *UNIT_A_READERS),
@@ -195,7 +200,7 @@ def test_any_other_method_is_405_for_every_account(
         for key in other_methods(app):
             method, rule = key.split(" ", 1)
             path = rule.replace("<path:filename>", "tipline.css")
-            for name in ("public_id", "attachment_id", "media_id", "code", "oa_id"):
+            for name in ("public_id", "attachment_id", "media_id", "code", "oa_id", "host"):
                 path = path.replace(f"<{name}>", "x")
             data = {"csrf_token": token} if method == "POST" else None
             got = outcome(client.open(path, method=method, data=data))

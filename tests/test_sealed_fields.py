@@ -47,6 +47,7 @@ PINNED = {
     "TIP_ROUTING": ("Envelope", "routing", "tip:{tip_public_id}"),
     "ATTACHMENT_SOURCE": ("Envelope", "attachment_source", "attachment:{attachment_public_id}"),
     "ATTACHMENT_FILE": ("Envelope", "attachment_file", "attachment:{attachment_public_id}"),
+    "ATTACHMENT_FACTS": ("Envelope", "attachment_facts", "attachment:{attachment_public_id}"),
     "INBOUND_EVENT": ("Envelope", "inbound_event", "inbound:{dedup_key}"),
     "ATTACHMENT_FETCH": (
         "Envelope",

@@ -359,9 +359,14 @@ def test_media_upload_and_download(client: FlaskClient) -> None:
     body = response.get_json()
     assert body["size"] == len(data) and body["name"] == "bang-chung.pdf"
     path = httpx.URL(body["url"]).path
-    assert path.startswith("/_sim/media/")
-    fetched = client.get(path)
+    # A file on Zalo's file CDN, which redirects to flchat.vn (zalo.md §8.2).
+    assert path.startswith("/_sim/cdn/file-stal-1.dlfl.vn/")
+    redirect = client.get(path)
+    assert redirect.status_code == 302
+    assert "/_sim/cdn/file-stal-1.flchat.vn/" in redirect.headers["Location"]
+    fetched = client.get(path, follow_redirects=True)
     assert fetched.status_code == 200 and fetched.data == data
+    assert client.get(f"/_sim/media/{body['id']}").data == data  # the older address too
     assert fetched.mimetype == "application/pdf"
     assert client.get("/_sim/media/nope").status_code == 404
     assert client.post("/_sim/media", data={}).status_code == 400

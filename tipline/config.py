@@ -32,9 +32,15 @@ DEMO_ZALO_APP_ID = "3608465248940903967"
 DEMO_ZALO_OA_SECRET_KEY = "DEMO_OA_SECRET_KEY_NOT_FOR_PRODUCTION"  # noqa: S105  # nosec B105
 DEMO_ZALO_APP_SECRET = "DEMO_APP_SECRET_NOT_FOR_PRODUCTION"  # noqa: S105  # nosec B105
 
-# Hosts the media worker may download attachments from ("*." matches any subdomain); Zalo's
-# CDNs. TIPLINE_MEDIA_HOSTS replaces the list; in simulator mode the simulator is added.
-ZALO_MEDIA_HOSTS = ("*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com")
+# Hosts the media worker may download attachments from ("*." matches any subdomain): Zalo's
+# CDNs, the one list (docs/zalo.md, "Evidence"). zdn.vn and zadn.vn serve OA media; dlfl.vn
+# (files, which redirect to flchat.vn) and dlmd.me (videos) are Zalo's newer CDNs
+# (research/zalo.md §8.2). TIPLINE_MEDIA_HOSTS replaces the list; in simulator mode the
+# simulator is added.
+ZALO_MEDIA_HOSTS = (
+    "*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com", "*.dlfl.vn", "*.flchat.vn",
+    "*.dlmd.me",
+)
 
 # GPS routing: the ward boundaries shipped in the package (tipline/routing/data/README.md),
 # the default of TIPLINE_WARD_BOUNDARIES; another path replaces them, "none" turns them off.
@@ -125,6 +131,11 @@ class Config:
     media_hosts: tuple[str, ...] = ZALO_MEDIA_HOSTS
     media_max_bytes: int = 50 * 1024 * 1024
     media_timeout_seconds: float = 30.0
+    # The cleaning sandbox (tipline.media.sandbox): CPU seconds and address space per process,
+    # wall-clock seconds per file.
+    media_cpu_seconds: int = 120
+    media_memory_mb: int = 3072
+    media_wall_seconds: float = 240.0
     # The volatile key store (tipline.keystore): a Redis that keeps nothing on disk. Unset:
     # an embedded one beside the embedded Redis.
     keystore_url: str | None = None
@@ -183,6 +194,9 @@ class Config:
             media_hosts=_host_list(env.get("TIPLINE_MEDIA_HOSTS")) or ZALO_MEDIA_HOSTS,
             media_max_bytes=int(env.get("TIPLINE_MEDIA_MAX_BYTES", 50 * 1024 * 1024)),
             media_timeout_seconds=float(env.get("TIPLINE_MEDIA_TIMEOUT_SECONDS", 30)),
+            media_cpu_seconds=int(env.get("TIPLINE_MEDIA_CPU_SECONDS", 120)),
+            media_memory_mb=int(env.get("TIPLINE_MEDIA_MEMORY_MB", 3072)),
+            media_wall_seconds=float(env.get("TIPLINE_MEDIA_WALL_SECONDS", 240)),
             retention_days=_retention_days(env.get("TIPLINE_RETENTION_DAYS")),
             retention_warn_days=int(env.get("TIPLINE_RETENTION_WARN_DAYS", 14)),
         )

@@ -47,8 +47,10 @@ JOBS: dict[str, JobKind] = {
     "media": JobKind(
         "media",
         "tipline.jobs.media.fetch_attachment",
-        timeout=300,
-        retry=Retry(max=3, interval=[10, 60, 300]),
+        timeout=600,
+        # Downloads failing for now (DNS, connection, timeout, 5xx) are tried again for about
+        # two hours before the attachment is refused (tipline.jobs.media).
+        retry=Retry(max=6, interval=[10, 60, 300, 900, 1800, 3600]),
     ),
 }
 

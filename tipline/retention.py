@@ -108,6 +108,7 @@ def shred_tip(session: Session, config: Config, tip: Tip, now: datetime) -> None
         attachment.storage_ref = None
         attachment.sealed_source = b""
         attachment.sealed_fetch = None
+        attachment.sealed_facts = None
     for message in session.scalars(select(Message).where(Message.tip_id == tip.id)):
         message.sealed_body = b""
         message.sealed_for_relay = None

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
     redirect,
@@ -25,11 +24,8 @@ from keys import EnvelopeError, PrivateKey, PublicKey
 from tipline import tip_actions
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
-from tipline.files import FileStore
-from tipline.jobs.media import unpack
 from tipline.models import (
     KEY_HOLDING_ROLES,
-    Attachment,
     Category,
     Message,
     Officer,
@@ -39,20 +35,18 @@ from tipline.models import (
     TipStatus,
     utcnow,
 )
-from tipline.models.sealed_fields import ATTACHMENT_FILE, MESSAGE_BODY, TIP_ROUTING
+from tipline.models.sealed_fields import MESSAGE_BODY, TIP_ROUTING
 from tipline.time_rules import ZALO_REPLY_WINDOW, reply_window
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
 from tipline.transit import NoTransitKey
 from tipline.web.i18n import _
 from tipline.web.labels import (
     ACTION_LABELS,
-    ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     DELIVERY_LABELS,
     MESSAGE_KIND_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
-    REFUSAL_LABELS,
     SEND_PROBLEM_LABELS,
     STATUS_LABELS,
     choices,
@@ -60,6 +54,7 @@ from tipline.web.labels import (
     sla_remaining,
 )
 from triage.access import open_tip, tip_for, visible_unit_ids
+from triage.attachments import TALISMAN_OPTIONS, attachment_items, new_visit, serve
 from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
 from triage.users import StaffUser, runtime, staff
 
@@ -145,16 +140,7 @@ def show(public_id: str) -> ResponseReturnValue:
                     "reply_to_at": sent_at.get(str(reply_to)) if reply_to else None,
                 }
             )
-        attachments = [
-            {
-                "attachment": a,
-                "state": label(ATTACHMENT_STATE_LABELS, a.state),
-                "refusal": label(REFUSAL_LABELS, a.refusal) if a.refusal else None,
-            }
-            for a in db.scalars(
-                select(Attachment).where(Attachment.tip_id == tip.id).order_by(Attachment.id)
-            )
-        ]
+        attachments = attachment_items(db, tip, tip_key, new_visit())
         units = visible_unit_ids(db, user)
         assignees = list(
             db.scalars(
@@ -223,40 +209,19 @@ def show(public_id: str) -> ResponseReturnValue:
 
 @blueprint.get("/<public_id>/attachments/<attachment_id>")
 def download_attachment(public_id: str, attachment_id: str) -> ResponseReturnValue:
-    """The cleaned file, decrypted with the tip key; audited, and never cached."""
-    user = staff()
-    with write_session(runtime().sessions) as db:
-        tip = tip_for(db, user, public_id)
-        attachment = db.scalars(
-            select(Attachment).where(
-                Attachment.tip_id == tip.id, Attachment.public_id == attachment_id
-            )
-        ).one_or_none()
-        if attachment is None or attachment.storage_ref is None:
-            abort(404)
-        tip_key = open_tip(db, tip)
-        sealed = FileStore.for_data_dir(runtime().config.data_dir).get(attachment.storage_ref)
-        try:
-            meta, data = unpack(
-                ATTACHMENT_FILE.open(tip_key, sealed, attachment_public_id=attachment.public_id)
-            )
-        except EnvelopeError:
-            abort(500)
-        record(
-            db,
-            action=actions.ATTACHMENT_DOWNLOAD,
-            actor=_officer(db, user),
-            object_id=tip.public_id,
-            client_address=_client(),
-            detail={"attachment": attachment.public_id},
-        )
-    # Cleaned by the media job already (letters, digits, "-_ ", the real extension).
-    name = "".join(c for c in str(meta.get("name", "")) if c.isalnum() or c in "-_. ")
-    response = Response(data, mimetype=str(meta.get("content_type") or "application/octet-stream"))
-    response.headers.set("Content-Disposition", "attachment", filename=name or "attachment")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    """The cleaned file to save; audited, never cached (triage.attachments)."""
+    return serve(public_id, attachment_id, inline=False)
+
+
+@blueprint.get("/<public_id>/attachments/<attachment_id>/view")
+def view_attachment(public_id: str, attachment_id: str) -> ResponseReturnValue:
+    """The cleaned file shown inside the tip page; audited once per visit."""
+    return serve(public_id, attachment_id, inline=True)
+
+
+# The file's own headers (sandbox CSP, framed by our pages only), not the pages' policy.
+download_attachment.talisman_view_options = dict(TALISMAN_OPTIONS)  # type: ignore[attr-defined]
+view_attachment.talisman_view_options = dict(TALISMAN_OPTIONS)  # type: ignore[attr-defined]
 
 
 def _choice(current: str, choices: list[tuple[str, str]]) -> ChoiceForm:

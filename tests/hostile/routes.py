@@ -110,6 +110,12 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
         "POST", "/_sim/media", form={"file": (io.BytesIO(b"x"), "a.txt")}
     ),
     "GET /_sim/media/<media_id>": lambda t: Call("GET", f"/_sim/media/{t.sim_media}"),
+    "GET /_sim/cdn/<host>/<media_id>": lambda t: Call(
+        "GET", f"/_sim/cdn/f20-zpc.zdn.vn/{t.sim_media}"
+    ),
+    "POST /_sim/media-faults": lambda t: Call(
+        "POST", "/_sim/media-faults", json={"count": 0}  # refused: nothing queued
+    ),
     "GET /_sim/messages": lambda t: Call("GET", "/_sim/messages"),
     "DELETE /_sim/messages": lambda t: Call("DELETE", "/_sim/messages"),
     "POST /_sim/interactions": lambda t: Call(
@@ -160,6 +166,9 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "GET /triage/tips/<public_id>": lambda t: Call("GET", t.tip),
     "GET /triage/tips/<public_id>/attachments/<attachment_id>": lambda t: Call(
         "GET", f"{t.tip}/attachments/{t.attachment}"
+    ),
+    "GET /triage/tips/<public_id>/attachments/<attachment_id>/view": lambda t: Call(
+        "GET", f"{t.tip}/attachments/{t.attachment}/view"
     ),
     "POST /triage/tips/<public_id>/status": lambda t: Call(
         "POST", f"{t.tip}/status", form={"value": "verifying"}

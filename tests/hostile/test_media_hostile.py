@@ -97,7 +97,8 @@ def pdf_with_scripts() -> bytes:
 
 
 REFUSED: dict[str, tuple[Callable[[], bytes], str, str]] = {
-    "zip bomb": (zip_bomb, "bang-chung.docx", Refusal.UNSUPPORTED_TYPE),
+    # Refused by the sizes it declares, before anything inflates it.
+    "zip bomb": (zip_bomb, "bang-chung.docx", Refusal.LIMITS),
     "PNG of 20,000 × 20,000": (png_bomb, "anh.png", Refusal.IMAGE_TOO_LARGE),
     "JPEG header claiming 20,000 × 20,000": (jpeg_bomb, "anh.jpg", Refusal.IMAGE_TOO_LARGE),
     "GIF screen of 65,535 × 65,535": (gif_screen_bomb, "anh.gif", Refusal.IMAGE_TOO_LARGE),

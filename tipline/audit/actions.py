@@ -34,6 +34,9 @@ TIP_SHREDDED = "tip_shredded"
 # Reading tips
 TIP_OPEN = "tip_open"
 ATTACHMENT_DOWNLOAD = "attachment_download"
+# An attachment shown inside the tip page (image, audio, video, PDF): once per page visit,
+# not per range request of a playing video (detail {"attachment": public id}).
+ATTACHMENT_VIEW = "attachment_view"
 TIP_EXPORT = "tip_export"
 SEARCH = "search"  # detail: {"results", "searched"} counts only; never the query text
 # Triage

@@ -19,6 +19,7 @@ from tipline.zalo.sender import (
     build_event,
     build_oa_reply,
     build_withdraw,
+    fail_downloads,
     oa_secret_from_env,
     post_event,
     record_interaction,
@@ -130,6 +131,11 @@ def _card(value: str) -> tuple[str, str]:
               help="Write from the OA's web chat, without a Zalo login (anonymous_send_*).")
 @click.option("--timestamp", "timestamp", type=int, default=None, metavar="MS",
               help="The event's time, epoch milliseconds (default now).")
+@click.option("--cdn-host", "cdn_host", default=None, metavar="HOST",
+              help="The CDN host the simulator serves the file from (default by kind: "
+                   "*.zdn.vn, file-stal-1.dlfl.vn for files, video-stal-1.dlmd.me for videos).")
+@click.option("--fail-downloads", "fail_count", type=click.IntRange(0, 100), default=0,
+              metavar="N", help="The simulated CDN fails the next N downloads (HTTP 503).")
 def send(
     to: str,
     oa_id: str,
@@ -152,6 +158,8 @@ def send(
     msg_id: str | None,
     conversation: str | None,
     timestamp: int | None,
+    cdn_host: str | None,
+    fail_count: int,
 ) -> None:
     """Post one correctly signed Zalo event to <to>/zalo/webhook.
 
@@ -169,8 +177,13 @@ def send(
     try:
         with httpx.Client(timeout=30.0) as client:
 
-            def uploaded(path: Path | None) -> UploadedMedia | None:
-                return upload_media(to, path, client=client) if path else None
+            def uploaded(path: Path | None, kind: str) -> UploadedMedia | None:
+                if path is None:
+                    return None
+                return upload_media(to, path, kind=kind, host=cdn_host, client=client)
+
+            if fail_count:
+                fail_downloads(to, fail_count, client=client)
 
             if withdraw:
                 raw = build_withdraw(oa_id, user_id, app_id=app_id, timestamp_ms=timestamp)
@@ -185,15 +198,15 @@ def send(
                         oa_id,
                         user_id,
                         text=text,
-                        image=uploaded(image),
-                        file=uploaded(file),
+                        image=uploaded(image, "image"),
+                        file=uploaded(file, "file"),
                         location=_location(location) if location is not None else None,
                         link=(link, description) if link is not None else None,
                         card=_card(card) if card is not None else None,
                         sticker=sticker,
-                        gif=uploaded(gif),
-                        audio=uploaded(audio),
-                        video=uploaded(video),
+                        gif=uploaded(gif, "gif"),
+                        audio=uploaded(audio, "audio"),
+                        video=uploaded(video, "video"),
                         quote_msg_id=quote,
                         anonymous=conversation,
                         app_id=app_id,

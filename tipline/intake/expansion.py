@@ -695,7 +695,10 @@ def _insert_attachments(
     ``size``, ``checksum``) or a web-form upload (``file``: a file store reference).
     """
     rows = []
-    for public_id, kind, source in sources:
+    for public_id, kind, given in sources:
+        # The informant's file name is never kept, not even sealed: it is often their own name,
+        # a phone's or a place's; officers see a name made of the receipt code (issue 13).
+        source = {key: value for key, value in given.items() if key != "name"}
         encoded = json.dumps(source, ensure_ascii=False).encode()
         rows.append(
             {

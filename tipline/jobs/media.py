@@ -1,4 +1,14 @@
-"""The media job: download one attachment, strip its metadata, seal it to the tip, store it.
+"""The media job: download one attachment, clean it in the sandbox, seal it to the tip, store it.
+
+Beside the cleaned file it seals the facts an officer needs to trust it (ATTACHMENT_FACTS):
+the SHA-256 of the bytes received, their size, and whether they match the ``size`` and
+``checksum`` (MD5) of Zalo's payload; a mismatch is recorded and shown, the file still kept.
+The informant's file name is never kept: officers get one made of the receipt code, the
+attachment's place in the tip and its type (:func:`display_name`).
+
+A download that fails for now (DNS, connection, timeout, 5xx) is retried by RQ with back-off
+(``tipline.outbox.JOBS``); meanwhile the attachment stays pending with ``refusal`` set to
+``retrying`` so officers see why. Only when the retries are spent is it refused.
 
 A web-form file is not downloaded: the form sealed it, as uploaded, to the transit key into
 the file store; the job reads it from there and erases it once the attachment is settled.
@@ -16,16 +26,18 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from rq import get_current_job
 from sqlalchemy import select, update
 
-from keys import PublicKey
+from keys import PublicKey, file_checksum, fingerprint
 from tipline import runtime
 from tipline.config import Config
 from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.media.clean import (
+    Cleaned,
     clean,
 )
 from tipline.media.errors import (
@@ -38,10 +50,12 @@ from tipline.media.fetch import (
 from tipline.models import (
     Attachment,
     AttachmentState,
+    Integrity,
     Refusal,
     Tip,
 )
 from tipline.models.sealed_fields import (
+    ATTACHMENT_FACTS,
     ATTACHMENT_FETCH,
     ATTACHMENT_FILE,
     WEB_UPLOAD,
@@ -51,9 +65,9 @@ from tipline.transit import TransitKeyLost
 log = logging.getLogger(__name__)
 
 
-def pack(data: bytes, content_type: str, name: str) -> bytes:
-    """The sealed file's plaintext: a JSON header line (type, name), then the bytes."""
-    header = json.dumps({"content_type": content_type, "name": name}, ensure_ascii=False)
+def pack(data: bytes, content_type: str) -> bytes:
+    """The sealed file's plaintext: a JSON header line (type), then the bytes."""
+    header = json.dumps({"content_type": content_type}, ensure_ascii=False)
     return header.encode() + b"\n" + data
 
 
@@ -63,11 +77,46 @@ def unpack(plaintext: bytes) -> tuple[dict[str, str], bytes]:
     return (meta if isinstance(meta, dict) else {}), data
 
 
-def _safe_name(name: object, extension: str) -> str:
-    """A file name to offer on download: the informant's stem, cleaned, with the real extension."""
-    stem = str(name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].rsplit(".", 1)[0]
-    stem = "".join(c for c in stem if c.isalnum() or c in "-_ ").strip()[:80] or "tep-dinh-kem"
-    return f"{stem}.{extension}"
+EXTENSIONS = {
+    "image/jpeg": "jpg", "image/png": "png", "audio/mp4": "m4a", "video/mp4": "mp4",
+    "application/pdf": "pdf",
+}
+
+
+def display_name(receipt_code: str, index: int, content_type: str) -> str:
+    """The name a kept file is shown and downloaded under: the tip's receipt code, the
+    attachment's place in the tip (from 1) and its type; never the informant's."""
+    code = "".join(c for c in receipt_code if c.isalnum() or c == "-") or "tip"
+    return f"{code}-{index}.{EXTENSIONS.get(content_type, 'bin')}"
+
+
+def integrity(data: bytes, source: dict[str, Any]) -> Integrity:
+    """The bytes received against the ``size`` and ``checksum`` in Zalo's payload."""
+    size = str(source.get("size") or "").strip()
+    checksum = str(source.get("checksum") or "").strip().lower()
+    if not size and not checksum:
+        return Integrity.NOT_GIVEN
+    if size and (not size.isdigit() or int(size) != len(data)):
+        return Integrity.SIZE_MISMATCH
+    if checksum and checksum != file_checksum(data):
+        return Integrity.CHECKSUM_MISMATCH
+    return Integrity.MATCHED
+
+
+def facts(original: bytes, cleaned: Cleaned, source: dict[str, Any]) -> dict[str, Any]:
+    """What officers are shown of the file received (sealed to the tip: ATTACHMENT_FACTS).
+    A web-form upload has no Zalo payload to check against: no ``integrity`` then."""
+    from_zalo = isinstance(source.get("url"), str)
+    return {
+        "sha256": fingerprint(original),
+        "received_bytes": len(original),
+        "integrity": integrity(original, source) if from_zalo else None,
+        "declared_size": str(source.get("size") or "")[:20] or None,
+        "media": cleaned.media,
+        "content_type": cleaned.content_type,
+        "source": cleaned.source,
+        **cleaned.details,
+    }
 
 
 def _retries_left() -> bool:
@@ -87,7 +136,13 @@ def _read_upload(config: Config, store: FileStore, ref: str, public_id: str) -> 
     return WEB_UPLOAD.open(key, sealed, attachment_public_id=public_id)
 
 
-def _settle(rt: runtime.Runtime, attachment_id: int, ref: str | None, refusal: str | None) -> bool:
+def _settle(
+    rt: runtime.Runtime,
+    attachment_id: int,
+    ref: str | None,
+    refusal: str | None,
+    sealed_facts: bytes | None = None,
+) -> bool:
     """Record the outcome of a pending attachment; False if another run settled it first."""
     with write_session(rt.sessions) as session:
         result = session.execute(
@@ -98,9 +153,20 @@ def _settle(rt: runtime.Runtime, attachment_id: int, ref: str | None, refusal: s
                 storage_ref=ref,
                 refusal=refusal,
                 sealed_fetch=None,
+                sealed_facts=sealed_facts,
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _mark_retrying(rt: runtime.Runtime, attachment_id: int) -> None:
+    """Still pending, and why: the download failed for now and will be tried again."""
+    with write_session(rt.sessions) as session:
+        session.execute(
+            update(Attachment)
+            .where(Attachment.id == attachment_id, Attachment.state == AttachmentState.PENDING)
+            .values(refusal=Refusal.RETRYING)
+        )
 
 
 def fetch_attachment(public_id: str) -> str:
@@ -127,8 +193,10 @@ def fetch_attachment(public_id: str) -> str:
     )
     ref: str | None = None
     refusal: Refusal | None = None
+    sealed_facts: bytes | None = None
     store = FileStore.for_data_dir(config.data_dir)
     upload = source.get("file") if isinstance(source, dict) else None
+    public = PublicKey.from_bytes(row.public_key)
     try:
         if isinstance(upload, str):
             original = _read_upload(config, store, upload, public_id)
@@ -137,22 +205,30 @@ def fetch_attachment(public_id: str) -> str:
             if not isinstance(url, str):
                 raise Refused(Refusal.BAD_URL)
             original = download(url, config)
-        cleaned = clean(original)
-        name = _safe_name(source.get("name"), cleaned.extension)
-        sealed = ATTACHMENT_FILE.seal(
-            PublicKey.from_bytes(row.public_key),
-            pack(cleaned.data, cleaned.content_type, name),
+        cleaned = clean(original, config)
+        sealed_facts = ATTACHMENT_FACTS.seal(
+            public,
+            json.dumps(facts(original, cleaned, source if isinstance(source, dict) else {}))
+            .encode(),
             attachment_public_id=public_id,
+        )
+        del original  # the bytes received are never written anywhere
+        sealed = ATTACHMENT_FILE.seal(
+            public, pack(cleaned.data, cleaned.content_type), attachment_public_id=public_id
         )
         ref = store.put(sealed)
     except Refused as exc:
         log.info("media: attachment %s refused (%s)", public_id, exc.reason)
         refusal = exc.reason
-    except TransientError:
+        if exc.reason in (Refusal.LIMITS, Refusal.SANDBOX_UNAVAILABLE):
+            log.warning("media: attachment %s not cleaned: %s", public_id, exc)
+    except TransientError as exc:
         if _retries_left():
+            log.info("media: attachment %s: %s; retried later", public_id, exc)
+            _mark_retrying(rt, row.id)
             raise
         refusal = Refusal.UNAVAILABLE
-    claimed = _settle(rt, row.id, ref, refusal)
+    claimed = _settle(rt, row.id, ref, refusal, sealed_facts)
     if isinstance(upload, str):
         store.delete(upload)  # settled (here or by an earlier run): the original goes
     if not claimed and ref is not None:

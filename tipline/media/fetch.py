@@ -8,6 +8,11 @@
   rebinding DNS could answer differently); TLS still verifies the certificate for the name.
 - Redirects are not followed blindly: each ``Location`` is checked like the first URL.
 - A timeout for the whole download and a byte cap, checked while streaming.
+- Failures that may pass (the name does not resolve, no connection, a timeout, a 5xx or 429)
+  are :class:`TransientError`: the media job is retried with back-off, and a DNS failure does
+  not lose the file. Everything else is a final :class:`Refused`.
+- In simulator mode, the simulator stands in for Zalo's CDNs at
+  ``<simulator>/_sim/cdn/<host>/…``; ``<host>`` must be on the allow-list like a real one.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ MAX_REDIRECTS = 3
 
 
 class TransientError(Exception):
-    """The host did not answer well this time (5xx, connection error); worth a retry."""
+    """The host did not answer well this time (DNS, connection, timeout, 5xx); worth a retry."""
+
+
+SIM_CDN = "/_sim/cdn/"
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,10 @@ def _resolve(host: str, port: int) -> list[str]:
         pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise Refused(Refusal.UNAVAILABLE, "the name does not resolve") from exc
+    except UnicodeError as exc:
+        raise Refused(Refusal.BAD_URL) from exc
+    except OSError as exc:  # socket.gaierror: no answer from DNS now, perhaps later
+        raise TransientError("the name does not resolve") from exc
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -97,12 +107,16 @@ def check_url(url: str, config: Config) -> Target:
     port = port or _default_port(scheme)
     simulator = simulator_origin(config)
     exact_simulator = simulator is not None and simulator == (scheme, host, port)
-    if not exact_simulator:
-        if scheme != "https" or port != 443 or not _listed(host, config.media_hosts):
-            raise Refused(Refusal.HOST_NOT_ALLOWED, host)
+    if exact_simulator:
+        if parts.path.startswith(SIM_CDN):  # a simulated CDN host: the list applies
+            cdn_host = parts.path[len(SIM_CDN):].split("/", 1)[0].lower()
+            if not _listed(cdn_host, config.media_hosts):
+                raise Refused(Refusal.HOST_NOT_ALLOWED, cdn_host)
+    elif scheme != "https" or port != 443 or not _listed(host, config.media_hosts):
+        raise Refused(Refusal.HOST_NOT_ALLOWED, host)
     addresses = _resolve(host, port)
     if not addresses:
-        raise Refused(Refusal.UNAVAILABLE, "the name does not resolve")
+        raise TransientError("the name does not resolve")
     if not exact_simulator and not all(_public(a) for a in addresses):
         raise Refused(Refusal.PRIVATE_ADDRESS, host)
     return Target(scheme, host, port, addresses[0])
@@ -155,11 +169,11 @@ def download(url: str, config: Config) -> bytes:
                         if total > cap:
                             raise Refused(Refusal.TOO_LARGE)
                         if time.monotonic() > deadline:
-                            raise Refused(Refusal.TIMEOUT)
+                            raise TransientError("timeout")
                         chunks.append(chunk)
                     return b"".join(chunks)
             except httpx.TimeoutException as exc:
-                raise Refused(Refusal.TIMEOUT) from exc
+                raise TransientError("timeout") from exc
             except httpx.HTTPError as exc:
                 raise TransientError(type(exc).__name__) from exc
     raise Refused(Refusal.TOO_MANY_REDIRECTS)

@@ -31,6 +31,9 @@ class Attachment(Base):
     refusal: Mapped[str | None] = mapped_column(String(200))
     # Where the sealed, cleaned bytes are kept in the file store.
     storage_ref: Mapped[str | None] = mapped_column(String(200))
+    # ATTACHMENT_FACTS: SHA-256 of the bytes received, the check against Zalo's size and
+    # checksum, the formats received and kept (JSON, sealed to the tip key).
+    sealed_facts: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     message: Mapped[Message] = relationship()

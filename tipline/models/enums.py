@@ -172,6 +172,20 @@ class Refusal(StrEnum):
     IMAGE_TOO_LARGE = "image_too_large"
     DAMAGED = "damaged"
     ENCRYPTED = "encrypted"
+    LIMITS = "limits"  # the cleaning sandbox stopped it (CPU, memory, size, processes, time)
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"  # bwrap missing or not permitted here
+    # Not final: the download failed for now (DNS, connection, timeout, 5xx) and is retried;
+    # recorded on a pending attachment so officers see why it is still pending.
+    RETRYING = "retrying"
+
+
+class Integrity(StrEnum):
+    """The received bytes against the ``size`` and ``checksum`` (MD5) Zalo's payload gave."""
+
+    MATCHED = "matched"
+    NOT_GIVEN = "not_given"  # Zalo gives them for files only
+    SIZE_MISMATCH = "size_mismatch"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
 
 
 class NotificationKind(StrEnum):

@@ -266,6 +266,18 @@ ATTACHMENT_FILE = Envelope(
 )
 
 # What the intake tier and its workers open with the transit key.
+# What the media worker learnt of a file: the SHA-256 of the bytes received, their size, the
+# check against Zalo's size and checksum, the format received and kept, pages, duration.
+# Sealed: a digest of the informant's file lets anyone holding a copy of that file (a suspect
+# it was taken from, a group it was shared in) prove this tip contains it, and so point at
+# the informant; only those who may read the tip may compare it.
+ATTACHMENT_FACTS = Envelope(
+    name="ATTACHMENT_FACTS",
+    stored_in="attachments.sealed_facts",
+    sealed_by=SealedBy.TIP,
+    purpose="attachment_facts",
+    binding=attachment_binding,
+)
 INBOUND_EVENT = Envelope(
     name="INBOUND_EVENT",
     stored_in="inbound_events.sealed_event",
@@ -418,6 +430,7 @@ SEALED_FIELDS: tuple[SealedField, ...] = (
     TIP_ROUTING,
     ATTACHMENT_SOURCE,
     ATTACHMENT_FILE,
+    ATTACHMENT_FACTS,
     INBOUND_EVENT,
     INBOUND_EVENT_FALLBACK,
     QUARANTINED_EVENT,

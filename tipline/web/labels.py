@@ -26,6 +26,7 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    Integrity,
     MessageKind,
     Outcome,
     Priority,
@@ -140,6 +141,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.TIP_OPEN: _l("Tip opened"),
     actions.TIP_SHREDDED: _l("Tip deleted (retention)"),
     actions.ATTACHMENT_DOWNLOAD: _l("Attachment downloaded"),
+    actions.ATTACHMENT_VIEW: _l("Attachment viewed"),
     actions.TIP_EXPORT: _l("Tip exported"),
     actions.SEARCH: _l("Tip search"),
     actions.STATUS_CHANGE: _l("Status changed"),
@@ -201,6 +203,31 @@ REFUSAL_LABELS = {
     Refusal.IMAGE_TOO_LARGE: _l("Refused: the image is too large (possibly a decompression bomb)."),
     Refusal.DAMAGED: _l("Refused: the file is damaged and cannot be cleaned."),
     Refusal.ENCRYPTED: _l("Refused: the document is encrypted and cannot be cleaned."),
+    Refusal.LIMITS: _l(
+        "Refused: cleaning the file exceeded the time, memory or size limits of the sandbox."
+    ),
+    Refusal.SANDBOX_UNAVAILABLE: _l(
+        "Not cleaned: the cleaning sandbox is not available on this server; tell the admin."
+    ),
+    Refusal.RETRYING: _l("Zalo's server did not answer for now; the download is retried."),
+}
+# The bytes received against the size and checksum Zalo's event gave.
+INTEGRITY_LABELS = {
+    Integrity.MATCHED: _l("Size and checksum match what Zalo stated."),
+    Integrity.NOT_GIVEN: _l("Zalo stated no size or checksum for this file."),
+    Integrity.SIZE_MISMATCH: _l(
+        "Warning: the size received differs from what Zalo stated; the file is kept as received."
+    ),
+    Integrity.CHECKSUM_MISMATCH: _l(
+        "Warning: the checksum differs from what Zalo stated; the file is kept as received."
+    ),
+}
+# How a kept file is shown (the media worker's "media" fact).
+MEDIA_LABELS = {
+    "image": _l("Image"),
+    "audio": _l("Audio"),
+    "video": _l("Video"),
+    "pdf": _l("Document (PDF, pages as images)"),
 }
 # Why a signed Zalo event was kept in quarantine (admins see this, never the event).
 QUARANTINE_REASON_LABELS = {

@@ -346,17 +346,27 @@ def post_event(
 
 
 def upload_media(
-    to: str, path: Path, *, client: httpx.Client | None = None, timeout: float = 30.0
+    to: str,
+    path: Path,
+    *,
+    kind: str = "file",
+    host: str | None = None,
+    client: httpx.Client | None = None,
+    timeout: float = 30.0,
 ) -> UploadedMedia:
-    """Put a file on the simulator's stand-in for Zalo's CDN and describe it for an event."""
+    """Put a file on the simulator's stand-in for Zalo's CDN and describe it for an event.
+
+    ``kind`` (image, gif, audio, video, file) picks the CDN host Zalo would serve it from
+    (files on dlfl.vn, videos on dlmd.me, the rest on zdn.vn); ``host`` names another."""
     data = path.read_bytes()
     url = to.rstrip("/") + MEDIA_PATH
     files = {"file": (path.name, data)}
+    form = {"kind": kind, **({"host": host} if host else {})}
     if client is not None:
-        response = client.post(url, files=files)
+        response = client.post(url, files=files, data=form)
     else:
         with httpx.Client(timeout=timeout) as own:
-            response = own.post(url, files=files)
+            response = own.post(url, files=files, data=form)
     response.raise_for_status()
     body = response.json()
     return UploadedMedia(
@@ -366,3 +376,17 @@ def upload_media(
         checksum=file_checksum(data),
         type=path.suffix.lstrip(".").lower() or "bin",
     )
+
+
+def fail_downloads(
+    to: str, count: int, status: int = 503, *, client: httpx.Client | None = None
+) -> None:
+    """Make the simulator's CDN answer the next ``count`` downloads with ``status``."""
+    url = to.rstrip("/") + "/_sim/media-faults"
+    body = {"count": count, "status": status}
+    if client is not None:
+        response = client.post(url, json=body)
+    else:
+        with httpx.Client(timeout=10.0) as own:
+            response = own.post(url, json=body)
+    response.raise_for_status()

@@ -4,7 +4,12 @@ Mounted at ``/_sim`` when ``Config.simulator`` is true. It speaks the OA API sen
 OA admin's consent page and the OAuth token endpoint as research/zalo.md §2–3 and §8.2 describe
 them (authorization codes: single use, 10 minutes, PKCE S256; refresh tokens: single use and
 rotating), records every send call, and stands in for Zalo's CDN for files the simulated
-informant "uploads".
+informant "uploads": ``POST /_sim/media`` keeps a file and answers with its URL on one of Zalo's
+CDN hosts, served at ``/_sim/cdn/<host>/<id>`` (images and voice on ``*.zdn.vn``, files on
+``file-stal-1.dlfl.vn``, which redirects to ``*.flchat.vn`` as Zalo's does, videos on
+``video-stal-1.dlmd.me``; the media worker applies its allow-list to ``<host>``).
+``POST /_sim/media-faults`` makes the next downloads fail for now (a 5xx), to exercise the
+media worker's retries.
 
 Its state is Zalo's, not Tipline's: it lives in its own SQLite file,
 ``<data_dir>/zalo-simulator/sim.db``, shared by every gunicorn worker, and never in Tipline's
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -137,6 +143,10 @@ CREATE TABLE IF NOT EXISTS oa_state (
     oa_id TEXT PRIMARY KEY,
     cloud_account TEXT NOT NULL DEFAULT 'funded',  -- 'funded' | 'unlinked' | 'empty'
     config_error INTEGER                           -- answered to every send when set
+);
+CREATE TABLE IF NOT EXISTS media_faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    status INTEGER NOT NULL        -- answered, once, to the next download of any file
 );
 CREATE TABLE IF NOT EXISTS media (
     id TEXT PRIMARY KEY,
@@ -614,9 +624,23 @@ def clear_faults() -> ResponseReturnValue:
     return jsonify({"ok": True, "pending": []})
 
 
+# The CDN host a simulated upload is served from, by the kind of file (zalo.md §8.2).
+CDN_HOSTS = {
+    "image": "f20-zpc.zdn.vn",
+    "gif": "f20-zpc.zdn.vn",
+    "audio": "voice-dl.zdn.vn",
+    "video": "video-stal-1.dlmd.me",
+    "file": "file-stal-1.dlfl.vn",
+}
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,120}[a-z0-9])?$")
+
+
 @blueprint.post("/media")
 def upload_media() -> ResponseReturnValue:
-    """Keep an uploaded file and answer with its URL, as Zalo's CDN URL in an event."""
+    """Keep an uploaded file and answer with its URL, as Zalo's CDN URL in an event.
+
+    Form fields: ``file``; ``kind`` (image, audio, video, file) picks the CDN host, or
+    ``host`` names one."""
     upload = request.files.get("file")
     if upload is None:
         return jsonify({"ok": False, "error": "multipart field 'file' is required"}), 400
@@ -629,25 +653,64 @@ def upload_media() -> ResponseReturnValue:
         if upload.mimetype and upload.mimetype != "application/octet-stream"
         else mimetypes.guess_type(name)[0] or "application/octet-stream"
     )
+    host = (request.form.get("host") or "").strip().lower() or CDN_HOSTS.get(
+        request.form.get("kind", "file"), CDN_HOSTS["file"]
+    )
+    if not HOST_NAME.match(host):
+        return jsonify({"ok": False, "error": "bad host"}), 400
     media_id = random_bytes(16).hex()
     with _connect(_data_dir()) as conn:
         conn.execute(
             "INSERT INTO media (id, name, content_type, data, created) VALUES (?, ?, ?, ?, ?)",
             (media_id, name, content_type, data, time.time()),
         )
-    url = url_for("zalo_simulator.get_media", media_id=media_id, _external=True)
+    url = url_for("zalo_simulator.get_cdn_media", host=host, media_id=media_id, _external=True)
     return jsonify(
         {"ok": True, "id": media_id, "url": url, "name": name, "size": len(data),
-         "content_type": content_type}
+         "content_type": content_type, "host": host}
     ), 201
 
 
-@blueprint.get("/media/<media_id>")
-def get_media(media_id: str) -> ResponseReturnValue:
+@blueprint.post("/media-faults")
+def add_media_faults() -> ResponseReturnValue:
+    """``{"count": N, "status": 503}``: the next N downloads (of any file) fail with that
+    status, as a CDN failing for now does."""
+    body = request.get_json(silent=True) or {}
+    count = int(body.get("count", 1))
+    status = int(body.get("status", 503))
+    if not 0 < count <= 100 or not 500 <= status <= 599:
+        return jsonify({"ok": False, "error": "count 1-100, status 5xx"}), 400
     with _connect(_data_dir()) as conn:
+        conn.executemany("INSERT INTO media_faults (status) VALUES (?)", [(status,)] * count)
+        pending = conn.execute("SELECT COUNT(*) FROM media_faults").fetchone()[0]
+    return jsonify({"ok": True, "pending": pending})
+
+
+def _media_response(media_id: str) -> ResponseReturnValue:
+    with _connect(_data_dir()) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        fault = conn.execute("SELECT id, status FROM media_faults ORDER BY id LIMIT 1").fetchone()
+        if fault is not None:
+            conn.execute("DELETE FROM media_faults WHERE id = ?", (fault["id"],))
+        conn.execute("COMMIT")
+        if fault is not None:
+            return jsonify({"ok": False, "error": "temporarily unavailable"}), fault["status"]
         row = conn.execute(
             "SELECT content_type, data FROM media WHERE id = ?", (media_id,)
         ).fetchone()
     if row is None:
         return jsonify({"ok": False, "error": "not found"}), 404
     return Response(bytes(row["data"]), mimetype=row["content_type"])
+
+
+@blueprint.get("/cdn/<host>/<media_id>")
+def get_cdn_media(host: str, media_id: str) -> ResponseReturnValue:
+    if host.endswith(".dlfl.vn"):  # Zalo's file CDN answers with a redirect to flchat.vn
+        target = host[: -len(".dlfl.vn")] + ".flchat.vn"
+        return redirect(url_for("zalo_simulator.get_cdn_media", host=target, media_id=media_id))
+    return _media_response(media_id)
+
+
+@blueprint.get("/media/<media_id>")
+def get_media(media_id: str) -> ResponseReturnValue:
+    return _media_response(media_id)
