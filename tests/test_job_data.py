@@ -70,7 +70,9 @@ def test_a_json_job_naming_another_function_is_refused(
     queue.enqueue("pathlib.Path.touch", str(marker), job_id="hostile-json")
     # A callback is an import path run on success or failure: refused as well.
     queue.enqueue(
-        JOBS["send"].func, "no-such-message", job_id="hostile-callback",
+        JOBS["send"].func,
+        "no-such-message",
+        job_id="hostile-callback",
         on_failure=Callback("os.abort"),
     )
     with caplog.at_level(logging.WARNING, logger="tipline.jobs.worker"):
