@@ -231,6 +231,10 @@ class Config:
 
     # The production tier this process is (TIERS), or "" for a development process.
     tier: str = ""
+    # PostgreSQL roles `tipline db upgrade` (run as the owner) grants the tiers' privileges to
+    # (tipline.migrate.grant_roles): the staff, public and worker tiers' role, the intake's.
+    db_runtime_role: str | None = None
+    db_intake_role: str | None = None
 
     def retention_period(self, status: str) -> timedelta | None:
         """How long a tip closed with ``status`` is kept; None: kept (not a final status)."""
@@ -259,6 +263,8 @@ class Config:
             keystore_confirmed_volatile=env.get("TIPLINE_KEYSTORE_VOLATILE", "") == "confirmed",
             transit_epoch=_transit_epoch(env.get("TIPLINE_TRANSIT_EPOCH_MINUTES")),
             tier=tier,
+            db_runtime_role=env.get("TIPLINE_DB_RUNTIME_ROLE") or None,
+            db_intake_role=env.get("TIPLINE_DB_INTAKE_ROLE") or None,
             secret_key=(
                 _file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key")
                 if wanted is None or "TIPLINE_SECRET_KEY" in wanted
