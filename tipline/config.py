@@ -110,6 +110,21 @@ TIERS: dict[str, Tier] = {
         ),
         ("ZALO_APP_SECRET",),
     ),
+    # deploy/tipline-admin: the command line on any machine, with what that machine holds.
+    "admin": Tier(
+        ("TIPLINE_DATABASE_URL", "TIPLINE_ALIAS_KEY"),
+        (
+            "TIPLINE_REDIS_URL",
+            "TIPLINE_KEYSTORE_URL",
+            "TIPLINE_SECRET_KEY",
+            "TIPLINE_RELAY_KEY",
+            "TIPLINE_RELAY_PUBLIC_KEY",
+            "TIPLINE_AUDIT_SIGNING_KEY",
+            "ZALO_APP_ID",
+            "ZALO_OA_SECRET_KEY",
+            "ZALO_APP_SECRET",
+        ),
+    ),
 }
 
 
@@ -267,8 +282,8 @@ class Config:
             db_intake_role=env.get("TIPLINE_DB_INTAKE_ROLE") or None,
             secret_key=(
                 _file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key")
-                if wanted is None or "TIPLINE_SECRET_KEY" in wanted
-                else ""
+                if wanted is None
+                else env.get("TIPLINE_SECRET_KEY", "")
             ),
             secrets=load_service_secrets(data_dir, env, wanted),
             zalo_app_id=env.get("ZALO_APP_ID", ""),
@@ -446,14 +461,15 @@ def load_service_secrets(
             audit_signer=_signing_secret(data_dir, env),
             relay_private=relay_private,
         )
+    # A tier's environment holds only the settings it reads, its required ones checked.
     relay: tuple[PublicKey | None, PrivateKey | None] = (None, None)
-    if wanted & {"TIPLINE_RELAY_KEY", "TIPLINE_RELAY_PUBLIC_KEY"}:
+    if env.get("TIPLINE_RELAY_KEY") or env.get("TIPLINE_RELAY_PUBLIC_KEY"):
         relay = _key_pair(data_dir, env, "relay")
-    wants_signer = "TIPLINE_AUDIT_SIGNING_KEY" in wanted
+    given_signer = bool(env.get("TIPLINE_AUDIT_SIGNING_KEY"))
     return ServiceSecrets(
         relay_public_key=relay[0],
         alias_key=alias.encode(),
-        audit_signer=_signing_secret(data_dir, env) if wants_signer else None,
+        audit_signer=_signing_secret(data_dir, env) if given_signer else None,
         relay_private=relay[1],
     )
 
