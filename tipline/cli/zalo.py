@@ -50,7 +50,10 @@ def signing_values(to: str, client: httpx.Client) -> tuple[str, str]:
     (or their ``_FILE`` forms, as the services read them); the demo's values only when both
     are unset and ``to`` is a `tipline demo`. Anything else is refused: a signature with the
     demo secret is one no real Tipline accepts, and one a misconfigured one would."""
-    env = with_file_settings(dict(os.environ), ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY"))
+    try:
+        env = with_file_settings(dict(os.environ), ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     app_id, secret = env.get("ZALO_APP_ID", ""), env.get("ZALO_OA_SECRET_KEY", "")
     if app_id and secret:
         return app_id, secret
