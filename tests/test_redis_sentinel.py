@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from limits.storage import storage_from_string
+from rq.scheduler import RQScheduler
 
 from tests.conftest import free_port
 from tests.test_deploy import redis_server_binary
@@ -104,6 +105,8 @@ def test_tipline_and_the_rate_limiter_reach_the_master_through_sentinel(
     redis = connect(sentinel, tmp_path)
     job = job_queue("dispatch", redis).enqueue(JOBS["dispatch"].func, "tip", job_id="via-sentinel")
     assert redis.exists(job.key) and redis.lrange("rq:queue:dispatch", 0, -1) == [b"via-sentinel"]
+    # RQ's scheduler builds a connection of its own from the worker's: it reaches the master.
+    assert RQScheduler(["dispatch"], connection=redis).connection.ping()
     storage = storage_from_string(sentinel)  # Flask-Limiter's storage, from the same URL
     assert storage.check() and storage.incr("tipline-test", expiry=60) == 1
     assert [key for key in redis.scan_iter("LIMITS*")]
