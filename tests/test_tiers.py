@@ -144,3 +144,23 @@ def test_an_unknown_tier_is_refused_and_no_tier_keeps_the_development_defaults(
     config = Config.from_env({"TIPLINE_DATA_DIR": str(tmp_path)})
     assert config.tier == "" and config.database_url.startswith("sqlite:///")
     assert config.secret_key and config.secrets.audit_signing_key is not None
+
+
+def test_gunicorn_with_the_shipped_conf_is_a_production_tier_even_unnamed(tmp_path: Path) -> None:
+    """deploy/gunicorn.conf.py's default tier (staff) reaches the app: without a database URL
+    the workers do not boot, and say why; nothing is written in the data dir."""
+    files = _secret_files(tmp_path / "credentials")
+    del files["TIPLINE_DATABASE_URL_FILE"]
+    data = tmp_path / "data"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TIPLINE_", "ZALO_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"),
+         "--bind", "127.0.0.1:0", "--workers", "1"],
+        env={**base, **files, "TIPLINE_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "TIPLINE_TIER=staff: TIPLINE_DATABASE_URL must be set" in done.stderr, done.stderr[
+        -2000:
+    ]
+    assert not any(data.rglob("*.db"))
