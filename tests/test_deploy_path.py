@@ -111,7 +111,7 @@ class Machine:
             ["/var/tmp/zalo-sim", str(self.rootfs / "var/tmp/zalo-sim")],
         ]
         etc = self.rootfs / "etc"
-        # Ports, the documented ways: redis.env, keystore.env, drop-ins.
+        # Ports (and sizes), the documented ways: redis.env, keystore.env, drop-ins.
         (etc / "tipline/redis.env").write_text(f"TIPLINE_REDIS_ARGS=--port {self.ports['redis']}\n")
         (etc / "tipline/keystore.env").write_text(
             f"TIPLINE_KEYSTORE_ARGS=--port {self.ports['keystore']}\n"
@@ -120,8 +120,9 @@ class Machine:
                            ("tipline-intake", self.ports["intake"])):  # fmt: skip
             drop_in = etc / f"systemd/system/{unit}.service.d"
             drop_in.mkdir(parents=True)
-            (drop_in / "port.conf").write_text(
+            (drop_in / "port.conf").write_text(  # and one gunicorn worker: a shared 2-core box
                 f"[Service]\nEnvironment=TIPLINE_BIND=127.0.0.1:{port}\n"
+                "Environment=TIPLINE_WEB_WORKERS=1\n"
             )
         self.nginx_main = self.state / "nginx.conf"
         self.nginx = f"/usr/sbin/nginx -c {self.nginx_main} -p {self.state}/"
