@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The first Python >= 3.12 found: on PATH, then under pyenv.
+# The first Python >= 3.12 found: on PATH, then uv's, then under pyenv. Debian 12's python3 is
+# 3.11: `uv python install 3.12` (or pyenv) gets one (docs/deploy.md, "Python").
 PYTHON ?= $(shell for p in python3.13 python3.12 \
+	$$(command -v uv >/dev/null 2>&1 && uv python find '>=3.12' 2>/dev/null) \
 	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python 2>/dev/null | sort -rV); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
@@ -24,7 +26,7 @@ venv: $(STAMP)
 # The project itself is installed editable, without its dependencies and without build
 # isolation: setuptools comes from the lock too, so nothing is downloaded unchecked.
 $(STAMP): pyproject.toml setup.py $(LOCKS)
-	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (try pyenv install 3.12)"; exit 1; fi
+	@if [ -z "$(PYTHON)" ]; then echo "Tipline needs Python >= 3.12 and none was found (Debian 12's python3 is 3.11). Install one: 'uv python install 3.12' (or 'pyenv install 3.12'), then run make again, or name it: make PYTHON=/path/to/python3.12"; exit 1; fi
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -38,7 +40,7 @@ LOCK_UPGRADE ?= --upgrade
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.12 --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_UPGRADE)
 lock:
-	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (try pyenv install 3.12)"; exit 1; fi
+	@if [ -z "$(PYTHON)" ]; then echo "Tipline needs Python >= 3.12 and none was found (Debian 12's python3 is 3.11). Install one: 'uv python install 3.12' (or 'pyenv install 3.12'), then run make again, or name it: make PYTHON=/path/to/python3.12"; exit 1; fi
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(BIN)/uv ] || $(BIN)/python -m pip install --quiet uv
 	$(UV_COMPILE) pyproject.toml requirements/build.in --extra demo --extra dev \
@@ -64,7 +66,8 @@ lint: venv
 	$(BIN)/bandit -c pyproject.toml -r tipline keys triage -q 2> >(grep -v 'but no failed test' >&2)
 
 # What the tests need from Debian (installed when root, with one apt-get update): Chromium for
-# the browser tests, PostgreSQL's server and Redis. No service is enabled or started: the tests
+# the browser tests, PostgreSQL's server, Redis and nginx (the deploy test runs the shipped
+# nginx config in the foreground). No service is enabled or started: the tests
 # start clusters of their own (tests/postgres_server.py).
 system-deps:
 	@missing=""; \
@@ -76,9 +79,12 @@ system-deps:
 	[ -x /usr/bin/bwrap ] || missing="$$missing bubblewrap"; \
 	[ -x /usr/bin/exiftool ] || missing="$$missing libimage-exiftool-perl"; \
 	[ -x /usr/bin/soffice ] || missing="$$missing libreoffice-writer-nogui libreoffice-calc-nogui"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
+	[ -x /usr/bin/curl ] || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		else echo "Missing:$$missing: run 'sudo apt-get install$$missing'"; exit 1; fi; \
 	fi
 
@@ -94,7 +100,8 @@ test: venv system-deps
 	( $(MAKE) --no-print-directory lint > $(TEST_LOGS)/lint.out 2>&1; \
 	  echo $$? > $(TEST_LOGS)/lint.rc ) & \
 	( TIPLINE_TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider \
-		--ignore=tests/faults --ignore-glob='tests/test_browser_*.py' > $(TEST_LOGS)/sqlite.out 2>&1; \
+		--ignore=tests/faults --ignore-glob='tests/test_browser_*.py' \
+		--ignore=tests/test_deploy_path.py > $(TEST_LOGS)/sqlite.out 2>&1; \
 	  echo $$? > $(TEST_LOGS)/sqlite.rc ) & \
 	echo "== tests on PostgreSQL"; \
 	TIPLINE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider || status=1; \

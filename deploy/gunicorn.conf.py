@@ -32,6 +32,10 @@ tier = os.environ.get("TIPLINE_TIER", "staff")
 if tier not in TIERS:
     raise RuntimeError(f"TIPLINE_TIER must be one of {sorted(TIERS)}, not {tier!r}")
 wsgi_app, _default_bind = TIERS[tier]
+# The app reads its tier too (tipline.config.TIERS): it then loads only that tier's secrets and
+# refuses to start without a database and a Redis URL, rather than fall back to local ones.
+# gunicorn sets it in its own environment when it starts (not when this file is read).
+raw_env = [f"TIPLINE_TIER={tier}"]
 proc_name = f"tipline-{tier}"
 
 bind = [address.strip() for address in os.environ.get("TIPLINE_BIND", _default_bind).split(",")]

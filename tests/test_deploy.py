@@ -56,7 +56,7 @@ from tests.triage_helpers import login
 from tests.zalo_events import event, signed_headers
 from tipline.app import create_app, runtime_of
 from tipline.audit import actions
-from tipline.config import FILE_SETTINGS, Config, public_halves, with_file_settings
+from tipline.config import FILE_SETTINGS, TIERS, Config, public_halves, with_file_settings
 from tipline.jobs.worker import RETENTION_EVERY, RETENTION_LOCK, retention_once, run_worker
 from tipline.keystore import PREFIX, PersistentKeystoreError, check_volatile
 from tipline.models import AuditEvent, Tip, TipStatus, utcnow
@@ -555,16 +555,25 @@ def test_tipline_admin_runs_the_cli_with_the_services_credentials(
     assert given["worker"] == given["-v worker"] == administrative | {"TIPLINE_KEYSTORE_URL"}
 
     # A missing credential stops it, naming the file: the key store's URL for `worker` only
-    # (a worker without it would start a key store of its own that no other worker shares).
+    # (a worker without it would start a key store of its own that no other worker shares),
+    # the owner's URL for `db` (migrations run as the owner).
     (credentials / "keystore_url").unlink()
     assert admin("units", "list").returncode == 0
     refused = admin("worker", "--burst")
     assert refused.returncode == 2
     assert f"{credentials}/keystore_url is missing" in refused.stderr
-    (credentials / "relay_key").unlink()
-    refused = admin("units", "list")
+    refused = admin("db", "upgrade")
     assert refused.returncode == 2
-    assert f"{credentials}/relay_key is missing" in refused.stderr
+    assert f"{credentials}/database_owner_url is missing" in refused.stderr
+    # A web machine set up as docs/deploy.md says: no relay key, no audit signing key, the
+    # staff tier's Redis user. The administrative commands work there (they exited 2).
+    for worker_only in ("relay_key", "audit_signing_key"):
+        (credentials / worker_only).unlink()
+    (credentials / "redis_url").rename(credentials / "redis_url_staff")
+    listed = admin("units", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 3
+    assert not (config.data_dir / "secrets").exists()  # nothing generated in its place
 
 
 # --- settings from files -----------------------------------------------------------------------
@@ -651,9 +660,16 @@ def test_make_secrets_writes_every_secret_once_and_tipline_loads_them(tmp_path: 
     files = {path.name: path for path in out.iterdir() if path.name != ".gitignore"}
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in files.values())
     password = files["redis_password"].read_text().strip()
-    assert files["redis-auth.conf"].read_text() == f"requirepass {password}\n"
-    assert files["redis_url"].read_text().strip() == f"redis://:{password}@10.0.5.13:6379/0"
-    assert password in files["redis_url"].read_text()
+    assert "user default off" in files["redis-auth.conf"].read_text()
+    assert f"user tipline-worker on >{password} " in files["redis-auth.conf"].read_text()
+    assert files["redis_url"].read_text().strip() == (
+        f"redis://tipline-worker:{password}@10.0.5.13:6379/0"
+    )
+    for tier in ("staff", "intake"):
+        tier_password = files[f"redis_{tier}_password"].read_text().strip()
+        assert files[f"redis_url_{tier}"].read_text().strip() == (
+            f"redis://tipline-{tier}:{tier_password}@10.0.5.13:6379/0"
+        )
     # The key store has a password of its own, for the workers alone.
     keystore_password = files["keystore_password"].read_text().strip()
     assert keystore_password != password and len(keystore_password) >= 32
@@ -668,11 +684,27 @@ def test_make_secrets_writes_every_secret_once_and_tipline_loads_them(tmp_path: 
     for name in FILE_SETTINGS:
         env[f"{name}_FILE"] = str(files[name.removeprefix("TIPLINE_").lower()])
     config = Config.from_env(env)
+    assert "tipline_owner:" in files["database_owner_url"].read_text()
+    assert "tipline_intake:" in files["database_url_intake"].read_text()
+    roles = files["postgres-roles.sql"].read_text()
+    assert "CREATE DATABASE tipline OWNER tipline_owner" in roles
     assert config.zalo_oa_secret_key == "oa-secret"
     assert config.keystore_url == files["keystore_url"].read_text().strip()
     assert not (tmp_path / "data" / "secrets").exists()  # nothing generated: all given
 
     before = {name: path.read_bytes() for name, path in files.items()}
+    # Without the Zalo values it writes the rest and fails, saying which are missing.
+    partial = subprocess.run(
+        ["bash", str(DEPLOY / "make-secrets.sh"), str(tmp_path / "partial")],
+        env={k: v for k, v in os.environ.items() if not k.startswith("ZALO_")}
+        | {"PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert partial.returncode == 1, partial.stderr
+    assert "set ZALO_APP_ID" in partial.stderr and (tmp_path / "partial" / "alias_key").exists()
     # A secrets directory from before the key store: its transit key is named, never used.
     (out / "transit_key").write_text("left from before\n")
     again = _make_secrets(out, "--for-compose")
@@ -767,15 +799,32 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
             if key == "Environment":
                 name = value.split("=", 1)[0]
                 assert name not in FILE_SETTINGS, f"{unit.name}: {name} in plain sight"
-    # The credentials the Tipline units take are exactly the settings read from files; the
-    # relay key and the key store's URL on the workers only, the public half on the web tiers.
-    for name in ("tipline-web", "tipline-intake", "tipline-worker@"):
-        wanted = set(FILE_SETTINGS) - (PUBLIC_HALVES if name == "tipline-worker@" else WORKERS_ONLY)
-        expected = {n.removeprefix("TIPLINE_").lower() for n in wanted}
+    # The credentials each Tipline unit takes are exactly the settings its tier reads
+    # (tipline.config.TIERS): the relay key and the key store's URL on the workers only, the
+    # public half on the staff tier, neither on the intake tier, nor its Flask secret, audit
+    # signing key or app secret. Each tier's own PostgreSQL role and Redis user.
+    sources = {}
+    for name, tier in (
+        ("tipline-web", "staff"),
+        ("tipline-intake", "intake"),
+        ("tipline-worker@", "worker"),
+    ):
+        expected = {n.removeprefix("TIPLINE_").lower() for n in TIERS[tier].names}
         settings = _unit(DEPLOY / f"systemd/{name}.service")
-        loaded = {value.split(":", 1)[0] for _s, key, value in settings if key == "LoadCredential"}
-        assert loaded == expected, name
+        credentials = dict(
+            value.split(":", 1) for _s, key, value in settings if key == "LoadCredential"
+        )
+        assert set(credentials) <= expected and set(credentials) >= {
+            n.removeprefix("TIPLINE_").lower() for n in TIERS[tier].required
+        }, name
         assert ("Service", "Environment", "TIPLINE_REQUIRE_SECRETS=1") in settings, name
+        assert ("Service", "Environment", f"TIPLINE_TIER={tier}") in settings, name
+        sources[tier] = {k: Path(v).name for k, v in credentials.items()}
+    assert sources["intake"]["database_url"] == "database_url_intake"
+    assert sources["intake"]["redis_url"] == "redis_url_intake"
+    assert sources["staff"]["redis_url"] == "redis_url_staff"
+    assert sources["worker"]["redis_url"] == "redis_url"
+    assert not {"secret_key", "audit_signing_key", "zalo_app_secret"} & set(sources["intake"])
     intake = _unit(DEPLOY / "systemd/tipline-intake.service")
     assert ("Service", "Environment", "TIPLINE_TIER=intake") in intake
     # Nothing on disk is writable to the intake tier.
@@ -827,19 +876,28 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
                 assert value.removeprefix("/run/secrets/") in given, f"{name}: {variable}"
     tipline = [name for name, s in services.items() if s.get("image") == "tipline:latest"]
     assert sorted(tipline) == ["intake", "migrate", "web", "worker"]
+    tiers = {"intake": "intake", "web": "staff", "worker": "worker", "migrate": "admin"}
     for name in tipline:
-        variables = set(services[name]["environment"])
-        wanted = set(FILE_SETTINGS) - WORKERS_ONLY
-        assert {f"{n}_FILE" for n in wanted} <= variables, name
+        environment = services[name]["environment"]
+        assert environment["TIPLINE_TIER"] == tiers[name], name
+        spec = TIERS[tiers[name]]
+        files = {v.removesuffix("_FILE") for v in environment if v.endswith("_FILE")}
+        assert set(spec.required) <= files <= spec.names, name
         # The relay key and the key store: the workers alone, both or neither.
         for private in WORKERS_ONLY:
-            assert (f"{private}_FILE" in variables) == (name == "worker"), f"{name}: {private}"
+            assert (f"{private}_FILE" in environment) == (name == "worker"), f"{name}: {private}"
             secret = private.removeprefix("TIPLINE_").lower()
             assert (secret in services[name]["secrets"]) == (name == "worker"), name
         assert services[name]["environment"]["TIPLINE_REQUIRE_SECRETS"] == "1", name
         assert services[name]["read_only"] is True and services[name]["cap_drop"] == ["ALL"]
     assert services["intake"]["environment"]["TIPLINE_TIER"] == "intake"
     assert "volumes" not in services["intake"]  # no file store on the internet-facing tier
+    intake_secrets = set(services["intake"]["secrets"])
+    assert {"database_url_intake", "redis_url_intake"} <= intake_secrets
+    assert not {"secret_key", "audit_signing_key", "zalo_app_secret"} & intake_secrets
+    migrate = services["migrate"]["environment"]
+    assert migrate["TIPLINE_DATABASE_URL_FILE"] == "/run/secrets/database_owner_url"
+    assert migrate["TIPLINE_DB_RUNTIME_ROLE"] and migrate["TIPLINE_DB_INTAKE_ROLE"]
     assert services["web"]["environment"]["TIPLINE_TIER"] == "staff"
     assert compose["networks"]["backend"]["internal"] is True
     for name in ("postgres", "redis"):

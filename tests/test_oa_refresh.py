@@ -8,6 +8,7 @@ the OA's Redis lock, against the simulator's single-use, rotating refresh tokens
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from datetime import timedelta
@@ -244,11 +245,7 @@ def test_the_workers_make_one_pass_per_period_between_them(
     runtime.redis.delete(OA_REFRESH_LOCK)  # the period is over
     # A worker without the relay key's private half cannot open tokens: it leaves the round.
     keyless = runtime.config.with_overrides(
-        secrets=runtime.config.secrets.__class__(
-            relay_public=runtime.config.secrets.relay_public,
-            alias_key=runtime.config.secrets.alias_key,
-            audit_signing_key=runtime.config.secrets.audit_signing_key,
-        )
+        secrets=dataclasses.replace(runtime.config.secrets, relay_private=None)
     )
     original = runtime.config
     # Nor does one of a server whose app secret is unset: Zalo would refuse every OA.

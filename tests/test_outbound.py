@@ -30,7 +30,7 @@ from tipline.models import (
     new_public_id,
     utcnow,
 )
-from tipline.outbox import job_id
+from tipline.outbox import JOB_SERIALIZER, job_id
 from tipline.outgoing import queue_outbound
 from tipline.reply_addresses import seal_address
 from tipline.runtime import Runtime
@@ -147,7 +147,7 @@ def fault(sim: str, *codes: int) -> None:
 def test_send_ok_through_rq(runtime: Runtime, redis: Redis, sim: str) -> None:
     s = setup(runtime)
     run_worker(runtime, redis)
-    job = Job.fetch(job_id("send", s.message_id), connection=redis)
+    job = Job.fetch(job_id("send", s.message_id), connection=redis, serializer=JOB_SERIALIZER)
     assert job.get_status() == JobStatus.FINISHED and job.return_value() == "sent"
     message = message_row(runtime, s.message_id)
     assert message.delivery == Delivery.SENT and message.delivery_attempts == 1
@@ -192,7 +192,7 @@ def test_window_closed_is_final_and_not_retried(
     s = setup(runtime)
     fault(sim, -230)
     run_worker(runtime, redis)
-    job = Job.fetch(job_id("send", s.message_id), connection=redis)
+    job = Job.fetch(job_id("send", s.message_id), connection=redis, serializer=JOB_SERIALIZER)
     assert job.get_status() == JobStatus.FINISHED
     message = message_row(runtime, s.message_id)
     assert message.delivery == Delivery.WINDOW_CLOSED
@@ -216,7 +216,7 @@ def test_rate_limit_raises_so_rq_retries(runtime: Runtime, redis: Redis, sim: st
     s = setup(runtime)
     fault(sim, -32)
     run_worker(runtime, redis)
-    job = Job.fetch(job_id("send", s.message_id), connection=redis)
+    job = Job.fetch(job_id("send", s.message_id), connection=redis, serializer=JOB_SERIALIZER)
     assert job.get_status() == JobStatus.SCHEDULED  # RQ's Retry backs off
     assert job.retries_left == 4
     message = message_row(runtime, s.message_id)

@@ -23,12 +23,25 @@ from rq import Queue, Worker, get_current_job
 from rq.job import JobStatus
 
 from tipline.jobs.worker import TiplineWorker
+from tipline.outbox import JOB_SERIALIZER
 from tipline.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTED = "test:worker:started"
 # Far above the second or so a stop takes, far below the minute RQ's listener could add.
 STOP_DEADLINE = 30.0
+
+
+# `tipline worker`, which runs Tipline's jobs only (tipline.outbox.ALLOWED_JOBS), allowed
+# this module's ``hold`` as well.
+WORKER_WITH_HOLD = """
+import sys
+import tipline.jobs.worker as worker
+worker.ALLOWED_JOBS = worker.ALLOWED_JOBS | {"tests.test_worker.hold"}
+sys.argv = ["tipline", "worker"]
+from tipline.cli import main
+main()
+"""
 
 
 def hold(name: str) -> str:
@@ -50,7 +63,7 @@ def start_worker(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], P
         with open(tmp_path / "worker.log", "ab") as out:
             procs.append(
                 Popen(
-                    [sys.executable, "-m", "tipline.cli", "worker"],
+                    [sys.executable, "-c", WORKER_WITH_HOLD],
                     env={**os.environ, **env},
                     cwd=ROOT,  # `tests.test_worker.hold` imports from here
                     stdout=out,
@@ -86,7 +99,7 @@ def test_sigterm_finishes_the_job_in_hand_exits_promptly_and_loses_no_job(
     start_worker: Callable[[], Popen[bytes]], runtime: Runtime, tmp_path: Path
 ) -> None:
     redis = runtime.redis
-    queue = Queue("dispatch", connection=redis)
+    queue = Queue("dispatch", connection=redis, serializer=JOB_SERIALIZER)
     first, second = (queue.enqueue(hold, name, job_timeout=300) for name in ("first", "second"))
     log = tmp_path / "worker.log"
 

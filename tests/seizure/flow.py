@@ -27,7 +27,7 @@ from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.models import Base, OutboxEntry, Tip, Unit, utcnow
 from tipline.models.base import UTCDateTime
-from tipline.outbox import QUEUE_NAMES
+from tipline.outbox import JOB_SERIALIZER, QUEUE_NAMES
 from tipline.retention import retention_pass
 from tipline.runtime import Runtime
 from tipline.zalo.sender import UploadedMedia, build_event, upload_media, user_id_by_app
@@ -56,7 +56,9 @@ def run_worker_passes(runtime: Runtime) -> None:
     for _ in range(10):  # jobs queue jobs (dispatch queues the acknowledgement)
         drain(runtime.sessions, runtime.redis)
         sweep(runtime.sessions, runtime.redis, runtime.config.sweep_after)
-        BurstWorker(list(QUEUE_NAMES), connection=runtime.redis).work(burst=True)
+        BurstWorker(
+            list(QUEUE_NAMES), connection=runtime.redis, serializer=JOB_SERIALIZER
+        ).work(burst=True)
         if not _pending(runtime):
             break
     retention_pass(runtime.sessions, runtime.config, utcnow())

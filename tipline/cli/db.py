@@ -15,11 +15,17 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Apply Alembic migrations."""
-    from tipline.migrate import upgrade
+    """Apply Alembic migrations (as the database's owner), then grant the tiers' roles
+    (TIPLINE_DB_RUNTIME_ROLE, TIPLINE_DB_INTAKE_ROLE) their privileges."""
+    from tipline.migrate import DatabaseRoles, upgrade
 
-    upgrade(Config.from_env().database_url, revision)
+    config = Config.from_env()
+    roles = DatabaseRoles(runtime=config.db_runtime_role, intake=config.db_intake_role)
+    upgrade(config.database_url, revision, roles)
     click.echo(f"database at {revision}")
+    for name, role in (("runtime", roles.runtime), ("intake", roles.intake)):
+        if role:
+            click.echo(f"granted the {name} role {role!r} its privileges")
 
 
 @db.command("downgrade")

@@ -4,6 +4,7 @@ the simulator (``send``)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,16 +12,15 @@ import click
 import httpx
 
 from tipline.cli.context import runtime
+from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_OA_SECRET_KEY, with_file_settings
 from tipline.zalo.sender import (
     DEFAULT_STICKER,
     UploadedMedia,
-    app_id_from_env,
     build_bare_event,
     build_event,
     build_oa_reply,
     build_withdraw,
     fail_downloads,
-    oa_secret_from_env,
     post_event,
     record_interaction,
     upload_media,
@@ -36,6 +36,35 @@ def _location(value: str) -> tuple[float, float]:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise click.BadParameter("latitude or longitude out of range")
     return lat, lon
+
+
+def _is_demo(to: str, client: httpx.Client) -> bool:
+    """Whether ``to`` is a `tipline demo` (its simulator is mounted on the same port)."""
+    try:
+        return client.get(to.rstrip("/") + "/_sim/messages", timeout=5.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def signing_values(to: str, client: httpx.Client) -> tuple[str, str]:
+    """The app id and OA secret key to sign with: ``ZALO_APP_ID`` and ``ZALO_OA_SECRET_KEY``
+    (or their ``_FILE`` forms, as the services read them); the demo's values only when both
+    are unset and ``to`` is a `tipline demo`. Anything else is refused: a signature with the
+    demo secret is one no real Tipline accepts, and one a misconfigured one would."""
+    try:
+        env = with_file_settings(dict(os.environ), ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    app_id, secret = env.get("ZALO_APP_ID", ""), env.get("ZALO_OA_SECRET_KEY", "")
+    if app_id and secret:
+        return app_id, secret
+    if not app_id and not secret and _is_demo(to, client):
+        return DEMO_ZALO_APP_ID, DEMO_ZALO_OA_SECRET_KEY
+    raise click.ClickException(
+        "set ZALO_APP_ID and ZALO_OA_SECRET_KEY (or ZALO_APP_ID_FILE and "
+        "ZALO_OA_SECRET_KEY_FILE) to the values the target verifies with; the demo's are "
+        f"used only against `tipline demo`, and {to} is not one"
+    )
 
 
 @click.group("zalo")
@@ -129,6 +158,9 @@ def _card(value: str) -> tuple[str, str]:
 @click.option("--msg-id", "msg_id", default=None, help="Zalo's msg_id (default: random).")
 @click.option("--anonymous", "conversation", default=None, metavar="CONVERSATION_ID",
               help="Write from the OA's web chat, without a Zalo login (anonymous_send_*).")
+@click.option("--sim", "sim", default=None, metavar="URL",
+              help="Base URL of the simulator, when it runs as a process of its own "
+              "(`tipline zalo simulator`): media and interactions go there. Default: --to.")
 @click.option("--timestamp", "timestamp", type=int, default=None, metavar="MS",
               help="The event's time, epoch milliseconds (default now).")
 @click.option("--cdn-host", "cdn_host", default=None, metavar="HOST",
@@ -157,6 +189,7 @@ def send(
     quote: str | None,
     msg_id: str | None,
     conversation: str | None,
+    sim: str | None,
     timestamp: int | None,
     cdn_host: str | None,
     fail_count: int,
@@ -173,17 +206,18 @@ def send(
              withdraw or None, event_name]
     if sum(x is not None for x in given) != 1:
         raise click.UsageError("give exactly one of " + ", ".join(CONTENT))
-    app_id = app_id_from_env()
+    simulator = sim or to
     try:
         with httpx.Client(timeout=30.0) as client:
+            app_id, oa_secret = signing_values(to, client)
 
             def uploaded(path: Path | None, kind: str) -> UploadedMedia | None:
                 if path is None:
                     return None
-                return upload_media(to, path, kind=kind, host=cdn_host, client=client)
+                return upload_media(simulator, path, kind=kind, host=cdn_host, client=client)
 
             if fail_count:
-                fail_downloads(to, fail_count, client=client)
+                fail_downloads(simulator, fail_count, client=client)
 
             if withdraw:
                 raw = build_withdraw(oa_id, user_id, app_id=app_id, timestamp_ms=timestamp)
@@ -215,10 +249,8 @@ def send(
                     )
                 except ValueError as exc:
                     raise click.UsageError(str(exc)) from None
-            record_interaction(to, raw, client=client)
-            response = post_event(
-                to, raw, app_id=app_id, oa_secret_key=oa_secret_from_env(), client=client
-            )
+            record_interaction(simulator, raw, client=client)
+            response = post_event(to, raw, app_id=app_id, oa_secret_key=oa_secret, client=client)
     except httpx.HTTPError as exc:
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         raise SystemExit(2) from None
@@ -226,3 +258,33 @@ def send(
     click.echo(response.text.rstrip())
     if not response.is_success:
         raise SystemExit(1)
+
+
+@zalo.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9100, show_default=True, type=int)
+@click.option("--data-dir", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="Where the simulator keeps the tokens it issued and the calls it received.")
+def simulator(host: str, port: int, data_dir: Path) -> None:
+    """Zalo's servers, simulated, as a process of their own: the OA API (sends are recorded,
+    ``GET /_sim/messages`` lists them), OAuth, the media "CDN". For a smoke test of a
+    production install without real Zalo: point ZALO_API_BASE and ZALO_OAUTH_BASE at
+    ``http://HOST:PORT/_sim`` (docs/deploy.md, "Smoke test without Zalo"). Never in
+    production."""
+    from tipline.zalo.simulator import serve
+
+    click.echo(f"Zalo simulator on http://{host}:{port}/_sim (data in {data_dir})")
+    serve(host, port, data_dir)
+
+
+@zalo.command("simulator-tokens")
+@click.argument("oa_id")
+@click.option("--data-dir", "data_dir", required=True, type=click.Path(path_type=Path))
+def simulator_tokens(oa_id: str, data_dir: Path) -> None:
+    """Print an access token and a refresh token the simulator issued to OA_ID (two lines),
+    as Zalo's API Explorer gives them: pipe them into `tipline zalo set-tokens OA_ID`."""
+    from tipline.zalo.simulator import issue_tokens
+
+    access, refresh, _expires = issue_tokens(data_dir, oa_id)
+    click.echo(access)
+    click.echo(refresh)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tipline.db import write_session
 from tipline.models import OutboxEntry, utcnow
-from tipline.outbox import JOBS, job_id
+from tipline.outbox import JOB_SERIALIZER, JOBS, job_id, job_queue
 
 ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 RELAY_LOCK = "tipline:outbox-relay"
@@ -70,7 +70,7 @@ def _lost(redis: Redis, job: Job) -> bool:
     worker killed in between leaves it there, "queued", for RQ's maintenance to find after
     10 to 20 minutes. A job in neither list is lost outright.
     """
-    queue = Queue(job.origin, connection=redis)
+    queue = job_queue(job.origin, redis)
     if redis.lpos(queue.key, job.id) is not None:
         return False
     intermediate = queue.intermediate_queue
@@ -90,7 +90,7 @@ def _overdue(redis: Redis, job: Job) -> bool:
     RQ's scheduler runs in one worker, behind a lock; when that worker is killed, the others
     take the lock over only at their ten-minute maintenance, and retries wait until then.
     """
-    registry = ScheduledJobRegistry(job.origin, connection=redis)  # type: ignore[no-untyped-call]
+    registry = ScheduledJobRegistry(job.origin, connection=redis, serializer=JOB_SERIALIZER)  # type: ignore[no-untyped-call]
     try:
         due = registry.get_scheduled_time(job)
     except NoSuchJobError:
@@ -111,7 +111,9 @@ def _active(redis: Redis, job: Job | None) -> bool:
         return False
     if status == JobStatus.STARTED and _worker_died(redis, job):
         # Forget the dead execution, or RQ's own cleanup would later fail the new run.
-        StartedJobRegistry(job.origin, connection=redis).remove_executions(job)
+        StartedJobRegistry(
+            job.origin, connection=redis, serializer=JOB_SERIALIZER
+        ).remove_executions(job)
         return False
     return status in ACTIVE
 
@@ -123,7 +125,7 @@ def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
     "scheduled" for a time long past, is not active: it is queued again.
     """
     ids = [job_id(kind, ref) for kind, ref in pairs]
-    existing = Job.fetch_many(ids, connection=redis)
+    existing = Job.fetch_many(ids, connection=redis, serializer=JOB_SERIALIZER)
     active = {job.id for job in existing if job is not None and _active(redis, job)}
     by_queue: dict[str, list[object]] = {}
     for (kind, ref), jid in zip(pairs, ids, strict=True):
@@ -144,7 +146,7 @@ def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
     count = 0
     with redis.pipeline() as pipe:
         for name, datas in by_queue.items():
-            count += len(Queue(name, connection=redis).enqueue_many(datas, pipeline=pipe))  # type: ignore[arg-type]
+            count += len(job_queue(name, redis).enqueue_many(datas, pipeline=pipe))  # type: ignore[arg-type]
         pipe.execute()
     return count
 

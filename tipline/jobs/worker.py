@@ -16,13 +16,15 @@ import logging
 import threading
 import time
 
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.exceptions import DeserializationError
+from rq.job import Job
 
 from tipline.intake.expansion import expand_pending
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.models import utcnow
-from tipline.outbox import QUEUE_NAMES
+from tipline.outbox import ALLOWED_JOBS, JOB_SERIALIZER, QUEUE_NAMES
 from tipline.retention import retention_pass
 from tipline.runtime import Runtime
 from tipline.zalo.client import ZaloClient
@@ -43,8 +45,30 @@ TOKEN_REFRESH_CHECK = 60.0  # seconds between a worker's looks at whether a pass
 COMMANDS_POLL = 0.2
 
 
+def refusal(job: Job, allowed: frozenset[str] = ALLOWED_JOBS) -> str | None:
+    """Why ``job`` must not run (None: it may): data that is not Tipline's JSON, a function
+    not on the allow-list, or a callback (an import path RQ would call on success or failure;
+    Tipline sets none)."""
+    try:
+        name = job.func_name
+    except DeserializationError:
+        return "its data is not a JSON job (a pickled job?)"
+    if name not in allowed:
+        return f"function {name!r} is not a Tipline job"
+    for callback in ("success", "failure", "stopped"):
+        if getattr(job, f"_{callback}_callback_name", None):
+            return f"it carries an on_{callback} callback"
+    return None
+
+
 class TiplineWorker(SimpleWorker):
-    """RQ's SimpleWorker, whose command listener stops within COMMANDS_POLL of a shutdown.
+    """RQ's SimpleWorker on Tipline's terms.
+
+    Jobs are data (tipline.outbox.JOB_SERIALIZER): a job that is not JSON or names a function
+    Tipline does not enqueue is refused before anything of it is imported or called, logged,
+    and left in the failed registry for an operator to look at.
+
+    Its command listener stops within COMMANDS_POLL of a shutdown.
 
     RQ listens for commands in a thread that waits up to 60 s for each message, and on every
     shutdown (SIGTERM, or a burst run's end) unsubscribes, then joins that thread with no
@@ -52,6 +76,21 @@ class TiplineWorker(SimpleWorker):
     it goes on to wait for a subscription that never comes: the worker took a whole minute to
     exit. A short wait leaves no such minute whichever thread wins.
     """
+
+    def __init__(self, queues: list[str], **kwargs: object) -> None:
+        kwargs.setdefault("serializer", JOB_SERIALIZER)
+        super().__init__(queues, **kwargs)  # type: ignore[arg-type]
+        self.allowed_jobs = ALLOWED_JOBS
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        reason = refusal(job, self.allowed_jobs)
+        if reason is None:
+            super().execute_job(job, queue)
+            return
+        log.error("refused job %s on queue %s: %s", job.id, queue.name, reason)
+        queue.intermediate_queue.remove(job.id)
+        job.retries_left = None  # a forged retry count must not bring it back
+        self.handle_job_failure(job, queue=queue, exc_string=f"refused by Tipline: {reason}")
 
     def subscribe(self) -> None:
         self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)

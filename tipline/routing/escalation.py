@@ -12,11 +12,11 @@ import os
 from datetime import timedelta
 
 from redis import Redis
-from rq import Queue
 from sqlalchemy.orm import Session
 
 from tipline import audit
 from tipline.models import NotificationKind, Priority, Tip, Unit, utcnow
+from tipline.outbox import job_queue
 from tipline.routing.duty import commanders_for, notify
 
 QUEUE = "dispatch"
@@ -29,7 +29,7 @@ def escalate_after() -> timedelta:
 
 def schedule(redis: Redis, tip_public_id: str, level: int, delay: timedelta | None = None) -> None:
     """Check ``tip`` at ``level`` after ``delay``; one job id per (tip, level), so no doubles."""
-    Queue(QUEUE, connection=redis).enqueue_in(
+    job_queue(QUEUE, redis).enqueue_in(
         delay if delay is not None else escalate_after(),
         JOB,
         tip_public_id,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import os
 import re
 import sqlite3
 import time
@@ -45,13 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, redirect, request, url_for
+from flask import Blueprint, Flask, Response, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
 
 from keys import constant_time_equal, new_token, pkce_challenge, random_bytes
 from tipline.config import DEMO_ZALO_APP_ID, DEMO_ZALO_APP_SECRET, Config
-from tipline.runtime import app_runtime
+from tipline.runtime import Runtime, app_runtime
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("zalo_simulator", __name__)
@@ -714,3 +715,33 @@ def get_cdn_media(host: str, media_id: str) -> ResponseReturnValue:
 @blueprint.get("/media/<media_id>")
 def get_media(media_id: str) -> ResponseReturnValue:
     return _media_response(media_id)
+def standalone_app(data_dir: Path) -> Flask:
+    """The simulator alone, at ``/_sim``, for `tipline zalo simulator`: a process of its own
+    with its own data dir, configured from the environment (``ZALO_APP_ID``,
+    ``ZALO_APP_SECRET`` for OAuth; the demo's values when unset). No database, no Redis."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("ZALO_")}
+    env["TIPLINE_DATA_DIR"] = str(data_dir)
+    app = Flask(__name__)
+    app.extensions["tipline"] = Runtime(Config.from_env(env))
+    app.register_blueprint(blueprint, url_prefix="/_sim")
+    return app
+
+
+def serve(host: str, port: int, data_dir: Path) -> None:
+    """Serve :func:`standalone_app` until interrupted, keeping the header names with
+    underscores (``access_token``, ``secret_key``) that Zalo's API uses and Werkzeug's server
+    drops by default."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class UnderscoreHeaders(WSGIRequestHandler):
+        def make_environ(self) -> Any:
+            environ = super().make_environ()
+            for key, value in self.headers.items():
+                if "_" in key:
+                    environ["HTTP_" + key.upper().replace("-", "_")] = value
+            return environ
+
+    server = make_server(
+        host, port, standalone_app(data_dir), threaded=True, request_handler=UnderscoreHeaders
+    )
+    server.serve_forever()
