@@ -18,7 +18,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 # Public ids, usernames, unit codes, OA ids: what audit events name. Nothing else is accepted.
 IDENTIFIER = Regexp(r"^[A-Za-z0-9_.:@-]{1,64}$", message=_l("Letters, digits and . _ : @ - only"))
@@ -48,6 +55,23 @@ class RecoverForm(PublicForm):
     code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])
     new_password = PasswordField(
         _l("New password"), validators=[DataRequired(), Length(min=12, max=256)]
+    )
+
+
+class NewPasswordForm(FlaskForm):
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[
+            DataRequired(message=_l("Enter a new password.")),
+            Length(min=12, max=256, message=_l("At least 12 characters.")),
+        ],
+    )
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[
+            DataRequired(message=_l("Enter the new password again.")),
+            EqualTo("new_password", message=_l("The two passwords differ.")),
+        ],
     )
 
 
@@ -132,6 +156,22 @@ class OaForm(FlaskForm):
     )
     # "1": the admin confirmed moving the OA from the unit it is attached to.
     move = HiddenField()
+
+
+class AccountChangeForm(FlaskForm):
+    """One life-cycle change of an account (triage.accounts_admin); ``confirm`` "1" does it."""
+
+    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[], validate_choice=False)
+    role = SelectField(_l("Role"), validators=[Optional()], choices=[], validate_choice=False)
+    confirm = HiddenField()
+
+    def validate_unit(self, field: SelectField) -> None:
+        if field.data and field.data not in {value for value, _label in field.choices}:
+            raise ValidationError(_l("This unit does not exist."))
+
+    def validate_role(self, field: SelectField) -> None:
+        if field.data and field.data not in {value for value, _label in field.choices}:
+            raise ValidationError(_l("This role does not exist."))
 
 
 class ConfirmForm(FlaskForm):

@@ -46,7 +46,14 @@ ESCALATE = "escalate"
 REPLY_QUEUED = "reply_queued"
 NOTE_ADDED = "note_added"
 # Keys, accounts, units
-GRANT = "grant"
+GRANT = "grant"  # a unit key sealed to an account: actor the key holder who approved
+# An account waits for a unit key (detail {"unit", "reason"}); a key holder rejected it; an
+# account's unit key grants were deleted (detail {"units", "reason"}).
+GRANT_REQUEST = "grant_request"
+GRANT_REJECT = "grant_reject"
+GRANT_REVOKE = "grant_revoke"
+# Every session of an account ended (detail {"reason"}).
+SESSIONS_ENDED = "sessions_ended"
 KEY_CREATE = "key_create"
 KEY_ROTATE = "key_rotate"
 ACCOUNT_CREATE = "account_create"

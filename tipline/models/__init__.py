@@ -13,6 +13,8 @@ from tipline.models.enums import (
     Channel,
     Delivery,
     Direction,
+    GrantReason,
+    GrantState,
     Holder,
     HoldReason,
     MessageKind,
@@ -28,6 +30,7 @@ from tipline.models.enums import (
     TipStatus,
     UnitLevel,
 )
+from tipline.models.grant_request import GrantRequest
 from tipline.models.inbound_event import InboundEvent
 from tipline.models.key_grant import KeyGrant
 from tipline.models.message import Message
@@ -55,6 +58,9 @@ __all__ = [
     "Channel",
     "Delivery",
     "Direction",
+    "GrantReason",
+    "GrantRequest",
+    "GrantState",
     "HoldReason",
     "Holder",
     "InboundEvent",

@@ -26,6 +26,7 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    GrantReason,
     MessageKind,
     Outcome,
     Priority,
@@ -68,6 +69,13 @@ CATEGORY_LABELS = {
     Category.TRAFFIC: _l("Traffic"),
     Category.OTHER: _l("Other"),
     Category.PROCEDURE_QUESTION: _l("Procedure question"),
+}
+GRANT_REASON_LABELS = {
+    GrantReason.NEW_ACCOUNT: _l("new account"),
+    GrantReason.PASSWORD_RESET: _l("password reset by an administrator"),
+    GrantReason.AUTHENTICATOR_RESET: _l("authenticator re-enrolled (lost phone)"),
+    GrantReason.UNIT_MOVE: _l("moved to this unit"),
+    GrantReason.ROLE_CHANGE: _l("role changed"),
 }
 ROLE_LABELS = {
     Role.OFFICER: _l("officer"),
@@ -144,6 +152,10 @@ ACTION_LABELS: dict[str, Any] = {
     actions.REPLY_QUEUED: _l("Reply written"),
     actions.NOTE_ADDED: _l("Note added"),
     actions.GRANT: _l("Key granted"),
+    actions.GRANT_REQUEST: _l("Key requested"),
+    actions.GRANT_REJECT: _l("Key request rejected"),
+    actions.GRANT_REVOKE: _l("Key grants revoked"),
+    actions.SESSIONS_ENDED: _l("Sessions ended"),
     actions.KEY_CREATE: _l("Key created"),
     actions.KEY_ROTATE: _l("Key rotated"),
     actions.ACCOUNT_CREATE: _l("Account created"),
