@@ -112,7 +112,14 @@ class SearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Search"), validators=[DataRequired(), Length(min=2, max=100)])
+    q = StringField(
+        _l("Search"),
+        validators=[
+            DataRequired(message=_l("Type what to search for.")),
+            # Fewer characters match nearly every tip: a bulk read, not a search.
+            Length(min=3, max=100, message=_l("Type 3 to 100 characters.")),
+        ],
+    )
 
 
 class HiddenNext(FlaskForm):

@@ -35,7 +35,9 @@ TIP_SHREDDED = "tip_shredded"
 TIP_OPEN = "tip_open"
 ATTACHMENT_DOWNLOAD = "attachment_download"
 TIP_EXPORT = "tip_export"
-SEARCH = "search"  # detail: {"results", "searched"} counts only; never the query text
+# detail: {"results", "searched"} counts and {"tips"}: the public ids of the tips shown
+# (space-separated, at most triage.search.MAX_SHOWN); never the query text
+SEARCH = "search"
 # Triage
 STATUS_CHANGE = "status_change"
 PRIORITY_CHANGE = "priority_change"

@@ -17,6 +17,7 @@ from tipline.audit import (
     FAILED_LOGINS,
     LOGIN_SPRAY,
     LOGIN_SWARM,
+    NEW_ACCOUNT_GRANT,
     NOT_ASSIGNED_OPEN,
     OFF_HOURS_OPEN,
     OPEN_BURST,
@@ -178,6 +179,7 @@ ANOMALY_LABELS: dict[str, Any] = {
     DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
     LOGIN_SPRAY: _l("Failed logins on many accounts from one address"),
     LOGIN_SWARM: _l("Failed logins on one account from many addresses"),
+    NEW_ACCOUNT_GRANT: _l("Unit key granted to a recently created account"),
 }
 OUTCOME_LABELS = {
     Outcome.OK: _l("ok"),
