@@ -231,7 +231,11 @@ def test_disabling_ends_sessions_revokes_grants_and_rotates_the_keys(
         canbo = session.scalars(select(Officer).where(Officer.username == "canbo")).one()
         # The key as a copy of the database and the password would give it, kept for later.
         copied_key = unlock_officer_key(canbo, OFFICER_PASSWORD)
+    sessions = runtime.redis.smembers(f"tipline:officer-sessions:{officer_id(runtime, 'canbo')}")
+    assert sessions  # the account's session ids, to delete them at once
     change(admin, runtime, "canbo", "disable")
+    for sid in sessions:  # the server halves (and the session's half of the key) are gone
+        assert not runtime.redis.exists(b"tipline:session:" + sid)
     assert officer.get("/triage/").status_code == 302  # the session ended
     assert unit_keys_held(runtime, "canbo") == 0
     tip = send_tip(client, runtime, "g-3")  # sealed after the disabling
@@ -414,3 +418,33 @@ def test_the_province_oa_tip_stays_out_of_reach_of_communes(
             status,
             404,
         )
+
+
+def test_duty_assignment_skips_an_officer_waiting_for_the_key(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str]
+) -> None:
+    from tipline.officers import add_officer
+    from tipline.routing.duty import set_on_duty
+
+    with runtime.sessions() as session, session.begin():
+        new = add_officer(
+            session,
+            username="moi",
+            display_name="Mới",
+            role="officer",
+            unit_code="v2025:32134",
+            password=OFFICER_PASSWORD,
+            cost=runtime.config.kdf_cost,
+            totp_confirmed=True,
+        )
+        assert new.key_pending
+        set_on_duty(session, new.officer, True)
+
+    def assignee(tip: str) -> str | None:
+        with runtime.sessions() as session:
+            row = session.scalars(select(Tip).where(Tip.public_id == tip)).one()
+            return row.assignee.username if row.assignee else None
+
+    assert assignee(send_tip(client, runtime, "g-11")) is None
+    approve_all(logged_in(client, units, "canbo"))
+    assert assignee(send_tip(client, runtime, "g-12")) == "moi"
