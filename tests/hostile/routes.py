@@ -69,12 +69,13 @@ class Targets:
         """A new account of unit A waiting for its key (tipline.grants): a request of its own
         for each call, so each role decides a pending one."""
         from tipline.grants import pending_request
+        from tipline.models import new_public_id
         from tipline.officers import add_officer
 
         with self.world.runtime.sessions() as db, db.begin():
             new = add_officer(
                 db,
-                username=self.new_username(),
+                username=f"cho.{new_public_id()}",
                 display_name="Cán bộ chờ khóa",
                 role="officer",
                 unit_code=UNIT_A,
