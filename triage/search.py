@@ -25,8 +25,9 @@ Why not a keyed-hash index of phone numbers, plates and addresses? The two desig
 One audit event per search with the number of tips searched and found and the ids of the tips
 shown (at most ``MAX_SHOWN``: each shows text from the tip, so each counts as an open for the
 auditor's burst flag); never the query, which may quote a phone number from a tip. A query
-needs 3 characters at least: shorter ones match nearly everything. The search is a GET form (a result page can be reloaded);
-the access log therefore records paths without query strings (``tipline serve``).
+needs 3 characters at least: shorter ones match nearly everything. The search is a GET form
+(a result page can be reloaded); the access log therefore records paths without query strings
+(``tipline serve``).
 """
 
 from __future__ import annotations

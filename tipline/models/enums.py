@@ -243,8 +243,8 @@ class GrantReason(StrEnum):
     """Why an account waits for a unit key (``grant_requests.reason``)."""
 
     NEW_ACCOUNT = "new_account"
-    # An admin reset the password: a new officer key pair.
-    PASSWORD_RESET = "password_reset"  # noqa: S105  # nosec B105 - a word, not a password
+    # An admin reset the password: a new officer key pair. (A word, not a password.)
+    PASSWORD_RESET = "password_reset"  # noqa: S105  # nosec B105
     AUTHENTICATOR_RESET = "authenticator_reset"  # a lost phone: whoever enrols gets the keys
     UNIT_MOVE = "unit_move"
     ROLE_CHANGE = "role_change"  # from a role without keys to one that holds them
