@@ -170,7 +170,14 @@ def test_an_admins_new_account_reads_nothing_until_a_key_holder_approves(
                 AuditEvent.action == "grant", AuditEvent.object_id == officer_id(runtime, "moi")
             )
         ).one()
-        assert grant.actor_name == "canbo" and grant.detail["requested_by"] == "quantri"
+        asked = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "grant_request",
+                AuditEvent.object_id == officer_id(runtime, "moi"),
+            )
+        ).one()
+        assert grant.actor_name == "canbo" and "quantri" not in grant.detail_json
+        assert asked.actor_name == "quantri" and asked.detail["request"] == grant.detail["request"]
         flags = anomalies(session, since=utcnow() - timedelta(hours=1))
     flagged = [f for f in flags if f.kind == NEW_ACCOUNT_GRANT]
     assert officer_id(runtime, "moi") in {f.object_id for f in flagged}
@@ -448,3 +455,14 @@ def test_duty_assignment_skips_an_officer_waiting_for_the_key(
     assert assignee(send_tip(client, runtime, "g-11")) is None
     approve_all(logged_in(client, units, "canbo"))
     assert assignee(send_tip(client, runtime, "g-12")) == "moi"
+
+
+def test_the_admins_forms_speak_vietnamese(admin: FlaskClient, runtime: Runtime) -> None:
+    """An empty or wrong new-account form: the errors in Vietnamese, nothing created."""
+    page = post_form(
+        admin, "/admin/", "/admin/officers", {"username": "", "display_name": "", "role": "x"}
+    )
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert "Trường này là bắt buộc." in html and "Lựa chọn không hợp lệ." in html
+    assert "This field is required." not in html and "Not a valid choice" not in html

@@ -75,7 +75,7 @@ def enable(
     _changed(session, officer, actor, client_address, {"active": "True"})
     if officer.role in KEY_HOLDING_ROLES and officer.unit is not None:
         return (
-            give_unit_key(session, officer, officer.unit, GrantReason.ROLE_CHANGE, actor=actor)
+            give_unit_key(session, officer, officer.unit, GrantReason.RE_ENABLED, actor=actor)
             is not None
         )
     return False

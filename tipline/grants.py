@@ -157,9 +157,10 @@ def approve(
             "key": "unit",
             "unit": request.unit.code,
             "versions": ",".join(str(k.version) for k in granted),
+            # Who asked is the request's own event (``grant_request``, its actor): the grant
+            # names only who granted.
             "request": request.public_id,
             "reason": request.reason,
-            "requested_by": request.requested_by.username if request.requested_by else "",
         },
     )
     return len(granted)
@@ -224,7 +225,7 @@ def give_unit_key(
         audit.record(
             session,
             action=audit.actions.GRANT,
-            actor=actor,
+            actor=None,  # nobody approved: the system made the key (never the account's creator)
             object_id=officer.public_id,
             unit=unit,
             detail={

@@ -140,17 +140,30 @@ class AuditFilterForm(FlaskForm):
     until = DateField(_l("To"), validators=[Optional()])
 
 
+REQUIRED = _l("This field is required.")  # WTForms has no Vietnamese catalogue: ours
+
+
+class ChoiceField(SelectField):
+    """A select whose refusal of a value not offered is in the UI's language."""
+
+    def pre_validate(self, form: object) -> None:
+        if self.data not in {value for value, *_rest in self.iter_choices()}:
+            raise ValidationError(_l("Not a valid choice."))
+
+
 class NewAccountForm(FlaskForm):
     username = StringField(
         _l("Username"),
         validators=[
-            DataRequired(),
+            DataRequired(message=REQUIRED),
             Regexp(r"^[a-z0-9][a-z0-9._-]{2,63}$", message=_l("3–64 of a-z, 0-9, . _ -")),
         ],
     )
-    display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
-    role = SelectField(_l("Role"), choices=[])
-    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
+    display_name = StringField(
+        _l("Full name"), validators=[DataRequired(message=REQUIRED), Length(max=200)]
+    )
+    role = ChoiceField(_l("Role"), choices=[])
+    unit = ChoiceField(_l("Unit"), validators=[Optional()], choices=[])
 
 
 class OaForm(FlaskForm):

@@ -248,6 +248,7 @@ class GrantReason(StrEnum):
     AUTHENTICATOR_RESET = "authenticator_reset"  # a lost phone: whoever enrols gets the keys
     UNIT_MOVE = "unit_move"
     ROLE_CHANGE = "role_change"  # from a role without keys to one that holds them
+    RE_ENABLED = "re_enabled"  # disabled (keys revoked), then enabled again
 
 
 class GrantState(StrEnum):

@@ -77,6 +77,7 @@ GRANT_REASON_LABELS = {
     GrantReason.AUTHENTICATOR_RESET: _l("authenticator re-enrolled (lost phone)"),
     GrantReason.UNIT_MOVE: _l("moved to this unit"),
     GrantReason.ROLE_CHANGE: _l("role changed"),
+    GrantReason.RE_ENABLED: _l("account enabled again"),
 }
 ROLE_LABELS = {
     Role.OFFICER: _l("officer"),
