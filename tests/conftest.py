@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
@@ -201,12 +201,15 @@ def units(runtime: Runtime, config: Config) -> dict[str, str]:
     Every account has OFFICER_PASSWORD; their TOTP secrets are in the returned dict, keyed
     "totp:<username>".
     """
-    from tipline.officers import add_officer
+    from tipline.officers import add_officer, holder_keys
     from tipline.units import add_unit, set_oa
 
     info = {"province_oa": PROVINCE_OA, "commune_oa": COMMUNE_OA}
+    approver: list[Any] = []  # the commander, who approves the officers' unit keys (as in life)
 
     def account(username: str, role: str, unit: str) -> None:
+        if approver:  # what the commander's key opens now (the units made since included)
+            approver[:] = holder_keys(session, "chihuy", OFFICER_PASSWORD)
         new = add_officer(
             session,
             username=username,
@@ -216,8 +219,12 @@ def units(runtime: Runtime, config: Config) -> dict[str, str]:
             password=OFFICER_PASSWORD,
             cost=config.kdf_cost,
             totp_confirmed=True,
+            grantor=approver[0] if approver else None,
+            grantor_keys=approver[1] if approver else None,
         )
         info[f"totp:{username}"] = new.totp_secret
+        if username == "chihuy":
+            approver.extend(holder_keys(session, username, OFFICER_PASSWORD))
 
     with runtime.sessions() as session, session.begin():
         add_unit(session, code="v2025:96", name="Công an tỉnh Cà Mau", level="province")

@@ -103,9 +103,23 @@ def test_cli_account_unit_and_key_actions_are_audited(
                 **system,
             ),
             Expected(
+                actions.GRANT_REQUEST,
+                commander,
+                unit="v2025:96",
+                detail={"reason": "new_account"},
+                **system,
+            ),
+            Expected(
                 actions.KEY_CREATE, province, unit="v2025:96", detail={"version": "1"}, **system
             ),
-            Expected(actions.GRANT, commander, unit="v2025:96", detail={"version": "1"}, **system),
+            # The province's first key holder: nobody could approve; a fresh key version.
+            Expected(
+                actions.GRANT,
+                commander,
+                unit="v2025:96",
+                detail={"versions": "1", "reason": "first_key_holder"},
+                **system,
+            ),
             Expected(
                 actions.UNIT_CREATE,
                 commune,

@@ -17,9 +17,13 @@ import sys
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import select
 
+from tests.conftest import OFFICER_PASSWORD
 from tests.hostile.routes import LAST, REQUESTS, TO_LOGIN, Targets, outcome, send
 from tests.hostile.world import ROLES, Deliverer, build_world, jpeg, upload
+from tipline.keychain import NoKeyChain, open_tip_key, unit_keys_of, unlock_officer_key
+from tipline.models import Officer, Tip
 from tipline.runtime import Runtime
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "authorization.md"
@@ -74,6 +78,8 @@ EXPECTED: dict[str, Row] = {
     "POST /login": public("400", logged_in="302"),  # empty form
     "GET /login/totp-setup": everyone(TO_LOGIN),  # no enrolment under way
     "POST /login/totp-setup": everyone(TO_LOGIN),
+    "GET /login/new-password": everyone(TO_LOGIN),  # no admin-set password to replace
+    "POST /login/new-password": everyone(TO_LOGIN),
     "GET /login/recover": everyone("200"),
     "POST /login/recover": everyone("200"),  # empty form: shown again
     "POST /lang/<code>": everyone("302"),  # back to the page it was posted from
@@ -98,6 +104,10 @@ EXPECTED: dict[str, Row] = {
     "POST /triage/tips/<public_id>/duplicate": staff("302", *UNIT_A_READERS),
     "GET /triage/roster/": staff("200", *HOLDERS),  # an officer sees only themselves
     "POST /triage/roster/<public_id>": staff("302", "canbo", "chihuy"),  # self, or above
+    # --- key holders: approve the unit keys of accounts waiting for them (tipline.grants) ---
+    "GET /triage/grants/": staff("200", *HOLDERS),
+    "POST /triage/grants/<public_id>/approve": staff("302", *UNIT_A_READERS),
+    "POST /triage/grants/<public_id>/reject": staff("302", *UNIT_A_READERS),
     "GET /triage/units/<public_id>/poster": staff("200", *UNIT_A_READERS),
     "GET /triage/units/<public_id>/poster.png": staff("200", *UNIT_A_READERS),
     # --- the auditor: the audit trail, no tip ---
@@ -119,6 +129,8 @@ EXPECTED: dict[str, Row] = {
     "POST /admin/officers/<public_id>/active": staff("302", "admin"),
     "POST /admin/officers/<public_id>/unlock": staff("302", "admin"),
     "POST /admin/units/<public_id>/oa": staff("302", "admin"),
+    "GET /admin/accounts/<public_id>": staff("200", "admin"),
+    "POST /admin/accounts/<public_id>/<change>": staff("200", "admin"),  # the confirmation
     "POST /admin/units/<public_id>/rotate-key": staff("302", "admin"),
     # --- the admin: Zalo OAs (their connection; Zalo's consent) ---
     "GET /admin/zalo/": staff("200", "admin"),
@@ -126,6 +138,15 @@ EXPECTED: dict[str, Row] = {
     "GET /admin/zalo/callback": staff("200", "admin"),  # back from Zalo: the OA connected
     "POST /admin/zalo/<oa_id>/detach": staff("302", "admin"),  # confirmed: detached
     "GET /admin/zalo-events": staff("200", "admin"),  # metadata of quarantined events
+}
+# What each account's own key opens, through the key chain in the database (not the UI's
+# check): unit A's tip, unit B's tip. Auditors and admins hold no unit key at all.
+DECRYPTS: dict[str, tuple[str, ...]] = {
+    "canbo": ("A",),
+    "canbo2": ("B",),
+    "chihuy": ("A", "B"),
+    "thanhtra": (),
+    "admin": (),
 }
 # Any other method on a route (GET on a form's action, POST on a page): 405 for every account;
 # nobody logged in is sent to the login page first, as for any path that is not public.
@@ -189,6 +210,30 @@ def test_every_route_answers_every_role_as_the_table_says(
     assert wrong == []
 
 
+def test_what_each_role_can_decrypt(app: Flask, runtime: Runtime, units: dict[str, str]) -> None:
+    """Not only statuses: each account's key (unlocked with its password, as a copy of the
+    database and the password would allow) opens exactly the tips of ``DECRYPTS``, and the tip
+    page agrees."""
+    world = build_world(app, runtime, units)
+    tips = {"A": world.tip_a, "B": world.tip_b}
+    for role, expected in DECRYPTS.items():
+        opened = set()
+        with runtime.sessions() as db:
+            officer = db.scalars(select(Officer).where(Officer.username == role)).one()
+            keys = unit_keys_of(db, officer, unlock_officer_key(officer, OFFICER_PASSWORD))
+            for name, public_id in tips.items():
+                tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one()
+                try:
+                    open_tip_key(db, tip, keys)
+                    opened.add(name)
+                except NoKeyChain:
+                    pass
+        assert opened == set(expected), role
+        client = world.client(role)
+        shown = {n for n, t in tips.items() if client.get(f"/triage/tips/{t}").status_code == 200}
+        assert shown == set(expected), role
+
+
 def test_any_other_method_is_405_for_every_account(
     app: Flask, runtime: Runtime, units: dict[str, str]
 ) -> None:
@@ -200,7 +245,8 @@ def test_any_other_method_is_405_for_every_account(
         for key in other_methods(app):
             method, rule = key.split(" ", 1)
             path = rule.replace("<path:filename>", "tipline.css")
-            for name in ("public_id", "attachment_id", "media_id", "code", "oa_id", "host"):
+            names = ("public_id", "attachment_id", "media_id", "code", "oa_id", "host", "change")
+            for name in names:
                 path = path.replace(f"<{name}>", "x")
             data = {"csrf_token": token} if method == "POST" else None
             got = outcome(client.open(path, method=method, data=data))
@@ -250,6 +296,21 @@ def render() -> str:
     ]
     for key, row in EXPECTED.items():
         lines.append(f"| `{key}` | " + " | ".join(row[r] for r in ROLES) + " |")
+    lines += [
+        "",
+        "## What each account's key decrypts",
+        "",
+        "Checked by `test_what_each_role_can_decrypt` through the key chain in the database (the",
+        "account's own key, unlocked with its password), not only the pages' statuses: unit A's",
+        "tip, unit B's tip. Auditors and admins hold no unit key; an account waiting for a key",
+        "holder's approval holds none either (`tipline.grants`).",
+        "",
+        "| account | decrypts |",
+        "| --- | --- |",
+    ]
+    for role, opened in DECRYPTS.items():
+        names = ", ".join(f"unit {n}'s tip" for n in opened) or "nothing"
+        lines.append(f"| {ROLE_HEADINGS[role]} | {names} |")
     return "\n".join(lines) + "\n"
 
 

@@ -212,3 +212,43 @@ def test_set_oa_moves_an_oa_of_another_unit_only_when_told(run, runtime: Runtime
     ]
     # Attaching it again to the unit it is in is not a move.
     assert run("units", "set-oa", "v2025:32128", oa)[0] == 0
+
+
+@pytest.mark.usefixtures("units")
+def test_officers_add_waits_for_a_key_holder_or_takes_one_at_hand(  # type: ignore[no-untyped-def]
+    run, runtime: Runtime
+) -> None:
+    """`tipline officers add` grants the unit key only with a key holder's password
+    (`--granted-by`); otherwise the account waits for an approval in the staff UI."""
+    from sqlalchemy import select
+
+    from tests.conftest import OFFICER_PASSWORD
+    from tipline.models import Holder, KeyGrant, Officer
+
+    def holds(username: str) -> bool:
+        with runtime.sessions() as session:
+            officer = session.scalars(select(Officer).where(Officer.username == username)).one()
+            return (
+                session.scalars(
+                    select(KeyGrant.id).where(
+                        KeyGrant.holder_kind == Holder.OFFICER, KeyGrant.holder_id == officer.id
+                    )
+                ).first()
+                is not None
+            )
+
+    base = ("officers", "add", "--role", "officer", "--unit", "v2025:32134", "--password")
+    code, out = run(*base, "mat-khau-rat-dai-1", "cho.duyet")
+    assert code == 0 and "unit key pending" in out and not holds("cho.duyet")
+    code, out = run(
+        *base, "mat-khau-rat-dai-2", "co.khoa", "--granted-by", "canbo",
+        "--grantor-password", OFFICER_PASSWORD,
+    )
+    assert code == 0 and "pending" not in out and holds("co.khoa")
+    with runtime.sessions() as session:
+        from tipline.models import AuditEvent
+
+        grant = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "grant").order_by(AuditEvent.seq.desc())
+        ).first()
+        assert grant is not None and grant.actor_name == "canbo"

@@ -16,7 +16,7 @@ from keys import open_sealed
 from tests.conftest import OFFICER_PASSWORD, PROVINCE_OA, expand, run_jobs
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.relay import drain
-from tipline.keychain import open_tip_key, unit_keys_of, unlock_officer_key
+from tipline.keychain import NoKeyChain, open_tip_key, unit_keys_of, unlock_officer_key
 from tipline.models import (
     Holder,
     KeyGrant,
@@ -118,6 +118,28 @@ def test_an_old_commune_name_routes_to_its_new_unit_sealed(
     assert "Phú Hưng" in record["candidates"][0]["reasons"]
 
 
+def province_holds_it_alone(rt: Runtime, tip: Tip) -> None:
+    """Only the OA's unit (the province here) and its parents hold a tip not yet routed: no
+    candidate commune's key opens it (they used to be pre-granted, up to 5)."""
+    with rt.sessions() as session:
+        holders = set(
+            session.scalars(
+                select(KeyGrant.holder_id).where(
+                    KeyGrant.subject_kind == Subject.TIP,
+                    KeyGrant.subject_id == tip.id,
+                    KeyGrant.holder_kind == Holder.UNIT_KEY,
+                )
+            )
+        )
+        province = session.scalars(select(Unit).where(Unit.code == "v2025:96")).one()
+        assert holders and holders <= {k.id for k in province.keys}
+        for username in ("canbo", "canbo2"):
+            officer = session.scalars(select(Officer).where(Officer.username == username)).one()
+            keys = unit_keys_of(session, officer, unlock_officer_key(officer, OFFICER_PASSWORD))
+            with pytest.raises(NoKeyChain):
+                open_tip_key(session, session.get_one(Tip, tip.id), keys)
+
+
 def test_unplaceable_tip_stays_asks_once_then_a_location_moves_it(
     client: FlaskClient, geo_runtime: Runtime
 ) -> None:
@@ -128,29 +150,33 @@ def test_unplaceable_tip_stays_asks_once_then_a_location_moves_it(
     assert unit_code(rt, tip) == "v2025:96"
     assert tip.routing_auto is False and tip.needs_location is True
     assert tip.location_requested_at is not None
+    province_holds_it_alone(rt, tip)
     texts = outbound_texts(rt, "chihuy")
     assert len(texts) == 1 and "chia sẻ vị trí" in texts[0]
     # A follow-up text does not ask again.
     send(client, rt, event(text="ở gần chợ", oa=PROVINCE_OA, msg_id="a2"))
     run_jobs(rt, ["dispatch"])
     assert len(outbound_texts(rt, "chihuy")) == 1
-    # The location arrives: the tip moves to Cái Nước (pre-granted at dispatch).
+    # The location arrives: no worker can grant a tip it cannot open, and no commune held it
+    # in advance, so the province is told where the point is and an officer transfers it.
     send(client, rt, location_event(9.005, 105.025, "a3"))
     run_jobs(rt, ["dispatch"])
     tip = the_tip(rt)
-    assert unit_code(rt, tip) == "v2025:32128"
+    assert unit_code(rt, tip) == "v2025:96"
     assert tip.needs_location is False and tip.sealed_reroute is None
+    province_holds_it_alone(rt, tip)
     with rt.sessions() as session:
-        holders = session.scalars(
-            select(KeyGrant.holder_id).where(
-                KeyGrant.subject_kind == Subject.TIP,
-                KeyGrant.subject_id == tip.id,
-                KeyGrant.holder_kind == Holder.UNIT_KEY,
-            )
+        notices = session.scalars(
+            select(Notification.kind).where(Notification.tip_id == tip.id)
         ).all()
-        lts = session.scalars(select(Unit).where(Unit.code == "v2025:32134")).one()
-        assert not set(holders) & {k.id for k in lts.keys}  # the other candidate lost its grant
-    assert outbound_texts(rt, "canbo2")  # the new unit reads the tip
+        officer = session.scalars(select(Officer).where(Officer.username == "chihuy")).one()
+        keys = unit_keys_of(session, officer, unlock_officer_key(officer, OFFICER_PASSWORD))
+        tip_key = open_tip_key(session, session.get_one(Tip, tip.id), keys)
+        routing = json.loads(
+            open_sealed(tip_key, tip.sealed_routing, purpose="routing", binding=tip.key_binding)
+        )
+    assert "location_received" in notices
+    assert routing["unit"] == "v2025:32128"  # where the point is, for the officer to transfer
 
 
 def test_a_gps_tip_lands_where_the_point_is(client: FlaskClient, geo_runtime: Runtime) -> None:

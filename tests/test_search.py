@@ -126,6 +126,43 @@ def test_one_audit_event_per_search_without_the_query(
             for e in session.scalars(select(AuditEvent))
         )
     assert len(events) == 1
-    assert events[0].detail == {"results": "1", "searched": "2"}
+    assert events[0].detail == {"results": "1", "searched": "2", "tips": tips["drugs"]}
     assert events[0].object_id is None
     assert "0912" not in everything and "345" not in everything
+
+
+def test_a_query_under_3_characters_reads_nothing(
+    client: FlaskClient, units: dict[str, str], tips: dict[str, str], runtime: Runtime
+) -> None:
+    """A 2-character query used to decrypt up to the bound and show text from every tip."""
+    login(client, "canbo", units["totp:canbo"])
+    page = client.get("/triage/search/", query_string={"q": "ma"})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Hãy nhập từ 3 đến 100 ký tự." in html
+    assert not re.findall(r'href="/triage/tips/([a-z0-9]+)"', html)
+    with runtime.sessions() as session:
+        assert not list(session.scalars(select(AuditEvent).where(AuditEvent.action == "search")))
+
+
+def test_the_tips_a_search_shows_are_audited_and_count_as_opens(
+    client: FlaskClient, units: dict[str, str], tips: dict[str, str], runtime: Runtime
+) -> None:
+    from datetime import timedelta
+
+    from tipline.audit import OPEN_BURST, AnomalyRules, anomalies
+    from tipline.models import utcnow
+
+    login(client, "chihuy", units["totp:chihuy"])
+    shown = found(client, "0912")
+    assert shown == {tips["drugs"], tips["province"]}
+    with runtime.sessions() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "search")).one()
+        assert set(event.detail["tips"].split()) == shown
+        flags = anomalies(
+            session,
+            since=utcnow() - timedelta(hours=1),
+            rules=AnomalyRules(burst_opens=2),
+        )
+    bursts = [f for f in flags if f.kind == OPEN_BURST]
+    assert len(bursts) == 1 and bursts[0].count == 2 and bursts[0].actor_name == "chihuy"

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from keys import WrongSecret, keyed_digest, unwrap_from_session
 from tests.conftest import OFFICER_PASSWORD, Clock, expand
 from tests.test_end_to_end import redis_dump
-from tests.triage_helpers import csrf_from, login, post_form, totp_code
+from tests.triage_helpers import approve_all, csrf_from, login, post_form, totp_code
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import AuditEvent, Message, Officer, Tip
@@ -420,9 +420,10 @@ def test_recovery_code_resets_the_password_and_keeps_access(
             cost=runtime.config.kdf_cost,
             totp_confirmed=True,
         )
-    # The unit already has key holders, so the grant waits for one of them to log in.
+    # The unit already has key holders, so the grant waits for one of them to approve it.
     holder = client.application.test_client()
     login(holder, "canbo", units["totp:canbo"])
+    assert len(approve_all(holder)) == 1
     page = client.get("/login/recover").get_data(as_text=True)
     response = client.post(
         "/login/recover",

@@ -22,6 +22,7 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    GrantReason,
     MessageKind,
     Notification,
     NotificationKind,
@@ -40,6 +41,7 @@ from tipline.web.labels import (
     ATTACHMENT_STATE_LABELS,
     CATEGORY_LABELS,
     DELIVERY_LABELS,
+    GRANT_REASON_LABELS,
     MESSAGE_KIND_LABELS,
     OUTCOME_LABELS,
     PRIORITY_LABELS,
@@ -66,6 +68,7 @@ SHOWN: list[tuple[type[StrEnum], Mapping[StrEnum, object]]] = [
     (QuarantineReason, QUARANTINE_REASON_LABELS),
     (MessageKind, MESSAGE_KIND_LABELS),
     (SendProblem, SEND_PROBLEM_LABELS),
+    (GrantReason, GRANT_REASON_LABELS),
 ]
 
 

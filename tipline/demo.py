@@ -31,7 +31,7 @@ from tipline.config import (
 )
 from tipline.migrate import upgrade
 from tipline.models import OfficialAccount, Role, Unit, UnitLevel
-from tipline.officers import add_officer
+from tipline.officers import add_officer, holder_keys
 from tipline.redis_conn import embedded_keystore_url, embedded_redis_url
 from tipline.runtime import Runtime
 from tipline.units import add_unit, set_oa
@@ -77,8 +77,13 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
         if session.scalar(select(Unit.id).limit(1)) is not None:
             return None
 
+        # The commander's row and keys, and their username and password to refresh them.
+        grantor: list[Any] = []
+
         def account(username: str, name: str, role: str, unit: str | None) -> None:
             password = _password()
+            if grantor:  # what the commander's key opens now (the communes made since too)
+                grantor[0] = holder_keys(session, grantor[1][0], grantor[1][1])
             new = add_officer(
                 session,
                 username=username,
@@ -88,7 +93,12 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
                 password=password,
                 cost=config.kdf_cost,
                 totp_confirmed=True,
+                # The demo's commander approves the communes' officers as they are seeded.
+                grantor=grantor[0][0] if grantor else None,
+                grantor_keys=grantor[0][1] if grantor else None,
             )
+            if role == Role.COMMANDER and not grantor:
+                grantor.extend([holder_keys(session, username, password), (username, password)])
             logins.append(
                 {
                     "username": username,

@@ -399,31 +399,140 @@ def transfer_tip(session: Session, tip: Tip, tip_key: PrivateKey, target: Unit) 
     tip.unit = target
 
 
-def complete_pending_grants(session: Session, opened: dict[int, PrivateKey]) -> list[Officer]:
-    """Give the current key of each unit whose key ``opened`` holds to members still lacking it.
+def grant_unit_versions(
+    session: Session, unit: Unit, opened: dict[int, PrivateKey], officer: Officer
+) -> list[UnitKey]:
+    """Seal to ``officer`` every version of ``unit``'s key that ``opened`` holds.
 
-    Adding a second officer to a unit needs someone who holds the unit key; an admin never
-    does. So the grant waits until a key holder of the unit logs in, and happens then.
-    Returns the officers who received a grant.
+    Every version, not only the current one: tips and child unit keys sealed under an older
+    version (before a rotation of the unit, or of the unit above) stay readable to the new
+    key holder, as they are to the one granting. Returns the versions newly granted.
     """
-    granted: list[Officer] = []
-    unit_keys = session.scalars(select(UnitKey).where(UnitKey.id.in_(list(opened)))).all()
-    for unit in {key.unit for key in unit_keys}:
-        current = unit.current_key
-        if current is None or current.id not in opened:
+    granted = []
+    for version in sorted(unit.keys, key=lambda k: k.version):
+        private = opened.get(version.id)
+        if private is None:
             continue
-        members = session.scalars(
+        if _grant_row(session, Subject.UNIT_KEY, version.id, Holder.OFFICER, officer.id) is None:
+            grant_unit_key_to_officer(session, version, private, officer)
+            granted.append(version)
+    return granted
+
+
+def revoke_officer_grants(session: Session, officer: Officer) -> list[Unit]:
+    """Delete every unit key grant sealed to ``officer``; the units whose keys they held.
+
+    The rows go, so the account's key no longer opens anything through the database. What the
+    officer read, and any copy of a row taken before (a backup), is not taken back: the caller
+    rotates the units' keys so that nothing sealed from now on reaches the old versions.
+    """
+    rows = list(
+        session.scalars(
+            select(KeyGrant).where(
+                KeyGrant.holder_kind == Holder.OFFICER,
+                KeyGrant.holder_id == officer.id,
+                KeyGrant.subject_kind == Subject.UNIT_KEY,
+            )
+        )
+    )
+    key_ids = {row.subject_id for row in rows}
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    if not key_ids:
+        return []
+    units = session.scalars(
+        select(Unit).join(UnitKey, UnitKey.unit_id == Unit.id).where(UnitKey.id.in_(key_ids))
+    ).unique()
+    return sorted(set(units), key=lambda u: u.code)
+
+
+def key_holders_reaching(session: Session, unit: Unit) -> list[Officer]:
+    """Active key-holding officers with a grant of a key of ``unit`` or of a unit above it:
+    those whose chain can open ``unit``'s key, so who may approve a grant of it."""
+    chain: list[int] = []
+    walk: Unit | None = unit
+    while walk is not None:
+        chain.append(walk.id)
+        walk = walk.parent
+    key_ids = select(UnitKey.id).where(UnitKey.unit_id.in_(chain))
+    holder_ids = select(KeyGrant.holder_id).where(
+        KeyGrant.subject_kind == Subject.UNIT_KEY,
+        KeyGrant.subject_id.in_(key_ids),
+        KeyGrant.holder_kind == Holder.OFFICER,
+    )
+    return list(
+        session.scalars(
             select(Officer).where(
-                Officer.unit_id == unit.id,
+                Officer.id.in_(holder_ids),
                 Officer.active.is_(True),
                 Officer.role.in_(list(KEY_HOLDING_ROLES)),
             )
         )
-        for officer in members:
-            if (
-                _grant_row(session, Subject.UNIT_KEY, current.id, Holder.OFFICER, officer.id)
-                is None
-            ):
-                grant_unit_key_to_officer(session, current, opened[current.id], officer)
-                granted.append(officer)
-    return granted
+    )
+
+
+def officers_reaching_tip(session: Session, tip: Tip) -> set[int]:
+    """Ids of the officers a chain of grants leads from to ``tip`` (read from the rows, no
+    key opened): the tip's unit key holders, and those of every unit key above them."""
+    keys = set(
+        session.scalars(
+            select(KeyGrant.holder_id).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.subject_id == tip.id,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+            )
+        )
+    )
+    frontier = set(keys)
+    while frontier:
+        above = set(
+            session.scalars(
+                select(KeyGrant.holder_id).where(
+                    KeyGrant.subject_kind == Subject.UNIT_KEY,
+                    KeyGrant.subject_id.in_(frontier),
+                    KeyGrant.holder_kind == Holder.UNIT_KEY,
+                )
+            )
+        )
+        frontier = above - keys
+        keys |= above
+    if not keys:
+        return set()
+    return set(
+        session.scalars(
+            select(KeyGrant.holder_id).where(
+                KeyGrant.subject_kind == Subject.UNIT_KEY,
+                KeyGrant.subject_id.in_(keys),
+                KeyGrant.holder_kind == Holder.OFFICER,
+            )
+        )
+    )
+
+
+def replace_officer_key(officer: Officer, *, password: str, cost: KdfCost, totp_secret: str) -> str:
+    """A new key pair for an account whose password an admin reset (nobody can open the old
+    one: the admin knows neither the password nor the recovery code). Grants to the old key
+    are worthless; the caller deletes them. Returns the new recovery code."""
+    private = generate_keypair()
+    recovery = new_recovery_code()
+    officer.public_key = private.public_key.to_bytes()
+    officer.password_hash = hash_password(password, cost=cost)
+    officer.key_wrapped_by_password = OFFICER_KEY_PASSWORD_WRAP.wrap(
+        private, password, cost, officer_public_id=officer.public_id
+    )
+    officer.key_wrapped_by_recovery = OFFICER_KEY_RECOVERY_WRAP.wrap(
+        private, recovery, cost, officer_public_id=officer.public_id
+    )
+    reseal_totp_secret(officer, totp_secret)
+    return recovery
+
+
+def reseal_totp_secret(officer: Officer, totp_secret: str) -> None:
+    """A new TOTP secret, sealed to the account's public key (no private key needed): the
+    officer enrols it at the next login."""
+    officer.sealed_totp_secret = OFFICER_TOTP_SECRET.seal(
+        officer.public, totp_secret.encode(), officer_public_id=officer.public_id
+    )
+    officer.totp_confirmed_at = None
+    officer.totp_last_step = None

@@ -11,14 +11,10 @@ from sqlalchemy.orm import Session
 
 from keys import KdfCost, PrivateKey
 from tipline import audit
-from tipline.keychain import (
-    create_unit_key,
-    enrol_officer,
-    grant_unit_key_to_officer,
-    members_holding_keys,
-)
-from tipline.models import KEY_HOLDING_ROLES, Officer, Role, UnitKey, utcnow
-from tipline.units import UnitError, find_unit, record_key_version
+from tipline.grants import give_unit_key
+from tipline.keychain import enrol_officer, unit_keys_of, unlock_officer_key
+from tipline.models import KEY_HOLDING_ROLES, GrantReason, Officer, Role, utcnow
+from tipline.units import UnitError, find_unit
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD = 12
@@ -29,8 +25,8 @@ class NewAccount:
     officer: Officer
     recovery_code: str
     totp_secret: str
-    # True when the unit already has key holders and none was at hand to grant the key: a
-    # holder's next login completes the grant (until then the account opens no tip).
+    # True when the account waits for a key holder of the unit or above to approve its grant
+    # (tipline.grants); until then it opens no tip.
     key_pending: bool
 
 
@@ -44,8 +40,10 @@ def add_officer(
     password: str,
     cost: KdfCost,
     grantor_keys: dict[int, PrivateKey] | None = None,
+    grantor: Officer | None = None,
     actor: Officer | None = None,
     totp_confirmed: bool = False,
+    must_change_password: bool = False,
 ) -> NewAccount:
     """Create an account. ``totp_confirmed`` skips the QR enrolment at first login: only for
     accounts whose TOTP secret was handed over by a trusted channel (the demo's logins file)."""
@@ -75,6 +73,7 @@ def add_officer(
     officer = enrolment.officer
     if totp_confirmed:
         officer.totp_confirmed_at = utcnow()
+    officer.must_change_password = must_change_password
     audit.record(
         session,
         action=audit.actions.ACCOUNT_CREATE,
@@ -84,28 +83,24 @@ def add_officer(
         detail={"username": username, "role": role},
     )
     pending = False
-    granted: UnitKey | None = None
     if holds_keys and unit is not None:
-        current = unit.current_key
-        if current is None or not members_holding_keys(session, unit):
-            # The unit's first key holder: a fresh key version, sealed to them and the parent.
-            # Tips sealed to an earlier version stay readable by the commanders above.
-            current, private = create_unit_key(session, unit)
-            record_key_version(session, audit.actions.KEY_CREATE, unit, current, actor)
-            grant_unit_key_to_officer(session, current, private, officer)
-            granted = current
-        elif grantor_keys is not None and current.id in grantor_keys:
-            grant_unit_key_to_officer(session, current, grantor_keys[current.id], officer)
-            granted = current
-        else:
-            pending = True
-    if granted is not None and unit is not None:
-        audit.record(
+        request = give_unit_key(
             session,
-            action=audit.actions.GRANT,
+            officer,
+            unit,
+            GrantReason.NEW_ACCOUNT,
             actor=actor,
-            object_id=officer.public_id,
-            unit=unit,
-            detail={"key": "unit", "version": str(granted.version)},
+            grantor=grantor,
+            grantor_keys=grantor_keys,
         )
+        pending = request is not None
     return NewAccount(officer, enrolment.recovery_code, totp_secret, pending)
+
+
+def holder_keys(
+    session: Session, username: str, password: str
+) -> tuple[Officer, dict[int, PrivateKey]]:
+    """A key holder and the unit keys their password unlocks: to approve grants on the spot
+    (``--granted-by``, the demo's seeding). Raises ``keys.WrongSecret`` for a wrong password."""
+    holder = session.scalars(select(Officer).where(Officer.username == username)).one()
+    return holder, unit_keys_of(session, holder, unlock_officer_key(holder, password))

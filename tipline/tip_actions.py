@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from keys import PrivateKey, PublicKey
 from tipline import informant
 from tipline.audit import actions, record
-from tipline.keychain import grant_tip_to_unit, transfer_tip
+from tipline.keychain import grant_tip_to_unit, officers_reaching_tip, transfer_tip
 from tipline.models import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
@@ -120,6 +120,25 @@ def assignable_officers(db: Session, unit_ids: list[int]) -> set[str]:
     return set(
         db.scalars(
             select(Officer.public_id).where(
+                Officer.unit_id.in_(unit_ids),
+                Officer.active.is_(True),
+                Officer.role.in_(list(KEY_HOLDING_ROLES)),
+            )
+        )
+    )
+
+
+def officers_who_can_open(db: Session, tip: Tip, unit_ids: list[int]) -> set[str]:
+    """Public ids of the :func:`assignable_officers` of ``unit_ids`` whose key chain leads to
+    ``tip``: a tip is assigned only to someone who can open it (not, say, by a commander to
+    an officer of a sibling commune, or to one still waiting for a key holder's approval)."""
+    reach = officers_reaching_tip(db, tip)
+    if not reach:
+        return set()
+    return set(
+        db.scalars(
+            select(Officer.public_id).where(
+                Officer.id.in_(reach),
                 Officer.unit_id.in_(unit_ids),
                 Officer.active.is_(True),
                 Officer.role.in_(list(KEY_HOLDING_ROLES)),

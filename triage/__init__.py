@@ -24,6 +24,7 @@ PUBLIC_ENDPOINTS = frozenset(
     {
         "auth.login",
         "auth.totp_setup",
+        "auth.new_password",
         "auth.recover",
         "language.set_language",
         "health.healthz",
@@ -46,10 +47,12 @@ def init_triage(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     from triage.access import audit_denied_access
+    from triage.accounts_admin import blueprint as accounts_admin
     from triage.admin import blueprint as admin
     from triage.audit_ui import blueprint as audit_ui
     from triage.auth import blueprint as auth
     from triage.dashboard import blueprint as dashboard
+    from triage.grants import blueprint as grants
     from triage.inbox import blueprint as inbox
     from triage.oa_admin import blueprint as admin_zalo
     from triage.posters import blueprint as posters
@@ -72,6 +75,8 @@ def init_triage(app: Flask) -> None:
         roster,
         posters,
         zalo_events,
+        grants,
+        accounts_admin,
     ):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)

@@ -11,8 +11,10 @@ from werkzeug.exceptions import Forbidden, NotFound
 from keys import PrivateKey
 from tipline.audit import actions, record
 from tipline.db import write_session
+from tipline.grants import pending_request
 from tipline.keychain import NoKeyChain, open_tip_key
 from tipline.models import Officer, Outcome, Tip, Unit
+from triage.grants import waiting_notice
 from triage.users import StaffUser, runtime, staff, unit_keys
 
 DENIED_TIP = "denied_tip"  # g: (officer id, tip public id) of a refused access, to audit
@@ -75,4 +77,9 @@ def open_tip(db: Session, tip: Tip) -> PrivateKey:
     try:
         return open_tip_key(db, tip, unit_keys(db))
     except NoKeyChain as exc:
-        raise _denied(staff(), tip) from exc
+        user = staff()
+        refused = _denied(user, tip)
+        if pending_request(db, user.officer_id) is not None:
+            # Not a bare 403: the account waits for a key holder's approval (tipline.grants).
+            refused.description = waiting_notice()
+        raise refused from exc

@@ -2,9 +2,9 @@
 
 Admins hold no key (DESIGN.md): they create accounts and attach OAs, but cannot open a tip,
 a note or an audit event's details beyond what the auditor's page shows everyone. A new
-account of a unit that already has key holders gets the unit key at the next login of one of
-them (``tipline.keychain.complete_pending_grants``). Every change here is an audit event with
-the admin as actor, in the change's own transaction.
+account waits for its unit key until a key holder of the unit or above approves it
+(``tipline.grants``, triage.grants); one account's life-cycle is in triage.accounts_admin.
+Every change here is an audit event with the admin as actor, in the change's own transaction.
 
 The initial password and the recovery code of a new account are shown once, to be handed
 over in person (printed, sealed); the officer enrols the authenticator at first login.
@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from keys import new_passphrase
+from tipline import accounts
 from tipline.audit import actions, record
 from tipline.db import write_session
 from tipline.models import Holder, KeyGrant, Officer, Role, Subject, Unit, UnitKey
@@ -29,7 +30,7 @@ from tipline.web.labels import (
     choices,
 )
 from triage.forms import ChoiceForm, EmptyForm, NewAccountForm, OaForm
-from triage.users import runtime, staff
+from triage.users import drop_sessions, runtime, staff
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -121,6 +122,7 @@ def create_account() -> ResponseReturnValue:
                 password=password,
                 cost=runtime().config.kdf_cost,
                 actor=_me(db),
+                must_change_password=True,  # the admin saw it: replaced at the first login
             )
             shown = {
                 "username": account.officer.username,
@@ -170,8 +172,10 @@ def set_active(public_id: str) -> ResponseReturnValue:
             abort(409, _("You cannot disable your own account."))
         active = form.value.data == "on"
         if officer.active != active:
-            officer.active = active
-            _account_changed(db, officer, {"active": str(active)})
+            # Disabling ends the sessions, revokes the grants and rotates the keys it opened.
+            change = accounts.enable if active else accounts.disable
+            change(db, officer, actor=me, client_address=_client())
+    drop_sessions(public_id)
     flash(_("Account updated."), "info")
     return redirect(url_for("admin.index"))
 

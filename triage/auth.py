@@ -13,6 +13,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -41,8 +42,8 @@ from keys import (
 )
 from keys.password import normalise_recovery_code
 from tipline.audit import actions, record
+from tipline.grants import end_sessions
 from tipline.keychain import (
-    complete_pending_grants,
     rewrap_officer_key,
     unit_keys_of,
     unlock_officer_key,
@@ -54,9 +55,16 @@ from tipline.runtime import Runtime
 from tipline.transit import NoTransitKey, recover_events
 from tipline.web.i18n import _
 from tipline.web.limits import address_group, limiter
-from triage.forms import EmptyForm, LoginForm, RecoverForm, TotpSetupForm
+from triage.forms import EmptyForm, LoginForm, NewPasswordForm, RecoverForm, TotpSetupForm
 from triage.throttle import LoginAttempt
-from triage.users import StaffUser, forget_officer_key, keep_officer_key, runtime
+from triage.users import (
+    StaffUser,
+    begin_session,
+    drop_sessions,
+    forget_officer_key,
+    keep_officer_key,
+    runtime,
+)
 
 blueprint = Blueprint("auth", __name__)
 PENDING = "pending_enrolment"  # officer public id + key sealed for the session, before TOTP
@@ -200,6 +208,7 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
     officer.last_login_at = utcnow()
     login_user(StaffUser(officer))
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    begin_session(officer)
     response = redirect(_home(officer.role))
     _remember_browser(response, officer)
     keep_officer_key(response, officer, key, new_session_secret())
@@ -218,15 +227,6 @@ def _finish_login(db: Session, officer: Officer, key: PrivateKey) -> Response:
                 actor=officer,
                 client_address=_client(),
                 detail={"events": str(recovered)},
-            )
-        for member in complete_pending_grants(db, opened):
-            record(
-                db,
-                action=actions.GRANT,
-                actor=officer,
-                object_id=member.public_id,
-                client_address=_client(),
-                detail={"grant": "unit_key_at_login"},
             )
     return response
 
@@ -278,20 +278,31 @@ def login() -> ResponseReturnValue:
             return _login_page(form, message, 401)
         if officer.totp_confirmed_at is None:
             # First login: prove the authenticator works before the session starts.
-            unlock = new_session_secret()
-            session[PENDING] = {
-                "officer": officer.public_id,
-                "key": base64.b64encode(
-                    OFFICER_KEY_SESSION_WRAP.wrap(key, unlock, officer_public_id=officer.public_id)
-                ).decode(),
-            }
-            response = redirect(url_for("auth.totp_setup"))
-            _keep_enrolment_secret(response, officer, unlock)
-            return response
+            return _pending_step(officer, key, "totp", "auth.totp_setup")
         if not form.code.data or not _totp_ok(db, officer, secret, form.code.data):
             _fail(db, officer, "totp", attempt)
             return _login_page(form, message, 401)
+        if officer.must_change_password:
+            # An admin set this password (a new account, a reset): replaced before any page.
+            return _pending_step(officer, key, "password", "auth.new_password")
         return _finish_login(db, officer, key)
+
+
+def _pending_step(officer: Officer, key: PrivateKey, stage: str, endpoint: str) -> Response:
+    """Hold the unlocked key for a step before the session starts (enrolling the
+    authenticator, replacing an admin's password): sealed in the server session under a
+    secret only this browser's cookie holds."""
+    unlock = new_session_secret()
+    session[PENDING] = {
+        "officer": officer.public_id,
+        "stage": stage,
+        "key": base64.b64encode(
+            OFFICER_KEY_SESSION_WRAP.wrap(key, unlock, officer_public_id=officer.public_id)
+        ).decode(),
+    }
+    response = redirect(url_for(endpoint))
+    _keep_enrolment_secret(response, officer, unlock)
+    return response
 
 
 def _enrolment_lifetime() -> int:
@@ -354,7 +365,7 @@ def _restart_login() -> Response:
 @blueprint.route("/login/totp-setup", methods=["GET", "POST"])
 def totp_setup() -> ResponseReturnValue:
     pending = session.get(PENDING)
-    if not pending:
+    if not pending or pending.get("stage", "totp") != "totp":
         return redirect(url_for("auth.login"))
     form = TotpSetupForm()
     with runtime().sessions() as db, db.begin():
@@ -372,6 +383,9 @@ def totp_setup() -> ResponseReturnValue:
         if form.validate_on_submit():
             if _totp_ok(db, officer, secret, form.code.data or ""):
                 officer.totp_confirmed_at = utcnow()
+                if officer.must_change_password:
+                    session[PENDING] = {**pending, "stage": "password"}
+                    return redirect(url_for("auth.new_password"))
                 session.pop(PENDING, None)
                 response = _finish_login(db, officer, key)
                 response.delete_cookie(ENROL_COOKIE, path=ENROL_PATH)
@@ -384,6 +398,56 @@ def totp_setup() -> ResponseReturnValue:
         segno.make(uri, error="m").save(buffer, kind="svg", scale=5, border=2)
         qr = "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
         return render_template("auth/totp_setup.html", form=form, qr=qr, secret=secret)
+
+
+@blueprint.route("/login/new-password", methods=["GET", "POST"])
+def new_password() -> ResponseReturnValue:
+    """The password an admin set (a new account, a reset) is replaced at the first login,
+    after the authenticator: nobody but the officer knows the password that opens their key.
+    The key is re-wrapped and a new recovery code shown (the admin saw the old one)."""
+    pending = session.get(PENDING)
+    if not pending or pending.get("stage") != "password":
+        return redirect(url_for("auth.login"))
+    form = NewPasswordForm()
+    with runtime().sessions() as db, db.begin():
+        officer = db.scalars(
+            select(Officer).where(Officer.public_id == pending["officer"])
+        ).one_or_none()
+        if officer is None:
+            return _restart_login()
+        key = _pending_key(officer, pending["key"])
+        if key is None:
+            return _restart_login()
+        if not form.validate_on_submit():
+            return render_template("auth/new_password.html", form=form), (
+                400 if request.method == "POST" else 200
+            )
+        if verify_password(officer.password_hash, form.new_password.data or ""):
+            form.new_password.errors = [
+                _("Choose a password different from the one you were given.")
+            ]
+            return render_template("auth/new_password.html", form=form), 400
+        code = rewrap_officer_key(
+            officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
+        )
+        officer.must_change_password = False
+        record(
+            db,
+            action=actions.ACCOUNT_CHANGE,
+            actor=officer,
+            object_id=officer.public_id,
+            client_address=_client(),
+            detail={"change": "password_changed_at_login"},
+        )
+        session.pop(PENDING, None)
+        landed = _finish_login(db, officer, key)
+    page = make_response(
+        render_template("auth/password_set.html", recovery_code=code, home=landed.location)
+    )
+    for cookie in landed.headers.getlist("Set-Cookie"):
+        page.headers.add("Set-Cookie", cookie)
+    page.delete_cookie(ENROL_COOKIE, path=ENROL_PATH)
+    return page
 
 
 @blueprint.route("/login/recover", methods=["GET", "POST"])
@@ -424,6 +488,7 @@ def recover() -> ResponseReturnValue:
             officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
         )
         attempt.recovered(runtime())
+        officer.must_change_password = False
         record(
             db,
             action=actions.ACCOUNT_CHANGE,
@@ -432,6 +497,10 @@ def recover() -> ResponseReturnValue:
             client_address=_client(),
             detail={"change": "password_recovered"},
         )
+        # Whoever knew the old password may be logged in somewhere: every session ends.
+        end_sessions(db, officer, actor=officer, reason="password_recovered")
+        public_id = officer.public_id
+    drop_sessions(public_id)
     return render_template("auth/recovered.html", recovery_code=new_code)
 
 

@@ -17,7 +17,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from tipline.web.form_messages import Form
 
@@ -49,6 +56,23 @@ class RecoverForm(PublicForm):
     code = StringField(_l("Authenticator code"), validators=[DataRequired(), TOTP_CODE])
     new_password = PasswordField(
         _l("New password"), validators=[DataRequired(), Length(min=12, max=256)]
+    )
+
+
+class NewPasswordForm(Form):
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[
+            DataRequired(message=_l("Enter a new password.")),
+            Length(min=12, max=256, message=_l("At least 12 characters.")),
+        ],
+    )
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[
+            DataRequired(message=_l("Enter the new password again.")),
+            EqualTo("new_password", message=_l("The two passwords differ.")),
+        ],
     )
 
 
@@ -93,7 +117,14 @@ class SearchForm(Form):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Search"), validators=[DataRequired(), Length(min=2, max=100)])
+    q = StringField(
+        _l("Search"),
+        validators=[
+            DataRequired(message=_l("Type what to search for.")),
+            # Fewer characters match nearly every tip: a bulk read, not a search.
+            Length(min=3, max=100, message=_l("Type 3 to 100 characters.")),
+        ],
+    )
 
 
 class HiddenNext(Form):
@@ -121,17 +152,30 @@ class AuditFilterForm(Form):
     until = DateField(_l("To"), validators=[Optional()])
 
 
+REQUIRED = _l("This field is required.")  # WTForms has no Vietnamese catalogue: ours
+
+
+class ChoiceField(SelectField):
+    """A select whose refusal of a value not offered is in the UI's language."""
+
+    def pre_validate(self, form: object) -> None:
+        if self.data not in {value for value, *_rest in self.iter_choices()}:
+            raise ValidationError(_l("Not a valid choice."))
+
+
 class NewAccountForm(Form):
     username = StringField(
         _l("Username"),
         validators=[
-            DataRequired(),
+            DataRequired(message=REQUIRED),
             Regexp(r"^[a-z0-9][a-z0-9._-]{2,63}$", message=_l("3–64 of a-z, 0-9, . _ -")),
         ],
     )
-    display_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
-    role = SelectField(_l("Role"), choices=[])
-    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
+    display_name = StringField(
+        _l("Full name"), validators=[DataRequired(message=REQUIRED), Length(max=200)]
+    )
+    role = ChoiceField(_l("Role"), choices=[])
+    unit = ChoiceField(_l("Unit"), validators=[Optional()], choices=[])
 
 
 class OaForm(Form):
@@ -144,6 +188,22 @@ class OaForm(Form):
     )
     # "1": the admin confirmed moving the OA from the unit it is attached to.
     move = HiddenField()
+
+
+class AccountChangeForm(Form):
+    """One life-cycle change of an account (triage.accounts_admin); ``confirm`` "1" does it."""
+
+    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[], validate_choice=False)
+    role = SelectField(_l("Role"), validators=[Optional()], choices=[], validate_choice=False)
+    confirm = HiddenField()
+
+    def validate_unit(self, field: SelectField) -> None:
+        if field.data and field.data not in {value for value, _label in field.choices}:
+            raise ValidationError(_l("This unit does not exist."))
+
+    def validate_role(self, field: SelectField) -> None:
+        if field.data and field.data not in {value for value, _label in field.choices}:
+            raise ValidationError(_l("This role does not exist."))
 
 
 class ConfirmForm(Form):

@@ -22,9 +22,12 @@ Why not a keyed-hash index of phone numbers, plates and addresses? The two desig
   220–290 ms for the full bound, 300–450 ms p95 for the whole request. Older tips
   are found through the inbox filters (dates, category, unit) and their receipt codes.
 
-One audit event per search with the number of tips searched and found; never the query, which
-may quote a phone number from a tip. The search is a GET form (a result page can be reloaded);
-the access log therefore records paths without query strings (``tipline serve``).
+One audit event per search with the number of tips searched and found and the ids of the tips
+shown (at most ``MAX_SHOWN``: each shows text from the tip, so each counts as an open for the
+auditor's burst flag); never the query, which may quote a phone number from a tip. A query
+needs 3 characters at least: shorter ones match nearly everything. The search is a GET form
+(a result page can be reloaded); the access log therefore records paths without query strings
+(``tipline serve``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ from triage.users import runtime, staff, unit_keys
 blueprint = Blueprint("search", __name__, url_prefix="/triage/search")
 DEFAULT_BOUND = 500
 SNIPPET_CONTEXT = 60  # characters either side of the match
+# Results shown per search: each shows text from its tip and is named in the audit event.
+MAX_SHOWN = 40
 MIN_DIGITS = 4  # a query with this many digits also matches across separators ("0912 345 678")
 PHONE_DIGITS = 9  # a query of only digits this long is a whole phone number
 _SEPARATORS = r"[\s.\-/()]*"
@@ -235,6 +240,7 @@ def index() -> ResponseReturnValue:
         raise Forbidden()
     form = SearchForm(request.args)
     hits: list[Hit] | None = None
+    more = False
     searched = 0
     bound = search_bound()
     names: dict[int, str] = {}
@@ -245,6 +251,8 @@ def index() -> ResponseReturnValue:
             tips = candidate_tips(db, units, bound)
             keys = open_tip_keys(db, tips, unit_keys(db))
             hits = search_tips(db, tips, keys, pattern)
+            more = len(hits) > MAX_SHOWN
+            hits = hits[:MAX_SHOWN]
             searched = len(keys)
             names = dict(db.execute(select(Unit.id, Unit.name).where(Unit.id.in_(units))).all())
         with write_session(runtime().sessions) as db:
@@ -253,7 +261,11 @@ def index() -> ResponseReturnValue:
                 action=actions.SEARCH,
                 actor=db.get_one(Officer, user.officer_id),
                 client_address=request.remote_addr,
-                detail={"results": str(len(hits)), "searched": str(searched)},
+                detail={
+                    "results": str(len(hits)),
+                    "searched": str(searched),
+                    "tips": " ".join(hit.tip.public_id for hit in hits),
+                },
             )
     rows = [
         {
@@ -272,6 +284,8 @@ def index() -> ResponseReturnValue:
         searched=searched,
         bound=bound,
         done=hits is not None,
+        more=more,
+        max_shown=MAX_SHOWN,
         logout_form=EmptyForm(),
         user=user,
     )

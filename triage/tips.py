@@ -25,7 +25,6 @@ from tipline import tip_actions
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
 from tipline.models import (
-    KEY_HOLDING_ROLES,
     Category,
     Message,
     Officer,
@@ -142,14 +141,12 @@ def show(public_id: str) -> ResponseReturnValue:
             )
         attachments = attachment_items(db, tip, tip_key, new_visit())
         units = visible_unit_ids(db, user)
+        # Only officers whose key chain opens this tip (tipline.tip_actions).
+        can_open = tip_actions.officers_who_can_open(db, tip, units)
         assignees = list(
             db.scalars(
                 select(Officer)
-                .where(
-                    Officer.unit_id.in_(units),
-                    Officer.active.is_(True),
-                    Officer.role.in_(list(KEY_HOLDING_ROLES)),
-                )
+                .where(Officer.public_id.in_(can_open))
                 .order_by(Officer.display_name)
             )
         )
@@ -317,7 +314,9 @@ def assign(public_id: str) -> ResponseReturnValue:
     def change(db: Session, tip: Tip, actor: Actor, user: StaffUser) -> str:
         # Checked after tip_for (in _act): someone outside the tip's units gets 403 whatever
         # they post, not a 400 that depends on whose id they tried.
-        value = _posted_choice(tip_actions.assignable_officers(db, visible_unit_ids(db, user)))
+        value = _posted_choice(
+            tip_actions.officers_who_can_open(db, tip, visible_unit_ids(db, user))
+        )
         assignee = db.scalars(select(Officer).where(Officer.public_id == value)).one()
         tip_actions.assign(db, tip, actor, assignee)
         return _("Assigned.")

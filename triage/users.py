@@ -23,6 +23,9 @@ from tipline.runtime import Runtime, app_runtime
 
 UNLOCK_COOKIE = "tipline_unlock"
 KEY_IN_SESSION = "officer_key"
+EPOCH_IN_SESSION = "session_epoch"  # the account's session_epoch when this session began
+SESSION_IDS = "tipline:officer-sessions:"  # + public id: a Redis set of the account's sessions
+SESSION_PREFIX = "tipline:session:"  # Flask-Session's keys (tipline.web)
 
 
 class StaffUser(UserMixin):
@@ -53,11 +56,38 @@ def runtime() -> Runtime:
 
 
 def load_user(public_id: str) -> StaffUser | None:
+    """The session's account, if it is active and the session began in its current epoch:
+    disabling, recovery, a reset or a move raise the epoch and so end every session."""
     with runtime().sessions() as db:
         officer = db.scalars(
             select(Officer).where(Officer.public_id == public_id, Officer.active.is_(True))
         ).one_or_none()
-        return StaffUser(officer) if officer is not None else None
+        if officer is None or session.get(EPOCH_IN_SESSION) != officer.session_epoch:
+            return None
+        return StaffUser(officer)
+
+
+def begin_session(officer: Officer) -> None:
+    """After login: the epoch this session belongs to, and its id in the account's set (so
+    that :func:`drop_sessions` can delete the server halves at once)."""
+    session[EPOCH_IN_SESSION] = officer.session_epoch
+    sid = getattr(session, "sid", None)
+    if sid:
+        redis = runtime().redis
+        key = SESSION_IDS + officer.public_id
+        redis.sadd(key, sid)
+        redis.expire(key, 7 * 24 * 3600)
+
+
+def drop_sessions(officer_public_id: str) -> None:
+    """Delete every stored session of the account (their halves of the officer key too).
+    :func:`load_user` refuses them anyway once the epoch was raised; this takes the data."""
+    redis = runtime().redis
+    key = SESSION_IDS + officer_public_id
+    sids = [s.decode() if isinstance(s, bytes) else str(s) for s in redis.smembers(key)]
+    if sids:
+        redis.delete(*[SESSION_PREFIX + sid for sid in sids])
+    redis.delete(key)
 
 
 def staff() -> StaffUser:

@@ -65,6 +65,27 @@ class Targets:
         self.accounts += 1
         return f"canbo.moi{self.accounts}"
 
+    def grant_request(self) -> str:
+        """A new account of unit A waiting for its key (tipline.grants): a request of its own
+        for each call, so each role decides a pending one."""
+        from tipline.grants import pending_request
+        from tipline.models import new_public_id
+        from tipline.officers import add_officer
+
+        with self.world.runtime.sessions() as db, db.begin():
+            new = add_officer(
+                db,
+                username=f"cho.{new_public_id()}",
+                display_name="Cán bộ chờ khóa",
+                role="officer",
+                unit_code=UNIT_A,
+                password="mot mat khau du dai",
+                cost=self.world.runtime.config.kdf_cost,
+            )
+            request = pending_request(db, new.officer.id)
+            assert request is not None
+            return request.public_id
+
     def fresh_oa(self) -> str:
         """Another OA of unit A, for an action that removes it."""
         self.oas += 1
@@ -200,6 +221,24 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "GET /triage/roster/": lambda t: Call("GET", "/triage/roster/"),
     "POST /triage/roster/<public_id>": lambda t: Call(
         "POST", f"/triage/roster/{t.world.officers['canbo']}", form={"on_duty": "1"}
+    ),
+    "GET /triage/grants/": lambda t: Call("GET", "/triage/grants/"),
+    "POST /triage/grants/<public_id>/approve": lambda t: Call(
+        "POST", f"/triage/grants/{t.grant_request()}/approve", form={}
+    ),
+    "POST /triage/grants/<public_id>/reject": lambda t: Call(
+        "POST", f"/triage/grants/{t.grant_request()}/reject", form={}
+    ),
+    "GET /login/new-password": lambda t: Call("GET", "/login/new-password"),
+    "POST /login/new-password": lambda t: Call(
+        "POST", "/login/new-password", form={"new_password": "x" * 12, "confirm": "x" * 12}
+    ),
+    "GET /admin/accounts/<public_id>": lambda t: Call(
+        "GET", f"/admin/accounts/{t.world.officers['canbo']}"
+    ),
+    # Asked, not confirmed: the admin gets the page that says what it would do.
+    "POST /admin/accounts/<public_id>/<change>": lambda t: Call(
+        "POST", f"/admin/accounts/{t.world.officers['canbo']}/authenticator", form={}
     ),
     "GET /triage/units/<public_id>/poster": lambda t: Call(
         "GET", f"/triage/units/{t.world.units[UNIT_A]}/poster"

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from keys import FAST_TEST_COST
 from tests.browser import log_in
-from tests.conftest import COMMUNE_OA, expand
+from tests.conftest import COMMUNE_OA, OFFICER_PASSWORD, expand
 from tests.hostile.routes import Call, send
 from tests.hostile.world import PROVINCE, UNIT_A, USER_A, World, build_world, send_event
 from tests.zalo_events import event
@@ -82,6 +82,17 @@ def make_hostile(world: World) -> str:
     )
     assert created.status_code == 200
     assert_escaped(created.get_data(as_text=True), OFFICER)
+    # A key holder approves its unit key (tipline.grants): it can then be assigned unit A's
+    # tips, and its name is shown among the tip page's choices.
+    from tipline.grants import approve, pending_request
+    from tipline.officers import holder_keys
+
+    with runtime.sessions() as db, db.begin():
+        new = db.scalars(select(Officer).where(Officer.username == "canbo.moi")).one()
+        request = pending_request(db, new.id)
+        assert request is not None
+        commander, keys = holder_keys(db, "chihuy", OFFICER_PASSWORD)
+        approve(db, request, commander, keys)
     with runtime.sessions() as db:
         return db.scalars(select(Officer.public_id).where(Officer.username == "canbo.moi")).one()
 

@@ -38,7 +38,9 @@ ATTACHMENT_DOWNLOAD = "attachment_download"
 # not per range request of a playing video (detail {"attachment": public id}).
 ATTACHMENT_VIEW = "attachment_view"
 TIP_EXPORT = "tip_export"
-SEARCH = "search"  # detail: {"results", "searched"} counts only; never the query text
+# detail: {"results", "searched"} counts and {"tips"}: the public ids of the tips shown
+# (space-separated, at most triage.search.MAX_SHOWN); never the query text
+SEARCH = "search"
 # Triage
 STATUS_CHANGE = "status_change"
 PRIORITY_CHANGE = "priority_change"
@@ -49,7 +51,14 @@ ESCALATE = "escalate"
 REPLY_QUEUED = "reply_queued"
 NOTE_ADDED = "note_added"
 # Keys, accounts, units
-GRANT = "grant"
+GRANT = "grant"  # a unit key sealed to an account: actor the key holder who approved
+# An account waits for a unit key (detail {"unit", "reason"}); a key holder rejected it; an
+# account's unit key grants were deleted (detail {"units", "reason"}).
+GRANT_REQUEST = "grant_request"
+GRANT_REJECT = "grant_reject"
+GRANT_REVOKE = "grant_revoke"
+# Every session of an account ended (detail {"reason"}).
+SESSIONS_ENDED = "sessions_ended"
 KEY_CREATE = "key_create"
 KEY_ROTATE = "key_rotate"
 ACCOUNT_CREATE = "account_create"

@@ -248,6 +248,7 @@ FAILED_LOGINS = "failed_logins"
 DENIED_OPEN = "denied_open"
 LOGIN_SPRAY = "login_spray"  # one address, failed logins on many accounts
 LOGIN_SWARM = "login_swarm"  # one account, failed logins from many addresses
+NEW_ACCOUNT_GRANT = "new_account_grant"  # a unit key granted to a recently created account
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,9 @@ class AnomalyRules:
     spray_accounts: int = 4  # distinct accounts failing from one address ...
     spray_addresses: int = 4  # ... or distinct addresses failing on one account ...
     spray_window: timedelta = timedelta(hours=1)  # ... within this window
+    # A unit key granted this soon after the account was created: whoever created it knew
+    # its first password (tipline.grants).
+    new_account_grant: timedelta = timedelta(days=3)
     # The duty roster, when known (tipline.audit.roster): (officer public id, time) → on duty,
     # or None for an officer the roster says nothing about (the duty hours apply).
     on_duty: Callable[[str, datetime], bool | None] | None = field(default=None, compare=False)
@@ -318,7 +322,7 @@ def _anomaly(kind: str, run: Sequence[AuditEvent], **extra: str | None) -> Anoma
         start=first.at,
         end=run[-1].at,
         count=len(run),
-        event_ids=tuple(e.public_id for e in run),
+        event_ids=tuple(dict.fromkeys(e.public_id for e in run)),
         actor_id=first.actor_id,
         actor_name=first.actor_name,
         unit_code=first.unit_code,
@@ -350,13 +354,24 @@ def anomalies(
     - ``login_spray``: LOGIN_FAILED on ≥ ``spray_accounts`` distinct accounts from one client
       address within ``spray_window`` (someone trying the predictable usernames);
     - ``login_swarm``: LOGIN_FAILED on one account from ≥ ``spray_addresses`` distinct
-      addresses within ``spray_window`` (guesses spread out to stay under per-address delays).
+      addresses within ``spray_window`` (guesses spread out to stay under per-address delays);
+    - ``new_account_grant``: a unit key granted (approved, or a first key holder's fresh key)
+      to an account created less than ``new_account_grant`` before.
+
+    Tips shown in search results (the SEARCH event's ``tips``) count as opens for
+    ``open_burst``: a search decrypts and shows text from each.
     """
     rules = rules or AnomalyRules()
     stmt = filter_events(
         officer=officer,
         unit=unit,
-        action=[actions.TIP_OPEN, actions.LOGIN_FAILED, actions.ASSIGN],
+        action=[
+            actions.TIP_OPEN,
+            actions.LOGIN_FAILED,
+            actions.ASSIGN,
+            actions.SEARCH,
+            actions.GRANT,
+        ],
         since=since,
         until=until,
     ).order_by(AuditEvent.seq)
@@ -372,8 +387,11 @@ def anomalies(
     ]
 
     by_actor: dict[str | None, list[AuditEvent]] = defaultdict(list)
-    for event in opens:
-        by_actor[event.actor_id].append(event)
+    for event in events:
+        if event.action == actions.TIP_OPEN:
+            by_actor[event.actor_id].append(event)
+        elif event.action == actions.SEARCH:  # one open per tip shown
+            by_actor[event.actor_id] += [event] * len(event.detail.get("tips", "").split())
     for runs in by_actor.values():
         for run in _bursts(runs, rules.burst_opens, rules.burst_window):
             found.append(_anomaly(OPEN_BURST, run))
@@ -408,6 +426,7 @@ def anomalies(
             for run in _bursts(group, rules.failed_logins, rules.failed_window):
                 found.append(_anomaly(FAILED_LOGINS, run, **{key_name: key}))
     found.extend(_sprays(failed, rules))
+    found.extend(_new_account_grants(session, events, rules))
     found.sort(key=lambda a: (a.start, a.kind))
     return found
 
@@ -480,4 +499,29 @@ def _not_assigned(session: Session, events: Sequence[AuditEvent]) -> list[Anomal
         who = holder.get(tip_id) if tip_id in ever_assigned else current.get(tip_id)
         if who is not None and who != event.actor_id:
             found.append(_anomaly(NOT_ASSIGNED_OPEN, [event], object_id=tip_id))
+    return found
+
+
+def _new_account_grants(
+    session: Session, events: Sequence[AuditEvent], rules: AnomalyRules
+) -> list[Anomaly]:
+    """GRANT events whose account was created (ACCOUNT_CREATE) shortly before."""
+    grants = [e for e in events if e.action == actions.GRANT and e.object_id]
+    if not grants:
+        return []
+    created = dict(
+        session.execute(
+            select(AuditEvent.object_id, func.min(AuditEvent.at))
+            .where(
+                AuditEvent.action == actions.ACCOUNT_CREATE,
+                AuditEvent.object_id.in_({e.object_id for e in grants}),
+            )
+            .group_by(AuditEvent.object_id)
+        ).all()
+    )
+    found = []
+    for event in grants:
+        made = created.get(event.object_id)
+        if made is not None and event.at - made <= rules.new_account_grant:
+            found.append(_anomaly(NEW_ACCOUNT_GRANT, [event], object_id=event.object_id))
     return found

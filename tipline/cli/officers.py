@@ -43,6 +43,9 @@ def officers_add(
     grantor_password: str | None,
 ) -> None:
     """Create an account; prints its one-time recovery code and TOTP secret."""
+    from sqlalchemy import select
+
+    from tipline.models import Officer
     from tipline.officers import add_officer
 
     rt = runtime()
@@ -52,6 +55,11 @@ def officers_add(
         grantor_keys = unlock_unit_keys(rt, granted_by, secret)
     try:
         with rt.sessions() as session, session.begin():
+            grantor = (
+                session.scalars(select(Officer).where(Officer.username == granted_by)).one()
+                if granted_by
+                else None
+            )
             new = add_officer(
                 session,
                 username=username,
@@ -61,6 +69,7 @@ def officers_add(
                 password=password,
                 cost=rt.config.kdf_cost,
                 grantor_keys=grantor_keys,
+                grantor=grantor,
             )
     except UnitError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -68,7 +77,10 @@ def officers_add(
     click.echo(f"recovery code (shown once, keep it offline): {new.recovery_code}")
     click.echo(f"TOTP secret (enrol in an authenticator app): {new.totp_secret}")
     if new.key_pending:
-        click.echo("unit key pending: granted at the next login of a key holder of the unit")
+        click.echo(
+            "unit key pending: a key holder of the unit or above approves it in the staff UI "
+            "(Phê duyệt khóa), or run this again with --granted-by"
+        )
 
 
 @click.command("duty")

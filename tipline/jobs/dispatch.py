@@ -7,8 +7,10 @@ The job is the one moment a worker can read the tip (through the transit grant, 
 then drops), so everything that needs the words happens here: the route (place names, a
 shared point), the suggested category and priority, the sealed routing record. A tip the
 router cannot place stays with the OA's unit, flagged ``needs_location``; the informant is
-asked once for a location; the candidate units of the same province get a grant too, so the
-location, when it comes, can move the tip without anyone reopening it (``reroute_tip``).
+asked once for a location. Only the OA's unit and the units above it hold a tip that has not
+been routed: no candidate commune is granted it in advance (each could read a tip that may
+never be theirs). The location, when it comes, is sealed into the routing record and the unit
+is notified; an officer who holds the tip transfers it (``reroute_tip``).
 
 Procedure questions ("hỏi thủ tục") are answered with a pointer to guidance and closed at
 once: status ``resolved``, category ``hoi_thu_tuc``, no assignee. An inbox that lists open
@@ -63,19 +65,14 @@ from tipline.routing.escalation import schedule
 from tipline.routing.geo import boundaries_from_config
 from tipline.routing.places import gazetteer
 from tipline.routing.service import (
-    Decision,
     decide,
     intake_unit,
     oa_owner,
-    official_code,
     seal_decision,
 )
 from tipline.transit import TransitKeyLost
 
 log = logging.getLogger(__name__)
-
-# Pre-grants for a tip waiting for a location: a handful of same-province candidates at most.
-MAX_PREGRANTS = 5
 
 LOCATION_REQUEST = (
     "Để chuyển tin báo đến đúng Công an xã/phường, bạn vui lòng chia sẻ vị trí nơi xảy ra sự "
@@ -162,29 +159,6 @@ def read_tip(tip: Tip, tip_key: PrivateKey) -> tuple[str, tuple[float, float] | 
     return "\n".join(texts), point
 
 
-def _same_province(a: Unit, b: Unit) -> bool:
-    gaz = gazetteer()
-    code_a, code_b = official_code(a), official_code(b)
-    if code_a is None or code_b is None:
-        return False
-    return gaz.province_of(code_a) == gaz.province_of(code_b) is not None
-
-
-def _pregrant(session: Session, tip: Tip, tip_key: PrivateKey, decision: Decision) -> None:
-    """Grant the tip to the same-province candidates, so a later location can move it."""
-    unit = decision.unit
-    if unit is None or decision.auto:
-        return
-    granted = 0
-    for candidate in decision.candidate_units:
-        if granted >= MAX_PREGRANTS:
-            break
-        if candidate.id == unit.id or not _same_province(candidate, unit):
-            continue
-        grant_tip_to_unit(session, tip, tip_key, candidate)
-        granted += 1
-
-
 def dispatch_tip(tip_public_id: str) -> str:
     """Route the tip, grant its key to the unit, drop the transit grant, queue the ack."""
     rt = runtime.current()
@@ -228,7 +202,6 @@ def dispatch_tip(tip_public_id: str) -> str:
         if claimed != 1:
             return "already dispatched"
         drop_other_unit_grants(session, tip, keep=grant_tip_to_unit(session, tip, tip_key, unit))
-        _pregrant(session, tip, tip_key, decision)
         tip.dispatched_at = now
         tip.unit = unit
         tip.dispatch_error = None

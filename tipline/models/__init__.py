@@ -14,6 +14,8 @@ from tipline.models.enums import (
     Channel,
     Delivery,
     Direction,
+    GrantReason,
+    GrantState,
     Holder,
     HoldReason,
     Integrity,
@@ -30,6 +32,7 @@ from tipline.models.enums import (
     TipStatus,
     UnitLevel,
 )
+from tipline.models.grant_request import GrantRequest
 from tipline.models.inbound_event import InboundEvent
 from tipline.models.key_grant import KeyGrant
 from tipline.models.message import Message
@@ -59,6 +62,9 @@ __all__ = [
     "Channel",
     "Delivery",
     "Direction",
+    "GrantReason",
+    "GrantRequest",
+    "GrantState",
     "HoldReason",
     "Holder",
     "InboundEvent",

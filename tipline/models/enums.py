@@ -251,3 +251,24 @@ class Holder(StrEnum):
     TRANSIT = "transit"  # holder_id = 0: the intake tier, until dispatch
     UNIT_KEY = "unit_key"  # holder_id = unit_keys.id
     OFFICER = "officer"  # holder_id = officers.id
+
+
+class GrantReason(StrEnum):
+    """Why an account waits for a unit key (``grant_requests.reason``)."""
+
+    NEW_ACCOUNT = "new_account"
+    # An admin reset the password: a new officer key pair. (A word, not a password.)
+    PASSWORD_RESET = "password_reset"  # noqa: S105  # nosec B105
+    AUTHENTICATOR_RESET = "authenticator_reset"  # a lost phone: whoever enrols gets the keys
+    UNIT_MOVE = "unit_move"
+    ROLE_CHANGE = "role_change"  # from a role without keys to one that holds them
+    RE_ENABLED = "re_enabled"  # disabled (keys revoked), then enabled again
+
+
+class GrantState(StrEnum):
+    """Where a grant request stands (``grant_requests.state``)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # superseded (another reset, a move, a disable) before a decision

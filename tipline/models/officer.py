@@ -42,6 +42,11 @@ class Officer(Base):
     # Set when the officer proved their authenticator works (QR enrolment at first login).
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The password was set by an admin (a new account, a reset): changed at the next login.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # Raised to end every session of the account (disable, recovery, resets, moves): a
+    # session remembers the value it started with and is refused once it differs.
+    session_epoch: Mapped[int] = mapped_column(default=0)
 
     unit: Mapped[Unit | None] = relationship()
 

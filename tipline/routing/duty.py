@@ -14,10 +14,13 @@ from tipline import audit
 from tipline.models import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
+    Holder,
+    KeyGrant,
     Notification,
     NotificationKind,
     Officer,
     Role,
+    Subject,
     Tip,
     Unit,
 )
@@ -57,7 +60,17 @@ def open_tip_counts(session: Session, officer_ids: list[int]) -> dict[int, int]:
 
 
 def pick_officer(session: Session, unit: Unit) -> Officer | None:
-    """The on-duty key holder of ``unit`` with the fewest open tips, or None."""
+    """The on-duty key holder of ``unit`` with the fewest open tips, or None. Key holder in
+    fact: someone holding a grant of the unit's current key (tips are sealed to it), not an
+    account still waiting for a key holder's approval (tipline.grants)."""
+    current = unit.current_key
+    if current is None:
+        return None
+    holders = select(KeyGrant.holder_id).where(
+        KeyGrant.subject_kind == Subject.UNIT_KEY,
+        KeyGrant.subject_id == current.id,
+        KeyGrant.holder_kind == Holder.OFFICER,
+    )
     officers = list(
         session.scalars(
             select(Officer)
@@ -66,6 +79,7 @@ def pick_officer(session: Session, unit: Unit) -> Officer | None:
                 Officer.on_duty.is_(True),
                 Officer.active.is_(True),
                 Officer.role.in_([Role.OFFICER, Role.COMMANDER]),
+                Officer.id.in_(holders),
             )
             .order_by(Officer.id)
         )

@@ -17,6 +17,7 @@ from tipline.audit import (
     FAILED_LOGINS,
     LOGIN_SPRAY,
     LOGIN_SWARM,
+    NEW_ACCOUNT_GRANT,
     NOT_ASSIGNED_OPEN,
     OFF_HOURS_OPEN,
     OPEN_BURST,
@@ -26,6 +27,7 @@ from tipline.models import (
     AttachmentState,
     Category,
     Delivery,
+    GrantReason,
     Integrity,
     MessageKind,
     Outcome,
@@ -70,6 +72,14 @@ CATEGORY_LABELS = {
     Category.TRAFFIC: _l("Traffic"),
     Category.OTHER: _l("Other"),
     Category.PROCEDURE_QUESTION: _l("Procedure question"),
+}
+GRANT_REASON_LABELS = {
+    GrantReason.NEW_ACCOUNT: _l("new account"),
+    GrantReason.PASSWORD_RESET: _l("password reset by an administrator"),
+    GrantReason.AUTHENTICATOR_RESET: _l("authenticator re-enrolled (lost phone)"),
+    GrantReason.UNIT_MOVE: _l("moved to this unit"),
+    GrantReason.ROLE_CHANGE: _l("role changed"),
+    GrantReason.RE_ENABLED: _l("account enabled again"),
 }
 ROLE_LABELS = {
     Role.OFFICER: _l("officer"),
@@ -153,6 +163,10 @@ ACTION_LABELS: dict[str, Any] = {
     actions.REPLY_QUEUED: _l("Reply written"),
     actions.NOTE_ADDED: _l("Note added"),
     actions.GRANT: _l("Key granted"),
+    actions.GRANT_REQUEST: _l("Key requested"),
+    actions.GRANT_REJECT: _l("Key request rejected"),
+    actions.GRANT_REVOKE: _l("Key grants revoked"),
+    actions.SESSIONS_ENDED: _l("Sessions ended"),
     actions.KEY_CREATE: _l("Key created"),
     actions.KEY_ROTATE: _l("Key rotated"),
     actions.ACCOUNT_CREATE: _l("Account created"),
@@ -178,6 +192,7 @@ ANOMALY_LABELS: dict[str, Any] = {
     DENIED_OPEN: _l("Asked for a tip outside their units (refused)"),
     LOGIN_SPRAY: _l("Failed logins on many accounts from one address"),
     LOGIN_SWARM: _l("Failed logins on one account from many addresses"),
+    NEW_ACCOUNT_GRANT: _l("Unit key granted to a recently created account"),
 }
 OUTCOME_LABELS = {
     Outcome.OK: _l("ok"),
