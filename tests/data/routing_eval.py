@@ -689,6 +689,7 @@ class Score:
     answerable: int = 0
     routed: int = 0
     routed_right: int = 0
+    hits: int = 0
     must_not_routed: int = 0
     typos: int = 0
     typo_suggested: int = 0
@@ -697,7 +698,10 @@ class Score:
 
     def add(self, case: Case, row: dict[str, object]) -> None:
         self.cases += 1
-        routed = bool(row.get("auto")) and row.get("unit") not in (None, case.oa)
+        unit = row.get("unit")
+        routed = bool(row.get("auto")) and unit not in (None, case.oa)
+        # Staying with the receiving unit is right when that unit is the answer.
+        hit = unit in case.expect and (routed or unit == case.oa)
         if case.must_not_route:
             self.must_not_route += 1
             self.must_not_routed += routed
@@ -705,10 +709,12 @@ class Score:
             self.answerable += 1
         if routed:
             self.routed += 1
-            if row.get("unit") in case.expect:
+            if unit in case.expect:
                 self.routed_right += 1
             else:
                 self.wrong.append((case, row))
+        if hit:
+            self.hits += 1
         elif case.expect:
             self.missed.append((case, row))
         if case.suggest:
@@ -724,7 +730,7 @@ class Score:
 
     @property
     def recall(self) -> float:
-        return self.routed_right / self.answerable if self.answerable else 1.0
+        return self.hits / self.answerable if self.answerable else 1.0
 
     @property
     def must_not_routed_share(self) -> float:

@@ -13,7 +13,7 @@ reform (code 32134 was Xã Phú Hưng and is now Xã Lương Thế Trân): ``v20
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -182,6 +182,28 @@ def _place(
     )
 
 
+def _old_province_map(gaz: Gazetteer, new_ward_province: dict[int, int]) -> dict[int, int]:
+    """Each pre-2025 province → the current province its wards went to.
+
+    Not from the conversion table's province column: one mislabelled row there put old
+    Tiền Giang (82) in Tây Ninh, and with it all 164 of its wards (issue 17). Each old ward's
+    current province is that of the wards it became; each old district's is where most of its
+    wards went, each old province's where most of its districts' wards went.
+    """
+    from vietnam_provinces.legacy import base as legacy
+
+    district_votes: dict[int, Counter[int]] = defaultdict(Counter)
+    for old_ward in legacy.Ward.iter_all():
+        for target in gaz.old_to_new.get(old_ward.code.value, ()):
+            district_votes[old_ward.district_code.value][new_ward_province[target]] += 1
+    province_votes: dict[int, Counter[int]] = defaultdict(Counter)
+    for district in legacy.District.iter_all():
+        votes = district_votes.get(district.code.value)
+        if votes:
+            province_votes[district.province_code.value][votes.most_common(1)[0][0]] += 1
+    return {code: votes.most_common(1)[0][0] for code, votes in province_votes.items()}
+
+
 @functools.cache
 def gazetteer() -> Gazetteer:
     """Build the index once per process (about 0.5 s; research/geo.md §1.1)."""
@@ -196,11 +218,10 @@ def gazetteer() -> Gazetteer:
         gaz.provinces[code] = (new_province.name, type_word)
         gaz.add(_place(Kind.PROVINCE, NEW, code, new_province.name, code))
 
+    new_ward_province = {ward.code.value: ward.province_code.value for ward in Ward.iter_all()}
     for old_code, entry in conversion.OLD_TO_NEW.items():
         gaz.old_to_new[old_code] = tuple(ref.code for ref in entry.new_wards)
-        gaz.old_province_to_new.setdefault(
-            entry.old_ward.province_code, entry.new_wards[0].province_code
-        )
+    gaz.old_province_to_new.update(_old_province_map(gaz, new_ward_province))
 
     for old_province in legacy.Province.iter_all():
         code = old_province.code.value

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from tipline.models import RouteReason
 from tipline.routing.geo import Boundaries
-from tipline.routing.normalise import Token, has_diacritics, signature, tokens
+from tipline.routing.normalise import Token, fold, has_diacritics, signature, tokens
 from tipline.routing.places import (
     KIND_TYPES,
     NEW,
@@ -41,37 +41,62 @@ ACCENT_MATCH = 0.7
 ACCENT_MISMATCH = -0.7
 MARGIN = 1.5
 MAX_CANDIDATES = 8
-# Words after which a name is a street, a hamlet, a market or a person, not a commune.
-NOT_A_COMMUNE_BEFORE = frozenset(
-    {
-        "duong",
-        "pho",
-        "hem",
-        "ngo",
-        "kiet",
-        "ap",
-        "thon",
-        "to",
-        "khu",
-        "xom",
-        "lang",
-        "cho",
-        "truong",
-        "cau",
-        "song",
-        "ben",
-        "so",
-        "ong",
-        "ba",
-        "anh",
-        "chi",
-        "em",
-        "ten",
-        "ban",
-        "co",
-        "chu",
-    }
+# Words after which a name is not a commune (issue 17): hamlets and other places below the
+# commune, streets, schools, markets, hospitals, temples, bridges, wharves, shops and
+# businesses, and people ("anh Quang Trung", "bác Gia Thuận"). The last word before the name
+# is looked up. A word given with spellings blocks only when written so or without any
+# diacritics: "quán Phú Quý" (a bar) but not "quận Phú Nhuận" (a type word, read first),
+# "chùa Hương" but not "chứa", "cô Mai" but not "có".
+_ANY = ""
+_BLOCKING_WORDS: tuple[tuple[str, str], ...] = (
+    # below the commune
+    ("ấp", _ANY), ("thôn", _ANY), ("xóm", _ANY), ("khóm", _ANY), ("kp", _ANY),
+    ("khu", _ANY), ("phố", "phố"), ("tổ", "tổ"), ("buôn", _ANY), ("bản", "bản"),
+    ("làng", _ANY), ("sóc", "sóc"), ("đội", "đội"), ("cụm", _ANY), ("trại", "trại"),
+    ("plei", _ANY), ("bon", "bon"), ("giáp", "giáp"), ("xứ", "xứ"), ("vực", "vực"),
+    # streets
+    ("đường", "đường"), ("hẻm", _ANY), ("ngõ", "ngõ"), ("ngách", _ANY), ("kiệt", _ANY),
+    ("lộ", "lộ"), ("dốc", "dốc"), ("ngã", "ngã"), ("tư", "tư"), ("cư", "cư"),
+    ("thị", "thị"),  # khu đô thị
+    # schools, markets, hospitals, worship, landmarks
+    ("chợ", "chợ"), ("trường", _ANY), ("thpt", _ANY), ("thcs", _ANY), ("học", "học"),
+    ("non", "non"), ("giáo", "giáo"), ("đẳng", _ANY), ("viện", "viện"), ("xá", "xá"),
+    ("tế", "tế"), ("chùa", "chùa"), ("thờ", "thờ"), ("đình", "đình"), ("đền", "đền"),
+    ("miếu", _ANY), ("thất", "thất"), ("cầu", "cầu"), ("bến", "bến"), ("đò", "đò"),
+    ("phà", "phà"), ("cảng", "cảng"), ("ga", "ga"), ("sân", "sân"), ("bóng", "bóng"),
+    ("động", "động"), ("viên", "viên"), ("bãi", "bãi"), ("sông", "sông"),
+    ("kênh", "kênh"), ("rạch", "rạch"), ("suối", "suối"), ("đập", "đập"), ("hồ", "hồ"),
+    ("núi", "núi"), ("đèo", "đèo"), ("cồn", "cồn"), ("đảo", "đảo"), ("xe", "xe"),
+    # shops and businesses
+    ("quán", "quán"), ("tiệm", _ANY), ("karaoke", _ANY), ("nhậu", "nhậu"),
+    ("phê", "phê"), ("cafe", _ANY), ("cf", _ANY), ("net", _ANY), ("game", _ANY),
+    ("vàng", "vàng"), ("nghỉ", "nghỉ"), ("sạn", "sạn"), ("ty", "ty"), ("xăng", "xăng"),
+    ("nghiệp", "nghiệp"), ("massage", _ANY), ("spa", _ANY), ("shop", _ANY),
+    ("hàng", "hàng"), ("xưởng", _ANY), ("kho", "kho"), ("trạm", _ANY), ("lò", "lò"),
+    ("hiệu", "hiệu"), ("hóa", "hóa hoá"),
+    # people
+    ("anh", "anh"), ("chị", "chị"), ("em", "em"), ("ông", "ông"), ("bà", "bà"),
+    ("cô", "cô"), ("chú", "chú"), ("bác", "bác"), ("dì", "dì"), ("cậu", "cậu"),
+    ("mợ", "mợ"), ("thím", _ANY), ("thằng", _ANY), ("con", "con"), ("tên", "tên"),
+    ("cháu", "cháu"), ("lão", "lão"), ("gã", "gã"), ("bạn", "bạn"), ("đứa", "đứa"),
+    ("tượng", "tượng"), ("vợ", "vợ"), ("chồng", _ANY), ("mẹ", "mẹ"), ("bố", "bố"),
+    ("sư", "sư"), ("thầy", "thầy"), ("cha", "cha"), ("số", "số"), ("họ", "họ"),
 )
+
+
+def _blocking(words: tuple[tuple[str, str], ...]) -> dict[str, frozenset[str]]:
+    """Folded word → the spellings that block (empty: any spelling blocks)."""
+    merged: dict[str, set[str] | None] = {}
+    for word, spellings in words:
+        key = fold(word)
+        if not spellings or merged.get(key, set()) is None:
+            merged[key] = None
+        else:
+            merged.setdefault(key, set()).update(spellings.split())  # type: ignore[union-attr]
+    return {key: frozenset(value or ()) for key, value in merged.items()}
+
+
+NOT_A_COMMUNE_BEFORE = _blocking(_BLOCKING_WORDS)
 
 
 _TWO_WORD_TYPES = frozenset(t for t in TYPE_WORDS if " " in t)
@@ -111,6 +136,9 @@ class _Mention:
     end: int
     type_word: str | None
     places: list[Place]
+    # Typed, or written as a proper name (capitalised, diacritics exact): it may stand alone;
+    # otherwise it needs a named province or old district (not just the OA's province).
+    named: bool = True
 
     @property
     def shadowed(self) -> bool:
@@ -129,6 +157,10 @@ class _Evidence:
     typed: bool
     backed: bool
     reasons: list[str]
+    # Typed, written as a proper name, or backed by a named province or old district: the
+    # OA's province alone never makes a match (issue 17).
+    standing: bool = True
+    words: str = ""
 
 
 def _type_before(toks: list[Token], start: int) -> str | None:
@@ -144,6 +176,50 @@ def _type_before(toks: list[Token], start: int) -> str | None:
                 return None  # "xa" is "far", "xả" is "release": only "xã" names a commune
             return folded
     return None
+
+
+def _blocked(toks: list[Token], start: int) -> bool:
+    """The word before ``start`` makes the name a hamlet, street, landmark, shop or person."""
+    if start == 0 or toks[start].after_break:
+        return False
+    before = toks[start - 1]
+    spellings = NOT_A_COMMUNE_BEFORE.get(before.folded)
+    if spellings is None:
+        return False
+    return not spellings or not has_diacritics(before.original) or any(
+        signature(before.original) == signature(word) for word in spellings
+    )
+
+
+def _written_as_name(toks: list[Token], start: int, end: int, places: list[Place]) -> bool:
+    """An untyped name stands on its own when written as one: capitalised, diacritics exact.
+
+    "ở Lương Thế Trân" is a place; "mất an ninh trật tự", "bạo lực gia đình" and "Long An
+    có" are everyday words that fold to commune names (An Ninh, Gia Định, An Cơ).
+    """
+    words = toks[start:end]
+    if not all(t.capital for t in words):
+        return False
+    spelled = tuple(signature(t.original) for t in words)
+    return any(spelled == p.spelling for p in places)
+
+
+def _spelled_as_written(toks: list[Token], start: int, end: int, places: list[Place]) -> list[Place]:
+    """With diacritics written, the readings spelled so (if any): "Liên Hoa" is not Liên Hòa."""
+    written = [t.original for t in toks[start:end]]
+    if not any(has_diacritics(word) for word in written):
+        return places
+    spelled = tuple(signature(word) for word in written)
+    return [p for p in places if p.spelling == spelled] or places
+
+
+def _accent_conflict(toks: list[Token], start: int, end: int, places: list[Place]) -> bool:
+    """Written with diacritics that no reading has: "chứa mại dâm" is not Mái Dầm."""
+    written = [t.original for t in toks[start:end]]
+    if not any(has_diacritics(word) for word in written):
+        return False
+    spelled = tuple(signature(word) for word in written)
+    return not any(spelled == p.spelling for p in places)
 
 
 def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
@@ -165,16 +241,21 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
                 continue
             if type_word is not None:
                 places = [p for p in places if type_word in KIND_TYPES[p.kind]]
+                # "xã Tân Thành" is the xã when there is one, not the phường of that name.
+                exact = [p for p in places if p.type_word == type_word]
+                places = _spelled_as_written(toks, start, start + width, exact or places)
+                named = True
             else:
                 if width < 2 and not any(p.era == "alias" for p in places):
                     continue  # one-word and numbered names need a type word
-                if start > 0 and folded[start - 1] in NOT_A_COMMUNE_BEFORE:
+                if _blocked(toks, start) or _accent_conflict(toks, start, start + width, places):
                     continue
+                named = _written_as_name(toks, start, start + width, places)
             if places:
-                found.append(_Mention(start, start + width, type_word, places))
+                found.append(_Mention(start, start + width, type_word, places, named))
                 break
     # Drop readings inside a longer one ("Tân Thành" inside "Tân Thành Tây").
-    return [
+    found = [
         m
         for m in found
         if not any(
@@ -182,6 +263,18 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
             and o.start <= m.start
             and m.end <= o.end
             and (o.end - o.start) > (m.end - m.start)
+            for o in found
+        )
+    ]
+    # Of two readings that overlap ("Long An có": Long An, An Cơ), the earlier stands unless
+    # only the later is typed.
+    return [
+        m
+        for m in found
+        if not any(
+            o is not m
+            and o.start < m.start < o.end
+            and not (m.type_word is not None and o.type_word is None)
             for o in found
         )
     ]
@@ -260,14 +353,16 @@ def _route_words(
 ) -> PlaceDecision:
     mentions = _mentions(gaz, toks)
     for mention in mentions:
+        if mention.type_word is None and any(p.kind is Kind.PROVINCE for p in mention.places):
+            # A province written as a province ("Tân Uyên, Bình Dương", "…, Bạc Liêu") stays
+            # a province, not today's ward named after it; "phường Bình Dương" is the ward.
+            mention.places = [p for p in mention.places if p.kind is Kind.PROVINCE]
+    districts_named = {
+        id(m): {p.code for p in m.places if p.kind is Kind.DISTRICT} for m in mentions
+    }
+    for mention in mentions:
         if mention.shadowed:
-            others = {
-                p.code
-                for m in mentions
-                if m is not mention
-                for p in m.places
-                if p.kind is Kind.DISTRICT
-            }
+            others = {c for m in mentions if m is not mention for c in districts_named[id(m)]}
             wards = [p for p in mention.places if p.kind is Kind.WARD and p.districts & others]
             mention.places = wards or [p for p in mention.places if p.kind is not Kind.WARD]
     named_provinces: set[int] = set()
@@ -293,20 +388,24 @@ def _route_words(
             reasons = [f"khớp tên {'cũ' if place.era != NEW else 'mới'}: {_describe(place)}"]
             if typed:
                 score += TYPED
+                reasons.append(f"có chữ “{TYPE_SPELLING[mention.type_word or '']}” đứng trước")
                 if mention.type_word == place.type_word:
                     score += EXACT_TYPE
+            elif mention.named:
+                reasons.append("viết đúng tên riêng (viết hoa, đủ dấu)")
             backed = False
             if oa_province is not None and place.province == oa_province:
                 score += OA_PROVINCE
                 backed = True
                 reasons.append("cùng tỉnh với OA nhận tin")
+            independent = False
             if place.province in named_provinces:
                 score += NAMED_PROVINCE
-                backed = True
+                backed = independent = True
                 reasons.append("tin nhắn nêu tên tỉnh/thành phố")
             if place.districts & named_districts:
                 score += NAMED_DISTRICT
-                backed = True
+                backed = independent = True
                 reasons.append("tin nhắn nêu tên quận/huyện cũ")
             if place.era == NEW:
                 score += NEW_NAME
@@ -316,7 +415,10 @@ def _route_words(
                 reasons.append("dấu khớp" if accent > 0 else "dấu không khớp")
             if place.split:
                 reasons.append(f"đơn vị cũ đã tách thành {len(place.targets)} xã/phường mới")
-            evidence.append(_Evidence(place, score, typed, backed, reasons))
+            words = " ".join(t.original for t in toks[mention.start : mention.end])
+            evidence.append(
+                _Evidence(place, score, typed, backed, reasons, mention.named or independent, words)
+            )
 
     if not evidence:
         return _route_context(gaz, district_places, province_places, oa_province, oa_ward)
@@ -339,11 +441,11 @@ def _route_words(
 
     if top.place.split:
         return PlaceDecision(None, 0.3, False, True, RouteReason.SPLIT, candidates)
-    if rivals and margin < MARGIN:
+    if rivals and margin < MARGIN - 1e-9:
         return PlaceDecision(
             None, round(0.3 + 0.1 * margin, 2), False, True, RouteReason.TIE, candidates
         )
-    if not (top.typed or top.backed):
+    if not (top.standing and (top.typed or top.backed)):
         return PlaceDecision(None, 0.3, False, True, RouteReason.WEAK, candidates)
     if other_province and not (top.typed and explicit):
         return PlaceDecision(None, 0.4, False, True, RouteReason.OTHER_PROVINCE, candidates)
@@ -363,12 +465,18 @@ def _can_compete(
     could never be auto-routed itself; when the top reading is in the OA's province, the
     informant who wrote to the local OA most likely means the local place.
     """
+    provinces, districts = named
+    rival_named = rival.place.province in provinces or bool(rival.place.districts & districts)
+    top_named = top.place.province in provinces or bool(top.place.districts & districts)
+    if top_named and not rival_named:
+        # The text names the province or old district of the best reading and not of this
+        # one ("xã Tân Kỳ, Nghệ An" to a Thái Nguyên OA): the OA's prior does not outweigh it.
+        return False
     if oa_province is None or top.place.province != oa_province:
         return True
     if rival.place.province == oa_province:
         return True
-    provinces, districts = named
-    return rival.place.province in provinces or bool(rival.place.districts & districts)
+    return rival_named
 
 
 def _route_context(
