@@ -31,6 +31,7 @@ def decision_json(decision: PlaceDecision, oa: str | None) -> dict[str, Any]:
         "needs_location": decision.needs_location,
         "reason": decision.reason,
         "candidates": [c.as_json() for c in decision.candidates],
+        "suggestions": [c.as_json() for c in decision.suggestions],
     }
 
 

@@ -121,10 +121,26 @@ class Gazetteer:
     old_province_to_new: dict[int, int] = field(default_factory=dict)
     # Pre-2025 ward → current wards (the official conversion table).
     old_to_new: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    # Names longer than a prefix: "an nhon" → [("bac",), ("dong",), …], so "phường An Nhơn
+    # Bắg" is read as a slip on "An Nhơn Bắc", not as Phường An Nhơn.
+    continuations: dict[str, list[tuple[str, ...]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    # Ward keys per current province, by word count, for suggestions on typos.
+    ward_keys: dict[tuple[int, int], dict[str, list[Place]]] = field(default_factory=dict)
 
     def add(self, place: Place) -> None:
         self.index[place.key].append(place)
-        self.max_words = max(self.max_words, place.key.count(" ") + 1)
+        words = place.key.split(" ")
+        self.max_words = max(self.max_words, len(words))
+        if place.kind is Kind.WARD:
+            for cut in range(1, len(words)):
+                rest = tuple(words[cut:])
+                prefix = " ".join(words[:cut])
+                if rest not in self.continuations[prefix]:
+                    self.continuations[prefix].append(rest)
+            bucket = self.ward_keys.setdefault((place.province, len(words)), {})
+            bucket.setdefault(place.key, []).append(place)
 
     def lookup(self, key: str) -> list[Place]:
         return self.index.get(key, [])

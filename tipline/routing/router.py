@@ -13,7 +13,7 @@ unique and clearly ahead, never to another province on a weak match, never to a 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tipline.models import RouteReason
 from tipline.routing.geo import Boundaries
@@ -23,6 +23,7 @@ from tipline.routing.places import (
     NEW,
     TYPE_SPELLING,
     TYPE_WORDS,
+    WARD_TYPES,
     Gazetteer,
     Kind,
     Place,
@@ -100,6 +101,8 @@ NOT_A_COMMUNE_BEFORE = _blocking(_BLOCKING_WORDS)
 
 
 _TWO_WORD_TYPES = frozenset(t for t in TYPE_WORDS if " " in t)
+# First words of type words ("huyen", "thi", "dac"): never part of a name slip.
+_TYPE_STARTS = frozenset(t.split()[0] for t in TYPE_WORDS)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class PlaceDecision:
     needs_location: bool
     reason: RouteReason
     candidates: list[Scored] = field(default_factory=list)
+    # Near misses on a typo ("xã Lương Thế Trâm"): offered to the officer, never routed to.
+    suggestions: list[Scored] = field(default_factory=list)
 
 
 @dataclass
@@ -222,9 +227,57 @@ def _accent_conflict(toks: list[Token], start: int, end: int, places: list[Place
     return not any(spelled == p.spelling for p in places)
 
 
+def distance(a: str, b: str, limit: int = 2) -> int:
+    """Edit distance with transpositions ("Boa" → "Bao" is one slip), capped at limit + 1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                value = min(value, previous2[j - 2] + 1)
+            current[j] = value
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _tolerance(text: str) -> int:
+    return 1 if len(text) <= 5 else 2
+
+
+def _slip_on_longer(gaz: Gazetteer, toks: list[Token], key: str, end: int) -> bool:
+    """The words after a name are a slip on a longer name that starts with it.
+
+    "phường An Nhơn Bắg" is a typo for An Nhơn Bắc, "Phường 3 Boa Loc" for Phường 3 Bảo
+    Lộc: neither is Phường An Nhơn or Phường 3. A typo is never routed (issue 17).
+    """
+    for rest in gaz.continuations.get(key, ()):
+        following = toks[end : end + len(rest)]
+        if (
+            len(following) < len(rest)
+            or any(t.after_break or t.folded in _TYPE_STARTS for t in following)
+            # "p. Hoa Xuân hay bị…" is not a slip on Hoa Xuân Tây: a short word counts only
+            # when written as part of the name (capitalised).
+            or not (all(t.capital for t in following) or len(" ".join(rest)) >= 4)
+        ):
+            continue
+        written = " ".join(t.folded for t in following)
+        wanted = " ".join(rest)
+        if written != wanted and distance(written, wanted) <= _tolerance(wanted):
+            return True
+    return False
+
+
 def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
     folded = [t.folded for t in toks]
     found: list[_Mention] = []
+    blocked_until = 0
     for start in range(len(toks)):
         type_word = _type_before(toks, start)
         longest = 1
@@ -240,6 +293,8 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
             if not places:
                 continue
             if type_word is not None:
+                if _slip_on_longer(gaz, toks, key, start + width):
+                    break
                 places = [p for p in places if type_word in KIND_TYPES[p.kind]]
                 # "xã Tân Thành" is the xã when there is one, not the phường of that name.
                 exact = [p for p in places if p.type_word == type_word]
@@ -248,7 +303,12 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
             else:
                 if width < 2 and not any(p.era == "alias" for p in places):
                     continue  # one-word and numbered names need a type word
-                if _blocked(toks, start) or _accent_conflict(toks, start, start + width, places):
+                if start < blocked_until:
+                    break  # inside a blocked name: "bà Bắc Tiên Hưng" is no Tiên Hưng
+                if _blocked(toks, start):
+                    blocked_until = start + width
+                    break
+                if _accent_conflict(toks, start, start + width, places):
                     continue
                 named = _written_as_name(toks, start, start + width, places)
             if places:
@@ -352,6 +412,80 @@ def _route_words(
     gaz: Gazetteer, toks: list[Token], oa_province: int | None, oa_ward: int | None
 ) -> PlaceDecision:
     mentions = _mentions(gaz, toks)
+    decision = _decide(gaz, toks, mentions, oa_province, oa_ward)
+    if decision.auto and decision.target is not None:
+        return decision
+    suggestions = _suggest(gaz, toks, mentions, oa_province)
+    return replace(decision, suggestions=suggestions) if suggestions else decision
+
+
+MAX_SUGGESTIONS = 3
+
+
+def _suggest(
+    gaz: Gazetteer, toks: list[Token], mentions: list[_Mention], oa_province: int | None
+) -> list[Scored]:
+    """Communes whose names are one or two slips from the words after a type word.
+
+    Only after "xã", "phường", "thị trấn", "đặc khu" where no name was found, and only in
+    the OA's province and the provinces the text names: a suggestion for the officer, never
+    a route (issue 17).
+    """
+    starts = {m.start for m in mentions}
+    gaps = [
+        i
+        for i in range(1, len(toks))
+        if i not in starts and _type_before(toks, i) in WARD_TYPES and not toks[i].after_break
+    ]
+    if not gaps:
+        return []
+    provinces = {p.province for m in mentions for p in m.places if p.kind is not Kind.WARD}
+    if oa_province is not None:
+        provinces.add(oa_province)
+    if not provinces:
+        provinces = set(gaz.provinces)
+    found: dict[int, tuple[int, str, str]] = {}
+    for start in gaps:
+        words: list[str] = []
+        originals: list[str] = []
+        for tok in toks[start : start + 4]:
+            if (words and tok.after_break) or tok.folded in TYPE_WORDS:
+                break
+            words.append(tok.folded)
+            originals.append(tok.original)
+        for n in range(len(words), 0, -1):
+            written = " ".join(words[:n])
+            if written.replace(" ", "").isdigit() or len(written) < 3:
+                continue
+            limit = _tolerance(written)
+            for province in provinces:
+                for key, places in gaz.ward_keys.get((province, n), {}).items():
+                    d = distance(written, key, limit)
+                    if d > limit:
+                        continue
+                    for place in places:
+                        for ward in place.targets:
+                            if ward not in found or d < found[ward][0]:
+                                found[ward] = (d, " ".join(originals[:n]), _describe(place))
+    ranked = sorted(found.items(), key=lambda kv: (kv[1][0], kv[0]))[:MAX_SUGGESTIONS]
+    return [
+        Scored(
+            f"{NEW}:{ward:05d}",
+            float(-d),
+            (f"gần giống “{written}” (có thể gõ sai): {described}", f"nay là {gaz.wards[ward][0]}"),
+        )
+        for ward, (d, written, described) in ranked
+        if ward in gaz.wards
+    ]
+
+
+def _decide(
+    gaz: Gazetteer,
+    toks: list[Token],
+    mentions: list[_Mention],
+    oa_province: int | None,
+    oa_ward: int | None,
+) -> PlaceDecision:
     for mention in mentions:
         if mention.type_word is None and any(p.kind is Kind.PROVINCE for p in mention.places):
             # A province written as a province ("Tân Uyên, Bình Dương", "…, Bạc Liêu") stays
