@@ -60,9 +60,7 @@ _TONES = "\u0300\u0301\u0303\u0309\u0323"
 
 def fold(text: str) -> str:
     text = text.replace("đ", "d").replace("Đ", "D")
-    return "".join(
-        c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)
-    )
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
 
 
 def key(name: str) -> str:
@@ -77,7 +75,8 @@ def spelled(name: str) -> str:
     for word in re.findall(r"\w+", re.sub(r"['’‘`ʼ]\s*", "", name.lower())):
         nfd = unicodedata.normalize("NFD", word)
         tones = "".join(sorted({c for c in nfd if c in _TONES}))
-        words.append(unicodedata.normalize("NFC", "".join(c for c in nfd if c not in _TONES)) + tones)
+        letters = "".join(c for c in nfd if c not in _TONES)
+        words.append(unicodedata.normalize("NFC", letters) + tones)
     return " ".join(words)
 
 
@@ -143,8 +142,15 @@ def geo() -> Geo:
     for ward in Ward.iter_all():
         t, short = split(ward.name)
         districts = frozenset(s.district_code.value for s in ward.get_legacy_sources())
-        unit = Unit(ward.code.value, ward.name, t, short, ward.province_code.value,
-                    (ward.code.value,), districts=districts)
+        unit = Unit(
+            ward.code.value,
+            ward.name,
+            t,
+            short,
+            ward.province_code.value,
+            (ward.code.value,),
+            districts=districts,
+        )
         g.wards[unit.code] = unit
         g.wards_of_province.setdefault(unit.province, []).append(unit.code)
     district_provinces: dict[int, Counter[int]] = defaultdict(Counter)
@@ -155,8 +161,16 @@ def geo() -> Geo:
         targets = tuple(sorted({w.ward.code.value for w in found}))
         province = g.wards[targets[0]].province
         t, short = split(old.name)
-        unit = Unit(old.code.value, old.name, t, short, province, targets,
-                    district=old.district_code.value, old=True)
+        unit = Unit(
+            old.code.value,
+            old.name,
+            t,
+            short,
+            province,
+            targets,
+            district=old.district_code.value,
+            old=True,
+        )
         g.old_wards[unit.code] = unit
         district_provinces[unit.district][province] += 1
     province_votes: dict[int, Counter[int]] = defaultdict(Counter)
@@ -166,10 +180,19 @@ def geo() -> Geo:
             continue
         province = votes.most_common(1)[0][0]
         t, short = split(district.name)
-        targets = tuple(sorted({t2 for w in g.old_wards.values()
-                                if w.district == district.code.value for t2 in w.targets}))
+        targets = tuple(
+            sorted(
+                {
+                    t2
+                    for w in g.old_wards.values()
+                    if w.district == district.code.value
+                    for t2 in w.targets
+                }
+            )
+        )
         g.old_districts[district.code.value] = Unit(
-            district.code.value, district.name, t, short, province, targets, old=True)
+            district.code.value, district.name, t, short, province, targets, old=True
+        )
         province_votes[district.province_code.value][province] += sum(votes.values())
     for old_province in OldProvince.iter_all():
         votes = province_votes.get(old_province.code.value)
@@ -177,8 +200,13 @@ def geo() -> Geo:
             continue
         t, short = split(old_province.name)
         g.old_provinces[old_province.code.value] = Unit(
-            old_province.code.value, old_province.name, t, short, votes.most_common(1)[0][0],
-            old=True)
+            old_province.code.value,
+            old_province.name,
+            t,
+            short,
+            votes.most_common(1)[0][0],
+            old=True,
+        )
     for units in (g.wards, g.old_wards, g.old_districts, g.old_provinces):
         for unit in units.values():
             g.by_key[key(unit.short)].append(unit)
@@ -191,22 +219,29 @@ def code(ward: int) -> str:
     return f"v2025:{ward:05d}"
 
 
-def answer(g: Geo, written: str, type_word: str, province: int, accents: bool,
-           district: int | None = None) -> tuple[str, ...]:
+def answer(
+    g: Geo, written: str, type_word: str, province: int, accents: bool, district: int | None = None
+) -> tuple[str, ...]:
     """The current unit a typed ward name means in ``province``, or () when not one.
 
     Every old or current ward of that type and name in the province counts (spelled
     exactly when the informant wrote diacritics); an old district named narrows them.
     A split ward or two namesakes → () (an officer must ask)."""
-    same = [u for u in g.by_key[key(written)]
-            if u.type == type_word and u.province == province
-            and (u.code in g.wards and not u.old and g.wards[u.code] is u
-                 or u.old and u.code in g.old_wards and g.old_wards[u.code] is u)]
+    same = [
+        u
+        for u in g.by_key[key(written)]
+        if u.type == type_word
+        and u.province == province
+        and ((not u.old and g.wards.get(u.code) is u) or (u.old and g.old_wards.get(u.code) is u))
+    ]
     if accents:
         same = [u for u in same if spelled(u.short) == spelled(written)]
     if district is not None:
-        same = [u for u in same
-                if (u.old and u.district == district) or (not u.old and district in u.districts)]
+        same = [
+            u
+            for u in same
+            if (u.old and u.district == district) or (not u.old and district in u.districts)
+        ]
     targets = {t for u in same for t in u.targets}
     return (code(targets.pop()),) if len(targets) == 1 else ()
 
@@ -251,17 +286,60 @@ OPEN = [
 ]
 # Words around the place that are not places themselves.
 NOISE = [
-    "", "", "", "",
-    " ạ", " nha", " giúp em", " gấp", ", cảm ơn", ". e xin giấu tên",
-    ", sđt em {phone}", ", liên hệ {phone}", ". xe biển số {plate}", ", xe {plate} màu đen",
+    "",
+    "",
+    "",
+    "",
+    " ạ",
+    " nha",
+    " giúp em",
+    " gấp",
+    ", cảm ơn",
+    ". e xin giấu tên",
+    ", sđt em {phone}",
+    ", liên hệ {phone}",
+    ". xe biển số {plate}",
+    ", xe {plate} màu đen",
 ]
 # Sub-commune and landmark words that may precede a (commune-looking) name.
 BELOW = [
-    "ấp", "thôn", "xóm", "khóm", "KP", "khu phố", "buôn", "bản", "tổ", "tổ dân phố", "làng",
-    "đường", "phố", "hẻm", "ngõ", "kiệt", "chợ", "trường THPT", "trường tiểu học",
-    "trường THCS", "bệnh viện", "chùa", "nhà thờ", "cầu", "bến xe", "bến đò", "quán nhậu",
-    "quán karaoke", "tiệm vàng", "nhà nghỉ", "khách sạn", "quán cà phê", "công ty", "cây xăng",
-    "khu công nghiệp", "sân bóng", "tiệm net",
+    "ấp",
+    "thôn",
+    "xóm",
+    "khóm",
+    "KP",
+    "khu phố",
+    "buôn",
+    "bản",
+    "tổ",
+    "tổ dân phố",
+    "làng",
+    "đường",
+    "phố",
+    "hẻm",
+    "ngõ",
+    "kiệt",
+    "chợ",
+    "trường THPT",
+    "trường tiểu học",
+    "trường THCS",
+    "bệnh viện",
+    "chùa",
+    "nhà thờ",
+    "cầu",
+    "bến xe",
+    "bến đò",
+    "quán nhậu",
+    "quán karaoke",
+    "tiệm vàng",
+    "nhà nghỉ",
+    "khách sạn",
+    "quán cà phê",
+    "công ty",
+    "cây xăng",
+    "khu công nghiệp",
+    "sân bóng",
+    "tiệm net",
 ]
 PEOPLE = ["anh", "chị", "ông", "bà", "thằng", "con", "cô", "chú", "bác", "tên"]
 # Everyday phrases, some of which fold to commune names ("bạo lực gia đình" ⊃ Gia Định).
@@ -317,9 +395,19 @@ EVERYDAY = [
     "đây là một vấn đề an toàn thực phẩm, có người bán thịt thối",
     "cho em hỏi đăng ký tạm trú cần giấy tờ gì",
 ]
-PHONE = ["09{0}{1}{2} {3}{4}{5} {6}{7}{8}", "0{0}{1}{2}.{3}{4}{5}.{6}{7}{8}", "09{0}{1}{2}{3}{4}{5}{6}{7}"]
-PLATE = ["{a}{b}-P{c} {d}{e}{f}.{g}{h}", "{a}{b}F-{d}{e}{f}.{g}{h}", "{a}{b}A{c}-{d}{e}{f}.{g}{h}",
-         "{a}{b}-B{c} {d}{e}{f}{g}{h}", "{a}{b}H{c}-{d}{e}{f}{g}{h}", "{a}{b}X{c} {d}{e}{f}.{g}{h}"]
+PHONE = [
+    "09{0}{1}{2} {3}{4}{5} {6}{7}{8}",
+    "0{0}{1}{2}.{3}{4}{5}.{6}{7}{8}",
+    "09{0}{1}{2}{3}{4}{5}{6}{7}",
+]
+PLATE = [
+    "{a}{b}-P{c} {d}{e}{f}.{g}{h}",
+    "{a}{b}F-{d}{e}{f}.{g}{h}",
+    "{a}{b}A{c}-{d}{e}{f}.{g}{h}",
+    "{a}{b}-B{c} {d}{e}{f}{g}{h}",
+    "{a}{b}H{c}-{d}{e}{f}{g}{h}",
+    "{a}{b}X{c} {d}{e}{f}.{g}{h}",
+]
 
 
 class Writer:
@@ -358,7 +446,7 @@ def _finish(text: str, accents: str) -> str:
 
 def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
     g = geo()
-    rng = random.Random(seed)  # noqa: S311 - a reproducible test set, not a secret  # nosec B311
+    rng = random.Random(seed)  # a reproducible test set, not a secret  # nosec B311
     w = Writer(rng)
     old_codes = sorted(g.old_wards)
     new_codes = sorted(g.wards)
@@ -395,7 +483,8 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         d = g.old_districts.get(u.district)
         if with_district and d is not None:
             place += rng.choice([", ", " ", " - "]) + w.typed(
-                d.type, written_name(d.short, accents), DISTRICT_FORMS)
+                d.type, written_name(d.short, accents), DISTRICT_FORMS
+            )
         if with_province:
             old_p = g.old_provinces.get(old_province_of_district.get(u.district, 0))
             if old_p is not None:
@@ -462,8 +551,11 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         street = rng.choice(["đường", "Đường", "hẻm", "ngõ", "kiệt", "số 12"])
         other = g.wards[rng.choice(g.wards_of_province[u.province])].short
         below = rng.choice(["ấp", "thôn", "khóm", "KP", "khu phố", "tổ", "xóm", "buôn", "bản"])
-        parts = [f"{rng.randint(1, 300)} {street} {other}" if rng.random() < 0.5 else
-                 f"{below} {rng.choice([other, str(rng.randint(1, 12))])}"]
+        parts = [
+            f"{rng.randint(1, 300)} {street} {other}"
+            if rng.random() < 0.5
+            else f"{below} {rng.choice([other, str(rng.randint(1, 12))])}"
+        ]
         if use_old:
             with_district = rng.random() < 0.6
             parts.append(old_ward_place(u, acc, with_district, rng.random() < 0.3))
@@ -472,12 +564,16 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         else:
             parts.append(w.typed(u.type, written_name(u.short, acc), WARD_FORMS))
             expect = answer(g, u.short, u.type, u.province, acc == "full")
-        lead = rng.choice([
-            "địa chỉ: {a}, có người bán ma túy", "em ở {a}, tối qua bị trộm 2 con bò",
-            "nhà số {a} có người tụ tập đánh bạc", "Tại {a} có cơ sở massage trá hình",
-            "{a} có người nghi tàng trữ ma túy, hay đi xe {plate}",
-            "có người gọi từ sđt {phone} đe dọa, nó ở {a}",
-        ])
+        lead = rng.choice(
+            [
+                "địa chỉ: {a}, có người bán ma túy",
+                "em ở {a}, tối qua bị trộm 2 con bò",
+                "nhà số {a} có người tụ tập đánh bạc",
+                "Tại {a} có cơ sở massage trá hình",
+                "{a} có người nghi tàng trữ ma túy, hay đi xe {plate}",
+                "có người gọi từ sđt {phone} đe dọa, nó ở {a}",
+            ]
+        )
         text = lead.format(a=", ".join(parts), plate=w.plate(), phone=w.phone())
         return Case(_finish(text, acc), oa_for(u.province), expect, "address")
 
@@ -488,10 +584,14 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
             return None
         if len(g.by_key[key(u.short)]) != 1:
             return None  # also an old ward, a district, a province, elsewhere: not clean
-        text = rng.choice([
-            "có trộm ở {p}", "bên {p} có tụ điểm ma túy", "ở {p} có người đánh bạc",
-            "nhà em ở {p}, bị lừa mất tiền",
-        ]).format(p=u.short)
+        text = rng.choice(
+            [
+                "có trộm ở {p}",
+                "bên {p} có tụ điểm ma túy",
+                "ở {p} có người đánh bạc",
+                "nhà em ở {p}, bị lừa mất tiền",
+            ]
+        ).format(p=u.short)
         return Case(text, oa_for(u.province), (code(u.code),), "untyped_exact")
 
     def old_province_end() -> Case | None:
@@ -503,9 +603,13 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
             return None
         d = g.old_districts[u.district]
         if rng.random() < 0.5:
-            place = (w.typed(u.type, written_name(u.short, acc), WARD_FORMS) + ", "
-                     + w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS) + ", "
-                     + written_name(old_p.short, acc))
+            place = (
+                w.typed(u.type, written_name(u.short, acc), WARD_FORMS)
+                + ", "
+                + w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS)
+                + ", "
+                + written_name(old_p.short, acc)
+            )
             expect = answer(g, u.short, u.type, u.province, acc == "full", u.district)
             kind = "old_province_end"
         else:
@@ -535,21 +639,29 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
             name = rng.choice(old)
         acc = accents_mode()
         word = rng.choice(BELOW)
-        text = rng.choice([
-            "có người bán ma túy ở {w} {n}", "{w} {n} có tụ điểm đánh bạc",
-            "gần {w} {n} tối nào cũng có đua xe", "tụi nó hay tụ tập trước {w} {n}",
-            "ở {w} {n} có người cho vay nặng lãi", "em bị giật túi ở {w} {n}",
-        ]).format(w=word, n=written_name(name, acc))
+        text = rng.choice(
+            [
+                "có người bán ma túy ở {w} {n}",
+                "{w} {n} có tụ điểm đánh bạc",
+                "gần {w} {n} tối nào cũng có đua xe",
+                "tụi nó hay tụ tập trước {w} {n}",
+                "ở {w} {n} có người cho vay nặng lãi",
+                "em bị giật túi ở {w} {n}",
+            ]
+        ).format(w=word, n=written_name(name, acc))
         return Case(_finish(text, acc), oa_for(province), (), "below_commune")
 
     def person() -> Case | None:
         province = rng.choice(list(g.provinces))
         name = g.wards[rng.choice(g.wards_of_province[province])].short
         acc = accents_mode()
-        text = rng.choice([
-            "{w} {n} bán ma túy cho học sinh", "nghi {w} {n} trộm xe của nhà em",
-            "{w} {n} cho vay nặng lãi, đòi nợ kiểu xã hội đen",
-        ]).format(w=rng.choice(PEOPLE), n=written_name(name, acc))
+        text = rng.choice(
+            [
+                "{w} {n} bán ma túy cho học sinh",
+                "nghi {w} {n} trộm xe của nhà em",
+                "{w} {n} cho vay nặng lãi, đòi nợ kiểu xã hội đen",
+            ]
+        ).format(w=rng.choice(PEOPLE), n=written_name(name, acc))
         return Case(_finish(text, acc), oa_for(province), (), "person")
 
     def district_only() -> Case | None:
@@ -568,20 +680,27 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         if rng.random() < 0.5:
             olds = [p for p in g.old_provinces.values() if p.province == province]
             name = rng.choice(olds).short
-        return Case(_finish(w.sentence(written_name(name, acc)), acc), oa_for(province), (),
-                    "province_only")
+        return Case(
+            _finish(w.sentence(written_name(name, acc)), acc), oa_for(province), (), "province_only"
+        )
 
     def plate_district() -> Case | None:
         """Plates and phones next to a district: "59-P2" is not Phường 2."""
         province = rng.choice([79, 1, 48, 92, 31, 79, 79])
         d = g.old_districts[rng.choice(districts_by_province[province])]
         acc = accents_mode()
-        text = rng.choice([
-            "xe biển số {plate} chở hàng cấm ở {d}", "thấy xe {plate} giao ma túy khu {d}",
-            "có nhóm đòi nợ thuê ở {d}, gọi từ số {phone}, đi xe {plate}",
-            "báo: xe {plate} tông người rồi bỏ chạy trên đường qua {d}",
-        ]).format(plate=w.plate(), phone=w.phone(),
-                  d=w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS))
+        text = rng.choice(
+            [
+                "xe biển số {plate} chở hàng cấm ở {d}",
+                "thấy xe {plate} giao ma túy khu {d}",
+                "có nhóm đòi nợ thuê ở {d}, gọi từ số {phone}, đi xe {plate}",
+                "báo: xe {plate} tông người rồi bỏ chạy trên đường qua {d}",
+            ]
+        ).format(
+            plate=w.plate(),
+            phone=w.phone(),
+            d=w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS),
+        )
         return Case(_finish(text, acc), oa_for(province), (), "plate_phone")
 
     def split_ward() -> Case | None:
@@ -596,14 +715,20 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         a, b = rng.sample(g.wards_of_province[province], 2)
         ua, ub = g.wards[a], g.wards[b]
         if set(answer(g, ua.short, ua.type, province, True)) == set(
-                answer(g, ub.short, ub.type, province, True)):
+            answer(g, ub.short, ub.type, province, True)
+        ):
             return None
         acc = accents_mode()
-        text = rng.choice([
-            "em ở {a} nhưng bị trộm ở {b}", "tụi nó từ {a} qua {b} đánh nhau",
-            "có người ở {a} bán ma túy cho thanh niên {b}",
-        ]).format(a=w.typed(ua.type, written_name(ua.short, acc), WARD_FORMS),
-                  b=w.typed(ub.type, written_name(ub.short, acc), WARD_FORMS))
+        text = rng.choice(
+            [
+                "em ở {a} nhưng bị trộm ở {b}",
+                "tụi nó từ {a} qua {b} đánh nhau",
+                "có người ở {a} bán ma túy cho thanh niên {b}",
+            ]
+        ).format(
+            a=w.typed(ua.type, written_name(ua.short, acc), WARD_FORMS),
+            b=w.typed(ub.type, written_name(ub.short, acc), WARD_FORMS),
+        )
         return Case(_finish(text, acc), oa_for(province), (), "two_communes")
 
     def landmark_and_commune() -> Case | None:
@@ -611,9 +736,11 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         u = g.wards[rng.choice(new_codes)]
         other = g.wards[rng.choice(g.wards_of_province[u.province])]
         acc = accents_mode()
-        place = (f"{rng.choice(['chợ', 'trường THCS', 'cầu', 'ấp', 'khóm', 'thôn'])} "
-                 f"{written_name(other.short, acc)}, "
-                 + w.typed(u.type, written_name(u.short, acc), WARD_FORMS))
+        place = (
+            f"{rng.choice(['chợ', 'trường THCS', 'cầu', 'ấp', 'khóm', 'thôn'])} "
+            f"{written_name(other.short, acc)}, "
+            + w.typed(u.type, written_name(u.short, acc), WARD_FORMS)
+        )
         expect = answer(g, u.short, u.type, u.province, acc == "full")
         return Case(_finish(w.sentence(place), acc), oa_for(u.province), expect, "two_places")
 
@@ -630,16 +757,26 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         if use_old and rng.random() < 0.5:
             d = g.old_districts[u.district]
             place += ", " + w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS)
-        intended = answer(g, u.short, u.type, u.province, False,
-                          u.district if use_old else None)
+        intended = answer(g, u.short, u.type, u.province, False, u.district if use_old else None)
         return Case(_finish(w.sentence(place), acc), oa_for(u.province), (), "typo", intended)
 
     builders = [
-        (0.17, old_with_district), (0.08, old_alone), (0.12, new_ward), (0.08, address),
-        (0.03, untyped), (0.06, old_province_end), (0.06, landmark_and_commune),
-        (0.09, everyday), (0.07, below_commune), (0.02, person), (0.04, district_only),
-        (0.02, province_only), (0.04, plate_district), (0.04, split_ward),
-        (0.02, two_communes), (0.06, typo_case),
+        (0.17, old_with_district),
+        (0.08, old_alone),
+        (0.12, new_ward),
+        (0.08, address),
+        (0.03, untyped),
+        (0.06, old_province_end),
+        (0.06, landmark_and_commune),
+        (0.09, everyday),
+        (0.07, below_commune),
+        (0.02, person),
+        (0.04, district_only),
+        (0.02, province_only),
+        (0.04, plate_district),
+        (0.04, split_ward),
+        (0.02, two_communes),
+        (0.06, typo_case),
     ]
     weights = [b[0] for b in builders]
     out: list[Case] = []

@@ -145,6 +145,26 @@ class Gazetteer:
     def lookup(self, key: str) -> list[Place]:
         return self.index.get(key, [])
 
+    def name_of(self, ns_code: str) -> str | None:
+        """A readable name for an official code: "Xã Lương Thế Trân, Tỉnh Cà Mau"."""
+        era, _, number = ns_code.partition(":")
+        if not number.isdigit():
+            return None
+        code = int(number)
+        found: tuple[object, ...] | None = None
+        if era == NEW:
+            found = self.provinces.get(code) if len(number) == 2 else self.wards.get(code)
+        elif era == OLD:
+            table = {2: self.old_provinces, 3: self.old_districts}.get(len(number), self.old_wards)
+            found = table.get(code)
+        if found is None:
+            return None
+        name = str(found[0])
+        province = self.province_of(ns_code)
+        if province is not None and len(number) > 2:
+            name = f"{name}, {self.provinces[province][0]}"
+        return name
+
     def province_of(self, ns_code: str) -> int | None:
         """The current province a namespaced unit code lies in, if the code is official."""
         era, _, number = ns_code.partition(":")

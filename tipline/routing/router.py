@@ -51,37 +51,135 @@ MAX_CANDIDATES = 8
 _ANY = ""
 _BLOCKING_WORDS: tuple[tuple[str, str], ...] = (
     # below the commune
-    ("ấp", _ANY), ("thôn", _ANY), ("xóm", _ANY), ("khóm", _ANY), ("kp", _ANY),
-    ("khu", _ANY), ("phố", "phố"), ("tổ", "tổ"), ("buôn", _ANY), ("bản", "bản"),
-    ("làng", _ANY), ("sóc", "sóc"), ("đội", "đội"), ("cụm", _ANY), ("trại", "trại"),
-    ("plei", _ANY), ("bon", "bon"), ("giáp", "giáp"), ("xứ", "xứ"), ("vực", "vực"),
+    ("ấp", _ANY),
+    ("thôn", _ANY),
+    ("xóm", _ANY),
+    ("khóm", _ANY),
+    ("kp", _ANY),
+    ("khu", _ANY),
+    ("phố", "phố"),
+    ("tổ", "tổ"),
+    ("buôn", _ANY),
+    ("bản", "bản"),
+    ("làng", _ANY),
+    ("sóc", "sóc"),
+    ("đội", "đội"),
+    ("cụm", _ANY),
+    ("trại", "trại"),
+    ("plei", _ANY),
+    ("bon", "bon"),
+    ("giáp", "giáp"),
+    ("xứ", "xứ"),
+    ("vực", "vực"),
     # streets
-    ("đường", "đường"), ("hẻm", _ANY), ("ngõ", "ngõ"), ("ngách", _ANY), ("kiệt", _ANY),
-    ("lộ", "lộ"), ("dốc", "dốc"), ("ngã", "ngã"), ("tư", "tư"), ("cư", "cư"),
+    ("đường", "đường"),
+    ("hẻm", _ANY),
+    ("ngõ", "ngõ"),
+    ("ngách", _ANY),
+    ("kiệt", _ANY),
+    ("lộ", "lộ"),
+    ("dốc", "dốc"),
+    ("ngã", "ngã"),
+    ("tư", "tư"),
+    ("cư", "cư"),
     ("thị", "thị"),  # khu đô thị
     # schools, markets, hospitals, worship, landmarks
-    ("chợ", "chợ"), ("trường", _ANY), ("thpt", _ANY), ("thcs", _ANY), ("học", "học"),
-    ("non", "non"), ("giáo", "giáo"), ("đẳng", _ANY), ("viện", "viện"), ("xá", "xá"),
-    ("tế", "tế"), ("chùa", "chùa"), ("thờ", "thờ"), ("đình", "đình"), ("đền", "đền"),
-    ("miếu", _ANY), ("thất", "thất"), ("cầu", "cầu"), ("bến", "bến"), ("đò", "đò"),
-    ("phà", "phà"), ("cảng", "cảng"), ("ga", "ga"), ("sân", "sân"), ("bóng", "bóng"),
-    ("động", "động"), ("viên", "viên"), ("bãi", "bãi"), ("sông", "sông"),
-    ("kênh", "kênh"), ("rạch", "rạch"), ("suối", "suối"), ("đập", "đập"), ("hồ", "hồ"),
-    ("núi", "núi"), ("đèo", "đèo"), ("cồn", "cồn"), ("đảo", "đảo"), ("xe", "xe"),
+    ("chợ", "chợ"),
+    ("trường", _ANY),
+    ("thpt", _ANY),
+    ("thcs", _ANY),
+    ("học", "học"),
+    ("non", "non"),
+    ("giáo", "giáo"),
+    ("đẳng", _ANY),
+    ("viện", "viện"),
+    ("xá", "xá"),
+    ("tế", "tế"),
+    ("chùa", "chùa"),
+    ("thờ", "thờ"),
+    ("đình", "đình"),
+    ("đền", "đền"),
+    ("miếu", _ANY),
+    ("thất", "thất"),
+    ("cầu", "cầu"),
+    ("bến", "bến"),
+    ("đò", "đò"),
+    ("phà", "phà"),
+    ("cảng", "cảng"),
+    ("ga", "ga"),
+    ("sân", "sân"),
+    ("bóng", "bóng"),
+    ("động", "động"),
+    ("viên", "viên"),
+    ("bãi", "bãi"),
+    ("sông", "sông"),
+    ("kênh", "kênh"),
+    ("rạch", "rạch"),
+    ("suối", "suối"),
+    ("đập", "đập"),
+    ("hồ", "hồ"),
+    ("núi", "núi"),
+    ("đèo", "đèo"),
+    ("cồn", "cồn"),
+    ("đảo", "đảo"),
+    ("xe", "xe"),
     # shops and businesses
-    ("quán", "quán"), ("tiệm", _ANY), ("karaoke", _ANY), ("nhậu", "nhậu"),
-    ("phê", "phê"), ("cafe", _ANY), ("cf", _ANY), ("net", _ANY), ("game", _ANY),
-    ("vàng", "vàng"), ("nghỉ", "nghỉ"), ("sạn", "sạn"), ("ty", "ty"), ("xăng", "xăng"),
-    ("nghiệp", "nghiệp"), ("massage", _ANY), ("spa", _ANY), ("shop", _ANY),
-    ("hàng", "hàng"), ("xưởng", _ANY), ("kho", "kho"), ("trạm", _ANY), ("lò", "lò"),
-    ("hiệu", "hiệu"), ("hóa", "hóa hoá"),
+    ("quán", "quán"),
+    ("tiệm", _ANY),
+    ("karaoke", _ANY),
+    ("nhậu", "nhậu"),
+    ("phê", "phê"),
+    ("cafe", _ANY),
+    ("cf", _ANY),
+    ("net", _ANY),
+    ("game", _ANY),
+    ("vàng", "vàng"),
+    ("nghỉ", "nghỉ"),
+    ("sạn", "sạn"),
+    ("ty", "ty"),
+    ("xăng", "xăng"),
+    ("nghiệp", "nghiệp"),
+    ("massage", _ANY),
+    ("spa", _ANY),
+    ("shop", _ANY),
+    ("hàng", "hàng"),
+    ("xưởng", _ANY),
+    ("kho", "kho"),
+    ("trạm", _ANY),
+    ("lò", "lò"),
+    ("hiệu", "hiệu"),
+    ("hóa", "hóa hoá"),
     # people
-    ("anh", "anh"), ("chị", "chị"), ("em", "em"), ("ông", "ông"), ("bà", "bà"),
-    ("cô", "cô"), ("chú", "chú"), ("bác", "bác"), ("dì", "dì"), ("cậu", "cậu"),
-    ("mợ", "mợ"), ("thím", _ANY), ("thằng", _ANY), ("con", "con"), ("tên", "tên"),
-    ("cháu", "cháu"), ("lão", "lão"), ("gã", "gã"), ("bạn", "bạn"), ("đứa", "đứa"),
-    ("tượng", "tượng"), ("vợ", "vợ"), ("chồng", _ANY), ("mẹ", "mẹ"), ("bố", "bố"),
-    ("sư", "sư"), ("thầy", "thầy"), ("cha", "cha"), ("số", "số"), ("họ", "họ"),
+    ("anh", "anh"),
+    ("chị", "chị"),
+    ("em", "em"),
+    ("ông", "ông"),
+    ("bà", "bà"),
+    ("cô", "cô"),
+    ("chú", "chú"),
+    ("bác", "bác"),
+    ("dì", "dì"),
+    ("cậu", "cậu"),
+    ("mợ", "mợ"),
+    ("thím", _ANY),
+    ("thằng", _ANY),
+    ("con", "con"),
+    ("tên", "tên"),
+    ("cháu", "cháu"),
+    ("lão", "lão"),
+    ("gã", "gã"),
+    ("bạn", "bạn"),
+    ("đứa", "đứa"),
+    ("tượng", "tượng"),
+    ("vợ", "vợ"),
+    ("chồng", _ANY),
+    ("mẹ", "mẹ"),
+    ("bố", "bố"),
+    ("sư", "sư"),
+    ("thầy", "thầy"),
+    ("cha", "cha"),
+    ("số", "số"),
+    ("họ", "họ"),
 )
 
 
@@ -112,9 +210,15 @@ class Scored:
     code: str
     score: float
     reasons: tuple[str, ...]
+    words: str = ""  # the tip's words that matched (sealed with the decision, never logged)
 
     def as_json(self) -> dict[str, object]:
-        return {"unit": self.code, "score": round(self.score, 2), "reasons": list(self.reasons)}
+        return {
+            "unit": self.code,
+            "score": round(self.score, 2),
+            "reasons": list(self.reasons),
+            "words": self.words,
+        }
 
 
 @dataclass(frozen=True)
@@ -191,8 +295,10 @@ def _blocked(toks: list[Token], start: int) -> bool:
     spellings = NOT_A_COMMUNE_BEFORE.get(before.folded)
     if spellings is None:
         return False
-    return not spellings or not has_diacritics(before.original) or any(
-        signature(before.original) == signature(word) for word in spellings
+    return (
+        not spellings
+        or not has_diacritics(before.original)
+        or any(signature(before.original) == signature(word) for word in spellings)
     )
 
 
@@ -209,7 +315,9 @@ def _written_as_name(toks: list[Token], start: int, end: int, places: list[Place
     return any(spelled == p.spelling for p in places)
 
 
-def _spelled_as_written(toks: list[Token], start: int, end: int, places: list[Place]) -> list[Place]:
+def _spelled_as_written(
+    toks: list[Token], start: int, end: int, places: list[Place]
+) -> list[Place]:
     """With diacritics written, the readings spelled so (if any): "Liên Hoa" is not Liên Hòa."""
     written = [t.original for t in toks[start:end]]
     if not any(has_diacritics(word) for word in written):
@@ -326,15 +434,19 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
             for o in found
         )
     ]
-    # Of two readings that overlap ("Long An có": Long An, An Cơ), the earlier stands unless
-    # only the later is typed.
+
+    # Of two readings that overlap ("Long An có": Long An, An Cơ; "công an Nông Cống": An
+    # Nông, Nông Cống), a typed one stands, then one written as a name, then the earlier.
+    def rank(m: _Mention) -> tuple[bool, bool]:
+        return (m.type_word is not None, m.named)
+
     return [
         m
         for m in found
         if not any(
             o is not m
-            and o.start < m.start < o.end
-            and not (m.type_word is not None and o.type_word is None)
+            and (o.start < m.end and m.start < o.end)
+            and (rank(o) > rank(m) or (rank(o) == rank(m) and o.start < m.start))
             for o in found
         )
     ]
@@ -440,11 +552,12 @@ def _suggest(
     if not gaps:
         return []
     provinces = {p.province for m in mentions for p in m.places if p.kind is not Kind.WARD}
+    districts = {p.code for m in mentions for p in m.places if p.kind is Kind.DISTRICT}
     if oa_province is not None:
         provinces.add(oa_province)
     if not provinces:
         provinces = set(gaz.provinces)
-    found: dict[int, tuple[int, str, str]] = {}
+    found: dict[int, tuple[int, bool, str, str]] = {}
     for start in gaps:
         words: list[str] = []
         originals: list[str] = []
@@ -464,17 +577,20 @@ def _suggest(
                     if d > limit:
                         continue
                     for place in places:
+                        elsewhere = not place.districts & districts  # a named district first
                         for ward in place.targets:
-                            if ward not in found or d < found[ward][0]:
-                                found[ward] = (d, " ".join(originals[:n]), _describe(place))
-    ranked = sorted(found.items(), key=lambda kv: (kv[1][0], kv[0]))[:MAX_SUGGESTIONS]
+                            if ward not in found or (d, elsewhere) < found[ward][:2]:
+                                quoted = " ".join(originals[:n])
+                                found[ward] = (d, elsewhere, quoted, _describe(place))
+    ranked = sorted(found.items(), key=lambda kv: (kv[1][:2], kv[0]))[:MAX_SUGGESTIONS]
     return [
         Scored(
             f"{NEW}:{ward:05d}",
             float(-d),
-            (f"gần giống “{written}” (có thể gõ sai): {described}", f"nay là {gaz.wards[ward][0]}"),
+            (f"gần giống tên {described} (có thể gõ sai)", f"nay là {gaz.wards[ward][0]}"),
+            written,
         )
-        for ward, (d, written, described) in ranked
+        for ward, (d, _, written, described) in ranked
         if ward in gaz.wards
     ]
 
@@ -535,7 +651,10 @@ def _decide(
             independent = False
             if place.province in named_provinces:
                 score += NAMED_PROVINCE
-                backed = independent = True
+                backed = True
+                # A province holds hundreds of names: it backs a name the informant typed
+                # or wrote as a name, but does not make everyday words one ("…an Nông…,
+                # Thanh Hóa"). An old district does.
                 reasons.append("tin nhắn nêu tên tỉnh/thành phố")
             if place.districts & named_districts:
                 score += NAMED_DISTRICT
@@ -659,7 +778,7 @@ def _describe(place: Place) -> str:
 
 def _candidates(gaz: Gazetteer, evidence: list[_Evidence]) -> list[Scored]:
     """The best score and its reasons per current unit, best first."""
-    best: dict[int, tuple[float, list[str]]] = {}
+    best: dict[int, tuple[float, list[str], str]] = {}
     for item in evidence:
         for ward in item.place.targets:
             current = best.get(ward)
@@ -668,6 +787,9 @@ def _candidates(gaz: Gazetteer, evidence: list[_Evidence]) -> list[Scored]:
                 reasons = [*item.reasons]
                 if item.place.era != NEW:
                     reasons.append(f"nay là {name}")
-                best[ward] = (item.score, reasons)
+                best[ward] = (item.score, reasons, item.words)
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_CANDIDATES]
-    return [Scored(f"{NEW}:{ward:05d}", score, tuple(reasons)) for ward, (score, reasons) in ranked]
+    return [
+        Scored(f"{NEW}:{ward:05d}", score, tuple(reasons), words)
+        for ward, (score, reasons, words) in ranked
+    ]
