@@ -126,8 +126,10 @@ class Gazetteer:
     continuations: dict[str, list[tuple[str, ...]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    # Ward keys per current province, by word count, for suggestions on typos.
-    ward_keys: dict[tuple[int, int], dict[str, list[Place]]] = field(default_factory=dict)
+    # One-deletion variants of every ward name → the names (built on the first typo): a
+    # typo one or two slips from a name shares a variant with it (SymSpell's idea), so a
+    # suggestion costs a few lookups, not a distance to every name of the province.
+    _near: dict[str, list[str]] | None = None
 
     def add(self, place: Place) -> None:
         self.index[place.key].append(place)
@@ -139,11 +141,20 @@ class Gazetteer:
                 prefix = " ".join(words[:cut])
                 if rest not in self.continuations[prefix]:
                     self.continuations[prefix].append(rest)
-            bucket = self.ward_keys.setdefault((place.province, len(words)), {})
-            bucket.setdefault(place.key, []).append(place)
 
     def lookup(self, key: str) -> list[Place]:
         return self.index.get(key, [])
+
+    def near(self, written: str) -> set[str]:
+        """Ward names sharing a one-deletion variant with ``written`` (check the distance)."""
+        if self._near is None:
+            near: dict[str, list[str]] = defaultdict(list)
+            for key, places in self.index.items():
+                if any(p.kind is Kind.WARD for p in places):
+                    for variant in deletions(key):
+                        near[variant].append(key)
+            self._near = dict(near)
+        return {key for variant in deletions(written) for key in self._near.get(variant, ())}
 
     def name_of(self, ns_code: str) -> str | None:
         """A readable name for an official code: "Xã Lương Thế Trân, Tỉnh Cà Mau"."""
@@ -185,6 +196,11 @@ class Gazetteer:
             old_ward = self.old_wards.get(code)
             return old_ward[2] if old_ward else None
         return None
+
+
+def deletions(text: str) -> set[str]:
+    """``text`` and every string one character shorter."""
+    return {text} | {text[:i] + text[i + 1 :] for i in range(len(text))}
 
 
 def split_type(name: str) -> tuple[str, str]:

@@ -571,18 +571,20 @@ def _suggest(
             if written.replace(" ", "").isdigit() or len(written) < 3:
                 continue
             limit = _tolerance(written)
-            for province in provinces:
-                for key, places in gaz.ward_keys.get((province, n), {}).items():
-                    d = distance(written, key, limit)
-                    if d > limit:
-                        continue
-                    for place in places:
+            for key in gaz.near(written):
+                d = distance(written, key, limit)
+                if d > limit:
+                    continue
+                for place in gaz.lookup(key):
+                    if place.kind is Kind.WARD and place.province in provinces:
                         elsewhere = not place.districts & districts  # a named district first
                         for ward in place.targets:
                             if ward not in found or (d, elsewhere) < found[ward][:2]:
                                 quoted = " ".join(originals[:n])
                                 found[ward] = (d, elsewhere, quoted, _describe(place))
-    ranked = sorted(found.items(), key=lambda kv: (kv[1][:2], kv[0]))[:MAX_SUGGESTIONS]
+    # An exact shorter name was passed over as a slip on a longer one: offered last.
+    ranked = sorted(found.items(), key=lambda kv: (kv[1][0] == 0, kv[1][:2], kv[0]))
+    ranked = ranked[:MAX_SUGGESTIONS]
     return [
         Scored(
             f"{NEW}:{ward:05d}",
