@@ -220,27 +220,42 @@ def code(ward: int) -> str:
 
 
 def answer(
-    g: Geo, written: str, type_word: str, province: int, accents: bool, district: int | None = None
+    g: Geo,
+    written: str,
+    type_word: str,
+    province: int | None,
+    accents: bool,
+    district: int | None = None,
 ) -> tuple[str, ...]:
     """The current unit a typed ward name means in ``province``, or () when not one.
 
-    Every old or current ward of that type and name in the province counts (spelled
-    exactly when the informant wrote diacritics); an old district named narrows them.
-    A split ward or two namesakes → () (an officer must ask)."""
+    Every old or current ward of that type and name in the province (every province when
+    the tip does not tell which: None) counts, spelled exactly when the informant wrote
+    diacritics; an old district named narrows them — every old district of that name, since
+    the informant writes a name, not a code. A split ward or two namesakes → () (an officer
+    must ask)."""
     same = [
         u
         for u in g.by_key[key(written)]
         if u.type == type_word
-        and u.province == province
+        and (province is None or u.province == province)
         and ((not u.old and g.wards.get(u.code) is u) or (u.old and g.old_wards.get(u.code) is u))
     ]
     if accents:
         same = [u for u in same if spelled(u.short) == spelled(written)]
     if district is not None:
+        named = g.old_districts[district]
+        namesakes = {
+            d.code
+            for d in g.by_key[key(named.short)]
+            if g.old_districts.get(d.code) is d
+            and d.type == named.type
+            and (not accents or spelled(d.short) == spelled(named.short))
+        }
         same = [
             u
             for u in same
-            if (u.old and u.district == district) or (not u.old and district in u.districts)
+            if (u.old and u.district in namesakes) or (not u.old and u.districts & namesakes)
         ]
     targets = {t for u in same for t in u.targets}
     return (code(targets.pop()),) if len(targets) == 1 else ()
@@ -340,6 +355,26 @@ BELOW = [
     "khu công nghiệp",
     "sân bóng",
     "tiệm net",
+]
+SURNAMES = [
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Hoàng",
+    "Huỳnh",
+    "Phan",
+    "Võ",
+    "Đặng",
+    "Bùi",
+    "Đỗ",
+    "Hồ",
+    "Ngô",
+    "Dương",
+    "Lý",
+    "Nguyễn Văn",
+    "Trần Thị",
+    "Lê Văn",
 ]
 PEOPLE = ["anh", "chị", "ông", "bà", "thằng", "con", "cô", "chú", "bác", "tên"]
 # Everyday phrases, some of which fold to commune names ("bạo lực gia đình" ⊃ Gia Định).
@@ -462,6 +497,10 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
     for d in OldDistrict.iter_all():
         old_province_of_district[d.code.value] = d.province_code.value
 
+    def province_of(oa: str) -> int:
+        number = oa.partition(":")[2]
+        return int(number) if len(number) == 2 else g.wards[int(number)].province
+
     def oa_for(province: int) -> str:
         if rng.random() < 0.5:
             return f"v2025:{province:02d}"
@@ -520,7 +559,8 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         with_province = rng.random() < 0.35
         text = w.sentence(old_ward_place(u, acc, True, with_province))
         oa = oa_for(u.province) if rng.random() < 0.85 else oa_for(rng.choice(list(g.provinces)))
-        expect = answer(g, u.short, u.type, u.province, acc == "full", u.district)
+        known = u.province if with_province or province_of(oa) == u.province else None
+        expect = answer(g, u.short, u.type, known, acc == "full", u.district)
         return Case(_finish(text, acc), oa, expect, "old_ward_district")
 
     def old_alone() -> Case | None:
@@ -760,17 +800,105 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         intended = answer(g, u.short, u.type, u.province, False, u.district if use_old else None)
         return Case(_finish(w.sentence(place), acc), oa_for(u.province), (), "typo", intended)
 
+    def full_name() -> Case | None:
+        """A person's or a company's full name that ends in a commune's name."""
+        province = rng.choice(list(g.provinces))
+        u = g.wards[rng.choice(g.wards_of_province[province])]
+        if " " not in u.short or u.short.split()[-1].isdigit():
+            return None
+        acc = accents_mode()
+        text = rng.choice(
+            [
+                "đối tượng {s} {n} chuyên bán ma túy",
+                "nghi ngờ {s} {n} trộm xe",
+                "{s} {n} (biệt danh Tí) cho vay nặng lãi",
+                "công ty TNHH {n} lừa đảo tuyển dụng",
+                "hợp tác xã {n} bán phân bón giả",
+                "tiệm cầm đồ {n} nhận xe gian",
+                "em bị {s} {n} đánh, nó ở gần nhà",
+            ]
+        ).format(s=rng.choice(SURNAMES), n=written_name(u.short, acc))
+        return Case(_finish(text, acc), oa_for(province), (), "full_name")
+
+    def lowercase_untyped() -> Case | None:
+        """A name without a type word, written small: it may be meant, but is not routed."""
+        u = g.wards[rng.choice(new_codes)]
+        if " " not in u.short or len(g.by_key[key(u.short)]) != 1:
+            return None
+        acc = accents_mode()
+        text = rng.choice(["có trộm ở {p}", "bên {p} có ổ ma túy", "{p} có sòng bạc"])
+        text = text.format(p=written_name(u.short, acc).lower())
+        return Case(_finish(text, acc), oa_for(u.province), (code(u.code),), "untyped_small")
+
+    def untyped_with_district() -> Case | None:
+        """ "ở Phú Hưng, Cái Nước": no type words, the old district settles it."""
+        u = g.old_wards[rng.choice(old_codes)]
+        d = g.old_districts.get(u.district)
+        if d is None or " " not in u.short or u.short.split()[-1].isdigit():
+            return None
+        acc = accents_mode()
+        place = f"{written_name(u.short, acc)}, {written_name(d.short, acc)}"
+        expect = answer(g, u.short, u.type, u.province, acc == "full", u.district)
+        return Case(_finish(w.sentence(place), acc), oa_for(u.province), expect, "untyped_district")
+
+    numbered = [c for c in old_codes if g.old_wards[c].short.isdigit()]
+
+    def numbered_ward() -> Case | None:
+        """Numbered city wards: "P.12 Q.Gò Vấp", "f5 q8", "phường 3 quận 10"."""
+        u = g.old_wards[rng.choice(numbered)]
+        d = g.old_districts[u.district]
+        acc = accents_mode()
+        ward = rng.choice(
+            [
+                f"P.{u.short}",
+                f"p{u.short}",
+                f"F{u.short}",
+                f"phường {u.short}",
+                f"P {int(u.short):02d}",
+            ]
+        )
+        district = w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS)
+        if d.short.isdigit():
+            district = rng.choice([f"Q{d.short}", f"q.{d.short}", f"quận {d.short}"])
+        place = f"{ward} {district}" if rng.random() < 0.5 else f"{ward}, {district}"
+        expect = answer(g, u.short, u.type, u.province, False, u.district)
+        return Case(_finish(w.sentence(place), acc), oa_for(u.province), expect, "numbered")
+
+    def shouting() -> Case | None:
+        """All capitals, no diacritics, teen-code words."""
+        u = g.old_wards[rng.choice(old_codes)]
+        d = g.old_districts[u.district]
+        text = rng.choice(
+            [
+                "{w} {d} CO NGUOI BAN MA TUY, AE CA XOM BIET MA K AI DAM NOI",
+                "e ko bik bao ai, o {w} {d} tui no danh bac dc 3 thang r",
+                "{w} {d} co dua xe moi dem mn oi, cong an vao cuoc giup",
+            ]
+        ).format(
+            w=w.typed(u.type, fold(u.short), WARD_FORMS),
+            d=w.typed(d.type, fold(d.short), DISTRICT_FORMS),
+        )
+        expect = answer(g, u.short, u.type, u.province, False, u.district)
+        if rng.random() < 0.5:
+            text = text.upper()
+        return Case(text, oa_for(u.province), expect, "shouting")
+
     builders = [
-        (0.17, old_with_district),
-        (0.08, old_alone),
-        (0.12, new_ward),
-        (0.08, address),
+        (0.15, old_with_district),
+        (0.07, old_alone),
+        (0.10, new_ward),
+        (0.07, address),
         (0.03, untyped),
-        (0.06, old_province_end),
-        (0.06, landmark_and_commune),
-        (0.09, everyday),
+        (0.02, lowercase_untyped),
+        (0.03, untyped_with_district),
+        (0.03, numbered_ward),
+        (0.03, shouting),
+        (0.05, old_province_end),
+        (0.05, landmark_and_commune),
+        (0.08, everyday),
         (0.07, below_commune),
         (0.02, person),
+        (0.03, full_name),
         (0.04, district_only),
         (0.02, province_only),
         (0.04, plate_district),

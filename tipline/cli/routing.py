@@ -75,7 +75,7 @@ def _batch(source: TextIO, out: TextIO, boundaries: Callable[[], Boundaries | No
             lat, lon = item.get("lat"), item.get("lon")
             if (lat is None) != (lon is None):
                 raise ValueError("give both lat and lon")
-            point = (float(lat), float(lon)) if lat is not None else None
+            point = (float(lat), float(lon)) if lat is not None and lon is not None else None
             geo = boundaries() if point is not None else None
             row = decision_json(route_text(text or "", oa, point, geo), oa)
         except (ValueError, TypeError) as exc:

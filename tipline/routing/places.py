@@ -69,6 +69,7 @@ PROVINCE_ALIASES: dict[str, int] = {
     "Đắc Lắc": 66,
     "Daklak": 66,
     "Thừa Thiên - Huế": 46,
+    "Huế": 46,  # the one one-word province: "p. Thủy Xuân, Huế"
 }
 
 

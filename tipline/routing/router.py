@@ -12,6 +12,7 @@ unique and clearly ahead, never to another province on a weak match, never to a 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
@@ -70,7 +71,6 @@ _BLOCKING_WORDS: tuple[tuple[str, str], ...] = (
     ("bon", "bon"),
     ("giáp", "giáp"),
     ("xứ", "xứ"),
-    ("vực", "vực"),
     # streets
     ("đường", "đường"),
     ("hẻm", _ANY),
@@ -149,6 +149,12 @@ _BLOCKING_WORDS: tuple[tuple[str, str], ...] = (
     ("lò", "lò"),
     ("hiệu", "hiệu"),
     ("hóa", "hóa hoá"),
+    ("tnhh", _ANY),
+    ("htx", _ANY),
+    ("dntn", _ANY),
+    ("cầm", "cầm"),  # cầm đồ
+    ("đồ", "đồ"),
+    ("phần", "phần"),  # cổ phần
     # people
     ("anh", "anh"),
     ("chị", "chị"),
@@ -199,6 +205,15 @@ NOT_A_COMMUNE_BEFORE = _blocking(_BLOCKING_WORDS)
 
 
 _TWO_WORD_TYPES = frozenset(t for t in TYPE_WORDS if " " in t)
+# Family names (and middle names) that open a person's full name.
+SURNAMES = frozenset(
+    "nguyễn trần lê phạm hoàng huỳnh phan vũ võ đặng bùi đỗ hồ ngô dương lý đào đoàn vương "
+    "trịnh trương lâm phùng mai tô cao lưu tạ quách lương la kiều văn thị".split()
+)
+# A Vietnamese syllable without diacritics: onset, one to three vowels, a coda.
+_SYLLABLE = re.compile(
+    r"^(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ch|ng|nh|[cmnpt])?$"
+)
 # First words of type words ("huyen", "thi", "dac"): never part of a name slip.
 _TYPE_STARTS = frozenset(t.split()[0] for t in TYPE_WORDS)
 
@@ -283,6 +298,9 @@ def _type_before(toks: list[Token], start: int) -> str | None:
             original = " ".join(t.original for t in words)
             if has_diacritics(original) and original != TYPE_SPELLING[folded]:
                 return None  # "xa" is "far", "xả" is "release": only "xã" names a commune
+            before = " ".join(t.folded for t in toks[max(0, start - width - 2) : start - width])
+            if folded == "xa" and before == "hop tac":
+                return None  # hợp tác xã: a cooperative
             return folded
     return None
 
@@ -291,6 +309,8 @@ def _blocked(toks: list[Token], start: int) -> bool:
     """The word before ``start`` makes the name a hamlet, street, landmark, shop or person."""
     if start == 0 or toks[start].after_break:
         return False
+    if start >= 3 and " ".join(t.folded for t in toks[start - 3 : start]) == "hop tac xa":
+        return True  # hợp tác xã: a cooperative, not a commune
     before = toks[start - 1]
     spellings = NOT_A_COMMUNE_BEFORE.get(before.folded)
     if spellings is None:
@@ -311,6 +331,13 @@ def _written_as_name(toks: list[Token], start: int, end: int, places: list[Place
     words = toks[start:end]
     if not all(t.capital for t in words):
         return False
+    before = toks[start - 1] if start > 0 and not toks[start].after_break else None
+    if before is not None and before.capital:
+        # Part of a longer proper name ("Nguyễn Hoàng Long", "em bị Lê An Nhơn Tây đánh"),
+        # unless the word before only opens the sentence ("Tại Lương Thế Trân…").
+        opens = start == 1 or before.after_break
+        if not opens or before.original in SURNAMES:
+            return False
     spelled = tuple(signature(t.original) for t in words)
     return any(spelled == p.spelling for p in places)
 
@@ -318,7 +345,11 @@ def _written_as_name(toks: list[Token], start: int, end: int, places: list[Place
 def _spelled_as_written(
     toks: list[Token], start: int, end: int, places: list[Place]
 ) -> list[Place]:
-    """With diacritics written, the readings spelled so (if any): "Liên Hoa" is not Liên Hòa."""
+    """With diacritics written, the readings spelled so (if any): "Liên Hoa" is not Liên Hòa.
+
+    A name written without any mark is not read as spelled so, even in a tip written with
+    diacritics: informants often type names plain ("xã Vinh Quang" for Vĩnh Quang).
+    """
     written = [t.original for t in toks[start:end]]
     if not any(has_diacritics(word) for word in written):
         return places
@@ -367,17 +398,25 @@ def _slip_on_longer(gaz: Gazetteer, toks: list[Token], key: str, end: int) -> bo
     """
     for rest in gaz.continuations.get(key, ()):
         following = toks[end : end + len(rest)]
-        if (
-            len(following) < len(rest)
-            or any(t.after_break or t.folded in _TYPE_STARTS for t in following)
-            # "p. Hoa Xuân hay bị…" is not a slip on Hoa Xuân Tây: a short word counts only
-            # when written as part of the name (capitalised).
-            or not (all(t.capital for t in following) or len(" ".join(rest)) >= 4)
+        if len(following) < len(rest) or any(
+            t.after_break or t.folded in _TYPE_STARTS for t in following
         ):
             continue
         written = " ".join(t.folded for t in following)
         wanted = " ".join(rest)
-        if written != wanted and distance(written, wanted) <= _tolerance(wanted):
+        if written == wanted:
+            continue
+        # Written as part of the name (capitalised), or no Vietnamese syllable at all ("quy
+        # nhon bmc"): one or two slips. Plain words that follow a name ("p. Hoa Xuân hay bị…",
+        # "xã Châu Quế nhưng…") are words: only one slip on a longer word counts then
+        # ("phuong 3 boa loc").
+        if all(t.capital for t in following) or not all(
+            _SYLLABLE.match(t.folded) for t in following
+        ):
+            limit = _tolerance(wanted)
+        else:
+            limit = 1 if len(wanted) >= 4 else 0
+        if limit and distance(written, wanted, limit) <= limit:
             return True
     return False
 
