@@ -741,6 +741,17 @@ def _decide(
         )
     if not (top.standing and (top.typed or top.backed)):
         return PlaceDecision(None, 0.3, False, True, RouteReason.WEAK, candidates)
+    contradicted = not top.place.districts & named_districts and any(
+        p.province == top.place.province
+        for m in mentions
+        if m.type_word is not None and all(p.kind is Kind.DISTRICT for p in m.places)
+        for p in m.places
+    )
+    if contradicted:
+        # "xã Tân Thành, huyện Cái Nước" when no Tân Thành lay in Cái Nước: the text names
+        # (with its type word, and only as a district) a district of that province the
+        # place is not in; an officer must look.
+        return PlaceDecision(None, 0.3, False, True, RouteReason.WEAK, candidates)
     if other_province and not (top.typed and explicit):
         return PlaceDecision(None, 0.4, False, True, RouteReason.OTHER_PROVINCE, candidates)
     confidence = round(min(0.99, 0.6 + 0.08 * min(margin, 5.0)), 2)
