@@ -288,7 +288,13 @@ class _Evidence:
 
 
 def _type_before(toks: list[Token], start: int) -> str | None:
-    """The type word just before ``start`` ("xã", "thị xã"), if there is one."""
+    """The type word just before ``start`` ("xã", "thị xã"), if there is one.
+
+    Not across punctuation: in "xã Bắc Đông Quan, Hưng Yên" the last word of the name is no
+    "quận" for what follows the comma.
+    """
+    if start < len(toks) and toks[start].after_break:
+        return None
     for width in (2, 1):
         if start - width < 0:
             continue
