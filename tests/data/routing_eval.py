@@ -588,11 +588,22 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
         use_old = rng.random() < 0.5
         u = g.old_wards[rng.choice(old_codes)] if use_old else g.wards[rng.choice(new_codes)]
         acc = accents_mode()
-        street = rng.choice(["đường", "Đường", "hẻm", "ngõ", "kiệt", "số 12"])
         other = g.wards[rng.choice(g.wards_of_province[u.province])].short
         below = rng.choice(["ấp", "thôn", "khóm", "KP", "khu phố", "tổ", "xóm", "buôn", "bản"])
+        number = rng.choice([str(rng.randint(1, 300)), f"{rng.randint(1, 99)}/{rng.randint(1, 9)}"])
+        street = rng.choice(
+            [
+                f"{number} đường {other}",
+                f"{number} Đường {other}",
+                f"hẻm {number} {other}",
+                f"ngõ {number} {other}",
+                f"kiệt {number} {other}",
+                f"số {number} {other}",
+                f"{number} {other}",  # a house number and the street's name, nothing else
+            ]
+        )
         parts = [
-            f"{rng.randint(1, 300)} {street} {other}"
+            street
             if rng.random() < 0.5
             else f"{below} {rng.choice([other, str(rng.randint(1, 12))])}"
         ]

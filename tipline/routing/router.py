@@ -318,6 +318,8 @@ def _blocked(toks: list[Token], start: int) -> bool:
     if start >= 3 and " ".join(t.folded for t in toks[start - 3 : start]) == "hop tac xa":
         return True  # hợp tác xã: a cooperative, not a commune
     before = toks[start - 1]
+    if before.folded.isdigit() and _type_before(toks, start - 1) is None:
+        return True  # "số 45 Trần Phú", "17 Nghĩa Đô": a house number, then its street
     spellings = NOT_A_COMMUNE_BEFORE.get(before.folded)
     if spellings is None:
         return False
@@ -346,6 +348,18 @@ def _written_as_name(toks: list[Token], start: int, end: int, places: list[Place
             return False
     spelled = tuple(signature(t.original) for t in words)
     return any(spelled == p.spelling for p in places)
+
+
+def _longer_proper_name(gaz: Gazetteer, toks: list[Token], end: int) -> bool:
+    """A capitalised word goes on after the name ("Hoàng Tân An"), and is no district or
+    province ("Lương Thế Trân Cà Mau" is a name and its province)."""
+    if end >= len(toks) or toks[end].after_break or not toks[end].capital:
+        return False
+    for width in (3, 2, 1):
+        key = " ".join(t.folded for t in toks[end : end + width])
+        if any(p.kind is not Kind.WARD for p in gaz.lookup(key)):
+            return False
+    return True
 
 
 def _spelled_as_written(
@@ -464,6 +478,8 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
                 if _accent_conflict(toks, start, start + width, places):
                     continue
                 named = _written_as_name(toks, start, start + width, places)
+                if named and _longer_proper_name(gaz, toks, start + width):
+                    named = False
             if places:
                 found.append(_Mention(start, start + width, type_word, places, named))
                 break
