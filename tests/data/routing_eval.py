@@ -497,6 +497,16 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
     for d in OldDistrict.iter_all():
         old_province_of_district[d.code.value] = d.province_code.value
 
+    def whole_district(d: Unit) -> tuple[str, ...]:
+        """An old district that became a single commune (islands) names that commune."""
+        namesakes = [
+            x
+            for x in g.by_key[key(d.short)]
+            if g.old_districts.get(x.code) is x and x.type == d.type
+        ]
+        targets = {t for x in namesakes for t in x.targets}
+        return (code(targets.pop()),) if len(targets) == 1 else ()
+
     def province_of(oa: str) -> int:
         number = oa.partition(":")[2]
         return int(number) if len(number) == 2 else g.wards[int(number)].province
@@ -669,7 +679,7 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
             if rng.random() < 0.5:
                 dname = w.typed(d.type, dname, DISTRICT_FORMS)
             place = f"{dname}, {written_name(old_p.short, acc)}"
-            expect = ()
+            expect = whole_district(d)
             kind = "district_province"
         return Case(_finish(w.sentence(place), acc), oa_for(u.province), expect, kind)
 
@@ -752,7 +762,7 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
             phone=w.phone(),
             d=w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS),
         )
-        return Case(_finish(text, acc), oa_for(province), (), "plate_phone")
+        return Case(_finish(text, acc), oa_for(province), whole_district(d), "plate_phone")
 
     def split_ward() -> Case | None:
         splits = [c for c in old_codes if len(g.old_wards[c].targets) > 1]
@@ -805,11 +815,13 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
             return None
         acc = accents_mode()
         place = w.typed(u.type, written_name(bad, acc), WARD_FORMS)
+        expect: tuple[str, ...] = ()
         if use_old and rng.random() < 0.5:
             d = g.old_districts[u.district]
             place += ", " + w.typed(d.type, written_name(d.short, acc), DISTRICT_FORMS)
+            expect = whole_district(d)  # the district alone may settle it
         intended = answer(g, u.short, u.type, u.province, False, u.district if use_old else None)
-        return Case(_finish(w.sentence(place), acc), oa_for(u.province), (), "typo", intended)
+        return Case(_finish(w.sentence(place), acc), oa_for(u.province), expect, "typo", intended)
 
     def full_name() -> Case | None:
         """A person's or a company's full name that ends in a commune's name."""

@@ -823,6 +823,14 @@ def _route_context(
             Scored(f"{NEW}:{ward:05d}", 1.0, tuple(reasons))
             for ward, reasons in sorted(targets.items())
         ][:MAX_CANDIDATES]
+        province = districts[0].province
+        named_here = oa_province == province or any(p.province == province for p in provinces)
+        if len(targets) == 1 and named_here:
+            # A few old districts became one commune each (islands: Cô Tô, Kiên Hải…).
+            (ward,) = targets
+            return PlaceDecision(
+                f"{NEW}:{ward:05d}", 0.9, True, False, RouteReason.TEXT, candidates
+            )
         # An old district maps to several communes: the tip stays with the OA's unit (which
         # may well be one of them: then no need to ask where), for an officer to place.
         inside = oa_ward is not None and oa_ward in targets
