@@ -8,6 +8,13 @@ word ("xã", "P.", "huyện") must come before one-word and numbered names; scor
 by its type word, the OA's province (a prior, never a filter), a named province or old
 district, a new rather than old name and diacritics; auto-route only when one reading is
 unique and clearly ahead, never to another province on a weak match, never to a split ward.
+
+Issue 17 (informants' words, docs/routing.md): a match must stand on its own — typed, or
+written as a name (capitalised, exact diacritics, not part of a longer proper name), or
+backed by a named old district; the OA's province alone never makes one. Provinces written
+as provinces stay provinces; plates and phone numbers are removed first; names after
+hamlet, street, landmark, shop and person words, or after a house number, are not communes;
+typos are offered as suggestions, never routed.
 """
 
 from __future__ import annotations
