@@ -306,6 +306,8 @@ def _type_before(toks: list[Token], start: int) -> str | None:
         if start - width < 0:
             continue
         words = toks[start - width : start]
+        if any(t.after_break for t in words[1:]):
+            continue  # "ấp Trường Thi, xã Tân Minh": no "thị xã" across the comma
         folded = " ".join(t.folded for t in words)
         if folded in TYPE_WORDS:
             original = " ".join(t.original for t in words)
@@ -435,14 +437,14 @@ def _slip_on_longer(gaz: Gazetteer, toks: list[Token], key: str, end: int) -> bo
             continue
         # Written as part of the name (capitalised), or no Vietnamese syllable at all ("quy
         # nhon bmc"): one or two slips. Plain words that follow a name ("p. Hoa Xuân hay bị…",
-        # "xã Châu Quế nhưng…") are words: only one slip on a longer word counts then
-        # ("phuong 3 boa loc").
+        # "xã Châu Quế nhưng…", "x Phú Mỹ nhưng…") are words: only one swapped or mistyped
+        # letter, same length, on a longer word counts then ("phuong 3 boa loc").
         if all(t.capital for t in following) or not all(
             _SYLLABLE.match(t.folded) for t in following
         ):
             limit = _tolerance(wanted)
         else:
-            limit = 1 if len(wanted) >= 4 else 0
+            limit = 1 if len(wanted) >= 4 and len(written) == len(wanted) else 0
         if limit and distance(written, wanted, limit) <= limit:
             return True
     return False
@@ -477,7 +479,7 @@ def _mentions(gaz: Gazetteer, toks: list[Token]) -> list[_Mention]:
             else:
                 if width < 2 and not any(p.era == "alias" for p in places):
                     continue  # one-word and numbered names need a type word
-                if start < blocked_until:
+                if start + width <= blocked_until:
                     break  # inside a blocked name: "bà Bắc Tiên Hưng" is no Tiên Hưng
                 if _blocked(toks, start):
                     blocked_until = start + width
