@@ -774,10 +774,12 @@ def generate(n: int = SIZE, seed: int = SEED) -> list[Case]:
     def two_communes() -> Case | None:
         province = rng.choice(list(g.provinces))
         a, b = rng.sample(g.wards_of_province[province], 2)
+        if rng.random() < 0.3:  # the second commune in another province
+            b = rng.choice(new_codes)
         ua, ub = g.wards[a], g.wards[b]
         if set(answer(g, ua.short, ua.type, province, True)) == set(
-            answer(g, ub.short, ub.type, province, True)
-        ):
+            answer(g, ub.short, ub.type, ub.province, True)
+        ) or key(ua.short) == key(ub.short):
             return None
         acc = accents_mode()
         text = rng.choice(

@@ -292,6 +292,7 @@ class _Evidence:
     # OA's province alone never makes a match (issue 17).
     standing: bool = True
     words: str = ""
+    start: int = -1  # where the mention begins in the tip
 
 
 def _type_before(toks: list[Token], start: int) -> str | None:
@@ -742,7 +743,16 @@ def _decide(
                 reasons.append(f"đơn vị cũ đã tách thành {len(place.targets)} xã/phường mới")
             words = " ".join(t.original for t in toks[mention.start : mention.end])
             evidence.append(
-                _Evidence(place, score, typed, backed, reasons, mention.named or independent, words)
+                _Evidence(
+                    place,
+                    score,
+                    typed,
+                    backed,
+                    reasons,
+                    mention.named or independent,
+                    words,
+                    mention.start,
+                )
             )
 
     if not evidence:
@@ -766,6 +776,10 @@ def _decide(
 
     if top.place.split:
         return PlaceDecision(None, 0.3, False, True, RouteReason.SPLIT, candidates)
+    if top.typed and _another_commune_typed(mentions, top):
+        # "thanh niên xã Tân Thành đánh nhau với thanh niên xã Tân Lập": two communes named
+        # with their type words, wherever the second lies; an officer reads which one.
+        return PlaceDecision(None, 0.3, False, True, RouteReason.TIE, candidates)
     if rivals and margin < MARGIN - 1e-9:
         return PlaceDecision(
             None, round(0.3 + 0.1 * margin, 2), False, True, RouteReason.TIE, candidates
@@ -787,6 +801,18 @@ def _decide(
         return PlaceDecision(None, 0.4, False, True, RouteReason.OTHER_PROVINCE, candidates)
     confidence = round(min(0.99, 0.6 + 0.08 * min(margin, 5.0)), 2)
     return PlaceDecision(target_code, confidence, True, False, RouteReason.TEXT, candidates)
+
+
+def _another_commune_typed(mentions: list[_Mention], top: _Evidence) -> bool:
+    """Another typed mention names a commune that is not the best reading's unit."""
+    mine = set(top.place.targets)
+    for mention in mentions:
+        if mention.start == top.start or mention.type_word not in WARD_TYPES:
+            continue
+        theirs = {t for p in mention.places if p.kind is Kind.WARD for t in p.targets}
+        if theirs and not theirs & mine:
+            return True
+    return False
 
 
 def _can_compete(
