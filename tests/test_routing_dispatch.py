@@ -115,7 +115,8 @@ def test_an_old_commune_name_routes_to_its_new_unit_sealed(
         open_sealed(tip_key, tip.sealed_routing, purpose="routing", binding=tip.key_binding)
     )
     assert record["unit"] == "v2025:32134" and record["auto"] is True
-    assert "Phú Hưng" in record["candidates"][0]["reasons"]
+    assert "Phú Hưng" in "; ".join(record["candidates"][0]["reasons"])
+    assert record["candidates"][0]["name"] == "Xã Lương Thế Trân, Tỉnh Cà Mau"
 
 
 def province_holds_it_alone(rt: Runtime, tip: Tip) -> None:

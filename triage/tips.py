@@ -35,6 +35,7 @@ from tipline.models import (
     utcnow,
 )
 from tipline.models.sealed_fields import MESSAGE_BODY, TIP_ROUTING
+from tipline.routing.panel import routing_panel
 from tipline.time_rules import ZALO_REPLY_WINDOW, reply_window
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
 from tipline.transit import NoTransitKey
@@ -174,7 +175,7 @@ def show(public_id: str) -> ResponseReturnValue:
             "parent": tip.unit.parent if tip.unit else None,
             "messages": messages,
             "attachments": attachments,
-            "routing": _routing(tip_key, tip),
+            "routing": routing_panel(db, _routing(tip_key, tip)),
             "timeline": timeline,
             "timeline_total": events.total,
             "status": label(STATUS_LABELS, tip.status),

@@ -52,6 +52,29 @@ _ABBREVIATIONS: dict[str, tuple[str, ...]] = {
 }
 _DIGIT_TYPES = {"p": "phường", "f": "phường", "q": "quận", "x": "xã", "h": "huyện"}
 
+# Licence plates and phone numbers are not place names (issue 17): "59-P2 123.45" is no
+# Phường 2, "51F-123.45" no F-ward. A plate is a two-digit province code, a series of one or
+# two letters (and a digit), then the serial: "59-P2 123.45", "51F-123.45", "29A1-234.56",
+# "59X2 12345", "26-P8", "29A1". The series alone ("59-P2") counts when written with its dash
+# or glued to its code ("29A1"); "12 P.5" (house 12, Phường 5) is not a plate.
+_PLATE = re.compile(
+    r"(?<![\w.])\d{2}(?:-\s?[a-zđ]{1,2}\d?|[a-zđ]{1,2}\d(?![\w])|[a-zđ]{1,2}(?=[\s.-]*\d{3}))"
+    r"(?:[\s.-]*\d{3}(?:[\s.]?\d{1,2})?)?(?![\w])",
+    re.IGNORECASE,
+)
+# Phone numbers: 0 or +84, then 8–10 digits in groups ("0909 123 456", "0912.345.678"), and
+# any other long run of digits (account numbers, ids).
+_PHONE = re.compile(r"(?<![\w.])(?:\+?84|0)(?:[\s.-]?\d){8,10}(?![\w])|\d{6,}")
+
+
+_TP_DOTTED = re.compile(r"\bt\. p\. ", re.IGNORECASE)
+_TP_HCM = re.compile(r"\btp\. hcm\b", re.IGNORECASE)
+
+
+def strip_numbers(text: str) -> str:
+    """Replace plates and phone numbers with a break, so their pieces name nothing."""
+    return _PHONE.sub(" , ", _PLATE.sub(" , ", text))
+
 
 def fold(text: str) -> str:
     """Lower-case, no diacritics, đ→d: what an informant without a Vietnamese keyboard types."""
@@ -80,6 +103,8 @@ class Token:
     # Punctuation (a comma, a full stop) before this word: a name never spans it, so in
     # "Kiến An, Thành phố Hải Phòng" the words "An" and "Thành" are not read as "An Thành".
     after_break: bool = False
+    # Written with a capital letter: "ở Lương Thế Trân" names a place, "mất an ninh" does not.
+    capital: bool = False
 
 
 def _number(word: str) -> str:
@@ -92,13 +117,17 @@ def tokens(text: str) -> list[Token]:
     "P.Thọ Xương" → phường thọ xương; "Q1" → quận 1; "F12" → phường 12; "TPHCM" →
     thành phố hồ chí minh. Sub-commune words (ấp, thôn, tổ, khu phố) are left as they are.
     """
-    text = _APOSTROPHE.sub("", unicodedata.normalize("NFC", text).lower()).replace(".", ". ")
-    text = text.replace("t. p. ", "tp ").replace("tp. hcm", "tphcm")
+    text = strip_numbers(_APOSTROPHE.sub("", unicodedata.normalize("NFC", text)))
+    text = text.replace(".", ". ")
+    text = _TP_DOTTED.sub("tp ", text)
+    text = _TP_HCM.sub("tphcm", text)
     out: list[Token] = []
     end = 0
     pending_break = False
     for match in _WORD.finditer(text):
-        raw = match.group()
+        cased = match.group()
+        raw = cased.lower()
+        capital = cased[:1].isupper()
         gap = text[end : match.start()]
         brk = pending_break or bool(gap.strip(" \t-–—"))  # "Phương Liên - Trung Tự" is one name
         end = match.end()
@@ -106,7 +135,9 @@ def tokens(text: str) -> list[Token]:
         expansion = _ABBREVIATIONS.get(raw)
         pending_break = raw.endswith(".") and expansion is None and not _GLUED.match(raw[:-1])
         if expansion is not None:
-            out.extend(Token(fold(word), word, brk and i == 0) for i, word in enumerate(expansion))
+            out.extend(
+                Token(fold(word), word, brk and i == 0, capital) for i, word in enumerate(expansion)
+            )
             continue
         word = raw.rstrip(".")
         glued = _GLUED.match(word)
@@ -117,7 +148,7 @@ def tokens(text: str) -> list[Token]:
             continue
         if not word:
             continue
-        out.append(Token(_number(fold(word)), word, brk))
+        out.append(Token(_number(fold(word)), word, brk, capital))
     return out
 
 

@@ -13,7 +13,7 @@ reform (code 32134 was Xã Phú Hưng and is now Xã Lương Thế Trân): ``v20
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -69,6 +69,7 @@ PROVINCE_ALIASES: dict[str, int] = {
     "Đắc Lắc": 66,
     "Daklak": 66,
     "Thừa Thiên - Huế": 46,
+    "Huế": 46,  # the one one-word province: "p. Thủy Xuân, Huế"
 }
 
 
@@ -121,13 +122,60 @@ class Gazetteer:
     old_province_to_new: dict[int, int] = field(default_factory=dict)
     # Pre-2025 ward → current wards (the official conversion table).
     old_to_new: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    # Names longer than a prefix: "an nhon" → [("bac",), ("dong",), …], so "phường An Nhơn
+    # Bắg" is read as a slip on "An Nhơn Bắc", not as Phường An Nhơn.
+    continuations: dict[str, list[tuple[str, ...]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    # One-deletion variants of every ward name → the names (built on the first typo): a
+    # typo one or two slips from a name shares a variant with it (SymSpell's idea), so a
+    # suggestion costs a few lookups, not a distance to every name of the province.
+    _near: dict[str, list[str]] | None = None
 
     def add(self, place: Place) -> None:
         self.index[place.key].append(place)
-        self.max_words = max(self.max_words, place.key.count(" ") + 1)
+        words = place.key.split(" ")
+        self.max_words = max(self.max_words, len(words))
+        if place.kind is Kind.WARD:
+            for cut in range(1, len(words)):
+                rest = tuple(words[cut:])
+                prefix = " ".join(words[:cut])
+                if rest not in self.continuations[prefix]:
+                    self.continuations[prefix].append(rest)
 
     def lookup(self, key: str) -> list[Place]:
         return self.index.get(key, [])
+
+    def near(self, written: str) -> set[str]:
+        """Ward names sharing a one-deletion variant with ``written`` (check the distance)."""
+        if self._near is None:
+            near: dict[str, list[str]] = defaultdict(list)
+            for key, places in self.index.items():
+                if any(p.kind is Kind.WARD for p in places):
+                    for variant in deletions(key):
+                        near[variant].append(key)
+            self._near = dict(near)
+        return {key for variant in deletions(written) for key in self._near.get(variant, ())}
+
+    def name_of(self, ns_code: str) -> str | None:
+        """A readable name for an official code: "Xã Lương Thế Trân, Tỉnh Cà Mau"."""
+        era, _, number = ns_code.partition(":")
+        if not number.isdigit():
+            return None
+        code = int(number)
+        found: tuple[object, ...] | None = None
+        if era == NEW:
+            found = self.provinces.get(code) if len(number) == 2 else self.wards.get(code)
+        elif era == OLD:
+            table = {2: self.old_provinces, 3: self.old_districts}.get(len(number), self.old_wards)
+            found = table.get(code)
+        if found is None:
+            return None
+        name = str(found[0])
+        province = self.province_of(ns_code)
+        if province is not None and len(number) > 2:
+            name = f"{name}, {self.provinces[province][0]}"
+        return name
 
     def province_of(self, ns_code: str) -> int | None:
         """The current province a namespaced unit code lies in, if the code is official."""
@@ -149,6 +197,11 @@ class Gazetteer:
             old_ward = self.old_wards.get(code)
             return old_ward[2] if old_ward else None
         return None
+
+
+def deletions(text: str) -> set[str]:
+    """``text`` and every string one character shorter."""
+    return {text} | {text[:i] + text[i + 1 :] for i in range(len(text))}
 
 
 def split_type(name: str) -> tuple[str, str]:
@@ -182,6 +235,28 @@ def _place(
     )
 
 
+def _old_province_map(gaz: Gazetteer, new_ward_province: dict[int, int]) -> dict[int, int]:
+    """Each pre-2025 province → the current province its wards went to.
+
+    Not from the conversion table's province column: one mislabelled row there put old
+    Tiền Giang (82) in Tây Ninh, and with it all 164 of its wards (issue 17). Each old ward's
+    current province is that of the wards it became; each old district's is where most of its
+    wards went, each old province's where most of its districts' wards went.
+    """
+    from vietnam_provinces.legacy import base as legacy
+
+    district_votes: dict[int, Counter[int]] = defaultdict(Counter)
+    for old_ward in legacy.Ward.iter_all():
+        for target in gaz.old_to_new.get(old_ward.code.value, ()):
+            district_votes[old_ward.district_code.value][new_ward_province[target]] += 1
+    province_votes: dict[int, Counter[int]] = defaultdict(Counter)
+    for district in legacy.District.iter_all():
+        votes = district_votes.get(district.code.value)
+        if votes:
+            province_votes[district.province_code.value][votes.most_common(1)[0][0]] += 1
+    return {code: votes.most_common(1)[0][0] for code, votes in province_votes.items()}
+
+
 @functools.cache
 def gazetteer() -> Gazetteer:
     """Build the index once per process (about 0.5 s; research/geo.md §1.1)."""
@@ -196,11 +271,10 @@ def gazetteer() -> Gazetteer:
         gaz.provinces[code] = (new_province.name, type_word)
         gaz.add(_place(Kind.PROVINCE, NEW, code, new_province.name, code))
 
+    new_ward_province = {ward.code.value: ward.province_code.value for ward in Ward.iter_all()}
     for old_code, entry in conversion.OLD_TO_NEW.items():
         gaz.old_to_new[old_code] = tuple(ref.code for ref in entry.new_wards)
-        gaz.old_province_to_new.setdefault(
-            entry.old_ward.province_code, entry.new_wards[0].province_code
-        )
+    gaz.old_province_to_new.update(_old_province_map(gaz, new_ward_province))
 
     for old_province in legacy.Province.iter_all():
         code = old_province.code.value

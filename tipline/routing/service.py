@@ -30,7 +30,7 @@ from tipline.models.sealed_fields import (
 )
 from tipline.routing.geo import Boundaries
 from tipline.routing.places import NEW, gazetteer
-from tipline.routing.router import PlaceDecision, route_text
+from tipline.routing.router import PlaceDecision, Scored, route_text
 
 _OFFICIAL = re.compile(r"^v20\d\d:\d{2,5}$")
 
@@ -39,7 +39,18 @@ _OFFICIAL = re.compile(r"^v20\d\d:\d{2,5}$")
 class Candidate:
     unit_code: str
     score: float
-    reason: str
+    reasons: tuple[str, ...]
+    name: str = ""  # the unit's official name, for the routing panel
+    words: str = ""  # the tip's words that matched
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "unit": self.unit_code,
+            "name": self.name,
+            "score": self.score,
+            "reasons": list(self.reasons),
+            "words": self.words,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Decision:
     auto: bool
     reason: str
     candidates: list[Candidate] = field(default_factory=list)
+    suggestions: list[Candidate] = field(default_factory=list)
     needs_location: bool = False
     # Existing units among the candidates (for pre-granting; see jobs/dispatch.py).
     candidate_units: list[Unit] = field(default_factory=list)
@@ -108,9 +120,13 @@ def decide(
 ) -> Decision:
     """Route against this install's units; the OA's unit keeps what cannot be placed."""
     place = route_text(text, official_code(oa_unit), point, boundaries)
-    candidates = [
-        Candidate(c.code, round(c.score, 2), "; ".join(c.reasons)) for c in place.candidates
-    ]
+    gaz = gazetteer()
+
+    def candidate(c: Scored) -> Candidate:
+        name = gaz.name_of(c.code) or c.code
+        return Candidate(c.code, round(c.score, 2), c.reasons, name, c.words)
+
+    candidates = [candidate(c) for c in place.candidates]
     existing = [u for c in place.candidates if (u := unit_by_code(session, c.code)) is not None]
     unit = oa_unit
     reason: str = place.reason
@@ -128,6 +144,7 @@ def decide(
         auto=place.auto,
         reason=reason,
         candidates=candidates,
+        suggestions=[candidate(c) for c in place.suggestions],
         needs_location=place.needs_location,
         candidate_units=[u for u in existing if u.current_key is not None],
         place=place,
@@ -155,10 +172,9 @@ def decision_json(decision: Decision) -> dict[str, object]:
         "auto": decision.auto,
         "needs_location": decision.needs_location,
         "reason": decision.reason,
-        "candidates": [
-            {"unit": c.unit_code, "score": c.score, "reasons": c.reason}
-            for c in decision.candidates
-        ],
+        "unit_name": decision.unit.name if decision.unit is not None else None,
+        "candidates": [c.as_json() for c in decision.candidates],
+        "suggestions": [c.as_json() for c in decision.suggestions],
     }
 
 
