@@ -8,6 +8,8 @@ who made it: the auditor's off-hours rule replays them (tipline.audit.roster).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -24,10 +26,21 @@ from triage.users import runtime, staff
 blueprint = Blueprint("roster", __name__, url_prefix="/triage/roster")
 
 
-def _officers(unit_ids: list[int], only: int | None) -> list[tuple[Officer, Unit]]:
+@dataclass(frozen=True)
+class RosterRow:
+    public_id: str
+    display_name: str
+    role: str
+    on_duty: bool
+    unit_name: str
+
+
+def _officers(unit_ids: list[int], only: int | None) -> list[RosterRow]:
     with runtime().sessions() as db:
         stmt = (
-            select(Officer, Unit)
+            select(
+                Officer.public_id, Officer.display_name, Officer.role, Officer.on_duty, Unit.name
+            )
             .join(Unit, Officer.unit_id == Unit.id)
             .where(
                 Officer.unit_id.in_(unit_ids),
@@ -38,11 +51,7 @@ def _officers(unit_ids: list[int], only: int | None) -> list[tuple[Officer, Unit
         )
         if only is not None:
             stmt = stmt.where(Officer.id == only)
-        rows = [(officer, unit) for officer, unit in db.execute(stmt)]
-        for officer, unit in rows:
-            db.expunge(officer)
-            db.expunge(unit)
-        return rows
+        return [RosterRow(*row) for row in db.execute(stmt)]
 
 
 @blueprint.get("/")
@@ -56,7 +65,7 @@ def index() -> ResponseReturnValue:
     return render_template(
         "triage/roster.html",
         rows=rows,
-        on_duty=sum(1 for officer, _unit in rows if officer.on_duty),
+        on_duty=sum(1 for row in rows if row.on_duty),
         role_name=lambda role: label(ROLE_LABELS, role),
         form=EmptyForm(),
         user=user,
