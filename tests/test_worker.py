@@ -136,3 +136,26 @@ def test_the_command_listener_stops_at_once_when_it_read_the_unsubscribe_first(
     stopping.start()
     stopping.join(timeout=STOP_DEADLINE)
     assert not stopping.is_alive(), "the listener still waits for a subscription"
+
+
+def routing_index_state() -> list[int]:
+    """Run by the worker: whether the place index and the ward boundaries are built yet."""
+    from tipline.routing.geo import load_boundaries
+    from tipline.routing.places import gazetteer
+
+    return [gazetteer.cache_info().currsize, load_boundaries.cache_info().currsize]
+
+
+def test_the_worker_builds_the_place_index_before_its_first_job(
+    start_worker: Callable[[], Popen[bytes]], runtime: Runtime, tmp_path: Path
+) -> None:
+    """The first tip after a start must not wait (1.4 s idle, 14 s under load) for the index."""
+    job = Queue("dispatch", connection=runtime.redis).enqueue(routing_index_state)
+    proc = start_worker()
+    deadline = time.monotonic() + 60
+    while job.get_status() != JobStatus.FINISHED:
+        assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert exit_code(proc, tmp_path / "worker.log") == 0
+    assert job.return_value() == [1, 1]
