@@ -68,8 +68,11 @@ def start_worker(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], P
 
 
 def started(redis: Redis, log: Path) -> str:
-    popped = redis.blpop([STARTED], timeout=60)
-    assert popped is not None, log.read_text()
+    # Short waits in a loop: this client's reads time out after 5 s, so one BLPOP of 60 s
+    # would fail at 5 s whenever a loaded machine starts the worker slowly.
+    deadline = time.monotonic() + 60
+    while (popped := redis.blpop([STARTED], timeout=2)) is None:
+        assert time.monotonic() < deadline, log.read_text()
     return popped[1].decode()
 
 
@@ -139,11 +142,14 @@ def test_the_command_listener_stops_at_once_when_it_read_the_unsubscribe_first(
 
 
 def routing_index_state() -> list[int]:
-    """Run by the worker: whether the place index and the ward boundaries are built yet."""
+    """Run by the worker: whether it built the place index and read the ward boundaries on its
+    own (this job never asks for them), once its start-up build is done."""
+    from tipline.jobs.worker import ROUTING_READY
     from tipline.routing.geo import load_boundaries
-    from tipline.routing.places import gazetteer
+    from tipline.routing.places import _gazetteer
 
-    return [gazetteer.cache_info().currsize, load_boundaries.cache_info().currsize]
+    ROUTING_READY.wait(60)
+    return [_gazetteer.cache_info().currsize, load_boundaries.cache_info().currsize]
 
 
 def test_the_worker_builds_the_place_index_before_its_first_job(
