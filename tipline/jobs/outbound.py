@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 
 from redis.exceptions import LockError, RedisError
@@ -40,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from keys import EnvelopeError
 from tipline import audit
+from tipline.config import Config
 from tipline.db import write_session
 from tipline.models import (
     Delivery,
@@ -87,11 +89,26 @@ class _Outgoing:
     attempt: int
 
 
+_clients: dict[tuple[str, str, str, str], ZaloClient] = {}
+_clients_lock = threading.Lock()
+
+
+def process_client(config: Config) -> ZaloClient:
+    """One Zalo client per process and configuration, kept: its connections stay open (one TLS
+    handshake per connection, not one per message, against the real API) and its TLS context
+    is built once. httpx's client is safe to share between threads."""
+    key = (config.zalo_api_base, config.zalo_oauth_base, config.zalo_app_id, config.zalo_app_secret)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = ZaloClient.from_config(config)
+        return client
+
+
 def send_message(message_public_id: str) -> str:
     """RQ entry point: deliver the message; return its delivery state."""
     runtime = current()
-    with ZaloClient.from_config(runtime.config) as client:
-        return deliver(runtime, message_public_id, client)
+    return deliver(runtime, message_public_id, process_client(runtime.config))
 
 
 # What a send says about its OA rather than about one message: kept on the OA for
