@@ -98,6 +98,24 @@ TARGETS: dict[str, list[Figure]] = {
 }
 
 
+# What the end-to-end figures count (benchmarks/e2e.py's docstring has the details).
+COUNTED = [
+    "**What e2e counts.** Latency runs from the moment each webhook was *sent* (not from its "
+    "200), to the tip in its unit's inbox (a 50 ms poll) and to the acknowledgement as the "
+    "simulated Zalo recorded it (its own clock). CPU is user + system time from /proc of every "
+    "process of the stack — gunicorn's master and workers, the `tipline worker` processes, "
+    "Redis and the key store's redis-server, and on PostgreSQL the postmaster and every "
+    "backend — from the first webhook until every tip is acknowledged, divided by the tips "
+    "sent; the simulated Zalo runs in its own process and its CPU is left out, as are the load "
+    "generator and the poller (its CPU is printed apart). *lost* = never acknowledged, "
+    "*acknowledged twice* from Zalo's record. Idle = the same processes' CPU over 10 s with "
+    "nothing to do, once every tip is acknowledged. The baseline of the same run is the "
+    "*floor* (benchmarks/_floor.py): the crypto, raw-SQL rows, one Zalo POST's client side "
+    "and a bare Flask request a tip cannot avoid. When a run ends with tips unacknowledged, "
+    "its CPU per tip is a lower bound (`cpu_complete: false`) and idle is not measured.",
+]
+
+
 def benchmark_scripts() -> list[Path]:
     return sorted(p for p in HERE.glob("*.py")
                   if p.name not in NOT_BENCHMARKS and not p.name.startswith("_"))
@@ -229,6 +247,7 @@ def render(outdir: Path, note: str | None) -> str:
     if load:
         lines += [f"Load average when the run started: {' '.join(load)}; when it ended: "
                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (on {info['cores']} cores)."]
+    lines += ["", *COUNTED]
     if note:
         lines += ["", note]
     lines += [

@@ -105,10 +105,36 @@ def process_client(config: Config) -> ZaloClient:
         return client
 
 
+# One sender at a time per message, whichever path runs it (the relay's batch or an RQ job):
+# a lease in Redis, longer than a send with a token refresh can take. A sender killed while
+# holding it leaves it to expire; the sweeper's job then finds Zalo's mark or sends.
+SEND_LEASE = "tipline:sending:{}"  # a message public id; nothing else
+SEND_LEASE_SECONDS = 120
+IN_PROGRESS = "in progress"
+
+
+def deliver_once(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
+    """:func:`deliver` under the message's lease; ``IN_PROGRESS`` when another sender holds
+    it (that sender delivers, or its lease expires and the sweeper queues the job again)."""
+    lease = runtime.redis.lock(
+        SEND_LEASE.format(message_public_id), timeout=SEND_LEASE_SECONDS, blocking=False
+    )
+    if not lease.acquire():
+        log.info("message %s: another sender has it", message_public_id)
+        return IN_PROGRESS
+    try:
+        return deliver(runtime, message_public_id, client)
+    finally:
+        try:
+            lease.release()
+        except LockError:  # expired during a very slow send: nothing to release
+            pass
+
+
 def send_message(message_public_id: str) -> str:
     """RQ entry point: deliver the message; return its delivery state."""
     runtime = current()
-    return deliver(runtime, message_public_id, process_client(runtime.config))
+    return deliver_once(runtime, message_public_id, process_client(runtime.config))
 
 
 # What a send says about its OA rather than about one message: kept on the OA for

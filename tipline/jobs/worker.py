@@ -21,6 +21,7 @@ from sqlalchemy import exists, select
 
 from tipline.intake.expansion import expand_pending
 from tipline.intake.recording import EVENTS
+from tipline.jobs.fastpath import DISPATCH_BATCH, FAST_KINDS, dispatch_batch, send_batch
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.models import utcnow
@@ -136,15 +137,19 @@ def pending_work(runtime: Runtime) -> tuple[bool, bool]:
 
 
 def relay_pass(runtime: Runtime) -> bool:
-    """Expand stored events into tips and drain the outbox, each only when the cheap check
-    says there is work; whether there was."""
+    """Expand stored events into tips, dispatch them and send the replies (the fast path,
+    tipline.jobs.fastpath), and drain the rest of the outbox into RQ, each only when the
+    cheap check says there is work; whether there was."""
     events, jobs = pending_work(runtime)
     if events:
         while expand_pending(runtime) == EXPAND_BATCH:
             pass
-        jobs = True  # expansion queued dispatch jobs
+        jobs = True  # expansion queued dispatches
     if jobs:
-        drain(runtime.sessions, runtime.redis)
+        while dispatch_batch(runtime) == DISPATCH_BATCH:
+            pass
+        send_batch(runtime)
+        drain(runtime.sessions, runtime.redis, exclude=FAST_KINDS)
     return events or jobs
 
 
