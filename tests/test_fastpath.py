@@ -3,6 +3,8 @@ without an RQ job per tip; RQ only for what Zalo deferred or what raised."""
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from flask.testing import FlaskClient
@@ -98,3 +100,60 @@ def test_a_send_zalo_defers_goes_to_rq_with_its_retries(
     assert ack.delivery == Delivery.QUEUED and ack.delivery_attempts == 1
     registry = ScheduledJobRegistry("outbound", connection=redis)  # type: ignore[no-untyped-call]
     assert registry.get_job_ids() == [job_id("send", ack.public_id)]
+
+
+def test_a_lease_left_by_a_killed_sender_is_taken_over(
+    client: FlaskClient, runtime: Runtime, redis: Redis, sim: str
+) -> None:
+    """A sender SIGKILLed mid-send leaves its lease; the next sender on this machine sees its
+    process gone and sends at once, instead of waiting out the lease."""
+    import socket
+    import subprocess
+    import sys
+
+    post(client, event())
+    from tipline.intake.expansion import expand_pending
+    from tipline.jobs.fastpath import dispatch_batch
+
+    expand_pending(runtime)
+    dispatch_batch(runtime)
+    with runtime.sessions() as session:
+        ack = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND)).one()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    key = SEND_LEASE.format(ack.public_id)
+    redis.set(key, f"{socket.gethostname()}|{dead_pid}|x", ex=60)
+    assert send_message(ack.public_id) == "sent"
+    assert len(sim_calls(sim)) == 1
+    assert not redis.exists(key)  # released after the send
+    # A live holder (this process) is respected.
+    redis.set(key, f"{socket.gethostname()}|{os.getpid()}|y", ex=60)
+    assert send_message(ack.public_id) == IN_PROGRESS
+
+
+def test_the_sweeper_leaves_a_fresh_claim_alone_and_queues_a_stale_one(
+    client: FlaskClient, runtime: Runtime, redis: Redis
+) -> None:
+    """A relay that claimed a dispatch is at it: the sweeper must not queue a second copy of
+    the work (under a backlog it re-queued every claimed tip); a claim older than the sweep
+    period is a dead relay's, and its tip goes to RQ."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from tipline.intake.expansion import expand_pending
+    from tipline.jobs.sweeper import sweep
+    from tipline.models import utcnow
+
+    post(client, event())
+    expand_pending(runtime)
+    [ref] = claim(runtime, "dispatch", 10)
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(Tip).values(created_at=an_hour_ago))
+    assert sweep(runtime.sessions, redis, timedelta(seconds=30)) == 0
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(OutboxEntry).values(enqueued_at=an_hour_ago))
+    assert sweep(runtime.sessions, redis, timedelta(seconds=30)) == 1
+    assert Queue("dispatch", connection=redis).job_ids == [job_id("dispatch", ref)]

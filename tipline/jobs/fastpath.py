@@ -36,8 +36,8 @@ from tipline.runtime import Runtime
 log = logging.getLogger(__name__)
 
 FAST_KINDS = ("dispatch", "send")
-DISPATCH_BATCH = 100
-SEND_BATCH = 200
+DISPATCH_BATCH = 50
+SEND_BATCH = 100
 SENDERS = 8  # concurrent sends per process (each waits on Zalo, not on the CPU)
 DEFERRED_SEND_DELAY = timedelta(seconds=5)  # the send job's first retry interval
 

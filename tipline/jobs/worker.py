@@ -21,7 +21,7 @@ from sqlalchemy import exists, select
 
 from tipline.intake.expansion import expand_pending
 from tipline.intake.recording import EVENTS
-from tipline.jobs.fastpath import DISPATCH_BATCH, FAST_KINDS, dispatch_batch, send_batch
+from tipline.jobs.fastpath import FAST_KINDS, dispatch_batch, send_batch
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
 from tipline.models import utcnow
@@ -146,8 +146,9 @@ def relay_pass(runtime: Runtime) -> bool:
             pass
         jobs = True  # expansion queued dispatches
     if jobs:
-        while dispatch_batch(runtime) == DISPATCH_BATCH:
-            pass
+        # One batch of each per pass: under a backlog, acknowledgements keep pace with
+        # dispatches instead of waiting for the whole backlog to be dispatched.
+        dispatch_batch(runtime)
         send_batch(runtime)
         drain(runtime.sessions, runtime.redis, exclude=FAST_KINDS)
     return events or jobs
