@@ -46,6 +46,15 @@ TARGETS: dict[str, list[Figure]] = {
         Figure("event_added_p95_ms", "audit event added to an action, p95", "ms", "<=", 1.0),
         Figure("ratio", "verification ÷ bare chain hashing (same run)", "×"),
     ],
+    "audit_ceiling": [
+        Figure("ceiling_events_per_s", "PostgreSQL: audited transactions/s, best of 1-8 "
+               "connections (one head row)", "tx/s"),
+        Figure("tips_per_s_ceiling", "tips/s the chain allows (3 audit events a tip)",
+               "tips/s", ">=", 200),
+        Figure("scaling", "audited tx/s at 8 connections ÷ at 1 (1.0: the head binds)", "×"),
+        Figure("plain_scaling", "same for a plain insert (baseline, same run)", "×"),
+        Figure("ratio", "audited ÷ plain insert tx/s at 8 connections", "×"),
+    ],
     "e2e": [
         Figure("floor.floor_ms_per_tip", "the floor: CPU per tip of bare crypto, raw rows, "
                "one Zalo POST and a bare Flask request (baseline)", "ms"),
