@@ -80,6 +80,15 @@ TARGETS: dict[str, list[Figure]] = {
                    "expanded", "ms"),
             Figure(f"{db}.stages.expanded_to_dispatched.p95_ms", f"{db}: stage p95: expanded → "
                    "dispatched", "ms"),
+            # With --compare TREE: the same run on the other checkout first (the before).
+            Figure(f"{db}_before.cpu_ms_per_tip_total", f"{db}: before — CPU per tip "
+                   "(--compare tree, same run)", "ms"),
+            Figure(f"{db}_before.idle_pct_of_core", f"{db}: before — idle CPU", "% of a core"),
+            Figure(f"{db}_before.first_tip.sent_to_ack_ms", f"{db}: before — first tip after "
+                   "start, sent → acknowledged", "ms"),
+            Figure(f"{db}_after_vs_before.cpu_ms_per_tip_total", f"{db}: CPU per tip, after ÷ "
+                   "before", "×"),
+            Figure(f"{db}_after_vs_before.ack_p95_ms", f"{db}: ack p95, after ÷ before", "×"),
         )],
     ],
     "intake": [
@@ -216,7 +225,8 @@ def rows_for(name: str, outdir: Path) -> list[list[str]]:
     for fig in figures:
         value = lookup(data, fig.key)
         if not isinstance(value, int | float) or isinstance(value, bool):
-            rows.append([name, fig.label, "missing", _target(fig), "—", "✗" if fig.op else ""])
+            if fig.op is not None:  # an unjudged figure may be absent (e2e without --compare)
+                rows.append([name, fig.label, "missing", _target(fig), "—", "✗"])
             continue
         measured = f"{number(float(value))} {fig.unit}".strip()
         if fig.key == "tips_visible" and "tips_sent" in data:
