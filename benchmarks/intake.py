@@ -220,7 +220,12 @@ def prepare(tmp: Path) -> tuple[dict[str, str], Any]:
         redis_url = f"unix://{redis_server.socket_file}"
     data = tmp / "data"
     data.mkdir()
+    from tipline.redis_conn import embedded_keystore_url
+
     env = {**os.environ, "TIPLINE_DATA_DIR": str(data), "TIPLINE_REDIS_URL": redis_url,
+           # The key store, and below a transit epoch, as a worker would make: without one
+           # the webhook answers 503 "not ready" and stores nothing (tipline.transit).
+           "TIPLINE_KEYSTORE_URL": embedded_keystore_url(data),
            "TIPLINE_DATABASE_URL": f"sqlite:///{data / 'tipline.db'}",
            "ZALO_APP_ID": DEMO_ZALO_APP_ID, "ZALO_OA_SECRET_KEY": DEMO_ZALO_OA_SECRET_KEY,
            "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)])}
@@ -232,6 +237,7 @@ def prepare(tmp: Path) -> tuple[dict[str, str], Any]:
         add_unit(session, code="v2025:32134", name="Công an xã Lương Thế Trân", level="commune",
                  parent_code="v2025:96")
         set_oa(session, "v2025:32134", COMMUNE_OA)
+    runtime.transit.rotate()
     runtime.engine.dispose()
     return env, redis_server
 
@@ -327,6 +333,10 @@ def main() -> int:
     finally:
         for proc in procs:
             stop(proc)
+        from tipline.redis_conn import _volatile
+
+        for server in list(_volatile.values()):
+            server.stop()
         if redis_server is not None:
             redis_server.shutdown(nosave=True)
         shutil.rmtree(tmp, ignore_errors=True)
