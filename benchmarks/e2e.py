@@ -323,6 +323,30 @@ def send(port: int, raws: list[bytes], rate: float) -> list[tuple[int, float, fl
 
 # -- visibility and acknowledgements ---------------------------------------------------------
 
+# PostgreSQL only: what every other session of the database is doing, sampled each poll.
+ACTIVITY = """
+SELECT pid, state, wait_event_type, left(query, 200) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+"""
+# A lock wait is put down to the statement that waits (its first words say the stage).
+LOCK_STAGES = (
+    ("pg_advisory_xact_lock", "write advisory lock"),
+    ("pg_try_advisory", "expansion advisory lock"),
+    ("audit_head", "audit chain head"),
+    ("outbox", "outbox"),
+    ("inbound_events", "inbound events"),
+    ("tips", "tips"),
+    ("messages", "messages"),
+    ("key_grants", "key grants"),
+    ("reply_addresses", "reply addresses"),
+)
+
+
+def _stage(query: str) -> str:
+    low = query.lower()
+    return next((name for word, name in LOCK_STAGES if word in low), "other")
+
+
 def poll(database_url: str, sim_db: str, keys: list[str], informants: dict[str, str],
          poll_s: float, ready: Any, stop: Any, out: Any) -> None:
     """Until every key is visible and acknowledged (or ``stop`` is set): when each tip was
@@ -343,12 +367,25 @@ def poll(database_url: str, sim_db: str, keys: list[str], informants: dict[str, 
         bindparam("untriaged", Category.PROCEDURE_QUESTION),
     )
     sim = sqlite3.connect(sim_db, timeout=30)
+    # Lock waits (PostgreSQL): per session, samples present and samples waiting on a lock
+    # (heavyweight locks: rows, tables, advisory); per stage, the waiting samples.
+    present: dict[int, int] = {}
+    waiting: dict[int, int] = {}
+    stages_waiting: dict[str, int] = {}
     with engine.connect() as conn:
-        backend = (conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-                   if conn.dialect.name == "postgresql" else None)
+        postgres = conn.dialect.name == "postgresql"
+        backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() if postgres else None
         conn.rollback()
         ready.put(backend)
         while (len(seen) < len(wanted) or len(acked) < len(wanted)) and not stop.is_set():
+            if postgres:
+                for pid, _state, wait_type, query in conn.exec_driver_sql(ACTIVITY).all():
+                    present[pid] = present.get(pid, 0) + 1
+                    if wait_type == "Lock":
+                        waiting[pid] = waiting.get(pid, 0) + 1
+                        stage = _stage(query or "")
+                        stages_waiting[stage] = stages_waiting.get(stage, 0) + 1
+                conn.rollback()
             if len(seen) < len(wanted):
                 rows = conn.execute(query, {"floor": floor}).all()
                 conn.rollback()  # a fresh snapshot next time
@@ -371,7 +408,18 @@ def poll(database_url: str, sim_db: str, keys: list[str], informants: dict[str, 
             time.sleep(poll_s)
     engine.dispose()
     sim.close()
-    out.put((seen, acked, sends))
+    locks: dict[str, Any] = {}
+    if present:
+        shares = {pid: waiting.get(pid, 0) / n for pid, n in present.items() if n >= 10}
+        locks = {
+            "sessions": len(shares),
+            "max_session_lock_wait_pct": round(100 * max(shares.values(), default=0), 1),
+            "mean_session_lock_wait_pct": round(100 * sum(shares.values()) / len(shares), 1)
+            if shares else 0.0,
+            "lock_wait_samples_by_stage": dict(sorted(stages_waiting.items(),
+                                                      key=lambda kv: -kv[1])),
+        }
+    out.put((seen, acked, sends, locks))
 
 
 def stages(database_url: str, keys: set[str]) -> dict[str, list[float]]:
@@ -427,10 +475,10 @@ def measure(env: dict[str, str], config: Config, port: int, count: int, rate: fl
     poller_before = _cpu_of(poller.pid)
     results = send(port, [raw for _, _, raw in built], rate)
     try:
-        seen, acked, sends = out.get(timeout=settle_s)
+        seen, acked, sends, locks = out.get(timeout=settle_s)
     except queue.Empty:
         stop.set()
-        seen, acked, sends = out.get(timeout=60)
+        seen, acked, sends, locks = out.get(timeout=60)
     cpu_after = groups.cpu()
     poller_cpu = _cpu_of(poller.pid) - poller_before
     poller.join(10)
@@ -452,6 +500,7 @@ def measure(env: dict[str, str], config: Config, port: int, count: int, rate: fl
         "keys": set(keys), "cpu_ms_per_tip": cpu,
         "cpu_ms_per_tip_total": round(sum(cpu.values()), 2),
         "poller_cpu_ms_per_tip": round(poller_cpu * 1000 / count, 2),
+        "lock_waits": locks,
     }
 
 
@@ -558,6 +607,8 @@ def run_one(args: argparse.Namespace, database: str, tree: Path = ROOT) -> dict[
         "cpu_bound_tips_per_s": round((os.cpu_count() or 1) * 1000 / cpu_total, 1)
         if cpu_total else None,
         "poller_cpu_ms_per_tip": run["poller_cpu_ms_per_tip"],
+        # PostgreSQL: each session's share of samples (every poll) spent waiting on a lock.
+        "lock_waits": run["lock_waits"],
         **quiet,
         "first_tip": first_tip, "light_load": light,
         "stages": {name: {"p50_ms": round(pct(v, 50), 1), "p95_ms": round(pct(v, 95), 1),

@@ -56,6 +56,11 @@ TARGETS: dict[str, list[Figure]] = {
         Figure("ratio", "audited ÷ plain insert tx/s at 8 connections", "×"),
     ],
     "e2e": [
+        Figure("postgresql.lock_waits.max_session_lock_wait_pct", "postgresql: the most any "
+               "session waited on a lock, % of its samples (the target is for 4 workers: "
+               "`e2e.py --workers 4`)", "%", "<=", 5),
+        Figure("postgresql.lock_waits.mean_session_lock_wait_pct", "postgresql: mean over "
+               "sessions of the same", "%"),
         Figure("floor.floor_ms_per_tip", "the floor: CPU per tip of bare crypto, raw rows, "
                "one Zalo POST and a bare Flask request (baseline)", "ms"),
         *[fig for db in ("sqlite", "postgresql") for fig in (
