@@ -379,11 +379,11 @@ def poll(database_url: str, sim_db: str, keys: list[str], informants: dict[str, 
         ready.put(backend)
         while (len(seen) < len(wanted) or len(acked) < len(wanted)) and not stop.is_set():
             if postgres:
-                for pid, _state, wait_type, query in conn.exec_driver_sql(ACTIVITY).all():
+                for pid, _state, wait_type, statement in conn.exec_driver_sql(ACTIVITY).all():
                     present[pid] = present.get(pid, 0) + 1
                     if wait_type == "Lock":
                         waiting[pid] = waiting.get(pid, 0) + 1
-                        stage = _stage(query or "")
+                        stage = _stage(statement or "")
                         stages_waiting[stage] = stages_waiting.get(stage, 0) + 1
                 conn.rollback()
             if len(seen) < len(wanted):
