@@ -32,16 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _crypto_and_rows(n: int, post: Any) -> dict[str, float]:
-    from keys import (
-        chain_hash,
-        generate_keypair,
-        grant,
-        new_secret_key,
-        open_grant,
-        open_sealed,
-        seal,
-        seal_with_key,
-        webhook_mac,
+    from keys import chain_hash, generate_keypair, new_secret_key, webhook_mac
+    from tipline.models.sealed_fields import (
+        INBOUND_EVENT,
+        KEY_GRANT,
+        MESSAGE_BODY,
+        MESSAGE_FOR_RELAY,
+        REPLY_ADDRESS,
+        TIP_ROUTING,
     )
 
     transit, unit, fallback = generate_keypair(), generate_keypair(), generate_keypair()
@@ -64,21 +62,23 @@ def _crypto_and_rows(n: int, post: Any) -> dict[str, float]:
     crypto = rows = http = 0.0
     for i in range(n):
         t0 = time.process_time()
+        k, m, t = f"k{i}", f"m{i}", f"t{i}"
         mac = webhook_mac("app", body, "1", "secret")
-        event = seal(transit.public_key, body, purpose="event", binding=str(i))
-        opened = open_sealed(transit, event, purpose="event", binding=str(i))
+        event = INBOUND_EVENT.seal(transit.public_key, body, dedup_key=k)
+        opened = INBOUND_EVENT.open(transit, event, dedup_key=k)
         tip = generate_keypair()
-        address = seal_with_key(box, b'{"user_id":"1234567890"}', purpose="a", binding=str(i))
-        sealed_body = seal(tip.public_key, opened, purpose="body", binding=str(i))
-        to_transit = grant(tip, transit.public_key, binding=f"t{i}")
-        to_fallback = grant(tip, fallback.public_key, binding=f"f{i}")
-        tip_key = open_grant(to_transit, transit, binding=f"t{i}")
-        words = open_sealed(tip_key, sealed_body, purpose="body", binding=str(i))
-        to_unit = grant(tip_key, unit.public_key, binding=f"u{i}")
-        routing = seal(tip.public_key, words[:40], purpose="routing", binding=str(i))
-        reply = seal(transit.public_key, b"ack " + mac.encode(), purpose="out", binding=str(i))
-        ack = seal(tip.public_key, b"ack", purpose="out-copy", binding=str(i))
-        sent = open_sealed(transit, reply, purpose="out", binding=str(i))
+        address = REPLY_ADDRESS.seal(box, b'{"user_id":"1234567890"}', informant_alias=t)
+        sealed_body = MESSAGE_BODY.seal(tip.public_key, opened, message_public_id=m)
+        to_transit = KEY_GRANT.seal(tip, transit.public_key, "tip", i, "transit", 0)
+        to_fallback = KEY_GRANT.seal(tip, fallback.public_key, "tip", i, "unit_key", 1)
+        tip_key = KEY_GRANT.open(to_transit, transit, "tip", i, "transit", 0)
+        words = MESSAGE_BODY.open(tip_key, sealed_body, message_public_id=m)
+        to_unit = KEY_GRANT.seal(tip_key, unit.public_key, "tip", i, "unit_key", 2)
+        routing = TIP_ROUTING.seal(tip.public_key, words[:40], tip_public_id=t)
+        reply = MESSAGE_FOR_RELAY.seal(transit.public_key, b"ack " + mac.encode(),
+                                       message_public_id=m + "a")
+        ack = MESSAGE_BODY.seal(tip.public_key, b"ack", message_public_id=m + "a")
+        sent = MESSAGE_FOR_RELAY.open(transit, reply, message_public_id=m + "a")
         head = chain_hash(chain_hash(head, f"received {i}"), f"dispatched {i}")
         t1 = time.process_time()
         db.execute("INSERT INTO ev (k, sealed) VALUES (?, ?)", (f"k{i}", event))
