@@ -220,7 +220,12 @@ def prepare(tmp: Path) -> tuple[dict[str, str], Any]:
         redis_url = f"unix://{redis_server.socket_file}"
     data = tmp / "data"
     data.mkdir()
+    from tipline.redis_conn import embedded_keystore_url
+
     env = {**os.environ, "TIPLINE_DATA_DIR": str(data), "TIPLINE_REDIS_URL": redis_url,
+           # The key store, and below a transit epoch, as a worker would make: without one
+           # the webhook answers 503 "not ready" and stores nothing (tipline.transit).
+           "TIPLINE_KEYSTORE_URL": embedded_keystore_url(data),
            "TIPLINE_DATABASE_URL": f"sqlite:///{data / 'tipline.db'}",
            "ZALO_APP_ID": DEMO_ZALO_APP_ID, "ZALO_OA_SECRET_KEY": DEMO_ZALO_OA_SECRET_KEY,
            "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)])}
@@ -232,6 +237,7 @@ def prepare(tmp: Path) -> tuple[dict[str, str], Any]:
         add_unit(session, code="v2025:32134", name="Công an xã Lương Thế Trân", level="commune",
                  parent_code="v2025:96")
         set_oa(session, "v2025:32134", COMMUNE_OA)
+    runtime.transit.rotate()
     runtime.engine.dispose()
     return env, redis_server
 
@@ -296,7 +302,7 @@ def main() -> int:
         ratio = peak["rps"] / base["rps"]
         print(f"bare Flask         {base['rps']:9.0f} req/s  ({base['requests']} requests)")
         print(f"tipline intake     {peak['rps']:9.0f} req/s  ({peak['requests']} requests, "
-              f"{n_max} distinct bodies)  ratio {ratio:.2f} (target ≥ 0.5)")
+              f"{n_max} distinct bodies)  ratio {ratio:.2f} (target ≥ 0.6)")
         print(f"intake @ {rate} req/s: achieved {lat['rps']:.0f} req/s, p50 {lat['p50_ms']:.2f} ms"
               f", p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.1f} ms (target p99 ≤ 50 ms)")
         print(f"rows after the run: {rows}; intake requests answered 2xx: {answered}")
@@ -319,7 +325,7 @@ def main() -> int:
             "benchmark": "intake", "intake_rps": round(peak["rps"], 1),
             "baseline_rps": round(base["rps"], 1), "ratio": round(ratio, 3),
             "p50_ms": round(lat["p50_ms"], 2), "p99_ms": round(lat["p99_ms"], 2),
-            "rate_for_latency": rate, "non_2xx": non_2xx, "target_ratio": 0.5,
+            "rate_for_latency": rate, "non_2xx": non_2xx, "target_ratio": 0.6,
             "target_p99_ms": 50, "events_stored": rows["InboundEvent"],
             "load_generator": "wrk" if wrk else "python",
         }))
@@ -327,6 +333,10 @@ def main() -> int:
     finally:
         for proc in procs:
             stop(proc)
+        from tipline.redis_conn import _volatile
+
+        for server in list(_volatile.values()):
+            server.stop()
         if redis_server is not None:
             redis_server.shutdown(nosave=True)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -46,27 +46,60 @@ TARGETS: dict[str, list[Figure]] = {
         Figure("event_added_p95_ms", "audit event added to an action, p95", "ms", "<=", 1.0),
         Figure("ratio", "verification ÷ bare chain hashing (same run)", "×"),
     ],
+    "audit_ceiling": [
+        Figure("ceiling_events_per_s", "PostgreSQL: audited transactions/s, best of 1-8 "
+               "connections (one head row)", "tx/s"),
+        Figure("tips_per_s_ceiling", "tips/s the chain allows (3 audit events a tip)",
+               "tips/s", ">=", 200),
+        Figure("scaling", "audited tx/s at 8 connections ÷ at 1 (1.0: the head binds)", "×"),
+        Figure("plain_scaling", "same for a plain insert (baseline, same run)", "×"),
+        Figure("ratio", "audited ÷ plain insert tx/s at 8 connections", "×"),
+    ],
     "e2e": [
-        Figure("p95_ms", "webhook 200 → tip in the inbox, p95", "ms", "<=", 1000),
-        Figure("p50_ms", "webhook 200 → tip in the inbox, p50", "ms"),
-        Figure("p99_ms", "webhook 200 → tip in the inbox, p99", "ms"),
-        Figure("rate_achieved", "tips sent per second (2 workers)", "tips/s", ">=", 198),
-        Figure("tips_visible", "tips visible in the inbox, of tips_sent", ""),
-        Figure("webhook_p95_ms", "webhook round-trip p95 (baseline)", "ms"),
-        Figure("ratio", "end-to-end p95 ÷ webhook round-trip p95", "×"),
-        Figure("sent_to_visible_p95_ms", "webhook sent → tip in the inbox, p95", "ms"),
-        Figure("light_load.p95_ms", "same at 10 tips/s (the latency floor), p95", "ms"),
-        Figure("cpu_bound_tips_per_s", "tips/s the CPU time per tip allows on all cores",
-               "tips/s"),
-        Figure("stages.stored_to_expanded.p95_ms", "stage p95: stored → expanded by relay", "ms"),
-        Figure("stages.expanded_to_enqueued.p95_ms", "stage p95: → dispatch job enqueued", "ms"),
-        Figure("stages.queue_wait.p95_ms", "stage p95: job waiting in the queue", "ms"),
-        Figure("stages.dispatch_job.p95_ms", "stage p95: dispatch job running", "ms"),
+        Figure("postgresql.lock_waits.max_session_lock_wait_pct", "postgresql: the most any "
+               "session waited on a lock, % of its samples (the target is for 4 workers: "
+               "`e2e.py --workers 4`)", "%", "<=", 5),
+        Figure("postgresql.lock_waits.mean_session_lock_wait_pct", "postgresql: mean over "
+               "sessions of the same", "%"),
+        Figure("floor.floor_ms_per_tip", "the floor: CPU per tip of bare crypto, raw rows, "
+               "one Zalo POST and a bare Flask request (baseline)", "ms"),
+        *[fig for db in ("sqlite", "postgresql") for fig in (
+            Figure(f"{db}.p95_ms", f"{db}: webhook sent → tip in the inbox, p95 at 200/s",
+                   "ms", "<=", 1000),
+            Figure(f"{db}.ack_p95_ms", f"{db}: webhook sent → acknowledgement delivered, p95",
+                   "ms", "<=", 2000),
+            Figure(f"{db}.lost", f"{db}: tips never acknowledged", "", "<=", 0),
+            Figure(f"{db}.acknowledged_twice", f"{db}: tips acknowledged twice", "", "<=", 0),
+            Figure(f"{db}.rate_achieved", f"{db}: tips sent per second (2 workers)", "tips/s",
+                   ">=", 198),
+            Figure(f"{db}.cpu_ms_per_tip_total", f"{db}: CPU per tip, every process until "
+                   "acknowledged", "ms", "<=", 10),
+            Figure(f"{db}.cpu_vs_floor", f"{db}: CPU per tip ÷ the floor", "×"),
+            Figure(f"{db}.idle_pct_of_core", f"{db}: idle CPU, every process", "% of a core",
+                   "<=", 2),
+            Figure(f"{db}.first_tip.sent_to_ack_ms", f"{db}: first tip after start, "
+                   "sent → acknowledged", "ms"),
+            Figure(f"{db}.light_load.p95_ms", f"{db}: sent → inbox p95 at 10 tips/s", "ms"),
+            Figure(f"{db}.webhook_p95_ms", f"{db}: webhook round-trip p95", "ms"),
+            Figure(f"{db}.stages.stored_to_expanded.p95_ms", f"{db}: stage p95: stored → "
+                   "expanded", "ms"),
+            Figure(f"{db}.stages.expanded_to_dispatched.p95_ms", f"{db}: stage p95: expanded → "
+                   "dispatched", "ms"),
+            # With --compare TREE: the same run on the other checkout first (the before).
+            Figure(f"{db}_before.cpu_ms_per_tip_total", f"{db}: before — CPU per tip "
+                   "(--compare tree, same run)", "ms"),
+            Figure(f"{db}_before.idle_pct_of_core", f"{db}: before — idle CPU", "% of a core"),
+            Figure(f"{db}_before.first_tip.sent_to_ack_ms", f"{db}: before — first tip after "
+                   "start, sent → acknowledged", "ms"),
+            Figure(f"{db}_after_vs_before.cpu_ms_per_tip_total", f"{db}: CPU per tip, after ÷ "
+                   "before", "×"),
+            Figure(f"{db}_after_vs_before.ack_p95_ms", f"{db}: ack p95, after ÷ before", "×"),
+        )],
     ],
     "intake": [
         Figure("intake_rps", "signed webhooks stored, max", "req/s"),
         Figure("baseline_rps", "bare Flask endpoint, max (baseline)", "req/s"),
-        Figure("ratio", "intake ÷ bare Flask", "×", ">=", 0.5),
+        Figure("ratio", "intake ÷ bare Flask", "×", ">=", 0.6),
         Figure("p99_ms", "intake p99 at half its maximum rate", "ms", "<=", 50),
         Figure("non_2xx", "failed or non-2xx responses", "", "<=", 0),
     ],
@@ -92,6 +125,24 @@ TARGETS: dict[str, list[Figure]] = {
         Figure("ratio", "inbox p95 ÷ bare page p95", "×"),
     ],
 }
+
+
+# What the end-to-end figures count (benchmarks/e2e.py's docstring has the details).
+COUNTED = [
+    "**What e2e counts.** Latency runs from the moment each webhook was *sent* (not from its "
+    "200), to the tip in its unit's inbox (a 50 ms poll) and to the acknowledgement as the "
+    "simulated Zalo recorded it (its own clock). CPU is user + system time from /proc of every "
+    "process of the stack — gunicorn's master and workers, the `tipline worker` processes, "
+    "Redis and the key store's redis-server, and on PostgreSQL the postmaster and every "
+    "backend — from the first webhook until every tip is acknowledged, divided by the tips "
+    "sent; the simulated Zalo runs in its own process and its CPU is left out, as are the load "
+    "generator and the poller (its CPU is printed apart). *lost* = never acknowledged, "
+    "*acknowledged twice* from Zalo's record. Idle = the same processes' CPU over 10 s with "
+    "nothing to do, once every tip is acknowledged. The baseline of the same run is the "
+    "*floor* (benchmarks/_floor.py): the crypto, raw-SQL rows, one Zalo POST's client side "
+    "and a bare Flask request a tip cannot avoid. When a run ends with tips unacknowledged, "
+    "its CPU per tip is a lower bound (`cpu_complete: false`) and idle is not measured.",
+]
 
 
 def benchmark_scripts() -> list[Path]:
@@ -185,7 +236,8 @@ def rows_for(name: str, outdir: Path) -> list[list[str]]:
     for fig in figures:
         value = lookup(data, fig.key)
         if not isinstance(value, int | float) or isinstance(value, bool):
-            rows.append([name, fig.label, "missing", _target(fig), "—", "✗" if fig.op else ""])
+            if fig.op is not None:  # an unjudged figure may be absent (e2e without --compare)
+                rows.append([name, fig.label, "missing", _target(fig), "—", "✗"])
             continue
         measured = f"{number(float(value))} {fig.unit}".strip()
         if fig.key == "tips_visible" and "tips_sent" in data:
@@ -225,6 +277,7 @@ def render(outdir: Path, note: str | None) -> str:
     if load:
         lines += [f"Load average when the run started: {' '.join(load)}; when it ended: "
                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (on {info['cores']} cores)."]
+    lines += ["", *COUNTED]
     if note:
         lines += ["", note]
     lines += [

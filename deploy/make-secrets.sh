@@ -109,7 +109,8 @@ derive() {  # derive NAME VALUE: a file made from the secrets, written again on 
 # tipline-admin) hold the only user that may write RQ's keys (rq:*) or publish on its command
 # channels; the staff and public tiers write their sessions and counters (tipline:*, LIMITS:*)
 # and only read RQ's keys (the health check); the internet-facing intake tier only reads
-# them. SREM on rq:workers alone: RQ's worker list drops a dead worker when it is read.
+# them. SREM on rq:workers alone: RQ's worker list drops a dead worker when it is read; the
+# intake tier may ring the relay's doorbell (LPUSH and LTRIM on tipline:relay:wake), nothing else.
 put redis_password "$(random)"
 put redis_staff_password "$(random)"
 put redis_intake_password "$(random)"
@@ -120,7 +121,7 @@ derive redis-auth.conf "# Tipline's Redis users, for redis-server --include (dep
 user default off
 user tipline-worker on >$redis_password ~* &* +@all -@admin
 user tipline-staff on >$redis_staff_password resetchannels ~tipline:* ~LIMITS:* %R~rq:* -@all +@read +@write +@keyspace +@string +@hash +@list +@set +@sortedset +@scripting +@transaction +@connection -@dangerous -function (~rq:workers +srem)
-user tipline-intake on >$redis_intake_password resetchannels %R~rq:* -@all +@read +@connection -@dangerous (~rq:workers +srem)"
+user tipline-intake on >$redis_intake_password resetchannels %R~rq:* -@all +@read +@connection -@dangerous (~rq:workers +srem) (~tipline:relay:wake +lpush +ltrim)"
 derive redis_url "redis://tipline-worker:$redis_password@$redis_host:$redis_port/0"
 derive redis_url_staff "redis://tipline-staff:$redis_staff_password@$redis_host:$redis_port/0"
 derive redis_url_intake "redis://tipline-intake:$redis_intake_password@$redis_host:$redis_port/0"

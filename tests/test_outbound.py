@@ -364,3 +364,19 @@ def test_no_token_id_or_text_in_logs(
     assert caplog.records
     for secret in (s.access, s.refresh, new.access_token, new.refresh_token, USER_ID, TEXT):
         assert secret not in caplog.text
+
+
+def test_sends_share_one_client_per_process(runtime: Runtime, sim: str) -> None:
+    """One Zalo client per process (issue 15): a new client per send meant a new connection,
+    and against the real API one TLS handshake, per message. (The test server closes each
+    connection, so only the sharing itself is checked here.)"""
+    from tipline.jobs.outbound import process_client
+
+    make_oa(runtime)
+    first, second = make_message(runtime), make_message(runtime)
+    assert send_message(first) == "sent"
+    client = process_client(runtime.config)
+    assert send_message(second) == "sent"
+    assert process_client(runtime.config) is client
+    assert process_client(runtime.config.with_overrides(zalo_app_id="other")) is not client
+    assert len(sim_calls(sim)) == 2

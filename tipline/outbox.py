@@ -9,12 +9,14 @@ writer (intake, routing, outgoing messages) and knows only the models.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 from sqlalchemy import Connection, Table, insert
@@ -22,7 +24,14 @@ from sqlalchemy.orm import Session
 
 from tipline.models import OutboxEntry, utcnow
 
+log = logging.getLogger(__name__)
+
 OUTBOX = cast(Table, OutboxEntry.__table__)
+# The relay's doorbell (tipline.jobs.worker): a Redis list that a writer pushes to once its
+# work is committed (a stored event), and that idle relays wait on with BLPOP instead of
+# polling the database. It carries no data; a few rings are kept, one per waiting relay.
+RELAY_WAKE = "tipline:relay:wake"
+RELAY_WAKE_KEEP = 8
 
 
 @dataclass(frozen=True)
@@ -88,3 +97,20 @@ def add_jobs(
     ]
     if rows:
         db.execute(insert(OUTBOX), rows)
+
+
+def wake_relay(redis: Redis) -> None:
+    """Ring the relay's doorbell after committing work for it; best effort, never an error:
+    a relay that misses the ring finds the work at its next check (tipline.jobs.worker)."""
+    try:
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(RELAY_WAKE, b"1")
+            pipe.ltrim(RELAY_WAKE, 0, RELAY_WAKE_KEEP - 1)
+            pipe.execute()
+    except RedisError as exc:
+        log.debug("relay wake-up not sent (%s)", type(exc).__name__)
+
+
+def wait_for_work(redis: Redis, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the doorbell; whether it rang."""
+    return redis.blpop([RELAY_WAKE], timeout=timeout) is not None

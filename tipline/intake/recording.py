@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, literal, select
+from sqlalchemy import Connection, Table, bindparam, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import PublicKey, keyed_digest, keyed_digest_of_bytes, new_token
@@ -75,13 +75,33 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
     """:func:`record_inbound` for any event the worker expands (a message, an OA admin's
     reply, a withdrawal), de-duplicated on (``oa_id``, ``msg_id``)."""
     key = dedup_key(runtime.config, oa_id, msg_id)
-    transit = runtime.transit.public()
+    transit = runtime.transit.public()  # cached for a few seconds (tipline.transit)
     # Read first, then a transaction that only writes: on SQLite a transaction that reads
-    # and then writes fails at once when another writer committed in between.
+    # and then writes fails at once when another writer committed in between. One pooled
+    # connection for both (each checkout costs a ping on PostgreSQL), statements built once.
     with runtime.engine.connect() as conn:
-        fallback = fallback_key_for_oa(conn, oa_id)
-    with runtime.engine.begin() as conn:
-        return insert_event(conn, key, raw, transit, fallback)
+        row = conn.execute(_FALLBACK_FOR_OA, {"oa_id": oa_id}).first()
+        conn.commit()
+        fallback = None if row is None else UnitKey(
+            id=row.id, version=row.version, public_key=row.public_key
+        )
+        with conn.begin():
+            return insert_event(conn, key, raw, transit, fallback)
+
+
+# fallback_key_for_oa's query, built once for the webhook's hot path.
+_FALLBACK_FOR_OA = (
+    select(UNIT_KEYS.c.id, UNIT_KEYS.c.version, UNIT_KEYS.c.public_key)
+    .where(
+        UNIT_KEYS.c.unit_id
+        == select(OfficialAccount.unit_id)
+        .where(OfficialAccount.oa_id == bindparam("oa_id"))
+        .scalar_subquery(),
+        UNIT_KEYS.c.retired_at.is_(None),
+    )
+    .order_by(UNIT_KEYS.c.version.desc())
+    .limit(1)
+)
 
 
 def fallback_key_for_oa(conn: Connection, oa_id: str) -> UnitKey | None:

@@ -63,6 +63,7 @@ from tipline.models.sealed_fields import (
     MESSAGE_BODY,
     WEB_UPLOAD,
 )
+from tipline.outbox import wake_relay
 from tipline.runtime import (
     Runtime,
 )
@@ -155,6 +156,7 @@ def submit_report(
     except BaseException:
         _discard(config, stored)
         raise
+    wake_relay(runtime.redis)
     return Receipt(receipt_code, passphrase)
 
 

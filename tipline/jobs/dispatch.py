@@ -160,8 +160,14 @@ def read_tip(tip: Tip, tip_key: PrivateKey) -> tuple[str, tuple[float, float] | 
 
 
 def dispatch_tip(tip_public_id: str) -> str:
-    """Route the tip, grant its key to the unit, drop the transit grant, queue the ack."""
-    rt = runtime.current()
+    """RQ entry point (retries and the sweeper's re-queues; the relay dispatches most tips
+    itself, tipline.jobs.fastpath): :func:`dispatch`, then relay the acknowledgement."""
+    return dispatch(runtime.current(), tip_public_id, drain_now=True)
+
+
+def dispatch(rt: runtime.Runtime, tip_public_id: str, *, drain_now: bool) -> str:
+    """Route the tip, grant its key to the unit, drop the transit grant, queue the ack
+    (``drain_now``: and drain the outbox at once, for a job; the relay's batch sends it)."""
     config = rt.config
     # Built once per process, before the write lock is taken (about 1.5 s the first time).
     boundaries = boundaries_from_config(config.ward_boundaries)
@@ -240,7 +246,8 @@ def dispatch_tip(tip_public_id: str) -> str:
     log.info("dispatch: tip %s to unit %s", tip_public_id, code)
     if urgent:
         schedule(rt.redis, tip_public_id, 0)
-    drain(rt.sessions, rt.redis)  # send the acknowledgement now rather than at the next tick
+    if drain_now:
+        drain(rt.sessions, rt.redis)  # send the acknowledgement now rather than at the next tick
     return "dispatched"
 
 

@@ -32,14 +32,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 from dataclasses import dataclass
 
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from keys import EnvelopeError
+from keys import EnvelopeError, new_token
 from tipline import audit
+from tipline.config import Config
 from tipline.db import write_session
 from tipline.models import (
     Delivery,
@@ -87,11 +91,81 @@ class _Outgoing:
     attempt: int
 
 
+_clients: dict[tuple[str, str, str, str], ZaloClient] = {}
+_clients_lock = threading.Lock()
+
+
+def process_client(config: Config) -> ZaloClient:
+    """One Zalo client per process and configuration, kept: its connections stay open (one TLS
+    handshake per connection, not one per message, against the real API) and its TLS context
+    is built once. httpx's client is safe to share between threads."""
+    key = (config.zalo_api_base, config.zalo_oauth_base, config.zalo_app_id, config.zalo_app_secret)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = ZaloClient.from_config(config)
+        return client
+
+
+# One sender at a time per message, whichever path runs it (the relay's batch or an RQ job):
+# a lease in Redis, longer than a send with a token refresh can take. A sender killed while
+# holding it leaves it to expire; the sweeper's job then finds Zalo's mark or sends.
+SEND_LEASE = "tipline:sending:{}"  # a message public id; nothing else
+SEND_LEASE_SECONDS = 120
+IN_PROGRESS = "in progress"
+
+
+# Deletes the lease only if it still holds the value read (a dead holder's), atomically.
+_DROP_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+def _holder_is_dead(value: bytes | str) -> bool:
+    """True for a lease taken by a process of this machine that is gone (killed mid-send):
+    waiting out its lease would hold the message up for SEND_LEASE_SECONDS. A holder on
+    another machine is presumed alive (its lease expires)."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    host, _, rest = text.partition("|")
+    pid = rest.partition("|")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def deliver_once(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
+    """:func:`deliver` under the message's lease; ``IN_PROGRESS`` when another live sender
+    holds it (that sender delivers, or its lease expires and the sweeper queues the job
+    again). A lease whose holder died on this machine is taken over at once."""
+    key = SEND_LEASE.format(message_public_id)
+    lease = runtime.redis.lock(key, timeout=SEND_LEASE_SECONDS, blocking=False)
+    token = f"{socket.gethostname()}|{os.getpid()}|{new_token(16)}"
+    if not lease.acquire(token=token):
+        held = runtime.redis.get(key)
+        if held is not None and not _holder_is_dead(held):
+            log.info("message %s: another sender has it", message_public_id)
+            return IN_PROGRESS
+        if held is not None:
+            runtime.redis.eval(_DROP_IF, 1, key, held)
+        if not lease.acquire(token=token):
+            return IN_PROGRESS
+    try:
+        return deliver(runtime, message_public_id, client)
+    finally:
+        try:
+            lease.release()
+        except LockError:  # expired during a very slow send: nothing to release
+            pass
+
+
 def send_message(message_public_id: str) -> str:
     """RQ entry point: deliver the message; return its delivery state."""
     runtime = current()
-    with ZaloClient.from_config(runtime.config) as client:
-        return deliver(runtime, message_public_id, client)
+    return deliver_once(runtime, message_public_id, process_client(runtime.config))
 
 
 # What a send says about its OA rather than about one message: kept on the OA for

@@ -151,8 +151,14 @@ def enqueue_now(redis: Redis, pairs: list[tuple[str, str]]) -> int:
     return count
 
 
-def drain(sessions: sessionmaker[Session], redis: Redis, batch: int = 500) -> int:
-    """Move pending outbox rows into RQ; return how many rows were relayed."""
+def drain(
+    sessions: sessionmaker[Session],
+    redis: Redis,
+    batch: int = 500,
+    exclude: tuple[str, ...] = (),
+) -> int:
+    """Move pending outbox rows into RQ; return how many rows were relayed. ``exclude``: job
+    kinds left for the relay's fast path (tipline.jobs.fastpath), which claims them itself."""
     lock = redis.lock(RELAY_LOCK, timeout=RELAY_LOCK_TTL, blocking=False)
     if not lock.acquire():
         return 0
@@ -161,12 +167,12 @@ def drain(sessions: sessionmaker[Session], redis: Redis, batch: int = 500) -> in
         while True:
             lock.reacquire()
             with sessions() as session:
-                rows = session.execute(
-                    select(OutboxEntry.id, OutboxEntry.job, OutboxEntry.ref)
-                    .where(OutboxEntry.enqueued_at.is_(None))
-                    .order_by(OutboxEntry.id)
-                    .limit(batch)
-                ).all()
+                query = select(OutboxEntry.id, OutboxEntry.job, OutboxEntry.ref).where(
+                    OutboxEntry.enqueued_at.is_(None)
+                )
+                if exclude:
+                    query = query.where(OutboxEntry.job.not_in(exclude))
+                rows = session.execute(query.order_by(OutboxEntry.id).limit(batch)).all()
             if not rows:
                 return total
             enqueue_now(redis, [(job, ref) for _, job, ref in rows])

@@ -35,7 +35,11 @@ def sweep(
     the cleaning of attachments still pending."""
     cutoff = utcnow() - older_than
     with sessions() as session:
-        pending_outbox = select(OutboxEntry.ref).where(OutboxEntry.enqueued_at.is_(None))
+        # Rows still to relay, or relayed (or claimed by a relay's fast path,
+        # tipline.jobs.fastpath) within ``older_than``: their work is under way.
+        pending_outbox = select(OutboxEntry.ref).where(
+            (OutboxEntry.enqueued_at.is_(None)) | (OutboxEntry.enqueued_at >= cutoff)
+        )
         tips = session.scalars(
             select(Tip.public_id)
             .where(

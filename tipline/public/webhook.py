@@ -30,6 +30,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from tipline.intake.recording import record_event, record_quarantine
 from tipline.models import QuarantineReason
+from tipline.outbox import wake_relay
 from tipline.runtime import Runtime, app_runtime
 from tipline.transit import NoTransitKey
 from tipline.zalo.events import (
@@ -129,4 +130,5 @@ def zalo_webhook() -> ResponseReturnValue:
         log.info("webhook duplicate delivery ignored")
         return jsonify({"ok": True, "duplicate": True})
     log.info("webhook stored a %s event", event.kind)
+    wake_relay(runtime.redis)
     return jsonify({"ok": True})

@@ -13,6 +13,7 @@ reform (code 32134 was Xã Phú Hưng and is now Xã Lương Thế Trân): ``v20
 from __future__ import annotations
 
 import functools
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -257,8 +258,18 @@ def _old_province_map(gaz: Gazetteer, new_ward_province: dict[int, int]) -> dict
     return {code: votes.most_common(1)[0][0] for code, votes in province_votes.items()}
 
 
-@functools.cache
+_building = threading.Lock()
+
+
 def gazetteer() -> Gazetteer:
+    """The index, built once per process; a caller that comes while another thread builds it
+    (the worker builds it when it starts) waits for that build instead of making a second."""
+    with _building:
+        return _gazetteer()
+
+
+@functools.cache
+def _gazetteer() -> Gazetteer:
     """Build the index once per process (about 0.5 s; research/geo.md §1.1)."""
     from vietnam_provinces import Province, Ward
     from vietnam_provinces import _ward_conversion_2025 as conversion
