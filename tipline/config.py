@@ -136,6 +136,13 @@ class Config:
     # end its unit is warned.
     retention_days: tuple[tuple[str, int], ...] = DEFAULT_RETENTION_DAYS
     retention_warn_days: int = 14
+    # Audit checkpoints (tipline.audit.witness): the append-only witness file (None: off),
+    # a syslog target ("/dev/log", "udp://host:514", "tcp://host:514"), and how often the
+    # workers make one: every so many events or minutes, whichever comes first.
+    audit_witness: Path | None = None
+    audit_syslog: str | None = None
+    checkpoint_events: int = 1000
+    checkpoint_minutes: float = 10.0
 
     def retention_period(self, status: str) -> timedelta | None:
         """How long a tip closed with ``status`` is kept; None: kept (not a final status)."""
@@ -185,6 +192,10 @@ class Config:
             media_timeout_seconds=float(env.get("TIPLINE_MEDIA_TIMEOUT_SECONDS", 30)),
             retention_days=_retention_days(env.get("TIPLINE_RETENTION_DAYS")),
             retention_warn_days=int(env.get("TIPLINE_RETENTION_WARN_DAYS", 14)),
+            audit_witness=_witness_path(data_dir, env.get("TIPLINE_AUDIT_WITNESS")),
+            audit_syslog=env.get("TIPLINE_AUDIT_SYSLOG") or None,
+            checkpoint_events=int(env.get("TIPLINE_AUDIT_CHECKPOINT_EVENTS", 1000)),
+            checkpoint_minutes=float(env.get("TIPLINE_AUDIT_CHECKPOINT_MINUTES", 10)),
         )
 
 
@@ -253,6 +264,15 @@ def _transit_epoch(value: str | None) -> timedelta:
     if not 1 <= minutes <= 20:
         raise ValueError(f"TIPLINE_TRANSIT_EPOCH_MINUTES: {value!r} is not between 1 and 20")
     return timedelta(minutes=minutes)
+
+
+def _witness_path(data_dir: Path, value: str | None) -> Path | None:
+    """The audit witness file: unset, ``audit-witness.jsonl`` in the data dir; "none": off."""
+    if not value:
+        return data_dir / "audit-witness.jsonl"
+    if value.strip().lower() == "none":
+        return None
+    return Path(value)
 
 
 def _public_url(value: str) -> str:

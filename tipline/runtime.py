@@ -16,6 +16,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tipline.audit.witness import Witness
 from tipline.config import Config
 from tipline.db import make_engine, make_session_factory
 from tipline.keystore import Keystore, check_volatile
@@ -47,6 +48,11 @@ class Runtime:
         redis = connect_keystore(self.config.keystore_url, self.config.data_dir)
         check_volatile(redis, confirmed=self.config.keystore_confirmed_volatile)
         return Keystore(redis)
+
+    @cached_property
+    def witness(self) -> Witness:
+        """Where audit checkpoints are shipped (tipline.audit.witness)."""
+        return Witness(self.config.audit_witness, self.config.audit_syslog)
 
     @cached_property
     def transit(self) -> TransitKeys:

@@ -62,6 +62,14 @@ AUDIT_VIEW = "audit_view"
 AUDIT_EXPORT = "audit_export"
 AUDIT_VERIFY = "audit_verify"
 AUDIT_CHECKPOINT = "audit_checkpoint"
+# The database was restored from a backup (tipline.audit.witness.mark_restore; actor None):
+# detail {"restored_seq", "lost_from", "lost_to"}, the witnessed events lost with it.
+AUDIT_RESTORE = "audit_restore"
+# An auditor compared an exported checkpoint with the chain (detail {"seq", "consistent"}).
+AUDIT_COMPARE = "audit_compare"
+# A public key failed its certificate before sealing (tipline.models.sealed_fields): nothing
+# was sealed to it. Detail {"key": what the key claimed to be}.
+KEY_REJECTED = "key_rejected"
 
 ALL: frozenset[str] = frozenset(
     value
