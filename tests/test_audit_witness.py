@@ -17,14 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from keys import chain_hash, generate_signing_key
+from tests.audit_helpers import add_events, audit_cli
 from tests.databases import raw
-from tipline.audit import actions, record
 from tipline.audit.chain import canonical
 from tipline.audit.witness import Witness, make_checkpoint
-from tipline.cli import main
 from tipline.jobs.worker import checkpoint_once
 from tipline.models.audit_head import GENESIS_HASH
 from tipline.runtime import Runtime
@@ -35,26 +33,12 @@ COLUMNS = (
 )
 
 
-def add_events(runtime: Runtime, n: int) -> None:
-    for i in range(n):
-        with runtime.sessions() as session, session.begin():
-            record(session, action=actions.TIP_RECEIVED, object_id=f"tip{i}")
-
-
 @pytest.fixture
 def cli(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, runtime: Runtime
 ) -> Callable[..., tuple[int, str]]:
     """`tipline audit …` in this test's environment: (exit code, output)."""
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-
-    def run(*args: str) -> tuple[int, str]:
-        runtime.engine.dispose()
-        result = CliRunner().invoke(main, ["audit", *args], catch_exceptions=False)
-        return result.exit_code, result.output
-
-    return run
+    return audit_cli(env, monkeypatch, runtime)
 
 
 def witness_lines(runtime: Runtime) -> list[dict[str, object]]:
@@ -132,9 +116,7 @@ def test_deleting_the_tail_after_the_last_checkpoint_is_found(
     assert "mark-restore" in out  # the hint for an operator who restored a backup
 
 
-def test_dropped_triggers_are_found(
-    runtime: Runtime, cli: Callable[..., tuple[int, str]]
-) -> None:
+def test_dropped_triggers_are_found(runtime: Runtime, cli: Callable[..., tuple[int, str]]) -> None:
     add_events(runtime, 3)
     assert cli("verify")[0] == 0
     with raw(runtime.config.database_url, bypass_triggers=False) as db:
@@ -147,9 +129,7 @@ def test_dropped_triggers_are_found(
     assert "audit_events_no_delete" in out or "audit_events_append_only" in out
 
 
-def test_a_recomputed_chain_is_found(
-    runtime: Runtime, cli: Callable[..., tuple[int, str]]
-) -> None:
+def test_a_recomputed_chain_is_found(runtime: Runtime, cli: Callable[..., tuple[int, str]]) -> None:
     add_events(runtime, 6)
     assert checkpoint_once(runtime) is not None
     url = runtime.config.database_url

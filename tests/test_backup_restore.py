@@ -21,9 +21,9 @@ from psycopg import sql
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from tests.audit_helpers import add_events, audit_cli
 from tests.databases import raw, sqlite_path
 from tests.postgres_server import APP_ROLE, SUPERUSER, PostgresServer
-from tests.test_audit_witness import add_events, cli  # noqa: F401 - a fixture
 from tests.test_dispatch import read_as, send
 from tests.zalo_events import event
 from tipline.jobs.dispatch import dispatch_tip
@@ -82,6 +82,13 @@ class Backups:
 
 
 @pytest.fixture
+def cli(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, runtime: Runtime
+) -> Callable[..., tuple[int, str]]:
+    return audit_cli(env, monkeypatch, runtime)
+
+
+@pytest.fixture
 def backups(request: pytest.FixtureRequest, runtime: Runtime, tmp_path: Path) -> Backups:
     url = runtime.config.database_url
     server = None if url.startswith("sqlite") else request.getfixturevalue("postgres")
@@ -124,7 +131,8 @@ def test_a_restored_backup_opens_and_verifies_as_a_restore(
     code, out = cli("verify")
     assert code == 0, out
     assert "intact" in out and "restored from a backup" in out and f"#{later.seq}" in out
-    assert cli("mark-restore") == (0, "the chain holds everything witnessed: no restore to record\n")
+    code, out = cli("mark-restore")
+    assert code == 0 and "no restore to record" in out
 
     # Every tip that was in the backup opens; the one made after it is gone with it.
     assert read_as(runtime, "canbo", first)[0]["text"] == "Tin báo trước khi sao lưu"
