@@ -156,6 +156,9 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_EXPORT: _l("Audit exported"),
     actions.AUDIT_VERIFY: _l("Audit chain verified"),
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
+    actions.AUDIT_RESTORE: _l("Database restored from a backup"),
+    actions.AUDIT_COMPARE: _l("Audit checkpoint compared"),
+    actions.KEY_REJECTED: _l("Public key rejected (not certified)"),
 }
 # What the auditor's anomaly panel calls each flag (tipline.audit.query).
 ANOMALY_LABELS: dict[str, Any] = {
