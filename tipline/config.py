@@ -13,11 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from keys import (
+    CERTIFICATION_LABEL,
     STANDARD_COST,
     KdfCost,
     PrivateKey,
     PublicKey,
     SigningKey,
+    VerifyKey,
     generate_keypair,
     generate_signing_key,
     new_token,
@@ -84,6 +86,19 @@ class ServiceSecrets:
     # a checkpoint file kept offline proves what the chain's head was when it was exported.
     audit_signing_key: SigningKey
     relay_private: PrivateKey | None = field(default=None, repr=False)
+    # Certifies stored public keys (keys.certify, tipline.models.key_trust): derived from the
+    # audit signing seed, so the processes that sign checkpoints are the ones that certify.
+    # ``key_verifier`` may come alone (TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY) to check only.
+    key_certifier: SigningKey | None = field(default=None, repr=False)
+    key_verifier: VerifyKey | None = None
+
+    @property
+    def certification_key(self) -> VerifyKey:
+        if self.key_verifier is not None:
+            return self.key_verifier
+        if self.key_certifier is None:
+            raise MissingSecret("no key-certification key: TIPLINE_AUDIT_SIGNING_KEY")
+        return self.key_certifier.verify_key
 
     @property
     def relay_key(self) -> PrivateKey:
@@ -210,6 +225,7 @@ FILE_SETTINGS = (
     "TIPLINE_RELAY_PUBLIC_KEY",
     "TIPLINE_ALIAS_KEY",
     "TIPLINE_AUDIT_SIGNING_KEY",
+    "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY",
     "ZALO_APP_ID",
     "ZALO_OA_SECRET_KEY",
     "ZALO_APP_SECRET",
@@ -349,11 +365,21 @@ def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
                 "epochs and never stored (docs/threat-model.md); remove it and its file"
             )
     relay_public, relay_private = _key_pair(data_dir, env, "relay")
+    audit_key = _signing_secret(data_dir, env)
+    certifier = audit_key.derive(CERTIFICATION_LABEL)
+    verifier = certifier.verify_key
+    given = env.get("TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY")
+    if given and base64.b64decode(given) != verifier.raw:
+        raise ValueError(
+            "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY does not belong to TIPLINE_AUDIT_SIGNING_KEY"
+        )
     return ServiceSecrets(
         relay_public=relay_public,
         alias_key=alias.encode(),
-        audit_signing_key=_signing_secret(data_dir, env),
+        audit_signing_key=audit_key,
         relay_private=relay_private,
+        key_certifier=certifier,
+        key_verifier=verifier,
     )
 
 
@@ -361,4 +387,7 @@ def public_halves(secrets: ServiceSecrets) -> dict[str, str]:
     """The variables that give a web or intake process the public halves only."""
     return {
         "TIPLINE_RELAY_PUBLIC_KEY": base64.b64encode(secrets.relay_public.to_bytes()).decode(),
+        "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY": base64.b64encode(
+            secrets.certification_key.raw
+        ).decode(),
     }

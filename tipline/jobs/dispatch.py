@@ -47,6 +47,7 @@ from tipline.models import (
     TipStatus,
     Unit,
     UnitKey,
+    key_trust,
     utcnow,
 )
 from tipline.models.sealed_fields import (
@@ -169,6 +170,8 @@ def _pregrant(session: Session, tip: Tip, tip_key: PrivateKey, decision: Decisio
             break
         if candidate.id == unit.id or not _same_province(candidate, unit):
             continue
+        if candidate.current_key is None or not key_trust.accept(candidate.current_key.public):
+            continue
         grant_tip_to_unit(session, tip, tip_key, candidate)
         granted += 1
 
@@ -205,6 +208,9 @@ def dispatch_tip(tip_public_id: str) -> str:
             reason = decision.reason if unit is None else HoldReason.UNIT_HAS_NO_KEY
             _hold(session, tip, reason)
             log.warning("dispatch: tip %s held (%s)", tip.public_id, reason)
+            return "held"
+        if not key_trust.accept(unit.current_key.public):
+            _hold(session, tip, HoldReason.UNIT_KEY_NOT_CERTIFIED)
             return "held"
         now = utcnow()
         claimed = session.execute(

@@ -41,6 +41,7 @@ from tipline.models import (
     Refusal,
     Tip,
 )
+from tipline.models.key_trust import tip_subject
 from tipline.models.sealed_fields import (
     ATTACHMENT_FETCH,
     ATTACHMENT_FILE,
@@ -108,7 +109,14 @@ def fetch_attachment(public_id: str) -> str:
     config = rt.config
     with rt.sessions() as session:
         row = session.execute(
-            select(Attachment.id, Attachment.state, Attachment.sealed_fetch, Tip.public_key)
+            select(
+                Attachment.id,
+                Attachment.state,
+                Attachment.sealed_fetch,
+                Tip.public_id.label("tip_public_id"),
+                Tip.public_key,
+                Tip.key_certificate,
+            )
             .join(Tip, Tip.id == Attachment.tip_id)
             .where(Attachment.public_id == public_id)
         ).one_or_none()
@@ -140,7 +148,9 @@ def fetch_attachment(public_id: str) -> str:
         cleaned = clean(original)
         name = _safe_name(source.get("name"), cleaned.extension)
         sealed = ATTACHMENT_FILE.seal(
-            PublicKey.from_bytes(row.public_key),
+            PublicKey.from_bytes(row.public_key).claiming(
+                tip_subject(row.tip_public_id), row.key_certificate
+            ),
             pack(cleaned.data, cleaned.content_type, name),
             attachment_public_id=public_id,
         )
