@@ -51,9 +51,9 @@ from tipline.models import (
     Subject,
     Tip,
     TransitEpoch,
+    key_trust,
     utcnow,
 )
-from tipline.models import key_trust
 from tipline.models.key_trust import certify, transit_subject
 from tipline.models.sealed_fields import (
     ATTACHMENT_FETCH,
