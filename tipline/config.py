@@ -365,14 +365,20 @@ def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
                 "epochs and never stored (docs/threat-model.md); remove it and its file"
             )
     relay_public, relay_private = _key_pair(data_dir, env, "relay")
+    configured = env.get("TIPLINE_AUDIT_SIGNING_KEY") is not None
     audit_key = _signing_secret(data_dir, env)
-    certifier = audit_key.derive(CERTIFICATION_LABEL)
-    verifier = certifier.verify_key
+    certifier: SigningKey | None = audit_key.derive(CERTIFICATION_LABEL)
+    verifier = certifier.verify_key if certifier is not None else None
     given = env.get("TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY")
-    if given and base64.b64decode(given) != verifier.raw:
-        raise ValueError(
-            "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY does not belong to TIPLINE_AUDIT_SIGNING_KEY"
-        )
+    if given:
+        public = VerifyKey(base64.b64decode(given))
+        if configured and public != verifier:
+            raise ValueError(
+                "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY does not belong to "
+                "TIPLINE_AUDIT_SIGNING_KEY"
+            )
+        if not configured:  # a tier that only checks stored keys (intake, public pages)
+            certifier, verifier = None, public
     return ServiceSecrets(
         relay_public=relay_public,
         alias_key=alias.encode(),
