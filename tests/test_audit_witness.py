@@ -165,6 +165,7 @@ def test_a_witness_record_not_signed_by_this_installation_is_refused(
         handle.write(json.dumps(line) + "\n")
     code, out = cli("verify")
     assert code == 1 and "witness line 2" in out and "signature" in out, out
+    assert checkpoint_once(replace_minutes(runtime)) is None  # logged; the relay loop goes on
 
 
 def test_verify_reports_the_latest_witnessed_checkpoint(

@@ -346,7 +346,11 @@ def checkpoint_if_due(
     against the witness is logged as an error and gets no checkpoint."""
     if not witness.configured:
         return None
-    reading = read(witness.records(key.verify_key))
+    try:
+        reading = read(witness.records(key.verify_key))
+    except WitnessError as exc:  # an alert, not a crash of the relay loop
+        log.error("audit witness unusable, no checkpoint made: %s", exc)
+        return None
     latest = reading.latest
     with sessions() as session:
         head = session.scalar(select(AuditHead.seq).where(AuditHead.id == HEAD_ROW_ID)) or 0
@@ -356,7 +360,7 @@ def checkpoint_if_due(
                 return None
         try:
             return make_checkpoint(session, witness, key)
-        except NotWitnessed as exc:
+        except (NotWitnessed, WitnessError) as exc:
             log.error("audit chain does not verify against the witness: %s", exc)
             return None
 
