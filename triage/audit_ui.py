@@ -532,13 +532,18 @@ def checkpoint_new() -> ResponseReturnValue:
 
 @blueprint.post("/checkpoints/export")
 def checkpoint_export() -> ResponseReturnValue:
-    """The latest witnessed checkpoint as a signed file, to keep away from this server."""
+    """The latest witnessed checkpoint as a signed file, to keep away from this server; one is
+    made first when none exists yet."""
     try:
         latest = read(runtime().witness.records(_trusted())).latest
-    except WitnessError as exc:
+        if latest is None:
+            with runtime().sessions() as db:
+                latest = make_checkpoint(
+                    db, runtime().witness, runtime().config.secrets.audit_signing_key
+                )
+            _note(actions.AUDIT_CHECKPOINT, detail={"seq": str(latest.seq)})
+    except (NotWitnessed, WitnessError) as exc:
         return _render_checkpoints(409, made_error=str(exc))
-    if latest is None:
-        return _render_checkpoints(404, made_error=str(_("No checkpoint has been made yet.")))
     _note(actions.AUDIT_EXPORT, detail={"checkpoint_seq": str(latest.seq)})
     stamp = latest.at.astimezone(VIETNAM).strftime("%Y%m%d-%H%M%S")
     return Response(
