@@ -27,6 +27,8 @@ from tipline.models import Outcome, key_trust
 from tipline.redis_conn import connect, connect_keystore
 from tipline.transit import TransitKeys
 
+REJECTION_QUIET = 60.0  # seconds between two key_rejected events about the same key
+
 
 @dataclass
 class Runtime:
@@ -50,6 +52,10 @@ class Runtime:
         """A ``key_rejected`` audit event, written beside the refused action (which rolls
         back): in a thread of its own, so it never waits on that action's write lock."""
         detail = {"key": (subject or "unknown")[:100]}
+        now = time.monotonic()
+        if now - self.rejected_at.get(detail["key"], -REJECTION_QUIET) < REJECTION_QUIET:
+            return  # one event a minute per key: refusals repeat with every request
+        self.rejected_at[detail["key"]] = now
 
         def write() -> None:
             for _ in range(50):
@@ -65,8 +71,9 @@ class Runtime:
         thread.start()
         self.rejections.append(thread)
 
-    # The threads recording refused keys (tests wait for them).
+    # The threads recording refused keys, and when each key was last recorded.
     rejections: list[threading.Thread] = field(default_factory=list, repr=False)
+    rejected_at: dict[str, float] = field(default_factory=dict, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
