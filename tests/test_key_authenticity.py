@@ -12,21 +12,19 @@ and a ``key_rejected`` audit event names the key.
 
 from __future__ import annotations
 
-import base64
 import time
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from keys import EnvelopeError, PrivateKey, generate_keypair, generate_signing_key, open_sealed
+from keys import EnvelopeError, PrivateKey, generate_keypair, open_sealed
 from tests.conftest import expand, run_jobs
 from tests.databases import raw
 from tests.test_dispatch import read_as, send
 from tests.triage_helpers import csrf_from, login
 from tests.zalo_events import event, signed_headers
 from tipline.audit import actions
-from tipline.config import Config, public_halves
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.keychain import create_unit_key
 from tipline.models import (
@@ -221,22 +219,3 @@ def test_a_swapped_transit_key_gets_no_event(client: FlaskClient, runtime: Runti
     assert read_as(runtime, "canbo", tip_id)[0]["text"] == "Đánh bạc ở quán nước"
     nothing_opens_with(runtime, ATTACKER)
 
-
-def test_a_tier_given_only_the_public_half_checks_but_cannot_certify(
-    env: dict[str, str], config: Config
-) -> None:
-    public = public_halves(config.secrets)["TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY"]
-    only = Config.from_env(
-        {**env, "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY": public}
-    ).secrets  # no TIPLINE_AUDIT_SIGNING_KEY given
-    assert only.key_certifier is None
-    assert only.certification_key == config.secrets.certification_key
-    other = base64.b64encode(generate_signing_key().to_bytes()).decode()
-    with pytest.raises(ValueError, match="does not belong"):
-        Config.from_env(
-            {
-                **env,
-                "TIPLINE_AUDIT_SIGNING_KEY": other,
-                "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY": public,
-            }
-        )

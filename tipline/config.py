@@ -88,7 +88,7 @@ class ServiceSecrets:
     relay_private: PrivateKey | None = field(default=None, repr=False)
     # Certifies stored public keys (keys.certify, tipline.models.key_trust): derived from the
     # audit signing seed, so the processes that sign checkpoints are the ones that certify.
-    # ``key_verifier`` may come alone (TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY) to check only.
+    # A process holding ``key_verifier`` alone would only check (not configurable yet).
     key_certifier: SigningKey | None = field(default=None, repr=False)
     key_verifier: VerifyKey | None = None
 
@@ -225,7 +225,6 @@ FILE_SETTINGS = (
     "TIPLINE_RELAY_PUBLIC_KEY",
     "TIPLINE_ALIAS_KEY",
     "TIPLINE_AUDIT_SIGNING_KEY",
-    "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY",
     "ZALO_APP_ID",
     "ZALO_OA_SECRET_KEY",
     "ZALO_APP_SECRET",
@@ -365,20 +364,9 @@ def load_service_secrets(data_dir: Path, env: dict[str, str]) -> ServiceSecrets:
                 "epochs and never stored (docs/threat-model.md); remove it and its file"
             )
     relay_public, relay_private = _key_pair(data_dir, env, "relay")
-    configured = env.get("TIPLINE_AUDIT_SIGNING_KEY") is not None
     audit_key = _signing_secret(data_dir, env)
-    certifier: SigningKey | None = audit_key.derive(CERTIFICATION_LABEL)
-    verifier = certifier.verify_key if certifier is not None else None
-    given = env.get("TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY")
-    if given:
-        public = VerifyKey(base64.b64decode(given))
-        if configured and public != verifier:
-            raise ValueError(
-                "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY does not belong to "
-                "TIPLINE_AUDIT_SIGNING_KEY"
-            )
-        if not configured:  # a tier that only checks stored keys (intake, public pages)
-            certifier, verifier = None, public
+    certifier = audit_key.derive(CERTIFICATION_LABEL)
+    verifier = certifier.verify_key
     return ServiceSecrets(
         relay_public=relay_public,
         alias_key=alias.encode(),
@@ -393,7 +381,4 @@ def public_halves(secrets: ServiceSecrets) -> dict[str, str]:
     """The variables that give a web or intake process the public halves only."""
     return {
         "TIPLINE_RELAY_PUBLIC_KEY": base64.b64encode(secrets.relay_public.to_bytes()).decode(),
-        "TIPLINE_KEY_CERTIFICATION_PUBLIC_KEY": base64.b64encode(
-            secrets.certification_key.raw
-        ).decode(),
     }
