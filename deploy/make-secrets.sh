@@ -74,11 +74,13 @@ env -u TIPLINE_TIER -u TIPLINE_REQUIRE_SECRETS TIPLINE_DATA_DIR="$scratch" "$pyt
 for name in secret_key relay_key alias_key audit_signing_key; do
     put "$name" "$(cat "$scratch/secrets/$name")"
 done
-# The public half of the kept relay key, for the web tiers (`tipline keys public`).
+# The public halves for the web tiers (`tipline keys public`): relay_public_key and
+# key_verify_key (the key-certification key's, for the intake tier's checks).
 while IFS='=' read -r variable value; do
     file="$(echo "${variable#TIPLINE_}" | tr '[:upper:]' '[:lower:]')"
     put "$file" "$value"
 done < <(env -u TIPLINE_TIER -u TIPLINE_REQUIRE_SECRETS TIPLINE_DATA_DIR="$scratch" TIPLINE_RELAY_KEY_FILE="$out/relay_key" \
+    TIPLINE_AUDIT_SIGNING_KEY_FILE="$out/audit_signing_key" \
     "$python" -m tipline.cli keys public)
 
 redis_host="${REDIS_HOST:-redis}" redis_port="${REDIS_PORT:-6379}"

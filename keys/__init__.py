@@ -16,6 +16,8 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
   Zalo webhook signature.
 - :func:`new_challenge`, :func:`work_is_valid`, :func:`new_passphrase`: the web form's
   proof of work and the informant's passphrase.
+- :func:`certify_public_key`, :func:`certificate_is_valid`: public keys signed with the row
+  they belong to, checked before anything is sealed to them (``keys.certify``).
 - :func:`chain_hash`, :func:`generate_signing_key`, :class:`SigningKey`, :class:`VerifyKey`:
   the audit hash chain and its Ed25519-signed checkpoints.
 - :func:`sign_token`, :func:`open_token`: signed, expiring tokens a browser carries instead
@@ -23,6 +25,11 @@ Nothing outside this package imports a cryptographic primitive. The recipes:
 - :func:`new_pkce_verifier`, :func:`pkce_challenge`: PKCE (S256) for Zalo's OA consent.
 """
 
+from keys.certify import (
+    CERTIFICATION_LABEL,
+    certificate_is_valid,
+    certify_public_key,
+)
 from keys.digest import (
     chain_hash,
     constant_time_equal,
@@ -65,6 +72,7 @@ from keys.work import (
 )
 
 __all__ = [
+    "CERTIFICATION_LABEL",
     "FAST_TEST_COST",
     "STANDARD_COST",
     "BadToken",
@@ -75,6 +83,8 @@ __all__ = [
     "SigningKey",
     "VerifyKey",
     "WrongSecret",
+    "certificate_is_valid",
+    "certify_public_key",
     "chain_hash",
     "client_tls_context",
     "constant_time_equal",

@@ -25,6 +25,15 @@ class PublicKey:
     suite_id: int
     raw: bytes
     version: int = field(default=0, compare=False)
+    # What the key claims to be and the signature that says so (keys.certify), for a key read
+    # from storage; ``local`` for the public half of a private key this process holds.
+    subject: str | None = field(default=None, compare=False)
+    certificate: bytes | None = field(default=None, compare=False, repr=False)
+    local: bool = field(default=False, compare=False)
+
+    def claiming(self, subject: str, certificate: bytes | None) -> PublicKey:
+        """This key as read from the row ``subject``, with the certificate stored there."""
+        return replace(self, subject=subject, certificate=certificate, local=False)
 
     def with_version(self, version: int) -> PublicKey:
         return replace(self, version=version)
@@ -62,7 +71,9 @@ class PrivateKey:
     @property
     def public_key(self) -> PublicKey:
         if self._public is None:  # derived once: intake seals to the transit key per request
-            self._public = PublicKey(self.suite_id, self._key.public_key().public_bytes_raw())
+            self._public = PublicKey(
+                self.suite_id, self._key.public_key().public_bytes_raw(), local=True
+            )
         return self._public
 
     def to_bytes(self) -> bytes:

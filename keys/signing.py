@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class VerifyKey:
@@ -61,6 +63,14 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         return self._key.sign(data)
+
+    def derive(self, label: str) -> SigningKey:
+        """Another signing key for another purpose, derived from this seed (HKDF-SHA256):
+        whoever holds this key holds the derived one; its public half says nothing of this."""
+        seed = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()
+        ).derive(self.to_bytes())
+        return SigningKey.from_bytes(seed)
 
     def to_bytes(self) -> bytes:
         """The 32-byte seed, for the secrets file only."""

@@ -119,6 +119,9 @@ EXPECTED: dict[str, Row] = {
     "GET /audit/verify": staff("200", "thanhtra"),
     "POST /audit/verify": staff("200", "thanhtra"),
     "POST /audit/export": staff("200", "thanhtra"),
+    "POST /audit/checkpoints": staff("200", "thanhtra"),
+    "POST /audit/checkpoints/export": staff("200", "thanhtra"),
+    "POST /audit/checkpoints/compare": staff("400", "thanhtra"),  # a file that is no checkpoint
     # --- the admin: accounts, OAs, key versions, no tip ---
     "GET /admin/": staff("200", "admin"),
     "GET /admin/units/new": staff("200", "admin"),

@@ -344,7 +344,7 @@ def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]], logs: Path) ->
 # What the workers alone are given (deploy/systemd, deploy/docker-compose.yml), and what the
 # web tiers get instead.
 WORKERS_ONLY = {"TIPLINE_RELAY_KEY", "TIPLINE_KEYSTORE_URL"}
-PUBLIC_HALVES = {"TIPLINE_RELAY_PUBLIC_KEY"}
+PUBLIC_HALVES = {"TIPLINE_RELAY_PUBLIC_KEY", "TIPLINE_KEY_VERIFY_KEY"}
 
 
 def _credentials(

@@ -30,6 +30,7 @@ from tipline.models import (
     new_public_id,
     utcnow,
 )
+from tipline.models.key_trust import certify, tip_subject
 from tipline.outbox import JOB_SERIALIZER, job_id
 from tipline.outgoing import queue_outbound
 from tipline.reply_addresses import seal_address
@@ -86,11 +87,13 @@ def make_message(
         reply.sealed_address = seal_address(
             runtime.keystore, reply.informant_alias, address, ZALO_REPLY_WINDOW
         )
+        tip_public = generate_keypair().public_key
         tip = Tip(
             public_id=new_public_id(), receipt_code=f"TL-{new_token(4)}-{new_token(4)}",
             oa_id=OA_ID, informant_alias=reply.informant_alias, reply_address=reply,
-            public_key=generate_keypair().public_key.to_bytes(),
+            public_key=tip_public.to_bytes(),
         )
+        tip.key_certificate = certify(tip_subject(tip.public_id), tip_public)  # as intake does
         session.add_all([reply, tip])
         session.flush()
         message = queue_outbound(session, tip, text, transit=runtime.transit.public())

@@ -13,11 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from keys import (
+    CERTIFICATION_LABEL,
     STANDARD_COST,
     KdfCost,
     PrivateKey,
     PublicKey,
     SigningKey,
+    VerifyKey,
     generate_keypair,
     generate_signing_key,
     new_token,
@@ -91,18 +93,36 @@ _STORES = ("TIPLINE_DATABASE_URL", "TIPLINE_REDIS_URL")
 # yields no more than that tier needs. The intake tier faces the internet: it verifies
 # webhooks (the Zalo app id and OA secret key), computes the dedup key (the alias key), seals
 # to public keys in the database and stores one row; no Flask secret, no audit signing key,
-# no app secret, no relay key. The staff and public tiers seal tokens to the relay key's
-# public half (staff only); the workers alone open the key store and hold the relay key and
-# the audit signer. Unset: a development process (tests, a checkout) that may fall back to a
+# no app secret, no relay key, and only the public half of the key-certification key
+# (``TIPLINE_KEY_VERIFY_KEY``) to check the public keys it seals to. The staff and public tiers
+# seal tokens to the relay key's public half (staff only); the staff tier and the workers hold
+# the audit signer (checkpoints, key certificates); the workers alone open the key store and
+# hold the relay key. Unset: a development process (tests, a checkout) that may fall back to a
 # SQLite file, an embedded Redis and generated secrets; `tipline demo` always is one.
 TIERS: dict[str, Tier] = {
-    "intake": Tier((*_STORES, "TIPLINE_ALIAS_KEY", "ZALO_APP_ID", "ZALO_OA_SECRET_KEY")),
+    "intake": Tier(
+        (
+            *_STORES,
+            "TIPLINE_ALIAS_KEY",
+            "TIPLINE_KEY_VERIFY_KEY",
+            "ZALO_APP_ID",
+            "ZALO_OA_SECRET_KEY",
+        )
+    ),
     "staff": Tier(
-        (*_STORES, "TIPLINE_SECRET_KEY", "TIPLINE_ALIAS_KEY", "TIPLINE_RELAY_PUBLIC_KEY"),
+        (
+            *_STORES,
+            "TIPLINE_SECRET_KEY",
+            "TIPLINE_ALIAS_KEY",
+            "TIPLINE_RELAY_PUBLIC_KEY",
+            # Certifies the unit and officer keys the admin pages create (key_trust), and signs
+            # the checkpoints the auditor makes; the internet-facing tiers hold its public half.
+            "TIPLINE_AUDIT_SIGNING_KEY",
+        ),
         ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY", "ZALO_APP_SECRET"),
     ),
     "public": Tier(
-        (*_STORES, "TIPLINE_SECRET_KEY", "TIPLINE_ALIAS_KEY"),
+        (*_STORES, "TIPLINE_SECRET_KEY", "TIPLINE_ALIAS_KEY", "TIPLINE_KEY_VERIFY_KEY"),
         ("ZALO_APP_ID", "ZALO_OA_SECRET_KEY"),
     ),
     "worker": Tier(
@@ -126,6 +146,7 @@ TIERS: dict[str, Tier] = {
             "TIPLINE_RELAY_KEY",
             "TIPLINE_RELAY_PUBLIC_KEY",
             "TIPLINE_AUDIT_SIGNING_KEY",
+            "TIPLINE_KEY_VERIFY_KEY",
             "ZALO_APP_ID",
             "ZALO_OA_SECRET_KEY",
             "ZALO_APP_SECRET",
@@ -185,6 +206,19 @@ class ServiceSecrets:
     # a checkpoint file kept offline proves what the chain's head was when it was exported.
     audit_signer: SigningKey | None = field(default=None, repr=False)
     relay_private: PrivateKey | None = field(default=None, repr=False)
+    # Certifies stored public keys (keys.certify, tipline.models.key_trust): derived from the
+    # audit signing seed, so the processes that sign checkpoints are the ones that certify.
+    # A process holding ``key_verifier`` alone would only check (not configurable yet).
+    key_certifier: SigningKey | None = field(default=None, repr=False)
+    key_verifier: VerifyKey | None = None
+
+    @property
+    def certification_key(self) -> VerifyKey:
+        if self.key_verifier is not None:
+            return self.key_verifier
+        if self.key_certifier is None:
+            raise MissingSecret("no key-certification key: TIPLINE_AUDIT_SIGNING_KEY")
+        return self.key_certifier.verify_key
 
     @property
     def relay_key(self) -> PrivateKey:
@@ -254,6 +288,13 @@ class Config:
     # end its unit is warned.
     retention_days: tuple[tuple[str, int], ...] = DEFAULT_RETENTION_DAYS
     retention_warn_days: int = 14
+    # Audit checkpoints (tipline.audit.witness): the append-only witness file (None: off),
+    # a syslog target ("/dev/log", "udp://host:514", "tcp://host:514"), and how often the
+    # workers make one: every so many events or minutes, whichever comes first.
+    audit_witness: Path | None = None
+    audit_syslog: str | None = None
+    checkpoint_events: int = 1000
+    checkpoint_minutes: float = 10.0
 
     # The production tier this process is (TIERS), or "" for a development process.
     tier: str = ""
@@ -321,6 +362,10 @@ class Config:
             media_wall_seconds=float(env.get("TIPLINE_MEDIA_WALL_SECONDS", 240)),
             retention_days=_retention_days(env.get("TIPLINE_RETENTION_DAYS")),
             retention_warn_days=int(env.get("TIPLINE_RETENTION_WARN_DAYS", 14)),
+            audit_witness=_witness_path(data_dir, env.get("TIPLINE_AUDIT_WITNESS")),
+            audit_syslog=env.get("TIPLINE_AUDIT_SYSLOG") or None,
+            checkpoint_events=int(env.get("TIPLINE_AUDIT_CHECKPOINT_EVENTS", 1000)),
+            checkpoint_minutes=float(env.get("TIPLINE_AUDIT_CHECKPOINT_MINUTES", 10)),
         )
 
 
@@ -391,6 +436,15 @@ def _transit_epoch(value: str | None) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def _witness_path(data_dir: Path, value: str | None) -> Path | None:
+    """The audit witness file: unset, ``audit-witness.jsonl`` in the data dir; "none": off."""
+    if not value:
+        return data_dir / "audit-witness.jsonl"
+    if value.strip().lower() == "none":
+        return None
+    return Path(value)
+
+
 def _public_url(value: str) -> str:
     value = value.strip().rstrip("/")
     if value and not value.startswith(("https://", "http://")):
@@ -456,6 +510,13 @@ def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
     return SigningKey.from_bytes(base64.b64decode(value))
 
 
+def _verify_key(env: dict[str, str]) -> VerifyKey | None:
+    """``TIPLINE_KEY_VERIFY_KEY``: the public half of the key-certification key (base64), for a
+    tier that checks stored public keys but certifies none (`tipline keys public` prints it)."""
+    value = env.get("TIPLINE_KEY_VERIFY_KEY")
+    return VerifyKey(base64.b64decode(value)) if value else None
+
+
 def load_service_secrets(
     data_dir: Path, env: dict[str, str], wanted: frozenset[str] | None = None
 ) -> ServiceSecrets:
@@ -469,22 +530,34 @@ def load_service_secrets(
             )
     if wanted is None:
         relay_public, relay_private = _key_pair(data_dir, env, "relay")
+        audit_key = _signing_secret(data_dir, env)
+        certifier = audit_key.derive(CERTIFICATION_LABEL)
         return ServiceSecrets(
             relay_public_key=relay_public,
             alias_key=alias.encode(),
-            audit_signer=_signing_secret(data_dir, env),
+            audit_signer=audit_key,
             relay_private=relay_private,
+            key_certifier=certifier,
+            key_verifier=certifier.verify_key,
         )
     # A tier's environment holds only the settings it reads, its required ones checked.
     relay: tuple[PublicKey | None, PrivateKey | None] = (None, None)
     if env.get("TIPLINE_RELAY_KEY") or env.get("TIPLINE_RELAY_PUBLIC_KEY"):
         relay = _key_pair(data_dir, env, "relay")
-    given_signer = bool(env.get("TIPLINE_AUDIT_SIGNING_KEY"))
+    # The audit signer certifies stored public keys; a tier without it (intake, public)
+    # checks them with the certification key's public half alone.
+    given: SigningKey | None = (
+        _signing_secret(data_dir, env) if env.get("TIPLINE_AUDIT_SIGNING_KEY") else None
+    )
+    certifies = given.derive(CERTIFICATION_LABEL) if given is not None else None
+    checks = certifies.verify_key if certifies is not None else _verify_key(env)
     return ServiceSecrets(
         relay_public_key=relay[0],
         alias_key=alias.encode(),
-        audit_signer=_signing_secret(data_dir, env) if given_signer else None,
+        audit_signer=given,
         relay_private=relay[1],
+        key_certifier=certifies,
+        key_verifier=checks,
     )
 
 
@@ -492,4 +565,5 @@ def public_halves(secrets: ServiceSecrets) -> dict[str, str]:
     """The variables that give a web or intake process the public halves only."""
     return {
         "TIPLINE_RELAY_PUBLIC_KEY": base64.b64encode(secrets.relay_public.to_bytes()).decode(),
+        "TIPLINE_KEY_VERIFY_KEY": base64.b64encode(secrets.certification_key.raw).decode(),
     }

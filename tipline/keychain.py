@@ -28,9 +28,17 @@ from tipline.models import (
     Officer,
     Subject,
     Tip,
+    TransitEpoch,
     Unit,
     UnitKey,
     utcnow,
+)
+from tipline.models.key_trust import (
+    certify,
+    officer_subject,
+    tip_subject,
+    transit_subject,
+    unit_key_subject,
 )
 from tipline.models.sealed_fields import (
     KEY_GRANT,
@@ -51,8 +59,10 @@ def _add_grant(
     subject_id: int,
     holder_kind: Holder,
     holder_id: int,
-    holder_public: bytes,
+    holder_public: PublicKey,
 ) -> KeyGrant:
+    """Seal ``subject`` to ``holder_public``: a stored key, checked against its certificate
+    by the sealing contract (tipline.models.key_trust) before anything is sealed to it."""
     row = KeyGrant(
         subject_kind=subject_kind,
         subject_id=subject_id,
@@ -60,7 +70,7 @@ def _add_grant(
         holder_id=holder_id,
         sealed=KEY_GRANT.seal(
             subject,
-            PublicKey.from_bytes(holder_public),
+            holder_public,
             subject_kind,
             subject_id,
             holder_kind,
@@ -102,6 +112,9 @@ def create_unit_key(session: Session, unit: Unit) -> tuple[UnitKey, PrivateKey]:
     unit_key = UnitKey(unit=unit, version=version, public_key=private.public_key.to_bytes())
     session.add(unit_key)
     session.flush()
+    unit_key.key_certificate = certify(
+        unit_key_subject(unit_key.id, unit_key.unit_id, version), private.public_key
+    )
     parent_key = unit.parent.current_key if unit.parent else None
     if parent_key is not None:
         _add_grant(
@@ -111,7 +124,7 @@ def create_unit_key(session: Session, unit: Unit) -> tuple[UnitKey, PrivateKey]:
             unit_key.id,
             Holder.UNIT_KEY,
             parent_key.id,
-            parent_key.public_key,
+            parent_key.public,
         )
     for officer in members_holding_keys(session, unit):
         _add_grant(
@@ -121,7 +134,7 @@ def create_unit_key(session: Session, unit: Unit) -> tuple[UnitKey, PrivateKey]:
             unit_key.id,
             Holder.OFFICER,
             officer.id,
-            officer.public_key,
+            officer.public,
         )
     return unit_key, private
 
@@ -154,7 +167,7 @@ def grant_unit_key_to_officer(
             unit_key.id,
             Holder.OFFICER,
             officer.id,
-            officer.public_key,
+            officer.public,
         )
 
 
@@ -194,6 +207,7 @@ def enrol_officer(
     )
     session.add(officer)
     session.flush()  # assigns public_id
+    officer.key_certificate = certify(officer_subject(officer.public_id), private.public_key)
     officer.key_wrapped_by_password = OFFICER_KEY_PASSWORD_WRAP.wrap(
         private, password, cost, officer_public_id=officer.public_id
     )
@@ -279,7 +293,7 @@ def grant_tip_to_unit(session: Session, tip: Tip, tip_key: PrivateKey, unit: Uni
         raise NoKeyChain(f"unit {unit.code} has no key yet")
     if _grant_row(session, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id) is None:
         _add_grant(
-            session, tip_key, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id, unit_key.public_key
+            session, tip_key, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id, unit_key.public
         )
     drop_transit_grant(session, tip)
     return unit_key
@@ -332,7 +346,7 @@ def reseal_tip_grants(session: Session, old: UnitKey, old_private: PrivateKey, n
                 row.subject_id,
                 Holder.UNIT_KEY,
                 new.id,
-                new.public_key,
+                new.public,
             )
         session.delete(row)
     return len(rows)
@@ -536,3 +550,30 @@ def reseal_totp_secret(officer: Officer, totp_secret: str) -> None:
     )
     officer.totp_confirmed_at = None
     officer.totp_last_step = None
+
+
+def certify_existing(session: Session) -> dict[str, int]:
+    """Certify every stored public key that has no certificate yet (upgrade to 0022 only).
+
+    Trust on first use: whatever key a row holds now is certified, so run it once, right
+    after the upgrade, with the services stopped and the database as it was before
+    (docs/operations.md). Keys that already carry a certificate are left alone, valid or not:
+    a wrong certificate stays a refusal, never laundered.
+    """
+    counts = {"tips": 0, "unit_keys": 0, "officers": 0, "transit_epochs": 0}
+    for tip in session.scalars(select(Tip).where(Tip.key_certificate.is_(None))):
+        tip.key_certificate = certify(tip_subject(tip.public_id), tip.public)
+        counts["tips"] += 1
+    for key in session.scalars(select(UnitKey).where(UnitKey.key_certificate.is_(None))):
+        subject = unit_key_subject(key.id, key.unit_id, key.version)
+        key.key_certificate = certify(subject, key.public)
+        counts["unit_keys"] += 1
+    for officer in session.scalars(select(Officer).where(Officer.key_certificate.is_(None))):
+        officer.key_certificate = certify(officer_subject(officer.public_id), officer.public)
+        counts["officers"] += 1
+    for epoch in session.scalars(
+        select(TransitEpoch).where(TransitEpoch.key_certificate.is_(None))
+    ):
+        epoch.key_certificate = certify(transit_subject(epoch.id), epoch.public)
+        counts["transit_epochs"] += 1
+    return counts

@@ -6,6 +6,7 @@ the process that runs it and nothing travels through Redis but ids.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,13 +15,19 @@ from functools import cached_property
 from flask import Flask, current_app
 from redis import Redis
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tipline.audit import actions, record
+from tipline.audit.witness import Witness
 from tipline.config import Config, ConfigError
 from tipline.db import make_engine, make_session_factory
 from tipline.keystore import Keystore, check_volatile
+from tipline.models import Outcome, key_trust
 from tipline.redis_conn import connect, connect_keystore
 from tipline.transit import TransitKeys
+
+REJECTION_QUIET = 60.0  # seconds between two key_rejected events about the same key
 
 
 @dataclass
@@ -28,6 +35,45 @@ class Runtime:
     config: Config
     # Seconds since the epoch, for delays kept in Redis (tipline.web.backoff); tests stop it.
     clock: Callable[[], float] = field(default=time.time)
+
+    def __post_init__(self) -> None:
+        self.trust_keys()
+
+    def trust_keys(self) -> None:
+        """Which stored public keys may be sealed to (tipline.models.key_trust): this
+        process's configuration, not the database's say-so; refusals recorded by this
+        runtime."""
+        secrets = self.config.secrets
+        key_trust.configure(
+            secrets.certification_key, secrets.key_certifier, self._record_rejected_key
+        )
+
+    def _record_rejected_key(self, subject: str | None) -> None:
+        """A ``key_rejected`` audit event, written beside the refused action (which rolls
+        back): in a thread of its own, so it never waits on that action's write lock."""
+        detail = {"key": (subject or "unknown")[:100]}
+        now = time.monotonic()
+        if now - self.rejected_at.get(detail["key"], -REJECTION_QUIET) < REJECTION_QUIET:
+            return  # one event a minute per key: refusals repeat with every request
+        self.rejected_at[detail["key"]] = now
+
+        def write() -> None:
+            for _ in range(50):
+                try:
+                    with self.sessions() as session, session.begin():
+                        record(session, action=actions.KEY_REJECTED, outcome=Outcome.DENIED,
+                               detail=detail)  # fmt: skip
+                    return
+                except OperationalError:  # SQLite: the refused action still holds the lock
+                    time.sleep(0.1)
+
+        thread = threading.Thread(target=write, name="key-rejected", daemon=True)
+        thread.start()
+        self.rejections.append(thread)
+
+    # The threads recording refused keys, and when each key was last recorded.
+    rejections: list[threading.Thread] = field(default_factory=list, repr=False)
+    rejected_at: dict[str, float] = field(default_factory=dict, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -59,6 +105,11 @@ class Runtime:
         return Keystore(redis)
 
     @cached_property
+    def witness(self) -> Witness:
+        """Where audit checkpoints are shipped (tipline.audit.witness)."""
+        return Witness(self.config.audit_witness, self.config.audit_syslog)
+
+    @cached_property
     def transit(self) -> TransitKeys:
         """Transit epochs: public halves for every tier, private halves for workers."""
         return TransitKeys(
@@ -72,6 +123,7 @@ _current: Runtime | None = None
 def install(runtime: Runtime) -> Runtime:
     global _current
     _current = runtime
+    runtime.trust_keys()
     return runtime
 
 

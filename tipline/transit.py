@@ -51,8 +51,10 @@ from tipline.models import (
     Subject,
     Tip,
     TransitEpoch,
+    key_trust,
     utcnow,
 )
+from tipline.models.key_trust import certify, transit_subject
 from tipline.models.sealed_fields import (
     ATTACHMENT_FETCH,
     INBOUND_EVENT,
@@ -84,6 +86,16 @@ class NoTransitKey(RuntimeError):
 
 class TransitKeyLost(Exception):
     """The epoch's private half is gone (retired, expired, or the key store restarted)."""
+
+
+def epoch_public(epoch: int, public_key: bytes, certificate: bytes | None) -> PublicKey:
+    """An epoch's stored public half, with the certificate it is checked against before
+    anything is sealed to it (tipline.models.key_trust)."""
+    return (
+        PublicKey.from_bytes(public_key)
+        .with_version(epoch)
+        .claiming(transit_subject(epoch), certificate)
+    )
 
 
 def _name(epoch: int) -> str:
@@ -121,15 +133,26 @@ class TransitKeys:
             if self._public is not None and now - self._public[0] < PUBLIC_CACHE_SECONDS:
                 return self._public[1]
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(EPOCHS.c.id, EPOCHS.c.public_key)
+            rows = conn.execute(
+                select(EPOCHS.c.id, EPOCHS.c.public_key, EPOCHS.c.key_certificate)
                 .where(EPOCHS.c.destroyed_at.is_(None))
                 .order_by(EPOCHS.c.id.desc())
-                .limit(1)
-            ).first()
-        if row is None:
-            raise NoTransitKey("no transit epoch yet: start a worker (tipline worker)")
-        key = PublicKey.from_bytes(row.public_key).with_version(row.id)
+                .limit(3)
+            ).all()
+        # The newest live epoch whose stored key is certified (tipline.models.key_trust): a
+        # key swapped in the database is reported and skipped, never sealed to.
+        key = next(
+            (
+                candidate
+                for candidate in (
+                    epoch_public(row.id, row.public_key, row.key_certificate) for row in rows
+                )
+                if key_trust.accept(candidate)
+            ),
+            None,
+        )
+        if key is None:
+            raise NoTransitKey("no transit epoch with a certified key: is a worker running?")
         with self._lock:
             self._public = (now, key)
         return key
@@ -177,13 +200,19 @@ class TransitKeys:
                 else:
                     kept.append(row)
             current = kept[-1] if kept else None
+            if current is not None and not self._certified(conn, current.id):
+                # Its stored public half was swapped: start a new epoch now, so that intake
+                # moves on; what was sealed to its real key is re-sealed and the key destroyed
+                # on the usual schedule below (its private half never depended on the row).
+                current = None
             if current is None or current.created_at <= now - self.epoch:
                 current = self._start(conn, keystore, now)
-            current_key = PublicKey.from_bytes(
-                conn.execute(
-                    select(EPOCHS.c.public_key).where(EPOCHS.c.id == current.id)
-                ).scalar_one()
-            ).with_version(current.id)
+            stored = conn.execute(
+                select(EPOCHS.c.public_key, EPOCHS.c.key_certificate).where(
+                    EPOCHS.c.id == current.id
+                )
+            ).one()
+            current_key = epoch_public(current.id, stored.public_key, stored.key_certificate)
             for row in kept:
                 if row.id != current.id and row.created_at <= now - 2 * self.epoch:
                     old = PrivateKey.from_bytes(cast(bytes, keystore.get(_name(row.id))))
@@ -193,6 +222,13 @@ class TransitKeys:
                     log.info("transit epoch %s destroyed (%s items re-sealed)", row.id, moved)
         self.forget_cached()
 
+    @staticmethod
+    def _certified(conn: Connection, epoch: int) -> bool:
+        stored = conn.execute(
+            select(EPOCHS.c.public_key, EPOCHS.c.key_certificate).where(EPOCHS.c.id == epoch)
+        ).one()
+        return key_trust.accept(epoch_public(epoch, stored.public_key, stored.key_certificate))
+
     def _start(self, conn: Connection, keystore: Keystore, now: datetime) -> Any:
         newest = conn.execute(select(EPOCHS.c.id).order_by(EPOCHS.c.id.desc()).limit(1)).scalar()
         number = (newest or 0) + 1
@@ -201,7 +237,10 @@ class TransitKeys:
         keystore.put(_name(number), key.to_bytes(), KEY_LIFETIME)
         conn.execute(
             EPOCHS.insert().values(
-                id=number, public_key=key.public_key.to_bytes(), created_at=now
+                id=number,
+                public_key=key.public_key.to_bytes(),
+                key_certificate=certify(transit_subject(number), key.public_key),
+                created_at=now,
             )
         )
         return conn.execute(

@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from keys import VerifyKey
 from tipline.audit import (
     FAILED_LOGINS,
     LOGIN_SPRAY,
@@ -34,8 +35,18 @@ from tipline.audit import (
     record,
     verify_chain,
 )
+from tipline.audit.checkpoint import Checkpoint, CheckpointError
 from tipline.audit.query import CsvNames
 from tipline.audit.roster import roster_rules
+from tipline.audit.witness import (
+    NotWitnessed,
+    Reading,
+    WitnessedResult,
+    WitnessError,
+    make_checkpoint,
+    read,
+    verify_witnessed,
+)
 from tipline.db import write_session
 from tipline.intake.recording import normalise_receipt_code
 from tipline.models import (
@@ -674,12 +685,15 @@ def export() -> ResponseReturnValue:
 
 @blueprint.route("/verify", methods=["GET", "POST"])
 def verify() -> ResponseReturnValue:
-    """GET: the button and the past verifications. POST: verify the whole chain now."""
+    """GET: the button, the latest witnessed checkpoint and the past verifications. POST:
+    verify the whole chain now, through every witnessed checkpoint (tipline.audit.witness)."""
+    witnessed: WitnessedResult | None = None
     result = None
     bad: list[dict[str, Any]] = []
     if request.method == "POST":  # CSRF checked by CSRFProtect before we get here
         with runtime().sessions() as db:  # read-only: no write lock while a long chain is read
-            result = verify_chain(db)
+            witnessed = verify_witnessed(db, runtime().witness, _trusted())
+            result = witnessed.chain
             if result.first_bad_seq is not None:
                 bad = _rows(
                     list(
@@ -698,9 +712,13 @@ def verify() -> ResponseReturnValue:
         detail = {"checked": str(result.checked), "head_seq": str(result.head_seq)}
         if result.first_bad_seq is not None:
             detail["first_bad_seq"] = str(result.first_bad_seq)
+        if witnessed.latest is not None:
+            detail["witnessed_seq"] = str(witnessed.latest.seq)
+        if witnessed.missing_triggers:
+            detail["missing_triggers"] = ",".join(witnessed.missing_triggers)[:100]
         _note(
             actions.AUDIT_VERIFY,
-            outcome=Outcome.OK if result.ok else Outcome.BROKEN,
+            outcome=Outcome.OK if witnessed.ok else Outcome.BROKEN,
             detail=detail,
         )
     else:
@@ -708,4 +726,164 @@ def verify() -> ResponseReturnValue:
     with runtime().sessions() as db:
         history = query_events(db, action=actions.AUDIT_VERIFY, per_page=10)
         rows = _rows(history.items, db)
-    return render_template("audit/verify.html", result=result, bad=bad, history=rows)
+    return render_template(
+        "audit/verify.html",
+        result=result,
+        witnessed=witnessed,
+        bad=bad,
+        history=rows,
+        **_checkpoint_panel(),
+    )
+
+
+# --- checkpoints: made, exported and compared here (tipline.audit.witness) -------------------
+
+
+def _trusted() -> VerifyKey:
+    return runtime().config.secrets.audit_signing_key.verify_key
+
+
+def _age_text(age: timedelta | None) -> str:
+    if age is None:
+        return ""
+    minutes = max(0, int(age.total_seconds() // 60))
+    if minutes < 60:
+        return str(_("%(n)s minutes ago", n=minutes))
+    if minutes < 48 * 60:
+        return str(_("%(n)s hours ago", n=minutes // 60))
+    return str(_("%(n)s days ago", n=minutes // (24 * 60)))
+
+
+def _checkpoint_panel(**extra: Any) -> dict[str, Any]:
+    """The latest witnessed checkpoint, its age and the witness's restores (no chain walk)."""
+    witness = runtime().witness
+    problem = None
+    reading = Reading()
+    try:
+        reading = read(witness.records(_trusted()))
+    except WitnessError as exc:
+        problem = str(exc)
+    latest = reading.latest
+    age = utcnow() - latest.at if latest is not None else None
+    return {
+        "latest": latest,
+        "latest_age": _age_text(age),
+        "stale": age is not None and age > timedelta(hours=1),
+        "restores": reading.restores,
+        "witness_problem": problem,
+        "witness_configured": witness.configured,
+        "fingerprint": _trusted().fingerprint,
+        "compared": None,
+        **extra,
+    }
+
+
+def _render_checkpoints(status: int = 200, **extra: Any) -> ResponseReturnValue:
+    with runtime().sessions() as db:
+        history = query_events(db, action=actions.AUDIT_VERIFY, per_page=10)
+        rows = _rows(history.items, db)
+    page = render_template(
+        "audit/verify.html",
+        result=None,
+        witnessed=None,
+        bad=[],
+        history=rows,
+        **_checkpoint_panel(**extra),
+    )
+    return page, status
+
+
+@blueprint.post("/checkpoints")
+def checkpoint_new() -> ResponseReturnValue:
+    """Verify the newest events, sign the head and append it to the witness; audited."""
+    key = runtime().config.secrets.audit_signing_key
+    try:
+        with runtime().sessions() as db:
+            made = make_checkpoint(db, runtime().witness, key)
+    except (NotWitnessed, WitnessError) as exc:
+        _note(actions.AUDIT_CHECKPOINT, outcome=Outcome.BROKEN, detail={"made": "no"})
+        return _render_checkpoints(409, made_error=str(exc))
+    _note(actions.AUDIT_CHECKPOINT, detail={"seq": str(made.seq)})
+    return _render_checkpoints(made=made)
+
+
+@blueprint.post("/checkpoints/export")
+def checkpoint_export() -> ResponseReturnValue:
+    """The latest witnessed checkpoint as a signed file, to keep away from this server; one is
+    made first when none exists yet."""
+    try:
+        latest = read(runtime().witness.records(_trusted())).latest
+        if latest is None:
+            with runtime().sessions() as db:
+                latest = make_checkpoint(
+                    db, runtime().witness, runtime().config.secrets.audit_signing_key
+                )
+            _note(actions.AUDIT_CHECKPOINT, detail={"seq": str(latest.seq)})
+    except (NotWitnessed, WitnessError) as exc:
+        return _render_checkpoints(409, made_error=str(exc))
+    _note(actions.AUDIT_EXPORT, detail={"checkpoint_seq": str(latest.seq)})
+    stamp = latest.at.astimezone(VIETNAM).strftime("%Y%m%d-%H%M%S")
+    return Response(
+        latest.to_json() + "\n",
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="tipline-checkpoint-{latest.seq}-{stamp}.json"'
+            ),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+MAX_CHECKPOINT_BYTES = 4096
+
+
+@blueprint.post("/checkpoints/compare")
+def checkpoint_compare() -> ResponseReturnValue:
+    """An exported checkpoint, uploaded: does the chain still pass through it?"""
+    upload = request.files.get("checkpoint")
+    data = upload.read(MAX_CHECKPOINT_BYTES + 1) if upload is not None else b""
+    try:
+        if not data or len(data) > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError("empty or too large")
+        checkpoint = Checkpoint.from_json(data.decode("utf-8"))
+        checkpoint.check(_trusted())
+    except (CheckpointError, UnicodeDecodeError) as exc:
+        _note(actions.AUDIT_COMPARE, outcome=Outcome.FAILED, detail={"consistent": "unreadable"})
+        return _render_checkpoints(
+            400,
+            compared={"verdict": "unreadable", "reason": str(exc), "checkpoint": None},
+        )
+    try:
+        reading = read(runtime().witness.records(_trusted()))
+    except WitnessError:
+        reading = Reading()
+    lost = next(
+        (
+            r
+            for r in reading.restores
+            if r.lost_to is not None and r.since < checkpoint.seq <= r.lost_to
+        ),
+        None,
+    )
+    with runtime().sessions() as db:
+        result = verify_chain(db, checkpoint, trusted_key=_trusted())
+    if result.ok:
+        verdict = "consistent"
+    elif lost is not None and result.reason and "ends before" in result.reason:
+        verdict = "lost"
+    else:
+        verdict = "inconsistent"
+    _note(
+        actions.AUDIT_COMPARE,
+        outcome=Outcome.OK if verdict != "inconsistent" else Outcome.BROKEN,
+        detail={"seq": str(checkpoint.seq), "consistent": verdict},
+    )
+    return _render_checkpoints(
+        compared={
+            "verdict": verdict,
+            "checkpoint": checkpoint,
+            "reason": result.reason,
+            "restore": lost,
+        }
+    )

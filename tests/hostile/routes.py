@@ -259,6 +259,12 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     "GET /audit/verify": lambda t: Call("GET", "/audit/verify"),
     "POST /audit/verify": lambda t: Call("POST", "/audit/verify", form={}),
     "POST /audit/export": lambda t: Call("POST", "/audit/export", form={}),
+    "POST /audit/checkpoints": lambda t: Call("POST", "/audit/checkpoints", form={}),
+    "POST /audit/checkpoints/export": lambda t: Call("POST", "/audit/checkpoints/export", form={}),
+    # Not a checkpoint file: the auditor gets the page's clear refusal (400), others 403.
+    "POST /audit/checkpoints/compare": lambda t: Call(
+        "POST", "/audit/checkpoints/compare", form={"checkpoint": (io.BytesIO(b"x"), "cp.json")}
+    ),
     # Admins.
     "GET /admin/": lambda t: Call("GET", "/admin/"),
     "GET /admin/units/new": lambda t: Call("GET", "/admin/units/new"),

@@ -81,6 +81,14 @@ ANOMALY_REVIEW = "anomaly_review"
 # The duty roster: object the officer's public id; detail {"on_duty": "1" | "0"}. The
 # auditor's off-hours rule reads these (tipline.audit.roster).
 DUTY_CHANGE = "duty_change"
+# The database was restored from a backup (tipline.audit.witness.mark_restore; actor None):
+# detail {"restored_seq", "lost_from", "lost_to"}, the witnessed events lost with it.
+AUDIT_RESTORE = "audit_restore"
+# An auditor compared an exported checkpoint with the chain (detail {"seq", "consistent"}).
+AUDIT_COMPARE = "audit_compare"
+# A public key failed its certificate before sealing (tipline.models.sealed_fields): nothing
+# was sealed to it. Detail {"key": what the key claimed to be}.
+KEY_REJECTED = "key_rejected"
 
 ALL: frozenset[str] = frozenset(
     value

@@ -262,16 +262,20 @@ class _Broken(Exception):
 
 
 # Built from constant column names; the only value is an int. Not user input.
-_SELECT = "SELECT seq, " + ", ".join(CHAINED) + ", hash FROM audit_events WHERE seq <= {head}"  # noqa: S608  # nosec B608
+_SELECT = (
+    "SELECT seq, "  # noqa: S608  # nosec B608
+    + ", ".join(CHAINED)
+    + ", hash FROM audit_events WHERE seq > {start} AND seq <= {head}"
+)
 
 
-def _rows(session: Session, head_seq: int) -> Iterator[Sequence[Any]]:
+def _rows(session: Session, head_seq: int, start: int = 0) -> Iterator[Sequence[Any]]:
     """The chained columns in seq order, as plain tuples, streamed.
 
     On SQLite the DB-API cursor is read directly: SQLAlchemy's Row objects would cost more
     than the hashing. Elsewhere a server-side cursor keeps a million rows out of memory.
     """
-    sql = _SELECT.format(head=int(head_seq)) + " ORDER BY seq"
+    sql = _SELECT.format(head=int(head_seq), start=int(start)) + " ORDER BY seq"
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -288,18 +292,20 @@ def _rows(session: Session, head_seq: int) -> Iterator[Sequence[Any]]:
         yield tuple(row)
 
 
-def _walk(rows: Iterable[Sequence[Any]], anchor: _Anchor | None) -> tuple[int, str, int]:
+def _walk(
+    rows: Iterable[Sequence[Any]], pins: dict[int, str], start: _Anchor | None = None
+) -> tuple[int, str, int]:
     """Check every link; return (last seq, last hash, count) or raise :class:`_Broken`.
 
     The hot loop of verification: no ORM, no datetime parsing on SQLite, one join, two counts
     and one hash per event.
     """
-    expected = 1
-    previous = GENESIS_HASH
+    expected = start.seq + 1 if start is not None else 1
+    previous = start.hash if start is not None else GENESIS_HASH
+    first = expected
     link = chain_hash
     version = CANONICAL_VERSION
     fmt = TIME_FORMAT
-    anchor_seq = anchor.seq if anchor is not None else -1
     for row in rows:
         seq = row[0]
         if seq != expected:
@@ -325,11 +331,11 @@ def _walk(rows: Iterable[Sequence[Any]], anchor: _Anchor | None) -> tuple[int, s
                 "(edited, inserted, or moved)",
                 str(row[1]),
             )
-        if seq == anchor_seq and anchor is not None and current != anchor.hash:
+        if seq in pins and current != pins[seq]:
             raise _Broken(seq, "differs from the signed checkpoint (history rewritten)", row[1])
         previous = current
         expected += 1
-    return expected - 1, previous, expected - 1
+    return expected - 1, previous, expected - first
 
 
 # The NULL marker, the NULL count and (PostgreSQL) the canonical time text come from the
@@ -342,7 +348,7 @@ def _fast_select(text_of: dict[str, str], marker: str, is_null: str) -> str:
         + ", ".join(f"coalesce({text_of.get(c, c)}, {marker})" for c in CHAINED)
         + ", hash, "
         + " + ".join(is_null.format(c) for c in CHAINED)
-        + " FROM audit_events WHERE seq <= {head} ORDER BY seq"
+        + " FROM audit_events WHERE seq > {start} AND seq <= {head} ORDER BY seq"
     )
 
 
@@ -357,17 +363,19 @@ _FAST_SELECT = {
 }
 
 
-def _walk_fast(session: Session, head_seq: int, anchor: _Anchor | None) -> tuple[int, str, int]:
+def _walk_fast(
+    session: Session, head_seq: int, pins: dict[int, str], start: _Anchor | None = None
+) -> tuple[int, str, int]:
     """:func:`_walk` for SQLite and PostgreSQL: the same checks with less Python per row.
 
     The DB-API cursor is read directly (SQLAlchemy's rows would cost more than the hashing);
     on PostgreSQL a named (server-side) cursor keeps a million rows out of memory.
     """
-    expected = 1
-    previous = GENESIS_HASH
+    expected = start.seq + 1 if start is not None else 1
+    previous = start.hash if start is not None else GENESIS_HASH
+    first = expected
     link = chain_hash
     prefix = CANONICAL_VERSION + SEP
-    anchor_seq = anchor.seq if anchor is not None else -1
     n = len(CHAINED)
     connection = session.connection()
     dbapi: Any = connection.connection.dbapi_connection
@@ -375,7 +383,7 @@ def _walk_fast(session: Session, head_seq: int, anchor: _Anchor | None) -> tuple
     cursor = dbapi.cursor("tipline_verify") if dialect == "postgresql" else dbapi.cursor()
     try:
         cursor.arraysize = 5000
-        cursor.execute(_FAST_SELECT[dialect].format(head=int(head_seq)))
+        cursor.execute(_FAST_SELECT[dialect].format(head=int(head_seq), start=first - 1))
         while batch := cursor.fetchmany():
             for row in batch:
                 seq = row[0]
@@ -399,7 +407,7 @@ def _walk_fast(session: Session, head_seq: int, anchor: _Anchor | None) -> tuple
                         "(edited, inserted, or moved)",
                         str(row[1]),
                     )
-                if seq == anchor_seq and anchor is not None and current != anchor.hash:
+                if seq in pins and current != pins[seq]:
                     raise _Broken(
                         seq, "differs from the signed checkpoint (history rewritten)", str(row[1])
                     )
@@ -407,7 +415,7 @@ def _walk_fast(session: Session, head_seq: int, anchor: _Anchor | None) -> tuple
                 expected += 1
     finally:
         cursor.close()
-    return expected - 1, previous, expected - 1
+    return expected - 1, previous, expected - first
 
 
 def verify_chain(
@@ -415,8 +423,14 @@ def verify_chain(
     from_checkpoint: Checkpoint | Path | str | None = None,
     *,
     trusted_key: VerifyKey | None = None,
+    pins: dict[int, str] | None = None,
+    start: tuple[int, str] | None = None,
 ) -> VerifyResult:
     """Check the whole chain from event 1 and its head; with a checkpoint, anchor it there.
+
+    ``pins`` (seq → hash) are further signed hashes the chain must pass through (the
+    witnessed checkpoints, :mod:`tipline.audit.witness`); ``start`` (seq, hash), a point
+    already verified and witnessed, from which to check only the newer events.
 
     ``from_checkpoint`` is a :class:`tipline.audit.checkpoint.Checkpoint` or a path to a
     checkpoint file. Its signature is checked (against ``trusted_key``, a ``keys.VerifyKey``,
@@ -431,6 +445,14 @@ def verify_chain(
         except CheckpointError as exc:
             return VerifyResult(False, 0, 0, "", None, None, f"checkpoint: {exc}")
         anchor = _Anchor(checkpoint.seq, checkpoint.hash)
+    pinned = dict(pins or {})
+    if anchor is not None:
+        if pinned.get(anchor.seq, anchor.hash) != anchor.hash:
+            return VerifyResult(
+                False, 0, 0, "", anchor.seq, None, "the checkpoint contradicts a witnessed one"
+            )
+        pinned[anchor.seq] = anchor.hash
+    begin = _Anchor(*start) if start is not None else None
     # An event commits with its head update, and the head only moves forward (trigger): any
     # event seen by the first query has a head at least as far by the second.
     max_seq = session.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
@@ -443,9 +465,10 @@ def verify_chain(
     checkpoint_seq = anchor.seq if anchor is not None else None
     try:
         if session.connection().dialect.name in _FAST_SELECT and _FAST:
-            last_seq, last_hash, count = _walk_fast(session, head_seq, anchor)
+            last_seq, last_hash, count = _walk_fast(session, head_seq, pinned, begin)
         else:
-            last_seq, last_hash, count = _walk(_rows(session, head_seq), anchor)
+            rows = _rows(session, head_seq, begin.seq if begin is not None else 0)
+            last_seq, last_hash, count = _walk(rows, pinned, begin)
     except _Broken as bad:
         return VerifyResult(
             False,
@@ -462,10 +485,12 @@ def verify_chain(
         problem = (last_seq + 1, f"events #{last_seq + 1}…#{head_seq} are missing (deleted)")
     elif last_hash != head_hash:
         problem = (last_seq, "the last event does not match the chain head")
+    elif begin is not None and last_seq < begin.seq:
+        problem = (last_seq + 1, f"the chain ends before the witnessed event #{begin.seq}")
     elif max_seq is not None and max_seq > head_seq:
         problem = (head_seq + 1, f"event #{head_seq + 1} was added behind the chain head")
-    elif anchor is not None and anchor.seq > last_seq:
-        problem = (last_seq + 1, f"the chain ends before the checkpoint's event #{anchor.seq}")
+    elif pinned and max(pinned) > last_seq:
+        problem = (last_seq + 1, f"the chain ends before the checkpoint's event #{max(pinned)}")
     if problem is not None:
         seq, reason = problem
         public_id = session.scalar(select(AuditEvent.public_id).where(AuditEvent.seq == seq))

@@ -24,6 +24,12 @@ from typing import Any
 from keys import VerifyKey
 
 FORMAT = "tipline-audit-checkpoint/1"
+# A restore record (tipline.audit.witness): signed like a checkpoint under its own format
+# name, so a checkpoint can never be passed off as a restore or the other way round.
+RESTORE_FORMAT = "tipline-audit-restore/1"
+CHECKPOINT = "checkpoint"
+RESTORE = "restore"
+_FORMATS = {CHECKPOINT: FORMAT, RESTORE: RESTORE_FORMAT}
 
 
 class CheckpointError(ValueError):
@@ -37,39 +43,61 @@ class Checkpoint:
     at: datetime
     public_key: bytes
     signature: bytes
+    # RESTORE: the chain was restored from a backup; everything witnessed before this record
+    # above ``since`` (the last witnessed event the restored chain still holds) was lost.
+    kind: str = CHECKPOINT
+    since: int | None = None
 
     @staticmethod
-    def signed_bytes(seq: int, hash_: str, at: datetime) -> bytes:
-        return f"{FORMAT}\n{seq}\n{hash_}\n{at.astimezone(UTC).isoformat()}\n".encode()
+    def signed_bytes(
+        seq: int, hash_: str, at: datetime, kind: str = CHECKPOINT, since: int | None = None
+    ) -> bytes:
+        text = f"{_FORMATS[kind]}\n{seq}\n{hash_}\n{at.astimezone(UTC).isoformat()}\n"
+        if kind == RESTORE:
+            text += f"{since}\n"
+        return text.encode()
+
+    @property
+    def signed(self) -> bytes:
+        return self.signed_bytes(self.seq, self.hash, self.at, self.kind, self.since)
 
     @property
     def fingerprint(self) -> str:
         return VerifyKey(self.public_key).fingerprint
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": FORMAT,
-                "seq": self.seq,
-                "hash": self.hash,
-                "at": self.at.astimezone(UTC).isoformat(),
-                "key_fingerprint": self.fingerprint,
-                "public_key": base64.b64encode(self.public_key).decode(),
-                "signature": base64.b64encode(self.signature).decode(),
-            },
-            indent=1,
+    def to_json(self, indent: int | None = 1) -> str:
+        data: dict[str, Any] = {
+            "format": _FORMATS[self.kind],
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at.astimezone(UTC).isoformat(),
+        }
+        if self.kind == RESTORE:
+            data["since"] = self.since
+        data.update(
+            key_fingerprint=self.fingerprint,
+            public_key=base64.b64encode(self.public_key).decode(),
+            signature=base64.b64encode(self.signature).decode(),
         )
+        return json.dumps(data, indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> Checkpoint:
         try:
             data = json.loads(text)
-            if data["format"] != FORMAT:
+            kinds = {name: kind for kind, name in _FORMATS.items()}
+            if not isinstance(data, dict) or data.get("format") not in kinds:
                 raise CheckpointError(f"not a {FORMAT} file")
+            kind = kinds[data["format"]]
             seq, hash_ = data["seq"], data["hash"]
             if not isinstance(seq, int) or seq < 0 or not isinstance(hash_, str):
                 raise CheckpointError("bad seq or hash")
+            since = data.get("since") if kind == RESTORE else None
+            if kind == RESTORE and (not isinstance(since, int) or not 0 <= since <= seq):
+                raise CheckpointError("bad restore record")
             return cls(
+                kind=kind,
+                since=since,
                 seq=seq,
                 hash=hash_,
                 at=datetime.fromisoformat(data["at"]),
@@ -91,7 +119,7 @@ class Checkpoint:
             raise CheckpointError(
                 f"signed by key {key.fingerprint}, not the trusted {trusted_key.fingerprint}"
             )
-        if not key.verify(self.signature, self.signed_bytes(self.seq, self.hash, self.at)):
+        if not key.verify(self.signature, self.signed):
             raise CheckpointError("the signature does not match (file edited?)")
 
 

@@ -35,6 +35,24 @@ def keys_rotate(unit_code: str, reseal_as: str | None, password: str | None) -> 
     click.echo(f"{unit_code}: key version {version}; {moved} tip grants re-sealed")
 
 
+@keys.command("certify-existing")
+def keys_certify_existing() -> None:
+    """Once, after upgrading to certified public keys (migration 0022), with the services
+    stopped: certify every stored public key that has no certificate yet."""
+    from tipline.audit import actions, record
+    from tipline.keychain import certify_existing
+
+    rt = runtime()
+    with rt.sessions() as session, session.begin():
+        counts = certify_existing(session)
+        record(
+            session,
+            action=actions.KEY_CREATE,
+            detail={"certified_existing": str(sum(counts.values()))},
+        )
+    click.echo(", ".join(f"{name}: {count} certified" for name, count in counts.items()))
+
+
 @keys.command("public")
 def keys_public() -> None:
     """Print the relay key's public half, as a setting for the web and intake tiers.

@@ -53,9 +53,11 @@ from tipline.models import (
     TipStatus,
     Unit,
     UnitKey,
+    key_trust,
     new_public_id,
     utcnow,
 )
+from tipline.models.key_trust import certify, tip_subject
 from tipline.models.sealed_fields import (
     ATTACHMENT_FETCH,
     ATTACHMENT_SOURCE,
@@ -134,6 +136,16 @@ class _TipRow:
     id: int
     public_id: str
     public_key: bytes
+    key_certificate: bytes | None
+
+    @property
+    def public(self) -> PublicKey:
+        """Checked against its certificate before anything is sealed to it (key_trust)."""
+        return tip_public(self.public_id, self.public_key, self.key_certificate)
+
+
+def tip_public(public_id: str, public_key: bytes, certificate: bytes | None) -> PublicKey:
+    return PublicKey.from_bytes(public_key).claiming(tip_subject(public_id), certificate)
 
 
 @dataclass
@@ -225,6 +237,7 @@ def _quoted(conn: Connection, config: Config, msg: InboundMessage, alias: str) -
             TIPS.c.id,
             TIPS.c.public_id.label("tip_public_id"),
             TIPS.c.public_key,
+            TIPS.c.key_certificate,
             TIPS.c.last_inbound_at,
             TIPS.c.last_outbound_at,
             TIPS.c.status,
@@ -248,6 +261,7 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
             TIPS.c.id,
             TIPS.c.public_id,
             TIPS.c.public_key,
+            TIPS.c.key_certificate,
             TIPS.c.last_inbound_at,
             TIPS.c.last_outbound_at,
         )
@@ -386,10 +400,21 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
         and quoted.informant_stopped_at is None
     ):
         # A reply to a message of an open tip continues that tip, however long ago.
-        joined = _TipRow(quoted.id, quoted.tip_public_id, quoted.public_key)
+        joined = _TipRow(
+            quoted.id, quoted.tip_public_id, quoted.public_key, quoted.key_certificate
+        )
     else:
         row = _tip_to_join(conn, s.config, p)
-        joined = None if row is None else _TipRow(row.id, row.public_id, row.public_key)
+        joined = (
+            None
+            if row is None
+            else _TipRow(row.id, row.public_id, row.public_key, row.key_certificate)
+        )
+    if joined is not None and not key_trust.accept(joined.public):
+        # The tip's stored key is not the one it was made with (swapped in the database):
+        # nothing is sealed to it. The message starts a new tip, which the next ones join.
+        joined = None
+        quoted = None
     reply_to = (
         quoted.public_id
         if quoted is not None and joined is not None and quoted.id == joined.id
@@ -408,9 +433,7 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
         )
     else:
         tip_id, tip_public_id = joined.id, joined.public_id
-        sealed_body = _seal_body(
-            PublicKey.from_bytes(joined.public_key), p.message_public_id, body
-        )
+        sealed_body = _seal_body(joined.public, p.message_public_id, body)
         conn.execute(
             update(TIPS)
             .where(TIPS.c.id == tip_id)
@@ -434,7 +457,7 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
     )
     if msg.attachments:
         tip_public = (
-            p.tip_key.public_key if joined is None else PublicKey.from_bytes(joined.public_key)
+            p.tip_key.public_key if joined is None else joined.public
         )
         sources = [
             (new_public_id(), str(item["type"]), item["payload"]) for item in msg.attachments
@@ -465,12 +488,14 @@ def _accept_console_reply(conn: Connection, s: Sealing, reply: ConsoleReply) -> 
         return Accepted(seen, new_tip=False, duplicate=True)
     alias = informant_alias(informant_alias_key(s.keystore), reply.oa_id, reply.recipient.identity)
     tip = conn.execute(
-        select(TIPS.c.id, TIPS.c.public_id, TIPS.c.public_key)
+        select(TIPS.c.id, TIPS.c.public_id, TIPS.c.public_key, TIPS.c.key_certificate)
         .where(TIPS.c.informant_alias == alias)
         .order_by(TIPS.c.last_inbound_at.desc(), TIPS.c.id.desc())
         .limit(1)
     ).first()
-    if tip is None:
+    if tip is None or not key_trust.accept(
+        tip_public(tip.public_id, tip.public_key, tip.key_certificate)
+    ):
         return Accepted("", new_tip=False)
     now = utcnow()
     public_id = new_public_id()
@@ -490,7 +515,9 @@ def _accept_console_reply(conn: Connection, s: Sealing, reply: ConsoleReply) -> 
             tip_id=tip.id,
             direction=Direction.OUTBOUND,
             kind=reply.kind,
-            sealed_body=_seal_body(PublicKey.from_bytes(tip.public_key), public_id, encoded),
+            sealed_body=_seal_body(
+                tip_public(tip.public_id, tip.public_key, tip.key_certificate), public_id, encoded
+            ),
             dedup_key=dedup,
             zalo_message_id=reply.msg_id[:64],
             created_at=now,
@@ -545,6 +572,7 @@ def _insert_tip(
             informant_alias=p.alias,
             reply_address_id=address_id,
             public_key=p.tip_key.public_key.to_bytes(),
+            key_certificate=certify(tip_subject(p.tip_public_id), p.tip_key.public_key),
             created_at=p.now,
             updated_at=p.now,
             last_inbound_at=p.now,
@@ -566,6 +594,8 @@ def _insert_tip(
             created_at=p.now,
         )
     )
+    if fallback is not None and not key_trust.accept(fallback.public):
+        fallback = None  # a swapped unit key gets nothing; dispatch holds the tip (dispatch)
     if fallback is not None:
         # The intake unit may hold a tip that is not routed yet (and only it, or its parents):
         # if the transit epoch's key is lost before dispatch, its key holders route it by hand.

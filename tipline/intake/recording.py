@@ -23,6 +23,7 @@ from tipline.models import (
     QuarantinedEvent,
     QuarantineReason,
     UnitKey,
+    key_trust,
     utcnow,
 )
 from tipline.models.sealed_fields import INBOUND_EVENT, INBOUND_EVENT_FALLBACK, QUARANTINED_EVENT
@@ -83,15 +84,27 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
         row = conn.execute(_FALLBACK_FOR_OA, {"oa_id": oa_id}).first()
         conn.commit()
         fallback = None if row is None else UnitKey(
-            id=row.id, version=row.version, public_key=row.public_key
+            id=row.id,
+            unit_id=row.unit_id,
+            version=row.version,
+            public_key=row.public_key,
+            key_certificate=row.key_certificate,
         )
+        if fallback is not None and not key_trust.accept(fallback.public):
+            fallback = None  # the event is kept all the same, sealed to the transit epoch only
         with conn.begin():
             return insert_event(conn, key, raw, transit, fallback)
 
 
 # fallback_key_for_oa's query, built once for the webhook's hot path.
 _FALLBACK_FOR_OA = (
-    select(UNIT_KEYS.c.id, UNIT_KEYS.c.version, UNIT_KEYS.c.public_key)
+    select(
+        UNIT_KEYS.c.id,
+        UNIT_KEYS.c.unit_id,
+        UNIT_KEYS.c.version,
+        UNIT_KEYS.c.public_key,
+        UNIT_KEYS.c.key_certificate,
+    )
     .where(
         UNIT_KEYS.c.unit_id
         == select(OfficialAccount.unit_id)
@@ -115,14 +128,26 @@ def fallback_key_for_unit(conn: Connection, unit_id: int) -> UnitKey | None:
 
 def _current_key(conn: Connection, unit: Any) -> UnitKey | None:
     row = conn.execute(
-        select(UNIT_KEYS.c.id, UNIT_KEYS.c.version, UNIT_KEYS.c.public_key)
+        select(
+            UNIT_KEYS.c.id,
+            UNIT_KEYS.c.unit_id,
+            UNIT_KEYS.c.version,
+            UNIT_KEYS.c.public_key,
+            UNIT_KEYS.c.key_certificate,
+        )
         .where(UNIT_KEYS.c.unit_id == unit.scalar_subquery(), UNIT_KEYS.c.retired_at.is_(None))
         .order_by(UNIT_KEYS.c.version.desc())
         .limit(1)
     ).first()
     if row is None:
         return None
-    return UnitKey(id=row.id, version=row.version, public_key=row.public_key)
+    return UnitKey(
+        id=row.id,
+        unit_id=row.unit_id,
+        version=row.version,
+        public_key=row.public_key,
+        key_certificate=row.key_certificate,
+    )
 
 
 def insert_event(
@@ -199,6 +224,8 @@ def record_quarantine(
             )
             oa_id = next((c for c in oa_candidates if c in served), None)
             key = fallback_key_for_oa(conn, oa_id) if oa_id is not None else None
+    if key is not None and not key_trust.accept(key.public):
+        key = None  # kept as a digest only, like an event for an OA this install does not serve
     sealed = (
         QUARANTINED_EVENT.seal(key.public.with_version(key.version), raw, digest=digest)
         if key is not None

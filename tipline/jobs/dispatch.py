@@ -49,6 +49,7 @@ from tipline.models import (
     TipStatus,
     Unit,
     UnitKey,
+    key_trust,
     utcnow,
 )
 from tipline.models.sealed_fields import (
@@ -197,6 +198,9 @@ def dispatch(rt: runtime.Runtime, tip_public_id: str, *, drain_now: bool) -> str
             reason = decision.reason if unit is None else HoldReason.UNIT_HAS_NO_KEY
             _hold(session, tip, reason)
             log.warning("dispatch: tip %s held (%s)", tip.public_id, reason)
+            return "held"
+        if not key_trust.accept(unit.current_key.public):
+            _hold(session, tip, HoldReason.UNIT_KEY_NOT_CERTIFIED)
             return "held"
         now = utcnow()
         claimed = session.execute(

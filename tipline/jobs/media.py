@@ -54,6 +54,7 @@ from tipline.models import (
     Refusal,
     Tip,
 )
+from tipline.models.key_trust import tip_subject
 from tipline.models.sealed_fields import (
     ATTACHMENT_FACTS,
     ATTACHMENT_FETCH,
@@ -174,7 +175,14 @@ def fetch_attachment(public_id: str) -> str:
     config = rt.config
     with rt.sessions() as session:
         row = session.execute(
-            select(Attachment.id, Attachment.state, Attachment.sealed_fetch, Tip.public_key)
+            select(
+                Attachment.id,
+                Attachment.state,
+                Attachment.sealed_fetch,
+                Tip.public_id.label("tip_public_id"),
+                Tip.public_key,
+                Tip.key_certificate,
+            )
             .join(Tip, Tip.id == Attachment.tip_id)
             .where(Attachment.public_id == public_id)
         ).one_or_none()
@@ -196,7 +204,10 @@ def fetch_attachment(public_id: str) -> str:
     sealed_facts: bytes | None = None
     store = FileStore.for_data_dir(config.data_dir)
     upload = source.get("file") if isinstance(source, dict) else None
-    public = PublicKey.from_bytes(row.public_key)
+    # The tip's key, with the certificate its row carries: sealing checks it (key_trust).
+    public = PublicKey.from_bytes(row.public_key).claiming(
+        tip_subject(row.tip_public_id), row.key_certificate
+    )
     try:
         if isinstance(upload, str):
             original = _read_upload(config, store, upload, public_id)

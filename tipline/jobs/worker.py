@@ -15,12 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from rq import Queue, SimpleWorker
 from rq.exceptions import DeserializationError
 from rq.job import Job
 from sqlalchemy import exists, select
 
+from tipline.audit.checkpoint import Checkpoint
+from tipline.audit.witness import checkpoint_if_due
 from tipline.intake.expansion import expand_pending
 from tipline.intake.recording import EVENTS
 from tipline.jobs.fastpath import FAST_KINDS, dispatch_batch, send_batch
@@ -46,6 +49,7 @@ IDLE_CHECK = 0.5
 EXPAND_BATCH = 200
 RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
 RETENTION_LOCK = "tipline:retention"
+CHECKPOINT_CHECK = 15.0  # seconds between looks at whether an audit checkpoint is due
 ROTATE_EVERY = 5.0  # seconds between checks of the transit epochs (tipline.transit)
 TOKEN_REFRESH_EVERY = 600.0  # seconds between scheduled token refreshes, across all workers
 OA_REFRESH_LOCK = "tipline:oa-refresh-round"
@@ -128,6 +132,18 @@ def retention_once(runtime: Runtime) -> bool:
     return True
 
 
+def checkpoint_once(runtime: Runtime) -> Checkpoint | None:
+    """A witnessed audit checkpoint when one is due (tipline.audit.witness)."""
+    config = runtime.config
+    return checkpoint_if_due(
+        runtime.sessions,
+        runtime.witness,
+        config.secrets.audit_signing_key,
+        every_events=config.checkpoint_events,
+        every=timedelta(minutes=config.checkpoint_minutes),
+    )
+
+
 def token_refresh_once(runtime: Runtime) -> bool:
     """Refresh the OAs' tokens that are due, unless a worker did in the last period.
 
@@ -202,6 +218,7 @@ def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
     next_sweep = time.monotonic() + sweep_every
     next_retention = time.monotonic()
     next_rotation = time.monotonic()
+    next_checkpoint = time.monotonic()
     while not stop.is_set():
         busy = False
         try:
@@ -215,6 +232,9 @@ def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + RETENTION_EVERY
                 retention_once(runtime)
+            if time.monotonic() >= next_checkpoint:
+                next_checkpoint = time.monotonic() + CHECKPOINT_CHECK
+                checkpoint_once(runtime)
             if busy:
                 stop.wait(RELAY_INTERVAL)
             else:

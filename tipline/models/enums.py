@@ -207,6 +207,9 @@ class HoldReason(StrEnum):
     # The transit epoch's key was lost (the key store restarted) before dispatch: the tip
     # waits in its intake unit, whose key holders open it and route it by hand.
     TRANSIT_KEY_LOST = "transit_key_lost"
+    # The unit's stored public key fails its certificate (swapped in the database): nothing
+    # is sealed to it; the tip waits, still sealed to the transit epoch (tipline.models.key_trust).
+    UNIT_KEY_NOT_CERTIFIED = "unit_key_not_certified"
 
 
 class RouteReason(StrEnum):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.key_trust import officer_subject
 from tipline.models.sealed_fields import officer_binding
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class Officer(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # keys.certify: the public key signed with this row's identity (tipline.models.key_trust).
+    key_certificate: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     # The private key, wrapped under Argon2id(password) and under Argon2id(recovery code).
     key_wrapped_by_password: Mapped[bytes] = mapped_column(LargeBinary)
     key_wrapped_by_recovery: Mapped[bytes] = mapped_column(LargeBinary)
@@ -52,7 +55,9 @@ class Officer(Base):
 
     @property
     def public(self) -> PublicKey:
-        return PublicKey.from_bytes(self.public_key)
+        return PublicKey.from_bytes(self.public_key).claiming(
+            officer_subject(self.public_id), self.key_certificate
+        )
 
     @property
     def key_binding(self) -> str:

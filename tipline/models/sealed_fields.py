@@ -42,10 +42,17 @@ from keys import (
     wrap_with_secret,
 )
 from keys.grants import GRANT_PURPOSE
+from tipline.models.key_trust import require_certified
 
 
 class SealedBy(Enum):
     """The key (or secret) a field is sealed to."""
+
+    @property
+    def stored_public_key(self) -> bool:
+        """Sealed to a public key read from the database: checked against its certificate
+        before sealing (tipline.models.key_trust). The relay key comes from configuration."""
+        return self in _STORED_PUBLIC_KEYS
 
     TRANSIT = auto()  # the current transit epoch (tipline.transit): a tip until dispatch
     RELAY = auto()  # the OA token key (TIPLINE_RELAY_KEY): the OAs' Zalo tokens
@@ -59,6 +66,11 @@ class SealedBy(Enum):
     PASSPHRASE = auto()  # the web informant's passphrase, shown once (Argon2id)
     SESSION_SECRET = auto()  # the unlock cookie's secret (before TOTP: the session's own)
     NO_ONE = auto()  # a random secret nobody keeps
+
+
+_STORED_PUBLIC_KEYS = frozenset(
+    {SealedBy.TRANSIT, SealedBy.UNIT, SealedBy.TIP, SealedBy.OFFICER, SealedBy.HOLDER}
+)
 
 
 # --- binding formats: one function per format, a function of the row's identifiers -------
@@ -160,6 +172,8 @@ class Envelope[**P](_Field[P]):
     def seal(
         self, public: PublicKey, plaintext: bytes, /, *args: P.args, **kwargs: P.kwargs
     ) -> bytes:
+        if self.sealed_by.stored_public_key:
+            require_certified(public)
         return seal(public, plaintext, purpose=self.purpose, binding=self.binding(*args, **kwargs))
 
     def open(
@@ -178,6 +192,7 @@ class Grant[**P](_Field[P]):
     def seal(
         self, subject: PrivateKey, holder: PublicKey, /, *args: P.args, **kwargs: P.kwargs
     ) -> bytes:
+        require_certified(holder)
         return grant(subject, holder, binding=self.binding(*args, **kwargs))
 
     def open(

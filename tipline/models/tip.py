@@ -17,6 +17,7 @@ from tipline.models.enums import (
     Priority,
     TipStatus,
 )
+from tipline.models.key_trust import tip_subject
 from tipline.models.sealed_fields import (
     tip_binding,
 )
@@ -58,6 +59,8 @@ class Tip(Base):
     # the alias was replaced by a random one, so their Zalo id no longer leads here.
     informant_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # keys.certify: the public key signed with this row's identity (tipline.models.key_trust).
+    key_certificate: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -108,7 +111,9 @@ class Tip(Base):
 
     @property
     def public(self) -> PublicKey:
-        return PublicKey.from_bytes(self.public_key)
+        return PublicKey.from_bytes(self.public_key).claiming(
+            tip_subject(self.public_id), self.key_certificate
+        )
 
     @property
     def key_binding(self) -> str:

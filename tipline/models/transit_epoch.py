@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, utcnow
+from tipline.models.key_trust import transit_subject
 
 
 class TransitEpoch(Base):
@@ -21,10 +22,16 @@ class TransitEpoch(Base):
     # The epoch number: the key version every envelope sealed to it names in its header.
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # keys.certify: the public key signed with this row's identity (tipline.models.key_trust).
+    key_certificate: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Destroyed (its private half deleted), or found lost (the key store restarted).
     destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def public(self) -> PublicKey:
-        return PublicKey.from_bytes(self.public_key).with_version(self.id)
+        return (
+            PublicKey.from_bytes(self.public_key)
+            .with_version(self.id)
+            .claiming(transit_subject(self.id), self.key_certificate)
+        )

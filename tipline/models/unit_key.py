@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keys import PublicKey
 from tipline.models.base import Base, UTCDateTime, utcnow
+from tipline.models.key_trust import unit_key_subject
 
 if TYPE_CHECKING:
     from tipline.models.unit import Unit
@@ -23,6 +24,8 @@ class UnitKey(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     version: Mapped[int]
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # keys.certify: the public key signed with this row's identity (tipline.models.key_trust).
+    key_certificate: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Retired versions still open old grants; new tips are sealed to the newest live version.
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -31,4 +34,6 @@ class UnitKey(Base):
 
     @property
     def public(self) -> PublicKey:
-        return PublicKey.from_bytes(self.public_key)
+        return PublicKey.from_bytes(self.public_key).claiming(
+            unit_key_subject(self.id, self.unit_id, self.version), self.key_certificate
+        )

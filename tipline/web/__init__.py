@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_session import Session
 from flask_talisman import Talisman
@@ -24,6 +25,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from tipline.models import Channel, Direction, Outcome, Role
+from tipline.models.key_trust import UncertifiedKey
 from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
 from tipline.web.csrf import csrf, form_token, set_browser_cookie
@@ -103,6 +105,20 @@ def init_web(app: Flask, runtime: Runtime) -> None:
     app.before_request(refuse_nul)  # before any login check: the same 400 for everyone
     for code in (400, 403, 404, 405, 409, 413, 429, 503):
         app.register_error_handler(code, _error_page)
+    app.register_error_handler(UncertifiedKey, _uncertified_key)
+
+
+def _uncertified_key(error: UncertifiedKey) -> ResponseReturnValue:
+    """A stored public key failed its certificate: nothing was sealed, the action rolled back,
+    the refusal is logged and audited (tipline.models.key_trust)."""
+    message = _(
+        "This record's encryption key is not the one it was created with (it was changed in "
+        "the database). Nothing was encrypted to it and nothing was saved. The incident has "
+        "been recorded; tell your administrator."
+    )
+    if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
+        return {"error": "uncertified_key"}, 409
+    return render_template("errors/error.html", code=409, message=message), 409
 
 
 # What each error says when the code that raised it gave no words of its own (Werkzeug's

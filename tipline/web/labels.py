@@ -182,6 +182,9 @@ ACTION_LABELS: dict[str, Any] = {
     actions.AUDIT_CHECKPOINT: _l("Audit checkpoint"),
     actions.ANOMALY_REVIEW: _l("Anomaly reviewed"),
     actions.DUTY_CHANGE: _l("Duty roster changed"),
+    actions.AUDIT_RESTORE: _l("Database restored from a backup"),
+    actions.AUDIT_COMPARE: _l("Audit checkpoint compared"),
+    actions.KEY_REJECTED: _l("Public key rejected (not certified)"),
 }
 # What the auditor's anomaly panel calls each flag (tipline.audit.query).
 ANOMALY_LABELS: dict[str, Any] = {
