@@ -1,40 +1,221 @@
-"""GET /healthz: is each part of the system up, and how much work is waiting."""
+"""Health per tier: liveness, readiness, and the operator's full view (`/healthz`).
+
+Three routes on every tier (docs/operations.md, "Giám sát / Monitoring"):
+
+- ``GET /livez``: 200 while the process answers. Nothing else is asked: a restart would not
+  mend a database or Redis that is down.
+- ``GET /readyz``: 200 when this tier can do its job, else 503 with the reasons. What a load
+  balancer asks.
+
+  - intake tier: it can store a webhook: the database answers, is migrated to head, and a
+    transit epoch exists (the webhook seals to it). Redis is reported, never required: the
+    webhook never touches it (docs/architecture.md), so an intake tier stays in the balancer
+    exactly while it still accepts tips.
+  - public tier: the same, and Redis (the web form's proof of work and limits live there).
+  - staff tier: the database answers at head, Redis answers, and at least one worker beat
+    within the last ``HEARTBEAT_STALE`` seconds (tipline.jobs.worker): without one no tip is
+    expanded, dispatched or acknowledged.
+
+- ``GET /healthz`` (CONTRACT.md): the readiness above plus the pipeline, read from the tables:
+  the oldest stored event not yet expanded, the oldest tip not yet dispatched (older than
+  ``TIPLINE_STUCK_AFTER_SECONDS``: stuck), events waiting for key holders, and quarantined
+  events of the last day. JSON with ``database``, ``redis``, ``workers``, ``queues`` (depths),
+  ``migrations``, ``pipeline``, ``reasons`` and ``status``: ``ok`` (200), ``degraded`` (ready,
+  but the pipeline is stuck or events were quarantined: 503), ``not ready`` (503).
+
+No answer carries a tip id or anything of an informant: counts, ages and states only.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from rq import Queue, Worker
-from sqlalchemy import text
+from sqlalchemy import Engine, func, select, text
 
+from tipline.jobs.worker import live_workers
+from tipline.models import InboundEvent, QuarantinedEvent, Tip, utcnow
 from tipline.outbox import QUEUE_NAMES
-from tipline.runtime import app_runtime
+from tipline.runtime import Runtime, app_runtime
 
 blueprint = Blueprint("health", __name__)
+
+# Quarantined events count against health for this long after they arrive: an admin looks
+# at /admin/zalo-events; the rows themselves stay 30 days (tipline.retention).
+QUARANTINE_RECENT = timedelta(hours=24)
+
+
+@lru_cache(maxsize=1)
+def migration_heads() -> frozenset[str]:
+    """The revisions this code expects the database at (alembic's heads)."""
+    from alembic.script import ScriptDirectory
+
+    from tipline.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(script.get_heads())
+
+
+def _tier() -> str:
+    """``staff`` (the staff UI is mounted), ``public`` (the web form alone) or ``intake``."""
+    if "admin" in current_app.blueprints:
+        return "staff"
+    return "public" if "web_intake" in current_app.blueprints else "intake"
+
+
+def check_database(engine: Engine) -> tuple[dict[str, Any], list[str]]:
+    """``database`` and ``migrations`` entries, and what makes the tier not ready."""
+    report: dict[str, Any] = {}
+    reasons: list[str] = []
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            try:
+                current = {
+                    str(row[0])
+                    for row in connection.execute(text("SELECT version_num FROM alembic_version"))
+                }
+            except Exception:  # no alembic_version table: never migrated
+                current = set()
+        report["database"] = "ok"
+    except Exception as exc:  # report, don't crash: this is what operators look at
+        report["database"] = f"error: {type(exc).__name__}"
+        reasons.append("database unreachable")
+        return report, reasons
+    heads = migration_heads()
+    if current == heads:
+        report["migrations"] = "at head"
+    else:
+        report["migrations"] = "not migrated" if not current else "behind"
+        reasons.append("database not migrated to head: run tipline db upgrade")
+    return report, reasons
+
+
+def check_transit(runtime: Runtime) -> list[str]:
+    from tipline.transit import NoTransitKey
+
+    try:
+        runtime.transit.public()
+    except NoTransitKey:
+        return ["no transit epoch yet: no worker has started"]
+    except Exception:  # the database check names the cause
+        return []
+    return []
+
+
+def check_redis(runtime: Runtime) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    try:
+        redis = runtime.redis
+        redis.ping()
+        report["redis"] = "ok"
+        report["workers"] = live_workers(redis)
+        report["rq_workers"] = len(Worker.all(connection=redis))
+        report["queues"] = {name: Queue(name, connection=redis).count for name in QUEUE_NAMES}
+    except Exception as exc:
+        report["redis"] = f"error: {type(exc).__name__}"
+        report["workers"] = None
+        report["queues"] = None
+    return report
+
+
+def pipeline_state(runtime: Runtime) -> dict[str, Any]:
+    """Ages (seconds) and counts of waiting work, from the tables (no worker is asked)."""
+    now = utcnow()
+    with runtime.sessions() as db:
+        oldest_event = db.scalar(
+            select(func.min(InboundEvent.received_at)).where(
+                InboundEvent.processed_at.is_(None), InboundEvent.transit_lost_at.is_(None)
+            )
+        )
+        waiting_for_keys = db.scalar(
+            select(func.count()).where(
+                InboundEvent.processed_at.is_(None), InboundEvent.transit_lost_at.is_not(None)
+            )
+        )
+        oldest_tip = db.scalar(
+            select(func.min(Tip.created_at)).where(
+                Tip.dispatched_at.is_(None), Tip.shredded_at.is_(None)
+            )
+        )
+        undispatched = db.scalar(
+            select(func.count()).where(Tip.dispatched_at.is_(None), Tip.shredded_at.is_(None))
+        )
+        quarantined = db.scalar(
+            select(func.count()).where(QuarantinedEvent.received_at >= now - QUARANTINE_RECENT)
+        )
+
+    def age(moment: Any) -> float | None:
+        return None if moment is None else round(max((now - moment).total_seconds(), 0.0), 1)
+
+    return {
+        "oldest_unexpanded_seconds": age(oldest_event),
+        "events_waiting_for_key_holders": int(waiting_for_keys or 0),
+        "oldest_undispatched_seconds": age(oldest_tip),
+        "undispatched_tips": int(undispatched or 0),
+        "quarantined_last_day": int(quarantined or 0),
+    }
+
+
+def pipeline_problems(state: dict[str, Any], stuck_after: float) -> list[str]:
+    reasons = []
+    expand_age = state["oldest_unexpanded_seconds"]
+    if expand_age is not None and expand_age > stuck_after:
+        reasons.append(f"pipeline stuck: an event has waited {expand_age:.0f} s for expansion")
+    dispatch_age = state["oldest_undispatched_seconds"]
+    if dispatch_age is not None and dispatch_age > stuck_after:
+        reasons.append(f"pipeline stuck: a tip has waited {dispatch_age:.0f} s for dispatch")
+    if state["events_waiting_for_key_holders"]:
+        reasons.append("events wait for their unit's key holders to log in")
+    if state["quarantined_last_day"]:
+        reasons.append("events quarantined in the last 24 h: see /admin/zalo-events")
+    return reasons
+
+
+def readiness(runtime: Runtime, tier: str) -> tuple[dict[str, Any], list[str]]:
+    """This tier's report and what keeps it from being ready (empty: ready)."""
+    report, reasons = check_database(runtime.engine)
+    if report["database"] == "ok":
+        reasons += check_transit(runtime)
+    report.update(check_redis(runtime))
+    if tier != "intake" and report["redis"] != "ok":  # sessions, limits, proof of work
+        reasons.append("redis unreachable")
+    if tier == "staff" and report["redis"] == "ok" and not report["workers"]:
+        reasons.append("no live worker: start tipline worker")
+    report["tier"] = tier
+    return report, reasons
+
+
+@blueprint.get("/livez")
+def livez() -> ResponseReturnValue:
+    return jsonify({"status": "alive"}), 200
+
+
+@blueprint.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    report, reasons = readiness(app_runtime(), _tier())
+    report["reasons"] = reasons
+    report["status"] = "ready" if not reasons else "not ready"
+    return jsonify(report), 503 if reasons else 200
 
 
 @blueprint.get("/healthz")
 def healthz() -> ResponseReturnValue:
     runtime = app_runtime()
-    report: dict[str, Any] = {}
-    ok = True
-    try:
-        with runtime.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        report["database"] = "ok"
-    except Exception as exc:  # report, don't crash: this is what operators look at
-        ok = False
-        report["database"] = f"error: {type(exc).__name__}"
-    try:
-        redis = runtime.redis
-        redis.ping()
-        report["redis"] = "ok"
-        report["workers"] = len(Worker.all(connection=redis))
-        report["queues"] = {name: Queue(name, connection=redis).count for name in QUEUE_NAMES}
-    except Exception as exc:
-        ok = False
-        report["redis"] = f"error: {type(exc).__name__}"
-    report["status"] = "ok" if ok else "degraded"
-    return jsonify(report), 200 if ok else 503
+    report, reasons = readiness(runtime, _tier())
+    problems: list[str] = []
+    if report["database"] == "ok":
+        try:
+            state = pipeline_state(runtime)
+        except Exception as exc:  # e.g. a database not migrated: readiness says so
+            report["pipeline"] = f"error: {type(exc).__name__}"
+        else:
+            report["pipeline"] = state
+            problems = pipeline_problems(state, runtime.config.stuck_after.total_seconds())
+    report["reasons"] = reasons + problems
+    report["status"] = "not ready" if reasons else "degraded" if problems else "ok"
+    return jsonify(report), 200 if report["status"] == "ok" else 503

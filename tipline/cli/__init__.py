@@ -19,6 +19,7 @@ from tipline.cli.unit_keys import keys
 from tipline.cli.units import units
 from tipline.cli.zalo import zalo
 from tipline.files import keep_files_private
+from tipline.logs import configure, start_run
 
 
 @click.group()
@@ -26,10 +27,9 @@ from tipline.files import keep_files_private
 def main(verbose: bool) -> None:
     """Tipline: anonymous crime-tip intake and triage."""
     keep_files_private()  # before any command writes (the demo's and serve's children inherit it)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # JSON lines with time, level and this run's id (tipline.logs); no tip id reaches them.
+    configure(logging.INFO if verbose else logging.WARNING)
+    start_run("cli")
 
 
 for command in (demo, serve, worker, db, units, officers, duty, keys, route, audit, zalo):

@@ -43,6 +43,9 @@ def serve(host: str, port: int, workers: int, intake_only: bool) -> None:
         "-",
         "--access-logformat",
         '%(t)s "%(m)s %(U)s" %(s)s %(L)ss',  # paths only: search words stay out of logs
+        # JSON lines with time, level and request id, ids in paths redacted (tipline.logs).
+        "--logger-class",
+        "tipline.logs.GunicornLogger",
         "tipline.wsgi_intake:app" if intake_only else "tipline.wsgi:app",
     ]
     if config.simulator:

@@ -13,14 +13,19 @@ on time).
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+from typing import Any
 
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from tipline.intake.expansion import expand_pending
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
+from tipline.logs import RepeatFilter, start_run
 from tipline.models import utcnow
 from tipline.outbox import QUEUE_NAMES
 from tipline.retention import retention_pass
@@ -43,6 +48,15 @@ TOKEN_REFRESH_CHECK = 60.0  # seconds between a worker's looks at whether a pass
 COMMANDS_POLL = 0.2
 
 
+# The live workers (tipline.health): each worker's name scored by its last heartbeat, written
+# every HEARTBEAT_EVERY seconds; one older than HEARTBEAT_STALE seconds counts as gone.
+HEARTBEATS = "tipline:worker-heartbeats"
+HEARTBEAT_EVERY = 5.0
+HEARTBEAT_STALE = 20.0
+# While Redis cannot be reached at start: one line, then one every REDIS_WAIT_LOG_EVERY s.
+REDIS_WAIT_LOG_EVERY = 60.0
+
+
 class TiplineWorker(SimpleWorker):
     """RQ's SimpleWorker, whose command listener stops within COMMANDS_POLL of a shutdown.
 
@@ -63,6 +77,11 @@ class TiplineWorker(SimpleWorker):
             daemon=True,
             exception_handler=self._pubsub_exception_handler,
         )
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        # Each job's log lines carry an id of their own (never the job id: it names a tip).
+        start_run("job")
+        return super().execute_job(job, queue)
 
 
 def retention_once(runtime: Runtime) -> bool:
@@ -140,10 +159,67 @@ def relay_loop(runtime: Runtime, stop: threading.Event) -> None:
         stop.wait(RELAY_INTERVAL)
 
 
+def wait_for_redis(runtime: Runtime, stop: threading.Event | None = None) -> None:
+    """Return once Redis answers; log that it is awaited once a minute, not every try.
+
+    Started before Redis (a machine booting, `docker compose up`, the demo), RQ would log
+    "could not connect to Redis" every few seconds until it came.
+    """
+    waiting_since: float | None = None
+    next_log = 0.0
+    delay = 0.2
+    while stop is None or not stop.is_set():
+        try:
+            runtime.redis.ping()
+        except RedisError as exc:
+            now = time.monotonic()
+            if waiting_since is None:
+                waiting_since = now
+            if now >= next_log:
+                log.warning("waiting for Redis (%s)", type(exc).__name__)
+                next_log = now + REDIS_WAIT_LOG_EVERY
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            continue
+        if waiting_since is not None:
+            log.warning("Redis answers after %.0f s; starting", time.monotonic() - waiting_since)
+        return
+
+
+def heartbeat_loop(runtime: Runtime, stop: threading.Event, name: str) -> None:
+    """Every HEARTBEAT_EVERY seconds: this worker is alive (tipline.health counts them)."""
+    while not stop.is_set():
+        try:
+            now = time.time()
+            with runtime.redis.pipeline() as pipe:
+                pipe.zadd(HEARTBEATS, {name: now})
+                pipe.zremrangebyscore(HEARTBEATS, "-inf", now - 10 * HEARTBEAT_STALE)
+                pipe.execute()
+        except RedisError:  # the relay loop and RQ say so; the health check sees no beat
+            pass
+        stop.wait(HEARTBEAT_EVERY)
+
+
+def live_workers(redis: Any, now: float | None = None) -> int:
+    """How many workers beat within HEARTBEAT_STALE seconds."""
+    moment = time.time() if now is None else now
+    return int(redis.zcount(HEARTBEATS, moment - HEARTBEAT_STALE, "+inf"))
+
+
+def _quiet_reconnects() -> None:
+    """RQ logs "could not connect to Redis" every 2 s of an outage (and its command thread
+    again): one line a minute says the same."""
+    rq_log = logging.getLogger("rq.worker")
+    if not any(isinstance(f, RepeatFilter) for f in rq_log.filters):
+        rq_log.addFilter(RepeatFilter("could not connect to Redis"))
+
+
 def run_worker(
     runtime: Runtime, queues: list[str] | None = None, *, burst: bool = False, relay: bool = True
 ) -> bool:
     names = queues or list(QUEUE_NAMES)
+    _quiet_reconnects()
+    wait_for_redis(runtime)
     # Before anything else: a key store that persists (or none reachable) stops the worker
     # with a clear error, instead of a relay loop that logs it every pass (tipline.keystore).
     _ = runtime.keystore
@@ -155,6 +231,11 @@ def run_worker(
             thread = threading.Thread(target=target, args=(runtime, stop), daemon=True)
             thread.start()
             threads.append(thread)
+    if not burst:
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        beat = threading.Thread(target=heartbeat_loop, args=(runtime, stop, name), daemon=True)
+        beat.start()
+        threads.append(beat)
     elif relay:
         while expand_pending(runtime) == EXPAND_BATCH:
             pass

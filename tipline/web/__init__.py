@@ -104,7 +104,7 @@ def init_web(app: Flask, runtime: Runtime) -> None:
 
 def _error_page(error: HTTPException) -> ResponseReturnValue:
     """Plain error pages for people; the webhook and JSON routes answer with their own JSON."""
-    if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
+    if request.path.startswith(("/zalo/", "/_sim/", "/healthz", "/livez", "/readyz")):
         return error
     return render_template(
         "errors/error.html", code=error.code, message=error.description
