@@ -7,14 +7,10 @@ quarantined events.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
@@ -23,30 +19,9 @@ from tests.databases import Databases
 from tests.zalo_events import event, signed_headers
 from tipline.app import create_app
 from tipline.config import Config
-from tipline.jobs.worker import HEARTBEAT_STALE, HEARTBEATS, heartbeat_loop
+from tipline.jobs.worker import HEARTBEAT_STALE, HEARTBEATS
 from tipline.models import InboundEvent, Tip, utcnow
-from tipline.runtime import Runtime, install
-
-
-@pytest.fixture
-def worker_beating(runtime: Runtime) -> Iterator[None]:
-    """One worker's heartbeat, as `tipline worker` writes it."""
-    stop = threading.Event()
-    beat = threading.Thread(target=heartbeat_loop, args=(runtime, stop, "test-worker"))
-    beat.start()
-    deadline = time.monotonic() + 5
-    while not runtime.redis.zscore(HEARTBEATS, "test-worker"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield
-    stop.set()
-    beat.join()
-
-
-def tier_app(config: Config, runtime: Runtime, **kinds: bool) -> Flask:
-    app = create_app(config, **kinds)
-    app.extensions["tipline"] = install(runtime)
-    return app
+from tipline.runtime import Runtime
 
 
 def answer(client: FlaskClient, path: str) -> tuple[int, dict[str, Any]]:
