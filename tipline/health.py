@@ -28,26 +28,20 @@ No answer carries a tip id or anything of an informant: counts, ages and states 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from rq import Queue, Worker
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, text
 
 from tipline.jobs.worker import live_workers
-from tipline.models import InboundEvent, QuarantinedEvent, Tip, utcnow
+from tipline.metrics import pipeline_state
 from tipline.outbox import QUEUE_NAMES
 from tipline.runtime import Runtime, app_runtime
 
 blueprint = Blueprint("health", __name__)
-
-# Quarantined events count against health for this long after they arrive: an admin looks
-# at /admin/zalo-events; the rows themselves stay 30 days (tipline.retention).
-QUARANTINE_RECENT = timedelta(hours=24)
-
 
 @lru_cache(maxsize=1)
 def migration_heads() -> frozenset[str]:
@@ -121,44 +115,6 @@ def check_redis(runtime: Runtime) -> dict[str, Any]:
         report["workers"] = None
         report["queues"] = None
     return report
-
-
-def pipeline_state(runtime: Runtime) -> dict[str, Any]:
-    """Ages (seconds) and counts of waiting work, from the tables (no worker is asked)."""
-    now = utcnow()
-    with runtime.sessions() as db:
-        oldest_event = db.scalar(
-            select(func.min(InboundEvent.received_at)).where(
-                InboundEvent.processed_at.is_(None), InboundEvent.transit_lost_at.is_(None)
-            )
-        )
-        waiting_for_keys = db.scalar(
-            select(func.count()).where(
-                InboundEvent.processed_at.is_(None), InboundEvent.transit_lost_at.is_not(None)
-            )
-        )
-        oldest_tip = db.scalar(
-            select(func.min(Tip.created_at)).where(
-                Tip.dispatched_at.is_(None), Tip.shredded_at.is_(None)
-            )
-        )
-        undispatched = db.scalar(
-            select(func.count()).where(Tip.dispatched_at.is_(None), Tip.shredded_at.is_(None))
-        )
-        quarantined = db.scalar(
-            select(func.count()).where(QuarantinedEvent.received_at >= now - QUARANTINE_RECENT)
-        )
-
-    def age(moment: Any) -> float | None:
-        return None if moment is None else round(max((now - moment).total_seconds(), 0.0), 1)
-
-    return {
-        "oldest_unexpanded_seconds": age(oldest_event),
-        "events_waiting_for_key_holders": int(waiting_for_keys or 0),
-        "oldest_undispatched_seconds": age(oldest_tip),
-        "undispatched_tips": int(undispatched or 0),
-        "quarantined_last_day": int(quarantined or 0),
-    }
 
 
 def pipeline_problems(state: dict[str, Any], stuck_after: float) -> list[str]:

@@ -41,6 +41,7 @@ from keys import (
 )
 from keys.password import normalise_recovery_code
 from tipline.audit import actions, record
+from tipline.counters import count
 from tipline.keychain import (
     complete_pending_grants,
     rewrap_officer_key,
@@ -161,6 +162,7 @@ def _fail(
     refused because a wait was running is audited, never counted)."""
     if attempt is not None:
         attempt.failed(runtime())
+    count(runtime().redis, "login_failures", reason=reason)  # tipline.metrics
     record(
         db,
         action=actions.LOGIN_FAILED,

@@ -14,7 +14,7 @@ from tipline.cli.audit import audit
 from tipline.cli.db import db
 from tipline.cli.officers import duty, officers
 from tipline.cli.routing import route
-from tipline.cli.server import demo, serve, worker
+from tipline.cli.server import demo, metrics, serve, worker
 from tipline.cli.unit_keys import keys
 from tipline.cli.units import units
 from tipline.cli.zalo import zalo
@@ -32,7 +32,7 @@ def main(verbose: bool) -> None:
     start_run("cli")
 
 
-for command in (demo, serve, worker, db, units, officers, duty, keys, route, audit, zalo):
+for command in (demo, serve, worker, metrics, db, units, officers, duty, keys, route, audit, zalo):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -72,3 +72,13 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
     from tipline.jobs.worker import run_worker
 
     run_worker(runtime(), list(queues) or None, burst=burst)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9108, show_default=True, type=int)
+def metrics(host: str, port: int) -> None:
+    """Serve Prometheus metrics (/metrics) on an internal address: never publish it."""
+    from tipline.metrics import serve_metrics
+
+    serve_metrics(runtime(), host, port)

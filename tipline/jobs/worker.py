@@ -17,11 +17,13 @@ import os
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
+from tipline.counters import observe
 from tipline.intake.expansion import expand_pending
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
@@ -81,7 +83,21 @@ class TiplineWorker(SimpleWorker):
     def execute_job(self, job: Any, queue: Any) -> Any:
         # Each job's log lines carry an id of their own (never the job id: it names a tip).
         start_run("job")
-        return super().execute_job(job, queue)
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            _observe_stage(self.connection, job)
+
+
+def _observe_stage(redis: Any, job: Any) -> None:
+    """tipline.metrics' ``tipline_stage_seconds``: from the job's enqueueing to its end."""
+    enqueued = getattr(job, "enqueued_at", None)
+    if enqueued is None:
+        return
+    if enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=UTC)
+    seconds = (datetime.now(UTC) - enqueued).total_seconds()
+    observe(redis, "stage_seconds", seconds, stage=getattr(job, "origin", "") or "other")
 
 
 def retention_once(runtime: Runtime) -> bool:
