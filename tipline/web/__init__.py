@@ -25,7 +25,7 @@ from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
 from tipline.web.csrf import csrf, form_token, set_browser_cookie
 from tipline.web.guards import MACHINE_BLUEPRINTS, refuse_nul
-from tipline.web.i18n import select_locale, when
+from tipline.web.i18n import _, select_locale, when
 from tipline.web.language import blueprint as language
 from tipline.web.limits import limiter
 
@@ -100,6 +100,7 @@ def init_web(app: Flask, runtime: Runtime) -> None:
     app.before_request(refuse_nul)  # before any login check: the same 400 for everyone
     for code in (400, 403, 404, 405, 409, 413, 429, 503):
         app.register_error_handler(code, _error_page)
+    app.register_error_handler(500, _server_error)
 
 
 def _error_page(error: HTTPException) -> ResponseReturnValue:
@@ -109,6 +110,31 @@ def _error_page(error: HTTPException) -> ResponseReturnValue:
     return render_template(
         "errors/error.html", code=error.code, message=error.description
     ), error.code or 500
+
+
+# When even the error page cannot be rendered (its template, Babel or Redis failing too).
+BARE_500 = (
+    '<!doctype html><html lang="vi"><meta charset="utf-8"><title>500</title>'
+    "<h1>Lỗi máy chủ</h1><p>Hệ thống đang gặp sự cố. Thông tin của bạn chưa được lưu; "
+    "vui lòng thử lại sau ít phút.</p>"
+    "<p lang=\"en\">Server error. Nothing was stored; please try again in a few minutes.</p>"
+    "</html>"
+)
+
+
+def _server_error(error: Exception) -> ResponseReturnValue:
+    """Any unhandled failure: a page in the visitor's language (Vietnamese first), never
+    Werkzeug's English "Internal Server Error", and never the exception's text."""
+    if request.path.startswith(("/zalo/", "/_sim/", "/healthz", "/livez", "/readyz")):
+        return {"ok": False, "error": "server error"}, 500
+    try:
+        message = _(
+            "Something went wrong on the server. Nothing was stored; please try again in a "
+            "few minutes."
+        )
+        return render_template("errors/error.html", code=500, message=message), 500
+    except Exception:  # the page itself fails: the plain one
+        return BARE_500, 500, {"Content-Type": "text/html; charset=utf-8"}
 
 
 def _limits_uri(runtime: Runtime) -> str:
