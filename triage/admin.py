@@ -90,7 +90,8 @@ class Listing:
         """This list's page ``page`` with the same search; the other list stays where it is."""
         kept = {k: v for k, v in request.args.items() if not k.startswith(self.prefix + "_")}
         mine = {f"{self.prefix}_q": self.query, f"{self.prefix}_page": str(page)}
-        return url_for("admin.index", **{**kept, **mine}, _anchor=self.prefix)
+        values: dict[str, Any] = {**kept, **mine}
+        return url_for("admin.index", _anchor=self.prefix, **values)
 
 
 def _page_arg(name: str) -> int:

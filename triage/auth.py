@@ -42,6 +42,7 @@ from keys import (
 from keys.password import normalise_recovery_code
 from tipline.audit import actions, record
 from tipline.counters import count
+from tipline.db import retry_when_locked
 from tipline.keychain import (
     complete_pending_grants,
     rewrap_officer_key,
@@ -239,6 +240,7 @@ def _login_page(form: LoginForm, error: str, status: int, *, wait: int = 0) -> R
 
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit("20/minute;200/hour", methods=["POST"])
+@retry_when_locked  # SQLite: a worker's commit during the Argon2id (tipline.db)
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(_home(current_user.role))

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import rq.scheduler as rq_scheduler
+import rq.worker.base as rq_worker_base
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 
 from tipline.counters import observe
@@ -59,6 +64,29 @@ HEARTBEAT_STALE = 20.0
 REDIS_WAIT_LOG_EVERY = 60.0
 
 
+def _run_scheduler(scheduler: Any) -> None:
+    """RQ's scheduler process, whose failure (Redis went away) is one JSON log line.
+
+    RQ's own ``run`` logs the error and re-raises, and multiprocessing then prints the same
+    traceback again as plain text on stderr. The worker starts a new scheduler when Redis is
+    back (RQ's maintenance).
+    """
+    try:
+        rq_scheduler.run(scheduler)  # type: ignore[no-untyped-call]
+    except BaseException:  # already logged by rq_scheduler.run
+        os._exit(1)
+
+
+class TiplineScheduler(rq_scheduler.RQScheduler):
+    def start(self) -> Any:
+        self._status = self.Status.STARTED
+        self._connection = None  # a connection is not carried into the child (RQ's start)
+        process = rq_scheduler.ForkProcess(target=_run_scheduler, args=(self,), name="Scheduler")
+        self._process = process  # type: ignore[assignment]
+        process.start()
+        return process
+
+
 class TiplineWorker(SimpleWorker):
     """RQ's SimpleWorker, whose command listener stops within COMMANDS_POLL of a shutdown.
 
@@ -79,6 +107,15 @@ class TiplineWorker(SimpleWorker):
             daemon=True,
             exception_handler=self._pubsub_exception_handler,
         )
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        # RQ builds its RQScheduler by that module-level name: ours, for this call only.
+        original = rq_worker_base.RQScheduler  # type: ignore[attr-defined]
+        rq_worker_base.RQScheduler = TiplineScheduler  # type: ignore[attr-defined]
+        try:
+            super()._start_scheduler(*args, **kwargs)
+        finally:
+            rq_worker_base.RQScheduler = original  # type: ignore[attr-defined]
 
     def execute_job(self, job: Any, queue: Any) -> Any:
         # Each job's log lines carry an id of their own (never the job id: it names a tip).
@@ -224,10 +261,13 @@ def live_workers(redis: Any, now: float | None = None) -> int:
 
 def _quiet_reconnects() -> None:
     """RQ logs "could not connect to Redis" every 2 s of an outage (and its command thread
-    again): one line a minute says the same."""
-    rq_log = logging.getLogger("rq.worker")
-    if not any(isinstance(f, RepeatFilter) for f in rq_log.filters):
-        rq_log.addFilter(RepeatFilter("could not connect to Redis"))
+    again), the relay loop its failure every pass: one line a minute of each says the same."""
+    for logger, words in (
+        (logging.getLogger("rq.worker"), "could not connect to Redis"),
+        (log, "outbox relay failed"),  # the relay loop, every 1.1 s while Redis is away
+    ):
+        if not any(isinstance(f, RepeatFilter) and f.prefix == words for f in logger.filters):
+            logger.addFilter(RepeatFilter(words))
 
 
 def run_worker(
@@ -256,9 +296,23 @@ def run_worker(
         while expand_pending(runtime) == EXPAND_BATCH:
             pass
         drain(runtime.sessions, runtime.redis)
-    worker = TiplineWorker(names, connection=runtime.redis)
     try:
-        return bool(worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING"))
+        while True:
+            worker = TiplineWorker(names, connection=runtime.redis)
+            try:
+                return bool(
+                    worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
+                )
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if burst:
+                    raise
+                # RQ gives up when Redis goes away at some moments (starting its scheduler,
+                # its maintenance): wait for Redis and start again, rather than exit and
+                # take the demo (or a worker without a supervisor) down with it.
+                log.warning("Redis went away (%s); the worker waits for it", type(exc).__name__)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # nothing runs: stop at once
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                wait_for_redis(runtime)
     finally:
         stop.set()
         for thread in threads:
