@@ -125,7 +125,7 @@ def test_a_login_is_not_refused_because_a_worker_wrote_meanwhile(
     def verify_while_the_worker_writes(stored: str, given: str) -> bool:
         if not writes:
             with runtime.engine.connect() as other:
-                other.execute(text("UPDATE units SET name = name"))
+                other.execute(text("UPDATE units SET name = name || '.'"))
                 other.commit()
             writes.append(1)
         return bool(real(stored, given))
