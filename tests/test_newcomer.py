@@ -162,3 +162,33 @@ def test_demo_logins_forget_a_password_changed_in_the_app(runtime: Runtime) -> N
     others = [x for x in stored if x["username"] != "canbo.luongthetran"]
     assert others == [x for x in logins if x["username"] != "canbo.luongthetran"]
     assert sync_logins(runtime, data_dir) == []  # marked once
+
+
+def test_an_idle_worker_keeps_its_connection_to_redis(
+    env: dict[str, str], tmp_path: Path, runtime: Runtime
+) -> None:
+    """The demo's 41 "could not connect to Redis" lines: redis-py's connections time out reads
+    after 5 s, RQ waits up to 405 s for a job on one, and the worker's own threads had filled
+    the pool with such connections before RQ set its longer timeout. Idle, it timed out."""
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tipline.cli", "worker"],
+            env={**os.environ, **env},
+            stderr=out,
+            stdout=out,
+            start_new_session=True,
+        )
+    try:
+        until(lambda: live_workers(runtime.redis), "the worker's first heartbeat")
+        time.sleep(16)  # idle: three of redis-py's 5 s read timeouts
+        assert worker.poll() is None, log.read_text()
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(timeout=20)
+    messages = [r["message"] for r in records_of(log)]
+    assert not [m for m in messages if "Redis" in m], messages
+
+
+def records_of(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

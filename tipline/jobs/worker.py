@@ -35,6 +35,7 @@ from tipline.jobs.sweeper import sweep
 from tipline.logs import RepeatFilter, start_run
 from tipline.models import utcnow
 from tipline.outbox import QUEUE_NAMES
+from tipline.redis_conn import connect
 from tipline.retention import retention_pass
 from tipline.runtime import Runtime
 from tipline.zalo.client import ZaloClient
@@ -296,9 +297,15 @@ def run_worker(
         while expand_pending(runtime) == EXPAND_BATCH:
             pass
         drain(runtime.sessions, runtime.redis)
+    # RQ's own client: RQ waits up to 405 s for a job on one connection and sets its pool's
+    # read timeout to match, but only for connections made after it starts. Sharing the
+    # runtime's pool, the threads above had already filled it with redis-py's 5 s connections:
+    # every idle BLPOP on one "could not connect to Redis" (the demo's 41 lines), and a job
+    # waited for RQ's back-off.
+    rq_redis = connect(runtime.config.redis_url, runtime.config.data_dir)
     try:
         while True:
-            worker = TiplineWorker(names, connection=runtime.redis)
+            worker = TiplineWorker(names, connection=rq_redis)
             try:
                 return bool(
                     worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
