@@ -17,13 +17,12 @@ import httpx
 from sqlalchemy import select
 
 from tests.conftest import COMMUNE_OA, Stack
-from tests.test_anonymity import sent_to_informant, wait
+from tests.test_anonymity import USER, sent_to_informant, wait
 from tipline.logs import JsonFormatter, redact, request_id
 from tipline.models import Message, Tip
 from tipline.runtime import Runtime
 
 TEXT = "Kho hàng lậu ở cuối hẻm 42 đường Nguyễn Trãi, mở cửa lúc 2 giờ sáng"
-USER = "7310586023791044291"
 
 
 def records(text: str, where: str) -> list[dict[str, Any]]:
@@ -77,7 +76,7 @@ def test_the_formatter_redacts_ids_whatever_logs_them() -> None:
     try:
         record = logging.LogRecord(
             "rq.worker", logging.INFO, __file__, 1,
-            "dispatch: job dispatch-%s for %s done", ("abcdefgh234567ab", "TL-ABCD-EF23"), None,
+            "dispatch: job dispatch-%s for %s done", ("k60t7mfhkhah5j2h", "TL-9QXK-0M4R"), None,
         )
         line = json.loads(JsonFormatter().format(record))
     finally:

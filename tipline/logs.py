@@ -30,11 +30,11 @@ from keys import new_token
 # The request id of what this thread or task is doing (a request, a job, a CLI run).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("tipline_request_id", default="-")
 
-# Public ids (tipline.models.base.new_public_id: 16 of base32's lower-case letters and digits),
-# receipt codes (TL-XXXX-XXXX), and nothing shorter. A sixteen-letter English word is hidden
-# too; harmless.
-_PUBLIC_ID = re.compile(r"(?<![A-Za-z0-9])[a-z2-7]{16}(?![A-Za-z0-9])")
-_RECEIPT = re.compile(r"TL-[A-Z2-7]{4}-[A-Z2-7]{4}", re.IGNORECASE)
+# Public ids (tipline.models.base.new_public_id: 16 characters of Crockford's base32, lower
+# case), receipt codes (TL-XXXX-XXXX, upper case), and nothing shorter. A sixteen-letter word
+# or number is hidden too; harmless.
+_PUBLIC_ID = re.compile(r"(?<![A-Za-z0-9])[0-9a-hjkmnp-tv-z]{16}(?![A-Za-z0-9])")
+_RECEIPT = re.compile(r"TL-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", re.IGNORECASE)
 # An incoming X-Request-Id is kept only when it looks like one (nginx's $request_id: 32 hex).
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
