@@ -6,11 +6,14 @@ error code. The scrape shows each, and carries no tip id, receipt code, text or 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
+import yaml
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
@@ -25,6 +28,7 @@ from tipline.jobs.relay import drain
 from tipline.models import Tip
 from tipline.runtime import Runtime
 
+ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Đường dây cá độ bóng đá ở quán cà phê Hoa Sữa"
 
 
@@ -93,6 +97,17 @@ def test_metrics_are_scraped_from_an_internal_port_and_name_nothing_of_a_tip(
         secrets = [tip.public_id, tip.receipt_code, "canbo", "Hoa Sữa", "wrong"]
     for secret in secrets:
         assert secret not in body, f"{secret!r} in the metrics"
+
+    # The example alerts (deploy/) name only metrics this scrape has.
+    names = {name for name, _labels in samples}
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "tipline-alerts.yml").read_text())
+    used = {
+        name
+        for group in rules["groups"]
+        for rule in group["rules"]
+        for name in re.findall(r"tipline_[a-z_]+", rule["expr"])
+    }
+    assert len(used) >= 10 and used <= names, sorted(used - names)
 
 
 def test_no_web_tier_serves_metrics(config: Config) -> None:
