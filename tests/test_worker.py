@@ -68,8 +68,10 @@ def start_worker(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], P
 
 
 def started(redis: Redis, log: Path) -> str:
-    popped = redis.blpop([STARTED], timeout=60)
-    assert popped is not None, log.read_text()
+    # Waits of 4 s: redis-py reads time out after 5 s by default (a BLPOP of 60 s never ends).
+    deadline = time.monotonic() + 60
+    while (popped := redis.blpop([STARTED], timeout=4)) is None:
+        assert time.monotonic() < deadline, log.read_text()
     return popped[1].decode()
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import rq.scheduler as rq_scheduler
 import rq.worker.base as rq_worker_base
+from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 
@@ -225,7 +225,9 @@ def wait_for_redis(runtime: Runtime, stop: threading.Event | None = None) -> Non
     while stop is None or not stop.is_set():
         try:
             runtime.redis.ping()
-        except RedisError as exc:
+        except AuthenticationError:  # a wrong password does not mend by waiting: say so
+            raise
+        except (RedisConnectionError, RedisTimeoutError) as exc:
             now = time.monotonic()
             if waiting_since is None:
                 waiting_since = now
@@ -311,7 +313,7 @@ def run_worker(
                     worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
                 )
             except (RedisConnectionError, RedisTimeoutError) as exc:
-                if burst:
+                if burst or isinstance(exc, AuthenticationError):
                     raise
                 # RQ gives up when Redis goes away at some moments (starting its scheduler,
                 # its maintenance): wait for Redis and start again, rather than exit and
