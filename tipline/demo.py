@@ -7,7 +7,6 @@ web app (with the Zalo simulator on the same port) and a worker until interrupte
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from keys import new_token
+from keys import keyed_digest, new_token
 from tipline.config import (
     DEMO_ZALO_APP_ID,
     DEMO_ZALO_APP_SECRET,
@@ -135,7 +134,7 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
 def password_version(password_hash: str) -> str:
     """Which password an entry of demo-logins.json holds: a digest of the stored hash, so a
     change made in the app (recovery, a reset by an admin) is seen without an Argon2id run."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+    return keyed_digest(b"tipline-demo", "password-version", password_hash)[:16]
 
 
 def write_logins(data_dir: Path, logins: list[dict[str, Any]]) -> Path:
