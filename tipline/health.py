@@ -8,7 +8,8 @@ Three routes on every tier (docs/operations.md, "Giám sát / Monitoring"):
   balancer asks.
 
   - intake tier: it can store a webhook: the database answers, is migrated to head, and a
-    transit epoch exists (the webhook seals to it). Redis is reported, never required: the
+    transit epoch exists (the webhook seals to it). Redis is not asked by /readyz (only
+    reported by /healthz), never required: the
     webhook never touches it (docs/architecture.md), so an intake tier stays in the balancer
     exactly while it still accepts tips.
   - public tier: the same, and Redis (the web form's proof of work and limits live there).
@@ -132,12 +133,21 @@ def pipeline_problems(state: dict[str, Any], stuck_after: float) -> list[str]:
     return reasons
 
 
-def readiness(runtime: Runtime, tier: str) -> tuple[dict[str, Any], list[str]]:
-    """This tier's report and what keeps it from being ready (empty: ready)."""
+def readiness(
+    runtime: Runtime, tier: str, *, ask_redis: bool = True
+) -> tuple[dict[str, Any], list[str]]:
+    """This tier's report and what keeps it from being ready (empty: ready).
+
+    ``ask_redis=False`` (the intake tier's /readyz): Redis is not asked at all, so an
+    unreachable one cannot even slow the answer down (redis-py waits up to 5 s to connect).
+    """
     report, reasons = check_database(runtime.engine)
     if report["database"] == "ok":
         reasons += check_transit(runtime)
-    report.update(check_redis(runtime))
+    if ask_redis:
+        report.update(check_redis(runtime))
+    else:
+        report["redis"] = "not needed by this tier"
     if tier != "intake" and report["redis"] != "ok":  # sessions, limits, proof of work
         reasons.append("redis unreachable")
     if tier == "staff" and report["redis"] == "ok" and not report["workers"]:
@@ -153,7 +163,8 @@ def livez() -> ResponseReturnValue:
 
 @blueprint.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    report, reasons = readiness(app_runtime(), _tier())
+    tier = _tier()
+    report, reasons = readiness(app_runtime(), tier, ask_redis=tier != "intake")
     report["reasons"] = reasons
     report["status"] = "ready" if not reasons else "not ready"
     return jsonify(report), 503 if reasons else 200
