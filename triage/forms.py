@@ -63,9 +63,7 @@ class InboxFilterForm(FlaskForm):
     priority = SelectField(_l("Priority"), validators=[Optional()], choices=[])
     category = SelectField(_l("Category"), validators=[Optional()], choices=[])
     assignee = SelectField(_l("Assignee"), validators=[Optional()], choices=[])
-    # A unit's code (v2025:32134), from the units list below the form: a list of every unit
-    # would be thousands of options on every admin page (tipline.admin's paging).
-    unit = StringField(_l("Unit code"), validators=[Optional(), Length(max=32)])
+    unit = SelectField(_l("Unit"), validators=[Optional()], choices=[])
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
 
