@@ -181,7 +181,7 @@ def test_an_idle_worker_keeps_its_connection_to_redis(
         )
     try:
         until(lambda: live_workers(runtime.redis), "the worker's first heartbeat")
-        time.sleep(16)  # idle: three of redis-py's 5 s read timeouts
+        time.sleep(11)  # idle: two of redis-py's 5 s read timeouts
         assert worker.poll() is None, log.read_text()
     finally:
         os.killpg(worker.pid, 15)

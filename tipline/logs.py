@@ -95,8 +95,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def configure(level: int = logging.WARNING) -> None:
     """Send this process's logs to stderr as JSON lines, at ``level``.
 
-    Replaces the plain handlers set before (basicConfig's); a handler of another kind (a test
-    runner's capture) is left alone, and then the level is too, as basicConfig would.
+    Replaces the plain handlers set before (basicConfig's). Where a handler of another kind
+    is in place (a test runner's capture, in-process), nothing is added and the level is left,
+    as basicConfig would.
     """
     root = logging.getLogger()
     foreign = False
@@ -105,9 +106,10 @@ def configure(level: int = logging.WARNING) -> None:
             root.removeHandler(handler)
         else:
             foreign = True
+    if foreign:  # as basicConfig: a host (a test runner) already collects the records
+        return
     root.addHandler(_StderrHandler())
-    if not foreign:
-        root.setLevel(level)
+    root.setLevel(level)
     # RQ gives "rq.worker" plain handlers of its own unless a handler is already in place
     # (rq.logutils); with ours on the root it adds none, and its records come here.
 
