@@ -63,6 +63,8 @@ control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(L)ss'  # paths only: no query strings
+# JSON lines (time, level, request id), ids in paths redacted: tipline/logs.py.
+logger_class = "tipline.logs.GunicornLogger"
 # Zalo's API takes `access_token` and `secret_key` headers, which gunicorn drops (underscores);
 # only the simulator (never in production) must see them, as in `tipline serve`.
 header_map = "dangerous" if os.environ.get("TIPLINE_SIMULATOR") == "1" else "drop"

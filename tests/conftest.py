@@ -130,6 +130,25 @@ def runtime(config: Config) -> Iterator[Runtime]:
 
 
 @pytest.fixture
+def worker_beating(runtime: Runtime) -> Iterator[None]:
+    """One worker's heartbeat, as `tipline worker` writes it (the staff tier's readiness)."""
+    import threading
+
+    from tipline.jobs.worker import HEARTBEATS, heartbeat_loop
+
+    stop = threading.Event()
+    beat = threading.Thread(target=heartbeat_loop, args=(runtime, stop, "test-worker"))
+    beat.start()
+    deadline = time.monotonic() + 5
+    while not runtime.redis.zscore(HEARTBEATS, "test-worker"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    yield
+    stop.set()
+    beat.join()
+
+
+@pytest.fixture
 def redis(runtime: Runtime) -> Redis:
     return runtime.redis
 

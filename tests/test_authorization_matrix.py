@@ -50,6 +50,8 @@ EXPECTED: dict[str, Row] = {
     # --- machine routes: their own authentication (Zalo's signature), no session ---
     "POST /zalo/webhook": everyone("200"),
     "GET /healthz": everyone("200"),
+    "GET /livez": everyone("200"),
+    "GET /readyz": everyone("200"),
     "GET /static/<path:filename>": everyone("200"),
     # --- the Zalo simulator: mounted only in demo/test mode (TIPLINE_SIMULATOR=1) ---
     "GET /_sim/faults": everyone("200"),
@@ -189,7 +191,7 @@ def test_every_route_of_the_app_has_a_row(app: Flask) -> None:
 
 
 def test_every_route_answers_every_role_as_the_table_says(
-    app: Flask, runtime: Runtime, units: dict[str, str], sim: str
+    app: Flask, runtime: Runtime, units: dict[str, str], sim: str, worker_beating: None
 ) -> None:
     world = build_world(app, runtime, units)
     targets = Targets(

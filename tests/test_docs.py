@@ -178,10 +178,11 @@ def test_the_intake_tier_is_described_as_built(config: Config) -> None:
         for _method, rule in app_routes(create_app(config, staff_ui=False))
         if not rule.startswith(("/_sim", "/static"))
     }
-    assert intake == {"/zalo/webhook", "/healthz"}
-    assert "`tipline.wsgi_intake:app` serves only `POST /zalo/webhook` and `GET /healthz`" in (
-        reference()
-    )
+    assert intake == {"/zalo/webhook", "/healthz", "/livez", "/readyz"}
+    assert (
+        "`tipline.wsgi_intake:app` serves only `POST /zalo/webhook` and the health checks "
+        "(`GET /healthz`, `/livez`, `/readyz`)"
+    ) in reference()
 
 
 def make_targets() -> set[str]:

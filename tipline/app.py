@@ -48,6 +48,24 @@ class InMemoryRequest(Request):
         return io.BytesIO()
 
 
+def _request_ids(app: Flask) -> None:
+    """Each request gets an id (the proxy's X-Request-Id when well formed): on its log lines
+    (tipline.logs) and sent back in ``X-Request-Id``, so an operator finds one request's lines."""
+    from flask import request
+    from flask.wrappers import Response
+
+    from tipline.logs import new_request_id, request_id
+
+    @app.before_request
+    def _start() -> None:
+        request_id.set(new_request_id(request.headers.get("X-Request-Id")))
+
+    @app.after_request
+    def _tag(response: Response) -> Response:
+        response.headers["X-Request-Id"] = request_id.get()
+        return response
+
+
 def create_app(
     config: Config | None = None, *, staff_ui: bool = True, public_form: bool | None = None
 ) -> Flask:
@@ -83,6 +101,8 @@ def create_app(
         # One reverse proxy ends TLS (deploy/): trust its scheme and client address, so HSTS
         # is sent and audit events carry the officer's address, not the proxy's.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+
+    _request_ids(app)
 
     from tipline.health import blueprint as health
     from tipline.public.webhook import blueprint as webhook

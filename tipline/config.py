@@ -256,6 +256,9 @@ class Config:
     max_webhook_bytes: int = 64 * 1024
     followup_window: timedelta = timedelta(hours=24)
     sweep_after: timedelta = timedelta(seconds=30)
+    # The health check (tipline.health) calls the pipeline stuck when its oldest waiting
+    # event or undispatched tip is older than this.
+    stuck_after: timedelta = timedelta(seconds=300)
     kdf_cost: KdfCost = STANDARD_COST
     testing: bool = False
     # Staff sessions end after this long without a request; their unlocked key goes with them.
@@ -350,6 +353,7 @@ class Config:
                 minutes=float(env.get("TIPLINE_FOLLOWUP_WINDOW_MINUTES", 24 * 60))
             ),
             sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
+            stuck_after=timedelta(seconds=float(env.get("TIPLINE_STUCK_AFTER_SECONDS", 300))),
             session_idle_minutes=int(env.get("TIPLINE_SESSION_IDLE_MINUTES", 30)),
             behind_tls=env.get("TIPLINE_BEHIND_TLS", "") == "1",
             public_url=_public_url(env.get("TIPLINE_PUBLIC_URL", "")),

@@ -15,11 +15,14 @@ transaction, or with the connection if the server drops it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys import chain_hash
@@ -72,6 +75,40 @@ def make_engine(url: str) -> Engine:
                 )
 
     return engine
+
+
+# How often a request whose SQLite snapshot went stale is run again (retry_when_locked).
+LOCKED_RETRIES = 3
+
+
+def database_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked": a transaction that began by reading and then wanted to
+    write after another connection had committed (SQLITE_BUSY_SNAPSHOT, which the busy
+    timeout does not wait out), or a lock held past the timeout."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+def retry_when_locked[F: Callable[..., Any]](view: F) -> F:
+    """Run ``view`` again (up to LOCKED_RETRIES times) when SQLite refused its transaction as
+    locked: everything it wrote was rolled back, so running it again is what the user asked.
+
+    For views whose transaction reads, then runs something slow (a login's Argon2id), then
+    writes: a worker's commit in between (many right after a restart) made the login answer
+    500 "database is locked". PostgreSQL never raises it; there the view runs once.
+    """
+
+    @functools.wraps(view)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                return view(*args, **kwargs)
+            except OperationalError as exc:
+                if not database_locked(exc) or attempt == LOCKED_RETRIES:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise RuntimeError("unreachable")  # pragma: no cover
+
+    return cast(F, run)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

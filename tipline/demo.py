@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from keys import new_token
+from keys import keyed_digest, new_token
 from tipline.config import (
     DEMO_ZALO_APP_ID,
     DEMO_ZALO_APP_SECRET,
@@ -30,7 +30,7 @@ from tipline.config import (
     Config,
 )
 from tipline.migrate import upgrade
-from tipline.models import OfficialAccount, Role, Unit, UnitLevel
+from tipline.models import Officer, OfficialAccount, Role, Unit, UnitLevel
 from tipline.officers import add_officer, holder_keys
 from tipline.redis_conn import embedded_keystore_url, embedded_redis_url
 from tipline.runtime import Runtime
@@ -45,6 +45,7 @@ COMMUNES = [
     ("v2025:32025", "Công an phường Tân Thành", "3886132808788132025", "tanthanh"),
 ]
 DEMO_USER_ID = "2468458835296197922"
+LOGINS_SYNC_EVERY = 2.0  # seconds between looks at changed passwords (sync_logins)
 
 
 def demo_environment(port: int, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -107,6 +108,7 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
                     "recovery_code": new.recovery_code,
                     "role": role,
                     "unit": unit,
+                    "password_version": password_version(new.officer.password_hash),
                 }
             )
 
@@ -140,12 +142,44 @@ def seed(runtime: Runtime) -> list[dict[str, Any]] | None:
     return logins
 
 
+def password_version(password_hash: str) -> str:
+    """Which password an entry of demo-logins.json holds: a digest of the stored hash, so a
+    change made in the app (recovery, a reset by an admin) is seen without an Argon2id run."""
+    return keyed_digest(b"tipline-demo", "password-version", password_hash)[:16]
+
+
 def write_logins(data_dir: Path, logins: list[dict[str, Any]]) -> Path:
     path = data_dir / "demo-logins.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(logins, handle, ensure_ascii=False, indent=2)
+    tmp.replace(path)
     return path
+
+
+def sync_logins(runtime: Runtime, data_dir: Path) -> list[str]:
+    """Mark the entries of demo-logins.json whose password was changed in the app: their
+    password (and spent recovery code) become null, ``password_changed`` true. The file must
+    not offer a password that no longer works, nor keep one the officer chose. Returns the
+    usernames marked now."""
+    path = data_dir / "demo-logins.json"
+    if not path.exists():
+        return []
+    entries = json.loads(path.read_text(encoding="utf-8"))
+    with runtime.sessions() as session:
+        current = dict(session.execute(select(Officer.username, Officer.password_hash)).all())
+    marked = []
+    for entry in entries:
+        stored = current.get(entry.get("username"))
+        if entry.get("password") is None or stored is None:
+            continue
+        if entry.get("password_version") != password_version(stored):
+            entry.update(password=None, recovery_code=None, password_changed=True)
+            marked.append(str(entry["username"]))
+    if marked:
+        write_logins(data_dir, entries)
+    return marked
 
 
 @contextmanager
@@ -229,6 +263,7 @@ def run_demo(host: str, port: int) -> int:
     logins_path = data_dir / "demo-logins.json"
     if logins is not None:
         write_logins(data_dir, logins)
+    sync_logins(runtime, data_dir)  # passwords changed in an earlier run
     stored = json.loads(logins_path.read_text()) if logins_path.exists() else []
     tipline = [sys.executable, "-m", "tipline.cli"]
     commands = [
@@ -242,7 +277,17 @@ def run_demo(host: str, port: int) -> int:
             return 1
         _print_welcome(base, logins_path, stored)
         try:
+            next_sync = time.monotonic()
             while all(proc.poll() is None for proc in procs):
+                if time.monotonic() >= next_sync:
+                    next_sync = time.monotonic() + LOGINS_SYNC_EVERY
+                    try:
+                        changed = sync_logins(runtime, data_dir)
+                    except Exception as exc:  # the database busy: the next look
+                        print(f"demo-logins.json not checked ({type(exc).__name__})")
+                        changed = []
+                    for username in changed:
+                        print(f"{username}: password changed; removed from {logins_path}")
                 time.sleep(0.5)
         except KeyboardInterrupt:
             return 0
@@ -250,7 +295,7 @@ def run_demo(host: str, port: int) -> int:
 
 
 def _print_welcome(base: str, logins_path: Path, logins: list[dict[str, Any]]) -> None:
-    officer = next((x for x in logins if x["role"] == Role.OFFICER), None)
+    officer = next((x for x in logins if x["role"] == Role.OFFICER and x.get("password")), None)
     lines = [
         "",
         "Tipline demo is running.",

@@ -7,6 +7,7 @@ says which tip or informant a file belongs to.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,19 @@ def keep_files_private() -> None:
     point does (`tipline ...`, the WSGI modules), so a copy of the data dir taken by another
     account of the machine (or a world-readable backup of it) holds nothing."""
     os.umask(PRIVATE_UMASK)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or a quota) is full: an OSError of the file store, or
+    the database's own error (SQLite "database or disk is full", PostgreSQL's 53100)."""
+    for error in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if error is not None and getattr(error, "sqlstate", None) == "53100":
+            return True
+        if error is not None and "database or disk is full" in str(error):
+            return True
+    return False
 
 
 class FileStore:
@@ -52,11 +66,15 @@ class FileStore:
         path = self._path(ref)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(path)
+        except BaseException:  # a full disk, a crash of the write: no partial file stays
+            tmp.unlink(missing_ok=True)
+            raise
 
     def get(self, ref: str) -> bytes:
         return self._path(ref).read_bytes()

@@ -28,6 +28,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.recover",
         "language.set_language",
         "health.healthz",
+        "health.livez",
+        "health.readyz",
         "intake.zalo_webhook",
         "static",
         "web_intake.report",

@@ -12,10 +12,23 @@ over in person (printed, sealed); the officer enrols the authenticator at first 
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from keys import new_passphrase
 from tipline import accounts
@@ -52,30 +65,113 @@ def _client() -> str | None:
 
 
 def _account_form() -> NewAccountForm:
+    """The form; its unit is a code typed or pasted from the units list (after the national
+    import a list of every unit would be 3,355 options on every admin page)."""
     form = NewAccountForm()
     form.role.choices = choices(ROLE_LABELS)
-    with runtime().sessions() as db:
-        form.unit.choices = [("", "—")] + [
-            (code, f"{name} ({code})")
-            for code, name in db.execute(select(Unit.code, Unit.name).order_by(Unit.code))
-        ]
     return form
 
 
+# Rows per page of the units and accounts lists: every page costs the same few queries.
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a list: its rows, the search, the page number and the number of pages."""
+
+    rows: Sequence[Any]
+    query: str
+    page: int
+    pages: int
+    total: int
+    prefix: str = ""
+
+    def link(self, page: int) -> str:
+        """This list's page ``page`` with the same search; the other list stays where it is."""
+        kept = {k: v for k, v in request.args.items() if not k.startswith(self.prefix + "_")}
+        mine = {f"{self.prefix}_q": self.query, f"{self.prefix}_page": str(page)}
+        values: dict[str, Any] = {**kept, **mine}
+        return url_for("admin.index", _anchor=self.prefix, **values)
+
+
+def _page_arg(name: str) -> int:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and 0 < int(value) < 1_000_000 else 1
+
+
+def _search_arg(name: str) -> str:
+    return request.args.get(name, "").strip()[:100]
+
+
+def _listing(
+    db: Session, statement: Select[Any], where: Any, page: int, query: str, prefix: str
+) -> Listing:
+    """``statement``'s page ``page`` (the last one past the end) under ``where``."""
+    if where is not None:
+        statement = statement.where(where)
+    total = db.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    pages = max(-(-total // PAGE_SIZE), 1)
+    page = min(page, pages)
+    rows = db.scalars(statement.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    return Listing(rows=rows, query=query, page=page, pages=pages, total=total, prefix=prefix)
+
+
+def _matching(query: str, *columns: Any) -> Any:
+    """Any of ``columns`` contains ``query``, in any case. PostgreSQL's lower() folds
+    Vietnamese capitals; SQLite's only ASCII ones, so the query is also tried as typed and
+    in title case ("ba đình" finds "Ba Đình")."""
+    if not query:
+        return None
+    text = query.replace("%", "").replace("_", "")
+    variants = {text, text.lower(), text.title()}
+    return or_(
+        *(func.lower(column).like(f"%{text.lower()}%") for column in columns),
+        *(column.like(f"%{variant}%") for column in columns for variant in variants),
+    )
+
+
 def _overview(db: Session) -> dict[str, object]:
+    units_query = _search_arg("units_q")
+    units = _listing(
+        db,
+        select(Unit)
+        .options(selectinload(Unit.official_accounts), selectinload(Unit.keys))
+        .order_by(Unit.code),
+        _matching(units_query, Unit.code, Unit.name),
+        _page_arg("units_page"),
+        units_query,
+        "units",
+    )
+    shown = [unit.id for unit in units.rows]
     holders = dict(
         db.execute(
             select(UnitKey.unit_id, func.count(func.distinct(KeyGrant.holder_id)))
             .join(KeyGrant, KeyGrant.subject_id == UnitKey.id)
             .where(
-                KeyGrant.subject_kind == Subject.UNIT_KEY, KeyGrant.holder_kind == Holder.OFFICER
+                KeyGrant.subject_kind == Subject.UNIT_KEY,
+                KeyGrant.holder_kind == Holder.OFFICER,
+                UnitKey.unit_id.in_(shown),
             )
             .group_by(UnitKey.unit_id)
         ).all()
+    ) if shown else {}
+    accounts_query = _search_arg("accounts_q")
+    officers = _listing(
+        db,
+        select(Officer).options(joinedload(Officer.unit)).order_by(Officer.username),
+        _matching(accounts_query, Officer.username, Officer.display_name),
+        _page_arg("accounts_page"),
+        accounts_query,
+        "accounts",
     )
-    units = db.scalars(select(Unit).order_by(Unit.code)).all()
-    officers = db.scalars(select(Officer).order_by(Officer.username)).all()
-    return {"units": units, "officers": officers, "holders": holders}
+    return {
+        "units": units.rows,
+        "units_list": units,
+        "officers": officers.rows,
+        "accounts_list": officers,
+        "holders": holders,
+    }
 
 
 def _index(
@@ -110,6 +206,13 @@ def create_account() -> ResponseReturnValue:
     form = _account_form()
     if not form.validate_on_submit():
         return _index(form, 400)
+    unit_code = str(form.unit.data or "").strip()
+    if unit_code:
+        with runtime().sessions() as db:
+            known = db.scalar(select(Unit.id).where(Unit.code == unit_code))
+        if known is None:
+            form.unit.errors = [*form.unit.errors, _("No unit has this code.")]
+            return _index(form, 400)
     password = new_passphrase()
     try:
         with write_session(runtime().sessions) as db:
@@ -118,7 +221,7 @@ def create_account() -> ResponseReturnValue:
                 username=str(form.username.data),
                 display_name=str(form.display_name.data),
                 role=str(form.role.data),
-                unit_code=str(form.unit.data) or None,
+                unit_code=unit_code or None,
                 password=password,
                 cost=runtime().config.kdf_cost,
                 actor=_me(db),

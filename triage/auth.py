@@ -42,6 +42,8 @@ from keys import (
 )
 from keys.password import normalise_recovery_code
 from tipline.audit import actions, record
+from tipline.counters import count
+from tipline.db import retry_when_locked
 from tipline.grants import end_sessions
 from tipline.keychain import (
     rewrap_officer_key,
@@ -169,6 +171,7 @@ def _fail(
     refused because a wait was running is audited, never counted)."""
     if attempt is not None:
         attempt.failed(runtime())
+    count(runtime().redis, "login_failures", reason=reason)  # tipline.metrics
     record(
         db,
         action=actions.LOGIN_FAILED,
@@ -240,6 +243,7 @@ def _login_page(form: LoginForm, error: str, status: int, *, wait: int = 0) -> R
 
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit("20/minute;200/hour", methods=["POST"])
+@retry_when_locked  # SQLite: a worker's commit during the Argon2id (tipline.db)
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(_home(current_user.role))

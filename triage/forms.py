@@ -175,7 +175,9 @@ class NewAccountForm(Form):
         _l("Full name"), validators=[DataRequired(message=REQUIRED), Length(max=200)]
     )
     role = ChoiceField(_l("Role"), choices=[])
-    unit = ChoiceField(_l("Unit"), validators=[Optional()], choices=[])
+    # A unit's code (v2025:32134), from the units list below the form: a list of every unit
+    # would be thousands of options on every admin page (tipline.admin's paging).
+    unit = StringField(_l("Unit code"), validators=[Optional(), Length(max=32)])
 
 
 class OaForm(Form):

@@ -123,6 +123,8 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     # Machine routes: the webhook (signature, no session) and the Zalo simulator (test mode).
     "POST /zalo/webhook": lambda t: _follow_event(),
     "GET /healthz": lambda t: Call("GET", "/healthz"),
+    "GET /livez": lambda t: Call("GET", "/livez"),
+    "GET /readyz": lambda t: Call("GET", "/readyz"),
     "GET /static/<path:filename>": lambda t: Call("GET", "/static/tipline.css"),
     "GET /_sim/faults": lambda t: Call("GET", "/_sim/faults"),
     "POST /_sim/faults": lambda t: Call("POST", "/_sim/faults", json={"errors": []}),

@@ -43,6 +43,9 @@ def serve(host: str, port: int, workers: int, intake_only: bool) -> None:
         "-",
         "--access-logformat",
         '%(t)s "%(m)s %(U)s" %(s)s %(L)ss',  # paths only: search words stay out of logs
+        # JSON lines with time, level and request id, ids in paths redacted (tipline.logs).
+        "--logger-class",
+        "tipline.logs.GunicornLogger",
         "tipline.wsgi_intake:app" if intake_only else "tipline.wsgi:app",
     ]
     if config.simulator:
@@ -69,3 +72,13 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
     from tipline.jobs.worker import run_worker
 
     run_worker(runtime(), list(queues) or None, burst=burst)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9108, show_default=True, type=int)
+def metrics(host: str, port: int) -> None:
+    """Serve Prometheus metrics (/metrics) on an internal address: never publish it."""
+    from tipline.metrics import serve_metrics
+
+    serve_metrics(runtime(), host, port)

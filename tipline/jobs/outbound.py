@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from sqlalchemy.orm import Session
 from keys import EnvelopeError, new_token
 from tipline import audit
 from tipline.config import Config
+from tipline.counters import count
 from tipline.db import write_session
 from tipline.models import (
     Delivery,
@@ -250,7 +252,18 @@ def _finish(
         log.info("message %s: sent", public_id)
     else:
         log.warning("message %s: %s (%s)", public_id, delivery, error)
+        count_send_failure(runtime, str(delivery), error)
     return str(delivery)
+
+
+_ZALO_CODE = re.compile(r"zalo (-?\d+):")
+
+
+def count_send_failure(runtime: Runtime, delivery: str, error: str | None) -> None:
+    """tipline.metrics' ``tipline_send_failures``: by final state and Zalo's error code."""
+    found = _ZALO_CODE.search(error or "")
+    code = found[1] if found else "none"
+    count(runtime.redis, "send_failures", delivery=delivery, zalo_error=code)
 
 
 def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
@@ -322,6 +335,7 @@ def _defer(
         message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
         message.delivery_error = reason[:200]
     log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
+    count_send_failure(runtime, "deferred", reason)
     raise DeliveryDeferredError(f"message {public_id}: {reason}")
 
 

@@ -13,10 +13,19 @@ on time).
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import rq.scheduler as rq_scheduler
+import rq.worker.base as rq_worker_base
+from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 from rq.exceptions import DeserializationError
 from rq.job import Job
@@ -24,13 +33,16 @@ from sqlalchemy import exists, select
 
 from tipline.audit.checkpoint import Checkpoint
 from tipline.audit.witness import checkpoint_if_due
+from tipline.counters import observe
 from tipline.intake.expansion import expand_pending
 from tipline.intake.recording import EVENTS
 from tipline.jobs.fastpath import FAST_KINDS, dispatch_batch, send_batch
 from tipline.jobs.relay import drain
 from tipline.jobs.sweeper import sweep
+from tipline.logs import RepeatFilter, start_run
 from tipline.models import utcnow
 from tipline.outbox import ALLOWED_JOBS, JOB_SERIALIZER, OUTBOX, QUEUE_NAMES, wait_for_work
+from tipline.redis_conn import connect
 from tipline.retention import retention_pass
 from tipline.routing.geo import boundaries_from_config
 from tipline.routing.places import gazetteer
@@ -75,6 +87,38 @@ def refusal(job: Job, allowed: frozenset[str] = ALLOWED_JOBS) -> str | None:
     return None
 
 
+# The live workers (tipline.health): each worker's name scored by its last heartbeat, written
+# every HEARTBEAT_EVERY seconds; one older than HEARTBEAT_STALE seconds counts as gone.
+HEARTBEATS = "tipline:worker-heartbeats"
+HEARTBEAT_EVERY = 5.0
+HEARTBEAT_STALE = 20.0
+# While Redis cannot be reached at start: one line, then one every REDIS_WAIT_LOG_EVERY s.
+REDIS_WAIT_LOG_EVERY = 60.0
+
+
+def _run_scheduler(scheduler: Any) -> None:
+    """RQ's scheduler process, whose failure (Redis went away) is one JSON log line.
+
+    RQ's own ``run`` logs the error and re-raises, and multiprocessing then prints the same
+    traceback again as plain text on stderr. The worker starts a new scheduler when Redis is
+    back (RQ's maintenance).
+    """
+    try:
+        rq_scheduler.run(scheduler)  # type: ignore[no-untyped-call]
+    except BaseException:  # already logged by rq_scheduler.run
+        os._exit(1)
+
+
+class TiplineScheduler(rq_scheduler.RQScheduler):
+    def start(self) -> Any:
+        self._status = self.Status.STARTED
+        self._connection = None  # a connection is not carried into the child (RQ's start)
+        process = rq_scheduler.ForkProcess(target=_run_scheduler, args=(self,), name="Scheduler")
+        self._process = process  # type: ignore[assignment]
+        process.start()
+        return process
+
+
 class TiplineWorker(SimpleWorker):
     """RQ's SimpleWorker on Tipline's terms.
 
@@ -96,15 +140,6 @@ class TiplineWorker(SimpleWorker):
         super().__init__(queues, **kwargs)  # type: ignore[arg-type]
         self.allowed_jobs = ALLOWED_JOBS
 
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        reason = refusal(job, self.allowed_jobs)
-        if reason is None:
-            super().execute_job(job, queue)
-            return
-        log.error("refused job %s on queue %s: %s", job.id, queue.name, reason)
-        queue.intermediate_queue.remove(job.id)
-        job.retries_left = None  # a forged retry count must not bring it back
-        self.handle_job_failure(job, queue=queue, exc_string=f"refused by Tipline: {reason}")
 
     def subscribe(self) -> None:
         self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
@@ -116,6 +151,41 @@ class TiplineWorker(SimpleWorker):
             daemon=True,
             exception_handler=self._pubsub_exception_handler,
         )
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        # RQ builds its RQScheduler by that module-level name: ours, for this call only.
+        original = rq_worker_base.RQScheduler  # type: ignore[attr-defined]
+        rq_worker_base.RQScheduler = TiplineScheduler  # type: ignore[attr-defined]
+        try:
+            super()._start_scheduler(*args, **kwargs)
+        finally:
+            rq_worker_base.RQScheduler = original  # type: ignore[attr-defined]
+
+    def execute_job(self, job: Job, queue: Queue) -> Any:
+        # Each job's log lines carry an id of their own (never the job id: it names a tip).
+        start_run("job")
+        try:
+            reason = refusal(job, self.allowed_jobs)
+            if reason is None:
+                return super().execute_job(job, queue)
+            log.error("refused job %s on queue %s: %s", job.id, queue.name, reason)
+            queue.intermediate_queue.remove(job.id)
+            job.retries_left = None  # a forged retry count must not bring it back
+            self.handle_job_failure(job, queue=queue, exc_string=f"refused by Tipline: {reason}")
+            return None
+        finally:
+            _observe_stage(self.connection, job)
+
+
+def _observe_stage(redis: Any, job: Any) -> None:
+    """tipline.metrics' ``tipline_stage_seconds``: from the job's enqueueing to its end."""
+    enqueued = getattr(job, "enqueued_at", None)
+    if enqueued is None:
+        return
+    if enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=UTC)
+    seconds = (datetime.now(UTC) - enqueued).total_seconds()
+    observe(redis, "stage_seconds", seconds, stage=getattr(job, "origin", "") or "other")
 
 
 def retention_once(runtime: Runtime) -> bool:
@@ -263,10 +333,72 @@ def load_routing_data(runtime: Runtime) -> None:
     ROUTING_READY.set()
 
 
+def wait_for_redis(runtime: Runtime, stop: threading.Event | None = None) -> None:
+    """Return once Redis answers; log that it is awaited once a minute, not every try.
+
+    Started before Redis (a machine booting, `docker compose up`, the demo), RQ would log
+    "could not connect to Redis" every few seconds until it came.
+    """
+    waiting_since: float | None = None
+    next_log = 0.0
+    delay = 0.2
+    while stop is None or not stop.is_set():
+        try:
+            runtime.redis.ping()
+        except AuthenticationError:  # a wrong password does not mend by waiting: say so
+            raise
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            now = time.monotonic()
+            if waiting_since is None:
+                waiting_since = now
+            if now >= next_log:
+                log.warning("waiting for Redis (%s)", type(exc).__name__)
+                next_log = now + REDIS_WAIT_LOG_EVERY
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            continue
+        if waiting_since is not None:
+            log.warning("Redis answers after %.0f s; starting", time.monotonic() - waiting_since)
+        return
+
+
+def heartbeat_loop(runtime: Runtime, stop: threading.Event, name: str) -> None:
+    """Every HEARTBEAT_EVERY seconds: this worker is alive (tipline.health counts them)."""
+    while not stop.is_set():
+        try:
+            now = time.time()
+            with runtime.redis.pipeline() as pipe:
+                pipe.zadd(HEARTBEATS, {name: now})
+                pipe.zremrangebyscore(HEARTBEATS, "-inf", now - 10 * HEARTBEAT_STALE)
+                pipe.execute()
+        except RedisError:  # the relay loop and RQ say so; the health check sees no beat
+            pass
+        stop.wait(HEARTBEAT_EVERY)
+
+
+def live_workers(redis: Any, now: float | None = None) -> int:
+    """How many workers beat within HEARTBEAT_STALE seconds."""
+    moment = time.time() if now is None else now
+    return int(redis.zcount(HEARTBEATS, moment - HEARTBEAT_STALE, "+inf"))
+
+
+def _quiet_reconnects() -> None:
+    """RQ logs "could not connect to Redis" every 2 s of an outage (and its command thread
+    again), the relay loop its failure every pass: one line a minute of each says the same."""
+    for logger, words in (
+        (logging.getLogger("rq.worker"), "could not connect to Redis"),
+        (log, "outbox relay failed"),  # the relay loop, every 1.1 s while Redis is away
+    ):
+        if not any(isinstance(f, RepeatFilter) and f.prefix == words for f in logger.filters):
+            logger.addFilter(RepeatFilter(words))
+
+
 def run_worker(
     runtime: Runtime, queues: list[str] | None = None, *, burst: bool = False, relay: bool = True
 ) -> bool:
     names = queues or list(QUEUE_NAMES)
+    _quiet_reconnects()
+    wait_for_redis(runtime)
     # Before anything else: a key store that persists (or none reachable) stops the worker
     # with a clear error, instead of a relay loop that logs it every pass (tipline.keystore).
     _ = runtime.keystore
@@ -279,13 +411,38 @@ def run_worker(
             thread = threading.Thread(target=target, args=(runtime, stop), daemon=True)
             thread.start()
             threads.append(thread)
+    if not burst:
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        beat = threading.Thread(target=heartbeat_loop, args=(runtime, stop, name), daemon=True)
+        beat.start()
+        threads.append(beat)
     elif relay:
         while expand_pending(runtime) == EXPAND_BATCH:
             pass
         drain(runtime.sessions, runtime.redis)
-    worker = TiplineWorker(names, connection=runtime.redis)
+    # RQ's own client: RQ waits up to 405 s for a job on one connection and sets its pool's
+    # read timeout to match, but only for connections made after it starts. Sharing the
+    # runtime's pool, the threads above had already filled it with redis-py's 5 s connections:
+    # every idle BLPOP on one "could not connect to Redis" (the demo's 41 lines), and a job
+    # waited for RQ's back-off.
+    rq_redis = connect(runtime.config.redis_url, runtime.config.data_dir)
     try:
-        return bool(worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING"))
+        while True:
+            worker = TiplineWorker(names, connection=rq_redis)
+            try:
+                return bool(
+                    worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
+                )
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if burst or isinstance(exc, AuthenticationError):
+                    raise
+                # RQ gives up when Redis goes away at some moments (starting its scheduler,
+                # its maintenance): wait for Redis and start again, rather than exit and
+                # take the demo (or a worker without a supervisor) down with it.
+                log.warning("Redis went away (%s); the worker waits for it", type(exc).__name__)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # nothing runs: stop at once
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                wait_for_redis(runtime)
     finally:
         stop.set()
         for thread in threads:

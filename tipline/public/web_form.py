@@ -28,11 +28,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, abort, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from keys import BadToken, WrongSecret, keyed_digest, new_challenge, work_is_valid
+from tipline.files import disk_full
 from tipline.intake.recording import normalise_receipt_code
 from tipline.intake.web import (
     MAX_FILE_BYTES,
@@ -56,6 +59,8 @@ from tipline.web.labels import STATUS_LABELS
 from tipline.web.limits import anonymous_address_key, limiter
 
 blueprint = Blueprint("web_intake", __name__)
+log = logging.getLogger(__name__)
+
 
 POW_PURPOSE = "pow"
 LOOKUP_POW_PURPOSE = "pow-lookup"  # /tra-cuu's challenges, not good for /bao-tin, nor back
@@ -227,6 +232,18 @@ def submit() -> ResponseReturnValue:
         receipt = submit_report(runtime(), unit_id, text, location, uploads)
     except NoTransitKey:
         abort(503, _("The service is starting. Please send your report again in a few minutes."))
+    except Exception as exc:
+        if not disk_full(exc):
+            raise  # the Vietnamese 500 page (tipline.web)
+        # submit_report removed what it had written: nothing of the report is kept. The text
+        # stays in the form; the files must be chosen again.
+        log.error("web form: storage full; the report was not stored")
+        full = _(
+            "The server cannot store reports right now (its storage is full). Nothing of your "
+            "report was kept. Please try again later, or call the police unit's hotline if it "
+            "is urgent."
+        )
+        return _report_form([full], 507)
     return _no_store(render_template("web/receipt.html", receipt=receipt))
 
 

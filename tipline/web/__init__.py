@@ -17,7 +17,6 @@ from typing import Any
 from flask import Flask, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_locale
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_session import Session
 from flask_talisman import Talisman
@@ -30,7 +29,7 @@ from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
 from tipline.web.csrf import csrf, form_token, set_browser_cookie
 from tipline.web.guards import MACHINE_BLUEPRINTS, refuse_nul
-from tipline.web.i18n import select_locale, when
+from tipline.web.i18n import _, select_locale, when
 from tipline.web.language import blueprint as language
 from tipline.web.limits import limiter
 
@@ -106,6 +105,11 @@ def init_web(app: Flask, runtime: Runtime) -> None:
     for code in (400, 403, 404, 405, 409, 413, 429, 503):
         app.register_error_handler(code, _error_page)
     app.register_error_handler(UncertifiedKey, _uncertified_key)
+    app.register_error_handler(500, _server_error)
+
+
+# Routes that answer machines (Zalo, the simulator, health checks): JSON, never a page.
+MACHINE_PATHS = ("/zalo/", "/_sim/", "/healthz", "/livez", "/readyz")
 
 
 def _uncertified_key(error: UncertifiedKey) -> ResponseReturnValue:
@@ -116,9 +120,10 @@ def _uncertified_key(error: UncertifiedKey) -> ResponseReturnValue:
         "the database). Nothing was encrypted to it and nothing was saved. The incident has "
         "been recorded; tell your administrator."
     )
-    if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
+    if request.path.startswith(MACHINE_PATHS):
         return {"error": "uncertified_key"}, 409
-    return render_template("errors/error.html", code=409, message=message), 409
+    title = str(ERROR_TITLES[409])
+    return render_template("errors/error.html", code=409, title=title, message=message), 409
 
 
 # What each error says when the code that raised it gave no words of its own (Werkzeug's
@@ -131,7 +136,9 @@ ERROR_TITLES: dict[int, Any] = {
     409: _l("Conflict"),
     413: _l("Too large"),
     429: _l("Too many requests"),
+    500: _l("Server error"),
     503: _l("Service unavailable"),
+    507: _l("The server's disk is full"),
 }
 ERROR_MESSAGES: dict[int, Any] = {
     400: _l("The request could not be understood. Go back and try again."),
@@ -148,7 +155,7 @@ ERROR_MESSAGES: dict[int, Any] = {
 def _error_page(error: HTTPException) -> ResponseReturnValue:
     """Plain error pages for people, in their language; the webhook and JSON routes answer
     with their own JSON."""
-    if request.path.startswith(("/zalo/", "/_sim/", "/healthz")):
+    if request.path.startswith(MACHINE_PATHS):
         return error
     code = error.code or 500
     message = error.description
@@ -168,6 +175,32 @@ def _error_page(error: HTTPException) -> ResponseReturnValue:
         "errors/error.html", code=code, title=title, message=message, home=home
     )
     return page, code
+
+
+# When even the error page cannot be rendered (its template, Babel or Redis failing too).
+BARE_500 = (
+    '<!doctype html><html lang="vi"><meta charset="utf-8"><title>500</title>'
+    "<h1>Lỗi máy chủ</h1><p>Hệ thống đang gặp sự cố. Thông tin của bạn chưa được lưu; "
+    "vui lòng thử lại sau ít phút.</p>"
+    "<p lang=\"en\">Server error. Nothing was stored; please try again in a few minutes.</p>"
+    "</html>"
+)
+
+
+def _server_error(error: Exception) -> ResponseReturnValue:
+    """Any unhandled failure: a page in the visitor's language (Vietnamese first), never
+    Werkzeug's English "Internal Server Error", and never the exception's text."""
+    if request.path.startswith(MACHINE_PATHS):
+        return {"ok": False, "error": "server error"}, 500
+    try:
+        message = _(
+            "Something went wrong on the server. Nothing was stored; please try again in a "
+            "few minutes."
+        )
+        title = str(ERROR_TITLES[500])
+        return render_template("errors/error.html", code=500, title=title, message=message), 500
+    except Exception:  # the page itself fails: the plain one
+        return BARE_500, 500, {"Content-Type": "text/html; charset=utf-8"}
 
 
 def _limits_uri(runtime: Runtime) -> str:
