@@ -380,7 +380,7 @@ def test_whole_flow_writes_exactly_the_expected_events(
     reply = {"text": "Bạn có thể cho biết thời gian không?"}
     assert post_form(canbo, url, f"{url}/reply", reply).status_code == 302
     target = unit_id(runtime, "v2025:32128")
-    moved = post_form(canbo, url, f"{url}/transfer", {"value": target})
+    moved = post_form(canbo, url, f"{url}/transfer", {"value": target, "confirm": "1"})
     assert moved.status_code == 302 and moved.location.endswith("/triage/")  # to the inbox
     assert canbo.get(url).status_code == 403  # the tip has left this unit: a denied open
 

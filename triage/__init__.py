@@ -49,7 +49,9 @@ def init_triage(app: Flask) -> None:
     from triage.admin import blueprint as admin
     from triage.audit_ui import blueprint as audit_ui
     from triage.auth import blueprint as auth
+    from triage.canned import blueprint as canned
     from triage.dashboard import blueprint as dashboard
+    from triage.export import blueprint as tip_export
     from triage.inbox import blueprint as inbox
     from triage.oa_admin import blueprint as admin_zalo
     from triage.posters import blueprint as posters
@@ -58,8 +60,19 @@ def init_triage(app: Flask) -> None:
     from triage.zalo_events import blueprint as zalo_events
 
     for blueprint in (
-        auth, inbox, tips, audit_ui, admin, admin_zalo, search, dashboard, posters, zalo_events
+        auth,
+        inbox,
+        tips,
+        audit_ui,
+        admin,
+        admin_zalo,
+        search,
+        dashboard,
+        posters,
+        zalo_events,
     ):
+        app.register_blueprint(blueprint)
+    for blueprint in (tip_export, canned):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
     app.after_request(audit_denied_access)

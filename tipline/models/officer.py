@@ -42,6 +42,8 @@ class Officer(Base):
     # Set when the officer proved their authenticator works (QR enrolment at first login).
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The notification list was last looked at (0026_console): later notices are unread.
+    notifications_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     unit: Mapped[Unit | None] = relationship()
 
