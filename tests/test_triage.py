@@ -237,7 +237,12 @@ def test_actions_reply_note_status_assign_transfer(
 
         target_public = session.get_one(Unit, target).public_id
     # Transfer to Cái Nước: this officer loses the tip, the other commune's officer gains it.
-    assert post_form(client, url, f"{url}/transfer", {"value": target_public, "confirm": "1"}).status_code == 302
+    assert (
+        post_form(
+            client, url, f"{url}/transfer", {"value": target_public, "confirm": "1"}
+        ).status_code
+        == 302
+    )
     assert client.get(url).status_code == 403
     other = client.application.test_client()
     login(other, "canbo2", units["totp:canbo2"])
