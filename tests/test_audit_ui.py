@@ -381,7 +381,8 @@ def test_whole_flow_writes_exactly_the_expected_events(
     assert post_form(canbo, url, f"{url}/reply", reply).status_code == 302
     target = unit_id(runtime, "v2025:32128")
     moved = post_form(canbo, url, f"{url}/transfer", {"value": target, "confirm": "1"})
-    assert moved.status_code == 302 and moved.location.endswith("/triage/")  # to the inbox
+    # To the page that says where it went (tipline issue 18), not to a 403 on the tip.
+    assert moved.status_code == 302 and moved.location.endswith(f"{url}/moved")
     assert canbo.get(url).status_code == 403  # the tip has left this unit: a denied open
 
     canbo2 = other_client(client)

@@ -38,8 +38,8 @@ ZALO_MEDIA_HOSTS = ("*.zdn.vn", "*.zadn.vn", "*.zalo.me", "*.zaloapp.com")
 
 # GPS routing: the ward boundaries shipped in the package (tipline/routing/data/README.md),
 # the default of TIPLINE_WARD_BOUNDARIES; another path replaces them, "none" turns them off.
-PACKAGED_WARD_BOUNDARIES = (
-    Path(__file__).resolve().parent / "routing" / "data" / ("vn-wards-2025.geojson.gz")
+PACKAGED_WARD_BOUNDARIES = Path(__file__).resolve().parent / "routing" / "data" / (
+    "vn-wards-2025.geojson.gz"
 )
 
 

@@ -41,7 +41,7 @@ def check_volatile(redis: Redis, *, confirmed: bool = False) -> None:
             return
         raise PersistentKeystoreError(
             "cannot read the key store's persistence settings (CONFIG is not allowed): set "
-            'TIPLINE_KEYSTORE_VOLATILE=confirmed once its Redis has `save ""` and '
+            "TIPLINE_KEYSTORE_VOLATILE=confirmed once its Redis has `save \"\"` and "
             "`appendonly no`"
         ) from refused
     if str(save).strip() or str(appendonly).strip().lower() != "no":

@@ -55,7 +55,9 @@ def seal_address(
         if not keystore.put(name, key, window, only_if_new=True):  # another worker was first
             key = keystore.get(name) or key
     keystore.extend(name, window)
-    return REPLY_ADDRESS.seal(key, json.dumps(address).encode(), informant_alias=informant_alias)
+    return REPLY_ADDRESS.seal(
+        key, json.dumps(address).encode(), informant_alias=informant_alias
+    )
 
 
 def open_address(

@@ -39,3 +39,4 @@ def reply_window(last_message_at: datetime, now: datetime) -> tuple[ReplyWindow,
     if now <= last_message_at + ZALO_REPLY_WINDOW:
         return ReplyWindow.PAID, last_message_at + ZALO_REPLY_WINDOW
     return ReplyWindow.CLOSED, None
+

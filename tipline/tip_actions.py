@@ -251,5 +251,7 @@ def mark_duplicate(
     tip.duplicate_of_id = original.id
     tip.status = TipStatus.DUPLICATE
     tip.closed_at = utcnow()
-    _record(db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE, of=original.public_id)
+    _record(
+        db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE, of=original.public_id
+    )
     return original

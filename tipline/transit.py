@@ -200,7 +200,9 @@ class TransitKeys:
         # The private half first: an intake tier that sees the row can rely on the key.
         keystore.put(_name(number), key.to_bytes(), KEY_LIFETIME)
         conn.execute(
-            EPOCHS.insert().values(id=number, public_key=key.public_key.to_bytes(), created_at=now)
+            EPOCHS.insert().values(
+                id=number, public_key=key.public_key.to_bytes(), created_at=now
+            )
         )
         return conn.execute(
             select(EPOCHS.c.id, EPOCHS.c.created_at).where(EPOCHS.c.id == number)
@@ -346,7 +348,9 @@ def mark_lost(conn: Connection, event_id: int, now: datetime) -> None:
     conn.execute(update(EVENTS).where(EVENTS.c.id == event_id).values(transit_lost_at=now))
 
 
-def recover_events(conn: Connection, transit: TransitKeys, unit_keys: dict[int, PrivateKey]) -> int:
+def recover_events(
+    conn: Connection, transit: TransitKeys, unit_keys: dict[int, PrivateKey]
+) -> int:
     """Seal the waiting events sealed to the unit key versions given (``unit_keys``: by
     ``unit_keys.id``, a key holder's chain at login) to the current epoch again, so expansion
     takes them up; how many. Events of other units stay."""

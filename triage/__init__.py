@@ -60,16 +60,7 @@ def init_triage(app: Flask) -> None:
     from triage.zalo_events import blueprint as zalo_events
 
     for blueprint in (
-        auth,
-        inbox,
-        tips,
-        audit_ui,
-        admin,
-        admin_zalo,
-        search,
-        dashboard,
-        posters,
-        zalo_events,
+        auth, inbox, tips, audit_ui, admin, admin_zalo, search, dashboard, posters, zalo_events
     ):
         app.register_blueprint(blueprint)
     for blueprint in (tip_export, canned):

@@ -82,7 +82,8 @@ REFUSAL_MESSAGES = {
         "in to Zalo as an administrator of the right OA and connect again."
     ),
     ConsentRefusal.UNKNOWN_OA: _l(
-        "This OA is no longer attached to a unit. Nothing was changed: attach it, then connect it."
+        "This OA is no longer attached to a unit. Nothing was changed: attach it, then connect "
+        "it."
     ),
     ConsentRefusal.REFUSED: _l(
         "Zalo refused the authorisation code (expired, already used, or the app secret is "
@@ -277,3 +278,4 @@ def detach(oa_id: str) -> ResponseReturnValue:
         abort(404)
     flash(_("OA %(oa)s detached from %(unit)s.", oa=oa_id, unit=unit_name), "info")
     return redirect(url_for("admin_zalo.index"))
+

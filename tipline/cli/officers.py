@@ -16,7 +16,9 @@ def officers() -> None:
 
 @officers.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role])
+)
 @click.option("--unit", "unit_code", default=None, help="Unit code (officers and commanders).")
 @click.option("--name", "display_name", default=None, help="Display name.")
 @click.option(

@@ -19,7 +19,9 @@ def units() -> None:
 @units.command("add")
 @click.argument("code")
 @click.argument("name")
-@click.option("--level", required=True, type=click.Choice([level.value for level in UnitLevel]))
+@click.option(
+    "--level", required=True, type=click.Choice([level.value for level in UnitLevel])
+)
 @click.option("--parent", "parent_code", default=None, help="Code of the parent unit.")
 def units_add(code: str, name: str, level: str, parent_code: str | None) -> None:
     """Add a unit with CODE (e.g. v2025:32134) and NAME."""

@@ -85,19 +85,8 @@ def oa_status(as_json: bool) -> None:
 
 
 CONTENT = (
-    "--text",
-    "--image",
-    "--file",
-    "--location",
-    "--link",
-    "--card",
-    "--sticker",
-    "--gif",
-    "--audio",
-    "--video",
-    "--admin-reply",
-    "--withdraw",
-    "--event",
+    "--text", "--image", "--file", "--location", "--link", "--card", "--sticker", "--gif",
+    "--audio", "--video", "--admin-reply", "--withdraw", "--event",
 )
 Media = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -112,86 +101,35 @@ def _card(value: str) -> tuple[str, str]:
 @zalo.command("send")
 @click.option("--to", "to", required=True, help="Base URL of a running Tipline.")
 @click.option("--oa", "oa_id", required=True, help="The OA the informant writes to.")
-@click.option(
-    "--user",
-    "user_id",
-    required=True,
-    help="The informant's OA-scoped user id (with --anonymous: the visitor's id).",
-)
+@click.option("--user", "user_id", required=True,
+              help="The informant's OA-scoped user id (with --anonymous: the visitor's id).")
 @click.option("--text", "text", default=None)
 @click.option("--image", "image", type=Media)
 @click.option("--file", "file", type=Media)
 @click.option("--location", "location", default=None, metavar="LAT,LON")
-@click.option(
-    "--link",
-    "link",
-    default=None,
-    metavar="URL",
-    help="A link (user_send_link); --description captions it.",
-)
+@click.option("--link", "link", default=None, metavar="URL",
+              help="A link (user_send_link); --description captions it.")
 @click.option("--description", "description", default="", help="The caption of --link.")
-@click.option(
-    "--card",
-    "card",
-    default=None,
-    metavar="NAME,PHONE",
-    help="A contact card (user_send_business_card).",
-)
-@click.option(
-    "--sticker",
-    "sticker",
-    is_flag=False,
-    flag_value=DEFAULT_STICKER,
-    default=None,
-    metavar="[ID]",
-    help="A sticker (its id optional).",
-)
+@click.option("--card", "card", default=None, metavar="NAME,PHONE",
+              help="A contact card (user_send_business_card).")
+@click.option("--sticker", "sticker", is_flag=False, flag_value=DEFAULT_STICKER, default=None,
+              metavar="[ID]", help="A sticker (its id optional).")
 @click.option("--gif", "gif", type=Media)
 @click.option("--audio", "audio", type=Media, help="A voice message (Zalo's are .amr).")
 @click.option("--video", "video", type=Media)
-@click.option(
-    "--admin-reply",
-    "admin_reply",
-    default=None,
-    metavar="TEXT",
-    help="oa_send_text from --oa to --user, typed by an OA admin in Zalo's console.",
-)
-@click.option(
-    "--withdraw",
-    "withdraw",
-    is_flag=True,
-    help="user_withdraw: the user asks the OA's partners to delete their data.",
-)
-@click.option(
-    "--event",
-    "event_name",
-    default=None,
-    metavar="NAME",
-    help="An event with only this name (a console's test delivery, an unknown event).",
-)
-@click.option(
-    "--quote",
-    "quote",
-    default=None,
-    metavar="MSG_ID",
-    help="The message this one replies to (quote_msg_id).",
-)
+@click.option("--admin-reply", "admin_reply", default=None, metavar="TEXT",
+              help="oa_send_text from --oa to --user, typed by an OA admin in Zalo's console.")
+@click.option("--withdraw", "withdraw", is_flag=True,
+              help="user_withdraw: the user asks the OA's partners to delete their data.")
+@click.option("--event", "event_name", default=None, metavar="NAME",
+              help="An event with only this name (a console's test delivery, an unknown event).")
+@click.option("--quote", "quote", default=None, metavar="MSG_ID",
+              help="The message this one replies to (quote_msg_id).")
 @click.option("--msg-id", "msg_id", default=None, help="Zalo's msg_id (default: random).")
-@click.option(
-    "--anonymous",
-    "conversation",
-    default=None,
-    metavar="CONVERSATION_ID",
-    help="Write from the OA's web chat, without a Zalo login (anonymous_send_*).",
-)
-@click.option(
-    "--timestamp",
-    "timestamp",
-    type=int,
-    default=None,
-    metavar="MS",
-    help="The event's time, epoch milliseconds (default now).",
-)
+@click.option("--anonymous", "conversation", default=None, metavar="CONVERSATION_ID",
+              help="Write from the OA's web chat, without a Zalo login (anonymous_send_*).")
+@click.option("--timestamp", "timestamp", type=int, default=None, metavar="MS",
+              help="The event's time, epoch milliseconds (default now).")
 def send(
     to: str,
     oa_id: str,
@@ -223,21 +161,8 @@ def send(
     simulator's reply windows count from it as Zalo's do. Exits non-zero unless Tipline
     answers 2xx.
     """
-    given = [
-        text,
-        image,
-        file,
-        location,
-        link,
-        card,
-        sticker,
-        gif,
-        audio,
-        video,
-        admin_reply,
-        withdraw or None,
-        event_name,
-    ]
+    given = [text, image, file, location, link, card, sticker, gif, audio, video, admin_reply,
+             withdraw or None, event_name]
     if sum(x is not None for x in given) != 1:
         raise click.UsageError("give exactly one of " + ", ".join(CONTENT))
     app_id = app_id_from_env()
@@ -250,14 +175,8 @@ def send(
             if withdraw:
                 raw = build_withdraw(oa_id, user_id, app_id=app_id, timestamp_ms=timestamp)
             elif admin_reply is not None:
-                raw = build_oa_reply(
-                    oa_id,
-                    user_id,
-                    admin_reply,
-                    app_id=app_id,
-                    timestamp_ms=timestamp,
-                    msg_id=msg_id,
-                )
+                raw = build_oa_reply(oa_id, user_id, admin_reply, app_id=app_id,
+                                     timestamp_ms=timestamp, msg_id=msg_id)
             elif event_name is not None:
                 raw = build_bare_event(event_name, app_id=app_id, timestamp_ms=timestamp)
             else:

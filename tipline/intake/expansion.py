@@ -161,7 +161,9 @@ def _prepare(s: Sealing, msg: InboundMessage) -> _Prepared:
         dedup=dedup_key(s.config, msg.oa_id, msg.msg_id),
         alias=alias,
         now=utcnow(),
-        sealed_address=seal_address(s.keystore, alias, msg.sender.address(), ZALO_REPLY_WINDOW),
+        sealed_address=seal_address(
+            s.keystore, alias, msg.sender.address(), ZALO_REPLY_WINDOW
+        ),
         message_public_id=message_public_id,
         body=body,
         tip_key=tip_key,
@@ -406,7 +408,9 @@ def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
         )
     else:
         tip_id, tip_public_id = joined.id, joined.public_id
-        sealed_body = _seal_body(PublicKey.from_bytes(joined.public_key), p.message_public_id, body)
+        sealed_body = _seal_body(
+            PublicKey.from_bytes(joined.public_key), p.message_public_id, body
+        )
         conn.execute(
             update(TIPS)
             .where(TIPS.c.id == tip_id)
@@ -556,7 +560,9 @@ def _insert_tip(
             subject_id=tip_id,
             holder_kind=Holder.TRANSIT,
             holder_id=0,
-            sealed=KEY_GRANT.seal(p.tip_key, s.transit, Subject.TIP, tip_id, Holder.TRANSIT, 0),
+            sealed=KEY_GRANT.seal(
+                p.tip_key, s.transit, Subject.TIP, tip_id, Holder.TRANSIT, 0
+            ),
             created_at=p.now,
         )
     )
@@ -612,7 +618,9 @@ def _accept_web(conn: Connection, s: Sealing, data: dict[str, Any]) -> Accepted:
         dedup="",
         alias=alias,
         now=now,
-        sealed_address=seal_address(s.keystore, alias, {"kind": Channel.WEB}, ZALO_REPLY_WINDOW),
+        sealed_address=seal_address(
+            s.keystore, alias, {"kind": Channel.WEB}, ZALO_REPLY_WINDOW
+        ),
         message_public_id=message_public_id,
         body=encoded,
         tip_key=tip_key,

@@ -396,7 +396,9 @@ DECOY_WRAP = SecretWrap(
     binding=decoy_binding,
 )
 
-type SealedField = Envelope[Any] | Grant[Any] | SecretBox[Any] | SecretWrap[Any] | SessionWrap[Any]
+type SealedField = (
+    Envelope[Any] | Grant[Any] | SecretBox[Any] | SecretWrap[Any] | SessionWrap[Any]
+)
 
 SEALED_FIELDS: tuple[SealedField, ...] = (
     MESSAGE_BODY,

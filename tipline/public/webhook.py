@@ -68,9 +68,8 @@ def _quarantine(
             event_name=body.get("event_name") if isinstance(body, dict) else None,
         )
     except SQLAlchemyError as error:
-        log.warning(
-            "webhook could not quarantine an event (%s); Zalo will retry", type(error).__name__
-        )
+        log.warning("webhook could not quarantine an event (%s); Zalo will retry",
+                    type(error).__name__)
         return _error(503, "storage unavailable")
     log.warning(
         "webhook quarantined a %s event (%s)%s", _name(body), exc.reason, "" if new else " again"

@@ -341,12 +341,8 @@ def read_message(envelope: Envelope) -> InboundMessage | None:
             # name in the text (zalo.md §8.2). The QR code is not fetched.
             card = {"name": text, "phone": _card_phone(payload.get("description"))}
         elif a_type == MessageKind.LINK:
-            links.append(
-                {
-                    "url": _short(payload.get("url")),
-                    "description": _short(payload.get("description")),
-                }
-            )
+            links.append({"url": _short(payload.get("url")),
+                          "description": _short(payload.get("description"))})
         elif a_type == MessageKind.STICKER:
             sticker = _id(payload.get("id")) or ""
         else:
@@ -448,7 +444,9 @@ def read_console_reply(envelope: Envelope) -> ConsoleReply | None:
     recipient = _object(body.get("recipient"))
     suffix = name.removeprefix(CONSOLE_PREFIX).removeprefix("anonymous_")
     if "anonymous" in name:
-        conversation = _id(recipient.get("conversation_id")) or _id(message.get("conversation_id"))
+        conversation = _id(recipient.get("conversation_id")) or _id(
+            message.get("conversation_id")
+        )
         anonymous = _id(recipient.get("anonymous_id")) or _id(recipient.get("id"))
         if conversation is None or anonymous is None:
             raise MalformedEvent(QuarantineReason.NO_SENDER, "no anonymous recipient")
@@ -463,12 +461,8 @@ def read_console_reply(envelope: Envelope) -> ConsoleReply | None:
     sticker: str | None = None
     for a_type, payload in _attachments(message):
         if a_type == MessageKind.LINK:
-            links.append(
-                {
-                    "url": _short(payload.get("url")),
-                    "description": _short(payload.get("description")),
-                }
-            )
+            links.append({"url": _short(payload.get("url")),
+                          "description": _short(payload.get("description"))})
         elif a_type == MessageKind.STICKER:
             sticker = _id(payload.get("id")) or ""
         elif a_type is not None:
@@ -519,4 +513,6 @@ def read_event(envelope: Envelope) -> InboundMessage | ConsoleReply | Withdrawal
     """What the worker must expand from ``envelope``; None for an event Tipline ignores
     (follow, receipts, reactions, our own sends' echoes, a form's identity answers, any name
     nobody documents)."""
-    return read_message(envelope) or read_console_reply(envelope) or read_withdrawal(envelope)
+    return (
+        read_message(envelope) or read_console_reply(envelope) or read_withdrawal(envelope)
+    )

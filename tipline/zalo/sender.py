@@ -71,10 +71,7 @@ def _media(kind: str, media: UploadedMedia) -> dict[str, Any]:
     """An attachment of ``kind`` as Zalo's payload table has it (zalo.md §8.2)."""
     if kind == "file":
         payload: dict[str, Any] = {
-            "url": media.url,
-            "name": media.name,
-            "size": str(media.size),
-            "type": media.type,
+            "url": media.url, "name": media.name, "size": str(media.size), "type": media.type,
         }
         payload["checksum"] = media.checksum
     elif kind == "audio":
@@ -106,7 +103,8 @@ def _card(phone: str) -> dict[str, Any]:
 
 
 def _sticker(sticker_id: str) -> dict[str, Any]:
-    return {"type": "sticker", "payload": {"id": sticker_id, "url": STICKER_URL.format(sticker_id)}}
+    return {"type": "sticker", "payload": {"id": sticker_id,
+                                           "url": STICKER_URL.format(sticker_id)}}
 
 
 def _timestamp(timestamp_ms: int | None) -> str:
@@ -145,16 +143,8 @@ def build_event(
     anonymous id); only text, image, file and sticker exist there.
     """
     contents = {
-        "text": text,
-        "image": image,
-        "file": file,
-        "location": location,
-        "link": link,
-        "business_card": card,
-        "sticker": sticker,
-        "gif": gif,
-        "audio": audio,
-        "video": video,
+        "text": text, "image": image, "file": file, "location": location, "link": link,
+        "business_card": card, "sticker": sticker, "gif": gif, "audio": audio, "video": video,
     }
     given = [kind for kind, value in contents.items() if value is not None]
     if len(given) != 1:
@@ -197,27 +187,23 @@ def build_event(
         message["quote_msg_id"] = quote_msg_id
     if anonymous is not None:
         message["conversation_id"] = anonymous
-        return _dumps(
-            {
-                "app_id": app_id,
-                "sender": {"id": user_id},
-                "recipient": {"id": oa_id},
-                "event_name": f"anonymous_send_{kind}",
-                "message": message,
-                "timestamp": _timestamp(timestamp_ms),
-            }
-        )
-    return _dumps(
-        {
+        return _dumps({
             "app_id": app_id,
             "sender": {"id": user_id},
-            "user_id_by_app": user_id_by_app(app_id, user_id),
             "recipient": {"id": oa_id},
-            "event_name": f"user_send_{kind}",
+            "event_name": f"anonymous_send_{kind}",
             "message": message,
             "timestamp": _timestamp(timestamp_ms),
-        }
-    )
+        })
+    return _dumps({
+        "app_id": app_id,
+        "sender": {"id": user_id},
+        "user_id_by_app": user_id_by_app(app_id, user_id),
+        "recipient": {"id": oa_id},
+        "event_name": f"user_send_{kind}",
+        "message": message,
+        "timestamp": _timestamp(timestamp_ms),
+    })
 
 
 def build_oa_reply(
@@ -234,17 +220,15 @@ def build_oa_reply(
     Zalo's console (oa.zalo.me); without, it is the echo of a send through the API."""
     app_id = app_id or app_id_from_env()
     sender = {"id": oa_id} if admin_id is None else {"id": oa_id, "admin_id": admin_id}
-    return _dumps(
-        {
-            "app_id": app_id,
-            "sender": sender,
-            "recipient": {"id": user_id},
-            "user_id_by_app": user_id_by_app(app_id, user_id),
-            "event_name": "oa_send_text",
-            "message": {"text": text, "msg_id": msg_id or new_msg_id()},
-            "timestamp": _timestamp(timestamp_ms),
-        }
-    )
+    return _dumps({
+        "app_id": app_id,
+        "sender": sender,
+        "recipient": {"id": user_id},
+        "user_id_by_app": user_id_by_app(app_id, user_id),
+        "event_name": "oa_send_text",
+        "message": {"text": text, "msg_id": msg_id or new_msg_id()},
+        "timestamp": _timestamp(timestamp_ms),
+    })
 
 
 def build_user_event(
@@ -259,17 +243,15 @@ def build_user_event(
     """A management event (``follow``, ``unfollow``, ``user_click_chatnow``,
     ``user_withdraw``, …): a flat ``oa_id`` and the user as ``follower.id``."""
     app_id = app_id or app_id_from_env()
-    return _dumps(
-        {
-            "oa_id": oa_id,
-            "follower": {"id": user_id},
-            "user_id_by_app": user_id_by_app(app_id, user_id),
-            "event_name": event_name,
-            "app_id": app_id,
-            "timestamp": _timestamp(timestamp_ms),
-            **extra,
-        }
-    )
+    return _dumps({
+        "oa_id": oa_id,
+        "follower": {"id": user_id},
+        "user_id_by_app": user_id_by_app(app_id, user_id),
+        "event_name": event_name,
+        "app_id": app_id,
+        "timestamp": _timestamp(timestamp_ms),
+        **extra,
+    })
 
 
 def build_withdraw(oa_id: str, user_id: str, **kwargs: Any) -> bytes:
@@ -282,13 +264,11 @@ def build_bare_event(
 ) -> bytes:
     """An event with nothing but its name: what a console's test delivery, or an event name
     nobody documents, may look like."""
-    return _dumps(
-        {
-            "app_id": app_id or app_id_from_env(),
-            "event_name": event_name,
-            "timestamp": _timestamp(timestamp_ms),
-        }
-    )
+    return _dumps({
+        "app_id": app_id or app_id_from_env(),
+        "event_name": event_name,
+        "timestamp": _timestamp(timestamp_ms),
+    })
 
 
 # Events in which the user interacts with the OA: Zalo's windows count from the last one.

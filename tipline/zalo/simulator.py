@@ -244,12 +244,8 @@ def _zalo_error(code: int, message: str | None = None) -> ResponseReturnValue:
 def _oauth_error(code: int, name: str, description: str) -> ResponseReturnValue:
     # The shape of oauth.zaloapp.com's refusals: HTTP 200 with a negative error.
     return jsonify(
-        {
-            "error": code,
-            "error_name": name,
-            "error_reason": description,
-            "error_description": description,
-        }
+        {"error": code, "error_name": name, "error_reason": description,
+         "error_description": description}
     )
 
 
@@ -304,17 +300,8 @@ def _handle_send(endpoint: str, anonymous: bool) -> ResponseReturnValue:
         conn.execute(
             "INSERT INTO calls (time, endpoint, oa_id, user_id, conversation_id, anonymous_id,"
             " text, error, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                now,
-                endpoint,
-                oa_id,
-                user_id,
-                conversation_id,
-                anonymous_id,
-                text if isinstance(text, str) else None,
-                error,
-                message_id,
-            ),
+            (now, endpoint, oa_id, user_id, conversation_id, anonymous_id,
+             text if isinstance(text, str) else None, error, message_id),
         )
     if error != 0:
         return _zalo_error(error)
@@ -394,19 +381,17 @@ def set_oa_state(oa_id: str) -> ResponseReturnValue:
     with _connect(_data_dir()) as conn, _write(conn):
         conn.execute("INSERT OR IGNORE INTO oa_state (oa_id) VALUES (?)", (oa_id,))
         if account is not None:
-            conn.execute("UPDATE oa_state SET cloud_account = ? WHERE oa_id = ?", (account, oa_id))
+            conn.execute(
+                "UPDATE oa_state SET cloud_account = ? WHERE oa_id = ?", (account, oa_id)
+            )
         if error is not ...:
             conn.execute("UPDATE oa_state SET config_error = ? WHERE oa_id = ?", (error, oa_id))
         row = conn.execute(
             "SELECT cloud_account, config_error FROM oa_state WHERE oa_id = ?", (oa_id,)
         ).fetchone()
     return jsonify(
-        {
-            "ok": True,
-            "oa_id": oa_id,
-            "cloud_account": row["cloud_account"],
-            "error": row["config_error"],
-        }
+        {"ok": True, "oa_id": oa_id, "cloud_account": row["cloud_account"],
+         "error": row["config_error"]}
     )
 
 
@@ -455,9 +440,8 @@ def _refresh(config: Config, presented: str) -> ResponseReturnValue:
             (presented, time.time()),
         ).fetchone()
         if row is None:
-            return _oauth_error(
-                -14020, "Invalid refresh_token", "refresh_token is invalid, expired or already used"
-            )
+            return _oauth_error(-14020, "Invalid refresh_token",
+                                "refresh_token is invalid, expired or already used")
         # Single use: the presented refresh token dies with this answer (zalo.md §3).
         conn.execute("UPDATE tokens SET used = 1 WHERE token = ?", (presented,))
         access, refresh = _mint(conn, row["oa_id"], ACCESS_TTL)
@@ -477,9 +461,8 @@ def _exchange_code(config: Config, code: str, verifier: str) -> ResponseReturnVa
         if row["challenge"] is not None and not (
             verifier and constant_time_equal(pkce_challenge(verifier), row["challenge"])
         ):
-            return _oauth_error(
-                -14022, "Invalid code_verifier", "code_verifier does not match the code_challenge"
-            )
+            return _oauth_error(-14022, "Invalid code_verifier",
+                                "code_verifier does not match the code_challenge")
         conn.execute("UPDATE codes SET used = 1 WHERE code = ?", (code,))
         access, refresh = _mint(conn, row["oa_id"], ACCESS_TTL)
     return _token_answer(access, refresh)
@@ -577,24 +560,22 @@ def messages() -> ResponseReturnValue:
         params = (request.args["oa_id"],)
     with _connect(_data_dir()) as conn:
         rows = conn.execute(query + " ORDER BY id", params).fetchall()
-    return jsonify(
-        [
-            {
-                "id": row["id"],
-                "time": datetime.fromtimestamp(row["time"], UTC).isoformat(),
-                "endpoint": row["endpoint"],
-                "oa_id": row["oa_id"],
-                "user_id": row["user_id"],
-                "conversation_id": row["conversation_id"],
-                "anonymous_id": row["anonymous_id"],
-                "text": row["text"],
-                "status": "ok" if row["error"] == 0 else "error",
-                "error": row["error"],
-                "message_id": row["message_id"],
-            }
-            for row in rows
-        ]
-    )
+    return jsonify([
+        {
+            "id": row["id"],
+            "time": datetime.fromtimestamp(row["time"], UTC).isoformat(),
+            "endpoint": row["endpoint"],
+            "oa_id": row["oa_id"],
+            "user_id": row["user_id"],
+            "conversation_id": row["conversation_id"],
+            "anonymous_id": row["anonymous_id"],
+            "text": row["text"],
+            "status": "ok" if row["error"] == 0 else "error",
+            "error": row["error"],
+            "message_id": row["message_id"],
+        }
+        for row in rows
+    ])
 
 
 @blueprint.delete("/messages")
@@ -656,14 +637,8 @@ def upload_media() -> ResponseReturnValue:
         )
     url = url_for("zalo_simulator.get_media", media_id=media_id, _external=True)
     return jsonify(
-        {
-            "ok": True,
-            "id": media_id,
-            "url": url,
-            "name": name,
-            "size": len(data),
-            "content_type": content_type,
-        }
+        {"ok": True, "id": media_id, "url": url, "name": name, "size": len(data),
+         "content_type": content_type}
     ), 201
 
 
