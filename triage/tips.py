@@ -548,8 +548,8 @@ def escalate(public_id: str) -> ResponseReturnValue:
             public_id,
             _("Hand this tip up to %(unit)s?", unit=name),
             _(
-                "%(unit)s becomes responsible for the tip: it leaves your unit's list, its "
-                "deadline starts again there, and your unit can still read it.",
+                "%(unit)s becomes responsible for the tip: it leaves your unit's list and you "
+                "will no longer open it, and its deadline starts again there.",
                 unit=name,
             ),
             "tips.escalate",
