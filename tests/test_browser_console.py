@@ -31,6 +31,20 @@ def page_width(page: Page) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
+WIDEST = """() => Array.from(document.querySelectorAll('body *'))
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .slice(-3)
+  .map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)"""
+
+
+def too_wide(page: Page, limit: int) -> list[str]:
+    """What sticks out past ``limit`` px (the innermost elements), or nothing."""
+    width = page_width(page)
+    if width <= limit:
+        return []
+    return [f"{width} px wide: {page.evaluate(WIDEST)}"]
+
+
 def serious_violations(page: Page) -> list[str]:
     results = Axe().run(page)
     return [
@@ -137,9 +151,7 @@ def test_officer_pages_pass_the_accessibility_and_width_checks(
             page.goto(f"{base}{path}")
             found[f"{who} {path}"] = serious_violations(page)
             if viewport is PHONE:
-                width = page_width(page)
-                if width > PHONE["width"]:
-                    found[f"{who} {path}"].append(f"{width} px wide")
+                found[f"{who} {path}"] += too_wide(page, PHONE["width"])
         # The confirmation before a hand-over, and the page after it.
         page.goto(f"{base}{tip_url}")
         if who == "canbo":
@@ -150,8 +162,7 @@ def test_officer_pages_pass_the_accessibility_and_width_checks(
             page.click("#confirm-yes")
             expect(page.locator("#moved")).to_contain_text("Công an xã Cái Nước")
             found[f"{who} moved"] = serious_violations(page)
-            if page_width(page) > PHONE["width"]:
-                found[f"{who} moved"].append("too wide")
+            found[f"{who} moved"] += too_wide(page, PHONE["width"])
             shot(page, tmp_path, "console-03-moved")
         else:
             shot(page, tmp_path, "console-04-tip-desktop")
