@@ -446,3 +446,17 @@ def test_the_pdf_export_holds_the_record_and_is_audited(
     other = officer_client(client, units, "canbo2")
     token = csrf_from(other.get("/triage/").get_data(as_text=True))
     assert other.post(f"{url}/export.pdf", data={"csrf_token": token}).status_code == 403
+
+
+# --- every word Vietnamese ---------------------------------------------------------------------
+
+
+def test_form_validation_messages_are_vietnamese(
+    client: FlaskClient, units: dict[str, str], tip_id: str
+) -> None:
+    login(client, "canbo", units["totp:canbo"])
+    page = client.get("/triage/", query_string={"since": "2026-13-45"}).get_data(as_text=True)
+    assert "Ngày không hợp lệ" in page and "Not a valid" not in page
+    client.post("/lang/en", data={"csrf_token": csrf_from(page)})
+    english = client.get("/triage/", query_string={"since": "2026-13-45"}).get_data(as_text=True)
+    assert "Not a valid date value." in english

@@ -133,7 +133,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.LOGIN: _l("Login"),
     actions.LOGIN_FAILED: _l("Failed login"),
     actions.LOGOUT: _l("Logout"),
-    actions.KEY_UNLOCK: _l("Key unlocked"),
+    actions.KEY_UNLOCK: _l("Officer's decryption key unlocked at login"),
     actions.TIP_RECEIVED: _l("Tip received"),
     actions.TIP_DISPATCHED: _l("Tip dispatched"),
     actions.REPLY_DELIVERED: _l("Reply delivered"),
