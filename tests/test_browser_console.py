@@ -121,6 +121,11 @@ def test_a_tip_sent_while_the_inbox_is_open_appears_and_is_triaged_on_a_phone(
     expect(page.locator("#unread-count")).to_have_text("")  # read now
     assert page_width(page) <= PHONE["width"]
     shot(page, tmp_path, "console-02-tip-phone")
+    # The informant writes again while the tip is on screen: it says so without a reload.
+    send(stack, "Bổ sung: họ có khoảng 5 người", "5550001112223334445")
+    expect(page.locator("#tip-updated")).to_be_visible(timeout=30_000)
+    page.click("#tip-updated a")
+    expect(page.locator(".msg.in .text").last).to_have_text("Bổ sung: họ có khoảng 5 người")
     phone.close()
 
 

@@ -460,3 +460,17 @@ def test_form_validation_messages_are_vietnamese(
     client.post("/lang/en", data={"csrf_token": csrf_from(page)})
     english = client.get("/triage/", query_string={"since": "2026-13-45"}).get_data(as_text=True)
     assert "Not a valid date value." in english
+
+
+def test_the_live_poll_keeps_the_session_alive(
+    client: FlaskClient, runtime: Runtime, units: dict[str, str], tip_id: str
+) -> None:
+    login(client, "canbo", units["totp:canbo"])
+    redis = runtime.redis
+    sessions = list(redis.scan_iter("tipline:session:*"))
+    assert sessions
+    for key in sessions:
+        redis.expire(key, 5)  # as if the officer had been idle for the whole timeout
+    assert client.get("/triage/live").status_code == 200
+    idle = runtime.config.session_idle_minutes * 60
+    assert all(redis.ttl(key) > idle - 60 for key in sessions)

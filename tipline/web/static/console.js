@@ -19,6 +19,8 @@
   var total = document.getElementById("unread-total");
   var sound = document.getElementById("alert-sound");
   var button = document.getElementById("alerts-on");
+  var current = document.getElementById("tip-main");
+  var updated = document.getElementById("tip-updated");
   var since = "";
   var known = {};
   var first = true;
@@ -126,6 +128,10 @@
       known[tip.id] = true;
       if (body && !row && table.getAttribute("data-live-insert") === "1") { row = newRow(tip); }
       if (row && tip.unread) { markUnread(row); }
+      // The tip on screen got a new message since it was drawn: offer to show it.
+      if (current && updated && tip.unread && current.getAttribute("data-tip") === tip.id) {
+        updated.hidden = false;
+      }
       if (isNew && !first && tip.urgent) { alert(tip); }
     });
     first = false;
