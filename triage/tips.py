@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +22,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
+from redis import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -74,6 +76,7 @@ from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, HandOverForm, Tex
 from triage.inbox import side_list
 from triage.users import StaffUser, runtime, staff
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
 TIMELINE = 100  # events shown on a tip page
 # One visit, one "tip opened" event: renders of the same tip in the same login session less
@@ -571,7 +574,10 @@ def _handed_over(public_id: str, response: ResponseReturnValue) -> ResponseRetur
     with runtime().sessions() as db:
         tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one_or_none()
         if tip is not None and tip.priority == Priority.URGENT and tip.is_open:
-            schedule(runtime().redis, tip.public_id, tip.escalation_level)
+            try:
+                schedule(runtime().redis, tip.public_id, tip.escalation_level)
+            except RedisError:  # the hand-over is done; only the reminder is lost
+                log.warning("could not schedule the SLA check of tip %s", tip.public_id)
     return response
 
 
