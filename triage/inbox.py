@@ -125,23 +125,27 @@ def unread_notifications(db: Session, officer: Officer) -> int:
 
 
 def side_list(db: Session, officer: Officer, units: list[int]) -> list[dict[str, object]]:
-    """The open tips beside a tip page (wide screens): receipt, priority, unread marker."""
-    tips = list(
-        db.scalars(
-            select(Tip)
-            .where(*_inbox_conditions(units))
-            .order_by(_rank(), Tip.created_at.desc())
-            .limit(SIDE_LIST)
-        )
-    )
-    unread = unread_ids(db, officer.id, tips)
+    """The open tips of ``units`` beside a tip page (wide screens): receipt, priority, unread.
+
+    One query of a few columns (no ORM objects: a tip page is opened all shift long).
+    """
+    view, on = _with_views(officer.id)
+    rows = db.execute(
+        select(Tip.public_id, Tip.receipt_code, Tip.priority, _unread_condition())
+        .outerjoin(view, on)
+        .where(*_inbox_conditions(units))
+        .order_by(_rank(), Tip.created_at.desc())
+        .limit(SIDE_LIST)
+    ).all()
     return [
         {
-            "tip": tip,
-            "priority": label(PRIORITY_LABELS, tip.priority),
-            "unread": tip.id in unread,
+            "public_id": public_id,
+            "receipt_code": code,
+            "priority": priority,
+            "priority_label": label(PRIORITY_LABELS, priority),
+            "unread": bool(unread),
         }
-        for tip in tips
+        for public_id, code, priority, unread in rows
     ]
 
 

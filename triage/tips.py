@@ -233,7 +233,7 @@ def show(public_id: str) -> ResponseReturnValue:
                 .order_by(CannedReply.title)
             )
         )
-        side = side_list(db, officer, units)
+        side = side_list(db, officer, [tip.unit_id] if tip.unit_id else [])  # its unit's
         now = utcnow()
         last_message = tip_actions.informant_last_message_at(tip)
         window, window_until = reply_window(last_message, now)
