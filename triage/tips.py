@@ -485,6 +485,8 @@ def _confirm(
     """The page that asks before a consequential action, saying what will follow."""
     with runtime().sessions() as db:
         tip = tip_for(db, staff(), public_id)
+        if tip.shredded_at is not None:  # deleted under the retention policy: nothing to act on
+            abort(409, _("This tip was deleted under the retention policy."))
         code = tip.receipt_code
     return render_template(
         "triage/confirm.html",
