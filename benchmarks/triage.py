@@ -223,7 +223,7 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
                 "category": rng.choice(CATEGORIES),
                 "channel": Channel.ZALO,
                 "unit_id": unit_id,
-                "informant_alias": new_token(32).lower(),
+                "informant_alias": new_token(32).encode().hex()[:64],  # hex, as HMACs are
                 "created_at": created,
                 "updated_at": created,
                 "last_inbound_at": created,

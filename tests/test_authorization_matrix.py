@@ -110,6 +110,17 @@ EXPECTED: dict[str, Row] = {
     "GET /triage/grants/": staff("200", *HOLDERS),
     "POST /triage/grants/<public_id>/approve": staff("302", *UNIT_A_READERS),
     "POST /triage/grants/<public_id>/reject": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/take": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/triage": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/export.pdf": staff("200", *UNIT_A_READERS),
+    # Where a tip went: only for whoever handed it over (nobody here did: 404 for all).
+    "GET /triage/tips/<public_id>/moved": {"anonymous": TO_LOGIN} | dict.fromkeys(STAFF, "404"),
+    "GET /triage/live": staff("200", *HOLDERS),  # the live inbox's poll
+    "GET /triage/notifications": staff("200", *HOLDERS),
+    "GET /triage/canned-replies/": staff("200", *HOLDERS),
+    "POST /triage/canned-replies/": staff("302", "chihuy"),  # the unit's commander keeps them
+    # An answer of no unit of the commander's: 404; nobody else may delete.
+    "POST /triage/canned-replies/<public_id>/delete": staff("404", "chihuy"),
     "GET /triage/units/<public_id>/poster": staff("200", *UNIT_A_READERS),
     "GET /triage/units/<public_id>/poster.png": staff("200", *UNIT_A_READERS),
     # --- the auditor: the audit trail, no tip ---

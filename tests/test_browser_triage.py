@@ -78,8 +78,12 @@ def test_officer_logs_in_opens_replies_and_transfers(
     # Transfer to Công an xã Cái Nước: now it is theirs, and no longer this officer's.
     page.select_option("#form-transfer select", label="Công an xã Cái Nước")
     page.click("#form-transfer button")
-    # The tip has left this unit: back on the inbox, told so, the tip no longer listed.
+    # Asked first, with what follows; then a page that says where the tip went.
+    expect(page.locator("#confirm .consequence")).to_contain_text("Công an xã Cái Nước")
+    page.click("#confirm-yes")
     expect(page.locator(".flash")).to_have_text("Đã chuyển đơn vị.")
+    expect(page.locator("#moved")).to_contain_text("Công an xã Cái Nước")
+    page.goto(f"{base}/triage/")
     expect(page.locator("a.tip-link")).to_have_count(0)
     other_page.goto(f"{base}/triage/")
     expect(other_page.locator("a.tip-link")).to_have_text(tip.receipt_code)

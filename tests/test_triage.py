@@ -73,7 +73,7 @@ def test_a_knife_fight_is_labelled_filtered_and_preselected_as_violence(
     assert receipt in filtered.get_data(as_text=True)
 
     page = client.get(f"/triage/tips/{public_id}").get_data(as_text=True)
-    chosen = options(page, r'id="form-set_category"')
+    chosen = options(page, r'id="triage-category"')
     assert [name for name, selected in chosen.values() if selected] == ["Bạo lực / gây rối"]
 
     client.post("/lang/en", data={"csrf_token": csrf_from(inbox)})
@@ -237,7 +237,12 @@ def test_actions_reply_note_status_assign_transfer(
 
         target_public = session.get_one(Unit, target).public_id
     # Transfer to Cái Nước: this officer loses the tip, the other commune's officer gains it.
-    assert post_form(client, url, f"{url}/transfer", {"value": target_public}).status_code == 302
+    assert (
+        post_form(
+            client, url, f"{url}/transfer", {"value": target_public, "confirm": "1"}
+        ).status_code
+        == 302
+    )
     assert client.get(url).status_code == 403
     other = client.application.test_client()
     login(other, "canbo2", units["totp:canbo2"])
@@ -274,7 +279,7 @@ def test_escalate_to_the_parent_unit(
 ) -> None:
     login(client, "canbo", units["totp:canbo"])
     url = f"/triage/tips/{tip_id}"
-    assert post_form(client, url, f"{url}/escalate", {}).status_code == 302
+    assert post_form(client, url, f"{url}/escalate", {"confirm": "1"}).status_code == 302
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
         assert tip.unit is not None and tip.unit.code == "v2025:96" and tip.escalation_level == 1

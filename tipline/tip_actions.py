@@ -149,7 +149,10 @@ def officers_who_can_open(db: Session, tip: Tip, unit_ids: list[int]) -> set[str
 
 def assign(db: Session, tip: Tip, actor: Actor, assignee: Officer) -> None:
     tip.assignee = assignee
-    db.add(Notification(officer_id=assignee.id, tip_id=tip.id, kind=NotificationKind.ASSIGNED_TIP))
+    if assignee.id != actor.officer.id:  # taking a tip yourself needs no notice
+        db.add(
+            Notification(officer_id=assignee.id, tip_id=tip.id, kind=NotificationKind.ASSIGNED_TIP)
+        )
     _record(db, actor, tip, actions.ASSIGN, assignee=assignee.public_id)
 
 
@@ -178,9 +181,38 @@ def reply(db: Session, tip: Tip, actor: Actor, text: str, transit: PublicKey) ->
     if not reply_open(tip, utcnow()):
         raise ActionRefused(Refusal.REPLY_WINDOW_CLOSED)
     message = queue_outbound(db, tip, text, transit=transit, author=actor.officer)
+    if tip.responded_at is None:
+        tip.responded_at = utcnow()  # the response deadline is met (web.labels.deadlines)
     db.flush()
     _record(db, actor, tip, actions.REPLY_QUEUED, message=message.public_id)
     return message
+
+
+def arrive(tip: Tip) -> None:
+    """The tip reached a new unit: its SLA clock starts again there, unopened."""
+    tip.arrived_at = utcnow()
+    tip.unit_opened_at = None
+
+
+def opened_by(tip: Tip, officer: Officer) -> None:
+    """An officer opened the tip: the SLA clock stops only for an officer of the tip's own unit
+    (a commander above glancing at it leaves the unit's deadline running)."""
+    if officer.unit_id != tip.unit_id:
+        return
+    now = utcnow()
+    if tip.unit_opened_at is None:
+        tip.unit_opened_at = now
+    if tip.first_opened_at is None:
+        tip.first_opened_at = now
+
+
+def take(db: Session, tip: Tip, actor: Actor, transit: PublicKey) -> None:
+    """ "Nhận xử lý": the acting officer assigns the tip to themself; a new tip becomes
+    in progress. Each change is its own audited event, as if made by hand."""
+    if tip.assignee_id != actor.officer.id:
+        assign(db, tip, actor, actor.officer)
+    if tip.status == TipStatus.NEW:
+        set_field(db, tip, actor, Field.STATUS, TipStatus.IN_PROGRESS, transit)
 
 
 def transfer_targets(db: Session, tip: Tip) -> list[Unit]:
@@ -207,6 +239,7 @@ def transfer(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey, target: U
     origin = tip.unit.code if tip.unit else ""
     transfer_tip(db, tip, tip_key, target)
     tip.assignee = None
+    arrive(tip)
     db.add(Notification(unit_id=target.id, tip_id=tip.id, kind=NotificationKind.TRANSFERRED))
     _record(db, actor, tip, actions.TRANSFER, from_unit=origin, to_unit=target.code)
 
@@ -221,6 +254,7 @@ def escalate(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey) -> Unit:
     tip.unit = parent
     tip.escalation_level += 1
     tip.escalated_at = utcnow()
+    arrive(tip)
     db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind=NotificationKind.ESCALATED))
     _record(db, actor, tip, actions.ESCALATE, from_unit=origin, to_unit=parent.code)
     return parent

@@ -53,7 +53,9 @@ def init_triage(app: Flask) -> None:
     from triage.admin import blueprint as admin
     from triage.audit_ui import blueprint as audit_ui
     from triage.auth import blueprint as auth
+    from triage.canned import blueprint as canned
     from triage.dashboard import blueprint as dashboard
+    from triage.export import blueprint as tip_export
     from triage.grants import blueprint as grants
     from triage.inbox import blueprint as inbox
     from triage.oa_admin import blueprint as admin_zalo
@@ -80,6 +82,8 @@ def init_triage(app: Flask) -> None:
         grants,
         accounts_admin,
     ):
+        app.register_blueprint(blueprint)
+    for blueprint in (tip_export, canned):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
     app.after_request(audit_denied_access)

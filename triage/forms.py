@@ -107,6 +107,31 @@ class TextForm(Form):
     text = TextAreaField(validators=[DataRequired(), Length(max=2000)])
 
 
+class TriageForm(Form):
+    """The tip page's one panel: status, priority, category and assignee, one save.
+
+    ``confirm`` is set once the officer confirmed a change that closes the tip.
+    """
+
+    status = SelectField(_l("Status"), validators=[DataRequired()], choices=[])
+    priority = SelectField(_l("Priority"), validators=[DataRequired()], choices=[])
+    category = SelectField(_l("Category"), validators=[DataRequired()], choices=[])
+    assignee = SelectField(_l("Assignee"), validators=[Optional()], choices=[])
+    confirm = HiddenField()
+
+
+class HandOverForm(Form):
+    """Transfer to a unit (``unit``) or escalate; posted twice: to ask, then confirmed."""
+
+    unit = SelectField(_l("Unit to transfer to"), validators=[Optional()], choices=[])
+    confirm = HiddenField()
+
+
+class CannedReplyForm(Form):
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=80)])
+    text = TextAreaField(_l("Text"), validators=[DataRequired(), Length(max=2000)])
+
+
 class DuplicateForm(Form):
     receipt_code = StringField(
         _l("Receipt code of the original tip"), validators=[DataRequired(), Length(max=16)]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -13,10 +16,12 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
+from redis import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +30,9 @@ from tipline import tip_actions
 from tipline.audit import actions, query_events, record
 from tipline.db import write_session
 from tipline.models import (
+    CLOSED_STATUSES,
+    AuditEvent,
+    CannedReply,
     Category,
     Message,
     Officer,
@@ -32,9 +40,12 @@ from tipline.models import (
     Priority,
     Tip,
     TipStatus,
+    TipView,
+    Unit,
     utcnow,
 )
 from tipline.models.sealed_fields import MESSAGE_BODY, TIP_ROUTING
+from tipline.routing.escalation import schedule
 from tipline.routing.panel import routing_panel
 from tipline.time_rules import ZALO_REPLY_WINDOW, reply_window
 from tipline.tip_actions import ActionRefused, Actor, Field, Refusal
@@ -50,16 +61,47 @@ from tipline.web.labels import (
     SEND_PROBLEM_LABELS,
     STATUS_LABELS,
     choices,
+    deadlines,
     label,
     sla_remaining,
 )
 from triage.access import open_tip, tip_for, visible_unit_ids
 from triage.attachments import TALISMAN_OPTIONS, attachment_items, new_visit, serve
-from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, TextForm
+from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, HandOverForm, TextForm, TriageForm
+from triage.inbox import side_list
 from triage.users import StaffUser, runtime, staff
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("tips", __name__, url_prefix="/triage/tips")
 TIMELINE = 100  # events shown on a tip page
+# One visit, one "tip opened" event: renders of the same tip in the same login session less
+# than this apart (after an action, a reload) belong to the visit already recorded.
+VISIT_GAP = timedelta(minutes=30)
+VISITS = "tip_visits"  # session: tip public id -> time of the last render (public ids only)
+MAX_VISITS = 50
+
+
+def _new_visit(public_id: str) -> bool:
+    """Whether this render starts a visit (and so is audited); remembers it in the session."""
+    visits = dict(session.get(VISITS) or {})
+    now = time.time()
+    last = visits.get(public_id)
+    visits[public_id] = now
+    if len(visits) > MAX_VISITS:
+        visits = dict(sorted(visits.items(), key=lambda item: item[1])[-MAX_VISITS:])
+    session[VISITS] = visits
+    return not isinstance(last, float | int) or now - last > VISIT_GAP.total_seconds()
+
+
+def _seen(db: Session, officer: Officer, tip: Tip) -> None:
+    """The officer has now seen the tip as it is: its unread marker goes."""
+    view = db.scalars(
+        select(TipView).where(TipView.officer_id == officer.id, TipView.tip_id == tip.id)
+    ).one_or_none()
+    if view is None:
+        db.add(TipView(officer_id=officer.id, tip_id=tip.id, seen_at=utcnow()))
+    else:
+        view.seen_at = utcnow()
 
 
 def _client() -> str | None:
@@ -107,15 +149,16 @@ def show(public_id: str) -> ResponseReturnValue:
             )
         tip_key = open_tip(db, tip)
         officer = _officer(db, user)
-        if tip.first_opened_at is None:
-            tip.first_opened_at = utcnow()
-        record(
-            db,
-            action=actions.TIP_OPEN,
-            actor=officer,
-            object_id=tip.public_id,
-            client_address=_client(),
-        )
+        tip_actions.opened_by(tip, officer)
+        if _new_visit(tip.public_id):
+            record(
+                db,
+                action=actions.TIP_OPEN,
+                actor=officer,
+                object_id=tip.public_id,
+                client_address=_client(),
+            )
+        _seen(db, officer, tip)
         authors = dict(db.execute(select(Officer.id, Officer.display_name)).all())
         sent_at = {m.public_id: m.created_at for m in tip.messages}
         messages = []
@@ -166,6 +209,14 @@ def show(public_id: str) -> ResponseReturnValue:
             for event in reversed(events.items)
         ]
         duplicate_of = db.get(Tip, tip.duplicate_of_id) if tip.duplicate_of_id else None
+        canned = list(
+            db.scalars(
+                select(CannedReply)
+                .where(CannedReply.unit_id == tip.unit_id)
+                .order_by(CannedReply.title)
+            )
+        )
+        side = side_list(db, officer, [tip.unit_id] if tip.unit_id else [])  # its unit's
         now = utcnow()
         last_message = tip_actions.informant_last_message_at(tip)
         window, window_until = reply_window(last_message, now)
@@ -182,6 +233,12 @@ def show(public_id: str) -> ResponseReturnValue:
             "priority": label(PRIORITY_LABELS, tip.priority),
             "category": label(CATEGORY_LABELS, tip.category),
             "sla": sla_remaining(tip, now),
+            "deadlines": [(d, d.remaining(now)) for d in deadlines(tip)],
+            "canned": canned,
+            "side": side,
+            "taken": tip.assignee_id == officer.id and tip.status != TipStatus.NEW,
+            "triage_form": _triage_form(tip, assignees),
+            "handover_form": _handover_form(targets),
             "reply_open": tip_actions.reply_open(tip, now),
             "reply_until": last_message + ZALO_REPLY_WINDOW,
             "window": window,
@@ -220,6 +277,28 @@ def view_attachment(public_id: str, attachment_id: str) -> ResponseReturnValue:
 # The file's own headers (sandbox CSP, framed by our pages only), not the pages' policy.
 download_attachment.talisman_view_options = dict(TALISMAN_OPTIONS)  # type: ignore[attr-defined]
 view_attachment.talisman_view_options = dict(TALISMAN_OPTIONS)  # type: ignore[attr-defined]
+
+
+def _triage_form(tip: Tip, assignees: list[Officer]) -> TriageForm:
+    form = TriageForm(
+        formdata=None,
+        prefix="triage",
+        status=tip.status,
+        priority=tip.priority,
+        category=tip.category or Category.OTHER,
+        assignee=tip.assignee.public_id if tip.assignee else "",
+    )
+    form.status.choices = choices(STATUS_LABELS)
+    form.priority.choices = choices(PRIORITY_LABELS)
+    form.category.choices = choices(CATEGORY_LABELS)
+    form.assignee.choices = [("", "—")] + [(o.public_id, o.display_name) for o in assignees]
+    return form
+
+
+def _handover_form(targets: list[Unit]) -> HandOverForm:
+    form = HandOverForm(formdata=None, prefix="handover")
+    form.unit.choices = [(u.public_id, u.name) for u in targets]
+    return form
 
 
 def _choice(current: str, choices: list[tuple[str, str]]) -> ChoiceForm:
@@ -261,7 +340,7 @@ def _act(public_id: str, action: Action) -> ResponseReturnValue:
     if message:
         flash(message, "info")
     if not still_visible:
-        return redirect(url_for("inbox.index"))
+        return redirect(url_for("tips.moved", public_id=public_id))
     return redirect(url_for("tips.show", public_id=public_id))
 
 
@@ -360,25 +439,91 @@ def reply(public_id: str) -> ResponseReturnValue:
     return _act(public_id, change)
 
 
+def _confirmed() -> bool:
+    return request.form.get("confirm") == "1"
+
+
+def _confirm(
+    public_id: str, title: str, consequence: str, endpoint: str, fields: dict[str, str]
+) -> ResponseReturnValue:
+    """The page that asks before a consequential action, saying what will follow."""
+    with runtime().sessions() as db:
+        tip = tip_for(db, staff(), public_id)
+        if tip.shredded_at is not None:  # deleted under the retention policy: nothing to act on
+            abort(409, _("This tip was deleted under the retention policy."))
+        code = tip.receipt_code
+    return render_template(
+        "triage/confirm.html",
+        receipt_code=code,
+        public_id=public_id,
+        title=title,
+        consequence=consequence,
+        action=url_for(endpoint, public_id=public_id),
+        fields=fields,
+        logout_form=EmptyForm(),
+        user=staff(),
+    )
+
+
+def _posted_target(db: Session, tip: Tip) -> Unit:
+    targets = {u.public_id: u for u in tip_actions.transfer_targets(db, tip)}
+    value = request.form.get("value") or request.form.get("handover-unit") or ""
+    if not EmptyForm().validate_on_submit() or value not in targets:
+        abort(400)
+    return targets[value]
+
+
 @blueprint.post("/<public_id>/transfer")
 def transfer(public_id: str) -> ResponseReturnValue:
-    form = ChoiceForm()
+    if not _confirmed():
+        user = staff()
+        with runtime().sessions() as db:
+            target = _posted_target(db, tip_for(db, user, public_id))
+            name, target_id = target.name, target.public_id
+        return _confirm(
+            public_id,
+            _("Transfer to %(unit)s?", unit=name),
+            _(
+                "The tip, its conversation and its attachments go to %(unit)s, which must open "
+                "it within its own deadline. The assignee is cleared, and you will no longer "
+                "see the tip unless your unit is above %(unit)s.",
+                unit=name,
+            ),
+            "tips.transfer",
+            {"value": target_id},
+        )
 
     def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
-        targets = {u.public_id: u for u in tip_actions.transfer_targets(db, tip)}
-        form.value.choices = [(k, k) for k in targets]
-        if not form.validate_on_submit() or form.value.data not in targets:
-            abort(400)
-        tip_actions.transfer(db, tip, actor, open_tip(db, tip), targets[str(form.value.data)])
+        target = _posted_target(db, tip)
+        tip_actions.transfer(db, tip, actor, open_tip(db, tip), target)
         return _("Transferred.")
 
-    return _act(public_id, change)
+    return _handed_over(public_id, _act(public_id, change))
 
 
 @blueprint.post("/<public_id>/escalate")
 def escalate(public_id: str) -> ResponseReturnValue:
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if not _confirmed():
+        user = staff()
+        with runtime().sessions() as db:
+            tip = tip_for(db, user, public_id)
+            parent = tip.unit.parent if tip.unit else None
+            if parent is None:
+                abort(400)
+            name = parent.name
+        return _confirm(
+            public_id,
+            _("Hand this tip up to %(unit)s?", unit=name),
+            _(
+                "%(unit)s becomes responsible for the tip: it leaves your unit's list and you "
+                "will no longer open it, and its deadline starts again there.",
+                unit=name,
+            ),
+            "tips.escalate",
+            {},
+        )
 
     def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
         parent = tip.unit.parent if tip.unit else None
@@ -387,7 +532,54 @@ def escalate(public_id: str) -> ResponseReturnValue:
         parent = tip_actions.escalate(db, tip, actor, open_tip(db, tip))
         return _("Escalated to %(unit)s.", unit=parent.name)
 
-    return _act(public_id, change)
+    return _handed_over(public_id, _act(public_id, change))
+
+
+def _handed_over(public_id: str, response: ResponseReturnValue) -> ResponseReturnValue:
+    """After a hand-over: an urgent tip's SLA check is scheduled again in its new unit."""
+    with runtime().sessions() as db:
+        tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one_or_none()
+        if tip is not None and tip.priority == Priority.URGENT and tip.is_open:
+            try:
+                schedule(runtime().redis, tip.public_id, tip.escalation_level)
+            except RedisError:  # the hand-over is done; only the reminder is lost
+                log.warning("could not schedule the SLA check of tip %s", tip.public_id)
+    return response
+
+
+@blueprint.get("/<public_id>/moved")
+def moved(public_id: str) -> ResponseReturnValue:
+    """Where a tip this officer handed over went: a page of its own, not a 403 on the tip."""
+    user = staff()
+    with runtime().sessions() as db:
+        tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one_or_none()
+        if tip is None:
+            abort(404)
+        handed = db.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.object_id == public_id,
+                AuditEvent.actor_id == user.public_id,
+                AuditEvent.action.in_([actions.TRANSFER, actions.ESCALATE]),
+            )
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).one_or_none()
+        if handed is None:
+            abort(404)
+        unit = tip.unit.name if tip.unit else ""
+        code = tip.receipt_code
+        visible = tip.unit_id in visible_unit_ids(db, user)
+    return render_template(
+        "triage/moved.html",
+        receipt_code=code,
+        unit_name=unit,
+        visible=visible,
+        public_id=public_id,
+        escalated=handed.action == actions.ESCALATE,
+        logout_form=EmptyForm(),
+        user=user,
+    )
 
 
 @blueprint.post("/<public_id>/duplicate")
@@ -402,3 +594,76 @@ def mark_duplicate(public_id: str) -> ResponseReturnValue:
         return _("Marked as a duplicate.")
 
     return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/take")
+def take(public_id: str) -> ResponseReturnValue:
+    """ "Nhận xử lý": assign the tip to oneself; a new tip becomes in progress."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    transit = _transit()
+
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
+        tip_actions.take(db, tip, actor, transit)
+        return _("You are handling this tip.")
+
+    return _act(public_id, change)
+
+
+@blueprint.post("/<public_id>/triage")
+def save_triage(public_id: str) -> ResponseReturnValue:
+    """The one panel: status, priority, category and assignee, saved together; each change
+    is audited as its own event. Closing asks first."""
+    user = staff()
+    form = TriageForm(prefix="triage")
+    form.status.choices = choices(STATUS_LABELS)
+    form.priority.choices = choices(PRIORITY_LABELS)
+    form.category.choices = choices(CATEGORY_LABELS)
+    with runtime().sessions() as db:
+        tip = tip_for(db, user, public_id)
+        valid = tip_actions.assignable_officers(db, visible_unit_ids(db, user))
+        was_open = tip.is_open
+    form.assignee.choices = [("", "—"), *((v, v) for v in sorted(valid))]
+    if not form.validate_on_submit():
+        abort(400)
+    status = str(form.status.data)
+    if was_open and status in CLOSED_STATUSES and form.confirm.data != "1":
+        return _confirm(
+            public_id,
+            _("Close this tip as “%(status)s”?", status=label(STATUS_LABELS, status)),
+            _(
+                "A closed tip leaves the inbox, its deadlines stop, and it is deleted when "
+                "its retention period ends. An informant on Zalo is thanked and asked to "
+                "rate the answer when it is closed as resolved or unfounded."
+            ),
+            "tips.save_triage",
+            {f"triage-{name}": str(form[name].data or "") for name in TRIAGE_FIELDS}
+            | {"triage-confirm": "1"},
+        )
+    values = {
+        Field.STATUS: status,
+        Field.PRIORITY: str(form.priority.data),
+        Field.CATEGORY: str(form.category.data),
+    }
+    transit = _transit()
+    assignee_id = str(form.assignee.data or "")
+
+    def change(db: Session, tip: Tip, actor: Actor, _u: StaffUser) -> str:
+        changed = False
+        for field, value in values.items():
+            current = getattr(tip, field.value) or (
+                Category.OTHER if field is Field.CATEGORY else ""
+            )
+            if current != value:
+                tip_actions.set_field(db, tip, actor, field, value, transit)
+                changed = True
+        if assignee_id and (tip.assignee is None or tip.assignee.public_id != assignee_id):
+            assignee = db.scalars(select(Officer).where(Officer.public_id == assignee_id)).one()
+            tip_actions.assign(db, tip, actor, assignee)
+            changed = True
+        return _("Saved.") if changed else _("Nothing to change.")
+
+    return _act(public_id, change)
+
+
+TRIAGE_FIELDS = ("status", "priority", "category", "assignee")

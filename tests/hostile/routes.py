@@ -212,10 +212,10 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
         "POST", f"{t.tip}/reply", form={"text": "Cảm ơn bạn"}
     ),
     "POST /triage/tips/<public_id>/transfer": lambda t: Call(
-        "POST", f"{t.fresh_tip()}/transfer", form={"value": t.world.units[UNIT_B]}
+        "POST", f"{t.fresh_tip()}/transfer", form={"value": t.world.units[UNIT_B], "confirm": "1"}
     ),
     "POST /triage/tips/<public_id>/escalate": lambda t: Call(
-        "POST", f"{t.fresh_tip()}/escalate", form={}
+        "POST", f"{t.fresh_tip()}/escalate", form={"confirm": "1"}
     ),
     "POST /triage/tips/<public_id>/duplicate": lambda t: Call(
         "POST", f"{t.fresh_tip()}/duplicate", form={"receipt_code": t.world.receipt_a}
@@ -241,6 +241,30 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
     # Asked, not confirmed: the admin gets the page that says what it would do.
     "POST /admin/accounts/<public_id>/<change>": lambda t: Call(
         "POST", f"/admin/accounts/{t.world.officers['canbo']}/authenticator", form={}
+    ),
+    "POST /triage/tips/<public_id>/take": lambda t: Call("POST", f"{t.tip}/take", form={}),
+    "POST /triage/tips/<public_id>/triage": lambda t: Call(
+        "POST",
+        f"{t.tip}/triage",
+        form={
+            "triage-status": "verifying",
+            "triage-priority": "high",
+            "triage-category": "ma_tuy",
+            "triage-assignee": t.world.officers["canbo"],
+        },
+    ),
+    "POST /triage/tips/<public_id>/export.pdf": lambda t: Call(
+        "POST", f"{t.tip}/export.pdf", form={}
+    ),
+    "GET /triage/tips/<public_id>/moved": lambda t: Call("GET", f"{t.tip}/moved"),
+    "GET /triage/live": lambda t: Call("GET", "/triage/live"),
+    "GET /triage/notifications": lambda t: Call("GET", "/triage/notifications"),
+    "GET /triage/canned-replies/": lambda t: Call("GET", "/triage/canned-replies/"),
+    "POST /triage/canned-replies/": lambda t: Call(
+        "POST", "/triage/canned-replies/", form={"title": "Cảm ơn", "text": "Cảm ơn bạn."}
+    ),
+    "POST /triage/canned-replies/<public_id>/delete": lambda t: Call(
+        "POST", "/triage/canned-replies/khongco/delete", form={}
     ),
     "GET /triage/units/<public_id>/poster": lambda t: Call(
         "GET", f"/triage/units/{t.world.units[UNIT_A]}/poster"

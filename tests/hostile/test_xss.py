@@ -164,7 +164,9 @@ def test_a_flashed_unit_name_is_escaped(hostile: tuple[World, str]) -> None:
     world, _officer = hostile
     chihuy = world.client("chihuy")
     tip = f"/triage/tips/{world.new_tip_a()}"
-    response = send(chihuy, Call("POST", f"{tip}/escalate", form={}), world.token(chihuy))
+    response = send(
+        chihuy, Call("POST", f"{tip}/escalate", form={"confirm": "1"}), world.token(chihuy)
+    )
     assert response.status_code == 302
     assert_escaped(chihuy.get(tip).get_data(as_text=True), PROVINCE_NAME)
 

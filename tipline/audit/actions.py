@@ -47,7 +47,10 @@ PRIORITY_CHANGE = "priority_change"
 CATEGORY_CHANGE = "category_change"
 ASSIGN = "assign"  # detail: {"assignee": officer public id} (the anomaly flags read it)
 TRANSFER = "transfer"  # detail: {"to_unit": code}
-ESCALATE = "escalate"
+ESCALATE = "escalate"  # an officer handed the tip up to the parent unit (it moved there)
+# The SLA check told the unit above that an urgent tip is still unopened (routing.escalation):
+# a notice only, the tip stays where it is (actor None; detail {"to_unit", "level"}).
+SLA_NOTICE = "sla_notice"
 REPLY_QUEUED = "reply_queued"
 NOTE_ADDED = "note_added"
 # Keys, accounts, units

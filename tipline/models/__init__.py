@@ -5,6 +5,7 @@ from tipline.models.attachment import Attachment
 from tipline.models.audit_event import AuditEvent
 from tipline.models.audit_head import AuditHead
 from tipline.models.base import Base, new_public_id, utcnow
+from tipline.models.canned_reply import CannedReply
 from tipline.models.enums import (
     CLOSED_STATUSES,
     KEY_HOLDING_ROLES,
@@ -44,6 +45,7 @@ from tipline.models.outbox import OutboxEntry
 from tipline.models.quarantined_event import QuarantinedEvent
 from tipline.models.reply_address import ReplyAddress
 from tipline.models.tip import Tip
+from tipline.models.tip_view import TipView
 from tipline.models.transit_epoch import TransitEpoch
 from tipline.models.unit import Unit
 from tipline.models.unit_key import UnitKey
@@ -58,6 +60,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "CannedReply",
     "Category",
     "Channel",
     "Delivery",
@@ -90,6 +93,7 @@ __all__ = [
     "Subject",
     "Tip",
     "TipStatus",
+    "TipView",
     "TransitEpoch",
     "Unit",
     "UnitKey",

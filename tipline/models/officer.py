@@ -50,6 +50,8 @@ class Officer(Base):
     # Raised to end every session of the account (disable, recovery, resets, moves): a
     # session remembers the value it started with and is refused once it differs.
     session_epoch: Mapped[int] = mapped_column(default=0)
+    # The notification list was last looked at (0026_console): later notices are unread.
+    notifications_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     unit: Mapped[Unit | None] = relationship()
 

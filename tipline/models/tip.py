@@ -82,7 +82,15 @@ class Tip(Base):
     # re-route job only, and erased by it (seconds later): follow-ups to a dispatched tip are
     # otherwise sealed to the tip key, which no worker holds.
     sealed_reroute: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # First opened by an officer of the unit it was in (a commander above glancing at it does
+    # not count: 0026_console).
     first_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The SLA clock (0026_console): when the tip reached its current unit (None: at dispatch),
+    # when an officer of that unit first opened it there (reset by a transfer or escalation),
+    # and when an officer first answered the informant.
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unit_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_level: Mapped[int] = mapped_column(default=0)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -122,6 +130,12 @@ class Tip(Base):
     @property
     def is_open(self) -> bool:
         return self.status not in CLOSED_STATUSES
+
+    @property
+    def arrived_in_unit_at(self) -> datetime:
+        """When the SLA clock started: arrival in the current unit (dispatch, transfer,
+        escalation)."""
+        return self.arrived_at or self.dispatched_at or self.created_at
 
     @property
     def pseudonym(self) -> str:

@@ -44,7 +44,7 @@ def needs_escalation(tip: Tip, level: int) -> bool:
     return (
         tip.priority == Priority.URGENT
         and tip.is_open
-        and tip.first_opened_at is None
+        and tip.unit_opened_at is None
         and tip.dispatched_at is not None
         and tip.escalation_level == level
     )
@@ -68,7 +68,7 @@ def escalate(session: Session, tip: Tip) -> Unit | None:
     tip.escalated_at = utcnow()
     audit.record(
         session,
-        action=audit.actions.ESCALATE,
+        action=audit.actions.SLA_NOTICE,
         object_id=tip.public_id,
         unit=unit,
         detail={"to_unit": unit.code, "level": str(tip.escalation_level)},

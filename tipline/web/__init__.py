@@ -29,7 +29,7 @@ from tipline.runtime import Runtime
 from tipline.time_rules import VIETNAM_ZONE_NAME
 from tipline.web.csrf import csrf, form_token, set_browser_cookie
 from tipline.web.guards import MACHINE_BLUEPRINTS, refuse_nul
-from tipline.web.i18n import _, select_locale, when
+from tipline.web.i18n import _, select_locale, translate_form_messages, when
 from tipline.web.language import blueprint as language
 from tipline.web.limits import limiter
 
@@ -102,6 +102,7 @@ def init_web(app: Flask, runtime: Runtime) -> None:
         frame_options="DENY",
     )
     app.before_request(refuse_nul)  # before any login check: the same 400 for everyone
+    app.before_request(translate_form_messages)
     for code in (400, 403, 404, 405, 409, 413, 429, 503):
         app.register_error_handler(code, _error_page)
     app.register_error_handler(UncertifiedKey, _uncertified_key)

@@ -7,6 +7,7 @@ catalog (``tests/test_vocabulary.py`` fails otherwise).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from tipline.models import (
     GrantReason,
     Integrity,
     MessageKind,
+    NotificationKind,
     Outcome,
     Priority,
     QuarantineReason,
@@ -129,6 +131,15 @@ SEND_PROBLEM_LABELS = {
     SendProblem.UNAVAILABLE: _l("Zalo could not be reached"),
     SendProblem.REJECTED: _l("Zalo refused the message"),
 }
+# The notification list's words for each kind of notice.
+NOTIFICATION_KIND_LABELS = {
+    NotificationKind.ASSIGNED_TIP: _l("A tip was assigned to you"),
+    NotificationKind.UNASSIGNED_TIP: _l("A tip is waiting: nobody on duty to take it"),
+    NotificationKind.ESCALATED: _l("A tip was raised to your unit"),
+    NotificationKind.TRANSFERRED: _l("A tip was transferred to your unit"),
+    NotificationKind.LOCATION_RECEIVED: _l("A shared location points to another unit"),
+    NotificationKind.RETENTION_WARNING: _l("A closed tip will soon be deleted (retention)"),
+}
 # What the audit pages and a tip's timeline call each event.
 UNIT_LEVEL_LABELS = {
     UnitLevel.PROVINCE: _l("Province / city"),
@@ -140,7 +151,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.LOGIN: _l("Login"),
     actions.LOGIN_FAILED: _l("Failed login"),
     actions.LOGOUT: _l("Logout"),
-    actions.KEY_UNLOCK: _l("Key unlocked"),
+    actions.KEY_UNLOCK: _l("Officer's decryption key unlocked at login"),
     actions.TIP_RECEIVED: _l("Tip received"),
     actions.TIP_DISPATCHED: _l("Tip dispatched"),
     actions.REPLY_DELIVERED: _l("Reply delivered"),
@@ -159,7 +170,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.CATEGORY_CHANGE: _l("Category changed"),
     actions.ASSIGN: _l("Assigned"),
     actions.TRANSFER: _l("Transferred"),
-    actions.ESCALATE: _l("Escalated"),
+    actions.ESCALATE: _l("Handed up to the parent unit"),
+    actions.SLA_NOTICE: _l("Automatic notice to the unit above: urgent tip still unopened"),
     actions.REPLY_QUEUED: _l("Reply written"),
     actions.NOTE_ADDED: _l("Note added"),
     actions.GRANT: _l("Key granted"),
@@ -265,24 +277,81 @@ ATTACHMENT_STATE_LABELS = {
     AttachmentState.STORED: _l("stored, metadata removed"),
     AttachmentState.REFUSED: _l("not stored"),
 }
-# Time from arrival to the first opening, by priority.
+# Time from arrival in the unit to its first opening there, by priority.
 FIRST_OPEN_SLA = {
     Priority.URGENT: timedelta(minutes=15),
     Priority.HIGH: timedelta(hours=2),
     Priority.NORMAL: timedelta(hours=24),
     Priority.LOW: timedelta(hours=72),
 }
+# Time from arrival in the unit to the first answer to the informant, and to closure.
+RESPONSE_SLA = {
+    Priority.URGENT: timedelta(hours=1),
+    Priority.HIGH: timedelta(hours=8),
+    Priority.NORMAL: timedelta(hours=48),
+    Priority.LOW: timedelta(days=5),
+}
+CLOSURE_SLA = {
+    Priority.URGENT: timedelta(days=3),
+    Priority.HIGH: timedelta(days=7),
+    Priority.NORMAL: timedelta(days=30),
+    Priority.LOW: timedelta(days=60),
+}
+
+
+def _limit(table: Mapping[Priority, timedelta], tip: Tip, default: timedelta) -> timedelta:
+    try:
+        return table.get(Priority(tip.priority), default)
+    except ValueError:
+        return default
 
 
 def sla_deadline(tip: Tip) -> datetime:
-    return tip.created_at + FIRST_OPEN_SLA.get(Priority(tip.priority), timedelta(hours=24))
+    """When the tip must be opened by an officer of its unit: the clock starts on arrival in
+    the unit (dispatch, transfer, escalation)."""
+    return tip.arrived_in_unit_at + _limit(FIRST_OPEN_SLA, tip, timedelta(hours=24))
 
 
 def sla_remaining(tip: Tip, now: datetime) -> timedelta | None:
-    """Time left to open the tip; None once opened or closed; negative when breached."""
-    if tip.first_opened_at is not None or not tip.is_open:
+    """Time left for the unit to open the tip; None once an officer of the unit opened it, or
+    it was closed; negative when breached."""
+    if tip.unit_opened_at is not None or not tip.is_open:
         return None
     return sla_deadline(tip) - now
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One of a tip's deadlines: its name, when it falls due, when it was met (or None)."""
+
+    name: str
+    due: datetime
+    met_at: datetime | None
+
+    def remaining(self, now: datetime) -> timedelta | None:
+        return None if self.met_at is not None else self.due - now
+
+    @property
+    def missed(self) -> bool:
+        return self.met_at is not None and self.met_at > self.due
+
+
+def deadlines(tip: Tip) -> list[Deadline]:
+    """Open (in the unit), answer the informant, close: each from arrival in the unit."""
+    start = tip.arrived_in_unit_at
+    return [
+        Deadline(str(_l("Open")), sla_deadline(tip), tip.unit_opened_at),
+        Deadline(
+            str(_l("First answer")),
+            start + _limit(RESPONSE_SLA, tip, timedelta(hours=48)),
+            tip.responded_at,
+        ),
+        Deadline(
+            str(_l("Closure")),
+            start + _limit(CLOSURE_SLA, tip, timedelta(days=30)),
+            tip.closed_at,
+        ),
+    ]
 
 
 def label(mapping: Mapping[Any, object], value: str | None) -> str:

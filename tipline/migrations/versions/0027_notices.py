@@ -1,7 +1,7 @@
 """notices: the one-off answer to a command from an informant who has no tip
 
 Revision ID: 0027_notices
-Revises: 0022_integrity
+Revises: 0026_console
 Create Date: 2026-12-06
 
 - ``notices``: "tình trạng" from someone with no tip is answered, never turned into a tip;
@@ -17,7 +17,7 @@ from alembic import op
 from tipline.models.base import UTCDateTime
 
 revision: str = "0027_notices"
-down_revision: str | None = "0022_integrity"
+down_revision: str | None = "0026_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
