@@ -123,7 +123,7 @@ derive redis-auth.conf "# Tipline's Redis users, for redis-server --include (dep
 user default off
 user tipline-worker on >$redis_password ~* &* +@all -@admin
 user tipline-staff on >$redis_staff_password resetchannels ~tipline:* ~LIMITS:* %R~rq:* -@all +@read +@write +@keyspace +@string +@hash +@list +@set +@sortedset +@scripting +@transaction +@connection -@dangerous -function (~rq:workers +srem)
-user tipline-intake on >$redis_intake_password resetchannels %R~rq:* -@all +@read +@connection -@dangerous (~rq:workers +srem) (~tipline:relay:wake +lpush +ltrim)"
+user tipline-intake on >$redis_intake_password resetchannels %R~rq:* %R~tipline:worker-heartbeats -@all +@read +@connection -@dangerous (~rq:workers +srem) (~tipline:relay:wake +lpush +ltrim)"
 derive redis_url "redis://tipline-worker:$redis_password@$redis_host:$redis_port/0"
 derive redis_url_staff "redis://tipline-staff:$redis_staff_password@$redis_host:$redis_port/0"
 derive redis_url_intake "redis://tipline-intake:$redis_intake_password@$redis_host:$redis_port/0"

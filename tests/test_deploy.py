@@ -570,9 +570,10 @@ def test_tipline_admin_runs_the_cli_with_the_services_credentials(
     refused = admin("db", "upgrade")
     assert refused.returncode == 2
     assert f"{credentials}/database_owner_url is missing" in refused.stderr
-    # A web machine set up as docs/deploy.md says: no relay key, no audit signing key, the
-    # staff tier's Redis user. The administrative commands work there (they exited 2).
-    for worker_only in ("relay_key", "audit_signing_key"):
+    # A web machine set up as docs/deploy.md says: no relay key, the staff tier's Redis user
+    # (it holds the audit signing key: it certifies the keys its admin pages create). The
+    # administrative commands work there (they exited 2).
+    for worker_only in ("relay_key",):
         (credentials / worker_only).unlink()
     (credentials / "redis_url").rename(credentials / "redis_url_staff")
     listed = admin("units", "list", "--json")

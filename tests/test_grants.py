@@ -219,10 +219,19 @@ def test_a_tip_is_assigned_only_to_officers_who_can_open_it(
     commander = logged_in(client, units, "chihuy")
     url = f"/triage/tips/{tip}"
     page = commander.get(url).get_data(as_text=True)
-    form = page.split('id="form-assign"', 1)[1].split("</form>", 1)[0]
+    form = page.split('id="form-triage"', 1)[1].split("</form>", 1)[0]
     assert officer_id(runtime, "canbo") in form and officer_id(runtime, "canbo2") not in form
-    refused = post_form(commander, url, f"{url}/assign", {"value": officer_id(runtime, "canbo2")})
-    assert refused.status_code == 400
+    panel = {"triage-status": "new", "triage-priority": "normal", "triage-category": "ma_tuy"}
+    for path in ("assign", "triage"):  # the old single form, and the console's one panel
+        refused = post_form(
+            commander,
+            url,
+            f"{url}/{path}",
+            {"value": officer_id(runtime, "canbo2")}
+            if path == "assign"
+            else panel | {"triage-assignee": officer_id(runtime, "canbo2")},
+        )
+        assert refused.status_code == 400, path
     done = post_form(commander, url, f"{url}/assign", {"value": officer_id(runtime, "canbo")})
     assert done.status_code == 302
 

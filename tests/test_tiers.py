@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from keys import generate_keypair, generate_signing_key, new_token
+from keys import CERTIFICATION_LABEL, generate_keypair, generate_signing_key, new_token
 from tipline.config import TIERS, Config, ConfigError, MissingSecret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _secret_files(where: Path) -> dict[str, str]:
     """Every setting as a file, as deploy/make-secrets.sh writes them: ``<NAME>_FILE``."""
     relay = generate_keypair()
+    audit = generate_signing_key()
     values = {
         "TIPLINE_DATABASE_URL": f"sqlite:///{where / 'elsewhere.db'}",
         "TIPLINE_REDIS_URL": "redis://:pw@127.0.0.1:1/0",
@@ -35,7 +36,11 @@ def _secret_files(where: Path) -> dict[str, str]:
         "TIPLINE_RELAY_KEY": base64.b64encode(relay.to_bytes()).decode(),
         "TIPLINE_RELAY_PUBLIC_KEY": base64.b64encode(relay.public_key.to_bytes()).decode(),
         "TIPLINE_ALIAS_KEY": new_token(32),
-        "TIPLINE_AUDIT_SIGNING_KEY": base64.b64encode(generate_signing_key().to_bytes()).decode(),
+        "TIPLINE_AUDIT_SIGNING_KEY": base64.b64encode(audit.to_bytes()).decode(),
+        # The key-certification key's public half, as `tipline keys public` prints it.
+        "TIPLINE_KEY_VERIFY_KEY": base64.b64encode(
+            audit.derive(CERTIFICATION_LABEL).verify_key.raw
+        ).decode(),
         "ZALO_APP_ID": "3608465248940903967",
         "ZALO_OA_SECRET_KEY": "oa-secret",
         "ZALO_APP_SECRET": "app-secret",
@@ -83,6 +88,8 @@ def test_the_intake_tier_loads_only_its_own_secrets(tmp_path: Path) -> None:
         config.secrets.audit_signing_key  # noqa: B018
     with pytest.raises(MissingSecret):
         config.secrets.relay_public  # noqa: B018
+    # It checks stored public keys with the certification key's public half, certifies none.
+    assert config.secrets.key_certifier is None and config.secrets.key_verifier is not None
     assert not (data / "secrets").exists()
 
 
@@ -92,7 +99,8 @@ def test_the_staff_tier_never_holds_the_relay_key_or_the_key_store(tmp_path: Pat
     config = Config.from_env({"TIPLINE_TIER": "staff", "TIPLINE_DATA_DIR": str(data), **files})
     assert config.secrets.relay_private is None and config.keystore_url is None
     assert config.secrets.relay_public is not None and config.secret_key
-    assert config.secrets.audit_signer is None
+    # The staff tier certifies the unit and officer keys its admin pages create (key_trust).
+    assert config.secrets.audit_signer is not None
     worker = Config.from_env({"TIPLINE_TIER": "worker", "TIPLINE_DATA_DIR": str(data), **files})
     assert worker.secrets.relay_key is not None and worker.keystore_url
     assert worker.secret_key == "" and worker.zalo_oa_secret_key == ""

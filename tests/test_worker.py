@@ -37,7 +37,10 @@ STOP_DEADLINE = 30.0
 WORKER_WITH_HOLD = """
 import sys
 import tipline.jobs.worker as worker
-worker.ALLOWED_JOBS = worker.ALLOWED_JOBS | {"tests.test_worker.hold"}
+worker.ALLOWED_JOBS = worker.ALLOWED_JOBS | {
+    "tests.test_worker.hold",
+    "tests.test_worker.routing_index_state",
+}
 sys.argv = ["tipline", "worker"]
 from tipline.cli import main
 main()
@@ -169,7 +172,8 @@ def test_the_worker_builds_the_place_index_before_its_first_job(
     start_worker: Callable[[], Popen[bytes]], runtime: Runtime, tmp_path: Path
 ) -> None:
     """The first tip after a start must not wait (1.4 s idle, 14 s under load) for the index."""
-    job = Queue("dispatch", connection=runtime.redis).enqueue(routing_index_state)
+    queue = Queue("dispatch", connection=runtime.redis, serializer=JOB_SERIALIZER)
+    job = queue.enqueue(routing_index_state)
     proc = start_worker()
     deadline = time.monotonic() + 60
     while job.get_status() != JobStatus.FINISHED:

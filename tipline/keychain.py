@@ -531,6 +531,7 @@ def replace_officer_key(officer: Officer, *, password: str, cost: KdfCost, totp_
     private = generate_keypair()
     recovery = new_recovery_code()
     officer.public_key = private.public_key.to_bytes()
+    officer.key_certificate = certify(officer_subject(officer.public_id), private.public_key)
     officer.password_hash = hash_password(password, cost=cost)
     officer.key_wrapped_by_password = OFFICER_KEY_PASSWORD_WRAP.wrap(
         private, password, cost, officer_public_id=officer.public_id

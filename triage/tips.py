@@ -621,7 +621,8 @@ def save_triage(public_id: str) -> ResponseReturnValue:
     form.category.choices = choices(CATEGORY_LABELS)
     with runtime().sessions() as db:
         tip = tip_for(db, user, public_id)
-        valid = tip_actions.assignable_officers(db, visible_unit_ids(db, user))
+        # Only officers whose key chain opens this tip, as the panel offers (issue 14).
+        valid = tip_actions.officers_who_can_open(db, tip, visible_unit_ids(db, user))
         was_open = tip.is_open
     form.assignee.choices = [("", "—"), *((v, v) for v in sorted(valid))]
     if not form.validate_on_submit():
