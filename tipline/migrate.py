@@ -36,9 +36,10 @@ def downgrade(database_url: str, revision: str) -> None:
 # and the public keys it seals to. Nothing else: no tip, no key grant, no officer, no token.
 INTAKE_INSERTS = ("inbound_events", "quarantined_events")
 INTAKE_READS = {
-    "transit_epochs": ("id", "public_key", "destroyed_at"),
+    # With each key its certificate: the intake checks it before sealing (key_trust).
+    "transit_epochs": ("id", "public_key", "key_certificate", "destroyed_at"),
     "official_accounts": ("oa_id", "unit_id"),
-    "unit_keys": ("id", "unit_id", "version", "public_key", "retired_at"),
+    "unit_keys": ("id", "unit_id", "version", "public_key", "key_certificate", "retired_at"),
     "alembic_version": ("version_num",),
     # The insert returns the new row's id (SQLAlchemy's implicit RETURNING), and ON CONFLICT
     # (dedup_key) DO NOTHING reads its target: keyed digests, which name nobody without the

@@ -108,13 +108,15 @@ def bwrap_argv(command: Sequence[str], input_path: Path, output_dir: Path) -> li
     ]
     if Path("/lib64").exists():
         argv += ["--symlink", "usr/lib64", "/lib64"]
+    # The private /tmp first: a bind below /tmp (a virtualenv in a checkout under /tmp, as a
+    # CI clone is) mounted before it would be hidden by it.
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
     for path in ETC:
         if Path(path).exists():
             argv += ["--ro-bind", path, path]
     argv += _python_binds()
     argv += [
         "--ro-bind", str(CLEANER), SANDBOX_CLEANER,
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP,
         "--ro-bind", str(input_path), INPUT,
         "--bind", str(output_dir), OUTPUT,
         "--chdir", SANDBOX_TMP,
