@@ -76,7 +76,8 @@ for name in secret_key relay_key alias_key audit_signing_key; do
 done
 # The public halves for the web tiers (`tipline keys public`): relay_public_key and
 # key_verify_key (the key-certification key's, for the intake tier's checks).
-while IFS='=' read -r variable value; do
+while IFS= read -r line; do
+    variable="${line%%=*}" value="${line#*=}"  # base64 values end in "=": split once
     file="$(echo "${variable#TIPLINE_}" | tr '[:upper:]' '[:lower:]')"
     put "$file" "$value"
 done < <(env -u TIPLINE_TIER -u TIPLINE_REQUIRE_SECRETS TIPLINE_DATA_DIR="$scratch" TIPLINE_RELAY_KEY_FILE="$out/relay_key" \

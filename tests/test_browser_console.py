@@ -147,7 +147,9 @@ def test_officer_pages_pass_the_accessibility_and_width_checks(
     for who, viewport in (("canbo", PHONE), ("chihuy", DESKTOP)):
         context = browser.new_context(viewport=viewport)
         page = context.new_page()
-        log_in(page, base, who, units[f"totp:{who}"])
+        # A commander lands on the dashboard (issue 19), an officer on the inbox.
+        lands_on = "/triage/dashboard/" if who == "chihuy" else "/triage/"
+        log_in(page, base, who, units[f"totp:{who}"], lands_on=lands_on)
         pages = ["/triage/", tip_url, "/triage/notifications", "/triage/canned-replies/"]
         pages += ["/triage/search/?q=dao"]
         if who == "chihuy":

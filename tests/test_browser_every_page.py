@@ -54,7 +54,8 @@ def test_every_page_passes_the_accessibility_and_width_checks(
         context = browser.new_context(viewport=PHONE)
         page = context.new_page()
         if who is not None:
-            lands_on = {"thanhtra": "/audit/", "quantri": "/admin/"}.get(who, "/triage/")
+            landing = {"thanhtra": "/audit/", "quantri": "/admin/", "chihuy": "/triage/dashboard/"}
+            lands_on = landing.get(who, "/triage/")
             log_in(page, base, who, units[f"totp:{who}"], lands_on=lands_on)
         for path in paths:
             page.goto(f"{base}{path}")

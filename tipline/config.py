@@ -517,8 +517,12 @@ def _signing_secret(data_dir: Path, env: dict[str, str]) -> SigningKey:
 def _verify_key(env: dict[str, str]) -> VerifyKey | None:
     """``TIPLINE_KEY_VERIFY_KEY``: the public half of the key-certification key (base64), for a
     tier that checks stored public keys but certifies none (`tipline keys public` prints it)."""
-    value = env.get("TIPLINE_KEY_VERIFY_KEY")
-    return VerifyKey(base64.b64decode(value)) if value else None
+    value = (env.get("TIPLINE_KEY_VERIFY_KEY") or "").strip()
+    if not value:
+        return None
+    # Shell tools that split on "=" (make-secrets.sh reads `tipline keys public`) may drop
+    # base64's padding: put it back.
+    return VerifyKey(base64.b64decode(value + "=" * (-len(value) % 4)))
 
 
 def load_service_secrets(
