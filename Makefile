@@ -102,7 +102,7 @@ test: venv system-deps
 	  echo $$? > $(TEST_LOGS)/lint.rc ) & \
 	( TIPLINE_TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider \
 		--ignore=tests/faults --ignore-glob='tests/test_browser_*.py' \
-		--ignore=tests/test_deploy_path.py > $(TEST_LOGS)/sqlite.out 2>&1; \
+		--ignore=tests/test_deploy_path.py --ignore=tests/test_scale_out.py > $(TEST_LOGS)/sqlite.out 2>&1; \
 	  echo $$? > $(TEST_LOGS)/sqlite.rc ) & \
 	echo "== tests on PostgreSQL"; \
 	TIPLINE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider || status=1; \

@@ -5,12 +5,24 @@ itself: ``BEGIN`` for ordinary work and ``BEGIN IMMEDIATE`` for :func:`write_tra
 writer takes SQLite's write lock before it reads and never fails half-way with a lock upgrade
 that another process won (pysqlite's own deferred BEGIN does exactly that under load).
 
-PostgreSQL keeps the same contract: a :func:`write_transaction` or :func:`write_session` first
-takes one transaction-scoped advisory lock, so read-then-write work (a job counting an attempt,
-retention choosing what to shred) runs one at a time as it does on SQLite, instead of two
-READ COMMITTED transactions reading the same row and the later write losing the earlier one.
-Ordinary transactions (the webhook's insert, reads) do not take it. The lock goes with the
-transaction, or with the connection if the server drops it.
+PostgreSQL keeps the same contract with one transaction-scoped advisory lock, the *write lock*,
+taken in one of two modes (issue 15: taken exclusively by everything, it made the whole fleet
+one writer: with 4 workers, sessions waited on it 48 % of their time):
+
+- **exclusive** (the default): read-then-write work that has not been written to lock its own
+  rows (admin changes, key rotations, account changes) runs one at a time, as on SQLite,
+  instead of two READ COMMITTED transactions reading the same row and the later write losing
+  the earlier one;
+- **shared** (``row_locks=True``): the pipeline and the officers' work on tips (expansion,
+  dispatch, sends, tip views and actions, retention) lock the rows they read-then-write
+  themselves (``SELECT … FOR UPDATE``, ``SKIP LOCKED`` claims, guarded updates), so they run
+  side by side and wait only for a transaction that touches the same rows, or for an
+  exclusive one.
+
+Ordinary transactions (the webhook's insert, reads) take neither. The lock goes with the
+transaction, or with the connection if the server drops it. The audit chain's head is the
+one row every audited transaction shares; ``tipline.audit.deferred`` moves it once, just
+before commit, so it is held for the commit alone.
 """
 
 from __future__ import annotations
@@ -27,7 +39,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keys import chain_hash
 
-IMMEDIATE = "tipline_sqlite_immediate"
+IMMEDIATE = "tipline_sqlite_immediate"  # execution option: True (exclusive) or SHARED
+SHARED = "shared"
 # The advisory lock key of write transactions on PostgreSQL ("tipline" in ASCII).
 WRITE_LOCK_KEY = 0x7469706C696E65
 # keys.chain_hash as an SQL function, so the audit head moves in one statement
@@ -67,11 +80,12 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _postgresql_begin(connection: Connection) -> None:
-            if connection.get_execution_options().get(IMMEDIATE, False):
+            mode = connection.get_execution_options().get(IMMEDIATE, False)
+            if mode:
                 # Waits at most as long as SQLite's busy timeout, then fails rather than hangs.
+                take = "pg_advisory_xact_lock_shared" if mode == SHARED else "pg_advisory_xact_lock"
                 connection.exec_driver_sql(
-                    "SELECT set_config('lock_timeout', '30s', true), "
-                    f"pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+                    f"SELECT set_config('lock_timeout', '30s', true), {take}({WRITE_LOCK_KEY})"
                 )
 
     return engine
@@ -122,21 +136,27 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def _mode(row_locks: bool) -> bool | str:
+    return SHARED if row_locks else True
+
+
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, row_locks: bool = False) -> Iterator[Connection]:
     """A Core connection in a transaction that holds the write lock from its first statement.
 
-    On PostgreSQL the transaction takes the write advisory lock first (module docstring).
+    On PostgreSQL the transaction takes the write advisory lock first, shared when
+    ``row_locks`` (the transaction locks its own rows: module docstring).
     """
     with engine.connect() as connection:
-        connection = connection.execution_options(**{IMMEDIATE: True})
+        connection = connection.execution_options(**{IMMEDIATE: _mode(row_locks)})
         with connection.begin():
             yield connection
 
 
 @contextmanager
-def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """An ORM session for read-then-write work (jobs, actions): immediate on SQLite."""
+def write_session(factory: sessionmaker[Session], *, row_locks: bool = False) -> Iterator[Session]:
+    """An ORM session for read-then-write work (jobs, actions): immediate on SQLite; on
+    PostgreSQL the write lock, shared when ``row_locks`` (module docstring)."""
     with factory() as session, session.begin():
-        session.connection(execution_options={IMMEDIATE: True})
+        session.connection(execution_options={IMMEDIATE: _mode(row_locks)})
         yield session

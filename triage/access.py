@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden, NotFound
 
 from keys import PrivateKey
-from tipline.audit import actions, record
-from tipline.db import write_session
+from tipline.audit import actions, audited_session, record
 from tipline.grants import pending_request
 from tipline.keychain import NoKeyChain, open_tip_key
 from tipline.models import Officer, Outcome, Tip, Unit
@@ -35,9 +34,15 @@ def visible_unit_ids(db: Session, user: StaffUser) -> list[int]:
     return seen
 
 
-def tip_for(db: Session, user: StaffUser, public_id: str) -> Tip:
-    """The tip, if it is in the officer's units; 403 otherwise (404 for an unknown id)."""
-    tip = db.scalars(select(Tip).where(Tip.public_id == public_id)).one_or_none()
+def tip_for(db: Session, user: StaffUser, public_id: str, *, lock: bool = False) -> Tip:
+    """The tip, if it is in the officer's units; 403 otherwise (404 for an unknown id).
+
+    ``lock``: the tip's row locked to the end of the transaction (in an
+    ``audit.audited_session``, whose other work does not lock the database: tipline.db)."""
+    query = select(Tip).where(Tip.public_id == public_id)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    tip = db.scalars(query).one_or_none()
     if tip is None:
         raise NotFound()
     if not user.holds_keys or tip.unit_id not in visible_unit_ids(db, user):
@@ -59,7 +64,7 @@ def audit_denied_access(response: Response) -> Response:
     if denied is None:
         return response
     officer_id, tip_public_id = denied
-    with write_session(runtime().sessions) as db:
+    with audited_session(runtime().sessions) as db:
         record(
             db,
             action=actions.TIP_OPEN,

@@ -22,8 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from keys import EnvelopeError, PrivateKey, new_token
-from tipline.audit import actions, record
-from tipline.db import write_session
+from tipline.audit import actions, audited_session, record
 from tipline.files import FileStore
 from tipline.jobs.media import EXTENSIONS, display_name, unpack
 from tipline.models import Attachment, Officer, Tip
@@ -125,8 +124,8 @@ def serve(public_id: str, attachment_id: str, *, inline: bool) -> Response:
     """The cleaned file, decrypted with the tip key; audited, never cached, never sniffed."""
     user = staff()
     action = actions.ATTACHMENT_VIEW if inline else actions.ATTACHMENT_DOWNLOAD
-    with write_session(runtime().sessions) as db:
-        tip = tip_for(db, user, public_id)
+    with audited_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id, lock=True)
         attachment = db.scalars(
             select(Attachment).where(
                 Attachment.tip_id == tip.id, Attachment.public_id == attachment_id

@@ -19,8 +19,7 @@ from fpdf import FPDF
 from sqlalchemy import select
 
 from keys import EnvelopeError, fingerprint
-from tipline.audit import actions, query_events, record
-from tipline.db import write_session
+from tipline.audit import actions, audited_session, query_events, record
 from tipline.files import FileStore
 from tipline.jobs.media import unpack
 from tipline.models import Attachment, Direction, Officer, utcnow
@@ -97,8 +96,8 @@ def pdf(public_id: str) -> ResponseReturnValue:
         abort(400)
     user = staff()
     store = FileStore.for_data_dir(runtime().config.data_dir)
-    with write_session(runtime().sessions) as db:
-        tip = tip_for(db, user, public_id)
+    with audited_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id, lock=True)
         if tip.shredded_at is not None:
             abort(409, _("This tip was deleted under the retention policy."))
         tip_key = open_tip(db, tip)

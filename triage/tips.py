@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session
 
 from keys import EnvelopeError, PrivateKey, PublicKey
 from tipline import tip_actions
-from tipline.audit import actions, query_events, record
-from tipline.db import write_session
+from tipline.audit import actions, audited_session, query_events, record
 from tipline.models import (
     CLOSED_STATUSES,
     AuditEvent,
@@ -136,8 +135,8 @@ def _routing(tip_key: PrivateKey, tip: Tip) -> dict[str, Any] | None:
 @blueprint.get("/<public_id>")
 def show(public_id: str) -> ResponseReturnValue:
     user = staff()
-    with write_session(runtime().sessions) as db:
-        tip = tip_for(db, user, public_id)
+    with audited_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id, lock=True)
         if tip.shredded_at is not None:  # crypto-shredded (tipline.retention): no key left
             return render_template(
                 "triage/tip_shredded.html",
@@ -324,8 +323,8 @@ REFUSALS = {
 def _act(public_id: str, action: Action) -> ResponseReturnValue:
     """Run one action (tipline.tip_actions) in one transaction; flash its outcome."""
     user = staff()
-    with write_session(runtime().sessions) as db:
-        tip = tip_for(db, user, public_id)
+    with audited_session(runtime().sessions) as db:
+        tip = tip_for(db, user, public_id, lock=True)
         if tip.shredded_at is not None:  # deleted under the retention policy: nothing to act on
             abort(409, _("This tip was deleted under the retention policy."))
         actor = Actor(_officer(db, user), request.remote_addr)

@@ -12,11 +12,16 @@ Design (DESIGN.md, Audit; invariant 5):
   same way. The event is then inserted with one pre-built Core INSERT. The chain can
   therefore never fork, and a rolled-back action rolls back its event and the head together
   (the event is in the action's own transaction).
-  Partitioned chains with a combined head would let appends run in parallel, but every audited
-  action already writes to the database, SQLite has one writer anyway, and the lock is held
-  only from ``record()`` (called last in the action) to commit: a few hundred microseconds. One
-  total order is also what an auditor reads and what a checkpoint signs, so the simpler design
-  wins until measurements say otherwise.
+  **Batched appends** (:func:`deferred`): inside it, ``record()`` only remembers its events; at
+  the end of the block they are appended together, the head locked and moved once. The
+  pipeline (expansion, dispatch, sends) and the officers' work on tips append this way, just
+  before their commit, so the head is held for one commit per batch of tips, not from the first
+  event to commit of every tip (issue 15: with a head move per event the chain capped the
+  system at 25 tips/s on PostgreSQL, ``benchmarks/audit_ceiling.py``).
+  Partitioned chains with a combined head would let appends run in parallel too, but one total
+  order is what an auditor reads and what a checkpoint signs, and with batched appends the one
+  head no longer binds (measured in ``benchmarks/audit_ceiling.py``), so the simpler design
+  stays until measurements say otherwise.
 - **Links.** ``hash[n] = SHA-256(hash[n-1] || canonical(event n))`` (``keys.chain_hash``), with
   64 zero characters before event 1. Sequence numbers run 1, 2, 3 … without gaps and are part
   of the canonical form, so a deleted event leaves a gap, and an event moved or swapped no
@@ -37,19 +42,28 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from keys import SigningKey, VerifyKey, chain_hash
 from tipline.audit import actions
 from tipline.audit.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from tipline.db import SQLITE_CHAIN_HASH, register_sqlite_functions
+from tipline.db import (
+    IMMEDIATE,
+    SHARED,
+    SQLITE_CHAIN_HASH,
+    register_sqlite_functions,
+    write_session,
+    write_transaction,
+)
 from tipline.models import AuditEvent, AuditHead, Officer, Outcome, Unit, new_public_id, utcnow
 from tipline.models.audit_head import GENESIS_HASH, HEAD_ROW_ID
 
@@ -157,22 +171,96 @@ def record(
         _clean("client address", client_address, 64),
         _detail_json(detail),
     ]
-    connection = session.connection() if isinstance(session, Session) else session
-    tail = SEP + SEP.join([NUL if v is None else v for v in values])
-    if connection.dialect.name == "sqlite":
-        seq, link = _advance_sqlite(connection, tail)
-    else:
-        # The row lock is held to commit: concurrent writers queue here and each reads the
-        # hash its predecessor committed. One UPDATE writes the new head.
-        seq, previous = connection.execute(_LOCK_HEAD).one()
-        seq += 1
-        link = chain_hash(previous, _CANONICAL_HEAD + str(seq) + tail)
-        connection.execute(_WRITE_HEAD, {"seq": seq, "hash": link})
     fields: dict[str, Any] = dict(zip(CHAINED, values, strict=True))
     fields["at"] = at
+    pending = _DEFERRED.get()
+    if pending is not None and pending.target is session:
+        pending.events.append((values, fields))
+        return AuditEvent(**fields)  # seq and hash are given when the batch is appended
+    connection = session.connection() if isinstance(session, Session) else session
+    if connection.get_execution_options().get(IMMEDIATE) == SHARED:
+        # Locking the head here, before the transaction's row locks, could deadlock with a
+        # transaction that holds such a row and waits for the head.
+        raise AuditError("a row-locked transaction appends its events with audit.deferred")
+    [(seq, link)] = _append(session, [values])
     connection.execute(_INSERT_EVENT, {"seq": seq, "hash": link, **fields})
     # Inserted with Core, so not in the session: a detached copy of what was written.
     return AuditEvent(seq=seq, hash=link, **fields)
+
+
+def _append(session: Session | Connection, rows: list[list[Any]]) -> list[tuple[int, str]]:
+    """Move the head over ``rows`` (each the CHAINED values): their (seq, link)."""
+    connection = session.connection() if isinstance(session, Session) else session
+    tails = [SEP + SEP.join([NUL if v is None else v for v in values]) for values in rows]
+    if connection.dialect.name == "sqlite":
+        return [_advance_sqlite(connection, tail) for tail in tails]
+    # The row lock is held to commit: concurrent writers queue here and each reads the
+    # hash its predecessor committed. One UPDATE writes the new head.
+    seq, link = connection.execute(_LOCK_HEAD).one()
+    links: list[tuple[int, str]] = []
+    for tail in tails:
+        seq += 1
+        link = chain_hash(link, _CANONICAL_HEAD + str(seq) + tail)
+        links.append((seq, link))
+    connection.execute(_WRITE_HEAD, {"seq": seq, "hash": link})
+    return links
+
+
+@dataclass
+class _Deferred:
+    target: Session | Connection
+    events: list[tuple[list[Any], dict[str, Any]]] = field(default_factory=list)
+
+
+_DEFERRED: ContextVar[_Deferred | None] = ContextVar("tipline_audit_deferred", default=None)
+
+
+@contextmanager
+def deferred(session: Session | Connection) -> Iterator[None]:
+    """Append the events ``record()`` writes in ``session`` inside the block together at its
+    end (the ORM's pending writes flushed first), so the chain's head is locked once and only
+    from then to commit (module docstring). Use it around the whole body of a transaction;
+    an exception appends nothing (the transaction rolls back anyway). Nested blocks on the
+    same session append with the outermost."""
+    outer = _DEFERRED.get()
+    if outer is not None and outer.target is session:
+        yield
+        return
+    pending = _Deferred(session)
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    if not pending.events:
+        return
+    if isinstance(session, Session):
+        session.flush()  # the rows first: the head lock is then held for the commit alone
+    links = _append(session, [values for values, _ in pending.events])
+    connection = session.connection() if isinstance(session, Session) else session
+    connection.execute(
+        _INSERT_EVENT,
+        [
+            {"seq": seq, "hash": link, **fields}
+            for (seq, link), (_, fields) in zip(links, pending.events, strict=True)
+        ],
+    )
+
+
+@contextmanager
+def audited_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """The pipeline's and the officers' work on tips: a row-locked write session
+    (``tipline.db``: shared write lock on PostgreSQL, each row read-then-written locked by the
+    caller) whose audit events are appended together just before commit (:func:`deferred`)."""
+    with write_session(factory, row_locks=True) as session, deferred(session):
+        yield session
+
+
+@contextmanager
+def audited_transaction(engine: Engine) -> Iterator[Connection]:
+    """:func:`audited_session` for Core work (intake's expansion)."""
+    with write_transaction(engine, row_locks=True) as connection, deferred(connection):
+        yield connection
 
 
 # Pre-built statements: building them per event cost more than executing them.

@@ -25,7 +25,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest
 from tipline import audit, informant
 from tipline.config import Config
-from tipline.db import write_transaction
 from tipline.intake.recording import (
     EVENTS,
     WEB_EVENT,
@@ -300,7 +299,7 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     holders (tipline.transit.recover_events); it never holds up the events after it.
     """
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
-    with write_transaction(runtime.engine) as conn:
+    with audit.audited_transaction(runtime.engine) as conn:
         query = (
             select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
             .where(EVENTS.c.processed_at.is_(None), EVENTS.c.transit_lost_at.is_(None))
@@ -372,7 +371,7 @@ def _heard_from(conn: Connection, heard: dict[str, datetime]) -> None:
 def accept_message(runtime: Runtime, msg: InboundMessage) -> Accepted:
     """Store ``msg`` as a tip message at once (what expansion does for each stored event)."""
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
-    with write_transaction(runtime.engine) as conn:
+    with audit.audited_transaction(runtime.engine) as conn:
         return _accept(conn, sealing, msg)
 
 

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from keys import PrivateKey
 from tipline import audit, runtime
-from tipline.db import write_session
 from tipline.jobs.relay import drain
 from tipline.keychain import (
     drop_other_unit_grants,
@@ -176,8 +175,10 @@ def dispatch(rt: runtime.Runtime, tip_public_id: str, *, drain_now: bool) -> str
     urgent = False
     # Read-then-write: on SQLite, hold the write lock from the first statement, so the claim
     # cannot fail on a snapshot another writer (the intake relay) made stale.
-    with write_session(rt.sessions) as session:
-        tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
+    with audit.audited_session(rt.sessions) as session:
+        tip = session.scalars(
+            select(Tip).where(Tip.public_id == tip_public_id).with_for_update(key_share=True)
+        ).one_or_none()
         if tip is None:
             log.warning("dispatch: no tip %s", tip_public_id)
             return "missing"
@@ -272,8 +273,10 @@ def reroute_tip(tip_public_id: str) -> str:
     config = rt.config
     boundaries = boundaries_from_config(config.ward_boundaries)
     gazetteer()
-    with write_session(rt.sessions) as session:
-        tip = session.scalars(select(Tip).where(Tip.public_id == tip_public_id)).one_or_none()
+    with audit.audited_session(rt.sessions) as session:
+        tip = session.scalars(
+            select(Tip).where(Tip.public_id == tip_public_id).with_for_update(key_share=True)
+        ).one_or_none()
         if tip is None or tip.sealed_reroute is None:
             return "nothing to do"
         try:

@@ -55,7 +55,7 @@ def _pool() -> ThreadPoolExecutor:
 
 def claim(runtime: Runtime, kind: str, limit: int) -> list[str]:
     """Take up to ``limit`` pending outbox rows of ``kind``, oldest first: their refs."""
-    with write_transaction(runtime.engine) as conn:
+    with write_transaction(runtime.engine, row_locks=True) as conn:
         query = (
             select(OUTBOX.c.id, OUTBOX.c.ref)
             .where(OUTBOX.c.enqueued_at.is_(None), OUTBOX.c.job == kind)

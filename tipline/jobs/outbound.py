@@ -39,14 +39,13 @@ import threading
 from dataclasses import dataclass
 
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from keys import EnvelopeError, new_token
 from tipline import audit
 from tipline.config import Config
 from tipline.counters import count
-from tipline.db import write_session
 from tipline.models import (
     Delivery,
     Direction,
@@ -223,8 +222,8 @@ def _finish(
 
     ``problem``: why Zalo did not take it, as officers and admins read it. ``zalo_message_id``:
     Zalo's id of the message it took (of our message, not the informant's: kept as is)."""
-    with write_session(runtime.sessions) as session:
-        message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
+    with audit.audited_session(runtime.sessions) as session:
+        message = session.scalars(_MESSAGE_FOR_UPDATE, {"public_id": public_id}).one()
         message.delivery = delivery
         message.delivery_error = error[:200] if error else None
         message.delivery_problem = problem
@@ -266,12 +265,19 @@ def count_send_failure(runtime: Runtime, delivery: str, error: str | None) -> No
     count(runtime.redis, "send_failures", delivery=delivery, zalo_error=code)
 
 
+# The message's row, locked for the attempt count and the final state (tipline.db: row locks;
+# the send's lease already keeps two senders apart, this keeps an officer's retry out too).
+_MESSAGE_FOR_UPDATE = (
+    select(Message)
+    .where(Message.public_id == bindparam("public_id"))
+    .with_for_update(key_share=True)
+)
+
+
 def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
     """Count the attempt and open what is needed; a str is a final state already recorded."""
-    with write_session(runtime.sessions) as session:
-        message = session.scalars(
-            select(Message).where(Message.public_id == public_id)
-        ).one_or_none()
+    with audit.audited_session(runtime.sessions) as session:
+        message = session.scalars(_MESSAGE_FOR_UPDATE, {"public_id": public_id}).one_or_none()
         if message is None or message.direction != Direction.OUTBOUND:
             log.warning("message %s: no outbound message to send", public_id)
             return "missing"
@@ -331,8 +337,8 @@ def _defer(
             f"gave up after {attempt} attempts: {reason}",
             problem=problem,
         )
-    with write_session(runtime.sessions) as session:
-        message = session.scalars(select(Message).where(Message.public_id == public_id)).one()
+    with audit.audited_session(runtime.sessions) as session:
+        message = session.scalars(_MESSAGE_FOR_UPDATE, {"public_id": public_id}).one()
         message.delivery_error = reason[:200]
     log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
     count_send_failure(runtime, "deferred", reason)

@@ -178,7 +178,7 @@ def drain(
             enqueue_now(redis, [(job, ref) for _, job, ref in rows])
             # A fresh write transaction: upgrading the read above to a write would fail on
             # SQLite whenever intake committed in between.
-            with write_session(sessions) as session:
+            with write_session(sessions, row_locks=True) as session:
                 session.execute(
                     update(OutboxEntry)
                     .where(OutboxEntry.id.in_([row_id for row_id, _, _ in rows]))
