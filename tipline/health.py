@@ -128,6 +128,8 @@ def pipeline_problems(state: dict[str, Any], stuck_after: float) -> list[str]:
         reasons.append(f"pipeline stuck: a tip has waited {dispatch_age:.0f} s for dispatch")
     if state["events_waiting_for_key_holders"]:
         reasons.append("events wait for their unit's key holders to log in")
+    if state["events_failed"]:
+        reasons.append("events could not be expanded and were set aside: see /admin/zalo-events")
     if state["quarantined_last_day"]:
         reasons.append("events quarantined in the last 24 h: see /admin/zalo-events")
     return reasons

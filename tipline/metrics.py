@@ -45,7 +45,14 @@ def pipeline_state(runtime: Runtime) -> dict[str, Any]:
     with runtime.sessions() as db:
         oldest_event = db.scalar(
             select(func.min(InboundEvent.received_at)).where(
-                InboundEvent.processed_at.is_(None), InboundEvent.transit_lost_at.is_(None)
+                InboundEvent.processed_at.is_(None),
+                InboundEvent.transit_lost_at.is_(None),
+                InboundEvent.expand_failed_at.is_(None),
+            )
+        )
+        failed = db.scalar(
+            select(func.count()).where(
+                InboundEvent.processed_at.is_(None), InboundEvent.expand_failed_at.is_not(None)
             )
         )
         waiting_for_keys = db.scalar(
@@ -71,6 +78,7 @@ def pipeline_state(runtime: Runtime) -> dict[str, Any]:
     return {
         "oldest_unexpanded_seconds": age(oldest_event),
         "events_waiting_for_key_holders": int(waiting_for_keys or 0),
+        "events_failed": int(failed or 0),
         "oldest_undispatched_seconds": age(oldest_tip),
         "undispatched_tips": int(undispatched or 0),
         "quarantined_last_day": int(quarantined or 0),
@@ -124,6 +132,10 @@ class TiplineCollector(Collector):
         yield _gauge("tipline_events_waiting_for_key_holders",
                      "Events whose transit key was lost; a key holder's login brings them back.",
                      state["events_waiting_for_key_holders"])
+        yield _gauge("tipline_events_failed",
+                     "Events set aside after expansion failed on them; an admin has them tried "
+                     "again (/admin/zalo-events).",
+                     state["events_failed"])
         yield _gauge("tipline_quarantined_events", "Quarantined events kept (30 days).",
                      float(quarantined_total or 0))
         yield _gauge("tipline_quarantined_events_last_day",

@@ -13,12 +13,26 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from tipline.models import Message, OfficialAccount, QuarantinedEvent, Role, Tip, Unit, utcnow
+from tipline.audit import actions, record
+from tipline.db import write_session
+from tipline.models import (
+    InboundEvent,
+    Message,
+    Officer,
+    OfficialAccount,
+    QuarantinedEvent,
+    Role,
+    Tip,
+    Unit,
+    utcnow,
+)
+from tipline.outbox import wake_relay
 from tipline.web.labels import QUARANTINE_REASON_LABELS, SEND_PROBLEM_LABELS, label
 from triage.users import runtime, staff
 
@@ -105,6 +119,43 @@ def index() -> ResponseReturnValue:
             )
         ]
         problems = _send_problems(db, units, utcnow())
+        failed = db.execute(
+            select(
+                InboundEvent.received_at,
+                InboundEvent.expand_error,
+                InboundEvent.expand_failures,
+                InboundEvent.expand_failed_at,
+            )
+            .where(InboundEvent.processed_at.is_(None), InboundEvent.expand_failed_at.is_not(None))
+            .order_by(InboundEvent.id)
+            .limit(SHOWN)
+        ).all()
     return render_template(
-        "admin/zalo_events.html", total=total, quarantined=rows, problems=problems
+        "admin/zalo_events.html",
+        total=total,
+        quarantined=rows,
+        problems=problems,
+        failed=failed,
     )
+
+
+@blueprint.post("/retry-failed")
+def retry_failed() -> ResponseReturnValue:
+    """Every event set aside by expansion goes back to the workers' queue, its count reset."""
+    user = staff()
+    with write_session(runtime().sessions) as db:
+        count = db.execute(
+            update(InboundEvent)
+            .where(InboundEvent.processed_at.is_(None), InboundEvent.expand_failed_at.is_not(None))
+            .values(expand_failed_at=None, expand_failures=0, expand_error=None)
+        ).rowcount  # type: ignore[attr-defined]
+        record(
+            db,
+            action=actions.EVENTS_RETRIED,
+            actor=db.get_one(Officer, user.officer_id),
+            client_address=request.remote_addr,
+            detail={"events": str(count)},
+        )
+    wake_relay(runtime().redis)
+    flash(_("%(count)d events will be tried again.", count=count), "info")
+    return redirect(url_for("zalo_events.index"))

@@ -17,6 +17,7 @@ from tipline.audit.chain import (
     canonical,
     deferred,
     record,
+    savepoint,
     verify_chain,
     write_checkpoint,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "load_checkpoint",
     "query_events",
     "record",
+    "savepoint",
     "verify_chain",
     "write_checkpoint",
 ]

@@ -28,6 +28,9 @@ OA_CONSOLE_REPLY = "oa_console_reply"
 # A key holder's login brought back events whose transit key was lost (tipline.transit):
 # detail {"events": count}.
 EVENTS_RECOVERED = "events_recovered"
+# An admin had the events set aside by expansion (InboundEvent.expand_failed_at) tried again:
+# detail {"events": count}.
+EVENTS_RETRIED = "events_retried"
 # Retention: a closed tip past its period was crypto-shredded (actor None; object the tip's
 # public id; detail {"status", "reason": "retention"}).
 TIP_SHREDDED = "tip_shredded"

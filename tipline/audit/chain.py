@@ -248,6 +248,21 @@ def deferred(session: Session | Connection) -> Iterator[None]:
 
 
 @contextmanager
+def savepoint(connection: Connection) -> Iterator[None]:
+    """A SAVEPOINT in a :func:`deferred` block: when it rolls back, so do the audit events
+    recorded inside it (they would otherwise be appended at the end of the block)."""
+    pending = _DEFERRED.get()
+    mark = len(pending.events) if pending is not None else 0
+    try:
+        with connection.begin_nested():
+            yield
+    except BaseException:
+        if pending is not None:
+            del pending.events[mark:]
+        raise
+
+
+@contextmanager
 def audited_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The pipeline's and the officers' work on tips: a row-locked write session
     (``tipline.db``: shared write lock on PostgreSQL, each row read-then-written locked by the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -21,6 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from keys import PrivateKey, PublicKey, generate_keypair, keyed_digest
 from tipline import audit, informant
@@ -90,6 +92,8 @@ ATTACHMENTS = cast(Table, Attachment.__table__)
 UNITS = cast(Table, Unit.__table__)
 OAS = cast(Table, OfficialAccount.__table__)
 
+
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Accepted:
@@ -290,19 +294,28 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
 OA_CONSOLE = "oa_console"
 
 EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
+# An event expansion raised on this many times is set aside (InboundEvent.expand_failed_at).
+EXPAND_ATTEMPTS = 3
 
 
 def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     """Turn stored events into tips and messages; return how many events were taken up.
 
     An event whose transit epoch lost its key waits (``transit_lost_at``) for its unit's key
-    holders (tipline.transit.recover_events); it never holds up the events after it.
+    holders (tipline.transit.recover_events); it never holds up the events after it. Nor does
+    one that raises: each event runs in a savepoint, a failure is counted, and after
+    EXPAND_ATTEMPTS the event is set aside for an admin (``expand_failed_at``). Database
+    errors are not the event's fault: they roll the batch back, to be tried whole again.
     """
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
     with audit.audited_transaction(runtime.engine) as conn:
         query = (
             select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
-            .where(EVENTS.c.processed_at.is_(None), EVENTS.c.transit_lost_at.is_(None))
+            .where(
+                EVENTS.c.processed_at.is_(None),
+                EVENTS.c.transit_lost_at.is_(None),
+                EVENTS.c.expand_failed_at.is_(None),
+            )
             .order_by(EVENTS.c.id)
             .limit(limit)
         )
@@ -318,38 +331,74 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
         heard: dict[str, datetime] = {}  # OA id → its latest event in this batch
         for row in rows:
             try:
-                key = runtime.transit.private_for(row.sealed_event)
-            except TransitKeyLost:
-                mark_lost(conn, row.id, utcnow())
-                continue
-            raw = INBOUND_EVENT.open(key, row.sealed_event, dedup_key=row.dedup_key)
-            data = json.loads(raw)
-            if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
-                accepted = _accept_web(conn, sealing, data)
-            else:
-                event = read_event(read_envelope(data))
-                if isinstance(event, InboundMessage):
-                    accepted = _accept(conn, sealing, event)
-                    at = row.received_at or utcnow()
-                    heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
-                elif isinstance(event, ConsoleReply):
-                    accepted = _accept_console_reply(conn, sealing, event)
-                elif isinstance(event, Withdrawal):
-                    accepted = _accept_withdrawal(conn, sealing, event)
-                else:  # cannot happen: only these are stored
-                    raise ValueError("a stored inbound event carries nothing to expand")
-            conn.execute(
-                update(EVENTS)
-                .where(EVENTS.c.id == row.id)
-                .values(
-                    processed_at=utcnow(),
-                    sealed_event=None,
-                    sealed_fallback=None,
-                    tip_public_id=accepted.tip_public_id or None,
-                )
-            )
+                with audit.savepoint(conn):
+                    _expand_one(conn, runtime, sealing, row, heard)
+            except DBAPIError:
+                raise
+            except Exception as exc:  # the event's own fault: counted, never the batch's
+                _count_failure(conn, row.id, exc)
         _heard_from(conn, heard)
     return len(rows)
+
+
+def _expand_one(
+    conn: Connection, runtime: Runtime, sealing: Sealing, row: Any, heard: dict[str, datetime]
+) -> None:
+    try:
+        key = runtime.transit.private_for(row.sealed_event)
+    except TransitKeyLost:
+        mark_lost(conn, row.id, utcnow())
+        return
+    raw = INBOUND_EVENT.open(key, row.sealed_event, dedup_key=row.dedup_key)
+    data = json.loads(raw)
+    if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
+        accepted = _accept_web(conn, sealing, data)
+    else:
+        event = read_event(read_envelope(data))
+        if isinstance(event, InboundMessage):
+            accepted = _accept(conn, sealing, event)
+            at = row.received_at or utcnow()
+            heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
+        elif isinstance(event, ConsoleReply):
+            accepted = _accept_console_reply(conn, sealing, event)
+        elif isinstance(event, Withdrawal):
+            accepted = _accept_withdrawal(conn, sealing, event)
+        else:  # cannot happen: only these are stored
+            raise ValueError("a stored inbound event carries nothing to expand")
+    conn.execute(
+        update(EVENTS)
+        .where(EVENTS.c.id == row.id)
+        .values(
+            processed_at=utcnow(),
+            sealed_event=None,
+            sealed_fallback=None,
+            tip_public_id=accepted.tip_public_id or None,
+        )
+    )
+
+
+def _count_failure(conn: Connection, event_id: int, exc: Exception) -> None:
+    """One more failure of event ``event_id``; set aside at EXPAND_ATTEMPTS. Logged by the
+    exception's class only: its message may quote the event."""
+    failures = conn.execute(
+        update(EVENTS)
+        .where(EVENTS.c.id == event_id)
+        .values(expand_failures=EVENTS.c.expand_failures + 1, expand_error=type(exc).__name__)
+        .returning(EVENTS.c.expand_failures)
+    ).scalar_one()
+    if failures >= EXPAND_ATTEMPTS:
+        conn.execute(
+            update(EVENTS).where(EVENTS.c.id == event_id).values(expand_failed_at=utcnow())
+        )
+        log.error(
+            "expansion: event %d set aside after %d failures (%s): see /admin/zalo-events",
+            event_id, failures, type(exc).__name__,
+        )
+    else:
+        log.warning(
+            "expansion: event %d failed (%s), attempt %d of %d",
+            event_id, type(exc).__name__, failures, EXPAND_ATTEMPTS,
+        )
 
 
 def _heard_from(conn: Connection, heard: dict[str, datetime]) -> None:

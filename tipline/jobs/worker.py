@@ -254,7 +254,11 @@ def pending_work(runtime: Runtime) -> tuple[bool, bool]:
     with runtime.engine.connect() as conn:
         row = conn.execute(
             select(
-                exists().where(EVENTS.c.processed_at.is_(None), EVENTS.c.transit_lost_at.is_(None)),
+                exists().where(
+                    EVENTS.c.processed_at.is_(None),
+                    EVENTS.c.transit_lost_at.is_(None),
+                    EVENTS.c.expand_failed_at.is_(None),
+                ),
                 exists().where(OUTBOX.c.enqueued_at.is_(None)),
             )
         ).one()

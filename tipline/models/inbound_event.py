@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, utcnow
@@ -41,3 +41,10 @@ class InboundEvent(Base):
     # horizon: midnight (UTC) of the day it was processed, never None again.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tip_public_id: Mapped[str | None] = mapped_column(String(32))
+    # Expansion raised on it (a damaged or wrongly sealed event, a bug): how many times, and the
+    # exception's class name (never its message, which may quote the event). At
+    # EXPAND_ATTEMPTS it is set aside (``expand_failed_at``) until an admin has it tried again
+    # (/admin/zalo-events); it never holds up the events after it (tipline.intake.expansion).
+    expand_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    expand_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expand_error: Mapped[str | None] = mapped_column(String(64))

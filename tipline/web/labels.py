@@ -159,6 +159,7 @@ ACTION_LABELS: dict[str, Any] = {
     actions.INFORMANT_WITHDRAW: _l("Informant withdrew consent on Zalo (address erased)"),
     actions.OA_CONSOLE_REPLY: _l("Reply typed by an OA administrator on Zalo"),
     actions.EVENTS_RECOVERED: _l("Waiting tips recovered with the unit key"),
+    actions.EVENTS_RETRIED: _l("Events set aside tried again"),
     actions.TIP_OPEN: _l("Tip opened"),
     actions.TIP_SHREDDED: _l("Tip deleted (retention)"),
     actions.ATTACHMENT_DOWNLOAD: _l("Attachment downloaded"),
