@@ -139,15 +139,17 @@ def record(
     outcome: Outcome = Outcome.OK,
     client_address: str | None = None,
     detail: dict[str, str] | None = None,
+    unit_code: str | None = None,
 ) -> AuditEvent:
     """Append one event in ``session``'s transaction; it commits or rolls back with the action.
 
     ``session`` may also be a Core ``Connection`` (the intake's hot path); the event is then
     inserted with Core and returned detached. ``actor`` None is the system (intake, jobs,
-    CLI). Role and unit come from the actor unless
-    ``unit`` is given. ``client_address`` is for staff only: an informant's or the system's
-    address is never recorded. Call it last in the action: from here to commit the
-    transaction holds the chain's head lock.
+    CLI). Role and unit come from the actor unless ``unit`` is given (``unit_code``: the
+    unit's code when no Unit is at hand, the batched dispatch). ``client_address`` is for
+    staff only: an informant's or the system's address is never recorded. Outside a
+    :func:`deferred` block, call it last in the action: from here to commit the transaction
+    holds the chain's head lock.
     """
     if action not in actions.ALL:
         raise AuditError(f"unknown audit action {action!r} (add it to tipline.audit.actions)")
@@ -155,7 +157,7 @@ def record(
         raise AuditError(f"unknown audit outcome {outcome!r}")
     if client_address is not None and actor is None:
         raise AuditError("client addresses are recorded for staff only")
-    if unit is None and actor is not None:
+    if unit is None and unit_code is None and actor is not None:
         unit = actor.unit
     at = utcnow()
     values = [
@@ -164,7 +166,7 @@ def record(
         actor.public_id if actor is not None else None,
         actor.username if actor is not None else None,
         actor.role if actor is not None else None,
-        unit.code if unit is not None else None,
+        unit.code if unit is not None else unit_code,
         action,
         _clean("object id", object_id, 64),
         outcome,

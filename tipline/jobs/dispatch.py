@@ -21,26 +21,30 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, selectinload
 
-from keys import PrivateKey
+from keys import PrivateKey, PublicKey
 from tipline import audit, runtime
 from tipline.jobs.relay import drain
 from tipline.keychain import (
-    drop_other_unit_grants,
     drop_transit_grant,
-    grant_tip_to_unit,
     open_tip_from_transit,
 )
 from tipline.models import (
     Channel,
+    Delivery,
     Direction,
     Holder,
     HoldReason,
     KeyGrant,
+    Message,
+    MessageKind,
     NotificationKind,
     Priority,
     Subject,
@@ -49,20 +53,21 @@ from tipline.models import (
     Unit,
     UnitKey,
     key_trust,
+    new_public_id,
     utcnow,
 )
 from tipline.models.sealed_fields import (
+    KEY_GRANT,
     MESSAGE_BODY,
+    MESSAGE_FOR_RELAY,
     TIP_REROUTE,
 )
-from tipline.outgoing import (
-    queue_outbound,
-)
+from tipline.outbox import add_jobs
 from tipline.routing import route_tip
 from tipline.routing.classify import PROCEDURE_REPLY, classify
-from tipline.routing.duty import assign, notify
+from tipline.routing.duty import DutyRoster, assign, notify
 from tipline.routing.escalation import schedule
-from tipline.routing.geo import boundaries_from_config
+from tipline.routing.geo import Boundaries, boundaries_from_config
 from tipline.routing.places import gazetteer
 from tipline.routing.service import (
     decide,
@@ -161,99 +166,339 @@ def read_tip(tip: Tip, tip_key: PrivateKey) -> tuple[str, tuple[float, float] | 
 
 def dispatch_tip(tip_public_id: str) -> str:
     """RQ entry point (retries and the sweeper's re-queues; the relay dispatches most tips
-    itself, tipline.jobs.fastpath): :func:`dispatch`, then relay the acknowledgement."""
-    return dispatch(runtime.current(), tip_public_id, drain_now=True)
+    itself, tipline.jobs.fastpath): :func:`dispatch_many` for one tip, then relay the
+    acknowledgement. Raises when the tip could not be dispatched, for RQ to retry."""
+    rt = runtime.current()
+    outcome = dispatch_many(rt, [tip_public_id])[tip_public_id]
+    if outcome == "failed":
+        raise DispatchFailedError(f"dispatch of tip {tip_public_id} failed (logged above)")
+    drain(rt.sessions, rt.redis)  # send the acknowledgement now rather than at the next tick
+    return outcome
 
 
-def dispatch(rt: runtime.Runtime, tip_public_id: str, *, drain_now: bool) -> str:
-    """Route the tip, grant its key to the unit, drop the transit grant, queue the ack
-    (``drain_now``: and drain the outbox at once, for a job; the relay's batch sends it)."""
-    config = rt.config
-    # Built once per process, before the write lock is taken (about 1.5 s the first time).
-    boundaries = boundaries_from_config(config.ward_boundaries)
-    gazetteer()
-    urgent = False
-    # Read-then-write: on SQLite, hold the write lock from the first statement, so the claim
-    # cannot fail on a snapshot another writer (the intake relay) made stale.
-    with audit.audited_session(rt.sessions) as session:
-        tip = session.scalars(
-            select(Tip).where(Tip.public_id == tip_public_id).with_for_update(key_share=True)
-        ).one_or_none()
-        if tip is None:
-            log.warning("dispatch: no tip %s", tip_public_id)
-            return "missing"
-        if tip.dispatched_at is not None:
-            return "already dispatched"
-        if intake_unit(session, tip) is None:
-            _hold(session, tip, HoldReason.OA_NOT_ATTACHED)
-            log.warning("dispatch: tip %s held (%s)", tip.public_id, HoldReason.OA_NOT_ATTACHED)
-            return "held"
+class DispatchFailedError(RuntimeError):
+    """Planning or applying a tip's dispatch raised (the log says why)."""
+
+
+@dataclass
+class _Plan:
+    """What dispatching one tip will write, worked out before the write lock (module
+    docstring of :func:`dispatch_many`)."""
+
+    ref: str
+    tip_id: int
+    outcome: str  # "dispatch", "hold", "unrouted" (or "missing", "already dispatched")
+    hold_reason: str | None = None
+    unit_id: int = 0
+    unit_code: str = ""
+    unit_key_id: int = 0
+    grant: bytes = b""
+    route_reason: str = ""
+    auto: bool = False
+    confidence: float = 0.0
+    needs_location: bool = False
+    sealed_routing: bytes = b""
+    category: str | None = None
+    priority: str = Priority.NORMAL
+    procedure: bool = False
+    ask_location: bool = False
+    web: bool = False
+    message_id: str = ""
+    sealed_body: bytes = b""
+    sealed_for_relay: bytes | None = None
+
+
+def dispatch_many(rt: runtime.Runtime, refs: list[str]) -> dict[str, str]:
+    """Dispatch the tips ``refs``: route each, grant its key to the unit, drop the transit
+    grant, assign it, queue the acknowledgement. Their outcome by ref ("dispatched", "held",
+    "unrouted", "missing", "already dispatched", "failed").
+
+    In two phases, so the write lock is held only for the writes (issue 15: dispatch held it
+    12-16 ms a tip, routing, decryption and ORM work inside, and the webhook's insert waited):
+
+    1. *Plan*, in a read transaction: open each tip through its transit grant, read it,
+       route, classify, and seal what will be stored (the unit's grant of the tip key, the
+       routing record, the acknowledgement for the record and for the relay).
+    2. *Apply*, in one row-locked write transaction for the batch (``audit.audited_session``):
+       the tips' rows locked, each still undispatched tip claimed and written with Core
+       statements; duty assignment from counts read once per unit; the audit events appended
+       together before commit.
+
+    A plan made stale in between (the unit's key rotated) is planned again; a tip another
+    worker dispatched meanwhile is left alone (its row says so). A tip whose plan raised is
+    "failed" (the caller hands it to RQ); if applying raises, every tip of the batch fails.
+    """
+    outcomes: dict[str, str] = {}
+    urgent: list[str] = []
+    pending = list(refs)
+    for _round in range(2):
+        if not pending:
+            break
+        plans = _plan(rt, pending, outcomes)
         try:
-            tip_key = open_tip_from_transit(session, tip, rt.transit.private_for)
-        except TransitKeyLost:
-            return _land_unrouted(session, tip, utcnow())
-        text, point = read_tip(tip, tip_key)
-        decision = route_tip(session, tip, text, point, boundaries)
-        unit = decision.unit
-        if unit is None or unit.current_key is None:
-            reason = decision.reason if unit is None else HoldReason.UNIT_HAS_NO_KEY
-            _hold(session, tip, reason)
-            log.warning("dispatch: tip %s held (%s)", tip.public_id, reason)
-            return "held"
-        if not key_trust.accept(unit.current_key.public):
-            _hold(session, tip, HoldReason.UNIT_KEY_NOT_CERTIFIED)
-            return "held"
-        now = utcnow()
-        claimed = session.execute(
-            update(Tip)
-            .where(Tip.id == tip.id, Tip.dispatched_at.is_(None))
-            .values(dispatched_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if claimed != 1:
-            return "already dispatched"
-        drop_other_unit_grants(session, tip, keep=grant_tip_to_unit(session, tip, tip_key, unit))
-        tip.dispatched_at = now
-        tip.unit = unit
-        tip.dispatch_error = None
-        tip.dispatch_attempts += 1
-        tip.routing_auto = decision.auto
-        tip.routing_confidence = decision.confidence
-        tip.needs_location = decision.needs_location
-        tip.sealed_routing = seal_decision(tip, decision)
-        suggestion = classify(text)
-        tip.category = tip.category or suggestion.category
-        tip.priority = suggestion.priority
-        audit.record(
-            session,
-            action=audit.actions.TIP_DISPATCHED,
-            object_id=tip.public_id,
-            unit=unit,
-            detail={"unit": unit.code, "route": decision.reason, "auto": str(decision.auto)},
+            stale = _apply(rt, plans, outcomes, urgent)
+        except DBAPIError:
+            raise
+        except Exception:
+            log.exception("dispatch: applying a batch of %d tips failed", len(plans))
+            for plan in plans:
+                outcomes[plan.ref] = "failed"
+            stale = []
+        pending = stale
+    for ref in pending:
+        outcomes[ref] = "failed"
+    for ref in urgent:
+        schedule(rt.redis, ref, 0)
+    return outcomes
+
+
+def _plan(rt: runtime.Runtime, refs: list[str], outcomes: dict[str, str]) -> list[_Plan]:
+    boundaries = boundaries_from_config(rt.config.ward_boundaries)
+    gazetteer()
+    relay = rt.transit.public()
+    plans: list[_Plan] = []
+    with rt.sessions() as session:
+        tips = session.scalars(
+            select(Tip).where(Tip.public_id.in_(refs)).options(selectinload(Tip.messages))
+        ).all()
+        found = {tip.public_id: tip for tip in tips}
+        for ref in refs:
+            tip = found.get(ref)
+            if tip is None:
+                log.warning("dispatch: no tip %s", ref)
+                outcomes[ref] = "missing"
+                continue
+            if tip.dispatched_at is not None:
+                outcomes[ref] = "already dispatched"
+                continue
+            try:
+                plans.append(_plan_one(session, tip, rt, boundaries, relay))
+            except Exception:
+                log.exception("dispatch: planning tip %s failed", ref)
+                outcomes[ref] = "failed"
+    return plans
+
+
+def _plan_one(
+    session: Session,
+    tip: Tip,
+    rt: runtime.Runtime,
+    boundaries: Boundaries | None,
+    relay: PublicKey,
+) -> _Plan:
+    plan = _Plan(tip.public_id, tip.id, "hold")
+    if intake_unit(session, tip) is None:
+        plan.hold_reason = HoldReason.OA_NOT_ATTACHED
+        return plan
+    try:
+        tip_key = open_tip_from_transit(session, tip, rt.transit.private_for)
+    except TransitKeyLost:
+        plan.outcome = "unrouted"
+        return plan
+    text, point = read_tip(tip, tip_key)
+    decision = route_tip(session, tip, text, point, boundaries)
+    unit = decision.unit
+    if unit is None or unit.current_key is None:
+        plan.hold_reason = decision.reason if unit is None else HoldReason.UNIT_HAS_NO_KEY
+        return plan
+    unit_key = unit.current_key
+    if not key_trust.accept(unit_key.public):
+        plan.hold_reason = HoldReason.UNIT_KEY_NOT_CERTIFIED
+        return plan
+    suggestion = classify(text)
+    plan.outcome = "dispatch"
+    plan.unit_id, plan.unit_code, plan.unit_key_id = unit.id, unit.code, unit_key.id
+    plan.grant = KEY_GRANT.seal(
+        tip_key, unit_key.public, Subject.TIP, tip.id, Holder.UNIT_KEY, unit_key.id
+    )
+    plan.route_reason, plan.auto = decision.reason, decision.auto
+    plan.confidence, plan.needs_location = decision.confidence, decision.needs_location
+    plan.sealed_routing = seal_decision(tip, decision)
+    plan.category = tip.category or suggestion.category
+    plan.priority = suggestion.priority
+    plan.procedure = suggestion.is_procedure
+    if plan.procedure:
+        reply = PROCEDURE_REPLY
+        plan.needs_location = False
+    else:
+        reply = acknowledgement_text(tip, unit)
+        if plan.needs_location and point is None and tip.location_requested_at is None:
+            reply += "\n\n" + (
+                WEB_LOCATION_REQUEST if tip.channel == Channel.WEB else LOCATION_REQUEST
+            )
+            plan.ask_location = True
+    plan.web = tip.channel == Channel.WEB
+    plan.message_id = new_public_id()
+    plan.sealed_body = MESSAGE_BODY.seal(
+        tip.public,
+        json.dumps({"text": reply}, ensure_ascii=False).encode(),
+        message_public_id=plan.message_id,
+    )
+    if not plan.web:
+        plan.sealed_for_relay = MESSAGE_FOR_RELAY.seal(
+            relay,
+            json.dumps({"text": reply}, ensure_ascii=False).encode(),
+            message_public_id=plan.message_id,
         )
-        relay = rt.transit.public()
-        if suggestion.is_procedure:
-            tip.status = TipStatus.RESOLVED
-            tip.closed_at = now
-            tip.needs_location = False
-            queue_outbound(session, tip, PROCEDURE_REPLY, transit=relay)
-        else:
-            assign(session, tip, unit)
-            reply = acknowledgement_text(tip, unit)
-            if tip.needs_location and point is None and tip.location_requested_at is None:
-                reply += "\n\n" + (
-                    WEB_LOCATION_REQUEST if tip.channel == Channel.WEB else LOCATION_REQUEST
+    return plan
+
+
+def _apply(
+    rt: runtime.Runtime, plans: list[_Plan], outcomes: dict[str, str], urgent: list[str]
+) -> list[str]:
+    """Phase 2 of :func:`dispatch_many`; the refs whose plans went stale."""
+    if not plans:
+        return []
+    stale: list[str] = []
+    with audit.audited_session(rt.sessions) as session:
+        ids = sorted(plan.tip_id for plan in plans)
+        undispatched = set(
+            session.scalars(
+                select(Tip.id)
+                .where(Tip.id.in_(ids), Tip.dispatched_at.is_(None))
+                .order_by(Tip.id)
+                .with_for_update(key_share=True)
+            )
+        )
+        unit_ids = {plan.unit_id for plan in plans if plan.outcome == "dispatch"}
+        current = _current_keys(session, unit_ids)
+        held = {
+            (int(tip_id), int(key_id))
+            for tip_id, key_id in session.execute(
+                select(KeyGrant.subject_id, KeyGrant.holder_id).where(
+                    KeyGrant.subject_kind == Subject.TIP,
+                    KeyGrant.subject_id.in_(ids),
+                    KeyGrant.holder_kind == Holder.UNIT_KEY,
                 )
-                tip.location_requested_at = now
-            queue_outbound(session, tip, reply, transit=relay)
-            urgent = tip.priority == Priority.URGENT
-        code = unit.code
-    log.info("dispatch: tip %s to unit %s", tip_public_id, code)
-    if urgent:
-        schedule(rt.redis, tip_public_id, 0)
-    if drain_now:
-        drain(rt.sessions, rt.redis)  # send the acknowledgement now rather than at the next tick
-    return "dispatched"
+            )
+        }
+        duty = DutyRoster(session)
+        now = utcnow()
+        for plan in plans:
+            if plan.tip_id not in undispatched:
+                outcomes[plan.ref] = "already dispatched"
+            elif plan.outcome == "hold":
+                session.execute(
+                    update(Tip)
+                    .where(Tip.id == plan.tip_id)
+                    .values(
+                        dispatch_error=plan.hold_reason,
+                        dispatch_attempts=Tip.dispatch_attempts + 1,
+                    )
+                )
+                log.warning("dispatch: tip %s held (%s)", plan.ref, plan.hold_reason)
+                outcomes[plan.ref] = "held"
+            elif plan.outcome == "unrouted":
+                tip = session.get_one(Tip, plan.tip_id)
+                outcomes[plan.ref] = _land_unrouted(session, tip, now)
+            elif current.get(plan.unit_id) != plan.unit_key_id:
+                stale.append(plan.ref)  # the unit's key rotated since the plan
+            else:
+                _write(session, plan, now, (plan.tip_id, plan.unit_key_id) in held, duty)
+                outcomes[plan.ref] = "dispatched"
+                if plan.priority == Priority.URGENT and not plan.procedure:
+                    urgent.append(plan.ref)
+    for plan in plans:
+        if outcomes.get(plan.ref) == "dispatched":
+            log.info("dispatch: tip %s to unit %s", plan.ref, plan.unit_code)
+    return stale
+
+
+def _current_keys(session: Session, unit_ids: set[int]) -> dict[int, int]:
+    """Each unit's current key version's id (tipline.models.Unit.current_key, for many)."""
+    if not unit_ids:
+        return {}
+    rows = session.execute(
+        select(UnitKey.unit_id, UnitKey.id, UnitKey.version)
+        .where(UnitKey.unit_id.in_(unit_ids), UnitKey.retired_at.is_(None))
+        .order_by(UnitKey.unit_id, UnitKey.version)
+    ).all()
+    return {unit_id: key_id for unit_id, key_id, _version in rows}
+
+
+# The hot path's statements, built once (building them per tip cost more than running them).
+_TIPS = cast(Table, Tip.__table__)
+_GRANTS = cast(Table, KeyGrant.__table__)
+_INSERT_GRANT = insert(_GRANTS)
+_DROP_OTHER_GRANTS = delete(_GRANTS).where(
+    _GRANTS.c.subject_kind == Subject.TIP,
+    _GRANTS.c.subject_id == bindparam("tip_id"),
+    or_(
+        _GRANTS.c.holder_kind == Holder.TRANSIT,
+        and_(_GRANTS.c.holder_kind == Holder.UNIT_KEY, _GRANTS.c.holder_id != bindparam("keep")),
+    ),
+)
+_WRITE_TIP = (
+    update(_TIPS)
+    .where(_TIPS.c.id == bindparam("tip_id"))
+    .values(dispatch_attempts=_TIPS.c.dispatch_attempts + 1)
+)
+_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
+
+
+def _write(session: Session, plan: _Plan, now: datetime, granted: bool, duty: DutyRoster) -> None:
+    """One planned dispatch, in Core statements (no ORM unit of work on the hot path)."""
+    conn = session.connection()
+    tip_id = plan.tip_id
+    if not granted:
+        conn.execute(
+            _INSERT_GRANT,
+            {
+                "subject_kind": Subject.TIP,
+                "subject_id": tip_id,
+                "holder_kind": Holder.UNIT_KEY,
+                "holder_id": plan.unit_key_id,
+                "sealed": plan.grant,
+            },
+        )
+    conn.execute(_DROP_OTHER_GRANTS, {"tip_id": tip_id, "keep": plan.unit_key_id})
+    assignee = None if plan.procedure else duty.pick(plan.unit_id)
+    values: dict[str, Any] = {
+        "tip_id": tip_id,
+        "dispatched_at": now,
+        "unit_id": plan.unit_id,
+        "dispatch_error": None,
+        "routing_auto": plan.auto,
+        "routing_confidence": plan.confidence,
+        "needs_location": plan.needs_location,
+        "sealed_routing": plan.sealed_routing,
+        "category": plan.category,
+        "priority": plan.priority,
+        "assignee_id": assignee,
+        "updated_at": now,
+    }
+    if plan.procedure:
+        values.update(status=TipStatus.RESOLVED, closed_at=now)
+    if plan.ask_location:
+        values["location_requested_at"] = now
+    if plan.web:
+        values["last_outbound_at"] = now
+    conn.execute(_WRITE_TIP, values)
+    audit.record(
+        session,
+        action=audit.actions.TIP_DISPATCHED,
+        object_id=plan.ref,
+        unit_code=plan.unit_code,
+        detail={"unit": plan.unit_code, "route": plan.route_reason, "auto": str(plan.auto)},
+    )
+    if not plan.procedure:
+        duty.announce(tip_id, plan.ref, plan.unit_id, plan.unit_code, assignee)
+    conn.execute(
+        _INSERT_MESSAGE,
+        {
+            "public_id": plan.message_id,
+            "tip_id": tip_id,
+            "direction": Direction.OUTBOUND,
+            "kind": MessageKind.TEXT,
+            "sealed_body": plan.sealed_body,
+            "sealed_for_relay": plan.sealed_for_relay,
+            "delivery": Delivery.PORTAL if plan.web else Delivery.QUEUED,
+            "delivered_at": now if plan.web else None,
+            "created_at": now,
+        },
+    )
+    if not plan.web:
+        add_jobs(conn, [("send", plan.message_id)], now)
 
 
 def _unit_key_ids(unit: Unit) -> set[int]:

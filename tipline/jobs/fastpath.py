@@ -26,7 +26,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from tipline.db import write_transaction
-from tipline.jobs.dispatch import dispatch
+from tipline.jobs.dispatch import dispatch_many
 from tipline.jobs.outbound import DeliveryDeferredError, deliver_once, process_client
 from tipline.jobs.relay import RELAY_LOCK, RELAY_LOCK_TTL, enqueue_now
 from tipline.models import utcnow
@@ -93,16 +93,17 @@ def hand_to_rq(runtime: Runtime, pairs: list[tuple[str, str]]) -> None:
 
 
 def dispatch_batch(runtime: Runtime) -> int:
-    """Claim and dispatch up to DISPATCH_BATCH tips; a dispatch that raises goes to RQ."""
+    """Claim and dispatch up to DISPATCH_BATCH tips together (tipline.jobs.dispatch:
+    planned before the write lock, written in one transaction); those that failed go to RQ."""
     refs = claim(runtime, "dispatch", DISPATCH_BATCH)
-    failed: list[tuple[str, str]] = []
-    for ref in refs:
-        try:
-            dispatch(runtime, ref, drain_now=False)
-        except Exception:
-            log.exception("fast path: dispatch of a tip failed; handing it to RQ")
-            failed.append(("dispatch", ref))
-    hand_to_rq(runtime, failed)
+    if not refs:
+        return 0
+    try:
+        outcomes = dispatch_many(runtime, refs)
+    except Exception:
+        log.exception("fast path: a batch of %d dispatches failed; handing it to RQ", len(refs))
+        outcomes = dict.fromkeys(refs, "failed")
+    hand_to_rq(runtime, [("dispatch", ref) for ref in refs if outcomes.get(ref) == "failed"])
     return len(refs)
 
 

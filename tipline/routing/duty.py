@@ -7,7 +7,7 @@ duty: the tip waits in the unit's queue and the commanders nearest above are not
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tipline import audit
@@ -59,19 +59,19 @@ def open_tip_counts(session: Session, officer_ids: list[int]) -> dict[int, int]:
     return {int(officer_id): int(count) for officer_id, count in rows if officer_id is not None}
 
 
-def pick_officer(session: Session, unit: Unit) -> Officer | None:
-    """The on-duty key holder of ``unit`` with the fewest open tips, or None. Key holder in
-    fact: someone holding a grant of the unit's current key (tips are sealed to it), not an
-    account still waiting for a key holder's approval (tipline.grants)."""
+def on_duty_key_holders(session: Session, unit: Unit) -> list[Officer]:
+    """Who of ``unit`` can take a tip now: on duty, active, and a key holder in fact (holding
+    a grant of the unit's current key, which tips are sealed to), not an account still
+    waiting for a key holder's approval (tipline.grants)."""
     current = unit.current_key
     if current is None:
-        return None
+        return []
     holders = select(KeyGrant.holder_id).where(
         KeyGrant.subject_kind == Subject.UNIT_KEY,
         KeyGrant.subject_id == current.id,
         KeyGrant.holder_kind == Holder.OFFICER,
     )
-    officers = list(
+    return list(
         session.scalars(
             select(Officer)
             .where(
@@ -84,10 +84,72 @@ def pick_officer(session: Session, unit: Unit) -> Officer | None:
             .order_by(Officer.id)
         )
     )
+
+
+def _least_loaded(officers: list[Officer], counts: dict[int, int]) -> Officer | None:
     if not officers:
         return None
-    counts = open_tip_counts(session, [o.id for o in officers])
     return min(officers, key=lambda o: (counts.get(o.id, 0), o.role == Role.COMMANDER, o.id))
+
+
+def pick_officer(session: Session, unit: Unit) -> Officer | None:
+    """The on-duty key holder of ``unit`` with the fewest open tips, or None."""
+    officers = on_duty_key_holders(session, unit)
+    return _least_loaded(officers, open_tip_counts(session, [o.id for o in officers]))
+
+
+class DutyRoster:
+    """:func:`assign` for a batch of tips in one transaction (the relay's dispatch): each
+    unit's on-duty key holders, their open-tip counts and its commanders are read once, and
+    the counts kept up to date as the batch assigns. Notifications and audit events as
+    :func:`assign` writes them, in Core statements."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._officers: dict[int, list[Officer]] = {}
+        self._counts: dict[int, int] = {}
+        self._commanders: dict[int, list[Officer]] = {}
+
+    def pick(self, unit_id: int) -> int | None:
+        """The officer (id) the next tip of ``unit_id`` goes to, counted as assigned."""
+        officers = self._officers.get(unit_id)
+        if officers is None:
+            unit = self.session.get_one(Unit, unit_id)
+            officers = self._officers[unit_id] = on_duty_key_holders(self.session, unit)
+            self._counts.update(open_tip_counts(self.session, [o.id for o in officers]))
+        chosen = _least_loaded(officers, self._counts)
+        if chosen is None:
+            return None
+        self._counts[chosen.id] = self._counts.get(chosen.id, 0) + 1
+        return chosen.id
+
+    def announce(
+        self, tip_id: int, tip_public_id: str, unit_id: int, unit_code: str, assignee: int | None
+    ) -> None:
+        """Notify the assignee (and audit the assignment), or the unit and its commanders."""
+        rows: list[dict[str, object]]
+        if assignee is not None:
+            officer = next(o for o in self._officers[unit_id] if o.id == assignee)
+            kind = NotificationKind.ASSIGNED_TIP
+            rows = [{"officer_id": assignee, "tip_id": tip_id, "kind": kind}]
+            audit.record(
+                self.session,
+                action=audit.actions.ASSIGN,
+                object_id=tip_public_id,
+                unit_code=unit_code,
+                detail={"assignee": officer.public_id, "by": "duty_roster"},
+            )
+        else:
+            commanders = self._commanders.get(unit_id)
+            if commanders is None:
+                unit = self.session.get_one(Unit, unit_id)
+                commanders = self._commanders[unit_id] = commanders_for(self.session, unit)
+            kind = NotificationKind.UNASSIGNED_TIP
+            rows = [{"unit_id": unit_id, "tip_id": tip_id, "kind": kind}] + [
+                {"officer_id": c.id, "unit_id": unit_id, "tip_id": tip_id, "kind": kind}
+                for c in commanders
+            ]
+        self.session.execute(insert(Notification), rows)
 
 
 def commanders_for(session: Session, unit: Unit | None) -> list[Officer]:

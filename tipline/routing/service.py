@@ -95,7 +95,12 @@ def official_code(unit: Unit) -> str | None:
 
 
 def unit_by_code(session: Session, code: str) -> Unit | None:
-    return session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+    """The unit, remembered for the session (a dispatch batch asks for the same few units
+    again and again: about 5 lookups a tip)."""
+    known: dict[str, Unit | None] = session.info.setdefault("units_by_code", {})
+    if code not in known:
+        known[code] = session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+    return known[code]
 
 
 def resolve(session: Session, code: str) -> Unit | None:
