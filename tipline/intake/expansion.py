@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -301,6 +301,11 @@ EXPAND_ATTEMPTS = 3
 def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     """Turn stored events into tips and messages; return how many events were taken up.
 
+    In two phases, so the write lock is held only for the writes (issue 15): the pending
+    events are read, opened and parsed, and each message's sealing prepared (the new tip's key
+    pair, the sealed body and address), in a read transaction; then one write transaction
+    takes the events still pending and writes them.
+
     An event whose transit epoch lost its key waits (``transit_lost_at``) for its unit's key
     holders (tipline.transit.recover_events); it never holds up the events after it. Nor does
     one that raises: each event runs in a savepoint, a failure is counted, and after
@@ -308,16 +313,14 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     errors are not the event's fault: they roll the batch back, to be tried whole again.
     """
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(_PENDING_EVENTS, {"limit": limit}).all()
+    if not rows:
+        return 0
+    opened = {row.id: _open(runtime, sealing, row) for row in rows}
     with audit.audited_transaction(runtime.engine) as conn:
-        query = (
-            select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
-            .where(
-                EVENTS.c.processed_at.is_(None),
-                EVENTS.c.transit_lost_at.is_(None),
-                EVENTS.c.expand_failed_at.is_(None),
-            )
-            .order_by(EVENTS.c.id)
-            .limit(limit)
+        query = select(EVENTS.c.id).where(
+            EVENTS.c.id.in_(list(opened)), EVENTS.c.processed_at.is_(None)
         )
         if conn.dialect.name == "postgresql":
             # One expander at a time. Every new tip moves the audit head, so concurrent batches
@@ -327,47 +330,95 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
             if not conn.execute(select(func.pg_try_advisory_xact_lock(EXPAND_LOCK))).scalar():
                 return 0
             query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
+        still_pending = set(conn.scalars(query.order_by(EVENTS.c.id)))
         heard: dict[str, datetime] = {}  # OA id → its latest event in this batch
-        for row in rows:
+        for event_id, event in opened.items():
+            if event_id not in still_pending:
+                continue  # expanded meanwhile by another worker
             try:
                 with audit.savepoint(conn):
-                    _expand_one(conn, runtime, sealing, row, heard)
+                    _expand_one(conn, sealing, event, heard)
             except DBAPIError:
                 raise
             except Exception as exc:  # the event's own fault: counted, never the batch's
-                _count_failure(conn, row.id, exc)
+                _count_failure(conn, event_id, exc)
         _heard_from(conn, heard)
-    return len(rows)
+    return len(still_pending)
 
 
-def _expand_one(
-    conn: Connection, runtime: Runtime, sealing: Sealing, row: Any, heard: dict[str, datetime]
-) -> None:
+_PENDING_EVENTS = (
+    select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
+    .where(
+        EVENTS.c.processed_at.is_(None),
+        EVENTS.c.transit_lost_at.is_(None),
+        EVENTS.c.expand_failed_at.is_(None),
+    )
+    .order_by(EVENTS.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+@dataclass
+class _Opened:
+    """A pending event as phase 1 of :func:`expand_pending` left it."""
+
+    id: int
+    received_at: datetime | None
+    lost: bool = False  # its transit epoch's key is gone
+    error: Exception | None = None  # opening or reading it raised
+    web: dict[str, Any] | None = None
+    event: InboundMessage | ConsoleReply | Withdrawal | None = None
+    prepared: _Prepared | None = None
+
+
+def _open(runtime: Runtime, sealing: Sealing, row: Any) -> _Opened:
+    opened = _Opened(row.id, row.received_at)
     try:
         key = runtime.transit.private_for(row.sealed_event)
     except TransitKeyLost:
-        mark_lost(conn, row.id, utcnow())
-        return
-    raw = INBOUND_EVENT.open(key, row.sealed_event, dedup_key=row.dedup_key)
-    data = json.loads(raw)
-    if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
-        accepted = _accept_web(conn, sealing, data)
-    else:
+        opened.lost = True
+        return opened
+    try:
+        raw = INBOUND_EVENT.open(key, row.sealed_event, dedup_key=row.dedup_key)
+        data = json.loads(raw)
+        if isinstance(data, dict) and data.get("event_name") == WEB_EVENT:
+            opened.web = data
+            return opened
         event = read_event(read_envelope(data))
-        if isinstance(event, InboundMessage):
-            accepted = _accept(conn, sealing, event)
-            at = row.received_at or utcnow()
-            heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
-        elif isinstance(event, ConsoleReply):
-            accepted = _accept_console_reply(conn, sealing, event)
-        elif isinstance(event, Withdrawal):
-            accepted = _accept_withdrawal(conn, sealing, event)
-        else:  # cannot happen: only these are stored
+        if not isinstance(event, InboundMessage | ConsoleReply | Withdrawal):
             raise ValueError("a stored inbound event carries nothing to expand")
+        opened.event = event
+        if isinstance(event, InboundMessage):
+            opened.prepared = _prepare(sealing, event)
+    except Exception as exc:  # counted against the event in phase 2
+        opened.error = exc
+    return opened
+
+
+def _expand_one(
+    conn: Connection, sealing: Sealing, opened: _Opened, heard: dict[str, datetime]
+) -> None:
+    if opened.lost:
+        mark_lost(conn, opened.id, utcnow())
+        return
+    if opened.error is not None:
+        raise opened.error
+    event = opened.event
+    if opened.web is not None:
+        accepted = _accept_web(conn, sealing, opened.web)
+    elif isinstance(event, InboundMessage):
+        accepted = _accept(conn, sealing, event, opened.prepared)
+        at = opened.received_at or utcnow()
+        heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
+    elif isinstance(event, ConsoleReply):
+        accepted = _accept_console_reply(conn, sealing, event)
+    elif isinstance(event, Withdrawal):
+        accepted = _accept_withdrawal(conn, sealing, event)
+    else:  # cannot happen: _open refused it
+        raise ValueError("a stored inbound event carries nothing to expand")
     conn.execute(
         update(EVENTS)
-        .where(EVENTS.c.id == row.id)
+        .where(EVENTS.c.id == opened.id)
         .values(
             processed_at=utcnow(),
             sealed_event=None,
@@ -424,8 +475,10 @@ def accept_message(runtime: Runtime, msg: InboundMessage) -> Accepted:
         return _accept(conn, sealing, msg)
 
 
-def _accept(conn: Connection, s: Sealing, msg: InboundMessage) -> Accepted:
-    p = _prepare(s, msg)
+def _accept(
+    conn: Connection, s: Sealing, msg: InboundMessage, prepared: _Prepared | None = None
+) -> Accepted:
+    p = prepared or _prepare(s, msg)
     seen = conn.execute(
         select(TIPS.c.public_id)
         .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
