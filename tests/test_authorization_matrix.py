@@ -154,6 +154,7 @@ EXPECTED: dict[str, Row] = {
     "GET /admin/zalo/callback": staff("200", "admin"),  # back from Zalo: the OA connected
     "POST /admin/zalo/<oa_id>/detach": staff("302", "admin"),  # confirmed: detached
     "GET /admin/zalo-events": staff("200", "admin"),  # metadata of quarantined events
+    "POST /admin/zalo-events/retry-failed": staff("302", "admin"),  # set-aside events retried
 }
 # What each account's own key opens, through the key chain in the database (not the UI's
 # check): unit A's tip, unit B's tip. Auditors and admins hold no unit key at all.

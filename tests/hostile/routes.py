@@ -332,6 +332,9 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
         "POST", f"/admin/zalo/{t.fresh_oa()}/detach", form={"confirm": "1"}
     ),
     "GET /admin/zalo-events": lambda t: Call("GET", "/admin/zalo-events"),
+    "POST /admin/zalo-events/retry-failed": lambda t: Call(
+        "POST", "/admin/zalo-events/retry-failed", form={}
+    ),
 }
 
 # Run last: they end the session, or change the unit key the other requests go through.
