@@ -9,6 +9,11 @@ This measures that ceiling on a throwaway cluster (tests/postgres_server.py): ``
 connections, each committing transactions of one ``record()`` as fast as it can, *without*
 the write advisory lock (plain transactions), so only the head row serialises them.
 
+Batched (issue 15): the pipeline now appends a batch's events together just before commit
+(``audit.deferred``: the head locked and moved once per transaction), so the same run also
+measures transactions of ``--batch`` events each; ``batched_events_per_s`` and
+``tips_per_s_ceiling_batched`` are what the chain allows a pipeline that batches.
+
 Baseline, same run, same connections: a transaction of one plain INSERT of the same size (no
 head). ``ratio`` = audited ÷ plain at the highest thread count; ``scaling`` = audited at the
 highest thread count ÷ audited at one thread (1.0: the head binds; the plain baseline shows
@@ -30,15 +35,16 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from tipline.audit import actions, record  # noqa: E402
+from tipline.audit import actions, deferred, record  # noqa: E402
 from tipline.db import make_engine  # noqa: E402
 from tipline.migrate import upgrade  # noqa: E402
 
 PER_TIP_EVENTS = 3
 
 
-def run(url: str, threads: int, seconds: float, audited: bool) -> float:
-    """Committed transactions per second over ``seconds`` with ``threads`` connections."""
+def run(url: str, threads: int, seconds: float, mode: str, batch: int = 1) -> float:
+    """Committed transactions per second over ``seconds`` with ``threads`` connections;
+    ``mode``: "audited" (one event), "batched" (``batch`` events, deferred) or "plain"."""
     engine = make_engine(url)
     counts = [0] * threads
     start = threading.Barrier(threads + 1)
@@ -49,9 +55,14 @@ def run(url: str, threads: int, seconds: float, audited: bool) -> float:
             start.wait()
             while not stop.is_set():
                 with conn.begin():
-                    if audited:
+                    if mode == "audited":
                         record(conn, action=actions.TIP_RECEIVED, object_id=f"bench{k}",
                                detail={"oa": "bench"})
+                    elif mode == "batched":
+                        with deferred(conn):
+                            for _ in range(batch):
+                                record(conn, action=actions.TIP_RECEIVED, object_id=f"bench{k}",
+                                       detail={"oa": "bench"})
                     else:
                         conn.execute(text("INSERT INTO plain_bench (body) VALUES (:b)"),
                                      {"b": "x" * 200})
@@ -75,6 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--threads", default="1,2,4,8")
+    parser.add_argument("--batch", type=int, default=50, help="events per batched transaction")
     args = parser.parse_args()
     from tests.postgres_server import PostgresServer
 
@@ -87,8 +99,10 @@ def main() -> int:
             conn.execute(text("CREATE TABLE plain_bench (id bigserial PRIMARY KEY, body text)"))
         engine.dispose()
         counts = [int(n) for n in args.threads.split(",")]
-        audited = {n: round(run(url, n, args.seconds, True), 1) for n in counts}
-        plain = {n: round(run(url, n, args.seconds, False), 1) for n in counts}
+        audited = {n: round(run(url, n, args.seconds, "audited"), 1) for n in counts}
+        batched = {n: round(run(url, n, args.seconds, "batched", args.batch) * args.batch, 1)
+                   for n in counts}
+        plain = {n: round(run(url, n, args.seconds, "plain"), 1) for n in counts}
         top = max(counts)
         out = {
             "benchmark": "audit_ceiling", "database": "postgresql",
@@ -99,9 +113,13 @@ def main() -> int:
             "ceiling_events_per_s": max(audited.values()),
             "per_tip_events": PER_TIP_EVENTS,
             "tips_per_s_ceiling": round(max(audited.values()) / PER_TIP_EVENTS, 1),
+            "batch": args.batch,
+            "batched_events_per_s": batched,
+            "tips_per_s_ceiling_batched": round(max(batched.values()) / PER_TIP_EVENTS, 1),
         }
         for n in counts:
-            print(f"{n} connections: audited {audited[n]:8.1f} tx/s, plain {plain[n]:8.1f} tx/s")
+            print(f"{n} connections: audited {audited[n]:8.1f} tx/s, plain {plain[n]:8.1f} tx/s, "
+                  f"batched {batched[n]:8.1f} events/s")
         print(json.dumps(out))
         return 0
     finally:

@@ -330,7 +330,8 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type 
 """
 # A lock wait is put down to the statement that waits (its first words say the stage).
 LOCK_STAGES = (
-    ("pg_advisory_xact_lock", "write advisory lock"),
+    ("pg_advisory_xact_lock_shared", "write lock, shared (waiting for an exclusive holder)"),
+    ("pg_advisory_xact_lock", "write lock, exclusive"),
     ("pg_try_advisory", "expansion advisory lock"),
     ("audit_head", "audit chain head"),
     ("outbox", "outbox"),

@@ -49,8 +49,10 @@ TARGETS: dict[str, list[Figure]] = {
     "audit_ceiling": [
         Figure("ceiling_events_per_s", "PostgreSQL: audited transactions/s, best of 1-8 "
                "connections (one head row)", "tx/s"),
-        Figure("tips_per_s_ceiling", "tips/s the chain allows (3 audit events a tip)",
-               "tips/s", ">=", 200),
+        Figure("tips_per_s_ceiling", "tips/s the chain allows, one event a transaction (3 "
+               "audit events a tip)", "tips/s"),
+        Figure("tips_per_s_ceiling_batched", "tips/s the chain allows with batched appends "
+               "(audit.deferred, as the pipeline appends)", "tips/s", ">=", 200),
         Figure("scaling", "audited tx/s at 8 connections ÷ at 1 (1.0: the head binds)", "×"),
         Figure("plain_scaling", "same for a plain insert (baseline, same run)", "×"),
         Figure("ratio", "audited ÷ plain insert tx/s at 8 connections", "×"),
