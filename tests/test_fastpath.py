@@ -157,3 +157,45 @@ def test_the_sweeper_leaves_a_fresh_claim_alone_and_queues_a_stale_one(
         session.execute(update(OutboxEntry).values(enqueued_at=an_hour_ago))
     assert sweep(runtime.sessions, redis, timedelta(seconds=30)) == 1
     assert Queue("dispatch", connection=redis).job_ids == [job_id("dispatch", ref)]
+
+
+def test_a_batch_planned_before_a_change_is_applied_as_things_are_at_commit(
+    client: FlaskClient, runtime: Runtime, sim: str
+) -> None:
+    """Dispatch plans outside the write lock and applies in it (tipline.jobs.dispatch): a tip
+    another worker dispatched in between is left alone, and a tip planned for a unit key that
+    was rotated in between is planned again for the new key."""
+    from tipline.db import write_session
+    from tipline.intake.expansion import expand_pending
+    from tipline.jobs import dispatch as dispatching
+    from tipline.models import Holder, KeyGrant, Subject, Unit
+    from tipline.units import rotate_key
+
+    for n in range(2):
+        post(client, event(msg_id=f"p{n}", user=f"90000000000000001{n}"))
+    expand_pending(runtime)
+    refs = claim(runtime, "dispatch", 10)
+    outcomes: dict[str, str] = {}
+    plans = dispatching._plan(runtime, refs, outcomes)
+    assert [plan.outcome for plan in plans] == ["dispatch", "dispatch"]
+    # Meanwhile: an RQ retry dispatches the first tip; an admin rotates the unit's key.
+    assert dispatching.dispatch_many(runtime, [refs[0]]) == {refs[0]: "dispatched"}
+    with write_session(runtime.sessions) as session:
+        code = session.get_one(Unit, plans[1].unit_id).code
+        new_key, _moved = rotate_key(session, code)
+        new_key_id = new_key.id
+    stale = dispatching._apply(runtime, plans, outcomes, [])
+    assert outcomes[refs[0]] == "already dispatched" and stale == [refs[1]]
+    assert dispatching.dispatch_many(runtime, stale) == {refs[1]: "dispatched"}
+    with runtime.sessions() as session:
+        second = session.scalars(select(Tip).where(Tip.public_id == refs[1])).one()
+        holders = session.scalars(
+            select(KeyGrant.holder_id).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.subject_id == second.id,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+            )
+        ).all()
+        assert holders == [new_key_id]
+        acks = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND))
+        assert len(list(acks)) == 2  # one acknowledgement each, none for the stale plan
