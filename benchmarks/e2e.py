@@ -221,8 +221,10 @@ def _processes() -> list[tuple[int, int, int, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        # utime + stime, and cutime + cstime: the CPU of children that exited and were reaped
+        # (PostgreSQL backends of closed connections go to the postmaster's), no longer in /proc.
         out.append((int(entry.name), int(fields[1]), int(fields[2]),
-                    (int(fields[11]) + int(fields[12])) / tick))
+                    sum(int(f) for f in fields[11:15]) / tick))
     return out
 
 

@@ -319,3 +319,34 @@ def test_an_informants_alias_is_not_reproducible_from_any_configured_secret(
     for configured in (secrets.alias_key, runtime.config.secret_key.encode()):
         assert keyed_digest(configured, "informant", identity) != alias
     assert keyed_digest(informant_alias_key(runtime.keystore), "informant", identity) == alias
+
+
+def test_the_workers_frequent_epoch_check_takes_no_write_lock_when_nothing_is_due(
+    runtime: Runtime,
+) -> None:
+    """Every worker checks the epochs every few seconds; taking the exclusive write lock for
+    each check stalled every row-locked transaction on PostgreSQL (issue 15)."""
+    import threading
+
+    from tipline.db import write_transaction
+
+    runtime.transit.rotate()  # the first epoch: due, so written
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with write_transaction(runtime.engine):
+            holding.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert holding.wait(10)
+    checker = threading.Thread(target=runtime.transit.rotate, daemon=True)
+    try:
+        checker.start()
+        checker.join(10)  # liveness: waiting for the lock would take the 30 s lock timeout
+        assert not checker.is_alive(), "the check waited for the write lock"
+    finally:
+        release.set()
+        holder.join(30)
+        checker.join(60)

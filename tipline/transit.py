@@ -182,9 +182,14 @@ class TransitKeys:
     def rotate(self, now: datetime | None = None) -> None:
         """Start an epoch when due (or when the current one's key was lost); retire old ones.
 
-        Run by every worker's relay loop; the write transaction makes it one at a time.
+        Run by every worker's relay loop, every few seconds: a read says whether anything is
+        due, and only then does the write transaction (exclusive: one at a time) run. Taking
+        it on every check stalled the whole pipeline on PostgreSQL several times a second
+        (issue 15: every row-locked transaction waits for an exclusive one).
         """
         now = now or utcnow()
+        if self._nothing_due(now):
+            return
         keystore = self.keystore
         with write_transaction(self.engine) as conn:
             live = conn.execute(
@@ -221,6 +226,24 @@ class TransitKeys:
                     keystore.delete(_name(row.id))
                     log.info("transit epoch %s destroyed (%s items re-sealed)", row.id, moved)
         self.forget_cached()
+
+    def _nothing_due(self, now: datetime) -> bool:
+        """True when :meth:`rotate` would change nothing: every live epoch's key is in the key
+        store, the current one is certified and young enough, none is old enough to destroy."""
+        with self.engine.connect() as conn:
+            live = conn.execute(
+                select(EPOCHS.c.id, EPOCHS.c.created_at)
+                .where(EPOCHS.c.destroyed_at.is_(None))
+                .order_by(EPOCHS.c.id)
+            ).all()
+            if not live or any(self.keystore.get(_name(row.id)) is None for row in live):
+                return False
+            current = live[-1]
+            if current.created_at <= now - self.epoch or not self._certified(conn, current.id):
+                return False
+        return not any(
+            row.id != current.id and row.created_at <= now - 2 * self.epoch for row in live
+        )
 
     @staticmethod
     def _certified(conn: Connection, epoch: int) -> bool:
