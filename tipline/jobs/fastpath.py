@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 
 from tipline.db import write_transaction
 from tipline.jobs.dispatch import dispatch_many
-from tipline.jobs.outbound import DeliveryDeferredError, deliver_once, process_client
+from tipline.jobs.outbound import deliver_many, process_client
 from tipline.jobs.relay import RELAY_LOCK, RELAY_LOCK_TTL, enqueue_now
 from tipline.models import utcnow
 from tipline.outbox import JOBS, OUTBOX, job_id, job_queue
@@ -107,25 +107,21 @@ def dispatch_batch(runtime: Runtime) -> int:
     return len(refs)
 
 
-def _send(runtime: Runtime, ref: str) -> bool:
-    """Deliver one message; False when it must be tried again later (by RQ)."""
-    try:
-        deliver_once(runtime, ref, process_client(runtime.config))
-    except DeliveryDeferredError:
-        return False
-    except Exception:
-        log.exception("fast path: a send failed; handing it to RQ")
-        return False
-    return True
-
-
 def send_batch(runtime: Runtime) -> int:
-    """Claim up to SEND_BATCH replies and send them concurrently; the deferred go to RQ."""
+    """Claim up to SEND_BATCH replies and send them concurrently over the process's one Zalo
+    client (tipline.jobs.outbound.deliver_many: two transactions for the batch); the deferred,
+    or all of them if the batch raised, go to RQ."""
     refs = claim(runtime, "send", SEND_BATCH)
     if not refs:
         return 0
-    done = list(_pool().map(lambda ref: _send(runtime, ref), refs))
-    later = [ref for ref, ok in zip(refs, done, strict=True) if not ok]
+    try:
+        states = deliver_many(
+            runtime, refs, process_client(runtime.config), mapper=_pool().map
+        )
+    except Exception:
+        log.exception("fast path: a batch of %d sends failed; handing it to RQ", len(refs))
+        states = {}
+    later = [ref for ref in refs if ref not in states or not isinstance(states[ref], str)]
     if later:
         _schedule_sends(runtime, later)
     return len(refs)

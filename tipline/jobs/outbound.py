@@ -36,9 +36,12 @@ import os
 import re
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
@@ -138,29 +141,36 @@ def _holder_is_dead(value: bytes | str) -> bool:
     return False
 
 
+def _take_lease(runtime: Runtime, message_public_id: str) -> Lock | None:
+    """The message's lease, or None when another live sender holds it. A lease whose holder
+    died on this machine is taken over at once."""
+    key = SEND_LEASE.format(message_public_id)
+    lease: Lock = runtime.redis.lock(key, timeout=SEND_LEASE_SECONDS, blocking=False)
+    token = f"{socket.gethostname()}|{os.getpid()}|{new_token(16)}"
+    if lease.acquire(token=token):
+        return lease
+    held = runtime.redis.get(key)
+    if held is not None and not _holder_is_dead(held):
+        log.info("message %s: another sender has it", message_public_id)
+        return None
+    if held is not None:
+        runtime.redis.eval(_DROP_IF, 1, key, held)
+    return lease if lease.acquire(token=token) else None
+
+
+def _release(lease: Lock) -> None:
+    try:
+        lease.release()
+    except LockError:  # expired during a very slow send: nothing to release
+        pass
+
+
 def deliver_once(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
     """:func:`deliver` under the message's lease; ``IN_PROGRESS`` when another live sender
     holds it (that sender delivers, or its lease expires and the sweeper queues the job
-    again). A lease whose holder died on this machine is taken over at once."""
-    key = SEND_LEASE.format(message_public_id)
-    lease = runtime.redis.lock(key, timeout=SEND_LEASE_SECONDS, blocking=False)
-    token = f"{socket.gethostname()}|{os.getpid()}|{new_token(16)}"
-    if not lease.acquire(token=token):
-        held = runtime.redis.get(key)
-        if held is not None and not _holder_is_dead(held):
-            log.info("message %s: another sender has it", message_public_id)
-            return IN_PROGRESS
-        if held is not None:
-            runtime.redis.eval(_DROP_IF, 1, key, held)
-        if not lease.acquire(token=token):
-            return IN_PROGRESS
-    try:
-        return deliver(runtime, message_public_id, client)
-    finally:
-        try:
-            lease.release()
-        except LockError:  # expired during a very slow send: nothing to release
-            pass
+    again)."""
+    outcome = deliver_many(runtime, [message_public_id], client)[message_public_id]
+    return _single(runtime, message_public_id, outcome)
 
 
 def send_message(message_public_id: str) -> str:
@@ -209,50 +219,74 @@ def _note_oa(
         )
 
 
-def _finish(
-    runtime: Runtime,
-    public_id: str,
-    delivery: Delivery,
-    error: str | None = None,
-    *,
-    problem: SendProblem | None = None,
-    zalo_message_id: str | None = None,
-) -> str:
-    """Record a final state; the relay copy of the text goes, as the model promises.
+@dataclass(frozen=True)
+class _Final:
+    """A final state to record: why Zalo did not take it (``problem``), Zalo's id of ours."""
 
-    ``problem``: why Zalo did not take it, as officers and admins read it. ``zalo_message_id``:
-    Zalo's id of the message it took (of our message, not the informant's: kept as is)."""
-    with audit.audited_session(runtime.sessions) as session:
-        message = session.scalars(_MESSAGE_FOR_UPDATE, {"public_id": public_id}).one()
-        message.delivery = delivery
-        message.delivery_error = error[:200] if error else None
-        message.delivery_problem = problem
-        message.sealed_for_relay = None
-        _note_oa(session, message.tip.oa_id, delivery, problem, error)
-        if delivery is Delivery.SENT:
-            now = utcnow()
-            message.delivered_at = now
-            message.tip.last_outbound_at = now
-            if zalo_message_id:
-                message.zalo_message_id = zalo_message_id[:64]
-        # The tip is the object (auditors follow a tip); the message id and the final state
-        # are the detail. Zalo's error text stays out: it is not a fixed word.
-        audit.record(
-            session,
-            action=audit.actions.REPLY_DELIVERED,
-            object_id=message.tip.public_id,
-            unit=message.tip.unit,
-            outcome=Outcome.OK
-            if delivery is Delivery.SENT
-            else _OUTCOMES.get(delivery, Outcome.FAILED),
-            detail={"message": message.public_id, "delivery": str(delivery)},
+    delivery: Delivery
+    error: str | None = None
+    problem: SendProblem | None = None
+    zalo_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """Zalo or the network said "later": RQ tries again, up to MAX_ATTEMPTS."""
+
+    attempt: int
+    reason: str
+    problem: SendProblem
+
+
+def _write_final(session: Session, message: Message, final: _Final) -> None:
+    """Record a final state; the relay copy of the text goes, as the model promises."""
+    message.delivery = final.delivery
+    message.delivery_error = final.error[:200] if final.error else None
+    message.delivery_problem = final.problem
+    message.sealed_for_relay = None
+    _note_oa(session, message.tip.oa_id, final.delivery, final.problem, final.error)
+    if final.delivery is Delivery.SENT:
+        now = utcnow()
+        message.delivered_at = now
+        message.tip.last_outbound_at = now
+        if final.zalo_message_id:
+            message.zalo_message_id = final.zalo_message_id[:64]
+    # The tip is the object (auditors follow a tip); the message id and the final state
+    # are the detail. Zalo's error text stays out: it is not a fixed word.
+    audit.record(
+        session,
+        action=audit.actions.REPLY_DELIVERED,
+        object_id=message.tip.public_id,
+        unit=message.tip.unit,
+        outcome=Outcome.OK
+        if final.delivery is Delivery.SENT
+        else _OUTCOMES.get(final.delivery, Outcome.FAILED),
+        detail={"message": message.public_id, "delivery": str(final.delivery)},
+    )
+
+
+def _settled(outcome: _Final | _Deferred) -> _Final | _Deferred:
+    """A deferral at the last allowed attempt is final: FAILED, ``problem`` the reason."""
+    if isinstance(outcome, _Deferred) and outcome.attempt >= MAX_ATTEMPTS:
+        return _Final(
+            Delivery.FAILED,
+            f"gave up after {outcome.attempt} attempts: {outcome.reason}",
+            outcome.problem,
         )
-    if delivery is Delivery.SENT:
+    return outcome
+
+
+def _after(runtime: Runtime, public_id: str, outcome: _Final | _Deferred) -> None:
+    """Log lines and failure counters, once the outcome is committed."""
+    if isinstance(outcome, _Deferred):
+        log.warning("message %s: attempt %d deferred (%s)", public_id, outcome.attempt,
+                    outcome.reason)
+        count_send_failure(runtime, "deferred", outcome.reason)
+    elif outcome.delivery is Delivery.SENT:
         log.info("message %s: sent", public_id)
     else:
-        log.warning("message %s: %s (%s)", public_id, delivery, error)
-        count_send_failure(runtime, str(delivery), error)
-    return str(delivery)
+        log.warning("message %s: %s (%s)", public_id, outcome.delivery, outcome.error)
+        count_send_failure(runtime, str(outcome.delivery), outcome.error)
 
 
 _ZALO_CODE = re.compile(r"zalo (-?\d+):")
@@ -265,53 +299,86 @@ def count_send_failure(runtime: Runtime, delivery: str, error: str | None) -> No
     count(runtime.redis, "send_failures", delivery=delivery, zalo_error=code)
 
 
-# The message's row, locked for the attempt count and the final state (tipline.db: row locks;
+# The messages' rows, locked for the attempt count and the final state (tipline.db: row locks;
 # the send's lease already keeps two senders apart, this keeps an officer's retry out too).
-_MESSAGE_FOR_UPDATE = (
+_MESSAGES_FOR_UPDATE = (
     select(Message)
-    .where(Message.public_id == bindparam("public_id"))
+    .where(Message.public_id.in_(bindparam("public_ids", expanding=True)))
+    .order_by(Message.id)
     .with_for_update(key_share=True)
 )
 
 
-def _prepare(runtime: Runtime, public_id: str) -> _Outgoing | str:
-    """Count the attempt and open what is needed; a str is a final state already recorded."""
+@dataclass(frozen=True)
+class _Claimed:
+    """An attempt counted: what the send needs, still sealed."""
+
+    attempt: int
+    oa_id: str | None
+    sealed_text: bytes | None
+    sealed_address: bytes | None
+    alias: str
+
+
+def _count_attempts(runtime: Runtime, public_ids: list[str]) -> dict[str, _Claimed | str]:
+    """One transaction: each message's attempt counted, or its final state if it has one
+    ("missing" for no outbound message)."""
+    out: dict[str, _Claimed | str] = {}
     with audit.audited_session(runtime.sessions) as session:
-        message = session.scalars(_MESSAGE_FOR_UPDATE, {"public_id": public_id}).one_or_none()
-        if message is None or message.direction != Direction.OUTBOUND:
-            log.warning("message %s: no outbound message to send", public_id)
-            return "missing"
-        if message.delivery in FINAL:
-            return str(message.delivery)
-        message.delivery_attempts = (message.delivery_attempts or 0) + 1
-        attempt = message.delivery_attempts
-        tip = message.tip
-        address_row = tip.reply_address
-        sealed_address = address_row.sealed_address if address_row is not None else None
-        alias = address_row.informant_alias if address_row is not None else ""
-        sealed_text = message.sealed_for_relay
-        oa_id = tip.oa_id or (address_row.oa_id if address_row is not None else None)
-    if attempt > MAX_ATTEMPTS:
-        reason = f"gave up after {MAX_ATTEMPTS} attempts"
-        return _finish(runtime, public_id, Delivery.FAILED, reason, problem=SendProblem.UNAVAILABLE)
-    if sealed_text is None or oa_id is None:
-        return _finish(runtime, public_id, Delivery.FAILED, "nothing to send or no OA")
+        messages = {
+            m.public_id: m
+            for m in session.scalars(_MESSAGES_FOR_UPDATE, {"public_ids": public_ids})
+        }
+        for public_id in public_ids:
+            message = messages.get(public_id)
+            if message is None or message.direction != Direction.OUTBOUND:
+                log.warning("message %s: no outbound message to send", public_id)
+                out[public_id] = "missing"
+                continue
+            if message.delivery in FINAL:
+                out[public_id] = str(message.delivery)
+                continue
+            message.delivery_attempts = (message.delivery_attempts or 0) + 1
+            tip = message.tip
+            address_row = tip.reply_address
+            out[public_id] = _Claimed(
+                attempt=message.delivery_attempts,
+                oa_id=tip.oa_id or (address_row.oa_id if address_row is not None else None),
+                sealed_text=message.sealed_for_relay,
+                sealed_address=address_row.sealed_address if address_row is not None else None,
+                alias=address_row.informant_alias if address_row is not None else "",
+            )
+    return out
+
+
+def _open(runtime: Runtime, public_id: str, claimed: _Claimed) -> _Outgoing | _Final:
+    """The text and the address, opened (the relay key, the informant's address key)."""
+    if claimed.attempt > MAX_ATTEMPTS:
+        return _Final(
+            Delivery.FAILED, f"gave up after {MAX_ATTEMPTS} attempts", SendProblem.UNAVAILABLE
+        )
+    if claimed.sealed_text is None or claimed.oa_id is None:
+        return _Final(Delivery.FAILED, "nothing to send or no OA")
+    sealed_text = claimed.sealed_text
     try:
         key = runtime.transit.private_for(sealed_text)
         relay = json.loads(MESSAGE_FOR_RELAY.open(key, sealed_text, message_public_id=public_id))
         text = str(relay["text"])
     except (TransitKeyLost, EnvelopeError, ValueError, KeyError, TypeError):
-        return _finish(runtime, public_id, Delivery.FAILED, "the reply's sealed text does not open")
+        return _Final(Delivery.FAILED, "the reply's sealed text does not open")
     address = relay.get("to")
     if not isinstance(address, dict):
-        if sealed_address is None:
-            return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply address destroyed")
+        if claimed.sealed_address is None:
+            return _Final(Delivery.NO_ADDRESS, "reply address destroyed")
         address = open_address(
-            runtime.keystore, alias, sealed_address, runtime.config.secrets.relay_private
+            runtime.keystore,
+            claimed.alias,
+            claimed.sealed_address,
+            runtime.config.secrets.relay_private,
         )
         if address is None:  # its key is gone: Zalo's reply window closed, or the informant left
-            return _finish(runtime, public_id, Delivery.NO_ADDRESS, "reply window closed")
-    return _Outgoing(oa_id=oa_id, address=address, text=text, attempt=attempt)
+            return _Final(Delivery.NO_ADDRESS, "reply window closed")
+    return _Outgoing(oa_id=claimed.oa_id, address=address, text=text, attempt=claimed.attempt)
 
 
 def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing) -> SendResult:
@@ -325,91 +392,121 @@ def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing) -> SendResult:
     return result
 
 
-def _defer(
-    runtime: Runtime, public_id: str, attempt: int, reason: str, problem: SendProblem
-) -> str:
-    """Let RQ retry, unless this was the last allowed attempt (then ``problem`` is why)."""
-    if attempt >= MAX_ATTEMPTS:
-        return _finish(
-            runtime,
-            public_id,
-            Delivery.FAILED,
-            f"gave up after {attempt} attempts: {reason}",
-            problem=problem,
-        )
-    with audit.audited_session(runtime.sessions) as session:
-        message = session.scalars(_MESSAGE_FOR_UPDATE, {"public_id": public_id}).one()
-        message.delivery_error = reason[:200]
-    log.warning("message %s: attempt %d deferred (%s)", public_id, attempt, reason)
-    count_send_failure(runtime, "deferred", reason)
-    raise DeliveryDeferredError(f"message {public_id}: {reason}")
-
-
 def _mark_accepted(runtime: Runtime, public_id: str, zalo_message_id: str | None) -> None:
     """The mark holds Zalo's id of the message (Zalo's id of ours, not the informant's)."""
     try:
         runtime.redis.set(
             SENT_MARK.format(public_id), (zalo_message_id or "").encode() or b"1", ex=SENT_MARK_TTL
         )
-    except RedisError:  # _finish records the send in the database; the mark is its backup
+    except RedisError:  # the database records the send; the mark is its backup
         log.warning("message %s: sent, but Redis did not take the mark", public_id)
 
 
-def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
-    """Deliver one message with ``client``; the testable body of :func:`send_message`."""
-    prepared = _prepare(runtime, message_public_id)
-    if isinstance(prepared, str):
-        return prepared
-    mark = runtime.redis.get(SENT_MARK.format(message_public_id))
+def _attempt(
+    runtime: Runtime, client: ZaloClient, public_id: str, claimed: _Claimed
+) -> _Final | _Deferred:
+    """Open and send one message; what to record. No database write."""
+    out = _open(runtime, public_id, claimed)
+    if isinstance(out, _Final):
+        return out
+    mark = runtime.redis.get(SENT_MARK.format(public_id))
     if mark is not None:
-        log.warning("message %s: Zalo took it on an earlier attempt; recording", message_public_id)
+        log.warning("message %s: Zalo took it on an earlier attempt; recording", public_id)
         text = mark.decode(errors="replace") if isinstance(mark, bytes) else str(mark)
-        earlier = text if text != "1" else None
-        return _finish(runtime, message_public_id, Delivery.SENT, zalo_message_id=earlier)
-    out = prepared
-    public_id = message_public_id
+        return _Final(Delivery.SENT, zalo_message_id=text if text != "1" else None)
     try:
         result = _send(runtime, client, out)
     except TokenUnavailableError as exc:
-        return _finish(
-            runtime, public_id, Delivery.FAILED, f"OA token: {exc}", problem=SendProblem.OA_ACCESS
-        )
+        return _Final(Delivery.FAILED, f"OA token: {exc}", SendProblem.OA_ACCESS)
     except TextTooLongError:
-        return _finish(
-            runtime,
-            public_id,
-            Delivery.FAILED,
-            "text over 2,000 characters",
-            problem=SendProblem.REJECTED,
-        )
+        return _Final(Delivery.FAILED, "text over 2,000 characters", SendProblem.REJECTED)
     except InvalidAddressError:
-        return _finish(
-            runtime,
-            public_id,
-            Delivery.FAILED,
-            "reply address unusable",
-            problem=SendProblem.UNREACHABLE,
-        )
+        return _Final(Delivery.FAILED, "reply address unusable", SendProblem.UNREACHABLE)
     except ZaloUnavailableError as exc:
-        return _defer(runtime, public_id, out.attempt, str(exc), SendProblem.UNAVAILABLE)
+        return _Deferred(out.attempt, str(exc), SendProblem.UNAVAILABLE)
     except LockError:
-        return _defer(
-            runtime, public_id, out.attempt, "token refresh in progress", SendProblem.OA_ACCESS
-        )
-
+        return _Deferred(out.attempt, "token refresh in progress", SendProblem.OA_ACCESS)
     problem = result.problem
     match result.status:
         case SendStatus.OK:
             _mark_accepted(runtime, public_id, result.message_id)
-            return _finish(runtime, public_id, Delivery.SENT, zalo_message_id=result.message_id)
+            return _Final(Delivery.SENT, zalo_message_id=result.message_id)
         case SendStatus.WINDOW_CLOSED:
-            return _finish(
-                runtime, public_id, Delivery.WINDOW_CLOSED, result.reason, problem=problem
-            )
+            return _Final(Delivery.WINDOW_CLOSED, result.reason, problem)
         case SendStatus.RATE_LIMITED | SendStatus.TOKEN_INVALID:
-            return _defer(
-                runtime, public_id, out.attempt, result.reason, problem or SendProblem.REJECTED
-            )
+            return _Deferred(out.attempt, result.reason, problem or SendProblem.REJECTED)
         case _:  # UNREACHABLE, OTHER: Zalo will not take this message; do not repeat it.
             # Funding (-320/-321) and configuration codes are named: an admin must act.
-            return _finish(runtime, public_id, Delivery.FAILED, result.reason, problem=problem)
+            return _Final(Delivery.FAILED, result.reason, problem)
+
+
+def _record(runtime: Runtime, outcomes: dict[str, _Final | _Deferred]) -> None:
+    """One transaction: every final state written, every deferral's reason noted."""
+    if not outcomes:
+        return
+    with audit.audited_session(runtime.sessions) as session:
+        messages = {
+            m.public_id: m
+            for m in session.scalars(_MESSAGES_FOR_UPDATE, {"public_ids": list(outcomes)})
+        }
+        for public_id, outcome in outcomes.items():
+            message = messages[public_id]
+            if isinstance(outcome, _Final):
+                _write_final(session, message, outcome)
+            else:
+                message.delivery_error = outcome.reason[:200]
+
+
+# map(), or a thread pool's map: runs the sends of a batch.
+Mapper = Callable[
+    [Callable[[str], "_Final | _Deferred"], list[str]], Iterable["_Final | _Deferred"]
+]
+
+
+def deliver_many(
+    runtime: Runtime, public_ids: list[str], client: ZaloClient, mapper: Mapper = map
+) -> dict[str, str | _Deferred]:
+    """Deliver messages with ``client``, each under its lease: their states, or the
+    :class:`_Deferred` for those RQ must try again. In two transactions for the whole batch
+    (issue 15: two per message before): the attempts counted, then the outcomes recorded;
+    the sends in between (``mapper``: the relay's thread pool, to send concurrently)."""
+    states: dict[str, str | _Deferred] = {}
+    leases: dict[str, Lock] = {}
+    try:
+        for public_id in public_ids:
+            lease = _take_lease(runtime, public_id)
+            if lease is None:
+                states[public_id] = IN_PROGRESS
+            else:
+                leases[public_id] = lease
+        claimed = _count_attempts(runtime, list(leases))
+        sending = [pid for pid, c in claimed.items() if isinstance(c, _Claimed)]
+        for public_id, state in claimed.items():
+            if isinstance(state, str):
+                states[public_id] = state
+        attempts = {pid: cast(_Claimed, claimed[pid]) for pid in sending}
+        results = mapper(lambda pid: _attempt(runtime, client, pid, attempts[pid]), sending)
+        outcomes = {
+            pid: _settled(outcome) for pid, outcome in zip(sending, results, strict=True)
+        }
+        _record(runtime, outcomes)
+    finally:
+        for lease in leases.values():
+            _release(lease)
+    for public_id, outcome in outcomes.items():
+        _after(runtime, public_id, outcome)
+        states[public_id] = outcome if isinstance(outcome, _Deferred) else str(outcome.delivery)
+    return states
+
+
+def _single(runtime: Runtime, public_id: str, state: str | _Deferred) -> str:
+    if isinstance(state, _Deferred):
+        raise DeliveryDeferredError(f"message {public_id}: {state.reason}")
+    return state
+
+
+def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
+    """Deliver one message with ``client``; the testable body of :func:`send_message`.
+    Raises :class:`DeliveryDeferredError` for RQ to try again later."""
+    state = deliver_many(runtime, [message_public_id], client)[message_public_id]
+    return _single(runtime, message_public_id, state)
