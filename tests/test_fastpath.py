@@ -199,3 +199,22 @@ def test_a_batch_planned_before_a_change_is_applied_as_things_are_at_commit(
         assert holders == [new_key_id]
         acks = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND))
         assert len(list(acks)) == 2  # one acknowledgement each, none for the stale plan
+
+
+def test_one_expander_at_a_time_so_no_event_is_opened_twice(
+    client: FlaskClient, runtime: Runtime, redis: Redis
+) -> None:
+    """Expansion reads and opens events before its write transaction (tipline.intake.
+    expansion): a second worker meanwhile leaves them to the first instead of opening them
+    too, and an informant's messages keep their order."""
+    from tipline.intake.expansion import EXPANDER_LOCK, expand_pending
+
+    post(client, event())
+    other = redis.lock(EXPANDER_LOCK, timeout=30)
+    assert other.acquire(blocking=False)  # another worker is expanding
+    try:
+        assert expand_pending(runtime) == 0
+        assert pending_work(runtime)[0] is True
+    finally:
+        other.release()
+    assert expand_pending(runtime) == 1

@@ -20,6 +20,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
+from redis.lock import Lock
 from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -35,6 +36,7 @@ from tipline.intake.recording import (
     fallback_key_for_unit,
     new_receipt_code,
 )
+from tipline.leases import release, take_lease
 from tipline.models import (
     CLOSED_STATUSES,
     Attachment,
@@ -294,6 +296,8 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
 OA_CONSOLE = "oa_console"
 
 EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
+EXPANDER_LOCK = "tipline:expander"  # Redis: one expander at a time (expand_pending)
+EXPANDER_LEASE_SECONDS = 10
 # An event expansion raised on this many times is set aside (InboundEvent.expand_failed_at).
 EXPAND_ATTEMPTS = 3
 
@@ -312,12 +316,30 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     EXPAND_ATTEMPTS the event is set aside for an admin (``expand_failed_at``). Database
     errors are not the event's fault: they roll the batch back, to be tried whole again.
     """
+    # One expander at a time, fleet-wide, from the read on: an informant's messages are
+    # expanded in the order they came (the second joins the tip the first opened), and two
+    # workers would otherwise both open and prepare the same events, one of them for nothing.
+    # Expansion is the pipeline's one serial stage; dispatch and sends run on every worker.
+    # A short lease, renewed between the phases, taken over at once from a worker of this
+    # machine that died holding it (tipline.leases): a longer one held expansion up for its
+    # whole life after a SIGKILL (tests/faults).
+    lease = take_lease(runtime.redis, EXPANDER_LOCK, EXPANDER_LEASE_SECONDS)
+    if lease is None:
+        return 0
+    try:
+        return _expand_batch(runtime, limit, lease)
+    finally:
+        release(lease)
+
+
+def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
     with runtime.engine.connect() as conn:
         rows = conn.execute(_PENDING_EVENTS, {"limit": limit}).all()
     if not rows:
         return 0
     opened = {row.id: _open(runtime, sealing, row) for row in rows}
+    lease.reacquire()
     with audit.audited_transaction(runtime.engine) as conn:
         query = select(EVENTS.c.id).where(
             EVENTS.c.id.in_(list(opened)), EVENTS.c.processed_at.is_(None)

@@ -116,7 +116,7 @@ def send_batch(runtime: Runtime) -> int:
         return 0
     try:
         states = deliver_many(
-            runtime, refs, process_client(runtime.config), mapper=_pool().map
+            runtime, refs, process_client(runtime.config), mapper=_pool().map, chunk=SENDERS
         )
     except Exception:
         log.exception("fast path: a batch of %d sends failed; handing it to RQ", len(refs))

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,10 +43,11 @@ from redis.lock import Lock
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from keys import EnvelopeError, new_token
+from keys import EnvelopeError
 from tipline import audit
 from tipline.config import Config
 from tipline.counters import count
+from tipline.leases import release, take_lease
 from tipline.models import (
     Delivery,
     Direction,
@@ -119,50 +118,13 @@ SEND_LEASE_SECONDS = 120
 IN_PROGRESS = "in progress"
 
 
-# Deletes the lease only if it still holds the value read (a dead holder's), atomically.
-_DROP_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-
-
-def _holder_is_dead(value: bytes | str) -> bool:
-    """True for a lease taken by a process of this machine that is gone (killed mid-send):
-    waiting out its lease would hold the message up for SEND_LEASE_SECONDS. A holder on
-    another machine is presumed alive (its lease expires)."""
-    text = value.decode(errors="replace") if isinstance(value, bytes) else value
-    host, _, rest = text.partition("|")
-    pid = rest.partition("|")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _take_lease(runtime: Runtime, message_public_id: str) -> Lock | None:
-    """The message's lease, or None when another live sender holds it. A lease whose holder
-    died on this machine is taken over at once."""
-    key = SEND_LEASE.format(message_public_id)
-    lease: Lock = runtime.redis.lock(key, timeout=SEND_LEASE_SECONDS, blocking=False)
-    token = f"{socket.gethostname()}|{os.getpid()}|{new_token(16)}"
-    if lease.acquire(token=token):
-        return lease
-    held = runtime.redis.get(key)
-    if held is not None and not _holder_is_dead(held):
+    """The message's lease, or None when another live sender holds it (tipline.leases: a
+    lease whose holder died on this machine is taken over at once)."""
+    lease = take_lease(runtime.redis, SEND_LEASE.format(message_public_id), SEND_LEASE_SECONDS)
+    if lease is None:
         log.info("message %s: another sender has it", message_public_id)
-        return None
-    if held is not None:
-        runtime.redis.eval(_DROP_IF, 1, key, held)
-    return lease if lease.acquire(token=token) else None
-
-
-def _release(lease: Lock) -> None:
-    try:
-        lease.release()
-    except LockError:  # expired during a very slow send: nothing to release
-        pass
+    return lease
 
 
 def deliver_once(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
@@ -464,12 +426,20 @@ Mapper = Callable[
 
 
 def deliver_many(
-    runtime: Runtime, public_ids: list[str], client: ZaloClient, mapper: Mapper = map
+    runtime: Runtime,
+    public_ids: list[str],
+    client: ZaloClient,
+    mapper: Mapper = map,
+    chunk: int = 8,
 ) -> dict[str, str | _Deferred]:
     """Deliver messages with ``client``, each under its lease: their states, or the
-    :class:`_Deferred` for those RQ must try again. In two transactions for the whole batch
-    (issue 15: two per message before): the attempts counted, then the outcomes recorded;
-    the sends in between (``mapper``: the relay's thread pool, to send concurrently)."""
+    :class:`_Deferred` for those RQ must try again (issue 15: two transactions per message
+    before). One transaction counts every attempt; then ``chunk`` messages at a time are
+    sent (``mapper``: the relay's thread pool, to send them concurrently) and their outcomes
+    recorded in one transaction. Chunks, not the whole batch: until its outcome is recorded a
+    message accepted by Zalo is known sent only by its mark in Redis, and a worker and Redis
+    lost together in that time send it again (tests/faults); a chunk keeps that time to one
+    round of concurrent sends, as when each send recorded its own outcome."""
     states: dict[str, str | _Deferred] = {}
     leases: dict[str, Lock] = {}
     try:
@@ -485,14 +455,16 @@ def deliver_many(
             if isinstance(state, str):
                 states[public_id] = state
         attempts = {pid: cast(_Claimed, claimed[pid]) for pid in sending}
-        results = mapper(lambda pid: _attempt(runtime, client, pid, attempts[pid]), sending)
-        outcomes = {
-            pid: _settled(outcome) for pid, outcome in zip(sending, results, strict=True)
-        }
-        _record(runtime, outcomes)
+        outcomes: dict[str, _Final | _Deferred] = {}
+        for start in range(0, len(sending), chunk):
+            part = sending[start : start + chunk]
+            results = mapper(lambda pid: _attempt(runtime, client, pid, attempts[pid]), part)
+            done = {pid: _settled(outcome) for pid, outcome in zip(part, results, strict=True)}
+            _record(runtime, done)
+            outcomes.update(done)
     finally:
         for lease in leases.values():
-            _release(lease)
+            release(lease)
     for public_id, outcome in outcomes.items():
         _after(runtime, public_id, outcome)
         states[public_id] = outcome if isinstance(outcome, _Deferred) else str(outcome.delivery)
