@@ -95,3 +95,52 @@ def test_an_officers_open_transaction_on_one_tip_does_not_stop_the_pipeline(
         acks = session.scalars(select(Message).where(Message.direction == Direction.OUTBOUND))
         assert {m.delivery for m in acks} == {Delivery.SENT}
         assert verify_chain(session).ok
+
+
+def test_retention_neither_stops_the_pipeline_nor_shreds_a_tip_being_worked_on(
+    client: FlaskClient, runtime: Runtime, sim: str
+) -> None:
+    """Retention ran under the exclusive write lock, loading every closed tip: the pipeline
+    waited for it. Now it locks the expired tips it shreds, skipping one an officer holds
+    (shredded at the next pass)."""
+    from datetime import timedelta
+
+    from tipline.models import TipStatus, utcnow
+    from tipline.retention import retention_pass
+
+    for n in range(2):
+        post(client, f"90000000000000001{n}", f"old-{n}")
+    expand_pending(runtime)
+    dispatch_batch(runtime)
+    now = utcnow()
+    with runtime.sessions() as session, session.begin():
+        for tip in session.scalars(select(Tip)):
+            tip.status, tip.closed_at = TipStatus.RESOLVED, now - timedelta(days=400)
+    holding, release = threading.Event(), threading.Event()
+
+    def officer_at_work() -> None:
+        with write_session(runtime.sessions, row_locks=True) as db, audit.deferred(db):
+            db.scalars(select(Tip).order_by(Tip.id).limit(1).with_for_update()).one()
+            holding.set()
+            release.wait(60)
+
+    officer, officer_errors = in_thread(officer_at_work)
+    assert holding.wait(10)
+    try:
+        results: list[tuple[int, int]] = []
+        worker, worker_errors = in_thread(
+            lambda: results.append(retention_pass(runtime.sessions, runtime.config, now))
+        )
+        worker.join(PATIENCE)
+        finished = not worker.is_alive()
+    finally:
+        release.set()
+    officer.join(30)
+    worker.join(60)
+    assert officer_errors == [] and worker_errors == []
+    assert finished, "retention waited for an officer's transaction"
+    assert results == [(0, 1)]  # the tip being worked on was skipped
+    assert retention_pass(runtime.sessions, runtime.config, now) == (0, 1)  # and shredded now
+    with runtime.sessions() as session:
+        assert all(t.shredded_at is not None for t in session.scalars(select(Tip)))
+        assert verify_chain(session).ok

@@ -19,12 +19,11 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from itertools import batched
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tipline.audit import actions, record
+from tipline.audit import actions, audited_session, record
 from tipline.config import Config
-from tipline.db import write_session
 from tipline.files import FileStore
 from tipline.models import (
     Attachment,
@@ -35,6 +34,7 @@ from tipline.models import (
     Notification,
     NotificationKind,
     QuarantinedEvent,
+    ReplyAddress,
     Subject,
     Tip,
 )
@@ -60,26 +60,39 @@ def expires_at(config: Config, tip: Tip) -> datetime | None:
     return tip.closed_at + period
 
 
-def _closed_tips(session: Session, config: Config) -> list[Tip]:
-    statuses = [status for status, _days in config.retention_days]
-    return list(
-        session.scalars(
-            select(Tip)
-            .where(
-                Tip.status.in_(statuses),
-                Tip.closed_at.is_not(None),
-                Tip.shredded_at.is_(None),
-            )
-            .order_by(Tip.closed_at, Tip.id)
+def _closed_tips(
+    session: Session, config: Config, before: datetime, *, lock: bool = False
+) -> list[Tip]:
+    """Closed, unshredded tips whose period ends before ``before`` (per status, in SQL: a pass
+    no longer loads every closed tip). ``lock``: their rows locked, those another transaction
+    holds (an officer at work on one) skipped until the next pass."""
+    periods = [(status, timedelta(days=days)) for status, days in config.retention_days]
+    if not periods:
+        return []
+    query = (
+        select(Tip)
+        .where(
+            Tip.shredded_at.is_(None),
+            Tip.closed_at.is_not(None),
+            or_(
+                *[
+                    and_(Tip.status == status, Tip.closed_at < before - period)
+                    for status, period in periods
+                ]
+            ),
         )
+        .order_by(Tip.closed_at, Tip.id)
     )
+    if lock:
+        query = query.with_for_update(skip_locked=True, key_share=True)
+    return list(session.scalars(query))
 
 
 def warn_expiring(session: Session, config: Config, now: datetime) -> int:
     """One notice to the unit for each tip entering its warning window; once per tip."""
     window = timedelta(days=config.retention_warn_days)
     warned = 0
-    for tip in _closed_tips(session, config):
+    for tip in _closed_tips(session, config, now + window, lock=True):
         end = expires_at(config, tip)
         if end is None or tip.retention_warned_at is not None or end - window > now:
             continue
@@ -132,7 +145,15 @@ def _erase_address_if_unused(session: Session, tip: Tip, now: datetime) -> None:
     One address serves all of an informant's tips; while another tip is kept, officers may
     still answer on it. Writing to the OA again makes a new one, as after "STOP".
     """
-    address = tip.reply_address
+    if tip.reply_address_id is None:
+        return
+    # Locked first: an informant writing again at this moment re-seals the same row
+    # (tipline.intake.expansion); after the lock, their new tip is seen below.
+    address = session.scalars(
+        select(ReplyAddress)
+        .where(ReplyAddress.id == tip.reply_address_id)
+        .with_for_update(key_share=True)
+    ).one_or_none()
     if address is None or address.sealed_address is None:
         return
     others = session.scalars(
@@ -148,7 +169,7 @@ def _erase_address_if_unused(session: Session, tip: Tip, now: datetime) -> None:
 def shred_expired(session: Session, config: Config, now: datetime) -> int:
     """Shred every closed tip whose ``closed_at`` + its status's period has passed."""
     shredded = 0
-    for tip in _closed_tips(session, config):
+    for tip in _closed_tips(session, config, now, lock=True):
         end = expires_at(config, tip)
         if end is None or end >= now:
             continue
@@ -217,11 +238,13 @@ def retention_pass(
 ) -> tuple[int, int]:
     """Warn, then shred, each in its own transaction (the worker's periodic pass); then thin
     out processed inbound events. How many tips were warned about and shredded."""
-    with write_session(sessions) as session:
+    # Row-locked transactions (tipline.db), the pipeline's and officers' work going on beside
+    # them: under the exclusive lock, every worker waited for the whole pass (issue 15).
+    with audited_session(sessions) as session:
         warned = warn_expiring(session, config, now)
-    with write_session(sessions) as session:
+    with audited_session(sessions) as session:
         shredded = shred_expired(session, config, now)
-    with write_session(sessions) as session:
+    with audited_session(sessions) as session:
         purge_inbound_events(session, now)
         purge_quarantine(session, now)
         purge_notices(session, now)
