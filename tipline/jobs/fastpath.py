@@ -115,9 +115,7 @@ def send_batch(runtime: Runtime) -> int:
     if not refs:
         return 0
     try:
-        states = deliver_many(
-            runtime, refs, process_client(runtime.config), mapper=_pool().map, chunk=SENDERS
-        )
+        states = deliver_many(runtime, refs, process_client(runtime.config), _pool())
     except Exception:
         log.exception("fast path: a batch of %d sends failed; handing it to RQ", len(refs))
         states = {}

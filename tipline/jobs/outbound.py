@@ -34,9 +34,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
-from typing import cast
 
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
@@ -419,29 +418,29 @@ def _record(runtime: Runtime, outcomes: dict[str, _Final | _Deferred]) -> None:
                 message.delivery_error = outcome.reason[:200]
 
 
-# map(), or a thread pool's map: runs the sends of a batch.
-Mapper = Callable[
-    [Callable[[str], "_Final | _Deferred"], list[str]], Iterable["_Final | _Deferred"]
-]
+# How often the outcomes of concurrent sends are recorded (deliver_many).
+RECORD_EVERY = 0.05
 
 
 def deliver_many(
     runtime: Runtime,
     public_ids: list[str],
     client: ZaloClient,
-    mapper: Mapper = map,
-    chunk: int = 8,
+    executor: Executor | None = None,
 ) -> dict[str, str | _Deferred]:
     """Deliver messages with ``client``, each under its lease: their states, or the
-    :class:`_Deferred` for those RQ must try again (issue 15: two transactions per message
-    before). One transaction counts every attempt; then ``chunk`` messages at a time are
-    sent (``mapper``: the relay's thread pool, to send them concurrently) and their outcomes
-    recorded in one transaction. Chunks, not the whole batch: until its outcome is recorded a
-    message accepted by Zalo is known sent only by its mark in Redis, and a worker and Redis
-    lost together in that time send it again (tests/faults); a chunk keeps that time to one
-    round of concurrent sends, as when each send recorded its own outcome."""
+    :class:`_Deferred` for those RQ must try again; a message whose send raised is left out
+    (logged; its job runs again). Issue 15: two transactions per message before.
+
+    One transaction counts every attempt. The sends run on ``executor`` (the relay's thread
+    pool: concurrently) or one after another, and the outcomes are recorded every
+    :data:`RECORD_EVERY` seconds, whatever has finished, in one transaction. Not once for the
+    whole batch: until recorded, a message Zalo took is known sent only by its mark in Redis,
+    and a worker and Redis lost together in that time send it again (tests/faults).
+    """
     states: dict[str, str | _Deferred] = {}
     leases: dict[str, Lock] = {}
+    outcomes: dict[str, _Final | _Deferred] = {}
     try:
         for public_id in public_ids:
             lease = _take_lease(runtime, public_id)
@@ -450,18 +449,33 @@ def deliver_many(
             else:
                 leases[public_id] = lease
         claimed = _count_attempts(runtime, list(leases))
-        sending = [pid for pid, c in claimed.items() if isinstance(c, _Claimed)]
+        attempts: dict[str, _Claimed] = {}
         for public_id, state in claimed.items():
             if isinstance(state, str):
                 states[public_id] = state
-        attempts = {pid: cast(_Claimed, claimed[pid]) for pid in sending}
-        outcomes: dict[str, _Final | _Deferred] = {}
-        for start in range(0, len(sending), chunk):
-            part = sending[start : start + chunk]
-            results = mapper(lambda pid: _attempt(runtime, client, pid, attempts[pid]), part)
-            done = {pid: _settled(outcome) for pid, outcome in zip(part, results, strict=True)}
-            _record(runtime, done)
-            outcomes.update(done)
+            else:
+                attempts[public_id] = state
+        if executor is None:
+            for public_id, attempt in attempts.items():
+                done = {public_id: _settled(_attempt(runtime, client, public_id, attempt))}
+                _record(runtime, done)
+                outcomes.update(done)
+        else:
+            futures = {
+                executor.submit(_attempt, runtime, client, public_id, attempt): public_id
+                for public_id, attempt in attempts.items()
+            }
+            pending: set[Future[_Final | _Deferred]] = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=RECORD_EVERY)
+                done = {}
+                for future in finished:
+                    try:
+                        done[futures[future]] = _settled(future.result())
+                    except Exception:
+                        log.exception("message %s: the send raised", futures[future])
+                _record(runtime, done)
+                outcomes.update(done)
     finally:
         for lease in leases.values():
             release(lease)
