@@ -36,15 +36,18 @@ DB_OUTAGE = 10.0
 # on a slow machine, after DRAIN_CAP in all.
 STALL = 45.0
 DRAIN_CAP = 360.0
-# Zalo has no idempotency key. A worker SIGKILLed in the instant between Zalo's answer and the
-# Redis mark (tipline.jobs.outbound) leaves a send that will be repeated; nothing else may.
-# A second copy is excused only when a kill came within this long of the first.
+# Zalo has no idempotency key. A worker SIGKILLed while a send is in flight (written to the
+# socket, or answered but not yet marked in Redis: tipline.jobs.outbound) leaves a send that
+# will be repeated; nothing else may. A second copy is excused only when a kill came within
+# this long of the first, before or after it: a request the worker had written before it died
+# is accepted by Zalo a moment *after* the kill (the simulator, on a loaded machine, took up
+# to 0.1 s to get to such requests; the kill's time is taken just before the signal).
 KILL_WINDOW = 0.5
 
 
 def excused(times: list[float], kills: list[float]) -> bool:
-    """Two copies, the first accepted just before a worker was killed."""
-    return len(times) == 2 and any(0 <= k - min(times) <= KILL_WINDOW for k in kills)
+    """Two copies, the first accepted around the moment a worker was killed."""
+    return len(times) == 2 and any(abs(k - min(times)) <= KILL_WINDOW for k in kills)
 
 
 @dataclass
@@ -155,6 +158,11 @@ def test_nothing_acknowledged_is_lost_or_doubled(
         "drain_after_last_tip_s": round(drained_at - stream.last_sent, 1),
         "worker_exits": [(e.worker, e.returncode, e.killed_by_test) for e in cluster.exits],
         "zalo_duplicates": len(ledger.duplicates()["zalo_acks"]),
+        "kills": [round(k, 3) for k in cluster.kills],
+        "duplicate_times": {
+            code: [round(t, 3) for t in ledger.zalo_ack_times[code]]
+            for code in ledger.duplicates()["zalo_acks"]
+        },
     }
     (tmp_path / "faults-summary.json").write_text(json.dumps(summary, indent=1))
     print("FAULTS", json.dumps(summary))
