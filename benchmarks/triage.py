@@ -103,8 +103,21 @@ TEXTS = [
 NOTES = ["Đã cử tổ công tác xác minh.", "Liên hệ công an xã phối hợp.", "Chờ thêm thông tin."]
 
 
+def _trust(certifier: bytes) -> None:
+    """In a worker process: trust and certify keys as the benchmark's own process does (the
+    sealing contract refuses uncertified keys, tipline.models.key_trust)."""
+    from keys import SigningKey
+    from tipline.models import key_trust
+
+    signing = SigningKey.from_bytes(certifier)
+    key_trust.configure(signing.verify_key, signing)
+
+
 def _seal_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """In a worker process: a key pair per tip, its grant, its messages sealed to it."""
+    """In a worker process: a key pair per tip (certified), its grant, its messages sealed
+    to it."""
+    from tipline.models.key_trust import certify, tip_subject
+
     out = []
     for item in chunk:
         tip_key = generate_keypair()
@@ -119,9 +132,10 @@ def _seal_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(
             {
                 "public_key": tip_key.public_key.to_bytes(),
+                "key_certificate": certify(tip_subject(item["public_id"]), tip_key.public_key),
                 "grant": KEY_GRANT.seal(
                     tip_key,
-                    _public(item["unit_public"]),
+                    _public(*item["unit_public"]),
                     Subject.TIP,
                     item["tip_id"],
                     Holder.UNIT_KEY,
@@ -133,21 +147,28 @@ def _seal_chunk(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _public(raw: bytes) -> Any:
+def _public(raw: bytes, subject: str, certificate: bytes | None) -> Any:
     from keys import PublicKey
 
-    return PublicKey.from_bytes(raw)
+    return PublicKey.from_bytes(raw).claiming(subject, certificate)
 
 
 def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
     """Units, two accounts and ``n`` tips; returns the accounts' TOTP secrets and unit ids."""
-    from tipline.officers import add_officer
+    from tipline.models import key_trust
+    from tipline.officers import add_officer, holder_keys
     from tipline.units import add_unit
 
+    # Certify the keys this process makes (units', officers'), as a Runtime does.
+    key_trust.configure(config.secrets.certification_key, config.secrets.key_certifier)
     sessions = make_session_factory(engine)
     info: dict[str, Any] = {}
 
+    approver: list[Any] = []  # the commander, who approves the officer's unit key (tipline.grants)
+
     def account(session: Session, username: str, role: str, unit: str) -> None:
+        if approver:  # what the commander's key opens now (the units made since included)
+            approver[:] = holder_keys(session, "chihuy", PASSWORD)
         created = add_officer(
             session,
             username=username,
@@ -157,8 +178,12 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
             password=PASSWORD,
             cost=config.kdf_cost,
             totp_confirmed=True,
+            grantor=approver[0] if approver else None,
+            grantor_keys=approver[1] if approver else None,
         )
         info[f"totp:{username}"] = created.totp_secret
+        if not approver:
+            approver.extend(holder_keys(session, username, PASSWORD))
 
     with sessions() as session, session.begin():
         # The province gets its key with its first account; the communes' keys are granted to it.
@@ -175,7 +200,15 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
         account(session, "canbo", Role.OFFICER, "bench:32100")
     with sessions() as session:
         units = [
-            (u.id, u.current_key.id, u.current_key.public_key)  # type: ignore[union-attr]
+            (
+                u.id,
+                u.current_key.id,  # type: ignore[union-attr]
+                (
+                    u.current_key.public_key,  # type: ignore[union-attr]
+                    u.current_key.public.subject,  # type: ignore[union-attr]
+                    u.current_key.key_certificate,  # type: ignore[union-attr]
+                ),
+            )
             for u in session.scalars(select(Unit).order_by(Unit.id))
         ]
         info["officer_unit"] = session.scalars(
@@ -238,6 +271,7 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
         jobs.append(
             {
                 "tip_id": tip_id,
+                "public_id": tips[-1]["public_id"],
                 "unit_key_id": key_id,
                 "unit_public": key_public,
                 "messages": [(p, t) for p, (_d, t) in zip(ids, bodies, strict=True)],
@@ -256,12 +290,20 @@ def build(engine: Engine, config: Config, n: int, seed: int) -> dict[str, Any]:
                 }
             )
     chunks = [jobs[i : i + 2000] for i in range(0, len(jobs), 2000)]
-    with ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+    certifier = config.secrets.key_certifier
+    if certifier is None:
+        raise RuntimeError("the benchmark's configuration has no key certifier")
+    with ProcessPoolExecutor(
+        max_workers=max(1, min(2, os.cpu_count() or 1)),
+        initializer=_trust,
+        initargs=(certifier.to_bytes(),),
+    ) as pool:
         sealed = [row for part in pool.map(_seal_chunk, chunks) for row in part]
     grants = []
     cursor = 0
     for tip, job, result in zip(tips, jobs, sealed, strict=True):
         tip["public_key"] = result["public_key"]
+        tip["key_certificate"] = result["key_certificate"]
         grants.append(
             {
                 "subject_kind": Subject.TIP.value,
