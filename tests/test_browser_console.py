@@ -151,7 +151,7 @@ def test_officer_pages_pass_the_accessibility_and_width_checks(
         lands_on = "/triage/dashboard/" if who == "chihuy" else "/triage/"
         log_in(page, base, who, units[f"totp:{who}"], lands_on=lands_on)
         pages = ["/triage/", tip_url, "/triage/notifications", "/triage/canned-replies/"]
-        pages += ["/triage/search/?q=dao"]
+        pages += ["/triage/search/?q=dao", f"{tip_url}/related"]  # related tips' own page
         if who == "chihuy":
             pages += ["/triage/dashboard/"]
         for path in pages:

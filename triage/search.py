@@ -22,6 +22,10 @@ Why not a keyed-hash index of phone numbers, plates and addresses? The two desig
   220–290 ms for the full bound, 300–450 ms p95 for the whole request. Older tips
   are found through the inbox filters (dates, category, unit) and their receipt codes.
 
+The related-tip suggestions of the tip page (triage.related) are this search too: the phone
+numbers and plates of the open tip, each made a pattern by :func:`matcher`, over the same
+bounded candidates (:func:`candidate_tips`, :func:`open_tip_keys`, :func:`tip_texts`).
+
 One audit event per search with the number of tips searched and found and the ids of the tips
 shown (at most ``MAX_SHOWN``: each shows text from the tip, so each counts as an open for the
 auditor's burst flag); never the query, which may quote a phone number from a tip. A query

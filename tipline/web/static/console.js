@@ -238,8 +238,9 @@
     if (!all.length) { return; }
     if (onTip) {  // the tip page: open the next or previous tip of the list beside it
       var here = all.findIndex(function (a) { return a.getAttribute("aria-current") === "page"; });
-      var next = all[here + step];
-      if (here >= 0 && next) { window.location.href = next.href; }
+      // A tip not in the list (closed, say): j opens the first, k the last.
+      var next = here < 0 ? all[step > 0 ? 0 : all.length - 1] : all[here + step];
+      if (next) { window.location.href = next.href; }
       return;
     }
     var at = all.indexOf(document.activeElement);  // the inbox: move the focus along the rows
