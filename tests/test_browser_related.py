@@ -94,7 +94,7 @@ def test_related_tips_and_the_map_on_a_phone_and_shortcuts_on_a_desktop(
     page.click("#related-find")
     page.locator(f'.suggestion[data-tip="{first}"] button.suggestion-duplicate').click()
     expect(page.locator("#confirm h1")).to_have_text(
-        f"Đóng tin báo này vì trùng lặp với {first_code}?"
+        f"Kết thúc tin báo này vì trùng lặp với {first_code}?"
     )
     expect(page.locator("#confirm .consequence")).to_contain_text("rời khỏi hộp tin báo")
     found["confirm duplicate"] = serious_violations(page) + too_wide(page, PHONE["width"])

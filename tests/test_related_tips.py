@@ -84,7 +84,7 @@ def test_marking_a_duplicate_asks_first_and_states_the_consequence(
     assert asked.status_code == 200
     html = asked.get_data(as_text=True)
     assert 'id="confirm"' in html and original in html
-    assert "đóng" in html and "hộp tin báo" in html  # says what follows
+    assert "kết thúc" in html and "rời khỏi hộp tin báo" in html  # says what follows
     assert status(runtime, tips["again"]) == "new"  # nothing changed yet
     done = post_form(
         client, url, f"{url}/duplicate", {"receipt_code": original.lower(), "confirm": "1"}
