@@ -111,11 +111,15 @@ def test_related_tips_and_the_map_on_a_phone_and_shortcuts_on_a_desktop(
     expect(page.locator("#inbox-tips a.tip-link").first).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#tip-main")).to_be_visible()
+    top = page.locator(".side-list a").first.get_attribute("href")  # the list beside the tip
+    page.goto(f"{base}{top}")
     current = page.url
     page.keyboard.press("j")
     expect(page).not_to_have_url(current)
+    page.wait_for_load_state("load")
     page.keyboard.press("k")
     expect(page).to_have_url(current)
+    page.wait_for_load_state("load")  # the shortcuts' script runs once the page has loaded
     page.keyboard.press("r")
     expect(page.locator("#reply-text")).to_be_focused()
     page.keyboard.type("j k t")  # typed into the reply: no shortcut fires
