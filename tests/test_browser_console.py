@@ -68,6 +68,7 @@ def test_a_tip_sent_while_the_inbox_is_open_appears_and_is_triaged_on_a_phone(
     phone = browser.new_context(viewport=PHONE, permissions=["notifications"])
     page = phone.new_page()
     log_in(page, base, "canbo", units["totp:canbo"])
+    page.wait_for_load_state("load")  # console.js (deferred) has attached its handlers
     expect(page.locator("#unread-total")).to_have_text("0 chưa đọc")
     page.click("#alerts-on")  # the officer allows the sound and the notifications
     expect(page.locator("#alerts-on")).to_have_attribute("aria-pressed", "true")
