@@ -103,7 +103,10 @@ EXPECTED: dict[str, Row] = {
     "POST /triage/tips/<public_id>/reply": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/transfer": staff("302", *UNIT_A_READERS),
     "POST /triage/tips/<public_id>/escalate": staff("302", *UNIT_A_READERS),
-    "POST /triage/tips/<public_id>/duplicate": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/duplicate": staff("302", *UNIT_A_READERS),  # confirmed
+    "GET /triage/tips/<public_id>/related": staff("200", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/link": staff("302", *UNIT_A_READERS),
+    "POST /triage/tips/<public_id>/unlink": staff("302", *UNIT_A_READERS),  # not linked: said
     "GET /triage/roster/": staff("200", *HOLDERS),  # an officer sees only themselves
     "POST /triage/roster/<public_id>": staff("302", "canbo", "chihuy"),  # self, or above
     # --- key holders: approve the unit keys of accounts waiting for them (tipline.grants) ---

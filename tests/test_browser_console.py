@@ -68,6 +68,7 @@ def test_a_tip_sent_while_the_inbox_is_open_appears_and_is_triaged_on_a_phone(
     phone = browser.new_context(viewport=PHONE, permissions=["notifications"])
     page = phone.new_page()
     log_in(page, base, "canbo", units["totp:canbo"])
+    page.wait_for_load_state("load")  # console.js (deferred) has attached its handlers
     expect(page.locator("#unread-total")).to_have_text("0 chưa đọc")
     page.click("#alerts-on")  # the officer allows the sound and the notifications
     expect(page.locator("#alerts-on")).to_have_attribute("aria-pressed", "true")
@@ -151,7 +152,7 @@ def test_officer_pages_pass_the_accessibility_and_width_checks(
         lands_on = "/triage/dashboard/" if who == "chihuy" else "/triage/"
         log_in(page, base, who, units[f"totp:{who}"], lands_on=lands_on)
         pages = ["/triage/", tip_url, "/triage/notifications", "/triage/canned-replies/"]
-        pages += ["/triage/search/?q=dao"]
+        pages += ["/triage/search/?q=dao", f"{tip_url}/related"]  # related tips' own page
         if who == "chihuy":
             pages += ["/triage/dashboard/"]
         for path in pages:

@@ -60,6 +60,7 @@ def init_triage(app: Flask) -> None:
     from triage.inbox import blueprint as inbox
     from triage.oa_admin import blueprint as admin_zalo
     from triage.posters import blueprint as posters
+    from triage.related import blueprint as related
     from triage.roster import blueprint as roster
     from triage.search import blueprint as search
     from triage.tips import blueprint as tips
@@ -83,7 +84,7 @@ def init_triage(app: Flask) -> None:
         accounts_admin,
     ):
         app.register_blueprint(blueprint)
-    for blueprint in (tip_export, canned):
+    for blueprint in (tip_export, canned, related):
         app.register_blueprint(blueprint)
     app.before_request(_require_login)
     app.after_request(audit_denied_access)

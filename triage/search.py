@@ -22,6 +22,10 @@ Why not a keyed-hash index of phone numbers, plates and addresses? The two desig
   220–290 ms for the full bound, 300–450 ms p95 for the whole request. Older tips
   are found through the inbox filters (dates, category, unit) and their receipt codes.
 
+The related-tip suggestions of the tip page (triage.related) are this search too: the phone
+numbers and plates of the open tip, each made a pattern by :func:`matcher`, over the same
+bounded candidates (:func:`candidate_tips`, :func:`open_tip_keys`, :func:`tip_texts`).
+
 One audit event per search with the number of tips searched and found and the ids of the tips
 shown (at most ``MAX_SHOWN``: each shows text from the tip, so each counts as an open for the
 auditor's burst flag); never the query, which may quote a phone number from a tip. A query
@@ -35,11 +39,12 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session, load_only
 from werkzeug.exceptions import Forbidden
 
@@ -179,16 +184,11 @@ def open_tip_keys(
     return keys
 
 
-def _text(tip_key: PrivateKey, message: Message) -> str:
-    try:
-        body = json.loads(
-            MESSAGE_BODY.open(tip_key, message.sealed_body, message_public_id=message.public_id)
-        )
-    except (EnvelopeError, ValueError):
-        return ""
+def body_text(body: object) -> str:
+    """What a decrypted message body holds as text: its text, and what else the informant
+    sent as text (links and a contact card), one per line."""
     if not isinstance(body, dict):
         return ""
-    # The text, and what else the informant sent as text: links and a contact card.
     parts = [body.get("text")]
     for link in body.get("links") or []:
         if isinstance(link, dict):
@@ -199,10 +199,27 @@ def _text(tip_key: PrivateKey, message: Message) -> str:
     return "\n".join(p for p in parts if isinstance(p, str) and p)
 
 
-def search_tips(
-    db: Session, tips: list[Tip], tip_keys: dict[int, PrivateKey], pattern: re.Pattern[str]
-) -> list[Hit]:
-    """Decrypt the messages and notes of ``tips`` and keep those that match, in order."""
+def _text(tip_key: PrivateKey, message: Message) -> str:
+    try:
+        body = json.loads(
+            MESSAGE_BODY.open(tip_key, message.sealed_body, message_public_id=message.public_id)
+        )
+    except (EnvelopeError, ValueError):
+        return ""
+    return body_text(body)
+
+
+def tip_texts(
+    db: Session,
+    tips: list[Tip],
+    tip_keys: dict[int, PrivateKey],
+    directions: Collection[str] | None = None,
+) -> Iterator[tuple[Tip, list[tuple[str, str]]]]:
+    """Each of ``tips`` the keys open, in order, with its decrypted texts: (source, text)
+    pairs, the receipt code first, then its messages and notes. Opened here, in this request,
+    and never kept: what both the search and the related-tip suggestions (triage.related)
+    match against. ``directions``: only messages of these (and no receipt code); None, all.
+    A generator, so a caller that stops early opens no more."""
     opened = [t for t in tips if t.id in tip_keys]
     messages: dict[int, list[Message]] = {t.id: [] for t in opened}
     if opened:
@@ -211,20 +228,32 @@ def search_tips(
             .options(
                 load_only(Message.tip_id, Message.public_id, Message.direction, Message.sealed_body)
             )
-            .where(Message.tip_id.in_(list(messages)))
+            .where(
+                Message.tip_id.in_(list(messages)),
+                Message.direction.in_(list(directions)) if directions is not None else true(),
+            )
             .order_by(Message.id)
         ):
             messages[message.tip_id].append(message)
-    hits: list[Hit] = []
     for tip in opened:
-        receipt = snippet(tip.receipt_code, pattern)
-        if receipt is not None:
-            hits.append(Hit(tip, "receipt", *receipt))
-            continue
-        for message in messages[tip.id]:
-            found = snippet(_text(tip_keys[tip.id], message), pattern)
+        texts = [] if directions is not None else [("receipt", tip.receipt_code)]
+        texts += [
+            (message.direction, _text(tip_keys[tip.id], message))
+            for message in messages[tip.id]
+        ]
+        yield tip, texts
+
+
+def search_tips(
+    db: Session, tips: list[Tip], tip_keys: dict[int, PrivateKey], pattern: re.Pattern[str]
+) -> list[Hit]:
+    """Decrypt the messages and notes of ``tips`` and keep those that match, in order."""
+    hits: list[Hit] = []
+    for tip, texts in tip_texts(db, tips, tip_keys):
+        for source, text in texts:
+            found = snippet(text, pattern)
             if found is not None:
-                hits.append(Hit(tip, message.direction, *found))
+                hits.append(Hit(tip, source, *found))
                 break
     return hits
 

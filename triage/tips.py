@@ -64,10 +64,14 @@ from tipline.web.labels import (
     label,
     sla_remaining,
 )
+from triage import related
 from triage.access import open_tip, tip_for, visible_unit_ids
 from triage.attachments import TALISMAN_OPTIONS, attachment_items, new_visit, serve
 from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, HandOverForm, TextForm, TriageForm
 from triage.inbox import side_list
+from triage.related import normalised_code
+from triage.search import body_text
+from triage.tip_map import tip_place
 from triage.users import StaffUser, runtime, staff
 
 log = logging.getLogger(__name__)
@@ -161,8 +165,10 @@ def show(public_id: str) -> ResponseReturnValue:
         authors = dict(db.execute(select(Officer.id, Officer.display_name)).all())
         sent_at = {m.public_id: m.created_at for m in tip.messages}
         messages = []
+        bodies: list[tuple[str, dict[str, Any]]] = []  # for related tips and the map
         for m in tip.messages:
             body = _open_body(tip_key, m)
+            bodies.append((m.direction, body))
             reply_to = body.get("reply_to")
             messages.append(
                 {
@@ -184,6 +190,12 @@ def show(public_id: str) -> ResponseReturnValue:
             )
         attachments = attachment_items(db, tip, tip_key, new_visit())
         units = visible_unit_ids(db, user)
+        # Related tips and the map (issue 18): links, the numbers to look for, the place.
+        tip_links = related.links_of(db, tip, units)
+        tip_numbers = related.identifiers(
+            body_text(body) for direction, body in bodies if direction in related.SOURCES
+        )
+        place = tip_place(db, tip, [body for _d, body in bodies])
         # Only officers whose key chain opens this tip (tipline.tip_actions).
         can_open = tip_actions.officers_who_can_open(db, tip, units)
         assignees = list(
@@ -244,6 +256,9 @@ def show(public_id: str) -> ResponseReturnValue:
             "window_until": window_until,
             "assignee": tip.assignee.display_name if tip.assignee else None,
             "duplicate_of": duplicate_of,
+            "tip_links": tip_links,
+            "tip_numbers": tip_numbers,
+            "place": place,
             "status_form": _choice(tip.status, choices(STATUS_LABELS)),
             "priority_form": _choice(tip.priority, choices(PRIORITY_LABELS)),
             "category_form": _choice(tip.category or Category.OTHER, choices(CATEGORY_LABELS)),
@@ -586,7 +601,28 @@ def mark_duplicate(public_id: str) -> ResponseReturnValue:
     form = DuplicateForm()
     if not form.validate_on_submit():
         abort(400)
-    code = (form.receipt_code.data or "").strip().upper()
+    code = normalised_code(form.receipt_code.data or "")
+    if not _confirmed():  # it closes the tip: ask first, saying so (issue 18)
+        user = staff()
+        with runtime().sessions() as db:
+            tip = tip_for(db, user, public_id)
+            original = db.scalars(select(Tip).where(Tip.receipt_code == code)).one_or_none()
+            units = visible_unit_ids(db, user)
+            if original is None or original.id == tip.id or original.unit_id not in units:
+                flash(str(REFUSALS[Refusal.NOT_A_DUPLICATE]), "info")
+                return redirect(url_for("tips.show", public_id=public_id))
+        return _confirm(
+            public_id,
+            _("Close this tip as a duplicate of %(code)s?", code=code),
+            _(
+                "This tip is closed as a duplicate: it leaves the inbox, its deadlines stop, "
+                "and it is deleted when its retention period ends. Its page links to "
+                "%(code)s, which stays as it is; the informant is not asked to rate the answer.",
+                code=code,
+            ),
+            "tips.mark_duplicate",
+            {"receipt_code": code},
+        )
 
     def change(db: Session, tip: Tip, actor: Actor, user: StaffUser) -> str:
         tip_actions.mark_duplicate(db, tip, actor, code, visible_unit_ids(db, user))

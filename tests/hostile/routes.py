@@ -218,7 +218,16 @@ REQUESTS: dict[str, Callable[[Targets], Call]] = {
         "POST", f"{t.fresh_tip()}/escalate", form={"confirm": "1"}
     ),
     "POST /triage/tips/<public_id>/duplicate": lambda t: Call(
-        "POST", f"{t.fresh_tip()}/duplicate", form={"receipt_code": t.world.receipt_a}
+        "POST",
+        f"{t.fresh_tip()}/duplicate",
+        form={"receipt_code": t.world.receipt_a, "confirm": "1"},
+    ),
+    "GET /triage/tips/<public_id>/related": lambda t: Call("GET", f"{t.tip}/related"),
+    "POST /triage/tips/<public_id>/link": lambda t: Call(
+        "POST", f"{t.fresh_tip()}/link", form={"receipt_code": t.world.receipt_a}
+    ),
+    "POST /triage/tips/<public_id>/unlink": lambda t: Call(
+        "POST", f"{t.tip}/unlink", form={"tip": t.world.tip_b}
     ),
     "GET /triage/roster/": lambda t: Call("GET", "/triage/roster/"),
     "POST /triage/roster/<public_id>": lambda t: Call(

@@ -56,6 +56,10 @@ ESCALATE = "escalate"  # an officer handed the tip up to the parent unit (it mov
 SLA_NOTICE = "sla_notice"
 REPLY_QUEUED = "reply_queued"
 NOTE_ADDED = "note_added"
+# An officer linked two tips as related, or removed the link: one event on each tip (object
+# the tip; detail {"tip": the other tip's public id}).
+TIP_LINK = "tip_link"
+TIP_UNLINK = "tip_unlink"
 # Keys, accounts, units
 GRANT = "grant"  # a unit key sealed to an account: actor the key holder who approved
 # An account waits for a unit key (detail {"unit", "reason"}); a key holder rejected it; an

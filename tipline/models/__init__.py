@@ -45,6 +45,7 @@ from tipline.models.outbox import OutboxEntry
 from tipline.models.quarantined_event import QuarantinedEvent
 from tipline.models.reply_address import ReplyAddress
 from tipline.models.tip import Tip
+from tipline.models.tip_link import TipLink
 from tipline.models.tip_view import TipView
 from tipline.models.transit_epoch import TransitEpoch
 from tipline.models.unit import Unit
@@ -92,6 +93,7 @@ __all__ = [
     "SendProblem",
     "Subject",
     "Tip",
+    "TipLink",
     "TipStatus",
     "TipView",
     "TransitEpoch",

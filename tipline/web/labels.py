@@ -175,6 +175,8 @@ ACTION_LABELS: dict[str, Any] = {
     actions.SLA_NOTICE: _l("Automatic notice to the unit above: urgent tip still unopened"),
     actions.REPLY_QUEUED: _l("Reply written"),
     actions.NOTE_ADDED: _l("Note added"),
+    actions.TIP_LINK: _l("Linked to a related tip"),
+    actions.TIP_UNLINK: _l("Link to a related tip removed"),
     actions.GRANT: _l("Key granted"),
     actions.GRANT_REQUEST: _l("Key requested"),
     actions.GRANT_REJECT: _l("Key request rejected"),

@@ -1,7 +1,7 @@
 """expand failures: an event that cannot be expanded is counted and, after a few tries, set aside
 
 Revision ID: 0030_expand_failures
-Revises: 0028_anomaly_reviews
+Revises: 0029_tip_links
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from tipline.models.base import UTCDateTime
 
 revision: str = "0030_expand_failures"
-down_revision: str | None = "0028_anomaly_reviews"
+down_revision: str | None = "0029_tip_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

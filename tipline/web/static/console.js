@@ -185,3 +185,107 @@
 
   poll();
 }());
+
+/* Related tips (issue 18): the "find" button loads the suggestions into the tip page. The
+ * fragment is HTML from our own server (escaped by its templates); without script the button
+ * opens it as a page of its own. Asked for, not automatic: each list is audited. */
+(function () {
+  "use strict";
+  var form = document.getElementById("form-related");
+  var results = document.getElementById("related-results");
+  if (!form || !results || !window.fetch) { return; }
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var button = document.getElementById("related-find");
+    if (button) { button.disabled = true; }
+    results.setAttribute("aria-busy", "true");
+    fetch(form.action + "?fragment=1", { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) {
+        if (!response.ok || response.redirected) { throw new Error(String(response.status)); }
+        return response.text();
+      })
+      .then(function (html) { results.innerHTML = html; })
+      .catch(function () { form.submit(); })  // logged out or failed: the page of its own
+      .then(function () {
+        results.removeAttribute("aria-busy");
+        if (button) { button.disabled = false; }
+      });
+  });
+}());
+
+/* Keyboard shortcuts on the inbox and the tip page, listed on the page (templates/triage/
+ * _shortcuts.html): j/k next/previous tip, t take, r reply, n note, l related tips, / search,
+ * ? the list. Never while typing in a field, nor with Ctrl, Alt or Meta held. */
+(function () {
+  "use strict";
+  var help = document.getElementById("shortcuts");
+  if (!help) { return; }
+  var onTip = document.getElementById("tip-main");
+
+  function typing(target) {
+    if (!target || !target.tagName) { return false; }
+    var tag = target.tagName.toUpperCase();
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+  }
+
+  function links() {
+    var selector = onTip ? ".side-list a" : "#inbox-tips a.tip-link";
+    return Array.prototype.slice.call(document.querySelectorAll(selector));
+  }
+
+  function move(step) {
+    var all = links();
+    if (!all.length) { return; }
+    if (onTip) {  // the tip page: open the next or previous tip of the list beside it
+      var here = all.findIndex(function (a) { return a.getAttribute("aria-current") === "page"; });
+      // A tip not in the list (closed, say): j opens the first, k the last.
+      var next = here < 0 ? all[step > 0 ? 0 : all.length - 1] : all[here + step];
+      if (next) { window.location.href = next.href; }
+      return;
+    }
+    var at = all.indexOf(document.activeElement);  // the inbox: move the focus along the rows
+    var target = all[at < 0 ? (step > 0 ? 0 : all.length - 1) : Math.min(Math.max(at + step, 0), all.length - 1)];
+    all.forEach(function (a) { a.classList.remove("kbd-focus"); });
+    target.classList.add("kbd-focus");
+    target.focus();
+  }
+
+  function focus(id) {
+    var field = document.getElementById(id);
+    if (!field) { return false; }
+    field.scrollIntoView({ block: "center" });
+    field.focus();
+    return true;
+  }
+
+  function click(id) {
+    var button = document.getElementById(id);
+    if (!button) { return false; }
+    button.click();
+    return true;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.altKey || event.metaKey || typing(event.target)) { return; }
+    var done = true;
+    switch (event.key) {
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "t": done = click("take"); break;
+      case "r": done = focus("reply-text"); break;
+      case "n": done = focus("note-text"); break;
+      case "l": done = click("related-find"); break;
+      case "/": {
+        var search = document.querySelector('header a[href*="/triage/search/"]');
+        if (search) { window.location.href = search.href; } else { done = false; }
+        break;
+      }
+      case "?":
+        help.open = !help.open;
+        if (help.open) { help.querySelector("summary").focus(); }
+        break;
+      default: done = false;
+    }
+    if (done) { event.preventDefault(); }
+  });
+}());
