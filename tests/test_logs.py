@@ -58,6 +58,8 @@ def test_every_process_logs_json_lines_with_request_ids_and_no_tip(
     chosen = httpx.get(f"{stack.base_url}/livez", headers={"X-Request-Id": "a" * 32})
     assert chosen.headers["X-Request-Id"] == "a" * 32  # the proxy's id, when it sends one
 
+    # gunicorn writes a request's access line after its response: wait for the last one.
+    wait(lambda: "a" * 32 in (stack.logs / "web.log").read_text(), "the access log line")
     web = records((stack.logs / "web.log").read_text(), "the web tier")
     worker = records((stack.logs / "worker.log").read_text(), "the worker")
     cli = records(sent.stderr, "tipline zalo send") if sent.stderr.strip() else []
