@@ -19,6 +19,24 @@ THREADS = 4
 ROUNDS = 8
 
 
+def run_together(work: Callable[[], None]) -> list[BaseException]:
+    """``work`` on THREADS threads at once; what any of them raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def _core(runtime: Runtime) -> AbstractContextManager[Any]:
     return write_transaction(runtime.engine)
 
@@ -34,24 +52,14 @@ def test_read_then_write_transactions_never_lose_an_update(
     with runtime.engine.begin() as conn:
         conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
         conn.execute(text("INSERT INTO counter (id, n) VALUES (1, 0)"))
-    errors: list[BaseException] = []
-
     def bump() -> None:
-        try:
-            for _ in range(ROUNDS):
-                with opener(runtime) as db:
-                    n = db.execute(text("SELECT n FROM counter WHERE id = 1")).scalar_one()
-                    time.sleep(0.005)  # another writer would read the same n here
-                    db.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": n + 1})
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        for _ in range(ROUNDS):
+            with opener(runtime) as db:
+                n = db.execute(text("SELECT n FROM counter WHERE id = 1")).scalar_one()
+                time.sleep(0.005)  # another writer would read the same n here
+                db.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": n + 1})
 
-    threads = [threading.Thread(target=bump) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_together(bump) == []
     with runtime.engine.connect() as conn:
         assert conn.execute(text("SELECT n FROM counter")).scalar_one() == THREADS * ROUNDS
 
@@ -65,30 +73,20 @@ def test_row_locked_transactions_run_together_and_never_lose_an_update(runtime: 
     with runtime.engine.begin() as conn:
         conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
         conn.execute(text("INSERT INTO counter (id, n) VALUES (1, 0)"))
-    errors: list[BaseException] = []
-
     def bump() -> None:
-        try:
-            for _ in range(ROUNDS):
-                with audit.audited_session(runtime.sessions) as db:
-                    n = db.execute(
-                        text("SELECT n FROM counter WHERE id = 1 FOR UPDATE")
-                        if runtime.engine.dialect.name == "postgresql"
-                        else text("SELECT n FROM counter WHERE id = 1")
-                    ).scalar_one()
-                    for _ in range(3):
-                        audit.record(db, action=audit.actions.PRIORITY_CHANGE, object_id=str(n))
-                    time.sleep(0.005)
-                    db.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": n + 1})
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        for _ in range(ROUNDS):
+            with audit.audited_session(runtime.sessions) as db:
+                n = db.execute(
+                    text("SELECT n FROM counter WHERE id = 1 FOR UPDATE")
+                    if runtime.engine.dialect.name == "postgresql"
+                    else text("SELECT n FROM counter WHERE id = 1")
+                ).scalar_one()
+                for _ in range(3):
+                    audit.record(db, action=audit.actions.PRIORITY_CHANGE, object_id=str(n))
+                time.sleep(0.005)
+                db.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": n + 1})
 
-    threads = [threading.Thread(target=bump) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_together(bump) == []
     with runtime.sessions() as session:
         assert session.execute(text("SELECT n FROM counter")).scalar_one() == THREADS * ROUNDS
         result = verify_chain(session)

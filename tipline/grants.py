@@ -122,6 +122,12 @@ def _decidable(
         raise GrantRefused("not a key holder of this unit")
 
 
+def _decided(request: GrantRequest, state: GrantState, approver: Officer) -> None:
+    request.state = state
+    request.decided_by = approver
+    request.decided_at = utcnow()
+
+
 def approve(
     session: Session,
     request: GrantRequest,
@@ -143,9 +149,7 @@ def approve(
         request.decided_at = utcnow()
         raise GrantRefused("the account no longer belongs to this unit")
     granted = grant_unit_versions(session, request.unit, opened, officer)
-    request.state = GrantState.APPROVED
-    request.decided_by = approver
-    request.decided_at = utcnow()
+    _decided(request, GrantState.APPROVED, approver)
     audit.record(
         session,
         action=audit.actions.GRANT,
@@ -175,9 +179,7 @@ def reject(
     client_address: str | None = None,
 ) -> None:
     _decidable(session, request, approver, opened)
-    request.state = GrantState.REJECTED
-    request.decided_by = approver
-    request.decided_at = utcnow()
+    _decided(request, GrantState.REJECTED, approver)
     audit.record(
         session,
         action=audit.actions.GRANT_REJECT,

@@ -431,18 +431,8 @@ def new_password() -> ResponseReturnValue:
                 _("Choose a password different from the one you were given.")
             ]
             return render_template("auth/new_password.html", form=form), 400
-        code = rewrap_officer_key(
-            officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
-        )
-        officer.must_change_password = False
-        record(
-            db,
-            action=actions.ACCOUNT_CHANGE,
-            actor=officer,
-            object_id=officer.public_id,
-            client_address=_client(),
-            detail={"change": "password_changed_at_login"},
-        )
+        password = form.new_password.data or ""
+        code = _set_password(db, officer, key, password, "password_changed_at_login")
         session.pop(PENDING, None)
         landed = _finish_login(db, officer, key)
     page = make_response(
@@ -452,6 +442,24 @@ def new_password() -> ResponseReturnValue:
         page.headers.add("Set-Cookie", cookie)
     page.delete_cookie(ENROL_COOKIE, path=ENROL_PATH)
     return page
+
+
+def _set_password(
+    db: Session, officer: Officer, key: PrivateKey, password: str, change: str
+) -> str:
+    """The officer's key re-wrapped under ``password``, audited as ``change``: the new
+    recovery code."""
+    code = rewrap_officer_key(officer, key, new_password=password, cost=runtime().config.kdf_cost)
+    officer.must_change_password = False
+    record(
+        db,
+        action=actions.ACCOUNT_CHANGE,
+        actor=officer,
+        object_id=officer.public_id,
+        client_address=_client(),
+        detail={"change": change},
+    )
+    return code
 
 
 @blueprint.route("/login/recover", methods=["GET", "POST"])
@@ -488,19 +496,9 @@ def recover() -> ResponseReturnValue:
             _fail(db, officer, "recovery")
             notices = [("error", _("Wrong username, recovery code or authenticator code."))]
             return render_template("auth/recover.html", form=form, notices=notices), 401
-        new_code = rewrap_officer_key(
-            officer, key, new_password=form.new_password.data or "", cost=runtime().config.kdf_cost
-        )
+        password = form.new_password.data or ""
+        new_code = _set_password(db, officer, key, password, "password_recovered")
         attempt.recovered(runtime())
-        officer.must_change_password = False
-        record(
-            db,
-            action=actions.ACCOUNT_CHANGE,
-            actor=officer,
-            object_id=officer.public_id,
-            client_address=_client(),
-            detail={"change": "password_recovered"},
-        )
         # Whoever knew the old password may be logged in somewhere: every session ends.
         end_sessions(db, officer, actor=officer, reason="password_recovered")
         public_id = officer.public_id

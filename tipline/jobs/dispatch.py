@@ -119,11 +119,6 @@ def acknowledgement_text(tip: Tip, unit: Unit) -> str:
     )
 
 
-def _hold(session: Session, tip: Tip, reason: str) -> None:
-    tip.dispatch_error = reason
-    tip.dispatch_attempts += 1
-
-
 def _land_unrouted(session: Session, tip: Tip, now: datetime) -> str:
     """The transit epoch's key is gone (the key store restarted): nobody can route the tip
     automatically. It lands, unrouted, in its intake unit, which holds a grant of its key

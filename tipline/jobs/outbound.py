@@ -129,9 +129,9 @@ def _take_lease(runtime: Runtime, message_public_id: str) -> Lock | None:
 def deliver_once(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
     """:func:`deliver` under the message's lease; ``IN_PROGRESS`` when another live sender
     holds it (that sender delivers, or its lease expires and the sweeper queues the job
-    again)."""
-    outcome = deliver_many(runtime, [message_public_id], client)[message_public_id]
-    return _single(runtime, message_public_id, outcome)
+    again). Every delivery holds the lease now (:func:`deliver_many`): the same as
+    :func:`deliver`, kept for the RQ job's name."""
+    return deliver(runtime, message_public_id, client)
 
 
 def send_message(message_public_id: str) -> str:
@@ -485,14 +485,10 @@ def deliver_many(
     return states
 
 
-def _single(runtime: Runtime, public_id: str, state: str | _Deferred) -> str:
-    if isinstance(state, _Deferred):
-        raise DeliveryDeferredError(f"message {public_id}: {state.reason}")
-    return state
-
-
 def deliver(runtime: Runtime, message_public_id: str, client: ZaloClient) -> str:
     """Deliver one message with ``client``; the testable body of :func:`send_message`.
     Raises :class:`DeliveryDeferredError` for RQ to try again later."""
     state = deliver_many(runtime, [message_public_id], client)[message_public_id]
-    return _single(runtime, message_public_id, state)
+    if isinstance(state, _Deferred):
+        raise DeliveryDeferredError(f"message {message_public_id}: {state.reason}")
+    return state
