@@ -4,8 +4,8 @@ An RQ job per tip cost about a third of a tip's CPU (two jobs, their Redis round
 bookkeeping, a Zalo client each; issue 15). The relay loop (tipline.jobs.worker) instead
 *claims* pending outbox rows of the kinds in :data:`FAST_KINDS` (marks them relayed, in one
 write transaction; on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so two relays never claim one
-row) and runs them itself: the dispatches one after another, then the replies concurrently
-over the process's one Zalo client (kept-alive connections).
+row) and runs them itself: the dispatches as one batch (tipline.jobs.dispatch.dispatch_many),
+then the replies concurrently over the process's one Zalo client (kept-alive connections).
 
 RQ stays for what needs it: a dispatch that raised and a send Zalo deferred are handed to RQ
 (``enqueue_now``, a deferred send after its first retry interval) with the job's retries; media
@@ -109,8 +109,9 @@ def dispatch_batch(runtime: Runtime) -> int:
 
 def send_batch(runtime: Runtime) -> int:
     """Claim up to SEND_BATCH replies and send them concurrently over the process's one Zalo
-    client (tipline.jobs.outbound.deliver_many: two transactions for the batch); the deferred,
-    or all of them if the batch raised, go to RQ."""
+    client (tipline.jobs.outbound.deliver_many: one transaction counts the attempts, one every
+    50 ms records what has finished); the deferred, or all of them if the batch raised, go to
+    RQ."""
     refs = claim(runtime, "send", SEND_BATCH)
     if not refs:
         return 0
