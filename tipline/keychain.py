@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from keys import (
@@ -85,13 +85,22 @@ def _grant_row(
     session: Session, subject_kind: Subject, subject_id: int, holder_kind: Holder, holder_id: int
 ) -> KeyGrant | None:
     return session.scalars(
-        select(KeyGrant).where(
-            KeyGrant.subject_kind == subject_kind,
-            KeyGrant.subject_id == subject_id,
-            KeyGrant.holder_kind == holder_kind,
-            KeyGrant.holder_id == holder_id,
-        )
+        _GRANT_ROW,
+        {
+            "subject_kind": subject_kind,
+            "subject_id": subject_id,
+            "holder_kind": holder_kind,
+            "holder_id": holder_id,
+        },
     ).one_or_none()
+
+
+_GRANT_ROW = select(KeyGrant).where(
+    KeyGrant.subject_kind == bindparam("subject_kind"),
+    KeyGrant.subject_id == bindparam("subject_id"),
+    KeyGrant.holder_kind == bindparam("holder_kind"),
+    KeyGrant.holder_id == bindparam("holder_id"),
+)
 
 
 # --- units -------------------------------------------------------------------------------

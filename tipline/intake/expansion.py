@@ -97,6 +97,7 @@ OAS = cast(Table, OfficialAccount.__table__)
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Accepted:
     tip_public_id: str
@@ -178,9 +179,7 @@ def _prepare(s: Sealing, msg: InboundMessage) -> _Prepared:
         dedup=dedup_key(s.config, msg.oa_id, msg.msg_id),
         alias=alias,
         now=utcnow(),
-        sealed_address=seal_address(
-            s.keystore, alias, msg.sender.address(), ZALO_REPLY_WINDOW
-        ),
+        sealed_address=seal_address(s.keystore, alias, msg.sender.address(), ZALO_REPLY_WINDOW),
         message_public_id=message_public_id,
         body=body,
         tip_key=tip_key,
@@ -194,9 +193,33 @@ def _seal_body(tip_public: PublicKey, message_public_id: str, body: bytes) -> by
     return MESSAGE_BODY.seal(tip_public, body, message_public_id=message_public_id)
 
 
+def _upsert_address_statement(dialect: str) -> Any:
+    module: Any = sqlite if dialect == "sqlite" else postgresql
+    stmt = module.insert(ADDRESSES)
+    return stmt.on_conflict_do_update(
+        index_elements=[ADDRESSES.c.informant_alias],
+        set_={
+            "last_inbound_at": stmt.excluded.last_inbound_at,
+            "sealed_address": stmt.excluded.sealed_address,
+            "destroyed_at": None,
+        },
+    ).returning(ADDRESSES.c.id)
+
+
+# Built once: a statement built per call cost more CPU than running it (issue 15's profile).
+_UPSERT_ADDRESS = {
+    dialect: _upsert_address_statement(dialect) for dialect in ("sqlite", "postgresql")
+}
+_ADDRESS_OF_ALIAS = select(ADDRESSES.c.id).where(ADDRESSES.c.informant_alias == bindparam("alias"))
+_RENEW_ADDRESS = (
+    update(ADDRESSES)
+    .where(ADDRESSES.c.id == bindparam("address_id"))
+    .values(last_inbound_at=bindparam("now"), sealed_address=bindparam("sealed"), destroyed_at=None)
+)
+
+
 def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
     """One row per informant alias; a new address after "STOP" makes them reachable again."""
-    dialect = conn.dialect.name
     values = {
         "public_id": new_public_id(),
         "informant_alias": p.alias,
@@ -205,28 +228,13 @@ def _upsert_reply_address(conn: Connection, p: _Prepared, oa_id: str) -> int:
         "last_inbound_at": p.now,
         "created_at": p.now,
     }
-    if dialect in ("sqlite", "postgresql"):
-        module: Any = sqlite if dialect == "sqlite" else postgresql
-        stmt = module.insert(ADDRESSES).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ADDRESSES.c.informant_alias],
-            set_={
-                "last_inbound_at": stmt.excluded.last_inbound_at,
-                "sealed_address": stmt.excluded.sealed_address,
-                "destroyed_at": None,
-            },
-        ).returning(ADDRESSES.c.id)
-        return int(conn.execute(stmt).scalar_one())
-    existing = conn.execute(
-        select(ADDRESSES.c.id).where(ADDRESSES.c.informant_alias == p.alias)
-    ).scalar_one_or_none()
+    upsert = _UPSERT_ADDRESS.get(conn.dialect.name)
+    if upsert is not None:
+        return int(conn.execute(upsert, values).scalar_one())
+    existing = conn.execute(_ADDRESS_OF_ALIAS, {"alias": p.alias}).scalar_one_or_none()
     if existing is None:
         return _insert_id(conn, ADDRESSES, values)
-    conn.execute(
-        update(ADDRESSES)
-        .where(ADDRESSES.c.id == existing)
-        .values(last_inbound_at=p.now, sealed_address=p.sealed_address, destroyed_at=None)
-    )
+    conn.execute(_RENEW_ADDRESS, {"address_id": existing, "now": p.now, "sealed": p.sealed_address})
     return int(existing)
 
 
@@ -259,25 +267,28 @@ def _quoted(conn: Connection, config: Config, msg: InboundMessage, alias: str) -
     ).first()
 
 
+_OPEN_TIP_OF_ALIAS = (
+    select(
+        TIPS.c.id,
+        TIPS.c.public_id,
+        TIPS.c.public_key,
+        TIPS.c.key_certificate,
+        TIPS.c.last_inbound_at,
+        TIPS.c.last_outbound_at,
+    )
+    .where(
+        TIPS.c.informant_alias == bindparam("alias"),
+        TIPS.c.status.not_in(list(CLOSED_STATUSES)),
+        TIPS.c.informant_stopped_at.is_(None),  # STOP is final for every tip before it
+    )
+    .order_by(TIPS.c.last_inbound_at.desc())
+    .limit(1)
+)
+
+
 def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
     """The informant's open tip this message continues, if any (DESIGN.md: follow-ups)."""
-    row = conn.execute(
-        select(
-            TIPS.c.id,
-            TIPS.c.public_id,
-            TIPS.c.public_key,
-            TIPS.c.key_certificate,
-            TIPS.c.last_inbound_at,
-            TIPS.c.last_outbound_at,
-        )
-        .where(
-            TIPS.c.informant_alias == p.alias,
-            TIPS.c.status.not_in(list(CLOSED_STATUSES)),
-            TIPS.c.informant_stopped_at.is_(None),  # STOP is final for every tip before it
-        )
-        .order_by(TIPS.c.last_inbound_at.desc())
-        .limit(1)
-    ).first()
+    row = conn.execute(_OPEN_TIP_OF_ALIAS, {"alias": p.alias}).first()
     if row is None:
         return None
     if row.last_inbound_at >= p.now - config.followup_window:
@@ -354,12 +365,13 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
             query = query.with_for_update(skip_locked=True)
         still_pending = set(conn.scalars(query.order_by(EVENTS.c.id)))
         heard: dict[str, datetime] = {}  # OA id → its latest event in this batch
+        fallbacks: dict[str, UnitKey | None] = {}  # OA id → its unit's current key
         for event_id, event in opened.items():
             if event_id not in still_pending:
                 continue  # expanded meanwhile by another worker
             try:
                 with audit.savepoint(conn):
-                    _expand_one(conn, sealing, event, heard)
+                    _expand_one(conn, sealing, event, heard, fallbacks)
             except DBAPIError:
                 raise
             except Exception as exc:  # the event's own fault: counted, never the batch's
@@ -418,7 +430,11 @@ def _open(runtime: Runtime, sealing: Sealing, row: Any) -> _Opened:
 
 
 def _expand_one(
-    conn: Connection, sealing: Sealing, opened: _Opened, heard: dict[str, datetime]
+    conn: Connection,
+    sealing: Sealing,
+    opened: _Opened,
+    heard: dict[str, datetime],
+    fallbacks: dict[str, UnitKey | None],
 ) -> None:
     if opened.lost:
         mark_lost(conn, opened.id, utcnow())
@@ -429,7 +445,7 @@ def _expand_one(
     if opened.web is not None:
         accepted = _accept_web(conn, sealing, opened.web)
     elif isinstance(event, InboundMessage):
-        accepted = _accept(conn, sealing, event, opened.prepared)
+        accepted = _accept(conn, sealing, event, opened.prepared, fallbacks)
         at = opened.received_at or utcnow()
         heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
     elif isinstance(event, ConsoleReply):
@@ -439,15 +455,21 @@ def _expand_one(
     else:  # cannot happen: _open refused it
         raise ValueError("a stored inbound event carries nothing to expand")
     conn.execute(
-        update(EVENTS)
-        .where(EVENTS.c.id == opened.id)
-        .values(
-            processed_at=utcnow(),
-            sealed_event=None,
-            sealed_fallback=None,
-            tip_public_id=accepted.tip_public_id or None,
-        )
+        _EVENT_EXPANDED,
+        {"event_id": opened.id, "at": utcnow(), "tip": accepted.tip_public_id or None},
     )
+
+
+_EVENT_EXPANDED = (
+    update(EVENTS)
+    .where(EVENTS.c.id == bindparam("event_id"))
+    .values(
+        processed_at=bindparam("at"),
+        sealed_event=None,
+        sealed_fallback=None,
+        tip_public_id=bindparam("tip"),
+    )
+)
 
 
 def _count_failure(conn: Connection, event_id: int, exc: Exception) -> None:
@@ -465,12 +487,17 @@ def _count_failure(conn: Connection, event_id: int, exc: Exception) -> None:
         )
         log.error(
             "expansion: event %d set aside after %d failures (%s): see /admin/zalo-events",
-            event_id, failures, type(exc).__name__,
+            event_id,
+            failures,
+            type(exc).__name__,
         )
     else:
         log.warning(
             "expansion: event %d failed (%s), attempt %d of %d",
-            event_id, type(exc).__name__, failures, EXPAND_ATTEMPTS,
+            event_id,
+            type(exc).__name__,
+            failures,
+            EXPAND_ATTEMPTS,
         )
 
 
@@ -490,6 +517,22 @@ def _heard_from(conn: Connection, heard: dict[str, datetime]) -> None:
         )
 
 
+_TIP_OF_DEDUP = (
+    select(TIPS.c.public_id)
+    .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
+    .where(MESSAGES.c.dedup_key == bindparam("dedup"))
+)
+_TIP_FOLLOWED_UP = (
+    update(TIPS)
+    .where(TIPS.c.id == bindparam("tip_id"))
+    .values(
+        last_inbound_at=bindparam("now"),
+        reply_address_id=bindparam("address_id"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
 def accept_message(runtime: Runtime, msg: InboundMessage) -> Accepted:
     """Store ``msg`` as a tip message at once (what expansion does for each stored event)."""
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
@@ -498,14 +541,15 @@ def accept_message(runtime: Runtime, msg: InboundMessage) -> Accepted:
 
 
 def _accept(
-    conn: Connection, s: Sealing, msg: InboundMessage, prepared: _Prepared | None = None
+    conn: Connection,
+    s: Sealing,
+    msg: InboundMessage,
+    prepared: _Prepared | None = None,
+    fallbacks: dict[str, UnitKey | None] | None = None,
 ) -> Accepted:
+    """``fallbacks``: each OA's fallback unit key, looked up once per write transaction."""
     p = prepared or _prepare(s, msg)
-    seen = conn.execute(
-        select(TIPS.c.public_id)
-        .join(MESSAGES, MESSAGES.c.tip_id == TIPS.c.id)
-        .where(MESSAGES.c.dedup_key == p.dedup)
-    ).scalar_one_or_none()
+    seen = conn.execute(_TIP_OF_DEDUP, {"dedup": p.dedup}).scalar_one_or_none()
     if seen is not None:
         return Accepted(seen, new_tip=False, duplicate=True)
     # "STOP", "tình trạng", a 1–5 score: answered here, never stored as a tip message.
@@ -523,9 +567,7 @@ def _accept(
         and quoted.informant_stopped_at is None
     ):
         # A reply to a message of an open tip continues that tip, however long ago.
-        joined = _TipRow(
-            quoted.id, quoted.tip_public_id, quoted.public_key, quoted.key_certificate
-        )
+        joined = _TipRow(quoted.id, quoted.tip_public_id, quoted.public_key, quoted.key_certificate)
     else:
         row = _tip_to_join(conn, s.config, p)
         joined = (
@@ -545,9 +587,13 @@ def _accept(
     )
     body = p.body if msg.quote_msg_id is None else _message_body(msg, reply_to)
     if joined is None:
-        tip_id = _insert_tip(
-            conn, s, p, msg.oa_id, address_id, fallback_key_for_oa(conn, msg.oa_id)
-        )
+        if fallbacks is None:
+            fallback = fallback_key_for_oa(conn, msg.oa_id)
+        elif msg.oa_id in fallbacks:
+            fallback = fallbacks[msg.oa_id]
+        else:
+            fallback = fallbacks[msg.oa_id] = fallback_key_for_oa(conn, msg.oa_id)
+        tip_id = _insert_tip(conn, s, p, msg.oa_id, address_id, fallback)
         tip_public_id = p.tip_public_id
         sealed_body = (
             p.sealed_body_new_tip
@@ -557,11 +603,7 @@ def _accept(
     else:
         tip_id, tip_public_id = joined.id, joined.public_id
         sealed_body = _seal_body(joined.public, p.message_public_id, body)
-        conn.execute(
-            update(TIPS)
-            .where(TIPS.c.id == tip_id)
-            .values(last_inbound_at=p.now, reply_address_id=address_id, updated_at=p.now)
-        )
+        conn.execute(_TIP_FOLLOWED_UP, {"tip_id": tip_id, "now": p.now, "address_id": address_id})
         if msg.location is not None:  # the answer to "please share a location" (routing)
             request_reroute(conn, s.transit, tip_id, msg.location)
     message_id = _insert_id(
@@ -579,9 +621,7 @@ def _accept(
         ),
     )
     if msg.attachments:
-        tip_public = (
-            p.tip_key.public_key if joined is None else joined.public
-        )
+        tip_public = p.tip_key.public_key if joined is None else joined.public
         sources = [
             (new_public_id(), str(item["type"]), item["payload"]) for item in msg.attachments
         ]
@@ -669,8 +709,17 @@ def _accept_withdrawal(conn: Connection, s: Sealing, withdrawal: Withdrawal) -> 
     return Accepted("", new_tip=False)
 
 
+_INSERT_RETURNING_ID: dict[str, Any] = {}
+
+
 def _insert_id(conn: Connection, table: Table, values: dict[str, Any]) -> int:
-    return int(conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one())
+    stmt = _INSERT_RETURNING_ID.get(table.name)
+    if stmt is None:  # one statement a table, built once (its values are parameters)
+        stmt = _INSERT_RETURNING_ID[table.name] = insert(table).returning(table.c.id)
+    return int(conn.execute(stmt, values).scalar_one())
+
+
+_INSERT_GRANT = insert(GRANTS)
 
 
 def _insert_tip(
@@ -706,16 +755,15 @@ def _insert_tip(
         | web,
     )
     conn.execute(
-        insert(GRANTS).values(
+        _INSERT_GRANT,
+        dict(
             subject_kind=Subject.TIP,
             subject_id=tip_id,
             holder_kind=Holder.TRANSIT,
             holder_id=0,
-            sealed=KEY_GRANT.seal(
-                p.tip_key, s.transit, Subject.TIP, tip_id, Holder.TRANSIT, 0
-            ),
+            sealed=KEY_GRANT.seal(p.tip_key, s.transit, Subject.TIP, tip_id, Holder.TRANSIT, 0),
             created_at=p.now,
-        )
+        ),
     )
     if fallback is not None and not key_trust.accept(fallback.public):
         fallback = None  # a swapped unit key gets nothing; dispatch holds the tip (dispatch)
@@ -723,7 +771,8 @@ def _insert_tip(
         # The intake unit may hold a tip that is not routed yet (and only it, or its parents):
         # if the transit epoch's key is lost before dispatch, its key holders route it by hand.
         conn.execute(
-            insert(GRANTS).values(
+            _INSERT_GRANT,
+            dict(
                 subject_kind=Subject.TIP,
                 subject_id=tip_id,
                 holder_kind=Holder.UNIT_KEY,
@@ -737,7 +786,7 @@ def _insert_tip(
                     fallback.id,
                 ),
                 created_at=p.now,
-            )
+            ),
         )
     add_jobs(conn, [("dispatch", p.tip_public_id)], p.now)
     return tip_id
@@ -771,9 +820,7 @@ def _accept_web(conn: Connection, s: Sealing, data: dict[str, Any]) -> Accepted:
         dedup="",
         alias=alias,
         now=now,
-        sealed_address=seal_address(
-            s.keystore, alias, {"kind": Channel.WEB}, ZALO_REPLY_WINDOW
-        ),
+        sealed_address=seal_address(s.keystore, alias, {"kind": Channel.WEB}, ZALO_REPLY_WINDOW),
         message_public_id=message_public_id,
         body=encoded,
         tip_key=tip_key,

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from keys import (
@@ -69,12 +69,18 @@ class Decision:
     place: PlaceDecision | None = None
 
 
+_OA_OWNER = select(Unit).join(OfficialAccount).where(OfficialAccount.oa_id == bindparam("oa"))
+
+
 def oa_owner(session: Session, oa_id: str | None) -> Unit | None:
+    """The unit ``oa_id`` is attached to, remembered for the session (as :func:`unit_by_code`:
+    a dispatch batch asks for the same few OAs again and again)."""
     if oa_id is None:
         return None
-    return session.scalars(
-        select(Unit).join(OfficialAccount).where(OfficialAccount.oa_id == oa_id)
-    ).one_or_none()
+    known: dict[str, Unit | None] = session.info.setdefault("units_by_oa", {})
+    if oa_id not in known:
+        known[oa_id] = session.scalars(_OA_OWNER, {"oa": oa_id}).one_or_none()
+    return known[oa_id]
 
 
 def intake_unit(session: Session, tip: Tip) -> Unit | None:
