@@ -151,3 +151,29 @@ def test_keys_public_prints_settings_that_load(env: dict[str, str], config: Conf
     )
     settings = dict(line.split("=", 1) for line in done.stdout.split())
     assert settings == public_halves(config.secrets)
+
+
+@pytest.mark.usefixtures("units")
+def test_the_intake_tier_reads_and_writes_no_session(config: Config, runtime: Runtime) -> None:
+    """Where Zalo and anyone else reach, no cookie is read or set: a session cookie signed with
+    the Flask secret, sent along with a webhook, opens nothing there."""
+    from flask import session
+    from flask.sessions import SecureCookieSessionInterface
+
+    intake = create_app(config, staff_ui=False)
+    signed = SecureCookieSessionInterface().get_signing_serializer(intake)
+    assert signed is not None
+    cookie = signed.dumps({"_user_id": "1"})
+    client = intake.test_client()
+    client.set_cookie("session", cookie)
+    raw = event(text="Có người buôn bán ma túy ở hẻm 12", msg_id="no-session-1")
+    answer = client.post("/zalo/webhook", data=raw, headers=signed_headers(raw))
+    assert answer.status_code == 200
+    assert "Set-Cookie" not in answer.headers
+    with intake.test_request_context("/", headers={"Cookie": f"session={cookie}"}):
+        intake.preprocess_request()
+        from flask import globals as flask_globals
+
+        assert not flask_globals.request_ctx.session  # the null session: nothing was read
+        with pytest.raises(RuntimeError):
+            session["_user_id"] = "2"

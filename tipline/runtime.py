@@ -35,6 +35,11 @@ class Runtime:
     config: Config
     # Seconds since the epoch, for delays kept in Redis (tipline.web.backoff); tests stop it.
     clock: Callable[[], float] = field(default=time.time)
+    # The webhook's fallback unit key of each OA, verified, with the monotonic time it was
+    # read (tipline.intake.recording): not read again for every event.
+    fallback_keys: dict[str, tuple[float, object]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.trust_keys()

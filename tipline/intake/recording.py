@@ -10,6 +10,7 @@ answered as a duplicate. The worker expands it later (:mod:`tipline.intake.expan
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, literal, select
@@ -28,6 +29,7 @@ from tipline.models import (
 )
 from tipline.models.sealed_fields import INBOUND_EVENT, INBOUND_EVENT_FALLBACK, QUARANTINED_EVENT
 from tipline.runtime import Runtime
+from tipline.transit import PUBLIC_CACHE_SECONDS
 from tipline.zalo.events import InboundMessage
 
 WEB_EVENT = "web_report"  # a report from the /bao-tin form (tipline.intake.web)
@@ -77,23 +79,37 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
     reply, a withdrawal), de-duplicated on (``oa_id``, ``msg_id``)."""
     key = dedup_key(runtime.config, oa_id, msg_id)
     transit = runtime.transit.public()  # cached for a few seconds (tipline.transit)
-    # Read first, then a transaction that only writes: on SQLite a transaction that reads
-    # and then writes fails at once when another writer committed in between. One pooled
-    # connection for both (each checkout costs a ping on PostgreSQL), statements built once.
+    with runtime.engine.begin() as conn:
+        return insert_event(conn, key, raw, transit, _intake_fallback(runtime, oa_id))
+
+
+def _intake_fallback(runtime: Runtime, oa_id: str) -> UnitKey | None:
+    """The receiving OA's current unit key, verified (None: an unknown OA, or a key that is
+    not the one certified), kept as long as the transit key (PUBLIC_CACHE_SECONDS).
+
+    Read apart from the insert: on SQLite a transaction that reads and then writes fails at
+    once when another writer committed in between. Kept, not read for each event: the read
+    and its transaction were a fifth of the webhook's CPU (issue 15). A key rotated meanwhile
+    is sealed to for those seconds at most, as the transit epoch is; its holders keep the
+    retired versions that still open tips (tipline.keychain).
+    """
+    now = time.monotonic()
+    known = runtime.fallback_keys.get(oa_id)
+    if known is not None and now - known[0] < PUBLIC_CACHE_SECONDS:
+        return cast(UnitKey | None, known[1])
     with runtime.engine.connect() as conn:
         row = conn.execute(_FALLBACK_FOR_OA, {"oa_id": oa_id}).first()
-        conn.commit()
-        fallback = None if row is None else UnitKey(
-            id=row.id,
-            unit_id=row.unit_id,
-            version=row.version,
-            public_key=row.public_key,
-            key_certificate=row.key_certificate,
-        )
-        if fallback is not None and not key_trust.accept(fallback.public):
-            fallback = None  # the event is kept all the same, sealed to the transit epoch only
-        with conn.begin():
-            return insert_event(conn, key, raw, transit, fallback)
+    fallback = None if row is None else UnitKey(
+        id=row.id,
+        unit_id=row.unit_id,
+        version=row.version,
+        public_key=row.public_key,
+        key_certificate=row.key_certificate,
+    )
+    if fallback is not None and not key_trust.accept(fallback.public):
+        fallback = None  # the event is kept all the same, sealed to the transit epoch only
+    runtime.fallback_keys[oa_id] = (now, fallback)
+    return fallback
 
 
 # fallback_key_for_oa's query, built once for the webhook's hot path.

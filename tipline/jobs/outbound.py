@@ -36,10 +36,11 @@ import re
 import threading
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
+from typing import cast
 
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from keys import EnvelopeError
@@ -155,15 +156,16 @@ OA_PROBLEMS = frozenset(
 )
 
 
+_OAS = cast(Table, OfficialAccount.__table__)
 _OA_ERROR = (
-    update(OfficialAccount)
-    .where(OfficialAccount.oa_id == bindparam("oa"))
+    update(_OAS)
+    .where(_OAS.c.oa_id == bindparam("oa"))
     .values(last_error=bindparam("error"), last_error_at=bindparam("at"))
 )
-# Only when there is something to clear: no write per send.
-_OA_WORKS = (
-    update(OfficialAccount)
-    .where(OfficialAccount.oa_id == bindparam("oa"), OfficialAccount.last_error.is_not(None))
+# Only where there is something to clear: no write per send.
+_OAS_WORK = (
+    update(_OAS)
+    .where(_OAS.c.oa_id.in_(bindparam("oas", expanding=True)), _OAS.c.last_error.is_not(None))
     .values(last_error=None, last_error_at=None)
 )
 
@@ -174,25 +176,26 @@ def _note_oa(
     delivery: Delivery,
     problem: SendProblem | None,
     error: str | None,
-    cleared: set[str] | None = None,
+    working: set[str],
 ) -> None:
-    """An OA's last error: set by a problem of the OA's own, cleared when Zalo took its token
-    and answered for the informant. ``cleared``: OAs cleared in this transaction already (a
-    batch clears each OA once)."""
+    """An OA's last error: set at once by a problem of the OA's own; ``working`` collects the
+    OAs for which Zalo took the token and answered for the informant, cleared together by
+    :func:`_clear_oa_errors` at the end of the transaction (a later problem in the same
+    transaction takes its OA out again)."""
     if oa_id is None:
         return
     if problem in OA_PROBLEMS:
-        session.execute(
+        session.connection().execute(
             _OA_ERROR, {"oa": oa_id, "error": (error or str(problem))[:200], "at": utcnow()}
         )
-        if cleared is not None:
-            cleared.discard(oa_id)
+        working.discard(oa_id)
     elif delivery in (Delivery.SENT, Delivery.WINDOW_CLOSED) or problem == SendProblem.UNREACHABLE:
-        if cleared is not None and oa_id in cleared:
-            return
-        session.execute(_OA_WORKS, {"oa": oa_id})
-        if cleared is not None:
-            cleared.add(oa_id)
+        working.add(oa_id)
+
+
+def _clear_oa_errors(session: Session, working: set[str]) -> None:
+    if working:
+        session.connection().execute(_OAS_WORK, {"oas": sorted(working)})
 
 
 @dataclass(frozen=True)
@@ -214,15 +217,13 @@ class _Deferred:
     problem: SendProblem
 
 
-def _write_final(
-    session: Session, message: Message, final: _Final, cleared: set[str] | None = None
-) -> None:
+def _write_final(session: Session, message: Message, final: _Final, working: set[str]) -> None:
     """Record a final state; the relay copy of the text goes, as the model promises."""
     message.delivery = final.delivery
     message.delivery_error = final.error[:200] if final.error else None
     message.delivery_problem = final.problem
     message.sealed_for_relay = None
-    _note_oa(session, message.tip.oa_id, final.delivery, final.problem, final.error, cleared)
+    _note_oa(session, message.tip.oa_id, final.delivery, final.problem, final.error, working)
     if final.delivery is Delivery.SENT:
         now = utcnow()
         message.delivered_at = now
@@ -435,13 +436,14 @@ def _record(runtime: Runtime, outcomes: dict[str, _Final | _Deferred]) -> None:
             m.public_id: m
             for m in session.scalars(_MESSAGES_FOR_UPDATE, {"public_ids": list(outcomes)})
         }
-        cleared: set[str] = set()
+        working: set[str] = set()
         for public_id, outcome in outcomes.items():
             message = messages[public_id]
             if isinstance(outcome, _Final):
-                _write_final(session, message, outcome, cleared)
+                _write_final(session, message, outcome, working)
             else:
                 message.delivery_error = outcome.reason[:200]
+        _clear_oa_errors(session, working)
 
 
 # How often the outcomes of concurrent sends are recorded (deliver_many).

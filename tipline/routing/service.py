@@ -105,8 +105,18 @@ def unit_by_code(session: Session, code: str) -> Unit | None:
     again and again: about 5 lookups a tip)."""
     known: dict[str, Unit | None] = session.info.setdefault("units_by_code", {})
     if code not in known:
-        known[code] = session.scalars(select(Unit).where(Unit.code == code)).one_or_none()
+        # Most codes a decision weighs (candidate communes) have no unit here: one read of
+        # every unit's code answers them without a query each.
+        codes: set[str] | None = session.info.get("unit_codes")
+        if codes is None:
+            codes = session.info["unit_codes"] = set(session.scalars(select(Unit.code)))
+        known[code] = (
+            session.scalars(_UNIT_OF_CODE, {"code": code}).one_or_none() if code in codes else None
+        )
     return known[code]
+
+
+_UNIT_OF_CODE = select(Unit).where(Unit.code == bindparam("code"))
 
 
 def resolve(session: Session, code: str) -> Unit | None:
