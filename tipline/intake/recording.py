@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import PublicKey, keyed_digest, keyed_digest_of_bytes, new_token
 from tipline.config import Config
+from tipline.db import prompt_write
 from tipline.models import (
     InboundEvent,
     OfficialAccount,
@@ -79,8 +80,9 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
     reply, a withdrawal), de-duplicated on (``oa_id``, ``msg_id``)."""
     key = dedup_key(runtime.config, oa_id, msg_id)
     transit = runtime.transit.public()  # cached for a few seconds (tipline.transit)
-    with runtime.engine.begin() as conn:
-        return insert_event(conn, key, raw, transit, _intake_fallback(runtime, oa_id))
+    fallback = _intake_fallback(runtime, oa_id)
+    with prompt_write(runtime.engine) as conn:
+        return insert_event(conn, key, raw, transit, fallback)
 
 
 def _intake_fallback(runtime: Runtime, oa_id: str) -> UnitKey | None:
