@@ -271,12 +271,32 @@ def new_tip_key() -> PrivateKey:
     return generate_keypair()
 
 
+def transit_grants(session: Session, tip_ids: list[int]) -> dict[int, KeyGrant]:
+    """The transit grants of these tips, by tip id (a dispatch batch reads them at once)."""
+    return {row.subject_id: row for row in session.scalars(_TRANSIT_GRANTS, {"tip_ids": tip_ids})}
+
+
+_TRANSIT_GRANTS = select(KeyGrant).where(
+    KeyGrant.subject_kind == Subject.TIP,
+    KeyGrant.subject_id.in_(bindparam("tip_ids", expanding=True)),
+    KeyGrant.holder_kind == Holder.TRANSIT,
+    KeyGrant.holder_id == 0,
+)
+
+
 def open_tip_from_transit(
-    session: Session, tip: Tip, transit_key_for: Callable[[bytes], PrivateKey]
+    session: Session,
+    tip: Tip,
+    transit_key_for: Callable[[bytes], PrivateKey],
+    grants: dict[int, KeyGrant] | None = None,
 ) -> PrivateKey:
     """The tip key through its transit grant; ``transit_key_for`` finds the private half of
-    the epoch the grant names (tipline.transit: it raises when that key is gone)."""
-    row = _grant_row(session, Subject.TIP, tip.id, Holder.TRANSIT, 0)
+    the epoch the grant names (tipline.transit: it raises when that key is gone).
+    ``grants``: the batch's transit grants (:func:`transit_grants`), read already."""
+    if grants is None:
+        row = _grant_row(session, Subject.TIP, tip.id, Holder.TRANSIT, 0)
+    else:
+        row = grants.get(tip.id)
     if row is None:
         raise NoKeyChain("the tip has no transit grant (already dispatched?)")
     return KEY_GRANT.open(row.sealed, transit_key_for(row.sealed), *row.link)

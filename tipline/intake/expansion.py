@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -349,7 +350,8 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
         rows = conn.execute(_PENDING_EVENTS, {"limit": limit}).all()
     if not rows:
         return 0
-    opened = {row.id: _open(runtime, sealing, row) for row in rows}
+    private_for = runtime.transit.batch_opener()
+    opened = {row.id: _open(private_for, sealing, row) for row in rows}
     lease.reacquire()
     with audit.audited_transaction(runtime.engine) as conn:
         query = select(EVENTS.c.id).where(
@@ -405,10 +407,10 @@ class _Opened:
     prepared: _Prepared | None = None
 
 
-def _open(runtime: Runtime, sealing: Sealing, row: Any) -> _Opened:
+def _open(private_for: Callable[[bytes], PrivateKey], sealing: Sealing, row: Any) -> _Opened:
     opened = _Opened(row.id, row.received_at)
     try:
-        key = runtime.transit.private_for(row.sealed_event)
+        key = private_for(row.sealed_event)
     except TransitKeyLost:
         opened.lost = True
         return opened

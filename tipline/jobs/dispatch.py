@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -35,6 +36,7 @@ from tipline.jobs.relay import drain
 from tipline.keychain import (
     drop_transit_grant,
     open_tip_from_transit,
+    transit_grants,
 )
 from tipline.models import (
     Channel,
@@ -103,7 +105,7 @@ def acknowledgement_text(tip: Tip, unit: Unit) -> str:
     commands = (
         ""
         if tip.channel == Channel.WEB
-        else "\nNhắn \"tình trạng\" để xem tình trạng tin báo; nhắn \"XÓA\" để xóa địa chỉ "
+        else '\nNhắn "tình trạng" để xem tình trạng tin báo; nhắn "XÓA" để xóa địa chỉ '
         "liên lạc của bạn."
     )
     # Crime reports (tố giác, tin báo về tội phạm) are governed by the Criminal Procedure Code
@@ -251,12 +253,14 @@ def _plan(rt: runtime.Runtime, refs: list[str], outcomes: dict[str, str]) -> lis
     boundaries = boundaries_from_config(rt.config.ward_boundaries)
     gazetteer()
     relay = rt.transit.public()
+    private_for = rt.transit.batch_opener()
     plans: list[_Plan] = []
     with rt.sessions() as session:
         tips = session.scalars(
             select(Tip).where(Tip.public_id.in_(refs)).options(selectinload(Tip.messages))
         ).all()
         found = {tip.public_id: tip for tip in tips}
+        grants = transit_grants(session, [tip.id for tip in tips])
         for ref in refs:
             tip = found.get(ref)
             if tip is None:
@@ -267,7 +271,7 @@ def _plan(rt: runtime.Runtime, refs: list[str], outcomes: dict[str, str]) -> lis
                 outcomes[ref] = "already dispatched"
                 continue
             try:
-                plans.append(_plan_one(session, tip, rt, boundaries, relay))
+                plans.append(_plan_one(session, tip, rt, boundaries, relay, private_for, grants))
             except Exception:
                 log.exception("dispatch: planning tip %s failed", ref)
                 outcomes[ref] = "failed"
@@ -280,13 +284,15 @@ def _plan_one(
     rt: runtime.Runtime,
     boundaries: Boundaries | None,
     relay: PublicKey,
+    private_for: Callable[[bytes], PrivateKey],
+    grants: dict[int, KeyGrant],
 ) -> _Plan:
     plan = _Plan(tip.public_id, tip.id, "hold")
     if intake_unit(session, tip) is None:
         plan.hold_reason = HoldReason.OA_NOT_ATTACHED
         return plan
     try:
-        tip_key = open_tip_from_transit(session, tip, rt.transit.private_for)
+        tip_key = open_tip_from_transit(session, tip, private_for, grants)
     except TransitKeyLost:
         plan.outcome = "unrouted"
         return plan

@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from typing import Any, cast
@@ -42,7 +43,7 @@ from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
-from keys import EnvelopeError
+from keys import EnvelopeError, PrivateKey
 from tipline import audit
 from tipline.config import Config
 from tipline.counters import count
@@ -385,7 +386,12 @@ def _count_attempts(runtime: Runtime, public_ids: list[str]) -> dict[str, _Claim
     return out
 
 
-def _open(runtime: Runtime, public_id: str, claimed: _Claimed) -> _Outgoing | _Final:
+def _open(
+    runtime: Runtime,
+    public_id: str,
+    claimed: _Claimed,
+    private_for: Callable[[bytes], PrivateKey],
+) -> _Outgoing | _Final:
     """The text and the address, opened (the relay key, the informant's address key)."""
     if claimed.attempt > MAX_ATTEMPTS:
         return _Final(
@@ -395,7 +401,7 @@ def _open(runtime: Runtime, public_id: str, claimed: _Claimed) -> _Outgoing | _F
         return _Final(Delivery.FAILED, "nothing to send or no OA")
     sealed_text = claimed.sealed_text
     try:
-        key = runtime.transit.private_for(sealed_text)
+        key = private_for(sealed_text)
         relay = json.loads(MESSAGE_FOR_RELAY.open(key, sealed_text, message_public_id=public_id))
         text = str(relay["text"])
     except (TransitKeyLost, EnvelopeError, ValueError, KeyError, TypeError):
@@ -437,10 +443,14 @@ def _mark_accepted(runtime: Runtime, public_id: str, zalo_message_id: str | None
 
 
 def _attempt(
-    runtime: Runtime, client: ZaloClient, public_id: str, claimed: _Claimed
+    runtime: Runtime,
+    client: ZaloClient,
+    public_id: str,
+    claimed: _Claimed,
+    private_for: Callable[[bytes], PrivateKey],
 ) -> _Final | _Deferred:
     """Open and send one message; what to record. No database write."""
-    out = _open(runtime, public_id, claimed)
+    out = _open(runtime, public_id, claimed, private_for)
     if isinstance(out, _Final):
         return out
     mark = runtime.redis.get(SENT_MARK.format(public_id))
@@ -526,6 +536,7 @@ def deliver_many(
             else:
                 leases[public_id] = lease
         claimed = _count_attempts(runtime, list(leases))
+        opener = runtime.transit.batch_opener()  # each epoch's key read once a batch
         attempts: dict[str, _Claimed] = {}
         for public_id, state in claimed.items():
             if isinstance(state, str):
@@ -534,12 +545,12 @@ def deliver_many(
                 attempts[public_id] = state
         if executor is None:
             for public_id, attempt in attempts.items():
-                done = {public_id: _settled(_attempt(runtime, client, public_id, attempt))}
+                done = {public_id: _settled(_attempt(runtime, client, public_id, attempt, opener))}
                 _record(runtime, done)
                 outcomes.update(done)
         else:
             futures = {
-                executor.submit(_attempt, runtime, client, public_id, attempt): public_id
+                executor.submit(_attempt, runtime, client, public_id, attempt, opener): public_id
                 for public_id, attempt in attempts.items()
             }
             pending: set[Future[_Final | _Deferred]] = set(futures)

@@ -7,9 +7,9 @@ duty: the tip waits in the unit's queue and the commanders nearest above are not
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from tipline import audit
@@ -110,7 +110,7 @@ class DutyRoster:
         self.session = session
         self._officers: dict[int, list[Officer]] = {}
         self._counts: dict[int, int] = {}
-        self._commanders: dict[int, list[Officer]] = {}
+        self._commanders: dict[int, list[int]] = {}
 
     def pick(self, unit_id: int) -> int | None:
         """The officer (id) the next tip of ``unit_id`` goes to, counted as assigned."""
@@ -129,7 +129,7 @@ class DutyRoster:
         self, tip_id: int, tip_public_id: str, unit_id: int, unit_code: str, assignee: int | None
     ) -> None:
         """Notify the assignee (and audit the assignment), or the unit and its commanders."""
-        rows: list[dict[str, object]]
+        rows: list[dict[str, Any]]
         if assignee is not None:
             officer = next(o for o in self._officers[unit_id] if o.id == assignee)
             kind = NotificationKind.ASSIGNED_TIP
@@ -142,21 +142,43 @@ class DutyRoster:
                 detail={"assignee": officer.public_id, "by": "duty_roster"},
             )
         else:
-            commanders = self._commanders.get(unit_id)
-            if commanders is None:
-                unit = self.session.get_one(Unit, unit_id)
-                commanders = self._commanders[unit_id] = commanders_for(self.session, unit)
             kind = NotificationKind.UNASSIGNED_TIP
             rows = [{"officer_id": None, "unit_id": unit_id, "tip_id": tip_id, "kind": kind}] + [
-                {"officer_id": c.id, "unit_id": unit_id, "tip_id": tip_id, "kind": kind}
-                for c in commanders
+                {"officer_id": commander, "unit_id": unit_id, "tip_id": tip_id, "kind": kind}
+                for commander in self._commander_ids(unit_id)
             ]
         # Core, one statement built once: the ORM's bulk insert cost as much as the rest of
         # the announcement (issue 15's profile).
         self.session.connection().execute(_INSERT_NOTIFICATION, rows)
 
 
+    def _commander_ids(self, unit_id: int) -> list[int]:
+        """:func:`commanders_for` in Core, remembered for the batch: their ids."""
+        known = self._commanders.get(unit_id)
+        if known is not None:
+            return known
+        conn = self.session.connection()
+        current: int | None = unit_id
+        found: list[int] = []
+        while current is not None:
+            found = list(conn.scalars(_COMMANDERS_OF_UNIT, {"unit_id": current}))
+            if found:
+                break
+            current = conn.scalar(_PARENT_OF_UNIT, {"unit_id": current})
+        self._commanders[unit_id] = found
+        return found
+
+
 _INSERT_NOTIFICATION = insert(cast(Table, Notification.__table__))
+_OFFICERS = cast(Table, Officer.__table__)
+_COMMANDERS_OF_UNIT = select(_OFFICERS.c.id).where(
+    _OFFICERS.c.unit_id == bindparam("unit_id"),
+    _OFFICERS.c.role == Role.COMMANDER,
+    _OFFICERS.c.active.is_(True),
+)
+_PARENT_OF_UNIT = select(cast(Table, Unit.__table__).c.parent_id).where(
+    cast(Table, Unit.__table__).c.id == bindparam("unit_id")
+)
 
 
 def commanders_for(session: Session, unit: Unit | None) -> list[Officer]:
