@@ -36,7 +36,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from redis.exceptions import LockError, RedisError
@@ -421,11 +421,23 @@ def _open(
     return _Outgoing(oa_id=claimed.oa_id, address=address, text=text, attempt=claimed.attempt)
 
 
-def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing) -> SendResult:
-    token = access_token_for(runtime, out.oa_id, client)
+@dataclass
+class _BatchKeys:
+    """What a batch of sends opens and sends with, read once a batch and dropped with it:
+    each transit epoch's key (tipline.transit), each OA's access token (tipline.zalo.tokens;
+    a session, an ORM load and an opening a message before, issue 15)."""
+
+    private_for: Callable[[bytes], PrivateKey]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def _send(runtime: Runtime, client: ZaloClient, out: _Outgoing, keys: _BatchKeys) -> SendResult:
+    token = keys.tokens.get(out.oa_id)
+    if token is None:
+        token = keys.tokens[out.oa_id] = access_token_for(runtime, out.oa_id, client)
     result = client.send_text(token, out.address, out.text)
     if result.status is SendStatus.TOKEN_INVALID:
-        token = access_token_for(
+        token = keys.tokens[out.oa_id] = access_token_for(
             runtime, out.oa_id, client, force_refresh=True, rejected_token=token
         )
         result = client.send_text(token, out.address, out.text)
@@ -447,10 +459,10 @@ def _attempt(
     client: ZaloClient,
     public_id: str,
     claimed: _Claimed,
-    private_for: Callable[[bytes], PrivateKey],
+    keys: _BatchKeys,
 ) -> _Final | _Deferred:
     """Open and send one message; what to record. No database write."""
-    out = _open(runtime, public_id, claimed, private_for)
+    out = _open(runtime, public_id, claimed, keys.private_for)
     if isinstance(out, _Final):
         return out
     mark = runtime.redis.get(SENT_MARK.format(public_id))
@@ -459,7 +471,7 @@ def _attempt(
         text = mark.decode(errors="replace") if isinstance(mark, bytes) else str(mark)
         return _Final(Delivery.SENT, zalo_message_id=text if text != "1" else None)
     try:
-        result = _send(runtime, client, out)
+        result = _send(runtime, client, out, keys)
     except TokenUnavailableError as exc:
         return _Final(Delivery.FAILED, f"OA token: {exc}", SendProblem.OA_ACCESS)
     except TextTooLongError:
@@ -536,7 +548,7 @@ def deliver_many(
             else:
                 leases[public_id] = lease
         claimed = _count_attempts(runtime, list(leases))
-        opener = runtime.transit.batch_opener()  # each epoch's key read once a batch
+        keys = _BatchKeys(runtime.transit.batch_opener())
         attempts: dict[str, _Claimed] = {}
         for public_id, state in claimed.items():
             if isinstance(state, str):
@@ -545,12 +557,12 @@ def deliver_many(
                 attempts[public_id] = state
         if executor is None:
             for public_id, attempt in attempts.items():
-                done = {public_id: _settled(_attempt(runtime, client, public_id, attempt, opener))}
+                done = {public_id: _settled(_attempt(runtime, client, public_id, attempt, keys))}
                 _record(runtime, done)
                 outcomes.update(done)
         else:
             futures = {
-                executor.submit(_attempt, runtime, client, public_id, attempt, opener): public_id
+                executor.submit(_attempt, runtime, client, public_id, attempt, keys): public_id
                 for public_id, attempt in attempts.items()
             }
             pending: set[Future[_Final | _Deferred]] = set(futures)
