@@ -14,6 +14,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import event, select
 
+from tests.test_triage import tip_id  # noqa: F401  # the fixture: a dispatched tip
+from tests.triage_helpers import login, post_form
 from tests.zalo_events import event as zalo_event
 from tests.zalo_events import signed_headers
 from tipline.db import IMMEDIATE
@@ -67,4 +69,23 @@ def test_a_stored_webhook_event_rings_the_relay_which_expands_it(
     assert pending_work(runtime) == (False, False)
     # A duplicate delivery stores nothing and rings nothing.
     assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    assert wait_for_work(redis, 0.05) is False
+
+
+def test_an_officers_reply_rings_the_relay_once_committed(
+    client: FlaskClient, runtime: Runtime, redis: Redis, units: dict[str, str], tip_id: str  # noqa: F811
+) -> None:
+    """A reply needs no webhook to be sent: its commit rings the doorbell, so it leaves at
+    once rather than at an idle relay's next look (every IDLE_CHECK). A rolled-back one
+    rings nothing."""
+    login(client, "canbo", units["totp:canbo"])
+    redis.delete(RELAY_WAKE)
+    url = f"/triage/tips/{tip_id}"
+    assert post_form(client, url, f"{url}/reply", {"text": "Cảm ơn, bạn ở đâu?"}).status_code == 302
+    assert wait_for_work(redis, 0.05) is True
+    with runtime.sessions() as session:
+        queued = session.scalars(select(OutboxEntry).where(OutboxEntry.job == "send")).all()
+    assert queued and queued[-1].enqueued_at is None
+    redis.delete(RELAY_WAKE)
+    assert post_form(client, url, f"{url}/reply", {"text": ""}).status_code == 400
     assert wait_for_work(redis, 0.05) is False

@@ -32,6 +32,10 @@ OUTBOX = cast(Table, OutboxEntry.__table__)
 # polling the database. It carries no data; a few rings are kept, one per waiting relay.
 RELAY_WAKE = "tipline:relay:wake"
 RELAY_WAKE_KEEP = 8
+# Set in an ORM session's ``info`` by add_jobs: the session's factory rings the doorbell once
+# the session commits (tipline.runtime), so an officer's reply leaves at once rather than at an
+# idle relay's next look.
+RING_ON_COMMIT = "tipline_ring_relay"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def add_jobs(
     ]
     if rows:
         db.execute(insert(OUTBOX), rows)
+        if isinstance(db, Session):
+            db.info[RING_ON_COMMIT] = True
 
 
 def wake_relay(redis: Redis) -> None:

@@ -14,7 +14,7 @@ from functools import cached_property
 
 from flask import Flask, current_app
 from redis import Redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,7 @@ from tipline.config import Config, ConfigError
 from tipline.db import make_engine, make_session_factory
 from tipline.keystore import Keystore, check_volatile
 from tipline.models import Outcome, key_trust
+from tipline.outbox import RING_ON_COMMIT, wake_relay
 from tipline.redis_conn import connect, connect_keystore
 from tipline.transit import TransitKeys
 
@@ -86,7 +87,22 @@ class Runtime:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(self.engine)
+        factory = make_session_factory(self.engine)
+
+        # Jobs added in a session (tipline.outbox.add_jobs) ring the relay's doorbell once
+        # they are committed; rolled back, they ring nothing.
+        @event.listens_for(factory, "after_commit")
+        def _ring(session: Session) -> None:
+            if session.in_nested_transaction():
+                return  # a SAVEPOINT released: nothing is committed yet
+            if session.info.pop(RING_ON_COMMIT, False):
+                wake_relay(self.redis)
+
+        @event.listens_for(factory, "after_rollback")
+        def _silence(session: Session) -> None:
+            session.info.pop(RING_ON_COMMIT, None)
+
+        return factory
 
     @cached_property
     def redis(self) -> Redis:

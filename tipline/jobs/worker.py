@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # and checks anyway every IDLE_CHECK, with two indexed reads and no lock, for work whose
 # writer rang no bell (an officer's reply, a retry, a lost ring).
 RELAY_INTERVAL = 0.05
-IDLE_CHECK = 0.5
+IDLE_CHECK = 2.0
 EXPAND_BATCH = 200
 RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
 RETENTION_LOCK = "tipline:retention"
