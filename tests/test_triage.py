@@ -15,6 +15,7 @@ from tests.conftest import OFFICER_PASSWORD, Clock, expand
 from tests.test_end_to_end import redis_dump
 from tests.triage_helpers import approve_all, csrf_from, login, post_form, totp_code
 from tests.zalo_events import event, signed_headers
+from tipline.config import Config
 from tipline.jobs.dispatch import dispatch_tip
 from tipline.models import AuditEvent, Message, Officer, Tip
 from tipline.runtime import Runtime
@@ -282,7 +283,58 @@ def test_escalate_to_the_parent_unit(
     assert post_form(client, url, f"{url}/escalate", {"confirm": "1"}).status_code == 302
     with runtime.sessions() as session:
         tip = session.scalars(select(Tip)).one()
-        assert tip.unit is not None and tip.unit.code == "v2025:96" and tip.escalation_level == 1
+        # The tip sits in the province now: its SLA reminders start again from there.
+        assert tip.unit is not None and tip.unit.code == "v2025:96" and tip.escalation_level == 0
+
+
+def test_after_a_hand_escalation_the_next_reminder_goes_one_level_up_not_two(
+    client: FlaskClient, units: dict[str, str], runtime: Runtime, config: Config
+) -> None:
+    """A hand escalation moved the tip up and also counted a reminder level, so the next SLA
+    reminder skipped the new unit's parent: with a post under the commune, a tip escalated
+    by hand from the post to the commune had its next reminder aimed two levels above the
+    commune, past the province, and none was sent."""
+    from tipline.officers import add_officer, holder_keys
+    from tipline.routing.escalation import escalate
+    from tipline.units import add_unit, set_oa
+
+    post_oa = "3886132808788100001"
+    with runtime.sessions() as session, session.begin():
+        add_unit(
+            session,
+            code="tl:don-1",
+            name="Đồn Công an số 1",
+            level="other",
+            parent_code="v2025:32134",
+        )
+        set_oa(session, "tl:don-1", post_oa)
+        grantor, grantor_keys = holder_keys(session, "chihuy", OFFICER_PASSWORD)
+        secret = add_officer(
+            session,
+            username="canbo3",
+            display_name="Canbo3",
+            role="officer",
+            unit_code="tl:don-1",
+            password=OFFICER_PASSWORD,
+            cost=config.kdf_cost,
+            totp_confirmed=True,
+            grantor=grantor,
+            grantor_keys=grantor_keys,
+        ).totp_secret
+    raw = event(text=TEXT, msg_id="post-1", oa=post_oa)
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    expand(runtime)
+    with runtime.sessions() as session:
+        public_id = session.scalars(select(Tip.public_id)).one()
+    assert dispatch_tip(public_id) == "dispatched"
+    login(client, "canbo3", secret)
+    url = f"/triage/tips/{public_id}"
+    assert post_form(client, url, f"{url}/escalate", {"confirm": "1"}).status_code == 302
+    with runtime.sessions() as session, session.begin():
+        tip = session.scalars(select(Tip)).one()
+        assert tip.unit is not None and tip.unit.code == "v2025:32134"
+        reminded = escalate(session, tip)
+        assert reminded is not None and reminded.code == "v2025:96"
 
 
 def test_totp_enrolment_by_qr_at_first_login(

@@ -189,9 +189,11 @@ def reply(db: Session, tip: Tip, actor: Actor, text: str, transit: PublicKey) ->
 
 
 def arrive(tip: Tip) -> None:
-    """The tip reached a new unit: its SLA clock starts again there, unopened."""
+    """The tip reached a new unit: its SLA clock starts again there, unopened, and so do its
+    reminders (tipline.routing.escalation counts ``escalation_level`` from the tip's unit)."""
     tip.arrived_at = utcnow()
     tip.unit_opened_at = None
+    tip.escalation_level = 0
 
 
 def opened_by(tip: Tip, officer: Officer) -> None:
@@ -252,7 +254,6 @@ def escalate(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey) -> Unit:
     grant_tip_to_unit(db, tip, tip_key, parent)
     origin = tip.unit.code if tip.unit else ""
     tip.unit = parent
-    tip.escalation_level += 1
     tip.escalated_at = utcnow()
     arrive(tip)
     db.add(Notification(unit_id=parent.id, tip_id=tip.id, kind=NotificationKind.ESCALATED))
