@@ -111,6 +111,7 @@ class DutyRoster:
         self._officers: dict[int, list[Officer]] = {}
         self._counts: dict[int, int] = {}
         self._commanders: dict[int, list[int]] = {}
+        self._notifications: list[dict[str, Any]] = []
 
     def pick(self, unit_id: int) -> int | None:
         """The officer (id) the next tip of ``unit_id`` goes to, counted as assigned."""
@@ -147,10 +148,14 @@ class DutyRoster:
                 {"officer_id": commander, "unit_id": unit_id, "tip_id": tip_id, "kind": kind}
                 for commander in self._commander_ids(unit_id)
             ]
-        # Core, one statement built once: the ORM's bulk insert cost as much as the rest of
-        # the announcement (issue 15's profile).
-        self.session.connection().execute(_INSERT_NOTIFICATION, rows)
+        self._notifications.extend(rows)
 
+    def flush(self) -> None:
+        """Write the batch's notifications: one Core statement (the ORM's bulk insert a tip
+        cost as much as the rest of the announcement, issue 15's profile)."""
+        if self._notifications:
+            self.session.connection().execute(_INSERT_NOTIFICATION, self._notifications)
+            self._notifications = []
 
     def _commander_ids(self, unit_id: int) -> list[int]:
         """:func:`commanders_for` in Core, remembered for the batch: their ids."""
