@@ -16,7 +16,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -368,16 +368,21 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
         still_pending = set(conn.scalars(query.order_by(EVENTS.c.id)))
         heard: dict[str, datetime] = {}  # OA id → its latest event in this batch
         fallbacks: dict[str, UnitKey | None] = {}  # OA id → its unit's current key
+        later = _Later()
         for event_id, event in opened.items():
             if event_id not in still_pending:
                 continue  # expanded meanwhile by another worker
+            mine = _Later()
             try:
                 with audit.savepoint(conn):
-                    _expand_one(conn, sealing, event, heard, fallbacks)
+                    _expand_one(conn, sealing, event, heard, fallbacks, mine)
             except DBAPIError:
                 raise
             except Exception as exc:  # the event's own fault: counted, never the batch's
                 _count_failure(conn, event_id, exc)
+            else:
+                later.take(mine)
+        later.write(conn)
         _heard_from(conn, heard)
     return len(still_pending)
 
@@ -431,12 +436,38 @@ def _open(private_for: Callable[[bytes], PrivateKey], sealing: Sealing, row: Any
     return opened
 
 
+@dataclass
+class _Later:
+    """Rows an expansion batch writes together at its end (one statement each, executemany),
+    not one statement each a tip: the tips' transit and fallback grants, their dispatch jobs,
+    and the events marked expanded. Nothing in the batch reads them back; an event whose
+    savepoint rolled back contributes none (its own list is dropped)."""
+
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[tuple[str, str]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def take(self, other: _Later) -> None:
+        self.grants += other.grants
+        self.jobs += other.jobs
+        self.events += other.events
+
+    def write(self, conn: Connection) -> None:
+        if self.grants:
+            conn.execute(_INSERT_GRANT, self.grants)
+        if self.jobs:
+            add_jobs(conn, self.jobs)
+        if self.events:
+            conn.execute(_EVENT_EXPANDED, self.events)
+
+
 def _expand_one(
     conn: Connection,
     sealing: Sealing,
     opened: _Opened,
     heard: dict[str, datetime],
     fallbacks: dict[str, UnitKey | None],
+    later: _Later,
 ) -> None:
     if opened.lost:
         mark_lost(conn, opened.id, utcnow())
@@ -447,7 +478,7 @@ def _expand_one(
     if opened.web is not None:
         accepted = _accept_web(conn, sealing, opened.web)
     elif isinstance(event, InboundMessage):
-        accepted = _accept(conn, sealing, event, opened.prepared, fallbacks)
+        accepted = _accept(conn, sealing, event, opened.prepared, fallbacks, later)
         at = opened.received_at or utcnow()
         heard[event.oa_id] = max(at, heard.get(event.oa_id, at))
     elif isinstance(event, ConsoleReply):
@@ -456,9 +487,8 @@ def _expand_one(
         accepted = _accept_withdrawal(conn, sealing, event)
     else:  # cannot happen: _open refused it
         raise ValueError("a stored inbound event carries nothing to expand")
-    conn.execute(
-        _EVENT_EXPANDED,
-        {"event_id": opened.id, "at": utcnow(), "tip": accepted.tip_public_id or None},
+    later.events.append(
+        {"event_id": opened.id, "at": utcnow(), "tip": accepted.tip_public_id or None}
     )
 
 
@@ -548,6 +578,7 @@ def _accept(
     msg: InboundMessage,
     prepared: _Prepared | None = None,
     fallbacks: dict[str, UnitKey | None] | None = None,
+    later: _Later | None = None,
 ) -> Accepted:
     """``fallbacks``: each OA's fallback unit key, looked up once per write transaction."""
     p = prepared or _prepare(s, msg)
@@ -595,7 +626,7 @@ def _accept(
             fallback = fallbacks[msg.oa_id]
         else:
             fallback = fallbacks[msg.oa_id] = fallback_key_for_oa(conn, msg.oa_id)
-        tip_id = _insert_tip(conn, s, p, msg.oa_id, address_id, fallback)
+        tip_id = _insert_tip(conn, s, p, msg.oa_id, address_id, fallback, later)
         tip_public_id = p.tip_public_id
         sealed_body = (
             p.sealed_body_new_tip
@@ -731,8 +762,12 @@ def _insert_tip(
     oa_id: str | None,
     address_id: int,
     fallback: UnitKey | None,
+    later: _Later | None = None,
     **web: Any,
 ) -> int:
+    """The tip row, its transit grant and its intake unit's fallback grant, and its dispatch
+    job (``later``: the grants and the job written with the batch's, :class:`_Later`)."""
+    grants: list[dict[str, Any]] = []
     tip_id = _insert_id(
         conn,
         TIPS,
@@ -756,8 +791,7 @@ def _insert_tip(
         )
         | web,
     )
-    conn.execute(
-        _INSERT_GRANT,
+    grants.append(
         dict(
             subject_kind=Subject.TIP,
             subject_id=tip_id,
@@ -765,15 +799,14 @@ def _insert_tip(
             holder_id=0,
             sealed=KEY_GRANT.seal(p.tip_key, s.transit, Subject.TIP, tip_id, Holder.TRANSIT, 0),
             created_at=p.now,
-        ),
+        )
     )
     if fallback is not None and not key_trust.accept(fallback.public):
         fallback = None  # a swapped unit key gets nothing; dispatch holds the tip (dispatch)
     if fallback is not None:
         # The intake unit may hold a tip that is not routed yet (and only it, or its parents):
         # if the transit epoch's key is lost before dispatch, its key holders route it by hand.
-        conn.execute(
-            _INSERT_GRANT,
+        grants.append(
             dict(
                 subject_kind=Subject.TIP,
                 subject_id=tip_id,
@@ -788,9 +821,14 @@ def _insert_tip(
                     fallback.id,
                 ),
                 created_at=p.now,
-            ),
+            )
         )
-    add_jobs(conn, [("dispatch", p.tip_public_id)], p.now)
+    if later is not None:
+        later.grants += grants
+        later.jobs.append(("dispatch", p.tip_public_id))
+    else:
+        conn.execute(_INSERT_GRANT, grants)
+        add_jobs(conn, [("dispatch", p.tip_public_id)], p.now)
     return tip_id
 
 
