@@ -41,7 +41,7 @@ def check_volatile(redis: Redis, *, confirmed: bool = False) -> None:
             return
         raise PersistentKeystoreError(
             "cannot read the key store's persistence settings (CONFIG is not allowed): set "
-            "TIPLINE_KEYSTORE_VOLATILE=confirmed once its Redis has `save \"\"` and "
+            'TIPLINE_KEYSTORE_VOLATILE=confirmed once its Redis has `save ""` and '
             "`appendonly no`"
         ) from refused
     if str(save).strip() or str(appendonly).strip().lower() != "no":
@@ -80,6 +80,14 @@ class Keystore:
     def get(self, name: str) -> bytes | None:
         value = self.redis.get(PREFIX + name)
         return bytes(value) if value is not None else None  # type: ignore[arg-type]
+
+    def get_and_extend(self, name: str, ttl: timedelta) -> bytes | None:
+        """The value of ``name``, kept for ``ttl`` from now (None: gone): one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(PREFIX + name)
+            pipe.pexpire(PREFIX + name, _ms(ttl))
+            value, _extended = pipe.execute()
+        return bytes(value) if value is not None else None
 
     def extend(self, name: str, ttl: timedelta) -> bool:
         """Keep ``name`` for ``ttl`` from now; False if it is gone already."""

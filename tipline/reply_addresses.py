@@ -49,15 +49,12 @@ def seal_address(
 ) -> bytes:
     """The address sealed under the informant's address key, kept for ``window`` from now."""
     name = _name(informant_alias)
-    key = keystore.get(name)
+    key = keystore.get_and_extend(name, window)
     if key is None:
         key = new_secret_key()
         if not keystore.put(name, key, window, only_if_new=True):  # another worker was first
-            key = keystore.get(name) or key
-    keystore.extend(name, window)
-    return REPLY_ADDRESS.seal(
-        key, json.dumps(address).encode(), informant_alias=informant_alias
-    )
+            key = keystore.get_and_extend(name, window) or key
+    return REPLY_ADDRESS.seal(key, json.dumps(address).encode(), informant_alias=informant_alias)
 
 
 def open_address(

@@ -171,8 +171,10 @@ class _Prepared:
     sealed_body_new_tip: bytes
 
 
-def _prepare(s: Sealing, msg: InboundMessage) -> _Prepared:
-    alias = informant_alias(informant_alias_key(s.keystore), msg.oa_id, msg.sender.identity)
+def _prepare(s: Sealing, msg: InboundMessage, alias_key: bytes | None = None) -> _Prepared:
+    """``alias_key``: the informant alias key, read once by the caller for a batch."""
+    key = alias_key if alias_key is not None else informant_alias_key(s.keystore)
+    alias = informant_alias(key, msg.oa_id, msg.sender.identity)
     message_public_id = new_public_id()
     body = _message_body(msg)
     tip_key = generate_keypair()
@@ -351,7 +353,8 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
     if not rows:
         return 0
     private_for = runtime.transit.batch_opener()
-    opened = {row.id: _open(private_for, sealing, row) for row in rows}
+    alias_key = informant_alias_key(sealing.keystore)  # once a batch, not once an event
+    opened = {row.id: _open(private_for, sealing, alias_key, row) for row in rows}
     lease.reacquire()
     with audit.audited_transaction(runtime.engine) as conn:
         query = select(EVENTS.c.id).where(
@@ -412,7 +415,9 @@ class _Opened:
     prepared: _Prepared | None = None
 
 
-def _open(private_for: Callable[[bytes], PrivateKey], sealing: Sealing, row: Any) -> _Opened:
+def _open(
+    private_for: Callable[[bytes], PrivateKey], sealing: Sealing, alias_key: bytes, row: Any
+) -> _Opened:
     opened = _Opened(row.id, row.received_at)
     try:
         key = private_for(row.sealed_event)
@@ -430,7 +435,7 @@ def _open(private_for: Callable[[bytes], PrivateKey], sealing: Sealing, row: Any
             raise ValueError("a stored inbound event carries nothing to expand")
         opened.event = event
         if isinstance(event, InboundMessage):
-            opened.prepared = _prepare(sealing, event)
+            opened.prepared = _prepare(sealing, event, alias_key)
     except Exception as exc:  # counted against the event in phase 2
         opened.error = exc
     return opened
