@@ -67,8 +67,9 @@ TOKEN_REFRESH_EVERY = 600.0  # seconds between scheduled token refreshes, across
 OA_REFRESH_LOCK = "tipline:oa-refresh-round"
 TOKEN_REFRESH_CHECK = 60.0  # seconds between a worker's looks at whether a pass is due
 # How long RQ's command listener (rq's send_command: shutdown, kill-horse, stop-job) waits
-# for a message before it looks whether the worker is stopping.
-COMMANDS_POLL = 0.2
+# for a message before it looks whether the worker is stopping. Each look costs a little CPU:
+# at 0.2 s the listener was half of an idle worker's (issue 15); a stop waits at most this.
+COMMANDS_POLL = 1.0
 
 
 def refusal(job: Job, allowed: frozenset[str] = ALLOWED_JOBS) -> str | None:
