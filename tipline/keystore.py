@@ -89,6 +89,10 @@ class Keystore:
             value, _extended = pipe.execute()
         return bytes(value) if value is not None else None
 
+    def holds(self, *names: str) -> bool:
+        """Whether every one of ``names`` is held (their values are not read)."""
+        return int(self.redis.exists(*(PREFIX + name for name in names))) == len(set(names))
+
     def extend(self, name: str, ttl: timedelta) -> bool:
         """Keep ``name`` for ``ttl`` from now; False if it is gone already."""
         return bool(self.redis.pexpire(PREFIX + name, _ms(ttl)))

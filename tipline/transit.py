@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, select, update
 
 from keys import EnvelopeError, PrivateKey, PublicKey, envelope_key_version, generate_keypair
 from tipline.config import Config
@@ -249,12 +249,9 @@ class TransitKeys:
         """True when :meth:`rotate` would change nothing: every live epoch's key is in the key
         store, the current one is certified and young enough, none is old enough to destroy."""
         with self.engine.connect() as conn:
-            live = conn.execute(
-                select(EPOCHS.c.id, EPOCHS.c.created_at)
-                .where(EPOCHS.c.destroyed_at.is_(None))
-                .order_by(EPOCHS.c.id)
-            ).all()
-            if not live or any(self.keystore.get(_name(row.id)) is None for row in live):
+            live = conn.execute(_LIVE_EPOCHS).all()
+            # One round trip, and no private half read out of the key store to check it is there.
+            if not live or not self.keystore.holds(*(_name(row.id) for row in live)):
                 return False
             current = live[-1]
             if current.created_at <= now - self.epoch or not self._certified(conn, current.id):
@@ -265,9 +262,7 @@ class TransitKeys:
 
     @staticmethod
     def _certified(conn: Connection, epoch: int) -> bool:
-        stored = conn.execute(
-            select(EPOCHS.c.public_key, EPOCHS.c.key_certificate).where(EPOCHS.c.id == epoch)
-        ).one()
+        stored = conn.execute(_EPOCH_KEY, {"epoch": epoch}).one()
         return key_trust.accept(epoch_public(epoch, stored.public_key, stored.key_certificate))
 
     def _start(self, conn: Connection, keystore: Keystore, now: datetime) -> Any:
@@ -404,6 +399,16 @@ def _reseal_file(ref: str, public_id: str, old: PrivateKey, new: PublicKey, data
         return
     plaintext = WEB_UPLOAD.open(old, sealed, attachment_public_id=public_id)
     store.replace(ref, WEB_UPLOAD.seal(new, plaintext, attachment_public_id=public_id))
+
+
+_LIVE_EPOCHS = (
+    select(EPOCHS.c.id, EPOCHS.c.created_at)
+    .where(EPOCHS.c.destroyed_at.is_(None))
+    .order_by(EPOCHS.c.id)
+)
+_EPOCH_KEY = select(EPOCHS.c.public_key, EPOCHS.c.key_certificate).where(
+    EPOCHS.c.id == bindparam("epoch")
+)
 
 
 @dataclass(frozen=True)
