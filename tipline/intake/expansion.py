@@ -356,6 +356,24 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
     alias_key = informant_alias_key(sealing.keystore)  # once a batch, not once an event
     opened = {row.id: _open(private_for, sealing, alias_key, row) for row in rows}
     lease.reacquire()
+    try:
+        return _write_batch(runtime, sealing, opened, isolate=False)
+    except _IsolateEvents:
+        return _write_batch(runtime, sealing, opened, isolate=True)
+
+
+class _IsolateEvents(Exception):
+    """An event raised while a batch was written without savepoints: the batch is rolled back
+    and written again, each event in a savepoint of its own."""
+
+
+def _write_batch(
+    runtime: Runtime, sealing: Sealing, opened: dict[int, _Opened], *, isolate: bool
+) -> int:
+    """Phase 2 of :func:`expand_pending`. Events almost never raise here, so the batch is
+    first written without a savepoint an event (two statements each, a tenth of expansion);
+    only when one raises is it written again with them (``isolate``), so that the failing
+    event is rolled back alone and counted (:func:`_count_failure`)."""
     with audit.audited_transaction(runtime.engine) as conn:
         query = select(EVENTS.c.id).where(
             EVENTS.c.id.in_(list(opened)), EVENTS.c.processed_at.is_(None)
@@ -375,13 +393,21 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
         for event_id, event in opened.items():
             if event_id not in still_pending:
                 continue  # expanded meanwhile by another worker
+            if event.error is not None:  # opening or reading it failed: nothing written yet
+                _count_failure(conn, event_id, event.error)
+                continue
             mine = _Later()
             try:
-                with audit.savepoint(conn):
+                if isolate:
+                    with audit.savepoint(conn):
+                        _expand_one(conn, sealing, event, heard, fallbacks, mine)
+                else:
                     _expand_one(conn, sealing, event, heard, fallbacks, mine)
             except DBAPIError:
                 raise
             except Exception as exc:  # the event's own fault: counted, never the batch's
+                if not isolate:
+                    raise _IsolateEvents from exc
                 _count_failure(conn, event_id, exc)
             else:
                 later.take(mine)
