@@ -93,10 +93,6 @@ class Keystore:
         """Whether every one of ``names`` is held (their values are not read)."""
         return int(self.redis.exists(*(PREFIX + name for name in names))) == len(set(names))
 
-    def extend(self, name: str, ttl: timedelta) -> bool:
-        """Keep ``name`` for ``ttl`` from now; False if it is gone already."""
-        return bool(self.redis.pexpire(PREFIX + name, _ms(ttl)))
-
     def delete(self, *names: str) -> int:
         """Erase: what those keys sealed is unreadable from now on, wherever it is copied."""
         if not names:

@@ -23,7 +23,7 @@ from tipline.audit.witness import Witness
 from tipline.config import Config, ConfigError
 from tipline.db import make_engine, make_session_factory
 from tipline.keystore import Keystore, check_volatile
-from tipline.models import Outcome, key_trust
+from tipline.models import Outcome, UnitKey, key_trust
 from tipline.outbox import RING_ON_COMMIT, wake_relay
 from tipline.redis_conn import connect, connect_keystore
 from tipline.transit import TransitKeys
@@ -38,7 +38,7 @@ class Runtime:
     clock: Callable[[], float] = field(default=time.time)
     # The webhook's fallback unit key of each OA, verified, with the monotonic time it was
     # read (tipline.intake.recording): not read again for every event.
-    fallback_keys: dict[str, tuple[float, object]] = field(
+    fallback_keys: dict[str, tuple[float, UnitKey | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 

@@ -171,11 +171,7 @@ class TransitKeys:
 
     def private_for(self, envelope: bytes) -> PrivateKey:
         """The private half of the epoch ``envelope`` names; :class:`TransitKeyLost` if gone."""
-        try:
-            epoch = envelope_key_version(envelope)
-        except EnvelopeError as exc:
-            raise TransitKeyLost("not a transit envelope") from exc
-        return self.private(epoch)
+        return self.private(_epoch_of(envelope))
 
     def batch_opener(self) -> Callable[[bytes], PrivateKey]:
         """:meth:`private_for` for one batch: each epoch's key read from the key store once
@@ -184,10 +180,7 @@ class TransitKeys:
         keys: dict[int, PrivateKey] = {}
 
         def private_for(envelope: bytes) -> PrivateKey:
-            try:
-                epoch = envelope_key_version(envelope)
-            except EnvelopeError as exc:
-                raise TransitKeyLost("not a transit envelope") from exc
+            epoch = _epoch_of(envelope)
             key = keys.get(epoch)
             if key is None:
                 key = keys[epoch] = self.private(epoch)
@@ -399,6 +392,14 @@ def _reseal_file(ref: str, public_id: str, old: PrivateKey, new: PublicKey, data
         return
     plaintext = WEB_UPLOAD.open(old, sealed, attachment_public_id=public_id)
     store.replace(ref, WEB_UPLOAD.seal(new, plaintext, attachment_public_id=public_id))
+
+
+def _epoch_of(envelope: bytes) -> int:
+    """The transit epoch an envelope is sealed to."""
+    try:
+        return envelope_key_version(envelope)
+    except EnvelopeError as exc:
+        raise TransitKeyLost("not a transit envelope") from exc
 
 
 _LIVE_EPOCHS = (

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, literal, select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import PublicKey, keyed_digest, keyed_digest_of_bytes, new_token
@@ -98,65 +98,25 @@ def _intake_fallback(runtime: Runtime, oa_id: str) -> UnitKey | None:
     now = time.monotonic()
     known = runtime.fallback_keys.get(oa_id)
     if known is not None and now - known[0] < PUBLIC_CACHE_SECONDS:
-        return cast(UnitKey | None, known[1])
+        return known[1]
     with runtime.engine.connect() as conn:
-        row = conn.execute(_FALLBACK_FOR_OA, {"oa_id": oa_id}).first()
-    fallback = None if row is None else UnitKey(
-        id=row.id,
-        unit_id=row.unit_id,
-        version=row.version,
-        public_key=row.public_key,
-        key_certificate=row.key_certificate,
-    )
+        fallback = fallback_key_for_oa(conn, oa_id)
     if fallback is not None and not key_trust.accept(fallback.public):
         fallback = None  # the event is kept all the same, sealed to the transit epoch only
     runtime.fallback_keys[oa_id] = (now, fallback)
     return fallback
 
 
-# fallback_key_for_oa's query, built once for the webhook's hot path.
-_FALLBACK_FOR_OA = (
-    select(
-        UNIT_KEYS.c.id,
-        UNIT_KEYS.c.unit_id,
-        UNIT_KEYS.c.version,
-        UNIT_KEYS.c.public_key,
-        UNIT_KEYS.c.key_certificate,
-    )
-    .where(
-        UNIT_KEYS.c.unit_id
-        == select(OfficialAccount.unit_id)
-        .where(OfficialAccount.oa_id == bindparam("oa_id"))
-        .scalar_subquery(),
-        UNIT_KEYS.c.retired_at.is_(None),
-    )
-    .order_by(UNIT_KEYS.c.version.desc())
-    .limit(1)
-)
-
-
 def fallback_key_for_oa(conn: Connection, oa_id: str) -> UnitKey | None:
     """The current key version of the unit that owns ``oa_id`` (None: an unknown OA)."""
-    return _current_key(conn, select(OfficialAccount.unit_id).where(OfficialAccount.oa_id == oa_id))
+    return _unit_key(conn.execute(_CURRENT_KEY_OF_OA, {"oa_id": oa_id}).first())
 
 
 def fallback_key_for_unit(conn: Connection, unit_id: int) -> UnitKey | None:
-    return _current_key(conn, select(literal(unit_id)))
+    return _unit_key(conn.execute(_CURRENT_KEY_OF_UNIT, {"unit_id": unit_id}).first())
 
 
-def _current_key(conn: Connection, unit: Any) -> UnitKey | None:
-    row = conn.execute(
-        select(
-            UNIT_KEYS.c.id,
-            UNIT_KEYS.c.unit_id,
-            UNIT_KEYS.c.version,
-            UNIT_KEYS.c.public_key,
-            UNIT_KEYS.c.key_certificate,
-        )
-        .where(UNIT_KEYS.c.unit_id == unit.scalar_subquery(), UNIT_KEYS.c.retired_at.is_(None))
-        .order_by(UNIT_KEYS.c.version.desc())
-        .limit(1)
-    ).first()
+def _unit_key(row: Any) -> UnitKey | None:
     if row is None:
         return None
     return UnitKey(
@@ -166,6 +126,30 @@ def _current_key(conn: Connection, unit: Any) -> UnitKey | None:
         public_key=row.public_key,
         key_certificate=row.key_certificate,
     )
+
+
+def _current_key_of(unit_id: Any) -> Any:
+    """A unit's current key version (the newest not retired); built once for each use."""
+    return (
+        select(
+            UNIT_KEYS.c.id,
+            UNIT_KEYS.c.unit_id,
+            UNIT_KEYS.c.version,
+            UNIT_KEYS.c.public_key,
+            UNIT_KEYS.c.key_certificate,
+        )
+        .where(UNIT_KEYS.c.unit_id == unit_id, UNIT_KEYS.c.retired_at.is_(None))
+        .order_by(UNIT_KEYS.c.version.desc())
+        .limit(1)
+    )
+
+
+_CURRENT_KEY_OF_OA = _current_key_of(
+    select(OfficialAccount.unit_id)
+    .where(OfficialAccount.oa_id == bindparam("oa_id"))
+    .scalar_subquery()
+)
+_CURRENT_KEY_OF_UNIT = _current_key_of(bindparam("unit_id"))
 
 
 def insert_event(
