@@ -91,21 +91,25 @@ system-deps:
 
 # The suite runs twice: on SQLite and on a PostgreSQL cluster the fixtures start
 # (tests/databases.py). tests/faults always runs on PostgreSQL whatever the pass, so only the
-# PostgreSQL pass runs it, with the browser tests (what a person clicks, the same on either
-# database). Lint and the SQLite pass run beside the PostgreSQL pass (much of each pass waits
-# on servers and subprocesses, so two cores are kept busy); their output follows once it is
-# done. Every part runs even when another fails; the exit code says if any did.
+# PostgreSQL pass runs it, with the deploy path and scale-out; the browser tests (what a person
+# clicks, the same on either database) run in the SQLite pass, on the database `make run` uses.
+# A test that touches no database (no `databases` fixture) runs once, in the PostgreSQL pass
+# (TIPLINE_DATABASE_FREE_PASS, tests/conftest.py): the two passes take about as long, so
+# neither waits for the other. Lint and the SQLite pass run beside the PostgreSQL pass (much of
+# each pass waits on servers and subprocesses, so two cores are kept busy); their output
+# follows once it is done. Every part runs even when another fails; the exit code says if any did.
 TEST_LOGS := instance/test-logs
 test: venv system-deps
 	@mkdir -p $(TEST_LOGS); rm -f $(TEST_LOGS)/*; status=0; \
 	( $(MAKE) --no-print-directory lint > $(TEST_LOGS)/lint.out 2>&1; \
 	  echo $$? > $(TEST_LOGS)/lint.rc ) & \
-	( TIPLINE_TEST_DATABASE=sqlite $(BIN)/python -m pytest -q -p no:cacheprovider \
-		--ignore=tests/faults --ignore-glob='tests/test_browser_*.py' \
+	( TIPLINE_TEST_DATABASE=sqlite TIPLINE_DATABASE_FREE_PASS=postgresql \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/faults \
 		--ignore=tests/test_deploy_path.py --ignore=tests/test_scale_out.py > $(TEST_LOGS)/sqlite.out 2>&1; \
 	  echo $$? > $(TEST_LOGS)/sqlite.rc ) & \
 	echo "== tests on PostgreSQL"; \
-	TIPLINE_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider || status=1; \
+	TIPLINE_TEST_DATABASE=postgresql TIPLINE_DATABASE_FREE_PASS=postgresql \
+		$(BIN)/python -m pytest -q -p no:cacheprovider --ignore-glob='tests/test_browser_*.py' || status=1; \
 	wait; \
 	echo "== lint (ruff, mypy, the layering contract, bandit)"; cat $(TEST_LOGS)/lint.out; \
 	[ "$$(cat $(TEST_LOGS)/lint.rc)" = 0 ] || { echo "lint FAILED"; status=1; }; \
