@@ -8,12 +8,13 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.conftest import COMMUNE_OA, PROVINCE_OA
 from tests.test_search import send
 from tests.triage_helpers import login, post_form
-from tipline.models import AuditEvent, Tip, TipLink
+from tipline.models import AuditEvent, Holder, KeyGrant, Subject, Tip, TipLink, utcnow
+from tipline.retention import shred_tip
 from tipline.runtime import Runtime
 from triage.related import identifiers, normalised_code
 
@@ -97,6 +98,39 @@ def test_marking_a_duplicate_asks_first_and_states_the_consequence(
         client, url, f"/triage/tips/{tips['phone']}/duplicate", {"receipt_code": other}
     )
     assert refused.status_code == 302 and status(runtime, tips["phone"]) == "new"
+
+
+def test_a_duplicate_of_a_tip_the_officer_cannot_open_is_refused(
+    client: FlaskClient, units: dict[str, str], tips: dict[str, str], runtime: Runtime
+) -> None:
+    """The original was checked by its unit alone: a tip of the officer's unit that no key
+    chain of theirs opens (its grant gone, or the tip deleted under retention) could be named
+    as the original, and the closed tip would link to it. Linking checks the key chain; so
+    does marking a duplicate now."""
+    login(client, "canbo", units["totp:canbo"])
+    url = f"/triage/tips/{tips['again']}"
+    with runtime.sessions() as session, session.begin():
+        theft = session.scalars(select(Tip).where(Tip.public_id == tips["theft"])).one()
+        shred_tip(session, runtime.config, theft, utcnow())
+        phone = session.scalars(select(Tip).where(Tip.public_id == tips["phone"])).one()
+        session.execute(
+            delete(KeyGrant).where(
+                KeyGrant.subject_kind == Subject.TIP,
+                KeyGrant.subject_id == phone.id,
+                KeyGrant.holder_kind == Holder.UNIT_KEY,
+            )
+        )
+    for original in ("theft", "phone"):
+        code = receipt(runtime, tips[original])
+        for confirm in ({}, {"confirm": "1"}):
+            answer = post_form(client, url, f"{url}/duplicate", {"receipt_code": code, **confirm})
+            assert answer.status_code == 302, (original, confirm)
+            assert 'id="confirm"' not in answer.get_data(as_text=True)
+            assert status(runtime, tips["again"]) == "new", (original, confirm)
+    # A tip the officer opens is still accepted.
+    code = receipt(runtime, tips["unrelated"])
+    post_form(client, url, f"{url}/duplicate", {"receipt_code": code, "confirm": "1"})
+    assert status(runtime, tips["again"]) == "duplicate"
 
 
 def test_suggestions_are_tips_sharing_a_number_or_plate_within_the_officers_units(

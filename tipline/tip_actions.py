@@ -261,17 +261,13 @@ def escalate(db: Session, tip: Tip, actor: Actor, tip_key: PrivateKey) -> Unit:
     return parent
 
 
-def mark_duplicate(
-    db: Session, tip: Tip, actor: Actor, receipt_code: str, unit_ids: list[int]
-) -> Tip:
-    """Close ``tip`` as a duplicate of the tip of ``receipt_code`` among ``unit_ids``' tips."""
-    original = db.scalars(select(Tip).where(Tip.receipt_code == receipt_code)).one_or_none()
-    if original is None or original.id == tip.id or original.unit_id not in unit_ids:
+def mark_duplicate(db: Session, tip: Tip, actor: Actor, original: Tip | None) -> Tip:
+    """Close ``tip`` as a duplicate of ``original``: a tip the officer may open (the caller
+    checks their units and key chain: triage.access.other_tip), or None, refused."""
+    if original is None or original.id == tip.id:
         raise ActionRefused(Refusal.NOT_A_DUPLICATE)
     tip.duplicate_of_id = original.id
     tip.status = TipStatus.DUPLICATE
     tip.closed_at = utcnow()
-    _record(
-        db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE, of=original.public_id
-    )
+    _record(db, actor, tip, actions.STATUS_CHANGE, to=TipStatus.DUPLICATE, of=original.public_id)
     return original

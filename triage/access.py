@@ -88,3 +88,20 @@ def open_tip(db: Session, tip: Tip) -> PrivateKey:
             # Not a bare 403: the account waits for a key holder's approval (tipline.grants).
             refused.description = waiting_notice()
         raise refused from exc
+
+
+def other_tip(db: Session, user: StaffUser, receipt_code: str) -> Tip | None:
+    """The tip of ``receipt_code`` if the officer may open it: in their units, a key chain of
+    theirs leads to it, not deleted under retention. None otherwise, whatever the reason, so
+    that the answer is no oracle for other units' codes (links and duplicates, triage.related
+    and triage.tips)."""
+    tip = db.scalars(select(Tip).where(Tip.receipt_code == receipt_code)).one_or_none()
+    if tip is None or tip.shredded_at is not None:
+        return None
+    if not user.holds_keys or tip.unit_id not in visible_unit_ids(db, user):
+        return None
+    try:
+        open_tip_key(db, tip, unit_keys(db))
+    except NoKeyChain:
+        return None
+    return tip

@@ -37,11 +37,10 @@ from sqlalchemy.orm import Session
 from keys import PrivateKey
 from tipline.audit import actions, record
 from tipline.db import write_session
-from tipline.keychain import NoKeyChain, open_tip_key
 from tipline.models import Direction, Officer, Tip, TipLink, Unit
 from tipline.web.i18n import _
 from tipline.web.labels import STATUS_LABELS, label
-from triage.access import open_tip, tip_for, visible_unit_ids
+from triage.access import open_tip, other_tip, tip_for, visible_unit_ids
 from triage.forms import DuplicateForm, EmptyForm
 from triage.search import (
     FOLD,
@@ -184,17 +183,6 @@ def linked_ids(db: Session, tip: Tip) -> set[int]:
     return {a if b == tip.id else b for a, b in rows}
 
 
-def _openable(db: Session, user: StaffUser, tip: Tip) -> Tip | None:
-    """``tip`` itself if the officer may open it (their units, a key chain, not shredded)."""
-    if tip.unit_id not in visible_unit_ids(db, user) or tip.shredded_at is not None:
-        return None
-    try:
-        open_tip_key(db, tip, unit_keys(db))
-    except NoKeyChain:
-        return None
-    return tip
-
-
 def normalised_code(text: str) -> str:
     """A receipt code as typed: case, spaces and missing dashes forgiven (TL-XXXX-XXXX)."""
     compact = re.sub(r"[^0-9A-Z]", "", text.upper())
@@ -296,8 +284,7 @@ def link(public_id: str) -> ResponseReturnValue:
         if tip.shredded_at is not None:
             abort(409, _("This tip was deleted under the retention policy."))
         open_tip(db, tip)
-        found = db.scalars(select(Tip).where(Tip.receipt_code == code)).one_or_none()
-        other = _openable(db, user, found) if found is not None else None
+        other = other_tip(db, user, code)
         if other is None or other.id == tip.id:
             # One answer for "no such tip" and "not yours": no oracle for other units' codes.
             message = _("No other tip of your units has that receipt code.")

@@ -65,7 +65,7 @@ from tipline.web.labels import (
     sla_remaining,
 )
 from triage import related
-from triage.access import open_tip, tip_for, visible_unit_ids
+from triage.access import open_tip, other_tip, tip_for, visible_unit_ids
 from triage.attachments import TALISMAN_OPTIONS, attachment_items, new_visit, serve
 from triage.forms import ChoiceForm, DuplicateForm, EmptyForm, HandOverForm, TextForm, TriageForm
 from triage.inbox import side_list
@@ -606,9 +606,8 @@ def mark_duplicate(public_id: str) -> ResponseReturnValue:
         user = staff()
         with runtime().sessions() as db:
             tip = tip_for(db, user, public_id)
-            original = db.scalars(select(Tip).where(Tip.receipt_code == code)).one_or_none()
-            units = visible_unit_ids(db, user)
-            if original is None or original.id == tip.id or original.unit_id not in units:
+            original = other_tip(db, user, code)
+            if original is None or original.id == tip.id:
                 flash(str(REFUSALS[Refusal.NOT_A_DUPLICATE]), "info")
                 return redirect(url_for("tips.show", public_id=public_id))
         return _confirm(
@@ -625,7 +624,7 @@ def mark_duplicate(public_id: str) -> ResponseReturnValue:
         )
 
     def change(db: Session, tip: Tip, actor: Actor, user: StaffUser) -> str:
-        tip_actions.mark_duplicate(db, tip, actor, code, visible_unit_ids(db, user))
+        tip_actions.mark_duplicate(db, tip, actor, other_tip(db, user, code))
         return _("Marked as a duplicate.")
 
     return _act(public_id, change)
