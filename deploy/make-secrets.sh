@@ -7,7 +7,8 @@
 # tipline.config itself), relay_public_key (what the web tiers get instead of the relay key);
 # Redis: one password and URL per ACL user (redis_password + redis_url for the workers and
 # tipline-admin, redis_staff_password + redis_url_staff for the staff and public tiers,
-# redis_intake_password + redis_url_intake for the intake tier) and redis-auth.conf (the ACL
+# redis_intake_password + redis_url_intake for the intake tier, redis_metrics_password +
+# redis_url_metrics for `tipline metrics`) and redis-auth.conf (the ACL
 # users, for redis-server --include: docs/deploy.md, "Redis users"); keystore_password,
 # keystore-auth.conf, keystore_url, the same for the volatile key store
 # (deploy/redis-keystore.conf; workers only); PostgreSQL: one password and URL per role
@@ -114,20 +115,25 @@ derive() {  # derive NAME VALUE: a file made from the secrets, written again on 
 # and only read RQ's keys (the health check); the internet-facing intake tier only reads
 # them. SREM on rq:workers alone: RQ's worker list drops a dead worker when it is read; the
 # intake tier may ring the relay's doorbell (LPUSH and LTRIM on tipline:relay:wake), nothing else.
+# `tipline metrics` reads RQ's keys, the counters and the workers' heartbeats, and no session.
 put redis_password "$(random)"
 put redis_staff_password "$(random)"
 put redis_intake_password "$(random)"
+put redis_metrics_password "$(random)"
 redis_password="$(cat "$out/redis_password")"
 redis_staff_password="$(cat "$out/redis_staff_password")"
 redis_intake_password="$(cat "$out/redis_intake_password")"
+redis_metrics_password="$(cat "$out/redis_metrics_password")"
 derive redis-auth.conf "# Tipline's Redis users, for redis-server --include (deploy/make-secrets.sh)
 user default off
 user tipline-worker on >$redis_password ~* &* +@all -@admin
 user tipline-staff on >$redis_staff_password resetchannels ~tipline:* ~LIMITS:* %R~rq:* -@all +@read +@write +@keyspace +@string +@hash +@list +@set +@sortedset +@scripting +@transaction +@connection -@dangerous -function (~rq:workers +srem)
-user tipline-intake on >$redis_intake_password resetchannels %R~rq:* %R~tipline:worker-heartbeats -@all +@read +@connection -@dangerous (~rq:workers +srem) (~tipline:relay:wake +lpush +ltrim)"
+user tipline-intake on >$redis_intake_password resetchannels %R~rq:* %R~tipline:worker-heartbeats -@all +@read +@connection -@dangerous (~rq:workers +srem) (~tipline:relay:wake +lpush +ltrim)
+user tipline-metrics on >$redis_metrics_password resetchannels %R~rq:* %R~tipline:metrics:* %R~tipline:worker-heartbeats -@all +@read +@connection -@dangerous (~rq:workers +srem)"
 derive redis_url "redis://tipline-worker:$redis_password@$redis_host:$redis_port/0"
 derive redis_url_staff "redis://tipline-staff:$redis_staff_password@$redis_host:$redis_port/0"
 derive redis_url_intake "redis://tipline-intake:$redis_intake_password@$redis_host:$redis_port/0"
+derive redis_url_metrics "redis://tipline-metrics:$redis_metrics_password@$redis_host:$redis_port/0"
 
 put keystore_password "$(random)"
 keystore_password="$(cat "$out/keystore_password")"

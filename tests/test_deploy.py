@@ -792,6 +792,7 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
         "tipline-worker@.service",
         "tipline-redis.service",
         "tipline-keystore.service",
+        "tipline-metrics.service",
     }
     for unit in units:
         settings = _unit(unit)
@@ -814,6 +815,7 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
         ("tipline-web", "staff"),
         ("tipline-intake", "intake"),
         ("tipline-worker@", "worker"),
+        ("tipline-metrics", "metrics"),
     ):
         expected = {n.removeprefix("TIPLINE_").lower() for n in TIERS[tier].names}
         settings = _unit(DEPLOY / f"systemd/{name}.service")
@@ -830,6 +832,11 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
     assert sources["intake"]["redis_url"] == "redis_url_intake"
     assert sources["staff"]["redis_url"] == "redis_url_staff"
     assert sources["worker"]["redis_url"] == "redis_url"
+    assert sources["metrics"] == {
+        "database_url": "database_url",
+        "redis_url": "redis_url_metrics",
+        "key_verify_key": "key_verify_key",
+    }
     assert not {"secret_key", "audit_signing_key", "zalo_app_secret"} & set(sources["intake"])
     intake = _unit(DEPLOY / "systemd/tipline-intake.service")
     assert ("Service", "Environment", "TIPLINE_TIER=intake") in intake

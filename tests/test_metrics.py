@@ -22,7 +22,7 @@ from tests.conftest import COMMUNE_OA, expand, free_port, run_jobs
 from tests.triage_helpers import login
 from tests.zalo_events import event, signed_headers
 from tipline.app import create_app
-from tipline.config import Config
+from tipline.config import Config, public_halves
 from tipline.jobs.outbound import count_send_failure
 from tipline.jobs.relay import drain
 from tipline.models import Tip
@@ -37,8 +37,9 @@ def scrape(url: str, proc: subprocess.Popen[bytes]) -> str:
     while True:
         try:
             return httpx.get(url, timeout=5).text
-        except httpx.HTTPError:
-            assert proc.poll() is None, "tipline metrics exited"
+        except httpx.HTTPError as exc:
+            if proc.poll() is not None:
+                raise AssertionError(f"tipline metrics exited: {proc.communicate()[1]!r}") from exc
             assert time.monotonic() < deadline, "tipline metrics did not answer"
             time.sleep(0.1)
 
@@ -59,10 +60,17 @@ def test_metrics_are_scraped_from_an_internal_port_and_name_nothing_of_a_tip(
     assert login(client, "canbo", units["totp:canbo"], password="wrong").status_code == 401
     count_send_failure(runtime, "failed", "zalo -230: user has not interacted in 7 days")
 
+    # As deploy/systemd/tipline-metrics.service runs it: the metrics tier, which reads the
+    # database and Redis URLs and no secret (tipline.config.TIERS).
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tipline.cli", "metrics", "--port", str(port)],
-        env={**env, "PATH": "/usr/bin:/bin"},
+        env={
+            **env,
+            **public_halves(config.secrets),
+            "PATH": "/usr/bin:/bin",
+            "TIPLINE_TIER": "metrics",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import generate_latest
 from redis import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from sqlalchemy import select
@@ -33,7 +34,9 @@ from tests.triage_helpers import login
 from tests.zalo_events import event, signed_headers
 from tipline.app import create_app
 from tipline.config import Config
+from tipline.counters import count
 from tipline.jobs.worker import run_worker
+from tipline.metrics import registry_for
 from tipline.models import Tip
 from tipline.outbox import JOBS, job_queue
 from tipline.runtime import Runtime, install
@@ -71,6 +74,7 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
             ("worker", "redis_url"),
             ("staff", "redis_url_staff"),
             ("intake", "redis_url_intake"),
+            ("metrics", "redis_url_metrics"),
         )
     }
     deadline = time.monotonic() + 20
@@ -145,3 +149,24 @@ def test_each_tier_has_its_user_and_only_the_workers_write_jobs(
     worker_redis = Redis.from_url(acl_redis["worker"])
     assert list(worker_redis.scan_iter("tipline:session:*"))
     assert [key for key in worker_redis.scan_iter("*") if key.upper().startswith(b"LIMITS")]
+
+
+def test_the_metrics_user_reads_what_a_scrape_needs_and_no_session(
+    acl_redis: dict[str, str], runtime: Runtime, config: Config
+) -> None:
+    """`tipline metrics` had no user of its own: given the staff tier's, it could read the
+    officers' sessions and write counters. Its user reads RQ, the counters and the
+    heartbeats; the scrape reads everything it shows."""
+    metrics_redis = Redis.from_url(acl_redis["metrics"])
+    _cannot_enqueue_or_command(metrics_redis)
+    worker_redis = Redis.from_url(acl_redis["worker"])
+    worker_redis.set("tipline:session:someone", b"sealed")
+    with pytest.raises(NoPermissionError):
+        metrics_redis.get("tipline:session:someone")
+    with pytest.raises(NoPermissionError):
+        metrics_redis.hincrby("tipline:metrics:forged", "x", 1)
+    count(runtime.redis, "login_failures", reason="password")
+    scraper = Runtime(config.with_overrides(redis_url=acl_redis["metrics"]))
+    body = generate_latest(registry_for(scraper)).decode()
+    assert "tipline_scrape_errors 0.0" in body, body
+    assert 'tipline_login_failures_total{reason="password"} 1.0' in body, body

@@ -136,6 +136,10 @@ TIERS: dict[str, Tier] = {
         ),
         ("ZALO_APP_SECRET",),
     ),
+    # `tipline metrics` (deploy/systemd/tipline-metrics.service): it counts rows, queues and
+    # counters and opens nothing, so it is given the database and Redis and no secret (the
+    # certification key's public half only, as every process checks the keys it reads).
+    "metrics": Tier((*_STORES, "TIPLINE_KEY_VERIFY_KEY")),
     # deploy/tipline-admin: the command line on any machine, with what that machine holds.
     "admin": Tier(
         ("TIPLINE_DATABASE_URL", "TIPLINE_ALIAS_KEY"),
@@ -201,7 +205,9 @@ class ServiceSecrets:
     """
 
     relay_public_key: PublicKey | None
-    alias_key: bytes
+    # Keys the informants' aliases and the dedup keys (keys.keyed_digest); every tier but the
+    # metrics one, which names nobody.
+    alias: bytes | None = field(default=None, repr=False)
     # Signs audit checkpoints (tipline.audit). Auditors pin its public half's fingerprint, so
     # a checkpoint file kept offline proves what the chain's head was when it was exported.
     audit_signer: SigningKey | None = field(default=None, repr=False)
@@ -219,6 +225,12 @@ class ServiceSecrets:
         if self.key_certifier is None:
             raise MissingSecret("no key-certification key: TIPLINE_AUDIT_SIGNING_KEY")
         return self.key_certifier.verify_key
+
+    @property
+    def alias_key(self) -> bytes:
+        if self.alias is None:
+            raise MissingSecret("TIPLINE_ALIAS_KEY: this tier is not given it")
+        return self.alias
 
     @property
     def relay_key(self) -> PrivateKey:
@@ -529,7 +541,6 @@ def load_service_secrets(
     data_dir: Path, env: dict[str, str], wanted: frozenset[str] | None = None
 ) -> ServiceSecrets:
     """The service keys, all of them (``wanted`` None) or those a tier reads (TIERS)."""
-    alias = _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
     for retired in ("TIPLINE_TRANSIT_KEY", "TIPLINE_TRANSIT_PUBLIC_KEY"):
         if env.get(retired) or env.get(f"{retired}_FILE"):
             raise ValueError(
@@ -537,18 +548,24 @@ def load_service_secrets(
                 "epochs and never stored (docs/threat-model.md); remove it and its file"
             )
     if wanted is None:
+        alias = _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
         relay_public, relay_private = _key_pair(data_dir, env, "relay")
         audit_key = _signing_secret(data_dir, env)
         certifier = audit_key.derive(CERTIFICATION_LABEL)
         return ServiceSecrets(
             relay_public_key=relay_public,
-            alias_key=alias.encode(),
+            alias=alias.encode(),
             audit_signer=audit_key,
             relay_private=relay_private,
             key_certifier=certifier,
             key_verifier=certifier.verify_key,
         )
     # A tier's environment holds only the settings it reads, its required ones checked.
+    given_alias = (
+        _file_secret(data_dir, env, "TIPLINE_ALIAS_KEY", "alias_key")
+        if "TIPLINE_ALIAS_KEY" in wanted
+        else None
+    )
     relay: tuple[PublicKey | None, PrivateKey | None] = (None, None)
     if env.get("TIPLINE_RELAY_KEY") or env.get("TIPLINE_RELAY_PUBLIC_KEY"):
         relay = _key_pair(data_dir, env, "relay")
@@ -561,7 +578,7 @@ def load_service_secrets(
     checks = certifies.verify_key if certifies is not None else _verify_key(env)
     return ServiceSecrets(
         relay_public_key=relay[0],
-        alias_key=alias.encode(),
+        alias=given_alias.encode() if given_alias is not None else None,
         audit_signer=given,
         relay_private=relay[1],
         key_certifier=certifies,
