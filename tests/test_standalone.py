@@ -10,17 +10,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import free_port as _free_port
+from tests.test_file_modes import clean_environment
 from tipline.cli import main
 from tipline.config import Config
 from tipline.redis_conn import EmbeddedRedisMissing, connect, embedded_redis_url
@@ -124,3 +131,76 @@ def test_the_demo_on_a_busy_port_stops_before_printing_anything(
     for banner in ("Tipline demo is running", "/login", "demo-logins.json", "Traceback"):
         assert banner not in ran.stderr
     assert not (data / "demo-logins.json").exists() and not (data / "tipline.db").exists()
+
+
+def _processes_of(root_pid: int, data_dir: Path) -> set[int]:
+    """``root_pid``, its descendants, and every process whose command line names
+    ``data_dir``."""
+    parents: dict[int, int] = {}
+    naming: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if str(data_dir).encode() in cmdline:
+            naming.add(int(entry.name))
+    found = {root_pid} | naming
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_demo_stops_everything_when_what_started_it_dies(tmp_path: Path) -> None:
+    """`make run` killed alone (a SIGKILL to make, a terminal closed under it) left the demo,
+    its web and worker processes and the embedded Redis servers running, the port taken.
+    The demo now notices that its parent is gone and stops all of them."""
+    data = tmp_path / "demo"
+    port = _free_port()
+    starter = subprocess.Popen(
+        ["bash", "-c", f'"{sys.executable}" -m tipline.cli demo --port {port} & echo $!; wait'],
+        env=clean_environment(data),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert starter.stdout is not None
+    demo = int(starter.stdout.readline())
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert _alive(demo) and time.monotonic() < deadline, "the demo did not come up"
+            time.sleep(0.2)
+        started = _processes_of(demo, data)
+        assert len(started) >= 5, started  # demo, web, worker, Redis, key store
+        starter.kill()  # what started the demo dies at once, without a word to it
+        starter.wait()
+        deadline = time.monotonic() + 60
+        while (left := {pid for pid in started if _alive(pid)}) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == set(), f"still running after their starter died: {left}"
+    finally:
+        for pid in started | _processes_of(demo, data):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

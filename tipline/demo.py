@@ -270,6 +270,10 @@ def run_demo(host: str, port: int) -> int:
         [*tipline, "serve", "--host", host, "--port", str(port)],
         [*tipline, "worker"],
     ]
+    # What started the demo (make, a shell): when it dies without a word to the demo (a
+    # SIGKILL to make, a terminal closed), the demo is handed to another parent and stops,
+    # with its web and worker processes and the embedded Redis servers, freeing the port.
+    starter = os.getppid()
     with _children(commands, env) as procs:
         base = f"http://{host}:{port}"
         if not _wait_healthy(f"{base}/healthz"):
@@ -279,6 +283,9 @@ def run_demo(host: str, port: int) -> int:
         try:
             next_sync = time.monotonic()
             while all(proc.poll() is None for proc in procs):
+                if os.getppid() != starter:
+                    print("tipline demo: what started it has gone; stopping", file=sys.stderr)
+                    return 0
                 if time.monotonic() >= next_sync:
                     next_sync = time.monotonic() + LOGINS_SYNC_EVERY
                     try:
