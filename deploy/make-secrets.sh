@@ -14,7 +14,8 @@
 # (deploy/redis-keystore.conf; workers only); PostgreSQL: one password and URL per role
 # (postgres_owner_password + database_owner_url for migrations, postgres_password +
 # database_url for the staff, public and worker tiers, postgres_intake_password +
-# database_url_intake for the intake tier) and postgres-roles.sql, which creates the roles
+# database_url_intake for the intake tier, postgres_metrics_password + database_url_metrics
+# for `tipline metrics`) and postgres-roles.sql, which creates the roles
 # and the database (run it once as PostgreSQL's superuser: docs/deploy.md); and
 # zalo_app_id, zalo_oa_secret_key, zalo_app_secret from ZALO_APP_ID, ZALO_OA_SECRET_KEY,
 # ZALO_APP_SECRET (Zalo's developer console issues them; nothing here can). Without them the
@@ -36,7 +37,7 @@
 #   REDIS_HOST (redis), REDIS_PORT (6379), KEYSTORE_HOST (keystore), KEYSTORE_PORT (6380),
 #   POSTGRES_HOST (postgres), POSTGRES_PORT (5432), POSTGRES_DB (tipline),
 #   POSTGRES_OWNER (tipline_owner), POSTGRES_USER (tipline), POSTGRES_INTAKE_USER
-#   (tipline_intake). For a systemd install set the hosts (e.g. 10.0.5.12; 127.0.0.1 for a
+#   (tipline_intake), POSTGRES_METRICS_USER (tipline_metrics). For a systemd install set the hosts (e.g. 10.0.5.12; 127.0.0.1 for a
 #   server on the same machine).
 set -euo pipefail
 
@@ -90,7 +91,8 @@ keystore_host="${KEYSTORE_HOST:-keystore}" keystore_port="${KEYSTORE_PORT:-6380}
 pg_host="${POSTGRES_HOST:-postgres}" pg_port="${POSTGRES_PORT:-5432}" pg_db="${POSTGRES_DB:-tipline}"
 pg_owner="${POSTGRES_OWNER:-tipline_owner}" pg_user="${POSTGRES_USER:-tipline}"
 pg_intake="${POSTGRES_INTAKE_USER:-tipline_intake}"
-for name in "$pg_db" "$pg_owner" "$pg_user" "$pg_intake"; do
+pg_metrics="${POSTGRES_METRICS_USER:-tipline_metrics}"
+for name in "$pg_db" "$pg_owner" "$pg_user" "$pg_intake" "$pg_metrics"; do
     if [[ ! "$name" =~ ^[a-z_][a-z0-9_]*$ ]]; then
         echo "make-secrets.sh: $name: PostgreSQL names here are lower-case letters, digits, _" >&2
         exit 2
@@ -141,26 +143,31 @@ derive keystore-auth.conf "requirepass $keystore_password"
 derive keystore_url "redis://:$keystore_password@$keystore_host:$keystore_port/0"
 
 # PostgreSQL: the owner migrates; the tiers connect as roles that own nothing
-# (`tipline db upgrade` grants them: TIPLINE_DB_RUNTIME_ROLE, TIPLINE_DB_INTAKE_ROLE).
+# (`tipline db upgrade` grants them: TIPLINE_DB_RUNTIME_ROLE, TIPLINE_DB_INTAKE_ROLE,
+# TIPLINE_DB_METRICS_ROLE).
 put postgres_superuser_password "$(random)"  # compose's postgres image alone uses it
 put postgres_owner_password "$(random)"
 put postgres_password "$(random)"
 put postgres_intake_password "$(random)"
+put postgres_metrics_password "$(random)"
 pg_owner_password="$(cat "$out/postgres_owner_password")"
 pg_password="$(cat "$out/postgres_password")"
 pg_intake_password="$(cat "$out/postgres_intake_password")"
+pg_metrics_password="$(cat "$out/postgres_metrics_password")"
 pg="$pg_host:$pg_port/$pg_db"
 derive database_owner_url "postgresql+psycopg://$pg_owner:$pg_owner_password@$pg"
 derive database_url "postgresql+psycopg://$pg_user:$pg_password@$pg"
 derive database_url_intake "postgresql+psycopg://$pg_intake:$pg_intake_password@$pg"
+derive database_url_metrics "postgresql+psycopg://$pg_metrics:$pg_metrics_password@$pg"
 derive postgres-roles.sql "-- Tipline's PostgreSQL roles and database (deploy/make-secrets.sh). Once, as the superuser:
 --   sudo -u postgres psql -v ON_ERROR_STOP=1 < $out/postgres-roles.sql
 CREATE ROLE $pg_owner LOGIN PASSWORD '$pg_owner_password';
 CREATE ROLE $pg_user LOGIN PASSWORD '$pg_password';
 CREATE ROLE $pg_intake LOGIN PASSWORD '$pg_intake_password';
+CREATE ROLE $pg_metrics LOGIN PASSWORD '$pg_metrics_password';
 CREATE DATABASE $pg_db OWNER $pg_owner ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0;
 REVOKE ALL ON DATABASE $pg_db FROM PUBLIC;
-GRANT CONNECT ON DATABASE $pg_db TO $pg_owner, $pg_user, $pg_intake;
+GRANT CONNECT ON DATABASE $pg_db TO $pg_owner, $pg_user, $pg_intake, $pg_metrics;
 \\connect $pg_db
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 ALTER SCHEMA public OWNER TO $pg_owner;"

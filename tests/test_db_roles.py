@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import generate_latest
 from psycopg import sql
 from sqlalchemy import select
 
@@ -34,6 +35,7 @@ from tests.zalo_events import event, signed_headers
 from tipline.app import create_app
 from tipline.config import Config
 from tipline.jobs.worker import run_worker
+from tipline.metrics import registry_for
 from tipline.migrate import DatabaseRoles, upgrade
 from tipline.models import Tip
 from tipline.runtime import Runtime, install
@@ -46,6 +48,7 @@ class RoleDatabase:
     owner: str
     runtime: str
     intake: str
+    metrics: str
 
     def url(self, role: str) -> str:
         return self.server.url(self.name, user=role)
@@ -63,9 +66,10 @@ def roles(postgres: PostgresServer) -> Iterator[RoleDatabase]:
     by the runtime and intake roles; migrated by the owner, granting the two roles."""
     suffix = secrets.token_hex(4)
     found = RoleDatabase(
-        postgres, f"roles_{suffix}", f"own_{suffix}", f"run_{suffix}", f"in_{suffix}"
-    )
-    for role in (found.owner, found.runtime, found.intake):
+        postgres, f"roles_{suffix}", f"own_{suffix}", f"run_{suffix}", f"in_{suffix}",
+        f"met_{suffix}",
+    )  # fmt: skip
+    for role in (found.owner, found.runtime, found.intake, found.metrics):
         postgres.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     postgres.execute(
         sql.SQL("CREATE DATABASE {} OWNER {}").format(
@@ -78,10 +82,13 @@ def roles(postgres: PostgresServer) -> Iterator[RoleDatabase]:
         ).format(sql.Identifier(found.owner)),
         database=found.name,
     )
-    upgrade(found.url(found.owner), roles=DatabaseRoles(found.runtime, found.intake))
+    upgrade(
+        found.url(found.owner),
+        roles=DatabaseRoles(found.runtime, found.intake, found.metrics),
+    )
     yield found
     postgres.drop_database(found.name)
-    for role in (found.runtime, found.intake, found.owner):
+    for role in (found.runtime, found.intake, found.metrics, found.owner):
         postgres.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
@@ -156,3 +163,39 @@ def test_the_runtime_role_cannot_drop_triggers_alter_tables_or_rewrite_the_audit
         ):
             message = _refused(conn, statement)
             assert "permission denied" in message or "must be owner" in message, message
+
+
+def test_the_metrics_role_reads_what_a_scrape_shows_and_nothing_of_a_tip(
+    roles: RoleDatabase, runtime: Runtime, config: Config, units: dict[str, str]
+) -> None:
+    """`tipline metrics` connected as the runtime role, which reads and writes every table.
+    Its own role reads the columns a scrape counts (events' and tips' times, OAs and their
+    units) and writes nothing."""
+    runtime.transit.rotate()
+    intake = create_app(config, staff_ui=False).test_client()
+    install(runtime)
+    raw = event(text="Có đánh bạc ở chợ", msg_id="roles-metrics")
+    assert intake.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+    run_worker(runtime, burst=True)
+
+    scraper = Runtime(config.with_overrides(database_url=roles.url(roles.metrics)))
+    try:
+        body = generate_latest(registry_for(scraper)).decode()
+    finally:
+        scraper.engine.dispose()
+    assert "tipline_scrape_errors 0.0" in body, body
+    assert "tipline_intake_events_total 1.0" in body, body
+    assert "tipline_pipeline_undispatched_tips 0.0" in body, body
+
+    with roles.connect(roles.metrics) as conn:
+        for table in ("messages", "key_grants", "officers", "audit_events", "reply_addresses"):
+            _refused(conn, f"SELECT * FROM {table}")  # noqa: S608 - fixed names
+        for column in ("receipt_code", "informant_alias", "sealed_routing", "unit_id"):
+            _refused(conn, f"SELECT {column} FROM tips")  # noqa: S608 - fixed names
+        _refused(conn, "SELECT sealed_event FROM inbound_events")
+        _refused(conn, "SELECT dedup_key FROM inbound_events")
+        _refused(conn, "UPDATE official_accounts SET last_error = NULL")
+        _refused(conn, "DELETE FROM inbound_events")
+        _refused(
+            conn, "INSERT INTO outbox (queue, job, ref, created_at) VALUES ('a','b','c',now())"
+        )

@@ -833,7 +833,7 @@ def test_systemd_units_verify_are_hardened_and_take_secrets_as_credentials(
     assert sources["staff"]["redis_url"] == "redis_url_staff"
     assert sources["worker"]["redis_url"] == "redis_url"
     assert sources["metrics"] == {
-        "database_url": "database_url",
+        "database_url": "database_url_metrics",
         "redis_url": "redis_url_metrics",
         "key_verify_key": "key_verify_key",
     }

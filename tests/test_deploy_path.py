@@ -90,7 +90,7 @@ class Machine:
         self.rootfs = tmp / "root"
         self.state = tmp / "state"
         self.state.mkdir()
-        names = ("redis", "keystore", "staff", "intake", "public", "staff_tls", "sim")
+        names = ("redis", "keystore", "staff", "intake", "public", "staff_tls", "sim", "metrics")
         self.ports = {name: free_port() for name in names}
         for folder in (
             "etc/tipline",
@@ -124,6 +124,12 @@ class Machine:
                 f"[Service]\nEnvironment=TIPLINE_BIND=127.0.0.1:{port}\n"
                 "Environment=TIPLINE_WEB_WORKERS=1\n"
             )
+        drop_in = etc / "systemd/system/tipline-metrics.service.d"
+        drop_in.mkdir(parents=True)
+        (drop_in / "address.conf").write_text(  # the documented way to give it another address
+            "[Service]\nExecStart=\nExecStart=/opt/tipline/app/.venv/bin/tipline metrics "
+            f"--host 127.0.0.1 --port {self.ports['metrics']}\n"
+        )
         self.nginx_main = self.state / "nginx.conf"
         self.nginx = f"/usr/sbin/nginx -c {self.nginx_main} -p {self.state}/"
         self.env = {
@@ -291,6 +297,11 @@ def test_the_documented_production_path_works_on_this_machine(
             assert enrolled.status_code == 302, (enrolled.status_code, enrolled.text[:500])
             inbox = browser.get("/triage/")
             assert inbox.status_code == 200 and "/triage/tips/" in inbox.text, inbox.text[:500]
+
+        # The metrics unit, on its own read-only role and Redis user, sees the tip go by.
+        scraped = httpx.get(f"http://127.0.0.1:{machine.ports['metrics']}/metrics", timeout=30)
+        assert "tipline_scrape_errors 0.0" in scraped.text, scraped.text[-3000:]
+        assert "tipline_intake_events_total 1.0" in scraped.text, scraped.text[-3000:]
 
         # The intake tier's credentials: no job, no key change (the documented check) ...
         checked = machine.run(checks, strict=False)

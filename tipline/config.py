@@ -317,6 +317,7 @@ class Config:
     # (tipline.migrate.grant_roles): the staff, public and worker tiers' role, the intake's.
     db_runtime_role: str | None = None
     db_intake_role: str | None = None
+    db_metrics_role: str | None = None
 
     def retention_period(self, status: str) -> timedelta | None:
         """How long a tip closed with ``status`` is kept; None: kept (not a final status)."""
@@ -347,6 +348,7 @@ class Config:
             tier=tier,
             db_runtime_role=env.get("TIPLINE_DB_RUNTIME_ROLE") or None,
             db_intake_role=env.get("TIPLINE_DB_INTAKE_ROLE") or None,
+            db_metrics_role=env.get("TIPLINE_DB_METRICS_ROLE") or None,
             secret_key=(
                 _file_secret(data_dir, env, "TIPLINE_SECRET_KEY", "secret_key")
                 if wanted is None

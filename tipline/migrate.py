@@ -47,6 +47,17 @@ INTAKE_READS = {
     "inbound_events": ("id", "dedup_key"),
     "quarantined_events": ("id", "digest"),
 }
+# What `tipline metrics` reads (tipline.metrics): the times of stored events and tips, which
+# it counts and ages, and the OAs with their units (token states; the tokens are sealed to the
+# relay key it does not hold). No tip content, alias, receipt code, message, officer or audit
+# event, and no write.
+METRICS_READS = {
+    "inbound_events": ("id", "received_at", "processed_at", "transit_lost_at", "expand_failed_at"),
+    "tips": ("id", "created_at", "dispatched_at", "shredded_at"),
+    "quarantined_events": ("id", "received_at"),
+    "alembic_version": ("version_num",),
+}
+METRICS_TABLES = ("official_accounts", "units")
 # The table privileges a runtime role may receive; never TRUNCATE, REFERENCES or TRIGGER.
 RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
@@ -54,10 +65,12 @@ RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 @dataclass(frozen=True)
 class DatabaseRoles:
     """The PostgreSQL roles the tiers connect as (``TIPLINE_DB_RUNTIME_ROLE``,
-    ``TIPLINE_DB_INTAKE_ROLE``); None: that tier connects as the owner (not recommended)."""
+    ``TIPLINE_DB_INTAKE_ROLE``, ``TIPLINE_DB_METRICS_ROLE``); None: that tier connects as the
+    owner (not recommended)."""
 
     runtime: str | None = None
     intake: str | None = None
+    metrics: str | None = None
 
 
 def grant_roles(connection: Connection, roles: DatabaseRoles) -> list[str]:
@@ -68,7 +81,8 @@ def grant_roles(connection: Connection, roles: DatabaseRoles) -> list[str]:
     the owner itself has kept of SELECT, INSERT, UPDATE and DELETE: the audit tables' owner
     revoked its own UPDATE and DELETE (0003, 0013), so the runtime role has them neither.
     Owning nothing, it can drop no trigger, alter no table and truncate nothing. The intake
-    role inserts inbound and quarantined events and reads the public keys it seals to.
+    role inserts inbound and quarantined events and reads the public keys it seals to; the
+    metrics role reads what a scrape counts (METRICS_READS) and writes nothing.
     """
     if connection.dialect.name != "postgresql":
         return []
@@ -88,7 +102,7 @@ def grant_roles(connection: Connection, roles: DatabaseRoles) -> list[str]:
         done.append(statement)
 
     schema = quote(str(connection.execute(text("SELECT current_schema()")).scalar()))
-    for role in (roles.runtime, roles.intake):
+    for role in (roles.runtime, roles.intake, roles.metrics):
         if role is None:
             continue
         run(f"GRANT USAGE ON SCHEMA {schema} TO {quote(role)}")
@@ -122,6 +136,13 @@ def grant_roles(connection: Connection, roles: DatabaseRoles) -> list[str]:
         for table, columns in INTAKE_READS.items():
             names = ", ".join(quote(column) for column in columns)
             run(f"GRANT SELECT ({names}) ON {quote(table)} TO {intake}")
+    if roles.metrics is not None:
+        metrics = quote(roles.metrics)
+        for table, columns in METRICS_READS.items():
+            names = ", ".join(quote(column) for column in columns)
+            run(f"GRANT SELECT ({names}) ON {quote(table)} TO {metrics}")
+        for table in METRICS_TABLES:
+            run(f"GRANT SELECT ON {quote(table)} TO {metrics}")
     return done
 
 

@@ -16,14 +16,23 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations (as the database's owner), then grant the tiers' roles
-    (TIPLINE_DB_RUNTIME_ROLE, TIPLINE_DB_INTAKE_ROLE) their privileges."""
+    (TIPLINE_DB_RUNTIME_ROLE, TIPLINE_DB_INTAKE_ROLE, TIPLINE_DB_METRICS_ROLE) their
+    privileges."""
     from tipline.migrate import DatabaseRoles, upgrade
 
     config = Config.from_env()
-    roles = DatabaseRoles(runtime=config.db_runtime_role, intake=config.db_intake_role)
+    roles = DatabaseRoles(
+        runtime=config.db_runtime_role,
+        intake=config.db_intake_role,
+        metrics=config.db_metrics_role,
+    )
     upgrade(config.database_url, revision, roles)
     click.echo(f"database at {revision}")
-    for name, role in (("runtime", roles.runtime), ("intake", roles.intake)):
+    for name, role in (
+        ("runtime", roles.runtime),
+        ("intake", roles.intake),
+        ("metrics", roles.metrics),
+    ):
         if role:
             click.echo(f"granted the {name} role {role!r} its privileges")
 
