@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,21 +40,24 @@ APP_SECRET = DEMO_ZALO_APP_SECRET
 # fixtures do not include `databases`) would run the same twice: it runs in the pass this names
 # and is left out of the other. Unset (pytest run by hand), every collected test runs.
 DATABASE_FREE_PASS = os.environ.get("TIPLINE_DATABASE_FREE_PASS")
+RUNS_EVERY_TEST = DATABASE_FREE_PASS in (None, BACKEND)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if DATABASE_FREE_PASS is None or DATABASE_FREE_PASS == BACKEND:
+    if RUNS_EVERY_TEST:
         return
-    other = [item for item in items if "databases" not in getattr(item, "fixturenames", ())]
+    kept, other = [], []
+    for item in items:
+        (kept if "databases" in getattr(item, "fixturenames", ()) else other).append(item)
     if other:
         config.hook.pytest_deselected(items=other)
-        items[:] = [item for item in items if "databases" in getattr(item, "fixturenames", ())]
+        items[:] = kept
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     where = (
         "every test"
-        if DATABASE_FREE_PASS is None or DATABASE_FREE_PASS == BACKEND
+        if RUNS_EVERY_TEST
         else f"tests that use a database (the others run in the {DATABASE_FREE_PASS} pass)"
     )
     return f"database: {BACKEND}; running {where}"
@@ -349,6 +352,24 @@ def run_tipline(
     )
 
 
+def wait_until_healthy(
+    url: str, running: Callable[[], bool], timeout: float, why: Callable[[], str]
+) -> None:
+    """Until ``url`` answers 200; fails with ``why()`` once ``running()`` is false or
+    ``timeout`` seconds have passed."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert running() and time.monotonic() < deadline, why()
+        time.sleep(0.1)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -363,8 +384,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def stack(
     env: dict[str, str], units: dict[str, str], runtime: Runtime, config: Config, tmp_path: Path
 ) -> Iterator[Stack]:
-    import httpx
-
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     full_env = {
@@ -393,16 +412,12 @@ def stack(
                 )
             )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError("stack did not start:\n" + (logs / "web.log").read_text())
-            time.sleep(0.1)
+        wait_until_healthy(
+            f"{base}/healthz",
+            lambda: all(p.poll() is None for p in procs),
+            30,
+            lambda: "stack did not start:\n" + (logs / "web.log").read_text(),
+        )
         yield Stack(base, full_env, logs)
     finally:
         for proc in procs:

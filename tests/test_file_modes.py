@@ -13,13 +13,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from keys import solve_work
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_healthy
 from tests.test_media import jpeg_with_gps
 
 LAX_UMASK = 0o022
@@ -130,15 +129,7 @@ def test_the_demo_and_its_processes_write_nothing_others_can_read(tmp_path: Path
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert demo.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until_healthy(f"{base}/healthz", lambda: demo.poll() is None, 120, log.read_text)
         _report_with_a_photo(base)
     finally:
         demo.send_signal(signal.SIGTERM)  # the demo stops its web and worker processes

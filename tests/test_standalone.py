@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import free_port as _free_port
+from tests.conftest import wait_until_healthy
 from tests.test_file_modes import clean_environment
 from tipline.cli import main
 from tipline.config import Config
@@ -183,15 +183,12 @@ def test_the_demo_stops_everything_when_what_started_it_dies(tmp_path: Path) -> 
     demo = int(starter.stdout.readline())
     started: set[int] = set()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert _alive(demo) and time.monotonic() < deadline, "the demo did not come up"
-            time.sleep(0.2)
+        wait_until_healthy(
+            f"http://127.0.0.1:{port}/healthz",
+            lambda: _alive(demo),
+            120,
+            lambda: "the demo did not come up",
+        )
         started = _processes_of(demo, data)
         assert len(started) >= 5, started  # demo, web, worker, Redis, key store
         starter.kill()  # what started the demo dies at once, without a word to it

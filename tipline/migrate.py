@@ -101,6 +101,11 @@ def grant_roles(connection: Connection, roles: DatabaseRoles) -> list[str]:
         connection.execute(text(statement))
         done.append(statement)
 
+    def grant_columns(reads: dict[str, tuple[str, ...]], role: str) -> None:
+        for table, columns in reads.items():
+            names = ", ".join(quote(column) for column in columns)
+            run(f"GRANT SELECT ({names}) ON {quote(table)} TO {role}")
+
     schema = quote(str(connection.execute(text("SELECT current_schema()")).scalar()))
     for role in (roles.runtime, roles.intake, roles.metrics):
         if role is None:
@@ -133,14 +138,10 @@ def grant_roles(connection: Connection, roles: DatabaseRoles) -> list[str]:
             ).scalar()
             if sequence:
                 run(f"GRANT USAGE ON SEQUENCE {sequence} TO {intake}")
-        for table, columns in INTAKE_READS.items():
-            names = ", ".join(quote(column) for column in columns)
-            run(f"GRANT SELECT ({names}) ON {quote(table)} TO {intake}")
+        grant_columns(INTAKE_READS, intake)
     if roles.metrics is not None:
         metrics = quote(roles.metrics)
-        for table, columns in METRICS_READS.items():
-            names = ", ".join(quote(column) for column in columns)
-            run(f"GRANT SELECT ({names}) ON {quote(table)} TO {metrics}")
+        grant_columns(METRICS_READS, metrics)
         for table in METRICS_TABLES:
             run(f"GRANT SELECT ON {quote(table)} TO {metrics}")
     return done

@@ -28,11 +28,7 @@ def db_upgrade(revision: str) -> None:
     )
     upgrade(config.database_url, revision, roles)
     click.echo(f"database at {revision}")
-    for name, role in (
-        ("runtime", roles.runtime),
-        ("intake", roles.intake),
-        ("metrics", roles.metrics),
-    ):
+    for name, role in vars(roles).items():
         if role:
             click.echo(f"granted the {name} role {role!r} its privileges")
 
