@@ -37,12 +37,21 @@ WIDEST = """() => Array.from(document.querySelectorAll('body *'))
   .map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)"""
 
 
-def too_wide(page: Page, limit: int) -> list[str]:
-    """What sticks out past ``limit`` px (the innermost elements), or nothing."""
-    width = page_width(page)
-    if width <= limit:
-        return []
-    return [f"{width} px wide: {page.evaluate(WIDEST)}"]
+def too_wide(page: Page, limit: int, settle: float = 5.0) -> list[str]:
+    """What sticks out past ``limit`` px (the innermost elements) once the page has loaded, or
+    nothing. Measured again for up to ``settle`` s: a URL is reached when the new page commits,
+    and one CI run measured a tip page 731 px wide at that moment (never reproduced, with the
+    stylesheets blocked or the network throttled); a page that stays too wide still fails, and
+    says which elements stick out."""
+    page.wait_for_load_state("load")
+    deadline = time.monotonic() + settle
+    while True:
+        width = page_width(page)
+        if width <= limit:
+            return []
+        if time.monotonic() > deadline:
+            return [f"{width} px wide: {page.evaluate(WIDEST)}"]
+        time.sleep(0.1)
 
 
 def serious_violations(page: Page) -> list[str]:
@@ -94,14 +103,14 @@ def test_a_tip_sent_while_the_inbox_is_open_appears_and_is_triaged_on_a_phone(
         f"on screen {seen_after:.2f} s after the send command started; dispatch {dispatch:.2f} s;"
     )
     print(f"dispatched → on screen {shown:.2f} s")
-    assert page_width(page) <= PHONE["width"]
+    assert not too_wide(page, PHONE["width"])
     shot(page, tmp_path, "console-01-live-inbox")
 
     # Triage on the tip screen: take it, classify it, answer the informant, note; never leave.
     row.locator("a.tip-link").click()
     tip_url = f"{base}/triage/tips/{public_id}"
     expect(page).to_have_url(tip_url)
-    assert page_width(page) <= PHONE["width"]
+    assert not too_wide(page, PHONE["width"])
     page.click("#take")
     expect(page.locator(".flash")).to_have_text("Bạn đã nhận xử lý tin báo này.")
     expect(page.locator("#tip-status")).to_have_text("Đang xử lý")
@@ -120,7 +129,7 @@ def test_a_tip_sent_while_the_inbox_is_open_appears_and_is_triaged_on_a_phone(
     expect(page.locator(".msg.note .text").last).to_have_text("Tổ 2 đang đến hẻm 12")
     expect(page).to_have_url(tip_url)
     expect(page.locator("#unread-count")).to_have_text("")  # read now
-    assert page_width(page) <= PHONE["width"]
+    assert not too_wide(page, PHONE["width"])
     shot(page, tmp_path, "console-02-tip-phone")
     # The informant writes again while the tip is on screen: it says so without a reload.
     send(stack, "Bổ sung: họ có khoảng 5 người", "5550001112223334445")
