@@ -118,18 +118,23 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def database_url(databases: Databases, migrated_template: str, data_dir: Path) -> Iterator[str]:
-    """This test's own migrated database (SQLite: tipline.db in the data dir)."""
-    url = databases.copy(migrated_template, sqlite_file=data_dir / "tipline.db")
+def database_url(
+    request: pytest.FixtureRequest, databases: Databases, migrated_template: str, data_dir: Path
+) -> Iterator[str]:
+    """This test's own migrated database (SQLite: tipline.db in the data dir). For a test that
+    uses `units`, a copy of the session's `units_snapshot`, its data dir's files included."""
+    template = migrated_template
+    if "units" in request.fixturenames:
+        snapshot: UnitsSnapshot = request.getfixturevalue("units_snapshot")
+        template = snapshot.restore(data_dir, request.node)
+    url = databases.copy(template, sqlite_file=data_dir / "tipline.db")
     yield url
     databases.drop(url)
 
 
-@pytest.fixture
-def env(
-    data_dir: Path, redis_server: str, keystore_server: str, database_url: str
+def process_env(
+    data_dir: Path, database_url: str, redis_server: str, keystore_server: str
 ) -> dict[str, str]:
-    """The environment of a Tipline process for this test (also given to subprocesses)."""
     return {
         "TIPLINE_DATA_DIR": str(data_dir),
         "TIPLINE_DATABASE_URL": database_url,
@@ -143,8 +148,20 @@ def env(
 
 
 @pytest.fixture
-def config(env: dict[str, str]) -> Config:
+def env(
+    data_dir: Path, redis_server: str, keystore_server: str, database_url: str
+) -> dict[str, str]:
+    """The environment of a Tipline process for this test (also given to subprocesses)."""
+    return process_env(data_dir, database_url, redis_server, keystore_server)
+
+
+def fast_config(env: dict[str, str]) -> Config:
     return Config.from_env(env).with_overrides(kdf_cost=FAST_TEST_COST, testing=True)
+
+
+@pytest.fixture
+def config(env: dict[str, str]) -> Config:
+    return fast_config(env)
 
 
 @pytest.fixture
@@ -262,12 +279,68 @@ OFFICER_PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def units(runtime: Runtime, config: Config) -> dict[str, str]:
+def units(request: pytest.FixtureRequest, runtime: Runtime, config: Config) -> dict[str, str]:
     """Cà Mau and two communes, an OA each; a commander, two officers and an auditor.
 
     Every account has OFFICER_PASSWORD; their TOTP secrets are in the returned dict, keyed
-    "totp:<username>".
+    "totp:<username>". Copied from the session's `units_snapshot` by `database_url`; built
+    afresh where a test brings a database of its own.
     """
+    snapshot: UnitsSnapshot | None = getattr(request.node, RESTORED, None)
+    if snapshot is not None:
+        return dict(snapshot.info)
+    return build_units(runtime, config)
+
+
+RESTORED = "tipline_units_restored"
+# What a data dir holds beside its database: the service secrets, the audit witness.
+DATABASE_FILES = {"tipline.db", "tipline.db-wal", "tipline.db-shm"}
+
+
+class UnitsSnapshot:
+    """`units` built once a session: a database to copy and the data dir's files (the service
+    secrets its keys are certified and its audit entries signed with). Argon2, key pairs and a
+    hundred ORM statements cost 0.1 s a test, and 780 tests use it."""
+
+    def __init__(self, database: str, files: Path, info: dict[str, str]) -> None:
+        self.database = database
+        self.files = files
+        self.info = info
+
+    def restore(self, data_dir: Path, node: pytest.Item) -> str:
+        """Copy the files into ``data_dir``; the database to copy for this test."""
+        import shutil
+
+        shutil.copytree(self.files, data_dir, dirs_exist_ok=True)
+        setattr(node, RESTORED, self)
+        return self.database
+
+
+@pytest.fixture(scope="session")
+def units_snapshot(
+    databases: Databases,
+    migrated_template: str,
+    redis_server: str,
+    keystore_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> UnitsSnapshot:
+    import shutil
+
+    root = tmp_path_factory.mktemp("units-snapshot")
+    data, files = root / "data", root / "files"
+    data.mkdir(mode=0o700)
+    url = databases.create(migrated_template, sqlite_file=data / "tipline.db")
+    runtime = Runtime(fast_config(process_env(data, url, redis_server, keystore_server)))
+    try:
+        info = build_units(runtime, runtime.config)
+    finally:
+        runtime.engine.dispose()  # no connection left: PostgreSQL copies only an idle template
+    assert not (data / "tipline.db-wal").exists(), "SQLite kept a write-ahead log: not copied"
+    shutil.copytree(data, files, ignore=lambda _dir, names: DATABASE_FILES & set(names))
+    return UnitsSnapshot(url, files, info)
+
+
+def build_units(runtime: Runtime, config: Config) -> dict[str, str]:
     from tipline.officers import add_officer, holder_keys
     from tipline.units import add_unit, set_oa
 
