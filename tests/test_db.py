@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from tipline.db import write_session, write_transaction
+from tipline.db import make_engine, prompt_write, write_session, write_transaction
 from tipline.runtime import Runtime
 
 THREADS = 4
@@ -52,6 +53,7 @@ def test_read_then_write_transactions_never_lose_an_update(
     with runtime.engine.begin() as conn:
         conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
         conn.execute(text("INSERT INTO counter (id, n) VALUES (1, 0)"))
+
     def bump() -> None:
         for _ in range(ROUNDS):
             with opener(runtime) as db:
@@ -73,6 +75,7 @@ def test_row_locked_transactions_run_together_and_never_lose_an_update(runtime: 
     with runtime.engine.begin() as conn:
         conn.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
         conn.execute(text("INSERT INTO counter (id, n) VALUES (1, 0)"))
+
     def bump() -> None:
         for _ in range(ROUNDS):
             with audit.audited_session(runtime.sessions) as db:
@@ -100,3 +103,31 @@ def test_a_row_locked_transaction_must_append_its_audit_events_last(runtime: Run
 
     with pytest.raises(audit.AuditError), write_session(runtime.sessions, row_locks=True) as db:
         audit.record(db, action=audit.actions.PRIORITY_CHANGE)
+
+
+def test_a_prompt_write_turns_the_busy_handler_off_once_and_other_transactions_get_it_back(
+    tmp_path: Path,
+) -> None:
+    """The webhook's prompt BEGIN polls for the lock itself (tipline.db.PROMPT): SQLite's busy
+    handler is off for it, set once a connection rather than twice a webhook, and back on (a
+    30 s wait) for any other transaction on that connection. SQLite's own engine, whatever the
+    run's backend (PostgreSQL has no busy handler)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine.dispose()
+    engine.pool = engine.pool.recreate()  # one connection, so every use below shares it
+    statements: list[str] = []
+
+    def busy_timeout(conn: Any) -> int:
+        return int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+
+    with engine.connect() as conn:
+        conn.connection.dbapi_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+    for _ in range(3):
+        with prompt_write(engine) as conn:
+            assert busy_timeout(conn) == 0
+    assert [s for s in statements if "busy_timeout=" in s] == ["PRAGMA busy_timeout=0"]
+    with engine.begin() as conn:
+        assert busy_timeout(conn) == 30000
+    with prompt_write(engine) as conn:
+        assert busy_timeout(conn) == 0
+    engine.dispose()

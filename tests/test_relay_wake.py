@@ -21,7 +21,7 @@ from tests.zalo_events import signed_headers
 from tipline.db import IMMEDIATE
 from tipline.jobs.worker import pending_work, relay_pass
 from tipline.models import OutboxEntry, Tip
-from tipline.outbox import RELAY_WAKE, wait_for_work
+from tipline.outbox import RELAY_WAKE, RELAY_WAKE_KEEP, wait_for_work, wake_relay
 from tipline.runtime import Runtime
 
 
@@ -73,7 +73,11 @@ def test_a_stored_webhook_event_rings_the_relay_which_expands_it(
 
 
 def test_an_officers_reply_rings_the_relay_once_committed(
-    client: FlaskClient, runtime: Runtime, redis: Redis, units: dict[str, str], tip_id: str  # noqa: F811
+    client: FlaskClient,
+    runtime: Runtime,
+    redis: Redis,
+    units: dict[str, str],
+    tip_id: str,  # noqa: F811
 ) -> None:
     """A reply needs no webhook to be sent: its commit rings the doorbell, so it leaves at
     once rather than at an idle relay's next look (every IDLE_CHECK). A rolled-back one
@@ -89,3 +93,26 @@ def test_an_officers_reply_rings_the_relay_once_committed(
     redis.delete(RELAY_WAKE)
     assert post_form(client, url, f"{url}/reply", {"text": ""}).status_code == 400
     assert wait_for_work(redis, 0.05) is False
+
+
+def test_the_doorbell_stays_short_with_no_relay_listening_in_one_round_trip_a_ring(
+    redis: Redis,
+) -> None:
+    """Webhooks ring with every worker down: the list keeps RELAY_WAKE_KEEP rings, not one a
+    tip; while it is short a ring is one command (a pipeline of two was a fifth of intake)."""
+
+    def calls(command: str) -> int:
+        stats: dict[str, Any] = redis.info("commandstats")
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    redis.delete(RELAY_WAKE)
+    pushes, trims = calls("lpush"), calls("ltrim")
+    for _ in range(RELAY_WAKE_KEEP):
+        wake_relay(redis)
+    assert (calls("lpush") - pushes, calls("ltrim") - trims) == (RELAY_WAKE_KEEP, 0)
+    for _ in range(RELAY_WAKE_KEEP * 2):
+        wake_relay(redis)
+    assert redis.llen(RELAY_WAKE) == RELAY_WAKE_KEEP
+    redis.delete(RELAY_WAKE)
+    wake_relay(redis)
+    assert wait_for_work(redis, 0.05) is True

@@ -81,10 +81,13 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Connection) -> None:
             immediate = connection.get_execution_options().get(IMMEDIATE, False)
+            pooled = connection.connection
             if immediate == PROMPT:
-                _begin_promptly(connection.connection.dbapi_connection)
-            else:
-                connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                _begin_promptly(pooled.dbapi_connection, pooled.info)
+                return
+            if pooled.info.pop(BUSY_HANDLER_OFF, False):
+                connection.exec_driver_sql("PRAGMA busy_timeout=30000")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     engine = create_engine(url, pool_pre_ping=True)
@@ -103,13 +106,19 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _begin_promptly(dbapi_connection: Any, timeout: float = 30.0) -> None:
+def _begin_promptly(dbapi_connection: Any, info: dict[str, Any], timeout: float = 30.0) -> None:
     """BEGIN IMMEDIATE, asked for again and again (PROMPT_FIRST_WAIT doubling up to
     PROMPT_LONGEST_WAIT) for up to ``timeout`` (SQLite's busy timeout), then "database is
-    locked" as SQLite would say it."""
+    locked" as SQLite would say it.
+
+    SQLite's own busy handler is off meanwhile, and stays off until the connection begins any
+    other way (``info``, the pooled connection's): the intake tier's connections begin only so,
+    and two PRAGMAs a webhook were a twentieth of its CPU (issue 15)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=0")
     try:
+        if not info.get(BUSY_HANDLER_OFF):
+            cursor.execute("PRAGMA busy_timeout=0")
+            info[BUSY_HANDLER_OFF] = True
         deadline = time.monotonic() + timeout
         wait = PROMPT_FIRST_WAIT
         while True:
@@ -122,8 +131,10 @@ def _begin_promptly(dbapi_connection: Any, timeout: float = 30.0) -> None:
             time.sleep(wait)
             wait = min(wait * 2, PROMPT_LONGEST_WAIT)
     finally:
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+BUSY_HANDLER_OFF = "tipline_busy_handler_off"
 
 
 @contextmanager

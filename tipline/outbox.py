@@ -109,10 +109,10 @@ def wake_relay(redis: Redis) -> None:
     """Ring the relay's doorbell after committing work for it; best effort, never an error:
     a relay that misses the ring finds the work at its next check (tipline.jobs.worker)."""
     try:
-        with redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(RELAY_WAKE, b"1")
-            pipe.ltrim(RELAY_WAKE, 0, RELAY_WAKE_KEEP - 1)
-            pipe.execute()
+        # One round trip while relays keep up; trimmed only when no relay has taken the rings
+        # (every worker down). Each round trip was a tenth of a webhook's CPU (issue 15).
+        if int(redis.lpush(RELAY_WAKE, b"1")) > RELAY_WAKE_KEEP:
+            redis.ltrim(RELAY_WAKE, 0, RELAY_WAKE_KEEP - 1)
     except RedisError as exc:
         log.debug("relay wake-up not sent (%s)", type(exc).__name__)
 
