@@ -888,8 +888,14 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
             if variable.endswith("_FILE"):
                 assert value.removeprefix("/run/secrets/") in given, f"{name}: {variable}"
     tipline = [name for name, s in services.items() if s.get("image") == "tipline:latest"]
-    assert sorted(tipline) == ["intake", "migrate", "web", "worker"]
-    tiers = {"intake": "intake", "web": "staff", "worker": "worker", "migrate": "admin"}
+    assert sorted(tipline) == ["intake", "metrics", "migrate", "web", "worker"]
+    tiers = {
+        "intake": "intake",
+        "web": "staff",
+        "worker": "worker",
+        "migrate": "admin",
+        "metrics": "metrics",
+    }
     for name in tipline:
         environment = services[name]["environment"]
         assert environment["TIPLINE_TIER"] == tiers[name], name
@@ -911,6 +917,14 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
     migrate = services["migrate"]["environment"]
     assert migrate["TIPLINE_DATABASE_URL_FILE"] == "/run/secrets/database_owner_url"
     assert migrate["TIPLINE_DB_RUNTIME_ROLE"] and migrate["TIPLINE_DB_INTAKE_ROLE"]
+    # `tipline metrics` as on systemd: its own read-only role (granted by migrate) and Redis
+    # user, the certification key's public half, nothing else; scraped on the host only.
+    assert migrate["TIPLINE_DB_METRICS_ROLE"] == "tipline_metrics"
+    metrics = services["metrics"]
+    assert metrics["command"][:2] == ["tipline", "metrics"]
+    assert set(metrics["secrets"]) == {"database_url_metrics", "redis_url_metrics", "key_verify_key"}
+    assert "keys" not in metrics["networks"] and "volumes" not in metrics
+    assert all(port.startswith("127.0.0.1:") for port in metrics["ports"])
     assert services["web"]["environment"]["TIPLINE_TIER"] == "staff"
     assert compose["networks"]["backend"]["internal"] is True
     for name in ("postgres", "redis"):
