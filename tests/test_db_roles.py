@@ -169,8 +169,8 @@ def test_the_metrics_role_reads_what_a_scrape_shows_and_nothing_of_a_tip(
     roles: RoleDatabase, runtime: Runtime, config: Config, units: dict[str, str]
 ) -> None:
     """`tipline metrics` connected as the runtime role, which reads and writes every table.
-    Its own role reads the columns a scrape counts (events' and tips' times, OAs and their
-    units) and writes nothing."""
+    Its own role reads the columns a scrape counts (events' and tips' times, each OA's token
+    state) and writes nothing."""
     runtime.transit.rotate()
     intake = create_app(config, staff_ui=False).test_client()
     install(runtime)
@@ -194,6 +194,11 @@ def test_the_metrics_role_reads_what_a_scrape_shows_and_nothing_of_a_tip(
             _refused(conn, f"SELECT {column} FROM tips")  # noqa: S608 - fixed names
         _refused(conn, "SELECT sealed_event FROM inbound_events")
         _refused(conn, "SELECT dedup_key FROM inbound_events")
+        # An OA's token state, not its row: the tokens sealed to the relay key, the last error's
+        # text and the units' table are the runtime role's (tipline.migrate.METRICS_TABLES).
+        for column in ("sealed_tokens", "last_error", "token_error", "oa_id"):
+            _refused(conn, f"SELECT {column} FROM official_accounts")  # noqa: S608 - fixed names
+        _refused(conn, "SELECT * FROM units")
         _refused(conn, "UPDATE official_accounts SET last_error = NULL")
         _refused(conn, "DELETE FROM inbound_events")
         _refused(

@@ -922,7 +922,8 @@ def test_compose_file_gives_secrets_as_files_and_keeps_tiers_apart(tmp_path: Pat
     assert migrate["TIPLINE_DB_METRICS_ROLE"] == "tipline_metrics"
     metrics = services["metrics"]
     assert metrics["command"][:2] == ["tipline", "metrics"]
-    assert set(metrics["secrets"]) == {"database_url_metrics", "redis_url_metrics", "key_verify_key"}
+    given = set(metrics["secrets"])
+    assert given == {"database_url_metrics", "redis_url_metrics", "key_verify_key"}
     assert "keys" not in metrics["networks"] and "volumes" not in metrics
     assert all(port.startswith("127.0.0.1:") for port in metrics["ports"])
     assert services["web"]["environment"]["TIPLINE_TIER"] == "staff"

@@ -32,7 +32,7 @@ from tipline.jobs.worker import live_workers
 from tipline.models import InboundEvent, QuarantinedEvent, Tip, utcnow
 from tipline.outbox import QUEUE_NAMES
 from tipline.runtime import Runtime
-from tipline.zalo.accounts import TokenState, oa_statuses
+from tipline.zalo.accounts import TokenState, token_states
 
 DEFAULT_PORT = 9108
 # Quarantined events count against health for this long after they arrive (tipline.health).
@@ -110,10 +110,10 @@ class TiplineCollector(Collector):
 
     def _database(self) -> Iterator[Metric]:
         runtime = self.runtime
-        with runtime.sessions() as db:
+        with runtime.engine.connect() as db:
             stored = db.scalar(select(func.max(InboundEvent.id))) or 0
             quarantined_total = db.scalar(select(func.count()).select_from(QuarantinedEvent))
-            statuses = oa_statuses(db)
+            states = token_states(db)
         intake = CounterMetricFamily(
             "tipline_intake_events",
             "Events stored by the webhook and the web form (rows of inbound_events ever made; "
@@ -146,10 +146,10 @@ class TiplineCollector(Collector):
             "1 for each OA's current token state (ok, missing, expiring, error), else 0.",
             labels=["oa", "state"],
         )
-        for status in statuses:
+        for oa_id, oa_state in states.items():
             for token_state in TokenState:
-                current = 1.0 if status.token_state == token_state else 0.0
-                tokens.add_metric([status.oa_id, str(token_state)], current)
+                current = 1.0 if oa_state == token_state else 0.0
+                tokens.add_metric([oa_id, str(token_state)], current)
         yield tokens
 
     def _redis(self) -> Iterator[Metric]:

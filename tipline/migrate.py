@@ -57,7 +57,8 @@ METRICS_READS = {
     "quarantined_events": ("id", "received_at"),
     "alembic_version": ("version_num",),
 }
-METRICS_TABLES = ("official_accounts", "units")
+# Whole relations it reads: each OA's token state, not the OA's row (migration 0031, a view).
+METRICS_TABLES = ("oa_token_facts",)
 # The table privileges a runtime role may receive; never TRUNCATE, REFERENCES or TRIGGER.
 RUNTIME_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import Boolean, Column, ForeignKey, LargeBinary, MetaData, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tipline.models.base import Base, UTCDateTime, utcnow
@@ -43,3 +43,17 @@ class OfficialAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     unit: Mapped[Unit] = relationship(back_populates="official_accounts")
+
+
+# What an OA's token state is computed from, never the tokens (migration 0031, a view): all
+# that `tipline metrics` and its PostgreSQL role read of the OAs (tipline.migrate). In a
+# MetaData of its own: a view, not a table the models create.
+OA_TOKEN_FACTS = Table(
+    "oa_token_facts",
+    MetaData(),
+    Column("oa_id", String(32)),
+    Column("has_tokens", Boolean),
+    Column("has_error", Boolean),
+    Column("access_expires_at", UTCDateTime),
+    Column("tokens_updated_at", UTCDateTime),
+)

@@ -27,13 +27,14 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from keys import constant_time_equal, keyed_digest, new_pkce_verifier, new_token, pkce_challenge
 from tipline import audit
 from tipline.db import write_session
 from tipline.models import Officer, OfficialAccount, Outcome, utcnow
+from tipline.models.official_account import OA_TOKEN_FACTS
 from tipline.runtime import Runtime
 from tipline.zalo.client import RefreshFailedError, TokenPair, ZaloClient, ZaloUnavailableError
 from tipline.zalo.tokens import REFRESH_MARGIN, REFRESH_TOKEN_LIFE, store_tokens
@@ -60,24 +61,62 @@ class TokenState(StrEnum):
     ERROR = "error"  # Zalo refused the refresh token: an OA admin must consent again
 
 
-def token_state(oa: OfficialAccount, now: datetime) -> TokenState:
-    if oa.sealed_tokens is None:
+@dataclass(frozen=True)
+class TokenFacts:
+    """What an OA's token state is computed from: whether it has tokens and an error, and their
+    times; never the tokens (the metrics role reads these alone, through OA_TOKEN_FACTS)."""
+
+    has_tokens: bool
+    has_error: bool
+    access_expires_at: datetime | None
+    tokens_updated_at: datetime | None
+
+    @classmethod
+    def of(cls, oa: OfficialAccount) -> TokenFacts:
+        return cls(
+            has_tokens=oa.sealed_tokens is not None,
+            has_error=oa.token_error is not None,
+            access_expires_at=oa.access_expires_at,
+            tokens_updated_at=oa.tokens_updated_at,
+        )
+
+
+def token_state(facts: TokenFacts, now: datetime) -> TokenState:
+    if not facts.has_tokens:
         return TokenState.MISSING
-    if oa.token_error is not None:
+    if facts.has_error:
         return TokenState.ERROR
-    if oa.access_expires_at is None or oa.access_expires_at <= now + REFRESH_MARGIN:
+    if facts.access_expires_at is None or facts.access_expires_at <= now + REFRESH_MARGIN:
         return TokenState.EXPIRING
-    ends = grant_ends_at(oa)
+    ends = grant_ends_at(facts)
     if ends is not None and ends <= now + GRANT_WARNING:
         return TokenState.EXPIRING
     return TokenState.OK
 
 
-def grant_ends_at(oa: OfficialAccount) -> datetime | None:
+def grant_ends_at(facts: TokenFacts) -> datetime | None:
     """When the stored refresh token dies unless it is used (None: no tokens)."""
-    if oa.sealed_tokens is None or oa.tokens_updated_at is None:
+    if not facts.has_tokens or facts.tokens_updated_at is None:
         return None
-    return oa.tokens_updated_at + REFRESH_TOKEN_LIFE
+    return facts.tokens_updated_at + REFRESH_TOKEN_LIFE
+
+
+def token_states(connection: Connection, now: datetime | None = None) -> dict[str, TokenState]:
+    """Each OA's token state by OA id, read from OA_TOKEN_FACTS alone (``tipline metrics``)."""
+    now = now or utcnow()
+    rows = connection.execute(select(OA_TOKEN_FACTS).order_by(OA_TOKEN_FACTS.c.oa_id))
+    return {
+        row.oa_id: token_state(
+            TokenFacts(
+                has_tokens=bool(row.has_tokens),
+                has_error=bool(row.has_error),
+                access_expires_at=row.access_expires_at,
+                tokens_updated_at=row.tokens_updated_at,
+            ),
+            now,
+        )
+        for row in rows
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,9 +158,9 @@ def oa_statuses(session: Session, now: datetime | None = None) -> list[OaStatus]
             unit_code=oa.unit.code,
             unit_name=oa.unit.name,
             unit_public_id=oa.unit.public_id,
-            token_state=token_state(oa, now),
+            token_state=token_state(TokenFacts.of(oa), now),
             expires_at=oa.access_expires_at if oa.sealed_tokens is not None else None,
-            grant_ends_at=grant_ends_at(oa),
+            grant_ends_at=grant_ends_at(TokenFacts.of(oa)),
             last_webhook_at=oa.last_webhook_at,
             last_error=oa.last_error,
             last_error_at=oa.last_error_at,
