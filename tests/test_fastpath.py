@@ -13,6 +13,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
+from tests.conftest import COMMUNE_OA
 from tests.zalo_events import event, signed_headers
 from tipline.jobs.fastpath import claim
 from tipline.jobs.outbound import IN_PROGRESS, SEND_LEASE, send_message
@@ -207,11 +208,12 @@ def test_one_expander_at_a_time_so_no_event_is_opened_twice(
     """Expansion reads and opens events before its write transaction (tipline.intake.
     expansion): a second worker meanwhile leaves them to the first instead of opening them
     too, and an informant's messages keep their order."""
-    from tipline.intake.expansion import EXPANDER_LOCK, expand_pending
+    from tipline.intake.expansion import expand_pending, expander_lease
+    from tipline.intake.recording import lane_of
 
     post(client, event())
-    other = redis.lock(EXPANDER_LOCK, timeout=30)
-    assert other.acquire(blocking=False)  # another worker is expanding
+    other = redis.lock(expander_lease(lane_of(COMMUNE_OA)), timeout=30)
+    assert other.acquire(blocking=False)  # another worker is expanding this OA's lane
     try:
         assert expand_pending(runtime) == 0
         assert pending_work(runtime)[0] is True

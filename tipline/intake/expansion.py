@@ -309,11 +309,16 @@ def _tip_to_join(conn: Connection, config: Config, p: _Prepared) -> Any:
 # Who wrote an outbound message that no officer wrote (``by`` in its sealed body).
 OA_CONSOLE = "oa_console"
 
-EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1
-EXPANDER_LOCK = "tipline:expander"  # Redis: one expander at a time (expand_pending)
+EXPAND_LOCK = 0x7469706C696E6501  # pg advisory lock key: "tipline" + 1, plus the lane
+EXPANDER_LOCK = "tipline:expander"  # Redis: one expander a lane at a time (expand_pending)
 EXPANDER_LEASE_SECONDS = 10
 # An event expansion raised on this many times is set aside (InboundEvent.expand_failed_at).
 EXPAND_ATTEMPTS = 3
+
+
+def expander_lease(lane: int) -> str:
+    """The Redis lease of one expansion lane."""
+    return f"{EXPANDER_LOCK}:{lane}"
 
 
 def expand_pending(runtime: Runtime, limit: int = 200) -> int:
@@ -330,26 +335,33 @@ def expand_pending(runtime: Runtime, limit: int = 200) -> int:
     EXPAND_ATTEMPTS the event is set aside for an admin (``expand_failed_at``). Database
     errors are not the event's fault: they roll the batch back, to be tried whole again.
     """
-    # One expander at a time, fleet-wide, from the read on: an informant's messages are
-    # expanded in the order they came (the second joins the tip the first opened), and two
-    # workers would otherwise both open and prepare the same events, one of them for nothing.
-    # Expansion is the pipeline's one serial stage; dispatch and sends run on every worker.
-    # A short lease, renewed between the phases, taken over at once from a worker of this
-    # machine that died holding it (tipline.leases): a longer one held expansion up for its
-    # whole life after a SIGKILL (tests/faults).
-    lease = take_lease(runtime.redis, EXPANDER_LOCK, EXPANDER_LEASE_SECONDS)
-    if lease is None:
-        return 0
-    try:
-        return _expand_batch(runtime, limit, lease)
-    finally:
-        release(lease)
+    # One expander a lane at a time, from the read on: an informant's messages are expanded
+    # in the order they came (the second joins the tip the first opened), and two workers
+    # would otherwise both open and prepare the same events, one of them for nothing. Each
+    # OA's events are one lane (tipline.intake.recording.lane_of); lanes expand side by side,
+    # oldest pending event first. A short lease, renewed between the phases, taken over at once
+    # from a worker of this machine that died holding it (tipline.leases): a longer one held
+    # expansion up for its whole life after a SIGKILL (tests/faults).
+    with runtime.engine.connect() as conn:
+        lanes = list(conn.scalars(_PENDING_LANES))
+    done = 0
+    for lane in lanes:
+        lease = take_lease(runtime.redis, expander_lease(lane), EXPANDER_LEASE_SECONDS)
+        if lease is None:
+            continue  # another worker is expanding this lane
+        try:
+            done += _expand_batch(runtime, limit - done, lease, lane)
+        finally:
+            release(lease)
+        if done >= limit:
+            break
+    return done
 
 
-def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
+def _expand_batch(runtime: Runtime, limit: int, lease: Lock, lane: int) -> int:
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
     with runtime.engine.connect() as conn:
-        rows = conn.execute(_PENDING_EVENTS, {"limit": limit}).all()
+        rows = conn.execute(_PENDING_EVENTS, {"limit": limit, "lane": lane}).all()
     if not rows:
         return 0
     private_for = runtime.transit.batch_opener()
@@ -357,9 +369,9 @@ def _expand_batch(runtime: Runtime, limit: int, lease: Lock) -> int:
     opened = {row.id: _open(private_for, sealing, alias_key, row) for row in rows}
     lease.reacquire()
     try:
-        return _write_batch(runtime, sealing, opened, isolate=False)
+        return _write_batch(runtime, sealing, opened, lane, isolate=False)
     except _IsolateEvents:
-        return _write_batch(runtime, sealing, opened, isolate=True)
+        return _write_batch(runtime, sealing, opened, lane, isolate=True)
 
 
 class _IsolateEvents(Exception):
@@ -368,7 +380,7 @@ class _IsolateEvents(Exception):
 
 
 def _write_batch(
-    runtime: Runtime, sealing: Sealing, opened: dict[int, _Opened], *, isolate: bool
+    runtime: Runtime, sealing: Sealing, opened: dict[int, _Opened], lane: int, *, isolate: bool
 ) -> int:
     """Phase 2 of :func:`expand_pending`. Events almost never raise here, so the batch is
     first written without a savepoint an event (two statements each, a tenth of expansion);
@@ -379,11 +391,14 @@ def _write_batch(
             EVENTS.c.id.in_(list(opened)), EVENTS.c.processed_at.is_(None)
         )
         if conn.dialect.name == "postgresql":
-            # One expander at a time. Every new tip moves the audit head, so concurrent batches
-            # serialise on it anyway; run together they deadlock on it and on informants'
-            # reply addresses, and each deadlock threw away a batch of up to 200 expansions
-            # (tests/faults). SQLite's BEGIN IMMEDIATE already makes this so.
-            if not conn.execute(select(func.pg_try_advisory_xact_lock(EXPAND_LOCK))).scalar():
+            # One expander a lane at a time. Two batches of one lane would deadlock on its
+            # informants' reply addresses and tips, and each deadlock threw away a batch of up
+            # to 200 expansions (tests/faults). Lanes touch disjoint OAs, informants, tips and
+            # reply addresses; the audit head, which every batch moves, is locked last
+            # (tipline.audit.chain.deferred), so batches of two lanes wait on it only for the
+            # other's commit. SQLite's BEGIN IMMEDIATE runs one batch at a time anyway.
+            locked = conn.execute(select(func.pg_try_advisory_xact_lock(EXPAND_LOCK + lane)))
+            if not locked.scalar():
                 return 0
             query = query.with_for_update(skip_locked=True)
         still_pending = set(conn.scalars(query.order_by(EVENTS.c.id)))
@@ -416,15 +431,20 @@ def _write_batch(
     return len(still_pending)
 
 
+_WAITING = (
+    EVENTS.c.processed_at.is_(None),
+    EVENTS.c.transit_lost_at.is_(None),
+    EVENTS.c.expand_failed_at.is_(None),
+)
 _PENDING_EVENTS = (
     select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
-    .where(
-        EVENTS.c.processed_at.is_(None),
-        EVENTS.c.transit_lost_at.is_(None),
-        EVENTS.c.expand_failed_at.is_(None),
-    )
+    .where(*_WAITING, EVENTS.c.lane == bindparam("lane"))
     .order_by(EVENTS.c.id)
     .limit(bindparam("limit"))
+)
+# The lanes with events waiting, the one whose oldest event came first first.
+_PENDING_LANES = (
+    select(EVENTS.c.lane).where(*_WAITING).group_by(EVENTS.c.lane).order_by(func.min(EVENTS.c.id))
 )
 
 

@@ -9,6 +9,7 @@ answered as a duplicate. The worker expands it later (:mod:`tipline.intake.expan
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from typing import Any, cast
@@ -82,7 +83,19 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
     transit = runtime.transit.public()  # cached for a few seconds (tipline.transit)
     fallback = _intake_fallback(runtime, oa_id)
     with prompt_write(runtime.engine) as conn:
-        return insert_event(conn, key, raw, transit, fallback)
+        return insert_event(conn, key, raw, transit, fallback, lane=lane_of(oa_id))
+
+
+# Expansion lanes (tipline.intake.expansion): each OA's events expand in order, lanes side by
+# side. An informant is an alias of one OA (Zalo's user ids are the OA's), so an informant's
+# messages are always in one lane. The lane is the OA's public number hashed: a tip row names
+# its OA anyway, and nothing of the informant goes into it.
+EXPAND_LANES = 16
+
+
+def lane_of(oa_id: str) -> int:
+    digest = hashlib.sha256(oa_id.encode()).digest()
+    return int.from_bytes(digest[:2], "big") % EXPAND_LANES
 
 
 def _intake_fallback(runtime: Runtime, oa_id: str) -> UnitKey | None:
@@ -158,8 +171,11 @@ def insert_event(
     body: bytes,
     transit: PublicKey,
     fallback: UnitKey | None,
+    *,
+    lane: int = 0,
 ) -> bool:
-    """Store one event, sealed, unless its dedup key is already stored; whether it was new."""
+    """Store one event, sealed, unless its dedup key is already stored; whether it was new.
+    ``lane``: its OA's (:func:`lane_of`); a web report, which continues no earlier tip, any."""
     sealed = INBOUND_EVENT.seal(transit, body, dedup_key=dedup_key)
     sealed_fallback = (
         INBOUND_EVENT_FALLBACK.seal(
@@ -177,6 +193,7 @@ def insert_event(
             "sealed_event": sealed,
             "sealed_fallback": sealed_fallback,
             "fallback_key_id": fallback.id if fallback is not None else None,
+            "lane": lane,
         },
         # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg: -1 otherwise).
         execution_options={"preserve_rowcount": True},

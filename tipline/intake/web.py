@@ -44,6 +44,7 @@ from tipline.intake.recording import (
     WEB_EVENT,
     fallback_key_for_unit,
     insert_event,
+    lane_of,
     new_receipt_code,
 )
 from tipline.models import (
@@ -152,7 +153,8 @@ def submit_report(
             ).scalar_one_or_none()
             fallback = fallback_key_for_unit(conn, unit_id) if unit_id is not None else None
         with runtime.engine.begin() as conn:
-            insert_event(conn, key, encoded, transit, fallback)
+            # A report opens a tip of its own, after no other: any lane does.
+            insert_event(conn, key, encoded, transit, fallback, lane=lane_of(key))
     except BaseException:
         _discard(config, stored)
         raise

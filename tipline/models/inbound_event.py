@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tipline.models.base import Base, UTCDateTime, utcnow
@@ -48,3 +48,6 @@ class InboundEvent(Base):
     expand_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     expand_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expand_error: Mapped[str | None] = mapped_column(String(64))
+    # Its OA's expansion lane (tipline.intake.recording.lane_of, 0032_expansion_lanes): a
+    # number below EXPAND_LANES from the OA's public id, nothing of the informant's.
+    lane: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")

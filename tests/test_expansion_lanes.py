@@ -1,0 +1,81 @@
+"""Expansion in lanes (issue 15: "per-row expansion across workers"): an informant's messages
+are expanded in the order they came, so expansion was one stage fleet-wide, one batch at a
+time, whatever the number of workers. An informant is an alias of one OA (Zalo's user ids are
+the OA's), so each OA's events are one lane and different OAs' events expand side by side."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from tests.conftest import COMMUNE_OA, PROVINCE_OA
+from tests.zalo_events import event, signed_headers
+from tipline.intake import expansion
+from tipline.models import InboundEvent
+from tipline.runtime import Runtime
+
+pytestmark = pytest.mark.usefixtures("units")
+
+
+def post(client: FlaskClient, oa: str, msg_id: str, user: str, text: str) -> None:
+    raw = event(text=text, msg_id=msg_id, user=user, oa=oa)
+    assert client.post("/zalo/webhook", data=raw, headers=signed_headers(raw)).status_code == 200
+
+
+def pending(runtime: Runtime) -> int:
+    with runtime.sessions() as session:
+        rows = session.scalars(select(InboundEvent).where(InboundEvent.processed_at.is_(None)))
+        return len(rows.all())
+
+
+def test_two_oas_events_expand_side_by_side_while_one_lane_is_busy(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(client, COMMUNE_OA, "lane-commune", "5550001", "Có đánh bạc ở chợ")
+    post(client, PROVINCE_OA, "lane-province", "5550002", "Có người buôn ma túy ở bến xe")
+    assert pending(runtime) == 2
+
+    # The first expander stops after reading its batch, as a slow worker would.
+    started, go_on = threading.Event(), threading.Event()
+    first_thread: list[threading.Thread] = []
+    real_open = expansion._open
+
+    def slow_open(*args: Any) -> Any:
+        if threading.current_thread() in first_thread:
+            started.set()
+            assert go_on.wait(30)
+        return real_open(*args)
+
+    monkeypatch.setattr(expansion, "_open", slow_open)
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(expansion.expand_pending(runtime)))
+    first_thread.append(first)
+    first.start()
+    try:
+        assert started.wait(30)
+        # Meanwhile another worker expands the other OA's event.
+        assert expansion.expand_pending(runtime) == 1
+        assert pending(runtime) == 1
+    finally:
+        go_on.set()
+        first.join(30)
+    assert results == [1]
+    assert pending(runtime) == 0
+
+
+def test_an_informants_messages_stay_in_one_lane_in_the_order_they_came(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    post(client, COMMUNE_OA, "order-1", "5550003", "Có đánh bạc ở chợ Cái Nước")
+    post(client, COMMUNE_OA, "order-2", "5550003", "Họ có khoảng 5 người")
+    with runtime.sessions() as session:
+        lanes = set(session.scalars(select(InboundEvent.lane)))
+    assert len(lanes) == 1
+    assert expansion.expand_pending(runtime) == 2
+    with runtime.sessions() as session:
+        tips = {e.tip_public_id for e in session.scalars(select(InboundEvent))}
+    assert len(tips) == 1  # the second message joined the tip the first opened
