@@ -1,20 +1,25 @@
 """Expansion in lanes (issue 15: "per-row expansion across workers"): an informant's messages
 are expanded in the order they came, so expansion was one stage fleet-wide, one batch at a
 time, whatever the number of workers. An informant is an alias of one OA (Zalo's user ids are
-the OA's), so each OA's events are one lane and different OAs' events expand side by side."""
+the OA's), so each OA's events are one lane and different OAs' events expand side by side, on
+up to one worker in two (tipline.jobs.worker.expander_slots): the others dispatch and send
+meanwhile, as with two workers, where one expands and the other dispatches."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from redis import Redis
 from sqlalchemy import select
 
 from tests.conftest import COMMUNE_OA, PROVINCE_OA
 from tests.zalo_events import event, signed_headers
 from tipline.intake import expansion
+from tipline.jobs.worker import HEARTBEATS, expander_slots
 from tipline.models import InboundEvent
 from tipline.runtime import Runtime
 
@@ -32,14 +37,10 @@ def pending(runtime: Runtime) -> int:
         return len(rows.all())
 
 
-def test_two_oas_events_expand_side_by_side_while_one_lane_is_busy(
-    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    post(client, COMMUNE_OA, "lane-commune", "5550001", "Có đánh bạc ở chợ")
-    post(client, PROVINCE_OA, "lane-province", "5550002", "Có người buôn ma túy ở bến xe")
-    assert pending(runtime) == 2
-
-    # The first expander stops after reading its batch, as a slow worker would.
+def one_expander_held(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, expanders: int
+) -> tuple[threading.Thread, threading.Event, list[int]]:
+    """A first expander that stops after reading its batch, as a slow worker would."""
     started, go_on = threading.Event(), threading.Event()
     first_thread: list[threading.Thread] = []
     real_open = expansion._open
@@ -52,19 +53,56 @@ def test_two_oas_events_expand_side_by_side_while_one_lane_is_busy(
 
     monkeypatch.setattr(expansion, "_open", slow_open)
     results: list[int] = []
-    first = threading.Thread(target=lambda: results.append(expansion.expand_pending(runtime)))
+    first = threading.Thread(
+        target=lambda: results.append(expansion.expand_pending(runtime, expanders=expanders))
+    )
     first_thread.append(first)
     first.start()
+    assert started.wait(30)
+    return first, go_on, results
+
+
+def test_two_oas_events_expand_side_by_side_while_one_lane_is_busy(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(client, COMMUNE_OA, "lane-commune", "5550001", "Có đánh bạc ở chợ")
+    post(client, PROVINCE_OA, "lane-province", "5550002", "Có người buôn ma túy ở bến xe")
+    assert pending(runtime) == 2
+    first, go_on, results = one_expander_held(runtime, monkeypatch, expanders=2)
     try:
-        assert started.wait(30)
         # Meanwhile another worker expands the other OA's event.
-        assert expansion.expand_pending(runtime) == 1
+        assert expansion.expand_pending(runtime, expanders=2) == 1
         assert pending(runtime) == 1
     finally:
         go_on.set()
         first.join(30)
     assert results == [1]
     assert pending(runtime) == 0
+
+
+def test_with_one_expander_slot_the_other_worker_leaves_expansion_to_the_first(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(client, COMMUNE_OA, "slot-commune", "5550004", "Có đánh bạc ở chợ")
+    post(client, PROVINCE_OA, "slot-province", "5550005", "Có người buôn ma túy ở bến xe")
+    first, go_on, results = one_expander_held(runtime, monkeypatch, expanders=1)
+    try:
+        assert expansion.expand_pending(runtime, expanders=1) == 0  # it dispatches instead
+        assert pending(runtime) == 2
+    finally:
+        go_on.set()
+        first.join(30)
+    assert results == [2]  # the first took both lanes, one after the other
+
+
+def test_one_expander_slot_for_every_two_live_workers(redis: Redis) -> None:
+    redis.delete(HEARTBEATS)
+    assert expander_slots(redis) == 1  # none beating yet: the one asking
+    for count in (1, 2, 3, 4, 5, 8):
+        redis.delete(HEARTBEATS)
+        redis.zadd(HEARTBEATS, {f"worker-{n}": time.time() for n in range(count)})
+        assert expander_slots(redis) == max(1, count // 2), count
+    redis.delete(HEARTBEATS)
 
 
 def test_an_informants_messages_stay_in_one_lane_in_the_order_they_came(
