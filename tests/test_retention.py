@@ -230,6 +230,7 @@ def test_processed_events_keep_only_their_dedup_key_then_go(
     stripped = rows[keys["old"]]
     assert stripped.received_at is None and stripped.tip_public_id is None
     assert stripped.sealed_event is None
+    assert before[keys["old"]].lane != 0 and stripped.lane == 0  # nor which OA's lane it was in
     # Only the day it was processed stays (for the week's count), not the time of day.
     assert stripped.processed_at is not None
     assert stripped.processed_at.time() == time(0, 0)

@@ -188,7 +188,8 @@ def purge_inbound_events(session: Session, now: datetime) -> tuple[int, int]:
 
     Past :data:`REDELIVERY_HORIZON` a processed event keeps its dedup key and, instead of its
     processing time, midnight (UTC) of that day: ``processed_at`` must stay set, since an
-    event without one is waiting for expansion. Its receive time and its tip are erased.
+    event without one is waiting for expansion. Its receive time, its tip and its OA's lane
+    are erased.
     Past :data:`FORGET_EVENTS_AFTER` the row is deleted. An event not processed yet is never
     touched: it is the only copy of what Zalo or the web form was told was received.
     """
@@ -207,7 +208,7 @@ def purge_inbound_events(session: Session, now: datetime) -> tuple[int, int]:
             session.execute(
                 update(InboundEvent)
                 .where(InboundEvent.id.in_(chunk))
-                .values(received_at=None, tip_public_id=None, processed_at=day)
+                .values(received_at=None, tip_public_id=None, processed_at=day, lane=0)
             )
     deleted = session.execute(
         delete(InboundEvent).where(InboundEvent.processed_at < now - FORGET_EVENTS_AFTER)
