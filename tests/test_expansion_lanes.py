@@ -117,3 +117,22 @@ def test_an_informants_messages_stay_in_one_lane_in_the_order_they_came(
     with runtime.sessions() as session:
         tips = {e.tip_public_id for e in session.scalars(select(InboundEvent))}
     assert len(tips) == 1  # the second message joined the tip the first opened
+
+
+def test_an_expander_writes_its_share_of_the_lanes_in_one_transaction(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch a lane cost a write transaction each (the audit head, BEGIN and COMMIT): with
+    two workers, one expander takes every waiting lane into one batch, as before lanes."""
+    post(client, COMMUNE_OA, "share-commune", "5550006", "Có đánh bạc ở chợ")
+    post(client, PROVINCE_OA, "share-province", "5550007", "Có người buôn ma túy ở bến xe")
+    writes: list[int] = []
+    real_write = expansion._write_batch
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        writes.append(1)
+        return int(real_write(*args, **kwargs))
+
+    monkeypatch.setattr(expansion, "_write_batch", counted)
+    assert expansion.expand_pending(runtime, expanders=1) == 2
+    assert len(writes) == 1

@@ -342,27 +342,30 @@ def expand_pending(runtime: Runtime, limit: int = 200, expanders: int = 1) -> in
     # oldest pending event first, on at most ``expanders`` workers at once (one of two live
     # workers: tipline.jobs.worker.expander_slots), so that the others dispatch and send
     # meanwhile; with every worker expanding, dispatch waited (PostgreSQL, 2 workers: p95
-    # 2.7-2.9 s became 3.2-3.5 s). Short leases, renewed between the phases, taken over at
-    # once from a worker of this machine that died holding them (tipline.leases): a longer one
-    # held expansion up for its whole life after a SIGKILL (tests/faults).
+    # 2.7-2.9 s became 3.2-3.5 s). An expander takes its share of the waiting lanes and
+    # expands them in one batch (a batch a lane cost a write transaction each). Short leases,
+    # renewed between the phases, taken over at once from a worker of this machine that died
+    # holding them (tipline.leases): a longer one held expansion up for its whole life after a
+    # SIGKILL (tests/faults).
     slot = _expander_slot(runtime, expanders)
     if slot is None:
         return 0  # as many workers as may expand are expanding
     try:
         with runtime.engine.connect() as conn:
             lanes = list(conn.scalars(_PENDING_LANES))
-        done = 0
+        share = -(-len(lanes) // max(1, expanders))
+        held: dict[int, Lock] = {}
         for lane in lanes:
-            lease = take_lease(runtime.redis, expander_lease(lane), EXPANDER_LEASE_SECONDS)
-            if lease is None:
-                continue  # another worker is expanding this lane
-            try:
-                done += _expand_batch(runtime, limit - done, [slot, lease], lane)
-            finally:
-                release(lease)
-            if done >= limit:
+            if len(held) >= share:
                 break
-        return done
+            lease = take_lease(runtime.redis, expander_lease(lane), EXPANDER_LEASE_SECONDS)
+            if lease is not None:  # else another worker is expanding this lane
+                held[lane] = lease
+        try:
+            return _expand_batch(runtime, limit, [slot, *held.values()], sorted(held))
+        finally:
+            for lease in held.values():
+                release(lease)
     finally:
         release(slot)
 
@@ -376,10 +379,12 @@ def _expander_slot(runtime: Runtime, expanders: int) -> Lock | None:
     return None
 
 
-def _expand_batch(runtime: Runtime, limit: int, leases: list[Lock], lane: int) -> int:
+def _expand_batch(runtime: Runtime, limit: int, leases: list[Lock], lanes: list[int]) -> int:
+    if not lanes:
+        return 0
     sealing = Sealing.of(runtime.config, runtime.transit, runtime.keystore)
     with runtime.engine.connect() as conn:
-        rows = conn.execute(_PENDING_EVENTS, {"limit": limit, "lane": lane}).all()
+        rows = conn.execute(_PENDING_EVENTS, {"limit": limit, "lanes": lanes}).all()
     if not rows:
         return 0
     private_for = runtime.transit.batch_opener()
@@ -388,9 +393,9 @@ def _expand_batch(runtime: Runtime, limit: int, leases: list[Lock], lane: int) -
     for lease in leases:
         lease.reacquire()
     try:
-        return _write_batch(runtime, sealing, opened, lane, isolate=False)
+        return _write_batch(runtime, sealing, opened, lanes, isolate=False)
     except _IsolateEvents:
-        return _write_batch(runtime, sealing, opened, lane, isolate=True)
+        return _write_batch(runtime, sealing, opened, lanes, isolate=True)
 
 
 class _IsolateEvents(Exception):
@@ -399,7 +404,12 @@ class _IsolateEvents(Exception):
 
 
 def _write_batch(
-    runtime: Runtime, sealing: Sealing, opened: dict[int, _Opened], lane: int, *, isolate: bool
+    runtime: Runtime,
+    sealing: Sealing,
+    opened: dict[int, _Opened],
+    lanes: list[int],
+    *,
+    isolate: bool,
 ) -> int:
     """Phase 2 of :func:`expand_pending`. Events almost never raise here, so the batch is
     first written without a savepoint an event (two statements each, a tenth of expansion);
@@ -416,9 +426,10 @@ def _write_batch(
             # reply addresses; the audit head, which every batch moves, is locked last
             # (tipline.audit.chain.deferred), so batches of two lanes wait on it only for the
             # other's commit. SQLite's BEGIN IMMEDIATE runs one batch at a time anyway.
-            locked = conn.execute(select(func.pg_try_advisory_xact_lock(EXPAND_LOCK + lane)))
-            if not locked.scalar():
-                return 0
+            for lane in lanes:
+                locked = conn.execute(select(func.pg_try_advisory_xact_lock(EXPAND_LOCK + lane)))
+                if not locked.scalar():
+                    return 0
             query = query.with_for_update(skip_locked=True)
         still_pending = set(conn.scalars(query.order_by(EVENTS.c.id)))
         heard: dict[str, datetime] = {}  # OA id → its latest event in this batch
@@ -457,7 +468,7 @@ _WAITING = (
 )
 _PENDING_EVENTS = (
     select(EVENTS.c.id, EVENTS.c.dedup_key, EVENTS.c.sealed_event, EVENTS.c.received_at)
-    .where(*_WAITING, EVENTS.c.lane == bindparam("lane"))
+    .where(*_WAITING, EVENTS.c.lane.in_(bindparam("lanes", expanding=True)))
     .order_by(EVENTS.c.id)
     .limit(bindparam("limit"))
 )
