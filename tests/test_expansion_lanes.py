@@ -2,24 +2,23 @@
 are expanded in the order they came, so expansion was one stage fleet-wide, one batch at a
 time, whatever the number of workers. An informant is an alias of one OA (Zalo's user ids are
 the OA's), so each OA's events are one lane and different OAs' events expand side by side, on
-up to one worker in two (tipline.jobs.worker.expander_slots): the others dispatch and send
-meanwhile, as with two workers, where one expands and the other dispatches."""
+up to TIPLINE_EXPANDERS workers (1 by default: one expands while the others dispatch and send,
+which measured best on one machine)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from redis import Redis
 from sqlalchemy import select
 
 from tests.conftest import COMMUNE_OA, PROVINCE_OA
 from tests.zalo_events import event, signed_headers
+from tipline.config import Config
 from tipline.intake import expansion
-from tipline.jobs.worker import HEARTBEATS, expander_slots
+from tipline.jobs import worker
 from tipline.models import InboundEvent
 from tipline.runtime import Runtime
 
@@ -95,14 +94,31 @@ def test_with_one_expander_slot_the_other_worker_leaves_expansion_to_the_first(
     assert results == [2]  # the first took both lanes, one after the other
 
 
-def test_one_expander_slot_for_every_two_live_workers(redis: Redis) -> None:
-    redis.delete(HEARTBEATS)
-    assert expander_slots(redis) == 1  # none beating yet: the one asking
-    for count in (1, 2, 3, 4, 5, 8):
-        redis.delete(HEARTBEATS)
-        redis.zadd(HEARTBEATS, {f"worker-{n}": time.time() for n in range(count)})
-        assert expander_slots(redis) == max(1, count // 2), count
-    redis.delete(HEARTBEATS)
+def test_how_many_may_expand_at_once_is_a_setting_from_1_to_the_lanes(
+    env: dict[str, str],
+) -> None:
+    assert Config.from_env(env).expanders == 1  # one expands, the others dispatch and send
+    assert Config.from_env({**env, "TIPLINE_EXPANDERS": "3"}).expanders == 3
+    for bad in ("0", "17", "two", "-1", "1.5"):
+        with pytest.raises(ValueError, match="TIPLINE_EXPANDERS"):
+            Config.from_env({**env, "TIPLINE_EXPANDERS": bad})
+
+
+def test_the_relay_expands_with_as_many_as_the_setting_allows(
+    client: FlaskClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(client, COMMUNE_OA, "relay-commune", "5550008", "Có đánh bạc ở chợ")
+    asked: list[int] = []
+    real = worker.expand_pending
+
+    def spy(rt: Runtime, limit: int = 200, expanders: int = 1) -> int:
+        asked.append(expanders)
+        return int(real(rt, limit, expanders))
+
+    monkeypatch.setattr(worker, "expand_pending", spy)
+    monkeypatch.setattr(runtime, "config", runtime.config.with_overrides(expanders=2))
+    assert worker.relay_pass(runtime) is True
+    assert asked == [2] and pending(runtime) == 0
 
 
 def test_an_informants_messages_stay_in_one_lane_in_the_order_they_came(

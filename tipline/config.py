@@ -268,6 +268,10 @@ class Config:
     max_webhook_bytes: int = 64 * 1024
     followup_window: timedelta = timedelta(hours=24)
     sweep_after: timedelta = timedelta(seconds=30)
+    # How many workers may expand stored events at once, each its share of the OAs' lanes
+    # (tipline.intake.expansion). One: one worker expands while the others dispatch and send,
+    # which measured best on one machine; more for workers on several machines.
+    expanders: int = 1
     # The health check (tipline.health) calls the pipeline stuck when its oldest waiting
     # event or undispatched tip is older than this.
     stuck_after: timedelta = timedelta(seconds=300)
@@ -367,6 +371,7 @@ class Config:
                 minutes=float(env.get("TIPLINE_FOLLOWUP_WINDOW_MINUTES", 24 * 60))
             ),
             sweep_after=timedelta(seconds=float(env.get("TIPLINE_SWEEP_AFTER_SECONDS", 30))),
+            expanders=_expanders(env.get("TIPLINE_EXPANDERS")),
             stuck_after=timedelta(seconds=float(env.get("TIPLINE_STUCK_AFTER_SECONDS", 300))),
             session_idle_minutes=int(env.get("TIPLINE_SESSION_IDLE_MINUTES", 30)),
             behind_tls=env.get("TIPLINE_BEHIND_TLS", "") == "1",
@@ -429,6 +434,19 @@ def with_file_settings(
             raise ValueError(f"{name}_FILE: {path} is empty")
         out[name] = value
     return out
+
+
+# Expansion lanes (tipline.intake.recording.lane_of): each OA's events are one lane.
+EXPAND_LANES = 16
+
+
+def _expanders(value: str | None) -> int:
+    """1 (unset) to EXPAND_LANES: more expanders than lanes would find nothing to do."""
+    if value is None or not value.strip():
+        return 1
+    if not value.strip().isdigit() or not 1 <= int(value) <= EXPAND_LANES:
+        raise ValueError(f"TIPLINE_EXPANDERS must be a whole number from 1 to {EXPAND_LANES}")
+    return int(value)
 
 
 def _retention_days(value: str | None) -> tuple[tuple[str, int], ...]:

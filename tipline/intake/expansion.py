@@ -339,10 +339,11 @@ def expand_pending(runtime: Runtime, limit: int = 200, expanders: int = 1) -> in
     # in the order they came (the second joins the tip the first opened), and two workers
     # would otherwise both open and prepare the same events, one of them for nothing. Each
     # OA's events are one lane (tipline.intake.recording.lane_of); lanes expand side by side,
-    # oldest pending event first, on at most ``expanders`` workers at once (one of two live
-    # workers: tipline.jobs.worker.expander_slots), so that the others dispatch and send
-    # meanwhile; with every worker expanding, dispatch waited (PostgreSQL, 2 workers: p95
-    # 2.7-2.9 s became 3.2-3.5 s). An expander takes its share of the waiting lanes and
+    # oldest pending event first, on at most ``expanders`` workers at once
+    # (TIPLINE_EXPANDERS, 1 by default), so that the others dispatch and send meanwhile: on one
+    # 2-core machine, with every worker expanding, dispatch waited (PostgreSQL, 2 workers: p95
+    # 2.7-2.9 s became 3.2-3.5 s), and two expanders of four workers cost 2-3 ms a tip more
+    # (docs/benchmarks.md, session 8). An expander takes its share of the waiting lanes and
     # expands them in one batch (a batch a lane cost a write transaction each). Short leases,
     # renewed between the phases, taken over at once from a worker of this machine that died
     # holding them (tipline.leases): a longer one held expansion up for its whole life after a

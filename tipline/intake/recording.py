@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keys import PublicKey, keyed_digest, keyed_digest_of_bytes, new_token
-from tipline.config import Config
+from tipline.config import EXPAND_LANES, Config
 from tipline.db import prompt_write
 from tipline.models import (
     InboundEvent,
@@ -88,9 +88,8 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
 
 # Expansion lanes (tipline.intake.expansion): each OA's events expand in order, lanes side by
 # side. An informant is an alias of one OA (Zalo's user ids are the OA's), so an informant's
-# messages are always in one lane. The lane is the OA's public number hashed: a tip row names
-# its OA anyway, and nothing of the informant goes into it.
-EXPAND_LANES = 16
+# messages are always in one lane. The lane is the OA's public number hashed (into
+# EXPAND_LANES): a tip row names its OA anyway, and nothing of the informant goes into it.
 
 
 def lane_of(oa_id: str) -> int:

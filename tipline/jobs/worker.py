@@ -284,7 +284,7 @@ def relay_pass(runtime: Runtime) -> bool:
     cheap check says there is work; whether there was."""
     events, jobs = pending_work(runtime)
     if events:
-        expanders = expander_slots(runtime.redis)
+        expanders = runtime.config.expanders
         while expand_pending(runtime, EXPAND_BATCH, expanders) == EXPAND_BATCH:
             pass
         jobs = True  # expansion queued dispatches
@@ -398,12 +398,6 @@ def live_workers(redis: Any, now: float | None = None) -> int:
     """How many workers beat within HEARTBEAT_STALE seconds."""
     moment = time.time() if now is None else now
     return int(redis.zcount(HEARTBEATS, moment - HEARTBEAT_STALE, "+inf"))
-
-
-def expander_slots(redis: Any) -> int:
-    """How many workers may expand at once (tipline.intake.expansion, in lanes): one of every
-    two live workers, at least one, so the others dispatch and send meanwhile."""
-    return max(1, live_workers(redis) // 2)
 
 
 def _quiet_reconnects() -> None:
