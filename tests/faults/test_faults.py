@@ -46,8 +46,30 @@ KILL_WINDOW = 0.5
 
 
 def excused(times: list[float], kills: list[float]) -> bool:
-    """Two copies, the first accepted around the moment a worker was killed."""
-    return len(times) == 2 and any(abs(k - min(times)) <= KILL_WINDOW for k in kills)
+    """Every copy but the last accepted around the moment a worker was killed, each around a
+    kill of its own: a message goes out again only when the worker sending it died with it in
+    flight. One message can be that unlucky twice: in flight at the kill at 36 s, sent again
+    when the sweeper found it 5-6 s later, just as the kill at 42 s came (seen once in CI)."""
+    used: list[float] = []
+    for copy in sorted(times)[:-1]:
+        near = [
+            k
+            for k in kills
+            if abs(k - copy) <= KILL_WINDOW and all(abs(k - u) > KILL_WINDOW for u in used)
+        ]
+        if not near:
+            return False
+        used.append(near[0])
+    return True
+
+
+def test_a_copy_is_excused_only_by_a_kill_around_the_copy_before_it() -> None:
+    kills = [10.0, 10.003, 16.0]
+    assert excused([10.1, 15.0], kills)  # in flight at the kill at 10 s
+    assert excused([10.1, 16.1, 19.0], kills)  # ... and again at the kill at 16 s
+    assert not excused([12.0, 15.0], kills)  # no kill around the first copy
+    assert not excused([10.1, 10.2, 15.0], kills)  # two copies around one kill
+    assert not excused([10.1, 13.0, 19.0], kills)  # nothing explains the second copy
 
 
 @dataclass
