@@ -86,15 +86,12 @@ def record_event(runtime: Runtime, oa_id: str, msg_id: str, raw: bytes) -> bool:
         return insert_event(conn, key, raw, transit, fallback, lane=lane_of(oa_id))
 
 
-# Expansion lanes (tipline.intake.expansion): each OA's events expand in order, lanes side by
-# side. An informant is an alias of one OA (Zalo's user ids are the OA's), so an informant's
-# messages are always in one lane. The lane is the OA's public number hashed (into
-# EXPAND_LANES): a tip row names its OA anyway, and nothing of the informant goes into it.
-
-
 def lane_of(oa_id: str) -> int:
-    """A spread, not a secret: CRC-32's high bits (its low bits repeat for OA numbers that
-    differ in their last digits)."""
+    """The OA's expansion lane (tipline.intake.expansion: each OA's events expand in order,
+    lanes side by side). An informant is an alias of one OA (Zalo's user ids are the OA's), so
+    an informant's messages are always in one lane. A spread, not a secret: CRC-32's high bits
+    of the OA's public number (its low bits repeat for numbers that differ in their last
+    digits); a tip row names its OA anyway, and nothing of the informant goes into it."""
     return (zlib.crc32(oa_id.encode()) >> 16) % EXPAND_LANES
 
 

@@ -158,14 +158,15 @@ def oa_statuses(session: Session, now: datetime | None = None) -> list[OaStatus]
             unit_code=oa.unit.code,
             unit_name=oa.unit.name,
             unit_public_id=oa.unit.public_id,
-            token_state=token_state(TokenFacts.of(oa), now),
-            expires_at=oa.access_expires_at if oa.sealed_tokens is not None else None,
-            grant_ends_at=grant_ends_at(TokenFacts.of(oa)),
+            token_state=token_state(facts, now),
+            expires_at=oa.access_expires_at if facts.has_tokens else None,
+            grant_ends_at=grant_ends_at(facts),
             last_webhook_at=oa.last_webhook_at,
             last_error=oa.last_error,
             last_error_at=oa.last_error_at,
         )
         for oa in accounts
+        for facts in (TokenFacts.of(oa),)
     ]
     return sorted(found, key=lambda status: (status.unit_code, status.oa_id))
 
