@@ -55,9 +55,13 @@ log = logging.getLogger(__name__)
 # The relay loop (relay_loop): after a pass that found work, the next pass comes this soon (a
 # pause that lets a batch gather); idle, it waits for the doorbell (tipline.outbox.wake_relay)
 # and checks anyway every IDLE_CHECK, with two indexed reads and no lock, for work whose
-# writer rang no bell (an officer's reply, a retry, a lost ring).
+# writer rang no bell (a ring lost while Redis was away: every writer rings). Each wake of an
+# idle thread costs 3-10 ms of CPU on a small VM (cold caches): at 2 s the relay alone was
+# 0.9 % of a core (issue 15). IDLE_CHECK stays below redis-py's 5 s read timeout, which would
+# end every idle wait in an error and a reconnection; the transit epochs' check (ROTATE_EVERY)
+# and the others below run in the same wakes.
 RELAY_INTERVAL = 0.05
-IDLE_CHECK = 2.0
+IDLE_CHECK = 4.0
 EXPAND_BATCH = 200
 RETENTION_EVERY = 600.0  # seconds between retention passes (warn, then shred)
 RETENTION_LOCK = "tipline:retention"
@@ -66,10 +70,6 @@ ROTATE_EVERY = 5.0  # seconds between checks of the transit epochs (tipline.tran
 TOKEN_REFRESH_EVERY = 600.0  # seconds between scheduled token refreshes, across all workers
 OA_REFRESH_LOCK = "tipline:oa-refresh-round"
 TOKEN_REFRESH_CHECK = 60.0  # seconds between a worker's looks at whether a pass is due
-# How long RQ's command listener (rq's send_command: shutdown, kill-horse, stop-job) waits
-# for a message before it looks whether the worker is stopping. Each look costs a little CPU:
-# at 0.2 s the listener was half of an idle worker's (issue 15); a stop waits at most this.
-COMMANDS_POLL = 1.0
 
 
 def refusal(job: Job, allowed: frozenset[str] = ALLOWED_JOBS) -> str | None:
@@ -137,13 +137,10 @@ class TiplineWorker(SimpleWorker):
     Tipline does not enqueue is refused before anything of it is imported or called, logged,
     and left in the failed registry for an operator to look at.
 
-    Its command listener stops within COMMANDS_POLL of a shutdown.
-
-    RQ listens for commands in a thread that waits up to 60 s for each message, and on every
-    shutdown (SIGTERM, or a burst run's end) unsubscribes, then joins that thread with no
-    timeout. When the thread reads the UNSUBSCRIBE reply before the worker sets its stop flag,
-    it goes on to wait for a subscription that never comes: the worker took a whole minute to
-    exit. A short wait leaves no such minute whichever thread wins.
+    It listens on no command channel. RQ's (shutdown, kill-horse, stop-job sent by pub/sub) is
+    nothing Tipline sends: systemd and compose stop a worker with SIGTERM. Its listener thread
+    woke an idle worker every second (issue 15) and, reading its UNSUBSCRIBE reply before the
+    stop flag was set, could hold a shutdown for a minute.
     """
 
     def __init__(self, queues: list[str], **kwargs: object) -> None:
@@ -151,17 +148,11 @@ class TiplineWorker(SimpleWorker):
         super().__init__(queues, **kwargs)  # type: ignore[arg-type]
         self.allowed_jobs = ALLOWED_JOBS
 
-
     def subscribe(self) -> None:
-        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
-        self.pubsub = self.connection.pubsub()
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        # RQ's __init__ assigns None, which is all mypy sees of the attribute's type.
-        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
-            sleep_time=COMMANDS_POLL,
-            daemon=True,
-            exception_handler=self._pubsub_exception_handler,
-        )
+        """No command channel (see the class)."""
+
+    def unsubscribe(self) -> None:
+        """Nothing was subscribed."""
 
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
         # RQ builds its RQScheduler by that module-level name: ours, for this call only.
