@@ -23,7 +23,7 @@ from tests.triage_helpers import login, post_form
 from tests.zalo_events import event as zalo_event
 from tests.zalo_events import signed_headers
 from tipline.db import IMMEDIATE
-from tipline.jobs.worker import pending_work, relay_loop, relay_pass
+from tipline.jobs.worker import IDLE_CHECK, pending_work, relay_loop, relay_pass
 from tipline.models import OutboxEntry, Tip
 from tipline.outbox import RELAY_WAKE, RELAY_WAKE_KEEP, wait_for_work, wake_relay
 from tipline.runtime import Runtime
@@ -151,3 +151,16 @@ def test_an_idle_relay_looks_for_unrung_work_at_most_twice_in_five_seconds(
     assert not relay.is_alive()
     assert [r.getMessage() for r in caplog.records] == []
     assert 1 <= len(looks) <= 2, f"{len(looks)} looks in 5.5 s"
+
+
+def test_the_doorbells_wait_ends_before_the_clients_read_timeout(runtime: Runtime) -> None:
+    """An operator's Redis URL may set a shorter ``socket_timeout`` than redis-py's 5 s: the
+    idle wait (IDLE_CHECK, 4 s) must then end before it, with a quiet "no ring", not in a
+    TimeoutError, a reconnection and the relay loop's one-second pause every time."""
+    url = runtime.config.redis_url
+    impatient = Redis.from_url(url + ("&" if "?" in url else "?") + "socket_timeout=1")
+    try:
+        impatient.delete(RELAY_WAKE)
+        assert wait_for_work(impatient, IDLE_CHECK) is False
+    finally:
+        impatient.close()

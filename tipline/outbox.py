@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import cast
 
 from redis import Redis
+from redis._defaults import DEFAULT_SOCKET_TIMEOUT
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
@@ -118,5 +119,14 @@ def wake_relay(redis: Redis) -> None:
 
 
 def wait_for_work(redis: Redis, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for the doorbell; whether it rang."""
+    """Wait up to ``timeout`` seconds for the doorbell; whether it rang.
+
+    The wait ends before the client's read timeout (its URL's ``socket_timeout``, else
+    redis-py's 5 s): a BLPOP that outlasts it ends in a TimeoutError and a reconnection, not a
+    quiet "no ring"."""
+    read_timeout = redis.connection_pool.connection_kwargs.get(
+        "socket_timeout", DEFAULT_SOCKET_TIMEOUT
+    )
+    if read_timeout is not None:
+        timeout = min(timeout, 0.8 * float(read_timeout))
     return redis.blpop([RELAY_WAKE], timeout=timeout) is not None

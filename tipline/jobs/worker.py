@@ -57,9 +57,9 @@ log = logging.getLogger(__name__)
 # and checks anyway every IDLE_CHECK, with two indexed reads and no lock, for work whose
 # writer rang no bell (a ring lost while Redis was away: every writer rings). Each wake of an
 # idle thread costs 3-10 ms of CPU on a small VM (cold caches): at 2 s the relay alone was
-# 0.9 % of a core (issue 15). IDLE_CHECK stays below redis-py's 5 s read timeout, which would
-# end every idle wait in an error and a reconnection; the transit epochs' check (ROTATE_EVERY)
-# and the others below run in the same wakes.
+# 0.9 % of a core (issue 15). Not 5 s: the wait ends before the client's read timeout
+# (tipline.outbox.wait_for_work; redis-py's is 5 s), so 4 s is the longest wait that is one
+# BLPOP. The transit epochs' check (ROTATE_EVERY) and the others below run in the same wakes.
 RELAY_INTERVAL = 0.05
 IDLE_CHECK = 4.0
 EXPAND_BATCH = 200
