@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from keys import chain_hash, generate_signing_key
+from keys import VerifyKey, chain_hash, generate_signing_key
 from tests.audit_helpers import add_events, audit_cli
 from tests.databases import raw
 from tipline.audit.chain import canonical
+from tipline.audit.checkpoint import Checkpoint
 from tipline.audit.witness import Witness, make_checkpoint
 from tipline.jobs.worker import checkpoint_once
 from tipline.models.audit_head import GENESIS_HASH
@@ -69,6 +70,41 @@ def test_checkpoints_are_made_every_n_events_or_m_minutes(runtime: Runtime) -> N
     # The relay loop calls it: a worker in burst mode has no loop, so the call is direct here.
 
 
+def test_a_workers_look_verifies_each_witness_record_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker looks every 15 s whether a checkpoint is due. Each look read the whole
+    witness and verified every record's signature: with a checkpoint every 10 minutes, a year's
+    52,000 records made each look seconds of CPU (issue 15: an idle worker's CPU grew with the
+    witness). A look now reads what was appended since the last one; making a checkpoint (rare)
+    still reads and verifies the whole file."""
+    rt = replace(runtime, config=runtime.config.with_overrides(checkpoint_events=1))
+    for _ in range(3):
+        add_events(rt, 1)
+        assert checkpoint_once(rt) is not None
+    checked: list[int] = []
+    original = Checkpoint.check
+
+    def counting(self: Checkpoint, trusted_key: VerifyKey | None = None) -> None:
+        checked.append(self.seq)
+        original(self, trusted_key)
+
+    monkeypatch.setattr(Checkpoint, "check", counting)
+    assert checkpoint_once(rt) is None  # nothing new since the last checkpoint
+    assert checked == [3]  # what the last checkpoint appended, not [1, 2, 3] as before
+    checked.clear()
+    assert checkpoint_once(rt) is None
+    assert checked == []
+    # Another worker (another runtime, another process) makes the next one.
+    other = replace(runtime, config=rt.config)
+    add_events(other, 1)
+    made = checkpoint_once(other)
+    assert made is not None
+    checked.clear()
+    assert checkpoint_once(rt) is None  # this worker sees it: not due again
+    assert checked == [made.seq]
+
+
 def test_the_witness_appends_even_over_a_moved_offset(tmp_path: Path) -> None:
     """O_APPEND: a record lands at the end whatever else holds the file open."""
     key = generate_signing_key()
@@ -80,6 +116,39 @@ def test_the_witness_appends_even_over_a_moved_offset(tmp_path: Path) -> None:
         other.seek(0)
         witness.append(_sign(key, 2, "b" * 64))
     assert [c.seq for c in witness.records(key.verify_key)] == [1, 2]
+
+
+def test_reading_what_was_appended_agrees_with_reading_the_whole_file(tmp_path: Path) -> None:
+    """A line being written is read but not remembered; a witness replaced by a shorter file,
+    or a record not signed by this installation, is what reading the whole file would say."""
+    from tipline.audit.witness import WitnessError, _sign
+
+    key = generate_signing_key()
+    path = tmp_path / "w.jsonl"
+    witness = Witness(path)
+    assert witness.records_appended(key.verify_key) == []
+    witness.append(_sign(key, 1, "a" * 64))
+    witness.append(_sign(key, 2, "b" * 64))
+    assert [c.seq for c in witness.records_appended(key.verify_key)] == [1, 2]
+    half = _sign(key, 3, "c" * 64).to_json(indent=None)
+    with open(path, "a") as handle:
+        handle.write(half)  # no newline yet
+    assert [c.seq for c in witness.records_appended(key.verify_key)] == [1, 2, 3]
+    with open(path, "a") as handle:
+        handle.write("\n")
+    witness.append(_sign(key, 4, "d" * 64))
+    assert [c.seq for c in witness.records_appended(key.verify_key)] == [1, 2, 3, 4]
+    assert witness.records_appended(key.verify_key) == witness.records(key.verify_key)
+    shorter = tmp_path / "shorter.jsonl"
+    shorter.write_text(_sign(key, 9, "e" * 64).to_json(indent=None) + "\n")
+    shorter.replace(path)
+    assert [c.seq for c in witness.records_appended(key.verify_key)] == [9]
+    stranger = generate_signing_key()
+    with open(path, "a") as handle:
+        handle.write(_sign(stranger, 10, "f" * 64).to_json(indent=None) + "\n")
+    for _ in range(2):  # refused, and again: the bad line is not skipped the second time
+        with pytest.raises(WitnessError, match="witness line 2"):
+            witness.records_appended(key.verify_key)
 
 
 def test_checkpoints_also_go_to_syslog(runtime: Runtime) -> None:

@@ -68,12 +68,25 @@ class WitnessError(ValueError):
     contradicts itself."""
 
 
+@dataclass
+class _Seen:
+    """What :meth:`Witness.records_appended` verified of the file so far."""
+
+    file: tuple[int, int] | None = None  # (device, inode)
+    trusted: bytes = b""
+    offset: int = 0  # the end of the last whole line verified
+    lines: int = 0  # how many lines that was (for the line numbers of errors)
+    records: list[Checkpoint] = field(default_factory=list)
+    reading: Reading | None = None  # read(records), kept while nothing is appended
+
+
 @dataclass(frozen=True)
 class Witness:
     """Where checkpoints go: an append-only file, a syslog target, or both."""
 
     path: Path | None = None
     syslog: str | None = None
+    _seen: _Seen = field(default_factory=_Seen, init=False, compare=False, repr=False)
 
     @property
     def configured(self) -> bool:
@@ -116,17 +129,69 @@ class Witness:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise WitnessError(f"cannot read the witness {self.path}: {exc}") from exc
-        found = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                made = Checkpoint.from_json(line)
-                made.check(trusted_key)
-            except CheckpointError as exc:
-                raise WitnessError(f"witness line {number}: {exc}") from exc
-            found.append(made)
-        return found
+        return _checked(lines, trusted_key, first_line=1)
+
+    def records_appended(self, trusted_key: VerifyKey) -> list[Checkpoint]:
+        """As :meth:`records`, but reading and verifying only what was appended since this
+        object's last call: the workers' look every 15 s at whether a checkpoint is due.
+
+        Reading the whole file each time cost a signature check per record, and the file
+        grows by a record a checkpoint (issue 15). The file is append-only; one replaced or
+        shortened is read again from the start. An earlier record edited in place, size and
+        inode kept, is not seen here: ``tipline audit verify`` and every checkpoint made
+        (:func:`make_checkpoint`) read the whole file."""
+        if self.path is None:
+            return []
+        seen = self._seen
+        try:
+            with self.path.open("rb") as handle:
+                status = os.fstat(handle.fileno())
+                file = (status.st_dev, status.st_ino)
+                if (file, trusted_key.raw) != (seen.file, seen.trusted) or (
+                    status.st_size < seen.offset
+                ):
+                    seen.file, seen.trusted, seen.reading = file, trusted_key.raw, None
+                    seen.offset, seen.lines, seen.records = 0, 0, []
+                handle.seek(seen.offset)
+                appended = handle.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise WitnessError(f"cannot read the witness {self.path}: {exc}") from exc
+        consumed = appended.rfind(b"\n") + 1  # whole lines; 0 when none ended
+        try:
+            lines = appended[:consumed].decode("utf-8").splitlines()
+            tail = appended[consumed:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WitnessError(f"cannot read the witness {self.path}: {exc}") from exc
+        seen.records.extend(_checked(lines, trusted_key, first_line=seen.lines + 1))
+        seen.offset += consumed
+        seen.lines += len(lines)
+        # A last line without its newline (a write under way) is checked, not remembered.
+        return seen.records + _checked([tail], trusted_key, first_line=seen.lines + 1)
+
+    def reading_appended(self, trusted_key: VerifyKey) -> Reading:
+        """:func:`read` of :meth:`records_appended`, folded again only when a record came."""
+        records = self.records_appended(trusted_key)
+        seen = self._seen
+        if seen.reading is None or seen.reading.records != len(records):
+            seen.reading = read(records)
+        return seen.reading
+
+
+def _checked(lines: list[str], trusted_key: VerifyKey, *, first_line: int) -> list[Checkpoint]:
+    """The records of ``lines`` (numbered from ``first_line``), each signed by ``trusted_key``."""
+    found = []
+    for number, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            continue
+        try:
+            made = Checkpoint.from_json(line)
+            made.check(trusted_key)
+        except CheckpointError as exc:
+            raise WitnessError(f"witness line {number}: {exc}") from exc
+        found.append(made)
+    return found
 
 
 def _send_syslog(target: str, message: str) -> None:
@@ -347,7 +412,7 @@ def checkpoint_if_due(
     if not witness.configured:
         return None
     try:
-        reading = read(witness.records(key.verify_key))
+        reading = witness.reading_appended(key.verify_key)
     except WitnessError as exc:  # an alert, not a crash of the relay loop
         log.error("audit witness unusable, no checkpoint made: %s", exc)
         return None
