@@ -8,6 +8,8 @@ and run time in OUTDIR (NAME.out, NAME.rc, NAME.seconds), then calls this to wri
 table. The targets live here, in TARGETS, one list per benchmark: the scripts print figures,
 this file judges them. A benchmark that crashed or printed no JSON still gets its row, marked
 failed; one that exists but is missing from TARGETS gets its figures listed without targets.
+Sections written by hand in the file it replaces (``## …`` headings above the generated part)
+are kept: :func:`runs_by_hand`.
 """
 
 from __future__ import annotations
@@ -259,7 +261,21 @@ def _target(fig: Figure) -> str:
     return f"{'≥' if fig.op == '>=' else '≤'} {number(fig.target)} {fig.unit}".strip()
 
 
-def render(outdir: Path, note: str | None) -> str:
+def runs_by_hand(existing: str) -> list[str]:
+    """The sections written by hand in an earlier docs/benchmarks.md (``## …`` headings between
+    the header and the generated tables: sessions' profiles, before/after pairs, what was left
+    and why), which :func:`render` keeps."""
+    lines = existing.splitlines()
+    generated = COUNTED[0][:20]
+    end = next((i for i, line in enumerate(lines) if line.startswith(generated)), len(lines))
+    start = next((i for i, line in enumerate(lines[:end]) if line.startswith("## ")), end)
+    kept = lines[start:end]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return kept
+
+
+def render(outdir: Path, note: str | None, kept: list[str] | None = None) -> str:
     info = machine()
     names = [p.stem for p in benchmark_scripts()]
     names += sorted({p.stem for p in outdir.glob("*.out")} - set(names))
@@ -279,6 +295,8 @@ def render(outdir: Path, note: str | None) -> str:
     if load:
         lines += [f"Load average when the run started: {' '.join(load)}; when it ended: "
                   f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (on {info['cores']} cores)."]
+    if kept:
+        lines += ["", *kept]
     lines += ["", *COUNTED]
     if note:
         lines += ["", note]
@@ -311,7 +329,8 @@ def main() -> int:
     if args.outdir is None:
         parser.error("OUTDIR is required")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(args.outdir, args.note))
+    kept = runs_by_hand(args.out.read_text()) if args.out.exists() else []
+    args.out.write_text(render(args.outdir, args.note, kept))
     print(f"wrote {args.out}")
     return 0
 
