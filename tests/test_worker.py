@@ -151,7 +151,11 @@ def test_the_worker_listens_on_no_command_channel(
     while job.get_status() != JobStatus.FINISHED:  # the worker is up and has taken a job
         assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
         time.sleep(0.05)
-    assert runtime.redis.pubsub_channels("rq:pubsub:*") == []
+    (ours,) = [w for w in Worker.all(connection=runtime.redis) if w.pid == proc.pid]
+    assert ours.pubsub_channel_name.encode() not in runtime.redis.pubsub_channels("rq:pubsub:*")
+    assert runtime.redis.pubsub_numsub(ours.pubsub_channel_name) == [
+        (ours.pubsub_channel_name.encode(), 0)
+    ]
     os.killpg(proc.pid, signal.SIGTERM)
     assert exit_code(proc, tmp_path / "worker.log") == 0
 
