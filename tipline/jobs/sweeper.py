@@ -10,20 +10,13 @@ import logging
 from datetime import timedelta
 
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tipline.jobs.relay import RELAY_LOCK, RELAY_LOCK_TTL, enqueue_now
-from tipline.models import (
-    Attachment,
-    AttachmentState,
-    Delivery,
-    Direction,
-    Message,
-    OutboxEntry,
-    Tip,
-    utcnow,
-)
+from tipline.models import Attachment, Direction, Message, OutboxEntry, Tip, utcnow
+from tipline.models.attachment import PENDING_PREDICATE
+from tipline.models.message import QUEUED_PREDICATE
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +46,7 @@ def sweep(
             select(Message.public_id)
             .where(
                 Message.direction == Direction.OUTBOUND,
-                Message.delivery == Delivery.QUEUED,
+                text(QUEUED_PREDICATE),  # as written in its partial index, so it is used
                 Message.created_at < cutoff,
                 Message.public_id.not_in(pending_outbox),
             )
@@ -62,7 +55,7 @@ def sweep(
         attachments = session.scalars(
             select(Attachment.public_id)
             .where(
-                Attachment.state == AttachmentState.PENDING,
+                text(PENDING_PREDICATE),  # as written in its partial index, so it is used
                 Attachment.created_at < cutoff,
                 Attachment.public_id.not_in(pending_outbox),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
@@ -15,8 +15,21 @@ if TYPE_CHECKING:
     from tipline.models.message import Message
 
 
+# Attachments the media worker has not fetched yet, which every worker's sweep reads: a partial
+# index of those (issue 15), with the same literal predicate in the sweep.
+PENDING_PREDICATE = "state = 'pending'"
+
+
 class Attachment(Base):
     __tablename__ = "attachments"
+    __table_args__ = (
+        Index(
+            "ix_attachments_pending",
+            "created_at",
+            sqlite_where=text(PENDING_PREDICATE),
+            postgresql_where=text(PENDING_PREDICATE),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
