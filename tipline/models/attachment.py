@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # Attachments the media worker has not fetched yet, which every worker's sweep reads: a partial
 # index of those (issue 15), with the same literal predicate in the sweep.
-PENDING_PREDICATE = "state = 'pending'"
+PENDING_PREDICATE = f"state = '{AttachmentState.PENDING.value}'"
 
 
 class Attachment(Base):

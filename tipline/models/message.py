@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tipline.models.base import Base, UTCDateTime, new_public_id, utcnow
+from tipline.models.enums import Delivery
 from tipline.models.sealed_fields import message_binding
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 # The replies still waiting for Zalo, which every worker's sweep reads every 15 s: a partial
 # index of those few rows, not a scan of every message ever stored (issue 15). The sweep
 # writes the same literal predicate, or neither database could use the index.
-QUEUED_PREDICATE = "delivery = 'queued'"
+QUEUED_PREDICATE = f"delivery = '{Delivery.QUEUED.value}'"
 
 
 class Message(Base):
